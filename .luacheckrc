@@ -1,0 +1,3 @@
+-- luacheck configuration for pogo (make lint)
+std = "lua54"
+files["spec"] = { std = "+busted" }

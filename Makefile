@@ -1,0 +1,60 @@
+# pogo: make test | make demo | make asan | make valgrind | make lint | make bench | make fuzz | make docs
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+DEB_PACKAGES := lua5.4 liblua5.4-dev libuv1-dev lua-luv lua-luv-dev lua-busted \
+	libmsgpack-dev libxxhash-dev libssl-dev lua-check lua-ldoc cmake pkg-config gcc make
+BUILD ?= build
+LUA ?= lua5.4
+BUSTED ?= busted
+export LUA_PATH := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;/usr/local/share/lua/5.4/?.lua;/usr/local/share/lua/5.4/?/init.lua;/usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua
+export LUA_CPATH = $(CURDIR)/$(BUILD)/?.so;/usr/local/lib/lua/5.4/?.so;/usr/lib/x86_64-linux-gnu/lua/5.4/?.so;/usr/lib/lua/5.4/?.so
+
+.PHONY: deps build test asan valgrind lint bench demo fuzz docs clean rock
+
+# Install missing Debian packages (needs root, as on CI and fresh machines).
+deps:
+	@missing=""; for p in $(DEB_PACKAGES) $(EXTRA_PACKAGES); do \
+	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing:$$missing"; \
+	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install:$$missing" >&2; exit 1; fi; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  apt-get update -qq && apt-get install -y -qq $$missing >/dev/null || exit 1; \
+	fi
+
+build: deps
+	@cmake -S . -B $(BUILD) -DCMAKE_BUILD_TYPE=RelWithDebInfo $(CMAKE_ARGS) >/dev/null
+	@cmake --build $(BUILD) -j2
+
+test: build
+	@BUILD=$(BUILD) LUA=$(LUA) BUSTED=$(BUSTED) bash spec/support/run_tests.sh $(SPECS)
+
+asan:
+	@$(MAKE) --no-print-directory test BUILD=build-asan CMAKE_ARGS="-DPOGO_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug" \
+	  POGO_SANITIZE=1
+
+valgrind: build
+	@BUILD=$(BUILD) POGO_VALGRIND=1 bash spec/support/run_tests.sh $(SPECS)
+
+lint: deps
+	@luacheck --no-color lua spec bench examples bin/pogo
+
+bench: build
+	@for b in bench/*.lua; do echo "== $$b"; $(LUA) $$b || exit 1; done
+
+demo: build
+	@$(LUA) examples/service_monitor/demo.lua
+
+fuzz:
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="clang libclang-rt-14-dev"
+	@bash csrc/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+
+docs: deps
+	@ldoc -q -d $(BUILD)/docs lua/pogo && echo "API docs in $(BUILD)/docs/index.html"
+
+rock: deps
+	@luarocks --lua-version 5.4 make --tree $(CURDIR)/luarocks-tree rockspec/pogo-scm-1.rockspec
+
+clean:
+	rm -rf build build-asan luarocks-tree

@@ -1,0 +1,95 @@
+-- bench/local.lua: the single-node process runtime.
+-- Prints ping-pong round trips/s between two processes, spawns/s (spawn and
+-- run to completion), and the memory of an idle process (Lua heap and RSS).
+-- Targets: >= 1,000,000 round trips/s, >= 300,000 spawns/s, <= 2 KiB per idle process.
+-- Run: make bench (or lua5.4 bench/local.lua with LUA_PATH/LUA_CPATH set as in the Makefile).
+local pogo = require "pogo"
+local uv = require "luv"
+
+local function rss_kib()
+  local f = io.open("/proc/self/statm")
+  if not f then return 0 end
+  local _, res = f:read("n", "n")
+  f:close()
+  return res * 4 -- pages of 4 KiB
+end
+
+local function best_of(runs, f)
+  local best = 0
+  for _ = 1, runs do
+    local v = f()
+    if v > best then best = v end
+  end
+  return best
+end
+
+local function pingpong(n)
+  local me = pogo.self()
+  local pong = pogo.spawn(function()
+    local receive, send = pogo.receive, pogo.send
+    while true do
+      local from = receive()
+      if from == "stop" then return end
+      send(from, "pong")
+    end
+  end)
+  local t0 = uv.hrtime()
+  pogo.spawn(function()
+    local receive, send, s = pogo.receive, pogo.send, pogo.self()
+    for _ = 1, n do
+      send(pong, s)
+      receive()
+    end
+    pogo.send(pong, "stop")
+    pogo.send(me, "done")
+  end)
+  assert(pogo.receive(60000) == "done")
+  return n / ((uv.hrtime() - t0) / 1e9)
+end
+
+local function spawns(n)
+  local me = pogo.self()
+  local body = function() end
+  local t0 = uv.hrtime()
+  local spawn = pogo.spawn
+  for _ = 1, n do spawn(body) end
+  pogo.spawn(function() pogo.send(me, "done") end) -- FIFO: runs after all of them
+  assert(pogo.receive(60000) == "done")
+  return n / ((uv.hrtime() - t0) / 1e9)
+end
+
+local function idle_memory(n)
+  collectgarbage("collect")
+  collectgarbage("collect")
+  local lua0, rss0 = collectgarbage("count"), rss_kib()
+  local pids = {}
+  local receive = pogo.receive
+  for i = 1, n do pids[i] = pogo.spawn(receive) end
+  local me = pogo.self()
+  pogo.spawn(function() pogo.send(me, "all idle") end)
+  assert(pogo.receive(60000) == "all idle")
+  collectgarbage("collect")
+  collectgarbage("collect")
+  local lua1, rss1 = collectgarbage("count"), rss_kib()
+  local per_lua = (lua1 - lua0) * 1024 / n
+  local per_rss = (rss1 - rss0) * 1024 / n
+  for i = 1, n do pogo.send(pids[i], "bye") end
+  pogo.spawn(function() pogo.send(me, "gone") end)
+  assert(pogo.receive(60000) == "gone")
+  return per_lua, per_rss
+end
+
+-- memory first, on a fresh heap, so RSS is not hidden by memory freed earlier
+local per_lua, per_rss = idle_memory(100000)
+pingpong(100000) -- warm up
+local rt = best_of(3, function() return pingpong(1000000) end)
+local sp = best_of(3, function() return spawns(300000) end)
+
+local function row(name, value, unit, target, ok)
+  print(string.format("%-34s %14s %-8s %-16s %s", name, value, unit, target, ok and "ok" or "MISSED"))
+end
+print(string.format("%-34s %14s %-8s %-16s %s", "measure", "value", "unit", "target", "status"))
+row("ping-pong round trips", string.format("%.0f", rt), "/s", ">= 1,000,000", rt >= 1e6)
+row("spawns (spawn + run to exit)", string.format("%.0f", sp), "/s", ">= 300,000", sp >= 3e5)
+row("idle process, Lua heap", string.format("%.0f", per_lua), "bytes", "", true)
+row("idle process, RSS", string.format("%.0f", per_rss), "bytes", "<= 2048", per_rss <= 2048)

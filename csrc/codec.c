@@ -1,0 +1,1042 @@
+/*
+ * codec.c: Lua values <-> canonical msgpack bytes (see codec.h for the contract).
+ *
+ * Choices made here
+ * - Empty table: encoded as an empty array (0x90). A table is an array when its
+ *   keys are exactly 1..n (n >= 0, so {} is the empty array); any other table is
+ *   a map. Decoding an empty array or an empty map both give {}.
+ * - Canonical form: map entries are sorted by the bytes of their encoded key
+ *   (ties, which only happen for distinct table/userdata keys with equal
+ *   encodings, are broken by the value bytes so the output stays deterministic);
+ *   integers use the smallest msgpack form (msgpack_pack_int64 does that: 0..127
+ *   fixint, larger positives uint8/16/32/64, negatives fixint/int8/16/32/64);
+ *   every float is a float64 with its exact bits (so 1.0 and 1 differ, -0.0 and
+ *   NaN payloads survive); strings are msgpack str (bin is accepted on decode).
+ * - Tables are read raw (lua_next, lua_rawgeti): metatables are ignored.
+ * - Cycles: a table that is already on the current path (root to here) is a
+ *   cycle. The same table reached twice through siblings is not; it is encoded
+ *   twice.
+ * - Depth: a table nested in POGO_CODEC_MAX_DEPTH tables (root = level 1, the
+ *   65th level fails) is an error on encode, and a container at the same depth
+ *   is an error on decode, so everything that encodes also decodes.
+ * - Errors name the path: root, then .name for identifier string keys,
+ *   ["str"] (%q-like quoting) for other strings, [n] for integers and array
+ *   indexes, [1.5] for floats, [true], [<table>] for other keys, and [<key>]
+ *   while the key itself is being encoded (a function used as a key, say).
+ * - On error nothing is appended to the caller's packer (short of running out
+ *   of memory): tables are encoded into a scratch arena first.
+ *
+ * Encoding: one pass over the value. Arrays are written straight to the arena.
+ * A map appends, for each entry, the key's encoding then the value's encoding
+ * to the arena and records (offset, key length, value length); it then sorts
+ * the entries (insertion sort when small, merge sort otherwise) and emits the
+ * header and the entries in order at the arena's end and moves them down over
+ * the scratch region (the root map goes to the caller's packer directly). The
+ * arena starts as a 512-byte buffer on the C stack; only larger messages touch
+ * the heap, and the heap buffer is freed on every path. No Lua allocation.
+ *
+ * Decoding: a hand-written reader, not msgpack_unpack_next. It pushes Lua values
+ * directly while reading (no msgpack_zone, no intermediate msgpack_object tree,
+ * no malloc), every length is checked against the bytes left before it is used,
+ * and container counts are checked against the bytes left (an element takes at
+ * least one byte) before any table is created. Table preallocation is bounded
+ * by a budget equal to the input size, so a hostile header cannot make us
+ * allocate much more than a few times the input. Map keys that are nil or NaN,
+ * duplicate keys and uint64 values above INT64_MAX are errors.
+ */
+#define XXH_STATIC_LINKING_ONLY
+#include <xxhash.h>
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <lauxlib.h>
+#include <lua.h>
+
+#include "codec.h"
+
+/* ------------------------------------------------------------------------ */
+/* Growable byte buffer with optional inline (stack) storage.                */
+
+typedef struct {
+  char *p;
+  size_t len, cap;
+  int heap; /* p was malloc'ed by us */
+} cbuf;
+
+static void cbuf_init(cbuf *b, char *inl, size_t cap) {
+  b->p = inl;
+  b->len = 0;
+  b->cap = cap;
+  b->heap = 0;
+}
+
+static void cbuf_free(cbuf *b) {
+  if (b->heap) free(b->p);
+  b->p = NULL;
+  b->len = b->cap = 0;
+  b->heap = 0;
+}
+
+/* Make room for `extra` more bytes. */
+static int cbuf_reserve(cbuf *b, size_t extra) {
+  if (extra <= b->cap - b->len) return 0;
+  if (extra > SIZE_MAX / 4 - b->len) return -1;
+  size_t need = b->len + extra;
+  size_t ncap = b->cap ? b->cap : 256;
+  while (ncap < need) ncap *= 2;
+  char *np;
+  if (b->heap) {
+    np = realloc(b->p, ncap);
+  } else {
+    np = malloc(ncap);
+    if (np && b->len) memcpy(np, b->p, b->len);
+  }
+  if (!np) return -1;
+  b->p = np;
+  b->cap = ncap;
+  b->heap = 1;
+  return 0;
+}
+
+/* msgpack_packer_write callback */
+static int cbuf_write(void *data, const char *buf, size_t len) {
+  cbuf *b = data;
+  if (len > b->cap - b->len && cbuf_reserve(b, len)) return -1;
+  if (len) memcpy(b->p + b->len, buf, len);
+  b->len += len;
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Encoder                                                                   */
+
+typedef struct {
+  size_t koff, klen, vlen; /* key at arena[koff], value right after it */
+} entry;
+
+enum { SEG_INDEX, SEG_KEYOF, SEG_KEYSELF };
+
+typedef struct {
+  int kind;
+  int slot;          /* SEG_KEYOF: stack slot of the key */
+  lua_Integer index; /* SEG_INDEX */
+} seg;
+
+#define INLINE_ARENA 512
+#define INLINE_ENTS 32
+
+typedef struct {
+  lua_State *L;
+  const pogo_codec_ext *ext;
+  const char *root;
+  char *err;
+  msgpack_packer *upk; /* caller's packer; NULL when only the arena is wanted */
+  msgpack_packer apk;  /* writes into *arena */
+  cbuf *arena;
+  entry *ents;
+  size_t nents, capents;
+  int ents_heap;
+  int depth; /* tables on the current path */
+  int nseg;
+  const void *tables[POGO_CODEC_MAX_DEPTH];
+  seg segs[POGO_CODEC_MAX_DEPTH + 1];
+  entry ents_inline[INLINE_ENTS];
+} enc;
+
+static void enc_init(enc *e, lua_State *L, const pogo_codec_ext *ext, const char *root,
+                     char *err, msgpack_packer *upk, cbuf *arena) {
+  e->L = L;
+  e->ext = ext;
+  e->root = root ? root : "value";
+  e->err = err;
+  e->upk = upk;
+  e->arena = arena;
+  msgpack_packer_init(&e->apk, arena, cbuf_write);
+  e->ents = e->ents_inline;
+  e->nents = 0;
+  e->capents = INLINE_ENTS;
+  e->ents_heap = 0;
+  e->depth = 0;
+  e->nseg = 0;
+}
+
+static void enc_free(enc *e) {
+  if (e->ents_heap) free(e->ents);
+  e->ents = NULL;
+  e->ents_heap = 0;
+}
+
+static int ents_reserve(enc *e, size_t extra) {
+  if (extra <= e->capents - e->nents) return 0;
+  if (extra > SIZE_MAX / (4 * sizeof(entry)) - e->nents) return -1;
+  size_t need = e->nents + extra, ncap = e->capents;
+  while (ncap < need) ncap *= 2;
+  entry *np;
+  if (e->ents_heap) {
+    np = realloc(e->ents, ncap * sizeof(entry));
+  } else {
+    np = malloc(ncap * sizeof(entry));
+    if (np) memcpy(np, e->ents, e->nents * sizeof(entry));
+  }
+  if (!np) return -1;
+  e->ents = np;
+  e->capents = ncap;
+  e->ents_heap = 1;
+  return 0;
+}
+
+/* --- error paths --- */
+
+typedef struct {
+  char *p;
+  size_t len, cap; /* cap includes the NUL */
+  int trunc;
+} sbuf;
+
+static void sb_putn(sbuf *s, const char *str, size_t n) {
+  if (s->trunc) return;
+  if (n >= s->cap - s->len) {
+    n = s->cap - s->len - 1;
+    s->trunc = 1;
+  }
+  memcpy(s->p + s->len, str, n);
+  s->len += n;
+  s->p[s->len] = '\0';
+}
+
+static void sb_puts(sbuf *s, const char *str) { sb_putn(s, str, strlen(str)); }
+
+static int is_ident(const char *s, size_t len) {
+  static const char *const reserved[] = {
+      "and",  "break", "do",     "else", "elseif", "end",   "false", "for",
+      "function", "goto", "if",  "in",   "local",  "nil",   "not",   "or",
+      "repeat", "return", "then", "true", "until", "while", NULL};
+  if (len == 0 || len > 64) return 0;
+  for (size_t i = 0; i < len; i++) {
+    unsigned char c = (unsigned char)s[i];
+    int alpha = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_';
+    if (!alpha && !(i > 0 && c >= '0' && c <= '9')) return 0;
+  }
+  for (int i = 0; reserved[i]; i++)
+    if (strlen(reserved[i]) == len && memcmp(reserved[i], s, len) == 0) return 0;
+  return 1;
+}
+
+/* ["..."] with %q-like escapes; long strings are cut with "..." */
+static void sb_quoted(sbuf *s, const char *str, size_t len) {
+  char tmp[8];
+  size_t shown = len > 40 ? 40 : len;
+  sb_puts(s, "[\"");
+  for (size_t i = 0; i < shown; i++) {
+    unsigned char c = (unsigned char)str[i];
+    switch (c) {
+    case '"': sb_puts(s, "\\\""); break;
+    case '\\': sb_puts(s, "\\\\"); break;
+    case '\n': sb_puts(s, "\\n"); break;
+    case '\r': sb_puts(s, "\\r"); break;
+    case '\t': sb_puts(s, "\\t"); break;
+    default:
+      if (c < 0x20 || c == 0x7f) {
+        snprintf(tmp, sizeof tmp, "\\%u", (unsigned)c);
+        sb_puts(s, tmp);
+      } else {
+        sb_putn(s, (const char *)&str[i], 1);
+      }
+    }
+  }
+  if (shown < len) sb_puts(s, "...");
+  sb_puts(s, "\"]");
+}
+
+static void sb_key(sbuf *s, lua_State *L, int slot) {
+  char tmp[64];
+  switch (lua_type(L, slot)) {
+  case LUA_TSTRING: {
+    size_t len;
+    const char *k = lua_tolstring(L, slot, &len); /* a string: no conversion */
+    if (is_ident(k, len)) {
+      sb_puts(s, ".");
+      sb_putn(s, k, len);
+    } else {
+      sb_quoted(s, k, len);
+    }
+    return;
+  }
+  case LUA_TNUMBER:
+    if (lua_isinteger(L, slot))
+      snprintf(tmp, sizeof tmp, "[" LUA_INTEGER_FMT "]", lua_tointeger(L, slot));
+    else
+      snprintf(tmp, sizeof tmp, "[%.14g]", (double)lua_tonumber(L, slot));
+    sb_puts(s, tmp);
+    return;
+  case LUA_TBOOLEAN:
+    sb_puts(s, lua_toboolean(L, slot) ? "[true]" : "[false]");
+    return;
+  default:
+    snprintf(tmp, sizeof tmp, "[<%s>]", lua_typename(L, lua_type(L, slot)));
+    sb_puts(s, tmp);
+    return;
+  }
+}
+
+/* Format "<path>: <message>" into e->err; returns -1. */
+static int efail(enc *e, const char *fmt, ...) {
+  char path[POGO_CODEC_ERRLEN - 74];
+  char msg[72];
+  sbuf s = {path, 0, sizeof path, 0};
+  path[0] = '\0';
+  sb_puts(&s, e->root);
+  for (int i = 0; i < e->nseg && !s.trunc; i++) {
+    const seg *g = &e->segs[i];
+    char tmp[40];
+    switch (g->kind) {
+    case SEG_INDEX:
+      snprintf(tmp, sizeof tmp, "[" LUA_INTEGER_FMT "]", g->index);
+      sb_puts(&s, tmp);
+      break;
+    case SEG_KEYSELF: sb_puts(&s, "[<key>]"); break;
+    default: sb_key(&s, e->L, g->slot); break;
+    }
+  }
+  if (s.trunc) memcpy(path + sizeof path - 4, "...", 4);
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  snprintf(e->err, POGO_CODEC_ERRLEN, "%s: %s", path, msg);
+  return -1;
+}
+
+static int oom(enc *e) { return efail(e, "out of memory while encoding"); }
+
+#define PK(e, call)                                                                        \
+  do {                                                                                     \
+    if ((call) != 0) return oom(e);                                                        \
+  } while (0)
+
+/* Direct writers into the arena. They produce exactly what msgpack_pack_int64,
+ * _double, _str, _array and _map produce (smallest forms), without the
+ * per-call indirection of a packer callback; extension hooks still get a
+ * msgpack_packer (e->apk) writing into the same arena. */
+static inline unsigned char *w_room(enc *e, size_t n) {
+  cbuf *a = e->arena;
+  if (n > a->cap - a->len && cbuf_reserve(a, n)) return NULL;
+  return (unsigned char *)a->p + a->len;
+}
+
+static inline void st16(unsigned char *p, uint16_t v) {
+  p[0] = (unsigned char)(v >> 8);
+  p[1] = (unsigned char)v;
+}
+static inline void st32(unsigned char *p, uint32_t v) {
+  p[0] = (unsigned char)(v >> 24);
+  p[1] = (unsigned char)(v >> 16);
+  p[2] = (unsigned char)(v >> 8);
+  p[3] = (unsigned char)v;
+}
+static inline void st64(unsigned char *p, uint64_t v) {
+  st32(p, (uint32_t)(v >> 32));
+  st32(p + 4, (uint32_t)v);
+}
+
+/* Integer in its smallest form (same choice as msgpack_pack_int64). */
+static size_t put_int(unsigned char *p, int64_t d) {
+  if (d < -32) {
+    if (d >= -128) { p[0] = 0xd0; p[1] = (unsigned char)(uint8_t)d; return 2; }
+    if (d >= -32768) { p[0] = 0xd1; st16(p + 1, (uint16_t)d); return 3; }
+    if (d >= INT32_MIN) { p[0] = 0xd2; st32(p + 1, (uint32_t)d); return 5; }
+    p[0] = 0xd3; st64(p + 1, (uint64_t)d); return 9;
+  }
+  if (d < 128) { p[0] = (unsigned char)(uint8_t)d; return 1; }
+  if (d < 256) { p[0] = 0xcc; p[1] = (unsigned char)d; return 2; }
+  if (d < 65536) { p[0] = 0xcd; st16(p + 1, (uint16_t)d); return 3; }
+  if (d <= (int64_t)UINT32_MAX) { p[0] = 0xce; st32(p + 1, (uint32_t)d); return 5; }
+  p[0] = 0xcf; st64(p + 1, (uint64_t)d); return 9;
+}
+
+/* Header of a str (fix 0xa0), array (fix 0x90) or map (fix 0x80); n < 2^32. */
+static size_t put_hdr(unsigned char *p, unsigned fix, size_t n) {
+  unsigned c8 = 0xd9, c16 = fix == 0xa0 ? 0xda : fix == 0x90 ? 0xdc : 0xde;
+  size_t fixmax = fix == 0xa0 ? 32 : 16;
+  if (n < fixmax) { p[0] = (unsigned char)(fix | n); return 1; }
+  if (fix == 0xa0 && n < 256) { p[0] = (unsigned char)c8; p[1] = (unsigned char)n; return 2; }
+  if (n < 65536) { p[0] = (unsigned char)c16; st16(p + 1, (uint16_t)n); return 3; }
+  p[0] = (unsigned char)(c16 + 1); st32(p + 1, (uint32_t)n); return 5;
+}
+
+static int w_hdr(enc *e, unsigned fix, size_t n) {
+  unsigned char *p = w_room(e, 5);
+  if (!p) return oom(e);
+  e->arena->len += put_hdr(p, fix, n);
+  return 0;
+}
+
+static int enc_value(enc *e, int idx, int type);
+
+/* Compare two entries by key bytes, then value bytes. */
+static int ent_cmp(const char *base, const entry *a, const entry *b) {
+  size_t la = a->klen, lb = b->klen;
+  int c = memcmp(base + a->koff, base + b->koff, la < lb ? la : lb);
+  if (c) return c;
+  if (la != lb) return la < lb ? -1 : 1;
+  la = a->vlen;
+  lb = b->vlen;
+  c = memcmp(base + a->koff + a->klen, base + b->koff + b->klen, la < lb ? la : lb);
+  if (c) return c;
+  return la < lb ? -1 : la > lb;
+}
+
+static void sort_insertion(const char *base, entry *v, size_t n) {
+  for (size_t i = 1; i < n; i++) {
+    entry x = v[i];
+    size_t j = i;
+    while (j > 0 && ent_cmp(base, &x, &v[j - 1]) < 0) {
+      v[j] = v[j - 1];
+      j--;
+    }
+    v[j] = x;
+  }
+}
+
+/* Bottom-up merge sort of v[0..n) with scratch tmp[0..n); result in v. */
+static void sort_merge(const char *base, entry *v, entry *tmp, size_t n) {
+  const size_t run = 16;
+  for (size_t i = 0; i < n; i += run) sort_insertion(base, v + i, n - i < run ? n - i : run);
+  entry *src = v, *dst = tmp;
+  for (size_t w = run; w < n; w *= 2) {
+    for (size_t lo = 0; lo < n; lo += 2 * w) {
+      size_t mid = lo + w < n ? lo + w : n, hi = lo + 2 * w < n ? lo + 2 * w : n;
+      size_t i = lo, j = mid, k = lo;
+      while (i < mid && j < hi) dst[k++] = ent_cmp(base, &src[j], &src[i]) < 0 ? src[j++] : src[i++];
+      while (i < mid) dst[k++] = src[i++];
+      while (j < hi) dst[k++] = src[j++];
+    }
+    entry *t = src;
+    src = dst;
+    dst = t;
+  }
+  if (src != v) memcpy(v, src, n * sizeof(entry));
+}
+
+static int enc_array(enc *e, int idx, lua_Integer n) {
+  lua_State *L = e->L;
+  if (w_hdr(e, 0x90, (size_t)n)) return -1;
+  seg *g = &e->segs[e->nseg++];
+  g->kind = SEG_INDEX;
+  int vslot = lua_gettop(L) + 1;
+  for (lua_Integer i = 1; i <= n; i++) {
+    g->index = i;
+    int t = lua_rawgeti(L, idx, i);
+    if (enc_value(e, vslot, t)) return -1;
+    lua_settop(L, vslot - 1);
+  }
+  e->nseg--;
+  return 0;
+}
+
+static int enc_map(enc *e, int idx) {
+  lua_State *L = e->L;
+  cbuf *a = e->arena;
+  size_t start = a->len, e0 = e->nents, n = 0;
+  seg *g = &e->segs[e->nseg++];
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    int vslot = lua_gettop(L), kslot = vslot - 1;
+    size_t koff = a->len;
+    g->kind = SEG_KEYSELF;
+    if (enc_value(e, kslot, lua_type(L, kslot))) return -1;
+    size_t voff = a->len;
+    g->kind = SEG_KEYOF;
+    g->slot = kslot;
+    if (enc_value(e, vslot, lua_type(L, vslot))) return -1;
+    if (ents_reserve(e, 1)) return oom(e);
+    entry *en = &e->ents[e->nents++];
+    en->koff = koff;
+    en->klen = voff - koff;
+    en->vlen = a->len - voff;
+    lua_pop(L, 1);
+    n++;
+  }
+  e->nseg--;
+  if (n > UINT32_MAX) return efail(e, "table too large to be sent");
+
+  /* sort this map's entries (nested maps have already popped theirs) */
+  if (n > 1) {
+    if (n <= 16) {
+      sort_insertion(a->p, e->ents + e0, n);
+    } else {
+      if (ents_reserve(e, n)) return oom(e);
+      sort_merge(a->p, e->ents + e0, e->ents + e0 + n, n);
+    }
+  }
+  const entry *v = e->ents + e0;
+  size_t tmp_end = a->len;
+  if (e->upk && e->depth == 1) {
+    /* the root map: straight to the caller's packer */
+    msgpack_packer *pk = e->upk;
+    PK(e, msgpack_pack_map(pk, n));
+    for (size_t i = 0; i < n; i++)
+      PK(e, pk->callback(pk->data, a->p + v[i].koff, v[i].klen + v[i].vlen));
+    a->len = start;
+  } else {
+    if (cbuf_reserve(a, 5 + (tmp_end - start))) return oom(e);
+    char *p = a->p; /* stable: capacity reserved above */
+    size_t len = a->len + put_hdr((unsigned char *)p + a->len, 0x80, n);
+    for (size_t i = 0; i < n; i++) {
+      size_t l = v[i].klen + v[i].vlen;
+      memcpy(p + len, p + v[i].koff, l);
+      len += l;
+    }
+    memmove(p + start, p + tmp_end, len - tmp_end);
+    a->len = start + (len - tmp_end);
+  }
+  e->nents = e0;
+  return 0;
+}
+
+static int enc_table(enc *e, int idx) {
+  lua_State *L = e->L;
+  const void *tp = lua_topointer(L, idx);
+  for (int i = 0; i < e->depth; i++)
+    if (e->tables[i] == tp) return efail(e, "cycle cannot be sent");
+  if (e->depth >= POGO_CODEC_MAX_DEPTH)
+    return efail(e, "nesting deeper than %d cannot be sent", POGO_CODEC_MAX_DEPTH);
+  if (!lua_checkstack(L, 4)) return efail(e, "Lua stack overflow while encoding");
+  e->tables[e->depth++] = tp;
+
+  /* Array iff the keys are exactly 1..n with n = rawlen (n = 0: empty table). */
+  lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
+  int kslot = lua_gettop(L) + 1;
+  if (n > 0 && (lua_Unsigned)n <= UINT32_MAX) {
+    /* Fast path, one traversal: lua_next visits a table's array part first,
+     * in order, so a proper array usually yields the keys 1, 2, ..., n. Encode
+     * the values as they come; on any other key, drop that and fall back. */
+    cbuf *a = e->arena;
+    size_t start = a->len;
+    if (w_hdr(e, 0x90, (size_t)n)) return -1;
+    seg *g = &e->segs[e->nseg++];
+    g->kind = SEG_INDEX;
+    lua_Integer i = 0;
+    int other = 0;
+    lua_pushnil(L);
+    while (lua_next(L, idx)) {
+      if (i == n || !lua_isinteger(L, kslot) || lua_tointeger(L, kslot) != i + 1) {
+        lua_settop(L, kslot - 1);
+        other = 1;
+        break;
+      }
+      g->index = ++i;
+      if (enc_value(e, kslot + 1, lua_type(L, kslot + 1))) return -1;
+      lua_settop(L, kslot);
+    }
+    e->nseg--;
+    if (!other && i == n) {
+      e->depth--;
+      return 0;
+    }
+    a->len = start;
+  }
+
+  /* General case: count the keys that are integers in 1..n. */
+  lua_Integer count = 0;
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pop(L, 1);
+    if (lua_isinteger(L, -1)) {
+      lua_Integer k = lua_tointeger(L, -1);
+      if (k >= 1 && k <= n) {
+        count++;
+        continue;
+      }
+    }
+    lua_pop(L, 1);
+    count = -1;
+    break;
+  }
+  if (count == n && (lua_Unsigned)n > UINT32_MAX) return efail(e, "table too large to be sent");
+  int r = count == n ? enc_array(e, idx, n) : enc_map(e, idx);
+  if (r) return r;
+  e->depth--;
+  return 0;
+}
+
+static int enc_value(enc *e, int idx, int type) {
+  lua_State *L = e->L;
+  unsigned char *p;
+  switch (type) {
+  case LUA_TNIL:
+  case LUA_TBOOLEAN:
+    if (!(p = w_room(e, 1))) return oom(e);
+    p[0] = type == LUA_TNIL ? 0xc0 : lua_toboolean(L, idx) ? 0xc3 : 0xc2;
+    e->arena->len++;
+    return 0;
+  case LUA_TNUMBER:
+    if (!(p = w_room(e, 9))) return oom(e);
+    if (lua_isinteger(L, idx)) {
+      e->arena->len += put_int(p, (int64_t)lua_tointeger(L, idx));
+    } else {
+      double d = (double)lua_tonumber(L, idx);
+      uint64_t u;
+      memcpy(&u, &d, sizeof u);
+      p[0] = 0xcb;
+      st64(p + 1, u);
+      e->arena->len += 9;
+    }
+    return 0;
+  case LUA_TSTRING: {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (len > UINT32_MAX) return efail(e, "string too long to be sent");
+    if (len > SIZE_MAX - 8 || !(p = w_room(e, len + 5))) return oom(e);
+    size_t h = put_hdr(p, 0xa0, len);
+    memcpy(p + h, s, len);
+    e->arena->len += h + len;
+    return 0;
+  }
+  case LUA_TTABLE: return enc_table(e, idx);
+  case LUA_TUSERDATA:
+  case LUA_TLIGHTUSERDATA:
+    if (e->ext && e->ext->encode) {
+      int top = lua_gettop(L);
+      size_t before = e->arena->len;
+      int r = e->ext->encode(e->ext->ud, L, idx, &e->apk);
+      lua_settop(L, top);
+      if (r == 1) {
+        if (e->arena->len == before) return efail(e, "extension encoder wrote nothing");
+        return 0;
+      }
+      e->arena->len = before;
+    }
+    return efail(e, "userdata cannot be sent");
+  case LUA_TFUNCTION: return efail(e, "function cannot be sent");
+  case LUA_TTHREAD: return efail(e, "coroutine cannot be sent");
+  default: return efail(e, "%s cannot be sent", lua_typename(L, type));
+  }
+}
+
+/* Encode the value at idx into *arena (appending); on error the arena and the
+ * Lua stack are restored. When upk is set, a root map goes straight to upk. */
+static int encode_into(lua_State *L, int idx, cbuf *arena, msgpack_packer *upk,
+                       const pogo_codec_ext *ext, const char *root, char *err) {
+  enc e;
+  int top = lua_gettop(L);
+  size_t len0 = arena->len;
+  enc_init(&e, L, ext, root, err, upk, arena);
+  idx = lua_absindex(L, idx);
+  int r = enc_value(&e, idx, lua_type(L, idx));
+  enc_free(&e);
+  if (r) {
+    arena->len = len0;
+    lua_settop(L, top);
+  }
+  return r;
+}
+
+int pogo_codec_encode(lua_State *L, int idx, msgpack_packer *pk, const pogo_codec_ext *ext,
+                      const char *root, char err[POGO_CODEC_ERRLEN]) {
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    /* common, and possibly big: no detour through the arena */
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (len > UINT32_MAX) {
+      snprintf(err, POGO_CODEC_ERRLEN, "%s: string too long to be sent", root ? root : "value");
+      return -1;
+    }
+    if (msgpack_pack_str(pk, len) || msgpack_pack_str_body(pk, s, len)) {
+      snprintf(err, POGO_CODEC_ERRLEN, "%s: out of memory while encoding", root ? root : "value");
+      return -1;
+    }
+    return 0;
+  }
+  char inl[INLINE_ARENA];
+  cbuf arena;
+  cbuf_init(&arena, inl, sizeof inl);
+  int r = encode_into(L, idx, &arena, pk, ext, root, err);
+  if (r == 0 && arena.len && pk->callback(pk->data, arena.p, arena.len)) {
+    snprintf(err, POGO_CODEC_ERRLEN, "%s: out of memory while encoding", root ? root : "value");
+    r = -1;
+  }
+  cbuf_free(&arena);
+  return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Hash                                                                      */
+
+#define HASH_STREAM_MIN 256 /* strings at least this long are streamed */
+
+int pogo_codec_hash(lua_State *L, int idx, uint64_t seed, uint64_t *out,
+                    const pogo_codec_ext *ext, char err[POGO_CODEC_ERRLEN]) {
+  if (lua_type(L, idx) == LUA_TSTRING) {
+    size_t len;
+    const char *s = lua_tolstring(L, idx, &len);
+    if (len >= HASH_STREAM_MIN) {
+      char hdr[8];
+      cbuf hb;
+      msgpack_packer hp;
+      if (len > UINT32_MAX) {
+        snprintf(err, POGO_CODEC_ERRLEN, "value: string too long to be sent");
+        return -1;
+      }
+      cbuf_init(&hb, hdr, sizeof hdr);
+      msgpack_packer_init(&hp, &hb, cbuf_write);
+      msgpack_pack_str(&hp, len); /* at most 5 bytes: cannot fail */
+      XXH3_state_t st;
+      XXH3_INITSTATE(&st);
+      XXH3_64bits_reset_withSeed(&st, seed);
+      XXH3_64bits_update(&st, hb.p, hb.len);
+      XXH3_64bits_update(&st, s, len);
+      *out = XXH3_64bits_digest(&st);
+      return 0;
+    }
+  }
+  char inl[INLINE_ARENA];
+  cbuf arena;
+  cbuf_init(&arena, inl, sizeof inl);
+  int r = encode_into(L, idx, &arena, NULL, ext, "value", err);
+  if (r == 0) *out = XXH3_64bits_withSeed(arena.p, arena.len, seed);
+  cbuf_free(&arena);
+  return r;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Decoder                                                                   */
+
+typedef struct {
+  lua_State *L;
+  const unsigned char *p, *start, *end;
+  const pogo_codec_ext *ext;
+  char *err;
+  size_t budget; /* table slots we may still preallocate */
+} dec;
+
+static int dfail(dec *d, const char *fmt, ...) {
+  char msg[160];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  snprintf(d->err, POGO_CODEC_ERRLEN, "malformed message: %s at offset %zu", msg,
+           (size_t)(d->p - d->start));
+  return -1;
+}
+
+#define LEFT(d) ((size_t)((d)->end - (d)->p))
+
+static uint16_t rd16(const unsigned char *p) { return (uint16_t)((p[0] << 8) | p[1]); }
+static uint32_t rd32(const unsigned char *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
+}
+static uint64_t rd64(const unsigned char *p) {
+  return ((uint64_t)rd32(p) << 32) | rd32(p + 4);
+}
+
+/* Read a big-endian length of w bytes (1, 2 or 4). */
+static int rdlen(dec *d, int w, size_t *n) {
+  if (LEFT(d) < (size_t)w) return dfail(d, "truncated length");
+  *n = w == 1 ? d->p[0] : w == 2 ? rd16(d->p) : rd32(d->p);
+  d->p += w;
+  return 0;
+}
+
+static int dec_value(dec *d, int depth);
+
+static int dec_str(dec *d, size_t n) {
+  if (n > LEFT(d)) return dfail(d, "string of %zu bytes exceeds input", n);
+  lua_pushlstring(d->L, (const char *)d->p, n);
+  d->p += n;
+  return 0;
+}
+
+static int dec_ext(dec *d, size_t n) {
+  if (LEFT(d) < 1) return dfail(d, "truncated extension");
+  int8_t type = (int8_t)d->p[0];
+  d->p++;
+  if (n > LEFT(d)) return dfail(d, "extension of %zu bytes exceeds input", n);
+  if (!d->ext || !d->ext->decode) return dfail(d, "extension type %d not supported", type);
+  lua_State *L = d->L;
+  if (!lua_checkstack(L, LUA_MINSTACK)) return dfail(d, "Lua stack overflow");
+  int top = lua_gettop(L);
+  int r = d->ext->decode(d->ext->ud, L, type, (const char *)d->p, n);
+  if (r != 0 || lua_gettop(L) != top + 1) {
+    lua_settop(L, top);
+    return dfail(d, "invalid extension value of type %d", type);
+  }
+  d->p += n;
+  return 0;
+}
+
+static int dec_array(dec *d, size_t n, int depth) {
+  lua_State *L = d->L;
+  if (depth >= POGO_CODEC_MAX_DEPTH) return dfail(d, "nesting deeper than %d", POGO_CODEC_MAX_DEPTH);
+  if (n > LEFT(d)) return dfail(d, "array of %zu elements exceeds input", n);
+  if (!lua_checkstack(L, 4)) return dfail(d, "Lua stack overflow");
+  size_t pre = n <= d->budget ? n : d->budget;
+  if (pre > ((size_t)1 << 24)) pre = (size_t)1 << 24;
+  d->budget -= pre;
+  lua_createtable(L, (int)pre, 0);
+  for (size_t i = 1; i <= n; i++) {
+    if (dec_value(d, depth + 1)) return -1;
+    lua_rawseti(L, -2, (lua_Integer)i);
+  }
+  return 0;
+}
+
+static int dec_map(dec *d, size_t n, int depth) {
+  lua_State *L = d->L;
+  if (depth >= POGO_CODEC_MAX_DEPTH) return dfail(d, "nesting deeper than %d", POGO_CODEC_MAX_DEPTH);
+  if (n > LEFT(d) / 2) return dfail(d, "map of %zu entries exceeds input", n);
+  if (!lua_checkstack(L, 4)) return dfail(d, "Lua stack overflow");
+  size_t pre = n <= d->budget ? n : d->budget;
+  if (pre > ((size_t)1 << 24)) pre = (size_t)1 << 24;
+  d->budget -= pre;
+  lua_createtable(L, 0, (int)pre);
+  for (size_t i = 0; i < n; i++) {
+    const unsigned char *kp = d->p;
+    if (dec_value(d, depth + 1)) return -1;
+    int kt = lua_type(L, -1);
+    if (kt == LUA_TNIL || (kt == LUA_TNUMBER && !lua_isinteger(L, -1) && isnan(lua_tonumber(L, -1)))) {
+      d->p = kp;
+      return dfail(d, kt == LUA_TNIL ? "nil map key" : "NaN map key");
+    }
+    lua_pushvalue(L, -1);
+    if (lua_rawget(L, -3) != LUA_TNIL) {
+      d->p = kp;
+      return dfail(d, "duplicate map key");
+    }
+    lua_pop(L, 1);
+    if (dec_value(d, depth + 1)) return -1;
+    lua_rawset(L, -3);
+  }
+  return 0;
+}
+
+static int dec_value(dec *d, int depth) {
+  lua_State *L = d->L;
+  size_t n = 0;
+  if (LEFT(d) < 1) return dfail(d, "truncated input");
+  unsigned c = *d->p++;
+  if (c <= 0x7f) {
+    lua_pushinteger(L, (lua_Integer)c);
+    return 0;
+  }
+  if (c >= 0xe0) {
+    lua_pushinteger(L, (lua_Integer)(int8_t)c);
+    return 0;
+  }
+  if (c >= 0xa0 && c <= 0xbf) return dec_str(d, c & 0x1f);
+  if (c >= 0x90 && c <= 0x9f) return dec_array(d, c & 0x0f, depth);
+  if (c <= 0x8f) return dec_map(d, c & 0x0f, depth);
+  switch (c) {
+  case 0xc0: lua_pushnil(L); return 0;
+  case 0xc2: lua_pushboolean(L, 0); return 0;
+  case 0xc3: lua_pushboolean(L, 1); return 0;
+  case 0xc4: case 0xd9: return rdlen(d, 1, &n) ? -1 : dec_str(d, n);
+  case 0xc5: case 0xda: return rdlen(d, 2, &n) ? -1 : dec_str(d, n);
+  case 0xc6: case 0xdb: return rdlen(d, 4, &n) ? -1 : dec_str(d, n);
+  case 0xc7: return rdlen(d, 1, &n) ? -1 : dec_ext(d, n);
+  case 0xc8: return rdlen(d, 2, &n) ? -1 : dec_ext(d, n);
+  case 0xc9: return rdlen(d, 4, &n) ? -1 : dec_ext(d, n);
+  case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+    return dec_ext(d, (size_t)1 << (c - 0xd4));
+  case 0xdc: return rdlen(d, 2, &n) ? -1 : dec_array(d, n, depth);
+  case 0xdd: return rdlen(d, 4, &n) ? -1 : dec_array(d, n, depth);
+  case 0xde: return rdlen(d, 2, &n) ? -1 : dec_map(d, n, depth);
+  case 0xdf: return rdlen(d, 4, &n) ? -1 : dec_map(d, n, depth);
+  default: break;
+  }
+  /* fixed-size scalars: 0xca..0xd3 */
+  static const unsigned char width[10] = {4, 8, 1, 2, 4, 8, 1, 2, 4, 8};
+  if (c < 0xca || c > 0xd3) {
+    d->p--;
+    return dfail(d, "invalid byte 0x%02x", c);
+  }
+  size_t w = width[c - 0xca];
+  if (LEFT(d) < w) return dfail(d, "truncated number");
+  const unsigned char *p = d->p;
+  d->p += w;
+  switch (c) {
+  case 0xca: {
+    uint32_t u = rd32(p);
+    float f;
+    memcpy(&f, &u, sizeof f);
+    lua_pushnumber(L, (lua_Number)f);
+    return 0;
+  }
+  case 0xcb: {
+    uint64_t u = rd64(p);
+    double f;
+    memcpy(&f, &u, sizeof f);
+    lua_pushnumber(L, (lua_Number)f);
+    return 0;
+  }
+  case 0xcc: lua_pushinteger(L, (lua_Integer)p[0]); return 0;
+  case 0xcd: lua_pushinteger(L, (lua_Integer)rd16(p)); return 0;
+  case 0xce: lua_pushinteger(L, (lua_Integer)rd32(p)); return 0;
+  case 0xcf: {
+    uint64_t u = rd64(p);
+    if (u > (uint64_t)INT64_MAX) {
+      d->p = p - 1;
+      return dfail(d, "integer out of range");
+    }
+    lua_pushinteger(L, (lua_Integer)u);
+    return 0;
+  }
+  case 0xd0: lua_pushinteger(L, (lua_Integer)(int8_t)p[0]); return 0;
+  case 0xd1: lua_pushinteger(L, (lua_Integer)(int16_t)rd16(p)); return 0;
+  case 0xd2: lua_pushinteger(L, (lua_Integer)(int32_t)rd32(p)); return 0;
+  default: lua_pushinteger(L, (lua_Integer)(int64_t)rd64(p)); return 0; /* 0xd3 */
+  }
+}
+
+int pogo_codec_decode(lua_State *L, const char *data, size_t len, size_t *used,
+                      const pogo_codec_ext *ext, char err[POGO_CODEC_ERRLEN]) {
+  dec d;
+  d.L = L;
+  d.start = d.p = (const unsigned char *)data;
+  d.end = d.start + len;
+  d.ext = ext;
+  d.err = err;
+  d.budget = len;
+  int top = lua_gettop(L);
+  if (!lua_checkstack(L, 4)) {
+    snprintf(err, POGO_CODEC_ERRLEN, "malformed message: Lua stack overflow");
+    return -1;
+  }
+  if (dec_value(&d, 0)) {
+    lua_settop(L, top);
+    return -1;
+  }
+  *used = (size_t)(d.p - d.start);
+  return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lua bindings                                                              */
+
+/* Per-state scratch buffer for encode(), owned by a userdata so that nothing
+ * leaks if pushing the result raises (out of memory). */
+typedef struct {
+  cbuf buf;
+  int busy;
+} scratch;
+
+#define SCRATCH_KEEP (64 * 1024) /* larger buffers are released after use */
+
+static int scratch_gc(lua_State *L) {
+  scratch *s = lua_touserdata(L, 1);
+  if (s) {
+    free(s->buf.p);
+    s->buf.p = NULL;
+    s->buf.cap = s->buf.len = 0;
+  }
+  return 0;
+}
+
+static const pogo_codec_ext *ext_up(lua_State *L) {
+  return (const pogo_codec_ext *)lua_touserdata(L, lua_upvalueindex(1));
+}
+
+static int l_encode(lua_State *L) {
+  const pogo_codec_ext *ext = ext_up(L);
+  scratch *s = lua_touserdata(L, lua_upvalueindex(2));
+  const char *root = luaL_optstring(L, 2, "value");
+  char err[POGO_CODEC_ERRLEN];
+  luaL_checkany(L, 1);
+  lua_settop(L, 2);
+  if (s->busy) { /* re-entered from an extension hook: use a private buffer */
+    char inl[INLINE_ARENA];
+    cbuf b;
+    cbuf_init(&b, inl, sizeof inl);
+    if (encode_into(L, 1, &b, NULL, ext, root, err)) {
+      cbuf_free(&b);
+      lua_pushstring(L, err);
+      return lua_error(L);
+    }
+    if (b.heap) { /* move into a userdata so a failing push cannot leak it */
+      char *u = lua_newuserdatauv(L, b.len ? b.len : 1, 0);
+      memcpy(u, b.p, b.len);
+      size_t n = b.len;
+      cbuf_free(&b);
+      lua_pushlstring(L, u, n);
+      return 1;
+    }
+    lua_pushlstring(L, b.p, b.len);
+    return 1;
+  }
+  s->busy = 1;
+  s->buf.len = 0;
+  int r = encode_into(L, 1, &s->buf, NULL, ext, root, err);
+  s->busy = 0;
+  if (r) {
+    lua_pushstring(L, err);
+    return lua_error(L);
+  }
+  lua_pushlstring(L, s->buf.p, s->buf.len);
+  if (s->buf.cap > SCRATCH_KEEP) {
+    free(s->buf.p);
+    s->buf.p = NULL;
+    s->buf.cap = 0;
+  }
+  s->buf.len = 0;
+  return 1;
+}
+
+static int l_decode(lua_State *L) {
+  const pogo_codec_ext *ext = ext_up(L);
+  size_t len, used = 0;
+  const char *data = luaL_checklstring(L, 1, &len);
+  char err[POGO_CODEC_ERRLEN];
+  if (pogo_codec_decode(L, data, len, &used, ext, err)) {
+    lua_pushstring(L, err);
+    return lua_error(L);
+  }
+  if (used != len) {
+    lua_pushfstring(L, "malformed message: %d trailing bytes at offset %d", (int)(len - used),
+                    (int)used);
+    return lua_error(L);
+  }
+  return 1;
+}
+
+static int l_hash(lua_State *L) {
+  const pogo_codec_ext *ext = ext_up(L);
+  uint64_t seed = (uint64_t)luaL_optinteger(L, 2, 0);
+  uint64_t h;
+  char err[POGO_CODEC_ERRLEN];
+  luaL_checkany(L, 1);
+  if (pogo_codec_hash(L, 1, seed, &h, ext, err)) {
+    lua_pushstring(L, err);
+    return lua_error(L);
+  }
+  lua_pushinteger(L, (lua_Integer)h);
+  return 1;
+}
+
+void pogo_codec_register(lua_State *L, const pogo_codec_ext *ext) {
+  int t = lua_absindex(L, -1);
+  /* encode(v [, root]) */
+  lua_pushlightuserdata(L, (void *)ext);
+  scratch *s = lua_newuserdatauv(L, sizeof *s, 0);
+  s->buf.p = NULL;
+  s->buf.len = s->buf.cap = 0;
+  s->buf.heap = 1;
+  s->busy = 0;
+  lua_createtable(L, 0, 1);
+  lua_pushcfunction(L, scratch_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+  lua_pushcclosure(L, l_encode, 2);
+  lua_setfield(L, t, "encode");
+  lua_pushlightuserdata(L, (void *)ext);
+  lua_pushcclosure(L, l_decode, 1);
+  lua_setfield(L, t, "decode");
+  lua_pushlightuserdata(L, (void *)ext);
+  lua_pushcclosure(L, l_hash, 1);
+  lua_setfield(L, t, "hash");
+}

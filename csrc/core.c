@@ -1,0 +1,26 @@
+/*
+ * core.c: luaopen_pogo_core, the entry point of the C core.
+ *
+ * Contract: returns one table holding every C-level function of pogo. Each
+ * concept registers its own functions (codec, ring, node runtime, ...). Nothing
+ * here is global: all state hangs off the Lua state that loaded the module.
+ */
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "codec.h"
+#include "ring.h"
+#include "node.h"
+#include "runtime.h"
+
+#define POGO_EXPORT __attribute__((visibility("default")))
+
+POGO_EXPORT int luaopen_pogo_core(lua_State *L) {
+  lua_newtable(L);
+  pogo_node *N = pogo_node_open(L); /* node userdata on the stack */
+  pogo_node_register(L);            /* table at -2, node at -1 */
+  lua_pop(L, 1);
+  pogo_codec_register(L, &N->ext);
+  pogo_ring_register(L);
+  return 1;
+}

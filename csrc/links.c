@@ -1,0 +1,302 @@
+/*
+ * links.c: links, monitors and exit signals, with Erlang's semantics.
+ *
+ * Contract
+ * - Links are symmetric sets of pids; monitors are one-way, named by a ref and
+ *   recorded on both sides (watching / watchers) so either end cleans up in O(1)
+ *   amortised.
+ * - An exit signal from `from` with reason R to process P:
+ *     R == "kill" sent with exit(pid, "kill")  -> P exits with "killed" (untrappable)
+ *     P traps exits                            -> P gets {"EXIT", from, R}
+ *     R == "normal"                            -> ignored (unless P signals itself)
+ *     otherwise                                -> P exits with R
+ *   The main chunk's process always traps.
+ * - A monitor on a process that does not exist gives {"DOWN", ref, pid, "noproc"}
+ *   at once. demonitor(ref) also removes a DOWN for ref already in the mailbox.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+#include "dist.h"
+
+int pogo_id_eq(const pogo_id *a, const pogo_id *b) {
+  return a->serial == b->serial && a->node == b->node && a->creation == b->creation && a->kind == b->kind;
+}
+
+int pogo_idset_add(pogo_idset *s, const pogo_id *id) {
+  for (uint32_t i = 0; i < s->n; i++)
+    if (pogo_id_eq(&s->v[i], id)) return 0;
+  if (s->n == s->cap) {
+    uint32_t ncap = s->cap ? s->cap * 2 : 2;
+    pogo_id *nv = realloc(s->v, ncap * sizeof *nv);
+    if (!nv) return -1;
+    s->v = nv;
+    s->cap = ncap;
+  }
+  s->v[s->n++] = *id;
+  return 1;
+}
+
+int pogo_idset_remove(pogo_idset *s, const pogo_id *id) {
+  for (uint32_t i = 0; i < s->n; i++) {
+    if (pogo_id_eq(&s->v[i], id)) {
+      s->v[i] = s->v[--s->n];
+      if (s->n == 0) { free(s->v); s->v = NULL; s->cap = 0; }
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int pogo_monset_add(pogo_monset *s, uint64_t ref, const pogo_id *other) {
+  if (s->n == s->cap) {
+    uint32_t ncap = s->cap ? s->cap * 2 : 2;
+    pogo_mon *nv = realloc(s->v, ncap * sizeof *nv);
+    if (!nv) return -1;
+    s->v = nv;
+    s->cap = ncap;
+  }
+  s->v[s->n].ref = ref;
+  s->v[s->n].other = *other;
+  s->n++;
+  return 0;
+}
+
+int pogo_monset_remove(pogo_monset *s, uint64_t ref, pogo_mon *out) {
+  /* newest first: short-lived monitors (calls) are usually at the end */
+  for (uint32_t i = s->n; i-- > 0;) {
+    if (s->v[i].ref == ref) {
+      if (out) *out = s->v[i];
+      s->v[i] = s->v[--s->n];
+      if (s->n == 0) { free(s->v); s->v = NULL; s->cap = 0; }
+      return 1;
+    }
+  }
+  return 0;
+}
+
+static void push_tagged(pogo_node *N, lua_State *L, const char *tag, const pogo_id *a, const pogo_id *b, int reason_idx) {
+  lua_createtable(L, b ? 4 : 3, 0);
+  lua_pushstring(L, tag);
+  lua_rawseti(L, -2, 1);
+  pogo_ident_push(N, L, a);
+  lua_rawseti(L, -2, 2);
+  int i = 3;
+  if (b) {
+    pogo_ident_push(N, L, b);
+    lua_rawseti(L, -2, i++);
+  }
+  lua_pushvalue(L, reason_idx);
+  lua_rawseti(L, -2, i);
+}
+
+void pogo_signal_exit(pogo_node *N, lua_State *L, pogo_proc *p, const pogo_id *from, int reason_idx, int linked) {
+  reason_idx = lua_absindex(L, reason_idx);
+  lua_checkstack(L, 8);
+  int is_str = lua_type(L, reason_idx) == LUA_TSTRING;
+  const char *r = is_str ? lua_tostring(L, reason_idx) : NULL;
+  if (!linked && r && strcmp(r, "kill") == 0 && !(p->flags & PF_EXTERNAL)) {
+    lua_pushliteral(L, "killed");
+    pogo_proc_kill(N, L, p, -1);
+    lua_pop(L, 1);
+    return;
+  }
+  if (p->flags & PF_TRAP_EXIT) {
+    push_tagged(N, L, "EXIT", from, NULL, reason_idx);
+    pogo_mailbox_deliver(N, L, p, -1);
+    lua_pop(L, 1);
+    return;
+  }
+  if (r && strcmp(r, "normal") == 0) {
+    if (!linked && from->node == 0 && from->serial == p->serial) pogo_proc_kill(N, L, p, reason_idx);
+    return;
+  }
+  pogo_proc_kill(N, L, p, reason_idx);
+}
+
+void pogo_send_down(pogo_node *N, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *who, int reason_idx) {
+  reason_idx = lua_absindex(L, reason_idx);
+  if (watcher->node != 0) {
+    pogo_dist_down(N, L, watcher, ref, who, reason_idx);
+    return;
+  }
+  pogo_proc *w = pogo_proc_get(N, watcher);
+  if (!w) return;
+  pogo_monset_remove(&w->watching, ref, NULL);
+  pogo_id rid = {.serial = ref, .node = 0, .creation = N->creation, .slot = 0, .kind = POGO_KIND_REF};
+  lua_checkstack(L, 8);
+  push_tagged(N, L, "DOWN", &rid, who, reason_idx);
+  pogo_mailbox_deliver(N, L, w, -1);
+  lua_pop(L, 1);
+}
+
+/* After an operation that may have killed the caller: stop it now if possible. */
+static int finish_call(pogo_node *N, lua_State *L, int nret) {
+  pogo_proc *p = N->current;
+  if (p && (p->flags & PF_PENDING_EXIT) && p->co == L && lua_isyieldable(L)) return lua_yield(L, 0);
+  return nret;
+}
+
+/* link(pid) */
+static int l_link(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_id id, me;
+  if (!pogo_ident_is_pid(L, 1, &id)) return luaL_argerror(L, 1, "pid expected");
+  pogo_proc *p = pogo_proc_current(N, L, NULL);
+  pogo_proc_id(N, p, &me);
+  if (pogo_id_eq(&id, &me)) return 0;
+  if (id.node != 0) {
+    if (pogo_idset_add(&p->links, &id) > 0) pogo_dist_link(N, L, &me, &id);
+    return finish_call(N, L, 0);
+  }
+  pogo_proc *q = pogo_proc_get(N, &id);
+  if (!q) {
+    if (p->flags & PF_TRAP_EXIT) {
+      lua_pushliteral(L, "noproc");
+      pogo_signal_exit(N, L, p, &id, -1, 1);
+      return 0;
+    }
+    return luaL_error(L, "noproc: cannot link to %s", luaL_tolstring(L, 1, NULL));
+  }
+  pogo_idset_add(&p->links, &id);
+  pogo_idset_add(&q->links, &me);
+  return 0;
+}
+
+/* unlink(pid) */
+static int l_unlink(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_id id, me;
+  if (!pogo_ident_is_pid(L, 1, &id)) return luaL_argerror(L, 1, "pid expected");
+  pogo_proc *p = pogo_proc_current(N, L, NULL);
+  pogo_proc_id(N, p, &me);
+  if (pogo_idset_remove(&p->links, &id) && id.node != 0) pogo_dist_unlink(N, L, &me, &id);
+  pogo_proc *q = pogo_proc_get(N, &id);
+  if (q) pogo_idset_remove(&q->links, &me);
+  return 0;
+}
+
+/* monitor(pid | registered name) -> ref */
+static int l_monitor(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_id id, me;
+  pogo_proc *p = pogo_proc_current(N, L, NULL);
+  pogo_proc_id(N, p, &me);
+  pogo_id ref = {.serial = N->next_ref++, .node = 0, .creation = N->creation, .slot = 0, .kind = POGO_KIND_REF};
+  if (lua_type(L, 1) == LUA_TSTRING) {
+    pogo_push_ref(L, N->ref_names);
+    lua_pushvalue(L, 1);
+    lua_rawget(L, -2);
+    if (!pogo_ident_is_pid(L, -1, &id)) {
+      /* unknown name: DOWN at once, naming the name */
+      lua_pushliteral(L, "noproc");
+      lua_createtable(L, 4, 0);
+      lua_pushliteral(L, "DOWN");
+      lua_rawseti(L, -2, 1);
+      pogo_ident_push(N, L, &ref);
+      lua_rawseti(L, -2, 2);
+      lua_pushvalue(L, 1);
+      lua_rawseti(L, -2, 3);
+      lua_pushvalue(L, -2);
+      lua_rawseti(L, -2, 4);
+      pogo_mailbox_deliver(N, L, p, -1);
+      pogo_ident_push(N, L, &ref);
+      return 1;
+    }
+  } else if (!pogo_ident_is_pid(L, 1, &id)) {
+    return luaL_argerror(L, 1, "pid or registered name expected");
+  }
+  if (id.node != 0) {
+    pogo_monset_add(&p->watching, ref.serial, &id);
+    pogo_dist_monitor(N, L, &me, ref.serial, &id);
+    pogo_ident_push(N, L, &ref);
+    return 1;
+  }
+  pogo_proc *q = pogo_proc_get(N, &id);
+  if (!q) {
+    lua_pushliteral(L, "noproc");
+    pogo_send_down(N, L, &me, ref.serial, &id, -1);
+  } else {
+    pogo_monset_add(&p->watching, ref.serial, &id);
+    pogo_monset_add(&q->watchers, ref.serial, &me);
+  }
+  pogo_ident_push(N, L, &ref);
+  return 1;
+}
+
+/* demonitor(ref) -> true if the monitor was active (a pending DOWN is flushed by the caller) */
+static int l_demonitor(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_id ref, me;
+  if (!pogo_ident_get(L, 1, &ref) || ref.kind != POGO_KIND_REF) return luaL_argerror(L, 1, "ref expected");
+  pogo_proc *p = pogo_proc_current(N, L, NULL);
+  pogo_proc_id(N, p, &me);
+  pogo_mon m;
+  if (ref.node != 0 || ref.creation != N->creation || !pogo_monset_remove(&p->watching, ref.serial, &m)) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  if (m.other.node != 0) {
+    pogo_dist_demonitor(N, L, &me, ref.serial, &m.other);
+  } else {
+    pogo_proc *q = pogo_proc_get(N, &m.other);
+    if (q) pogo_monset_remove(&q->watchers, ref.serial, NULL);
+  }
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* trap_exit(flag) -> previous flag */
+static int l_trap_exit(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_proc *p = pogo_proc_current(N, L, NULL);
+  int old = (p->flags & PF_TRAP_EXIT) != 0;
+  if (!lua_isnoneornil(L, 1) && !(p->flags & PF_EXTERNAL)) {
+    if (lua_toboolean(L, 1)) p->flags |= PF_TRAP_EXIT;
+    else p->flags &= (uint8_t)~PF_TRAP_EXIT;
+  }
+  lua_pushboolean(L, old);
+  return 1;
+}
+
+/* exit_signal(pid, reason): send an exit signal */
+static int l_exit_signal(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_id id, me;
+  if (!pogo_ident_is_pid(L, 1, &id)) return luaL_argerror(L, 1, "pid expected");
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  pogo_proc *p = pogo_proc_current(N, L, NULL);
+  pogo_proc_id(N, p, &me);
+  if (id.node != 0) {
+    pogo_dist_exit(N, L, &me, &id, 2, 0);
+    return 0;
+  }
+  pogo_proc *q = pogo_proc_get(N, &id);
+  if (q) pogo_signal_exit(N, L, q, &me, 2, 0);
+  return finish_call(N, L, 0);
+}
+
+/* exit_self(reason): end the calling process with reason (not the main chunk) */
+static int l_exit_self(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  pogo_proc *p = N->current;
+  if (!p) return luaL_error(L, "pogo.exit: the main chunk is not a process (use os.exit, or exit(pid, reason))");
+  if (lua_type(L, 1) == LUA_TSTRING && strcmp(lua_tostring(L, 1), "kill") == 0) {
+    lua_pushliteral(L, "killed");
+    lua_replace(L, 1);
+  }
+  pogo_proc_kill(N, L, p, 1); /* p is running: recorded as pending */
+  if (p->co == L && lua_isyieldable(L)) return lua_yield(L, 0);
+  return luaL_error(L, "pogo.exit: process is exiting");
+}
+
+void pogo_links_register(lua_State *L) {
+  static const luaL_Reg fns[] = {
+    {"link", l_link}, {"unlink", l_unlink}, {"monitor", l_monitor}, {"demonitor", l_demonitor},
+    {"trap_exit", l_trap_exit}, {"exit_signal", l_exit_signal}, {"exit_self", l_exit_self}, {NULL, NULL}};
+  pogo_setfuncs(L, fns);
+}

@@ -1,0 +1,253 @@
+/*
+ * mailbox.c: message delivery and receiving.
+ *
+ * Contract
+ * - A mailbox is a Lua table used as a queue (keys mb_head..mb_tail-1), created
+ *   on a process's first message. Local messages are stored as they are: never
+ *   copied, never serialized.
+ * - Order is kept; taking a message from the middle (selective receive) keeps
+ *   the order of the others.
+ * - receive() takes the head; a process blocks by yielding, the main chunk by
+ *   driving the loop (see sched.c).
+ */
+#include <string.h>
+
+#include "runtime.h"
+#include "dist.h"
+
+/* Push the mailbox table of p (creating it if `create`); pushes nil if none. */
+static void push_mbox(pogo_node *N, lua_State *L, pogo_proc *p, int create) {
+  pogo_push_ref(L, N->ref_mbox);
+  if (lua_rawgeti(L, -1, p->slot) == LUA_TNIL && create) {
+    lua_pop(L, 1);
+    lua_createtable(L, 4, 0);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, -3, p->slot);
+  }
+  lua_remove(L, -2);
+}
+
+void pogo_mailbox_deliver(pogo_node *N, lua_State *L, pogo_proc *p, int msg_idx) {
+  msg_idx = lua_absindex(L, msg_idx);
+  push_mbox(N, L, p, 1);
+  lua_pushvalue(L, msg_idx);
+  lua_rawseti(L, -2, p->mb_tail++);
+  lua_pop(L, 1);
+  if (p->state == PS_WAITING) pogo_sched_wake(N, p);
+}
+
+/* Pop the head of p's mailbox onto L (p must have a message). */
+static void pop_head(pogo_node *N, lua_State *L, pogo_proc *p) {
+  push_mbox(N, L, p, 0);
+  lua_rawgeti(L, -1, p->mb_head);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, p->mb_head);
+  lua_remove(L, -2);
+  if (++p->mb_head == p->mb_tail) p->mb_head = p->mb_tail = 1;
+}
+
+/* Take the message at absolute key k out of p's mailbox, keeping order. */
+static void take_at(pogo_node *N, lua_State *L, pogo_proc *p, uint32_t k) {
+  push_mbox(N, L, p, 0);
+  int t = lua_gettop(L);
+  lua_rawgeti(L, t, k);
+  for (uint32_t j = k; j + 1 < p->mb_tail; j++) {
+    lua_rawgeti(L, t, j + 1);
+    lua_rawseti(L, t, j);
+  }
+  lua_pushnil(L);
+  lua_rawseti(L, t, p->mb_tail - 1);
+  p->mb_tail--;
+  if (p->mb_head == p->mb_tail) p->mb_head = p->mb_tail = 1;
+  lua_remove(L, t);
+}
+
+/* Send the message at msg_idx to the process registered under the name at name_idx. */
+static int send_named_local(pogo_node *N, lua_State *L, int name_idx, int msg_idx) {
+  pogo_id id;
+  pogo_push_ref(L, N->ref_names);
+  lua_pushvalue(L, name_idx);
+  if (lua_rawget(L, -2) != LUA_TUSERDATA || !pogo_ident_is_pid(L, -1, &id))
+    return luaL_error(L, "noproc: no process registered as '%s'", lua_tostring(L, name_idx));
+  pogo_proc *p = pogo_proc_get(N, &id);
+  if (p) pogo_mailbox_deliver(N, L, p, msg_idx);
+  return 0;
+}
+
+/* send(dest, msg): dest is a pid, a registered name, or {name, node} */
+static int l_send(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  luaL_checkany(L, 2);
+  lua_settop(L, 2);
+  pogo_id id;
+  char err[POGO_CODEC_ERRLEN];
+  if (pogo_ident_is_pid(L, 1, &id)) {
+    if (id.node == 0) {
+      pogo_proc *p = pogo_proc_get(N, &id);
+      if (p) pogo_mailbox_deliver(N, L, p, 2);
+    } else if (pogo_dist_send(N, L, &id, 2, err) != 0) {
+      return luaL_error(L, "%s", err);
+    }
+    return 0;
+  }
+  int t = lua_type(L, 1);
+  if (t == LUA_TSTRING) return send_named_local(N, L, 1, 2);
+  if (t == LUA_TTABLE) {
+    lua_rawgeti(L, 1, 1);
+    lua_rawgeti(L, 1, 2);
+    if (lua_type(L, 3) != LUA_TSTRING || lua_type(L, 4) != LUA_TSTRING)
+      return luaL_argerror(L, 1, "{name, node} expects two strings");
+    size_t nl;
+    const char *node = lua_tolstring(L, 4, &nl);
+    uint32_t idx = pogo_node_index(N, L, node, nl);
+    if (idx == 0) return send_named_local(N, L, 3, 2);
+    if (pogo_dist_send_named(N, L, idx, 3, 2, err) != 0) return luaL_error(L, "%s", err);
+    return 0;
+  }
+  return luaL_argerror(L, 1, "pid, registered name or {name, node} expected");
+}
+
+/* receive([timeout_ms]) -> msg | nothing on timeout */
+static int l_receive(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  lua_Integer timeout = luaL_optinteger(L, 1, -1);
+  pogo_proc *p = N->current;
+  if (p) {
+    if (p->co != L) return luaL_error(L, "pogo.receive: called from a coroutine nested in a process");
+    if (p->mb_head < p->mb_tail) {
+      pop_head(N, L, p);
+      return 1;
+    }
+    if (timeout == 0) return 0;
+    p->state = PS_WAITING;
+    p->resume = RK_MSG;
+    if (timeout > 0) pogo_timer_arm(N, p, pogo_now(N) + (uint64_t)timeout);
+    return lua_yield(L, 0);
+  }
+  pogo_sched_check_can_drive(N, L, "pogo.receive");
+  p = pogo_proc_external(N, L);
+  if (p->mb_head == p->mb_tail && timeout != 0) {
+    int r = pogo_sched_drive(N, L, p, p->mb_tail, timeout);
+    if (r < 0) return luaL_error(L, "pogo.receive: deadlock: no process, timer or I/O can ever send to the main chunk");
+  }
+  if (p->mb_head < p->mb_tail) {
+    pop_head(N, L, p);
+    return 1;
+  }
+  return 0;
+}
+
+/* wait([timeout_ms]) -> true if a message arrived after the call, false on timeout */
+static int l_wait(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  lua_Integer timeout = luaL_optinteger(L, 1, -1);
+  pogo_proc *p = N->current;
+  if (p) {
+    if (p->co != L) return luaL_error(L, "pogo.receive: called from a coroutine nested in a process");
+    if (timeout == 0) { lua_pushboolean(L, 0); return 1; }
+    p->state = PS_WAITING;
+    p->resume = RK_WAKE;
+    p->nargs = (int32_t)p->mb_tail;
+    if (timeout > 0) pogo_timer_arm(N, p, pogo_now(N) + (uint64_t)timeout);
+    return lua_yield(L, 0);
+  }
+  pogo_sched_check_can_drive(N, L, "pogo.receive");
+  p = pogo_proc_external(N, L);
+  if (timeout == 0) { lua_pushboolean(L, 0); return 1; }
+  int r = pogo_sched_drive(N, L, p, p->mb_tail, timeout);
+  if (r < 0) return luaL_error(L, "pogo.receive: deadlock: no process, timer or I/O can ever send to the main chunk");
+  lua_pushboolean(L, r == 0);
+  return 1;
+}
+
+/* mbox_len() -> number of messages of the caller */
+static int l_mbox_len(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_proc *p = pogo_proc_current(N, L, NULL);
+  lua_pushinteger(L, p->mb_tail - p->mb_head);
+  return 1;
+}
+
+/* mbox_peek(i) -> i-th message (1 = oldest) */
+static int l_mbox_peek(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  lua_Integer i = luaL_checkinteger(L, 1);
+  pogo_proc *p = pogo_proc_current(N, L, NULL);
+  if (i < 1 || i > (lua_Integer)(p->mb_tail - p->mb_head)) return 0;
+  push_mbox(N, L, p, 0);
+  lua_rawgeti(L, -1, p->mb_head + (uint32_t)i - 1);
+  return 1;
+}
+
+/* mbox_take(i) -> removes and returns the i-th message */
+static int l_mbox_take(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  lua_Integer i = luaL_checkinteger(L, 1);
+  pogo_proc *p = pogo_proc_current(N, L, NULL);
+  if (i < 1 || i > (lua_Integer)(p->mb_tail - p->mb_head)) return 0;
+  take_at(N, L, p, p->mb_head + (uint32_t)i - 1);
+  return 1;
+}
+
+/* Does message at idx answer ref? mode 0: reply {ref, ...} or DOWN; 1: DOWN only. */
+static int matches_ref(lua_State *L, int idx, int ref_idx, int mode) {
+  idx = lua_absindex(L, idx);
+  if (lua_type(L, idx) != LUA_TTABLE) return 0;
+  lua_rawgeti(L, idx, 1);
+  int hit = 0;
+  if (mode == 0 && lua_rawequal(L, -1, ref_idx)) hit = 1;
+  else if (lua_type(L, -1) == LUA_TSTRING && strcmp(lua_tostring(L, -1), "DOWN") == 0) {
+    lua_rawgeti(L, idx, 2);
+    hit = lua_rawequal(L, -1, ref_idx);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return hit;
+}
+
+/* mbox_find_ref(ref, from) -> i | nil: first message at or after position
+ * `from` that is a reply {ref, ...} or {"DOWN", ref, ...} */
+static int l_mbox_find_ref(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  luaL_checkany(L, 1);
+  lua_Integer from = luaL_optinteger(L, 2, 1);
+  pogo_proc *p = pogo_proc_current(N, L, NULL);
+  lua_Integer n = p->mb_tail - p->mb_head;
+  if (from < 1) from = 1;
+  if (from > n) return 0;
+  push_mbox(N, L, p, 0);
+  int t = lua_gettop(L);
+  for (lua_Integer i = from; i <= n; i++) {
+    lua_rawgeti(L, t, p->mb_head + (uint32_t)i - 1);
+    int hit = matches_ref(L, -1, 1, 0);
+    lua_pop(L, 1);
+    if (hit) { lua_pushinteger(L, i); return 1; }
+  }
+  return 0;
+}
+
+/* mbox_flush_down(ref) -> number of {"DOWN", ref, ...} messages removed */
+static int l_mbox_flush_down(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  luaL_checkany(L, 1);
+  pogo_proc *p = pogo_proc_current(N, L, NULL);
+  int removed = 0;
+  for (uint32_t k = p->mb_head; k < p->mb_tail;) {
+    push_mbox(N, L, p, 0);
+    lua_rawgeti(L, -1, k);
+    int hit = matches_ref(L, -1, 1, 1);
+    lua_pop(L, 2);
+    if (hit) { take_at(N, L, p, k); lua_pop(L, 1); removed++; }
+    else k++;
+  }
+  lua_pushinteger(L, removed);
+  return 1;
+}
+
+void pogo_mailbox_register(lua_State *L) {
+  static const luaL_Reg fns[] = {
+    {"send", l_send}, {"receive", l_receive}, {"wait", l_wait},
+    {"mbox_len", l_mbox_len}, {"mbox_peek", l_mbox_peek}, {"mbox_take", l_mbox_take},
+    {"mbox_find_ref", l_mbox_find_ref}, {"mbox_flush_down", l_mbox_flush_down}, {NULL, NULL}};
+  pogo_setfuncs(L, fns);
+}

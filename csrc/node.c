@@ -1,0 +1,171 @@
+/*
+ * node.c: creation and teardown of the per-Lua-state node, and the glue that
+ * registers the runtime's functions in the core table.
+ *
+ * Contract
+ * - pogo_node_open(L) requires luv, takes its loop (luv_loop) and creates the
+ *   node userdata, anchored in the registry; its __gc frees every process,
+ *   every table ref and closes its uv handles (freed by their close callbacks,
+ *   which luv's loop finalizer runs).
+ * - A node exists from `require "pogo.core"` on; `pogo.start` (dist.c) only adds
+ *   a name and the transport.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <luv.h>
+#include <openssl/rand.h>
+
+#include "runtime.h"
+#include "node.h"
+
+static const char NODE_KEY = 'N'; /* address used as a registry key (constant) */
+
+pogo_node *pogo_node_from(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &NODE_KEY);
+  pogo_node *N = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  if (!N || N->closed) luaL_error(L, "pogo: node is not initialised");
+  return N;
+}
+
+uint64_t pogo_now(pogo_node *N) {
+  uv_update_time(N->loop);
+  return uv_now(N->loop);
+}
+
+void pogo_push_ref(lua_State *L, int ref) { lua_rawgeti(L, LUA_REGISTRYINDEX, ref); }
+
+void pogo_setfuncs(lua_State *L, const luaL_Reg *fns) {
+  for (; fns->name; fns++) {
+    lua_pushvalue(L, -1);
+    lua_pushcclosure(L, fns->func, 1);
+    lua_setfield(L, -3, fns->name);
+  }
+}
+
+static void uvh_close_cb(uv_handle_t *h) {
+  pogo_uvh *u = h->data;
+  if (--u->open == 0) free(u);
+}
+
+static int new_table_ref(lua_State *L, const char *weak) {
+  lua_newtable(L);
+  if (weak) {
+    lua_newtable(L);
+    lua_pushstring(L, weak);
+    lua_setfield(L, -2, "__mode");
+    lua_setmetatable(L, -2);
+  }
+  return luaL_ref(L, LUA_REGISTRYINDEX);
+}
+
+static int node_gc(lua_State *L) {
+  pogo_node *N = lua_touserdata(L, 1);
+  if (N->closed) return 0;
+  pogo_node_dist_close(N, L);
+  pogo_proc_free_all(N, L);
+  N->closed = 1;
+  lua_pushnil(L);
+  lua_setfield(L, LUA_REGISTRYINDEX, "pogo.node.ptr");
+  if (N->uvh) {
+    pogo_uvh *u = N->uvh;
+    u->idle.data = u;
+    u->timer.data = u;
+    uv_close((uv_handle_t *)&u->idle, uvh_close_cb);
+    uv_close((uv_handle_t *)&u->timer, uvh_close_cb);
+    N->uvh = NULL;
+  }
+  free(N->procs);
+  free(N->free_slots);
+  free(N->rq);
+  free(N->heap);
+  free(N->exq);
+  int refs[] = {N->ref_threads, N->ref_mbox, N->ref_pids, N->ref_idents, N->ref_names,
+                N->ref_slotname, N->ref_pending, N->ref_nodenames, N->ref_crash_mt};
+  for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
+    luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
+  return 0;
+}
+
+static int crash_tostring(lua_State *L) {
+  lua_getfield(L, 1, "error");
+  const char *e = luaL_tolstring(L, -1, NULL);
+  lua_getfield(L, 1, "traceback");
+  const char *tb = lua_tostring(L, -1);
+  if (tb) lua_pushfstring(L, "%s\n%s", e, tb);
+  else lua_pushstring(L, e);
+  return 1;
+}
+
+pogo_node *pogo_node_open(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &NODE_KEY);
+  if (lua_touserdata(L, -1)) {
+    pogo_node *N = lua_touserdata(L, -1);
+    return N; /* already open; left on the stack */
+  }
+  lua_pop(L, 1);
+
+  /* luv must be loaded so that its loop exists and is shared with user code. */
+  lua_getglobal(L, "require");
+  lua_pushstring(L, "luv");
+  lua_call(L, 1, 0);
+  uv_loop_t *loop = luv_loop(L);
+  if (!loop) luaL_error(L, "pogo: luv did not provide a loop");
+
+  pogo_node *N = lua_newuserdatauv(L, sizeof *N, 0);
+  memset(N, 0, sizeof *N);
+  N->closed = 1; /* until fully set up */
+  lua_newtable(L);
+  lua_pushcfunction(L, node_gc);
+  lua_setfield(L, -2, "__gc");
+  lua_setmetatable(L, -2);
+
+  lua_rawgeti(L, LUA_REGISTRYINDEX, LUA_RIDX_MAINTHREAD);
+  N->L = lua_tothread(L, -1);
+  lua_pop(L, 1);
+  N->loop = loop;
+  if (RAND_bytes((unsigned char *)&N->creation, sizeof N->creation) != 1)
+    N->creation = (uint32_t)uv_hrtime();
+  if (N->creation == 0) N->creation = 1;
+  N->next_serial = 1;
+  N->next_ref = 1;
+
+  N->ref_threads = new_table_ref(L, NULL);
+  N->ref_mbox = new_table_ref(L, NULL);
+  N->ref_pids = new_table_ref(L, NULL);
+  N->ref_idents = new_table_ref(L, "v");
+  N->ref_names = new_table_ref(L, NULL);
+  N->ref_slotname = new_table_ref(L, NULL);
+  N->ref_pending = new_table_ref(L, NULL);
+  N->ref_nodenames = new_table_ref(L, NULL);
+  lua_newtable(L);
+  lua_pushcfunction(L, crash_tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushstring(L, "pogo.crash");
+  lua_setfield(L, -2, "__name");
+  N->ref_crash_mt = luaL_ref(L, LUA_REGISTRYINDEX);
+
+  N->uvh = calloc(1, sizeof *N->uvh);
+  if (!N->uvh) luaL_error(L, "pogo: out of memory");
+  uv_idle_init(loop, &N->uvh->idle);
+  uv_timer_init(loop, &N->uvh->timer);
+  N->uvh->open = 2;
+  N->uvh->idle.data = N;
+  N->uvh->timer.data = N;
+
+  pogo_ident_setup(N, L);
+  N->closed = 0;
+
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &NODE_KEY);
+  return N; /* node userdata left on the stack */
+}
+
+void pogo_node_register(lua_State *L) {
+  pogo_ident_register(L);
+  pogo_proc_register(L);
+  pogo_sched_register(L);
+  pogo_mailbox_register(L);
+  pogo_links_register(L);
+  pogo_names_register(L);
+}

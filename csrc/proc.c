@@ -1,0 +1,374 @@
+/*
+ * proc.c: the process table: slots, spawn, exit and its fan-out (links,
+ * monitors, names), and the external process that stands for the main chunk.
+ *
+ * Contract
+ * - A process lives in a slot; its pid carries (serial, slot) so lookups are
+ *   O(1) and a reused slot never matches an old pid.
+ * - A process exits exactly once: pogo_proc_finish runs the fan-out (exit
+ *   signals to links, DOWN to monitors, names released) and frees the slot.
+ * - Exits caused by exits (links) are queued and drained iteratively, so long
+ *   link chains never recurse on the C stack.
+ * - The running process is never torn down under its own feet: a kill aimed at
+ *   it is recorded (PF_PENDING_EXIT) and carried out when it yields back to the
+ *   scheduler.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+#include "dist.h"
+
+static uint32_t slot_alloc(pogo_node *N) {
+  if (N->nfree) return N->free_slots[--N->nfree];
+  if (N->nslots + 1 >= N->cap) {
+    uint32_t ncap = N->cap ? N->cap * 2 : 256;
+    pogo_proc **np = realloc(N->procs, ncap * sizeof *np);
+    if (!np) return 0;
+    memset(np + N->cap, 0, (ncap - N->cap) * sizeof *np);
+    N->procs = np;
+    N->cap = ncap;
+  }
+  return ++N->nslots;
+}
+
+static void slot_free(pogo_node *N, uint32_t slot) {
+  N->procs[slot] = NULL;
+  if (N->nfree == N->free_cap) {
+    uint32_t ncap = N->free_cap ? N->free_cap * 2 : 256;
+    uint32_t *nf = realloc(N->free_slots, ncap * sizeof *nf);
+    if (!nf) return; /* the slot is simply not reused */
+    N->free_slots = nf;
+    N->free_cap = ncap;
+  }
+  N->free_slots[N->nfree++] = slot;
+}
+
+pogo_proc *pogo_proc_get(pogo_node *N, const pogo_id *pid) {
+  if (pid->node != 0 || pid->creation != N->creation || pid->kind != POGO_KIND_PID) return NULL;
+  if (pid->slot == 0 || pid->slot > N->nslots) return NULL;
+  pogo_proc *p = N->procs[pid->slot];
+  if (!p || p->serial != pid->serial || p->state == PS_EXITING) return NULL;
+  return p;
+}
+
+void pogo_proc_id(pogo_node *N, pogo_proc *p, pogo_id *out) {
+  out->serial = p->serial;
+  out->node = 0;
+  out->creation = N->creation;
+  out->slot = p->slot;
+  out->kind = POGO_KIND_PID;
+}
+
+void pogo_proc_push_pid(pogo_node *N, lua_State *L, pogo_proc *p) {
+  pogo_push_ref(L, N->ref_pids);
+  lua_rawgeti(L, -1, p->slot);
+  lua_remove(L, -2);
+}
+
+/* New process record with its pid; NULL on allocation failure. */
+static pogo_proc *proc_new(pogo_node *N, lua_State *L) {
+  pogo_proc *p = calloc(1, sizeof *p);
+  if (!p) return NULL;
+  uint32_t slot = slot_alloc(N);
+  if (!slot) { free(p); return NULL; }
+  p->serial = N->next_serial++;
+  p->slot = slot;
+  p->heap_pos = -1;
+  p->mb_head = p->mb_tail = 1;
+  N->procs[slot] = p;
+  N->live++;
+  pogo_id id;
+  pogo_proc_id(N, p, &id);
+  pogo_push_ref(L, N->ref_pids);
+  pogo_ident_push(N, L, &id);
+  lua_rawseti(L, -2, slot);
+  lua_pop(L, 1);
+  return p;
+}
+
+pogo_proc *pogo_proc_external(pogo_node *N, lua_State *L) {
+  if (N->external) return N->external;
+  pogo_proc *p = proc_new(N, L);
+  if (!p) luaL_error(L, "pogo: out of memory");
+  p->flags = PF_EXTERNAL | PF_TRAP_EXIT;
+  p->state = PS_WAITING;
+  N->external = p;
+  return p;
+}
+
+/* The calling process: the running one (L is its coroutine or a coroutine
+ * nested in it), or the external process when called from the main chunk.
+ * *is_main is set accordingly. Raises inside a bare luv callback only when
+ * `blocking` is asked for by the caller (see pogo_proc_blocking). */
+pogo_proc *pogo_proc_current(pogo_node *N, lua_State *L, int *is_main) {
+  if (N->current) {
+    if (is_main) *is_main = 0;
+    return N->current;
+  }
+  if (is_main) *is_main = 1;
+  return pogo_proc_external(N, L);
+}
+
+/* ---- exits ---- */
+
+static void exq_push(pogo_node *N, pogo_proc *p) {
+  if (N->exq_len == N->exq_cap) {
+    uint32_t ncap = N->exq_cap ? N->exq_cap * 2 : 64;
+    pogo_rq_entry *nq = realloc(N->exq, ncap * sizeof *nq);
+    if (!nq) return; /* cannot happen in practice; the process then stays */
+    N->exq = nq;
+    N->exq_cap = ncap;
+  }
+  N->exq[N->exq_len].serial = p->serial;
+  N->exq[N->exq_len].slot = p->slot;
+  N->exq_len++;
+}
+
+static void set_pending(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) {
+  reason_idx = lua_absindex(L, reason_idx);
+  pogo_push_ref(L, N->ref_pending);
+  lua_pushvalue(L, reason_idx);
+  lua_rawseti(L, -2, p->slot);
+  lua_pop(L, 1);
+}
+
+void pogo_proc_kill(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) {
+  if (p->flags & PF_EXTERNAL) return; /* the main chunk cannot be killed */
+  if (p->state == PS_EXITING || (p->flags & PF_PENDING_EXIT)) return;
+  set_pending(N, L, p, reason_idx);
+  if (p == N->current) {
+    p->flags |= PF_PENDING_EXIT;
+    return;
+  }
+  p->state = PS_EXITING;
+  pogo_timer_cancel(N, p);
+  exq_push(N, p);
+  pogo_proc_drain_exits(N, L);
+}
+
+void pogo_proc_drain_exits(pogo_node *N, lua_State *L) {
+  if (N->exiting_drain) return;
+  N->exiting_drain = 1;
+  while (N->exq_len) {
+    pogo_rq_entry e = N->exq[--N->exq_len];
+    pogo_proc *p = e.slot <= N->nslots ? N->procs[e.slot] : NULL;
+    if (!p || p->serial != e.serial) continue;
+    lua_checkstack(L, 8);
+    pogo_push_ref(L, N->ref_pending);
+    lua_rawgeti(L, -1, p->slot);
+    lua_remove(L, -2);
+    pogo_proc_finish(N, L, p, -1);
+    lua_pop(L, 1);
+  }
+  N->exiting_drain = 0;
+}
+
+static void close_thread(lua_State *co, lua_State *from) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  lua_closethread(co, from);
+#else
+  (void)from;
+  lua_resetthread(co);
+#endif
+}
+
+void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) {
+  reason_idx = lua_absindex(L, reason_idx);
+  lua_checkstack(L, 12);
+  p->state = PS_EXITING;
+  pogo_timer_cancel(N, p);
+  pogo_id me;
+  pogo_proc_id(N, p, &me);
+  /* Keep the pid alive for the messages below even after the slot is freed. */
+  pogo_proc_push_pid(N, L, p);
+  int pid_idx = lua_gettop(L);
+  pogo_names_release(N, L, p);
+
+  /* Detach the sets first: the fan-out may touch other processes' sets. */
+  pogo_idset links = p->links;
+  pogo_monset watchers = p->watchers, watching = p->watching;
+  memset(&p->links, 0, sizeof p->links);
+  memset(&p->watchers, 0, sizeof p->watchers);
+  memset(&p->watching, 0, sizeof p->watching);
+
+  for (uint32_t i = 0; i < watching.n; i++) {
+    pogo_mon *m = &watching.v[i];
+    pogo_proc *t = pogo_proc_get(N, &m->other);
+    if (t) pogo_monset_remove(&t->watchers, m->ref, NULL);
+    else if (m->other.node != 0) pogo_dist_demonitor(N, L, &me, m->ref, &m->other);
+  }
+  for (uint32_t i = 0; i < watchers.n; i++) {
+    pogo_mon *m = &watchers.v[i];
+    pogo_send_down(N, L, &m->other, m->ref, &me, reason_idx);
+  }
+  for (uint32_t i = 0; i < links.n; i++) {
+    pogo_id *o = &links.v[i];
+    if (o->node != 0) {
+      pogo_dist_exit(N, L, &me, o, reason_idx, 1);
+      continue;
+    }
+    pogo_proc *q = pogo_proc_get(N, o);
+    if (!q) continue;
+    pogo_idset_remove(&q->links, &me);
+    pogo_signal_exit(N, L, q, &me, reason_idx, 1);
+  }
+  free(links.v);
+  free(watchers.v);
+  free(watching.v);
+
+  /* Lua side */
+  if (p->co) {
+    pogo_push_ref(L, N->ref_threads);
+    lua_rawgeti(L, -1, p->slot); /* keep the thread alive while closing it */
+    if (p != N->current) close_thread(p->co, L);
+    lua_pop(L, 1);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, p->slot);
+    lua_pop(L, 1);
+  }
+  int tabs[] = {N->ref_mbox, N->ref_pids, N->ref_pending};
+  for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) {
+    pogo_push_ref(L, tabs[i]);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, p->slot);
+    lua_pop(L, 1);
+  }
+  if (N->external == p) N->external = NULL;
+  slot_free(N, p->slot);
+  N->live--;
+  free(p);
+  lua_settop(L, pid_idx - 1);
+  pogo_proc_drain_exits(N, L);
+}
+
+void pogo_proc_free_all(pogo_node *N, lua_State *L) {
+  (void)L;
+  for (uint32_t s = 1; s <= N->nslots; s++) {
+    pogo_proc *p = N->procs[s];
+    if (!p) continue;
+    free(p->links.v);
+    free(p->watchers.v);
+    free(p->watching.v);
+    free(p);
+    N->procs[s] = NULL;
+  }
+  N->live = 0;
+  N->external = NULL;
+  N->rq_len = 0;
+  N->heap_len = 0;
+}
+
+/* ---- Lua API ---- */
+
+/* spawn_impl(fn, ...) with optional link/monitor to the caller. */
+static int spawn_impl(lua_State *L, int link, int monitor) {
+  pogo_node *N = POGO_NODE(L);
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  int n = lua_gettop(L);
+  pogo_proc *parent = (link || monitor) ? pogo_proc_current(N, L, NULL) : NULL;
+  pogo_proc *p = proc_new(N, L);
+  if (!p) return luaL_error(L, "pogo.spawn: out of memory");
+  lua_State *co = lua_newthread(L);
+  p->co = co;
+  pogo_push_ref(L, N->ref_threads);
+  lua_pushvalue(L, -2);
+  lua_rawseti(L, -2, p->slot);
+  lua_pop(L, 2);
+  lua_checkstack(co, n + 1);
+  lua_xmove(L, co, n); /* body and arguments */
+  p->nargs = n - 1;
+  p->resume = RK_START;
+  pogo_sched_enqueue(N, p);
+  pogo_id cid;
+  pogo_proc_id(N, p, &cid);
+  if (link) {
+    pogo_id pid;
+    pogo_proc_id(N, parent, &pid);
+    pogo_idset_add(&parent->links, &cid);
+    pogo_idset_add(&p->links, &pid);
+  }
+  pogo_proc_push_pid(N, L, p);
+  if (monitor) {
+    pogo_id pid, ref = {.serial = N->next_ref++, .creation = N->creation, .kind = POGO_KIND_REF};
+    pogo_proc_id(N, parent, &pid);
+    pogo_monset_add(&p->watchers, ref.serial, &pid);
+    pogo_monset_add(&parent->watching, ref.serial, &cid);
+    pogo_ident_push(N, L, &ref);
+    return 2;
+  }
+  return 1;
+}
+
+static int l_spawn(lua_State *L) { return spawn_impl(L, 0, 0); }
+static int l_spawn_link(lua_State *L) { return spawn_impl(L, 1, 0); }
+static int l_spawn_monitor(lua_State *L) { return spawn_impl(L, 0, 1); }
+
+static int l_self(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_proc_push_pid(N, L, pogo_proc_current(N, L, NULL));
+  return 1;
+}
+
+/* alive(pid) -> boolean (local pids; remote pids raise) */
+static int l_alive(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_id id;
+  if (!pogo_ident_is_pid(L, 1, &id)) return luaL_argerror(L, 1, "pid expected");
+  if (id.node != 0) return luaL_error(L, "pogo.alive: %s is not a local pid", luaL_tolstring(L, 1, NULL));
+  lua_pushboolean(L, pogo_proc_get(N, &id) != NULL);
+  return 1;
+}
+
+/* process_count() -> live processes on this node (main chunk's included) */
+static int l_process_count(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  lua_pushinteger(L, N->live);
+  return 1;
+}
+
+/* processes() -> array of the pids of live processes */
+static int l_processes(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  lua_createtable(L, (int)N->live, 0);
+  lua_Integer i = 0;
+  for (uint32_t s = 1; s <= N->nslots; s++) {
+    pogo_proc *p = N->procs[s];
+    if (!p || p->state == PS_EXITING) continue;
+    pogo_proc_push_pid(N, L, p);
+    lua_rawseti(L, -2, ++i);
+  }
+  return 1;
+}
+
+/* process_info(pid) -> {state=, messages=, links=n, monitors=n, trap_exit=} | nil */
+static int l_process_info(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_id id;
+  if (!pogo_ident_is_pid(L, 1, &id)) return luaL_argerror(L, 1, "pid expected");
+  pogo_proc *p = pogo_proc_get(N, &id);
+  if (!p) return 0;
+  static const char *const states[] = {"free", "runnable", "running", "waiting", "sleeping", "exiting"};
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, states[p->state]);
+  lua_setfield(L, -2, "state");
+  lua_pushinteger(L, p->mb_tail - p->mb_head);
+  lua_setfield(L, -2, "messages");
+  lua_pushinteger(L, p->links.n);
+  lua_setfield(L, -2, "links");
+  lua_pushinteger(L, p->watching.n);
+  lua_setfield(L, -2, "monitors");
+  lua_pushinteger(L, p->watchers.n);
+  lua_setfield(L, -2, "monitored_by");
+  lua_pushboolean(L, (p->flags & PF_TRAP_EXIT) != 0);
+  lua_setfield(L, -2, "trap_exit");
+  return 1;
+}
+
+void pogo_proc_register(lua_State *L) {
+  static const luaL_Reg fns[] = {
+    {"spawn", l_spawn}, {"spawn_link", l_spawn_link}, {"spawn_monitor", l_spawn_monitor},
+    {"self", l_self}, {"alive", l_alive}, {"process_count", l_process_count},
+    {"processes", l_processes}, {"process_info", l_process_info}, {NULL, NULL}};
+  pogo_setfuncs(L, fns);
+}

@@ -1,0 +1,241 @@
+/*
+ * runtime.h: the per-Lua-state node runtime shared by the process files
+ * (node.c, ident.c, proc.c, sched.c, timer.c, mailbox.c, links.c, names.c).
+ *
+ * Contract
+ * - One pogo_node per Lua state, owned by a userdata anchored in the registry;
+ *   no C global or static mutable state, so several Lua states in one OS
+ *   process each run their own node.
+ * - A process is a Lua coroutine plus a pogo_proc record in a slot table.
+ *   Lua-side objects of a process (its coroutine, mailbox table, pid userdata)
+ *   live in Lua tables indexed by slot, reached through registry refs.
+ * - The scheduler runs ready processes from a libuv idle handle on luv's loop;
+ *   timers for sleep/receive timeouts live in one binary heap driven by one
+ *   uv_timer.
+ * - Nothing here raises a Lua error on behalf of a peer or a process: errors of a
+ *   process end that process only.
+ */
+#ifndef POGO_RUNTIME_H
+#define POGO_RUNTIME_H
+
+#include <stdint.h>
+#include <stddef.h>
+#include <uv.h>
+#include <lua.h>
+#include <lauxlib.h>
+
+#include "codec.h"
+
+/* Process states. */
+enum {
+  PS_FREE = 0,
+  PS_RUNNABLE,  /* in (or about to enter) the run queue */
+  PS_RUNNING,   /* its coroutine is executing */
+  PS_WAITING,   /* blocked in receive/wait, woken by a message or its timer */
+  PS_SLEEPING,  /* blocked in sleep, woken by its timer only */
+  PS_EXITING    /* exit decided, not yet cleaned up */
+};
+
+/* What the scheduler hands a process when it resumes it. */
+enum {
+  RK_NONE = 0, /* nothing */
+  RK_START,    /* first run: body and arguments are already on its stack */
+  RK_MSG,      /* the head of the mailbox, or nothing if the timer fired */
+  RK_WAKE      /* true if a message arrived, false if the timer fired */
+};
+
+/* Process flags. */
+#define PF_TRAP_EXIT 0x01u
+#define PF_IN_RUNQ 0x02u
+#define PF_EXTERNAL 0x04u /* the main chunk's process: no coroutine, always traps */
+#define PF_NAMED 0x08u
+#define PF_TIMER_FIRED 0x10u
+#define PF_PENDING_EXIT 0x20u /* an exit signal killed it while it was running */
+
+/* Identity kinds (pid and ref userdata). */
+#define POGO_KIND_PID 1
+#define POGO_KIND_REF 2
+
+/* A pid or ref by value. node 0 is this node; others index the node-name table. */
+typedef struct pogo_id {
+  uint64_t serial;
+  uint32_t node;
+  uint32_t creation;
+  uint32_t slot; /* pids: the slot on their node (0 for refs) */
+  uint32_t kind;
+} pogo_id;
+
+typedef struct pogo_idset {
+  pogo_id *v;
+  uint32_t n, cap;
+} pogo_idset;
+
+/* A monitor as seen by one side: the ref and the process on the other side. */
+typedef struct pogo_mon {
+  uint64_t ref;
+  pogo_id other;
+} pogo_mon;
+
+typedef struct pogo_monset {
+  pogo_mon *v;
+  uint32_t n, cap;
+} pogo_monset;
+
+typedef struct pogo_proc {
+  uint64_t serial;
+  lua_State *co;      /* NULL for the external (main chunk) process */
+  uint32_t slot;
+  uint8_t state;
+  uint8_t flags;
+  uint8_t resume;     /* RK_* */
+  uint8_t pad_;
+  int32_t nargs;      /* RK_START: number of arguments */
+  int32_t heap_pos;   /* index in the timer heap, -1 if no timer */
+  uint32_t mb_head, mb_tail; /* mailbox holds keys [mb_head, mb_tail) */
+  uint64_t deadline;  /* timer deadline (uv_now ms) */
+  pogo_idset links;
+  pogo_monset watchers; /* monitors others hold on this process */
+  pogo_monset watching; /* monitors this process holds on others */
+} pogo_proc;
+
+typedef struct pogo_rq_entry {
+  uint64_t serial;
+  uint32_t slot;
+} pogo_rq_entry;
+
+/* uv handles live in their own block, freed by their close callbacks, so the
+ * node can be finalized before luv closes the loop. */
+typedef struct pogo_uvh {
+  uv_idle_t idle;
+  uv_timer_t timer;
+  int open;
+} pogo_uvh;
+
+struct pogo_dist; /* transport (dist.c); NULL until pogo.start */
+
+typedef struct pogo_node {
+  lua_State *L;       /* main thread */
+  uv_loop_t *loop;
+  pogo_uvh *uvh;
+  uint32_t creation;
+  int closed;
+
+  /* process slots; slot 0 is never used */
+  pogo_proc **procs;
+  uint32_t nslots, cap;
+  uint32_t *free_slots;
+  uint32_t nfree, free_cap;
+  uint64_t next_serial;
+  uint64_t next_ref;
+  uint32_t live;
+
+  /* run queue (ring buffer) */
+  pogo_rq_entry *rq;
+  uint32_t rq_head, rq_len, rq_cap;
+  int idle_active;
+
+  /* timer heap of processes ordered by deadline */
+  pogo_proc **heap;
+  uint32_t heap_len, heap_cap;
+  uint64_t timer_due; /* deadline the uv timer is set for, 0 if stopped */
+
+  pogo_proc *current;  /* process whose coroutine runs now */
+  pogo_proc *external; /* the main chunk's process, created on demand */
+  int driving;         /* >0 while a blocking call from the main chunk drives the loop */
+  int ext_woken;       /* the external process got something while driving */
+  int stop_requested;
+  int exiting_drain;   /* guards re-entry into the exit queue drain */
+
+  /* deferred exits (cascading links), slots with serials */
+  pogo_rq_entry *exq;
+  uint32_t exq_len, exq_cap;
+
+  /* registry refs of Lua tables */
+  int ref_threads;  /* slot -> coroutine */
+  int ref_mbox;     /* slot -> mailbox table */
+  int ref_pids;     /* slot -> pid userdata */
+  int ref_idents;   /* weak-valued cache: key -> pid/ref userdata */
+  int ref_names;    /* name -> pid userdata */
+  int ref_slotname; /* slot -> registered name */
+  int ref_pending;  /* slot -> pending exit reason */
+  int ref_nodenames;/* index -> node name, name -> index */
+  int ref_crash_mt; /* metatable of crash reasons */
+  int ref_self;     /* the node userdata itself */
+  uint32_t nnodes;  /* entries in the node-name table (index 0 = this node) */
+
+  pogo_codec_ext ext;
+  struct pogo_dist *dist;
+} pogo_node;
+
+/* ---- node.c ---- */
+pogo_node *pogo_node_from(lua_State *L); /* the node of this Lua state (raises if none) */
+uint64_t pogo_now(pogo_node *N);         /* loop time in ms (updated) */
+void pogo_push_ref(lua_State *L, int ref);
+
+/* ---- ident.c ---- */
+void pogo_ident_push(pogo_node *N, lua_State *L, const pogo_id *id); /* interned userdata */
+int pogo_ident_get(lua_State *L, int idx, pogo_id *out);            /* 1 if idx is a pid/ref */
+int pogo_ident_is_pid(lua_State *L, int idx, pogo_id *out);
+const char *pogo_node_name(pogo_node *N, lua_State *L, uint32_t node); /* pushes nothing */
+uint32_t pogo_node_index(pogo_node *N, lua_State *L, const char *name, size_t len);
+void pogo_ident_setup(pogo_node *N, lua_State *L);
+void pogo_ident_register(lua_State *L);
+
+/* ---- proc.c ---- */
+pogo_proc *pogo_proc_get(pogo_node *N, const pogo_id *pid); /* local live process or NULL */
+pogo_proc *pogo_proc_current(pogo_node *N, lua_State *L, int *is_main);
+pogo_proc *pogo_proc_external(pogo_node *N, lua_State *L);
+void pogo_proc_push_pid(pogo_node *N, lua_State *L, pogo_proc *p);
+void pogo_proc_id(pogo_node *N, pogo_proc *p, pogo_id *out);
+/* Kill p with the reason at idx (deferred if p is running). */
+void pogo_proc_kill(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx);
+/* Finish p's exit now (p must not be running); reason at idx. */
+void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx);
+void pogo_proc_drain_exits(pogo_node *N, lua_State *L);
+void pogo_proc_free_all(pogo_node *N, lua_State *L);
+void pogo_proc_register(lua_State *L);
+
+/* ---- sched.c ---- */
+void pogo_sched_enqueue(pogo_node *N, pogo_proc *p);
+void pogo_sched_wake(pogo_node *N, pogo_proc *p); /* a waiting process got a message */
+int pogo_sched_run_batch(pogo_node *N, int budget);
+int pogo_sched_pending(pogo_node *N);
+/* From the main chunk: drive the loop until *flag is set or the deadline passes.
+ * Returns 0 when the flag was set, 1 on timeout, -1 if nothing can wake it. */
+int pogo_sched_drive(pogo_node *N, lua_State *L, pogo_proc *ext, uint32_t mb_tail0, int64_t timeout);
+void pogo_sched_check_can_drive(pogo_node *N, lua_State *L, const char *what);
+void pogo_sched_register(lua_State *L);
+
+/* ---- timer.c ---- */
+void pogo_timer_arm(pogo_node *N, pogo_proc *p, uint64_t deadline);
+void pogo_timer_cancel(pogo_node *N, pogo_proc *p);
+void pogo_timer_cb(uv_timer_t *t);
+
+/* ---- mailbox.c ---- */
+/* Deliver the value at msg_idx to a local process (never copies). */
+void pogo_mailbox_deliver(pogo_node *N, lua_State *L, pogo_proc *p, int msg_idx);
+void pogo_mailbox_register(lua_State *L);
+
+/* ---- links.c ---- */
+int pogo_idset_add(pogo_idset *s, const pogo_id *id);
+int pogo_idset_remove(pogo_idset *s, const pogo_id *id);
+int pogo_id_eq(const pogo_id *a, const pogo_id *b);
+int pogo_monset_add(pogo_monset *s, uint64_t ref, const pogo_id *other);
+int pogo_monset_remove(pogo_monset *s, uint64_t ref, pogo_mon *out);
+/* Exit signal from `from` with the reason at idx to local process p.
+ * `linked` is 1 for link propagation, 0 for an explicit exit(pid, reason). */
+void pogo_signal_exit(pogo_node *N, lua_State *L, pogo_proc *p, const pogo_id *from, int reason_idx, int linked);
+/* Push {"DOWN", ref, pid, reason} and deliver it to watcher. */
+void pogo_send_down(pogo_node *N, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *who, int reason_idx);
+void pogo_links_register(lua_State *L);
+
+/* ---- names.c ---- */
+void pogo_names_release(pogo_node *N, lua_State *L, pogo_proc *p);
+void pogo_names_register(lua_State *L);
+
+/* Helpers to build registered closures: each API function gets the node userdata
+ * as upvalue 1. */
+#define POGO_NODE(L) ((pogo_node *)lua_touserdata((L), lua_upvalueindex(1)))
+void pogo_setfuncs(lua_State *L, const luaL_Reg *fns); /* table at -2, node ud at -1 */
+
+#endif

@@ -1,0 +1,293 @@
+/*
+ * sched.c: the run queue and the resume loop, and driving the loop from the
+ * main chunk (run, step, stop, sleep, yield).
+ *
+ * Contract
+ * - Ready processes are resumed in FIFO order from a libuv idle handle, in
+ *   batches, so I/O and luv callbacks interleave with process work.
+ * - A process's Lua error, its return, or an exit aimed at it ends that process
+ *   only; the scheduler turns it into an exit reason ("normal", the pending
+ *   reason, or a crash {error=, traceback=}).
+ * - Blocking calls from the main chunk drive the loop with UV_RUN_ONCE until
+ *   their condition holds; from a luv callback (pogo's or luv's own uv.run)
+ *   they raise an error instead of re-entering the loop.
+ */
+#include <stdlib.h>
+#include <string.h>
+#include <luv.h>
+
+#include "runtime.h"
+
+#define BATCH_BUDGET 20000
+
+static void idle_cb(uv_idle_t *h) {
+  pogo_node *N = h->data;
+  if (!N || N->closed) return;
+  pogo_sched_run_batch(N, BATCH_BUDGET);
+}
+
+void pogo_sched_enqueue(pogo_node *N, pogo_proc *p) {
+  if (p->flags & (PF_IN_RUNQ | PF_EXTERNAL)) return;
+  if (N->rq_len == N->rq_cap) {
+    uint32_t ncap = N->rq_cap ? N->rq_cap * 2 : 256;
+    pogo_rq_entry *nq = malloc(ncap * sizeof *nq);
+    if (!nq) return; /* out of memory: the process stays blocked */
+    for (uint32_t i = 0; i < N->rq_len; i++) nq[i] = N->rq[(N->rq_head + i) % N->rq_cap];
+    free(N->rq);
+    N->rq = nq;
+    N->rq_cap = ncap;
+    N->rq_head = 0;
+  }
+  uint32_t at = N->rq_head + N->rq_len;
+  if (at >= N->rq_cap) at -= N->rq_cap;
+  N->rq[at].serial = p->serial;
+  N->rq[at].slot = p->slot;
+  N->rq_len++;
+  p->flags |= PF_IN_RUNQ;
+  p->state = PS_RUNNABLE;
+  if (!N->idle_active && N->uvh) {
+    uv_idle_start(&N->uvh->idle, idle_cb);
+    N->idle_active = 1;
+  }
+}
+
+void pogo_sched_wake(pogo_node *N, pogo_proc *p) {
+  if (p->flags & PF_EXTERNAL) {
+    N->ext_woken = 1;
+    return;
+  }
+  pogo_timer_cancel(N, p);
+  pogo_sched_enqueue(N, p);
+}
+
+int pogo_sched_pending(pogo_node *N) { return N->rq_len > 0; }
+
+/* Build a crash reason {error = e, traceback = tb} from the error on top of co. */
+static void push_crash(pogo_node *N, lua_State *L, lua_State *co) {
+  lua_createtable(L, 0, 2);
+  lua_xmove(co, L, 1); /* error value */
+  lua_setfield(L, -2, "error");
+  luaL_traceback(L, co, NULL, 0);
+  lua_setfield(L, -2, "traceback");
+  pogo_push_ref(L, N->ref_crash_mt);
+  lua_setmetatable(L, -2);
+}
+
+static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
+  lua_State *co = p->co;
+  int nargs = 0;
+  switch (p->resume) {
+    case RK_START:
+      nargs = p->nargs;
+      break;
+    case RK_MSG:
+      if (p->mb_head < p->mb_tail) {
+        lua_rawgeti(L, mbox_idx, p->slot);
+        lua_rawgeti(L, -1, p->mb_head);
+        lua_pushnil(L);
+        lua_rawseti(L, -3, p->mb_head);
+        if (++p->mb_head == p->mb_tail) p->mb_head = p->mb_tail = 1;
+        lua_xmove(L, co, 1);
+        lua_pop(L, 1);
+        nargs = 1;
+      }
+      break;
+    case RK_WAKE:
+      lua_pushboolean(co, p->mb_tail != (uint32_t)p->nargs);
+      nargs = 1;
+      break;
+    default:
+      break;
+  }
+  p->resume = RK_NONE;
+  p->flags &= (uint8_t)~PF_TIMER_FIRED;
+  p->state = PS_RUNNING;
+  N->current = p;
+  int nres = 0;
+  int st = lua_resume(co, L, nargs, &nres);
+  N->current = NULL;
+  if (p->flags & PF_PENDING_EXIT) {
+    p->flags &= (uint8_t)~PF_PENDING_EXIT;
+    if (st == LUA_YIELD || st == LUA_OK) lua_pop(co, nres);
+    pogo_push_ref(L, N->ref_pending);
+    lua_rawgeti(L, -1, p->slot);
+    pogo_proc_finish(N, L, p, -1);
+    lua_pop(L, 2);
+    return;
+  }
+  if (st == LUA_YIELD) {
+    lua_pop(co, nres);
+    if (p->state == PS_RUNNING) pogo_sched_enqueue(N, p); /* plain coroutine.yield() */
+  } else if (st == LUA_OK) {
+    lua_pop(co, nres);
+    lua_pushliteral(L, "normal");
+    pogo_proc_finish(N, L, p, -1);
+    lua_pop(L, 1);
+  } else {
+    push_crash(N, L, co);
+    pogo_proc_finish(N, L, p, -1);
+    lua_pop(L, 1);
+  }
+}
+
+int pogo_sched_run_batch(pogo_node *N, int budget) {
+  lua_State *L = N->L;
+  int top = lua_gettop(L);
+  if (!lua_checkstack(L, 20)) return 0;
+  pogo_push_ref(L, N->ref_mbox);
+  int mbox_idx = lua_gettop(L);
+  int n = 0;
+  while (N->rq_len && n < budget) {
+    pogo_rq_entry e = N->rq[N->rq_head];
+    if (++N->rq_head == N->rq_cap) N->rq_head = 0;
+    N->rq_len--;
+    pogo_proc *p = e.slot <= N->nslots ? N->procs[e.slot] : NULL;
+    if (!p || p->serial != e.serial) continue;
+    p->flags &= (uint8_t)~PF_IN_RUNQ;
+    if (p->state != PS_RUNNABLE) continue;
+    resume_one(N, L, p, mbox_idx);
+    n++;
+    if (N->ext_woken && N->driving) break;
+  }
+  lua_settop(L, top);
+  if (!N->rq_len && N->idle_active && N->uvh) {
+    uv_idle_stop(&N->uvh->idle);
+    N->idle_active = 0;
+  }
+  return n;
+}
+
+/* Raise unless the caller may drive the loop (main chunk, loop not running). */
+static void check_can_drive(pogo_node *N, lua_State *L, const char *what) {
+  if (N->current)
+    luaL_error(L, "%s: called from a coroutine nested in a process (only the process itself may block)", what);
+  if (N->driving)
+    luaL_error(L, "%s: cannot block inside a luv callback (spawn a process instead)", what);
+  luv_ctx_t *ctx = luv_context(L);
+  if (ctx && ctx->mode != -1)
+    luaL_error(L, "%s: cannot block inside a luv callback while uv.run is active (spawn a process instead)", what);
+}
+
+int pogo_sched_drive(pogo_node *N, lua_State *L, pogo_proc *ext, uint32_t mb_tail0, int64_t timeout) {
+  (void)L;
+  ext->flags &= (uint8_t)~PF_TIMER_FIRED;
+  if (timeout >= 0) pogo_timer_arm(N, ext, pogo_now(N) + (uint64_t)timeout);
+  N->driving++;
+  int result;
+  for (;;) {
+    N->ext_woken = 0;
+    if (ext->mb_tail != mb_tail0) { result = 0; break; }
+    if (ext->flags & PF_TIMER_FIRED) { result = 1; break; }
+    int alive = uv_run(N->loop, UV_RUN_ONCE);
+    if (!alive && !N->rq_len && ext->mb_tail == mb_tail0 && !(ext->flags & PF_TIMER_FIRED)) {
+      result = -1;
+      break;
+    }
+  }
+  N->driving--;
+  pogo_timer_cancel(N, ext);
+  ext->flags &= (uint8_t)~PF_TIMER_FIRED;
+  return result;
+}
+
+/* Block the caller (process: yield; main chunk: drive) until a message arrives
+ * in its mailbox past mb_tail0, or timeout (ms, <0 = forever). Used by mailbox.c.
+ * For processes this yields, and the caller must `return` the result. */
+
+/* sleep(ms) */
+static int l_sleep(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  lua_Integer ms = luaL_checkinteger(L, 1);
+  if (ms < 0) return luaL_argerror(L, 1, "non-negative milliseconds expected");
+  if (N->current) {
+    pogo_proc *p = N->current;
+    if (p->co != L) return luaL_error(L, "pogo.sleep: called from a coroutine nested in a process");
+    p->state = PS_SLEEPING;
+    p->resume = RK_NONE;
+    pogo_timer_arm(N, p, pogo_now(N) + (uint64_t)ms);
+    return lua_yield(L, 0);
+  }
+  check_can_drive(N, L, "pogo.sleep");
+  pogo_proc *ext = pogo_proc_external(N, L);
+  /* a sleep ignores messages: drive until the timer fires */
+  ext->flags &= (uint8_t)~PF_TIMER_FIRED;
+  pogo_timer_arm(N, ext, pogo_now(N) + (uint64_t)ms);
+  N->driving++;
+  while (!(ext->flags & PF_TIMER_FIRED)) uv_run(N->loop, UV_RUN_ONCE);
+  N->driving--;
+  ext->flags &= (uint8_t)~PF_TIMER_FIRED;
+  return 0;
+}
+
+/* yield(): let other ready processes run */
+static int l_yield(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  if (N->current) {
+    if (N->current->co != L) return luaL_error(L, "pogo.yield: called from a coroutine nested in a process");
+    N->current->state = PS_RUNNING;
+    return lua_yield(L, 0);
+  }
+  check_can_drive(N, L, "pogo.yield");
+  N->driving++;
+  uv_run(N->loop, UV_RUN_NOWAIT);
+  N->driving--;
+  return 0;
+}
+
+/* run(): drive the loop until stop() or until nothing can happen any more */
+static int l_run(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  check_can_drive(N, L, "pogo.run");
+  N->stop_requested = 0;
+  N->driving++;
+  while (!N->stop_requested) {
+    if (!uv_run(N->loop, UV_RUN_DEFAULT) && !N->rq_len) break;
+  }
+  N->driving--;
+  N->stop_requested = 0;
+  return 0;
+}
+
+/* step() -> pending: do the ready work without blocking */
+static int l_step(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  check_can_drive(N, L, "pogo.step");
+  N->driving++;
+  uv_run(N->loop, UV_RUN_NOWAIT);
+  N->driving--;
+  lua_pushboolean(L, N->rq_len > 0 || uv_loop_alive(N->loop));
+  return 1;
+}
+
+/* stop_loop(): make run() return */
+static int l_stop_loop(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  N->stop_requested = 1;
+  uv_stop(N->loop);
+  return 0;
+}
+
+/* now() -> loop time in ms */
+static int l_now(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  lua_pushinteger(L, (lua_Integer)pogo_now(N));
+  return 1;
+}
+
+/* in_process() -> true when called from a process (not the main chunk) */
+static int l_in_process(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  lua_pushboolean(L, N->current != NULL);
+  return 1;
+}
+
+void pogo_sched_register(lua_State *L) {
+  static const luaL_Reg fns[] = {
+    {"sleep", l_sleep}, {"yield", l_yield}, {"run", l_run}, {"step", l_step},
+    {"stop_loop", l_stop_loop}, {"now", l_now}, {"in_process", l_in_process}, {NULL, NULL}};
+  pogo_setfuncs(L, fns);
+}
+
+void pogo_sched_check_can_drive(pogo_node *N, lua_State *L, const char *what) {
+  check_can_drive(N, L, what);
+}

@@ -1,0 +1,99 @@
+--- Child specs: validation and normalisation, shared by `pogo.supervisor` and
+-- `pogo.dynamic_supervisor`.
+--
+-- A spec is `{id = any, start = {"module.name", "fn", args...}, restart =
+-- "permanent" | "transient" | "temporary", shutdown = ms | "brutal_kill" |
+-- "infinity", type = "worker" | "supervisor", modules = {...}}`. The shorthands
+-- `"module.name"` and `{"module.name", arg}` call the module's `child_spec(arg)`.
+-- @module pogo.child_spec
+local M = {}
+
+local RESTART = { permanent = true, transient = true, temporary = true }
+local TYPE = { worker = true, supervisor = true }
+
+local function invalid(why, ...)
+  return nil, "invalid child spec: " .. string.format(why, ...)
+end
+
+local function load_module(name)
+  local ok, mod = pcall(require, name)
+  if not ok then return nil, mod end
+  if type(mod) ~= "table" then return nil, "module '" .. name .. "' did not return a table" end
+  return mod
+end
+
+--- Validate and normalise a child spec.
+-- @param spec a spec table or a shorthand
+-- @treturn table|nil a new, normalised spec (defaults filled in)
+-- @treturn string|nil `"invalid child spec: <why>"`
+function M.normalize(spec)
+  if type(spec) == "string" or (type(spec) == "table" and spec.id == nil and spec.start == nil
+      and type(spec[1]) == "string") then
+    local name, arg
+    if type(spec) == "string" then name = spec else name, arg = spec[1], spec[2] end
+    local mod, err = load_module(name)
+    if not mod then return invalid("unknown module '%s' (%s)", name, tostring(err):match("^[^\n]*")) end
+    if type(mod.child_spec) ~= "function" then
+      return invalid("module '%s' has no child_spec function", name)
+    end
+    local ok, s = pcall(mod.child_spec, arg)
+    if not ok then return invalid("%s.child_spec raised: %s", name, tostring(s)) end
+    if type(s) ~= "table" then return invalid("%s.child_spec did not return a table", name) end
+    spec = s
+  end
+  if type(spec) ~= "table" then return invalid("expected a table, got %s", type(spec)) end
+  if spec.id == nil then return invalid("missing id") end
+  local start = spec.start
+  if type(start) ~= "table" then return invalid("start must be {module, function, args...}") end
+  if type(start[1]) ~= "string" or type(start[2]) ~= "string" then
+    return invalid("start must be {module, function, args...} with module and function names")
+  end
+  local restart = spec.restart == nil and "permanent" or spec.restart
+  if not RESTART[restart] then return invalid("unknown restart value '%s'", tostring(restart)) end
+  local ctype = spec.type == nil and "worker" or spec.type
+  if not TYPE[ctype] then return invalid("unknown type '%s'", tostring(ctype)) end
+  local shutdown = spec.shutdown
+  if shutdown == nil then shutdown = ctype == "supervisor" and "infinity" or 5000 end
+  if type(shutdown) == "number" then
+    if shutdown < 0 or shutdown ~= math.floor(shutdown) then
+      return invalid("shutdown must be a non-negative integer, \"brutal_kill\" or \"infinity\"")
+    end
+    shutdown = math.tointeger(shutdown)
+  elseif shutdown ~= "brutal_kill" and shutdown ~= "infinity" then
+    return invalid("shutdown must be a non-negative integer, \"brutal_kill\" or \"infinity\"")
+  end
+  local modules = spec.modules
+  if modules == nil then modules = { start[1] } end
+  if type(modules) ~= "table" then return invalid("modules must be an array of module names") end
+  local mod, err = load_module(start[1])
+  if not mod then
+    return invalid("unknown module '%s' (%s)", start[1], tostring(err):match("^[^\n]*"))
+  end
+  if type(mod[start[2]]) ~= "function" then
+    return invalid("module '%s' has no function '%s'", start[1], start[2])
+  end
+  local s = {}
+  for k, v in pairs(spec) do s[k] = v end
+  s.start = table.move(start, 1, #start, 1, {})
+  s.restart, s.shutdown, s.type, s.modules = restart, shutdown, ctype, modules
+  return s
+end
+
+--- Start the child of a normalised spec: `require(m)[f](args...)`.
+-- Never raises: a start that raises, returns nil, or whose module is missing
+-- gives `nil, err`.
+-- @treturn pid|nil
+-- @treturn[opt] string error
+function M.start(spec)
+  local start = spec.start
+  local mod, err = load_module(start[1])
+  if not mod then return nil, "module '" .. start[1] .. "' cannot be loaded: " .. tostring(err) end
+  local f = mod[start[2]]
+  if type(f) ~= "function" then return nil, "module '" .. start[1] .. "' has no function '" .. start[2] .. "'" end
+  local ok, pid, e = pcall(f, table.unpack(start, 3, #start))
+  if not ok then return nil, "start raised: " .. tostring(pid) end
+  if pid == nil then return nil, e == nil and "start returned nil" or e end
+  return pid
+end
+
+return M

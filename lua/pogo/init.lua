@@ -1,0 +1,289 @@
+--- pogo: a distributed supervisor for Lua 5.4.
+--
+-- Processes are Lua coroutines with mailboxes, scheduled on luv's loop.
+-- Blocking calls (`receive`, `sleep`, `call`, ...) yield inside a process; from
+-- the main chunk they drive the loop until done; from a luv callback they raise.
+--
+-- @module pogo
+local core = require "pogo.core"
+
+local M = {}
+
+local c_receive, c_wait = core.receive, core.wait
+local mbox_len, mbox_peek, mbox_take = core.mbox_len, core.mbox_peek, core.mbox_take
+local mbox_find_ref, mbox_flush_down = core.mbox_find_ref, core.mbox_flush_down
+local now, self, send = core.now, core.self, core.send
+local is_pid = core.is_pid
+
+M.core = core
+
+--- Start a process running `fn(...)`.
+-- @function spawn
+-- @tparam function fn the body
+-- @return pid
+M.spawn = core.spawn
+
+--- Start a process linked to the caller.
+-- @function spawn_link
+-- @tparam function fn the body
+-- @return pid
+M.spawn_link = core.spawn_link
+
+--- Start a process monitored by the caller.
+-- @function spawn_monitor
+-- @tparam function fn the body
+-- @return pid, ref
+M.spawn_monitor = core.spawn_monitor
+
+--- The pid of the caller (the main chunk has one too).
+-- @function self
+M.self = self
+
+--- Send `msg` to `dest` (a pid, a registered name, or `{name, node}`).
+-- Local messages are not copied. Sending to a dead pid does nothing; to an
+-- unregistered name raises `noproc`.
+-- @function send
+M.send = send
+
+--- Whether a local pid is alive.
+-- @function alive
+M.alive = core.alive
+
+--- Link the caller and `pid`.
+-- @function link
+M.link = core.link
+
+--- Remove the link between the caller and `pid`.
+-- @function unlink
+M.unlink = core.unlink
+
+--- Set whether the caller traps exit signals; returns the previous value.
+-- @function trap_exit
+M.trap_exit = core.trap_exit
+
+--- Monitor `pid` (or a registered name); returns a ref. The caller gets
+-- `{"DOWN", ref, pid, reason}` when it exits (at once with "noproc" if it does not exist).
+-- @function monitor
+M.monitor = core.monitor
+
+--- Register `pid` under `name` (a string).
+-- @function register
+M.register = core.register
+
+--- Remove a registered name; returns whether it was registered.
+-- @function unregister
+M.unregister = core.unregister
+
+--- The pid registered as `name`, or nil.
+-- @function whereis
+M.whereis = core.whereis
+
+--- Names registered on this node.
+-- @function registered
+M.registered = core.registered
+
+--- Sleep `ms` milliseconds (messages wait in the mailbox).
+-- @function sleep
+M.sleep = core.sleep
+
+--- Let other ready processes run.
+-- @function yield
+M.yield = core.yield
+
+--- A new unique reference.
+-- @function make_ref
+M.make_ref = core.make_ref
+
+--- Whether `v` is a pid.
+-- @function is_pid
+M.is_pid = is_pid
+
+--- Whether `v` is a ref.
+-- @function is_ref
+M.is_ref = core.is_ref
+
+--- Run the loop until `pogo.stop()` (or until nothing can happen any more).
+-- @function run
+M.run = core.run
+
+--- Do the ready work without blocking (for hosts that own their loop).
+-- @function step
+-- @treturn boolean whether work is pending
+M.step = core.step
+
+--- Loop time in milliseconds.
+-- @function now
+M.now = now
+
+--- Live processes on this node.
+-- @function processes
+M.processes = core.processes
+
+--- Information about a local process (state, messages, links, monitors, trap_exit).
+-- @function process_info
+M.process_info = core.process_info
+
+--- This node's name (`"nonode@nohost"` until `pogo.start`).
+function M.node()
+  return core.node_name()
+end
+
+--- The name of the node a pid (or ref) belongs to.
+function M.node_of(pid)
+  return core.node_of(pid)
+end
+
+--- Receive a message.
+-- `receive()` waits for the oldest message; `receive(timeout_ms)` gives up after
+-- `timeout_ms` and returns nil; `receive(match [, timeout_ms])` takes the oldest
+-- message for which `match(msg)` is true, leaving the others in order.
+-- @tparam[opt] function match predicate for selective receive
+-- @tparam[opt] integer timeout_ms
+-- @return the message, or nil on timeout
+function M.receive(match, timeout)
+  if match == nil or type(match) == "number" then
+    if type(match) == "number" then timeout = match end
+    if timeout ~= nil and (math.type(timeout) ~= "integer" or timeout < 0) then
+      if type(timeout) == "number" and timeout >= 0 and timeout == math.floor(timeout) then
+        timeout = math.tointeger(timeout)
+      elseif timeout ~= math.huge then
+        error("pogo.receive: timeout must be a non-negative integer (ms)", 2)
+      else
+        timeout = nil
+      end
+    end
+    return c_receive(timeout)
+  end
+  if type(match) ~= "function" then
+    error("pogo.receive: match must be a function", 2)
+  end
+  local deadline = timeout and timeout ~= math.huge and now() + timeout
+  local i = 1
+  while true do
+    local n = mbox_len()
+    while i <= n do
+      if match(mbox_peek(i)) then return mbox_take(i) end
+      i = i + 1
+    end
+    local remaining
+    if deadline then
+      remaining = deadline - now()
+      if remaining <= 0 then return nil end
+      remaining = math.tointeger(remaining) or math.ceil(remaining)
+    end
+    if not c_wait(remaining) then return nil end
+  end
+end
+
+--- Remove a monitor; a DOWN for it already in the mailbox is removed too.
+-- @param ref the monitor ref
+-- @treturn boolean whether the monitor was still active
+function M.demonitor(ref)
+  local active = core.demonitor(ref)
+  mbox_flush_down(ref)
+  return active
+end
+
+--- End the caller with `reason`, or send an exit signal to `pid`.
+-- `exit(reason)` ends the calling process; `exit(pid, reason)` signals `pid`
+-- ("kill" cannot be trapped and ends it with "killed").
+function M.exit(pid_or_reason, reason)
+  if reason == nil then
+    if is_pid(pid_or_reason) then
+      error("pogo.exit(pid) needs a reason: pogo.exit(pid, reason)", 2)
+    end
+    return core.exit_self(pid_or_reason)
+  end
+  return core.exit_signal(pid_or_reason, reason)
+end
+
+-- Resolve a call destination to something monitorable; nil if it cannot exist.
+local function call_target(dest)
+  if type(dest) == "table" and not is_pid(dest) then
+    local name, node = dest[1], dest[2]
+    if node == core.node_name() then return name end
+    return dest
+  end
+  return dest
+end
+
+local function describe(dest)
+  if type(dest) == "table" and not is_pid(dest) then
+    return string.format("{%s, %s}", tostring(dest[1]), tostring(dest[2]))
+  end
+  return tostring(dest)
+end
+
+--- Call a server: send `request` and wait for its reply.
+-- Speaks `pogo.server`'s protocol. Raises an error starting with `timeout`,
+-- `noproc`, `noconnection`, or `exit` (the server died while handling it).
+-- @param dest pid, registered name or `{name, node}`
+-- @param request any value
+-- @tparam[opt=5000] integer timeout_ms (or math.huge)
+-- @return the reply
+function M.call(dest, request, timeout)
+  timeout = timeout or 5000
+  local target = call_target(dest)
+  if type(target) == "string" and not core.whereis(target) then
+    error("noproc: no process registered as '" .. target .. "'", 2)
+  end
+  local ref = core.monitor(target)
+  send(target, { "$call", { self(), ref }, request })
+  local deadline = timeout ~= math.huge and now() + timeout
+  local from = 1
+  while true do
+    local i = mbox_find_ref(ref, from)
+    if i then
+      local m = mbox_take(i)
+      if m[1] == ref then
+        core.demonitor(ref)
+        mbox_flush_down(ref)
+        return m[2]
+      end
+      local reason = m[4]
+      if reason == "noproc" then
+        error("noproc: " .. describe(dest) .. " is not alive", 2)
+      elseif reason == "noconnection" then
+        error("noconnection: no connection to the node of " .. describe(dest), 2)
+      end
+      error("exit: " .. describe(dest) .. " exited during the call: " .. tostring(reason), 2)
+    end
+    from = mbox_len() + 1
+    local remaining
+    if deadline then
+      remaining = deadline - now()
+      if remaining <= 0 or not c_wait(math.tointeger(remaining) or math.ceil(remaining)) then
+        if mbox_find_ref(ref, from) then goto continue end
+        core.demonitor(ref)
+        mbox_flush_down(ref)
+        error("timeout: no reply from " .. describe(dest) .. " within " .. timeout .. " ms", 2)
+      end
+    else
+      c_wait()
+    end
+    ::continue::
+  end
+end
+
+--- Send `msg` to a server without waiting (its handle_cast gets it).
+-- Never fails for a missing destination.
+function M.cast(dest, msg)
+  local target = call_target(dest)
+  if type(target) == "string" and not core.whereis(target) then return true end
+  send(target, { "$cast", msg })
+  return true
+end
+
+--- Reply to a call received by a server (`from` as given to handle_call).
+function M.reply(from, value)
+  send(from[1], { from[2], value })
+  return true
+end
+
+--- Stop the node's loop: `pogo.run()` returns.
+function M.stop()
+  if M.dist_stop then M.dist_stop() end
+  core.stop_loop()
+end
+
+return M

@@ -1,0 +1,350 @@
+--- A local supervisor, in the manner of Erlang's supervisor.
+--
+-- Strategies `one_for_one`, `one_for_all`, `rest_for_one`; restart types
+-- `permanent`, `transient`, `temporary`; restart intensity (`intensity` restarts
+-- within `period_ms`, else the supervisor terminates its children and exits with
+-- "shutdown"). Children are started in order and terminated in reverse order:
+-- exit signal "shutdown", then "kill" after `shutdown` ms (or at once for
+-- "brutal_kill", never for "infinity").
+-- @module pogo.supervisor
+local pogo = require "pogo"
+local child_spec = require "pogo.child_spec"
+
+local M = {}
+
+local STRATEGY = { one_for_one = true, one_for_all = true, rest_for_one = true }
+
+local function is_down_for(mref)
+  return function(m) return type(m) == "table" and m[1] == "DOWN" and m[2] == mref end
+end
+
+-- Terminate one running child; returns its exit reason.
+local function shutdown_child(child)
+  local pid = child.pid
+  if not pogo.is_pid(pid) then return nil end
+  local mref = pogo.monitor(pid)
+  pogo.unlink(pid)
+  -- an EXIT that was already queued is no longer interesting
+  pogo.receive(function(m) return type(m) == "table" and m[1] == "EXIT" and m[2] == pid end, 0)
+  local s = child.spec.shutdown
+  local down
+  if s == "brutal_kill" then
+    pogo.exit(pid, "kill")
+  else
+    pogo.exit(pid, "shutdown")
+    down = pogo.receive(is_down_for(mref), s ~= "infinity" and s or nil)
+    if not down then pogo.exit(pid, "kill") end
+  end
+  down = down or pogo.receive(is_down_for(mref))
+  child.pid = nil
+  return down[4]
+end
+
+local Sup = {}
+Sup.__index = Sup
+
+function Sup:find(id)
+  for i, c in ipairs(self.children) do
+    if c.id == id then return c, i end
+  end
+  -- ids may be tables: compare by value through the codec when possible
+  if type(id) == "table" then
+    local ok, key = pcall(pogo.core.encode, id)
+    if ok then
+      for i, c in ipairs(self.children) do
+        if type(c.id) == "table" then
+          local ok2, k2 = pcall(pogo.core.encode, c.id)
+          if ok2 and k2 == key then return c, i end
+        end
+      end
+    end
+  end
+  return nil
+end
+
+function Sup:remove(child)
+  for i, c in ipairs(self.children) do
+    if c == child then table.remove(self.children, i) return end
+  end
+end
+
+function Sup:start_child_record(child)
+  local pid, err = child_spec.start(child.spec)
+  if not pid then return nil, err end
+  if pogo.is_pid(pid) then
+    pogo.link(pid)
+    self.by_pid[pid] = child
+  end
+  child.pid = pid
+  return pid
+end
+
+function Sup:terminate_all(from_index)
+  for i = #self.children, from_index or 1, -1 do
+    local c = self.children[i]
+    if pogo.is_pid(c.pid) then
+      self.by_pid[c.pid] = nil
+      shutdown_child(c)
+    end
+  end
+end
+
+-- Count a restart; false when the intensity is exceeded.
+function Sup:add_restart()
+  local now = pogo.now()
+  local r = self.restarts
+  r[#r + 1] = now
+  local keep = {}
+  for _, t in ipairs(r) do
+    if now - t <= self.period then keep[#keep + 1] = t end
+  end
+  self.restarts = keep
+  return #keep <= self.intensity
+end
+
+function Sup:give_up()
+  self:terminate_all()
+  pogo.exit("shutdown")
+end
+
+-- Restart the children from index i (in order), for one_for_all/rest_for_one.
+function Sup:restart_from(i)
+  local list = {}
+  for j = i, #self.children do list[#list + 1] = self.children[j] end
+  for _, c in ipairs(list) do
+    if c.spec.restart == "temporary" and c.pid == nil then
+      self:remove(c)
+    elseif c.pid == nil or c.pid == "restarting" then
+      local pid = self:start_child_record(c)
+      if not pid then
+        c.pid = "restarting"
+        pogo.send(pogo.self(), { "$restart", c })
+        return
+      end
+    end
+  end
+end
+
+function Sup:restart(child)
+  if not self:add_restart() then return self:give_up() end
+  local _, index = self:find(child.id)
+  if not index then return end
+  if self.strategy == "one_for_one" then
+    local pid = self:start_child_record(child)
+    if not pid then
+      child.pid = "restarting"
+      pogo.send(pogo.self(), { "$restart", child })
+    end
+    return
+  end
+  local from = self.strategy == "one_for_all" and 1 or index
+  self:terminate_all(from)
+  self:restart_from(from)
+end
+
+function Sup:child_exited(child, reason)
+  self.by_pid[child.pid] = nil
+  child.pid = nil
+  local r = child.spec.restart
+  if r == "temporary" then
+    self:remove(child)
+    return
+  end
+  if r == "transient" and (reason == "normal" or reason == "shutdown") then return end
+  self:restart(child)
+end
+
+function Sup:which_children()
+  local out = {}
+  for _, c in ipairs(self.children) do
+    local pid = c.pid
+    if pid == nil then pid = "undefined" end
+    out[#out + 1] = { c.id, pid, c.spec.type, c.spec.modules,
+      id = c.id, pid = pid, type = c.spec.type, modules = c.spec.modules }
+  end
+  return out
+end
+
+function Sup:count_children()
+  local n = { specs = 0, active = 0, supervisors = 0, workers = 0 }
+  for _, c in ipairs(self.children) do
+    n.specs = n.specs + 1
+    if pogo.is_pid(c.pid) then n.active = n.active + 1 end
+    if c.spec.type == "supervisor" then n.supervisors = n.supervisors + 1 else n.workers = n.workers + 1 end
+  end
+  return n
+end
+
+function Sup:handle_call(req)
+  local op = req[1]
+  if op == "start_child" then
+    local spec, err = child_spec.normalize(req[2])
+    if not spec then return { nil, err } end
+    local existing = self:find(spec.id)
+    if existing then
+      if pogo.is_pid(existing.pid) then return { nil, "already started: " .. tostring(existing.pid) } end
+      return { nil, "already present" }
+    end
+    local child = { id = spec.id, spec = spec }
+    local pid, e = self:start_child_record(child)
+    if not pid then return { nil, e } end
+    self.children[#self.children + 1] = child
+    return { pid }
+  elseif op == "terminate_child" then
+    local child = self:find(req[2])
+    if not child then return { nil, "not found" } end
+    if pogo.is_pid(child.pid) then
+      self.by_pid[child.pid] = nil
+      shutdown_child(child)
+    end
+    child.pid = nil
+    if child.spec.restart == "temporary" then self:remove(child) end
+    return { true }
+  elseif op == "restart_child" then
+    local child = self:find(req[2])
+    if not child then return { nil, "not found" } end
+    if pogo.is_pid(child.pid) then return { nil, "running" } end
+    if child.pid == "restarting" then return { nil, "restarting" } end
+    local pid, e = self:start_child_record(child)
+    if not pid then return { nil, e } end
+    return { pid }
+  elseif op == "delete_child" then
+    local child = self:find(req[2])
+    if not child then return { nil, "not found" } end
+    if pogo.is_pid(child.pid) or child.pid == "restarting" then return { nil, "running" } end
+    self:remove(child)
+    return { true }
+  elseif op == "which_children" then
+    return { self:which_children() }
+  elseif op == "count_children" then
+    return { self:count_children() }
+  end
+  return { nil, "unknown request" }
+end
+
+local function body(specs, opts, parent, ref)
+  pogo.trap_exit(true)
+  if opts.name ~= nil then
+    local ok = pcall(pogo.register, opts.name, pogo.self())
+    if not ok then
+      pogo.unlink(parent)
+      pogo.send(parent, { ref, false, "already started: " .. tostring(pogo.whereis(opts.name)) })
+      return
+    end
+  end
+  local self = setmetatable({
+    strategy = opts.strategy or "one_for_one",
+    intensity = opts.intensity or 3,
+    period = opts.period_ms or 5000,
+    restarts = {}, children = {}, by_pid = {},
+  }, Sup)
+  for _, spec in ipairs(specs) do
+    local child = { id = spec.id, spec = spec }
+    local pid, err = self:start_child_record(child)
+    if not pid then
+      self:terminate_all()
+      pogo.unlink(parent)
+      pogo.send(parent, { ref, false, "failed to start child " .. tostring(spec.id) .. ": " .. tostring(err) })
+      return
+    end
+    self.children[#self.children + 1] = child
+  end
+  pogo.send(parent, { ref, true })
+  while true do
+    local msg = pogo.receive()
+    local tag = type(msg) == "table" and msg[1]
+    if tag == "EXIT" then
+      local pid, reason = msg[2], msg[3]
+      if pid == parent then
+        self:terminate_all()
+        pogo.exit(reason)
+      end
+      local child = self.by_pid[pid]
+      if child and child.pid == pid then self:child_exited(child, reason) end
+    elseif tag == "$call" then
+      pogo.reply(msg[2], self:handle_call(msg[3]))
+    elseif tag == "$restart" then
+      local child = msg[2]
+      if child.pid == "restarting" and self:find(child.id) == child then
+        if self.strategy == "one_for_one" then
+          self:restart(child)
+        else
+          if not self:add_restart() then self:give_up() end
+          local _, i = self:find(child.id)
+          self:restart_from(i)
+        end
+      end
+    end
+  end
+end
+
+--- Start a supervisor linked to the caller.
+-- @tparam table children child specs (or shorthands), started in order
+-- @tparam[opt] table opts `strategy` ("one_for_one"), `intensity` (3), `period_ms` (5000), `name`
+-- @return pid, or nil and the reason (`"invalid child spec: ..."` for bad specs)
+function M.start_link(children, opts)
+  opts = opts or {}
+  if type(children) ~= "table" then return nil, "children must be an array of child specs" end
+  if opts.strategy ~= nil and not STRATEGY[opts.strategy] then
+    return nil, "unknown strategy '" .. tostring(opts.strategy) .. "'"
+  end
+  if opts.intensity ~= nil and (math.type(opts.intensity) ~= "integer" or opts.intensity < 0) then
+    return nil, "intensity must be a non-negative integer"
+  end
+  if opts.period_ms ~= nil and (type(opts.period_ms) ~= "number" or opts.period_ms <= 0) then
+    return nil, "period_ms must be a positive number"
+  end
+  local specs, seen = {}, {}
+  for i, c in ipairs(children) do
+    local spec, err = child_spec.normalize(c)
+    if not spec then return nil, err end
+    local key = pogo.core.encode(spec.id)
+    if seen[key] then return nil, "invalid child spec: duplicate id " .. tostring(spec.id) end
+    seen[key] = true
+    specs[i] = spec
+  end
+  local parent, ref = pogo.self(), pogo.make_ref()
+  local pid = pogo.spawn_link(body, specs, opts, parent, ref)
+  local mref = pogo.monitor(pid)
+  local reply = pogo.receive(function(m)
+    return type(m) == "table" and (m[1] == ref or (m[1] == "DOWN" and m[2] == mref))
+  end)
+  pogo.demonitor(mref)
+  if reply[1] == mref then return nil, reply[4] end
+  if reply[2] then return pid end
+  return nil, reply[3]
+end
+
+local function call(sup, req)
+  local r = pogo.call(sup, req, math.huge)
+  return r[1], r[2]
+end
+
+--- Start a child under `sup`.
+-- @return pid, or nil and the reason
+function M.start_child(sup, spec)
+  local s, err = child_spec.normalize(spec)
+  if not s then return nil, err end
+  return call(sup, { "start_child", s })
+end
+
+--- Terminate a child (its spec is kept, except for temporary children).
+-- @return true, or nil and "not found"
+function M.terminate_child(sup, id) return call(sup, { "terminate_child", id }) end
+
+--- Restart a terminated child.
+-- @return pid, or nil and the reason
+function M.restart_child(sup, id) return call(sup, { "restart_child", id }) end
+
+--- Delete the spec of a terminated child.
+-- @return true, or nil and the reason
+function M.delete_child(sup, id) return call(sup, { "delete_child", id }) end
+
+--- The children: `{{id, pid | "restarting" | "undefined", type, modules}, ...}`
+-- (each entry also has the fields `id`, `pid`, `type`, `modules`).
+function M.which_children(sup) return (call(sup, { "which_children" })) end
+
+--- Counts: `{specs =, active =, supervisors =, workers =}`.
+function M.count_children(sup) return (call(sup, { "count_children" })) end
+
+return M

@@ -1,0 +1,137 @@
+-- Specs for pogo.server (gen_server-style processes).
+local pogo = require "pogo"
+local server = require "pogo.server"
+
+before_each(function()
+  while pogo.receive(0) ~= nil do end
+end)
+
+local function counter(extra)
+  local m = {
+    init = function(n)
+      if n == "fail" then return nil, "bad start" end
+      if n == "raise" then error("init exploded") end
+      return n
+    end,
+    handle_call = function(req, from, s)
+      if req == "get" then return s, s end
+      if req == "inc" then return s + 1, s + 1 end
+      if req == "later" then
+        pogo.spawn(function() pogo.sleep(5); server.reply(from, "late reply") end)
+        return nil, s, "noreply"
+      end
+      if req == "stop" then return "stopping", s, "stop", "done" end
+      if req == "crash" then error("handler crashed") end
+    end,
+    handle_cast = function(msg, s)
+      if msg == "halt" then return s, "stop", "halted" end
+      return s + msg
+    end,
+    handle_info = function(msg, s)
+      if type(msg) == "table" and msg[1] == "tell" then pogo.send(msg[2], s) end
+      return s
+    end,
+  }
+  for k, v in pairs(extra or {}) do m[k] = v end
+  return m
+end
+
+describe("pogo.server", function()
+  it("start_link runs init and serves calls, casts and infos", function()
+    local pid = assert(server.start_link(counter(), 10))
+    assert.equal(10, server.call(pid, "get"))
+    assert.equal(11, server.call(pid, "inc"))
+    server.cast(pid, 5)
+    assert.equal(16, server.call(pid, "get"))
+    pogo.send(pid, { "tell", pogo.self() })
+    assert.equal(16, pogo.receive(1000))
+    server.stop(pid)
+    assert.is_false(pogo.alive(pid))
+  end)
+
+  it("accepts a module name", function()
+    package.loaded["test.counter_mod"] = counter()
+    local pid = assert(server.start_link("test.counter_mod", 1))
+    assert.equal(1, server.call(pid, "get"))
+    server.stop(pid)
+    assert.is_nil((server.start_link("no.such.module", 1)))
+  end)
+
+  it("start_link returns nil, reason when init fails or raises, without killing the caller", function()
+    local pid, err = server.start_link(counter(), "fail")
+    assert.is_nil(pid)
+    assert.equal("bad start", err)
+    pid, err = server.start_link(counter(), "raise")
+    assert.is_nil(pid)
+    assert.matches("init exploded", tostring(err.error))
+    assert.is_nil(pogo.receive(0))
+  end)
+
+  it("registers a name and refuses a second one", function()
+    local pid = assert(server.start_link(counter(), 3, { name = "counter_a" }))
+    assert.equal(pid, pogo.whereis("counter_a"))
+    assert.equal(3, server.call("counter_a", "get"))
+    local p2, err = server.start_link(counter(), 3, { name = "counter_a" })
+    assert.is_nil(p2)
+    assert.matches("already started", err)
+    server.stop("counter_a")
+    assert.is_nil(pogo.whereis("counter_a"))
+  end)
+
+  it("noreply with a later reply", function()
+    local pid = assert(server.start_link(counter(), 0))
+    assert.equal("late reply", server.call(pid, "later", 1000))
+    server.stop(pid)
+  end)
+
+  it("a handler may stop the server, which runs terminate", function()
+    local me = pogo.self()
+    local pid = assert(server.start(counter({
+      terminate = function(reason, s) pogo.send(me, { "terminated", reason, s }) end,
+    }), 7))
+    assert.equal("stopping", server.call(pid, "stop"))
+    assert.same({ "terminated", "done", 7 }, pogo.receive(1000))
+    local pid2 = assert(server.start(counter({
+      terminate = function(reason) pogo.send(me, { "terminated", reason }) end,
+    }), 1))
+    local ref = pogo.monitor(pid2)
+    server.cast(pid2, "halt")
+    assert.same({ "terminated", "halted" }, pogo.receive(1000))
+    local down = pogo.receive(function(m) return m[2] == ref end, 1000)
+    assert.equal("halted", down[4])
+  end)
+
+  it("a crash in a handler ends the server with the error, after terminate", function()
+    local me = pogo.self()
+    local pid = assert(server.start(counter({
+      terminate = function(reason) pogo.send(me, { "terminated", reason }) end,
+    }), 0))
+    local ok, err = pcall(server.call, pid, "crash", 1000)
+    assert.is_false(ok)
+    assert.matches("^exit", err)
+    local t = pogo.receive(function(m) return m[1] == "terminated" end, 1000)
+    assert.matches("handler crashed", tostring(t[2].error))
+  end)
+
+  it("a trapping server runs terminate when its parent exits", function()
+    local me = pogo.self()
+    local mod = counter({
+      init = function() pogo.trap_exit(true); return 0 end,
+      terminate = function(reason) pogo.send(me, { "terminated", reason }) end,
+    })
+    local parent = pogo.spawn(function()
+      assert(server.start_link(mod, 0))
+      pogo.send(me, "started")
+      pogo.receive()
+    end)
+    assert.equal("started", pogo.receive(1000))
+    pogo.exit(parent, "parent_gone")
+    assert.same({ "terminated", "parent_gone" }, pogo.receive(1000))
+  end)
+
+  it("pogo.call and server.call are the same protocol", function()
+    local pid = assert(server.start_link(counter(), 2))
+    assert.equal(2, pogo.call(pid, "get"))
+    server.stop(pid)
+  end)
+end)

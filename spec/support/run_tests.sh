@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Runs every busted spec file in its own lua5.4 process (a node is per process),
+# then any C tests, and ends with the line "N passed, N failed".
+# Env: BUILD (build dir), POGO_SANITIZE=1 (preload ASan/UBSan), POGO_VALGRIND=1.
+set -u
+cd "$(dirname "$0")/../.."
+BUILD=${BUILD:-build}
+LUA=${LUA:-lua5.4}
+BUSTED_BIN=$(command -v busted)
+passed=0; failed=0
+runner=("$LUA")
+if [ "${POGO_SANITIZE:-}" = 1 ]; then
+  export LD_PRELOAD="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
+  export ASAN_OPTIONS="detect_leaks=1:abort_on_error=0:exitcode=86"
+  export LSAN_OPTIONS="suppressions=$PWD/spec/support/lsan.supp:print_suppressions=0"
+  export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
+fi
+if [ "${POGO_VALGRIND:-}" = 1 ]; then
+  runner=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect
+          --errors-for-leak-kinds=definite,indirect --error-exitcode=87
+          --suppressions="$PWD/spec/support/valgrind.supp" "$LUA")
+fi
+files=("$@")
+if [ ${#files[@]} -eq 0 ]; then
+  mapfile -t files < <(find spec -name '*_spec.lua' | sort)
+  [ -n "${POGO_VALGRIND:-}" ] && mapfile -t files < <(printf '%s\n' "${files[@]}" | grep -v -E "${POGO_VALGRIND_SKIP:-/cluster/}")
+fi
+log=$(mktemp)
+trap 'rm -f "$log"' EXIT
+for f in "${files[@]}"; do
+  echo "== $f"
+  timeout "${POGO_SPEC_TIMEOUT:-300}" "${runner[@]}" "$BUSTED_BIN" -o plainTerminal \
+    --lpath="./lua/?.lua;./lua/?/init.lua;./spec/?.lua" --cpath="./$BUILD/?.so" "$f" 2>&1 | tee "$log"
+  rc=${PIPESTATUS[0]}
+  line=$(grep -E '^[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$log" | tail -1)
+  if [ -n "$line" ]; then
+    read -r s _ _ fl _ _ e _ _ p _ <<<"$line"
+    passed=$((passed + s)); failed=$((failed + fl + e + p))
+    # a crash or sanitizer report after the summary still fails the file
+    if [ "$rc" -ne 0 ] && [ $((fl + e)) -eq 0 ]; then failed=$((failed + 1)); echo "!! $f exited $rc"; fi
+  else
+    echo "!! $f produced no summary (exit $rc)"; failed=$((failed + 1))
+  fi
+done
+# C tests: each executable in $BUILD/ctest/ prints nothing special; exit code counts.
+if [ -d "$BUILD/ctest" ]; then
+  for t in "$BUILD"/ctest/*; do
+    [ -x "$t" ] || continue
+    if "$t"; then passed=$((passed + 1)); else failed=$((failed + 1)); echo "!! $t failed"; fi
+  done
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
