@@ -140,7 +140,8 @@ end
 -- @tparam[opt] function match predicate for selective receive
 -- @tparam[opt] integer timeout_ms
 -- @return the message, or nil on timeout
-function M.receive(match, timeout)
+function M.receive(match, timeout_ms)
+  local timeout = timeout_ms
   if match == nil or type(match) == "number" then
     if type(match) == "number" then timeout = match end
     if timeout ~= nil and (math.type(timeout) ~= "integer" or timeout < 0) then
@@ -221,7 +222,8 @@ end
 -- @param request any value
 -- @tparam[opt=5000] integer timeout_ms (or math.huge)
 -- @return the reply
-function M.call(dest, request, timeout)
+function M.call(dest, request, timeout_ms)
+  local timeout = timeout_ms
   timeout = timeout or 5000
   local target = call_target(dest)
   if type(target) == "string" and not core.whereis(target) then

@@ -180,7 +180,8 @@ M.reply = pogo.reply
 -- @param server pid or name
 -- @param[opt="normal"] reason
 -- @tparam[opt=5000] integer timeout_ms
-function M.stop(server, reason, timeout)
+function M.stop(server, reason, timeout_ms)
+  local timeout = timeout_ms
   reason = reason == nil and "normal" or reason
   local target = server
   if type(server) == "string" then

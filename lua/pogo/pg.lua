@@ -1,0 +1,539 @@
+--- Replicated process groups, with the semantics of Erlang's `pg`.
+--
+--     local pg = require "pogo.pg"
+--     pg.start("workers")
+--     pg.join("workers", {"spec", {id = 1}}, pogo.self())
+--     pg.get_members("workers", {"spec", {id = 1}})   --> {<node.7>, ...} on every node
+--     local ref, pids = pg.monitor("workers", "jobs")
+--     -- later: {"pg", ref, "join" | "leave", "jobs", {pid, ...}}
+--
+-- Semantics (as Erlang's `pg`):
+--
+-- * Scopes are independent name spaces; `start(scope)` is idempotent. A scope
+--   exists on a node once started there, and sees the scopes of the same name on
+--   the nodes it is connected to.
+-- * A group is any serializable value except nil (see the codec): equal tables
+--   are the same group whatever their construction order; `1` and `1.0` differ.
+--   Group values that pg hands back (in `which_groups`, notifications, ...) are
+--   shared with its index: treat them as read-only.
+-- * Only local processes join or leave. A process may join a group several
+--   times and is then listed that many times, and must leave as many times.
+--   Joining a local process that is not alive does nothing.
+-- * A member that exits leaves all its groups; when a node goes down, all of its
+--   members leave every other node's view at once.
+-- * Monitors (`monitor_scope`, `monitor`) get
+--   `{"pg", ref, "join" | "leave", group, pids}` for local and remote changes,
+--   including those caused by exits, node downs and resyncs, in the order the
+--   local view changes. The message is shared by all monitors of that change.
+--
+-- How it works: the index of each scope lives in C (`csrc/pg.c`: canonical
+-- encoding of the group -> members; per pid and per node indexes), so
+-- `get_members` costs O(members of that group) and `which_groups` O(groups).
+-- A local `join`/`leave` updates the index at once in the caller, notifies local
+-- monitors and sends the change to the scope process of every known peer. One
+-- scope process per scope per node, registered as `"pg:" .. scope`, does the
+-- rest, as Erlang's: it monitors nodes and on nodeup sends `{"discover", self}`
+-- to the peer's scope; a discover is answered with a full "sync" of the local
+-- membership (in chunks); a sync replaces everything known of that node (the
+-- difference is notified); incremental joins and leaves of known peers are
+-- applied as they come; a peer's scope going down (nodedown, or a DOWN of its
+-- scope process) removes all its members; local members are monitored so that
+-- their exit removes them everywhere. Each node is the only writer of its own
+-- members, so no global ordering is needed; the transport keeps messages from
+-- one node to another in order, so a sync is never overtaken by later joins.
+--
+-- @module pogo.pg
+local pogo = require "pogo"
+local core = pogo.core
+
+local send, self, is_pid, node_of = core.send, core.self, core.is_pid, core.node_of
+local make_ref, node_name = core.make_ref, core.node_name
+local mbox_len, mbox_peek, mbox_take = core.mbox_len, core.mbox_peek, core.mbox_take
+local next, type, rawget, error = next, type, rawget, error
+
+local M = {}
+
+--- Members per sync message (a sync is split into messages of about this many
+-- pids, so that a big scope never makes one huge frame).
+M.SYNC_CHUNK = 2048
+
+local scopes = {}   -- scope name -> state
+local monitors = {} -- pg monitor ref -> state
+
+local function new_state(scope)
+  return {
+    name = scope,
+    reg = "pg:" .. scope,
+    ix = core.pg_index(),
+    pid = nil,         -- the scope process
+    peers = {},        -- node -> scope process of that node
+    peer_ref = {},     -- node -> monitor ref on that process
+    peer_of_ref = {},  -- monitor ref -> node
+    sync_buf = {},     -- node -> items of a sync being received
+    member_ref = {},   -- local member pid -> monitor ref
+    member_of_ref = {},
+    smons = {},        -- scope monitor ref -> watcher pid
+    nsmons = 0,
+    gmons = {},        -- group key -> {ref -> watcher pid}
+    mon_key = {},      -- group monitor ref -> group key
+    watchers = {},     -- watcher pid -> {ref -> true}
+    watcher_ref = {},  -- watcher pid -> monitor ref (held by the scope process)
+    watcher_of_ref = {},
+  }
+end
+
+local function not_started(scope)
+  error(string.format("pg scope '%s' not started", tostring(scope)), 3)
+end
+
+local function state(scope)
+  local S = scopes[scope]
+  if not S then not_started(scope) end
+  return S
+end
+
+local function notify(S, kind, group, key, pids)
+  if S.nsmons > 0 then
+    for ref, w in next, S.smons do send(w, {"pg", ref, kind, group, pids}) end
+  end
+  local gm = S.gmons[key]
+  if gm then
+    for ref, w in next, gm do send(w, {"pg", ref, kind, group, pids}) end
+  end
+end
+
+local function notify_events(S, events)
+  if not events then return end
+  for i = 1, #events do
+    local e = events[i]
+    if e[4] then notify(S, "leave", e[1], e[2], e[4]) end
+    if e[3] then notify(S, "join", e[1], e[2], e[3]) end
+  end
+end
+
+local function broadcast(S, msg)
+  for _, peer in next, S.peers do send(peer, msg) end
+end
+
+--- Start the scope `scope` on this node (idempotent).
+-- @tparam string scope
+-- @return the pid of the scope process (registered as `"pg:" .. scope`)
+function M.start(scope)
+  if type(scope) ~= "string" or scope == "" then
+    error("pg.start: scope must be a non-empty string", 2)
+  end
+  local S = scopes[scope]
+  if S and S.pid and core.alive(S.pid) then return S.pid end
+  local holder = core.whereis("pg:" .. scope)
+  if holder then
+    error(string.format("pg.start: the name 'pg:%s' is taken by %s", scope, tostring(holder)), 2)
+  end
+  if not S then
+    S = new_state(scope)
+    scopes[scope] = S
+  end
+  S.pid = core.spawn(M._scope_loop, S)
+  core.register(S.reg, S.pid)
+  return S.pid
+end
+
+--- Whether `scope` is started on this node.
+-- @tparam string scope
+-- @treturn boolean
+function M.started(scope)
+  local S = scopes[scope]
+  return S ~= nil and S.pid ~= nil and core.alive(S.pid)
+end
+
+--- Make local processes join `group` (once more each).
+-- @tparam string scope
+-- @param group any serializable value but nil
+-- @param pid_or_pids a local pid or an array of local pids; pids that are not
+--   alive are skipped; any other pid raises an error
+-- @treturn boolean true
+function M.join(scope, group, pid_or_pids)
+  local S = scopes[scope]
+  if not S then not_started(scope) end
+  local key, gval, joined, fresh = S.ix:join(group, pid_or_pids)
+  if not joined then return true end
+  if fresh then
+    for i = 1, #fresh do send(S.pid, {"watch", fresh[i]}) end
+  end
+  if next(S.peers) then broadcast(S, {"join", S.pid, gval, joined}) end
+  if S.nsmons > 0 or S.gmons[key] then notify(S, "join", gval, key, joined) end
+  return true
+end
+
+--- Make local processes leave `group` (once each).
+-- @tparam string scope
+-- @param group
+-- @param pid_or_pids a local pid or an array of local pids
+-- @treturn boolean whether any of them was a member (Erlang's `not_joined` is false)
+function M.leave(scope, group, pid_or_pids)
+  local S = scopes[scope]
+  if not S then not_started(scope) end
+  local key, gval, left, gone = S.ix:leave(group, pid_or_pids)
+  if not left then return false end
+  if gone then
+    for i = 1, #gone do send(S.pid, {"unwatch", gone[i]}) end
+  end
+  if next(S.peers) then broadcast(S, {"leave", S.pid, gval, left}) end
+  if S.nsmons > 0 or S.gmons[key] then notify(S, "leave", gval, key, left) end
+  return true
+end
+
+--- Members of `group` on every node of the scope, a pid once per join.
+-- Costs O(members of the group).
+-- @treturn {pid,...} a new array (empty if the group has no members)
+function M.get_members(scope, group)
+  local S = scopes[scope]
+  if not S then not_started(scope) end
+  return (S.ix:members(group))
+end
+
+--- Members of `group` on this node.
+-- @treturn {pid,...} a new array
+function M.get_local_members(scope, group)
+  local S = scopes[scope]
+  if not S then not_started(scope) end
+  return (S.ix:members(group, true))
+end
+
+--- Every group with members in the scope. O(groups).
+-- @treturn {group,...}
+function M.which_groups(scope)
+  return state(scope).ix:groups()
+end
+
+--- Groups with local members.
+-- @treturn {group,...}
+function M.which_local_groups(scope)
+  return state(scope).ix:local_groups()
+end
+
+local function add_watcher(S, w, ref)
+  local ws = S.watchers[w]
+  if not ws then
+    ws = {}
+    S.watchers[w] = ws
+    if S.pid then send(S.pid, {"watcher", w}) end
+  end
+  ws[ref] = true
+  monitors[ref] = S
+end
+
+--- Monitor every group of the scope.
+-- The caller gets `{"pg", ref, "join" | "leave", group, pids}` for each change.
+-- @tparam string scope
+-- @return ref
+-- @return the current groups, an array of `{group, pids}` pairs (groups can be
+--   tables, so a table keyed by group would not do)
+function M.monitor_scope(scope)
+  local S = state(scope)
+  local ref, me = make_ref(), self()
+  S.smons[ref] = me
+  S.nsmons = S.nsmons + 1
+  add_watcher(S, me, ref)
+  return ref, S.ix:snapshot()
+end
+
+--- Monitor one group.
+-- The caller gets `{"pg", ref, "join" | "leave", group, pids}` for each change.
+-- @tparam string scope
+-- @param group
+-- @return ref
+-- @return the current members (array of pids)
+function M.monitor(scope, group)
+  local S = state(scope)
+  local pids, key = S.ix:members(group)
+  local ref, me = make_ref(), self()
+  local gm = S.gmons[key]
+  if not gm then
+    gm = {}
+    S.gmons[key] = gm
+  end
+  gm[ref] = me
+  S.mon_key[ref] = key
+  add_watcher(S, me, ref)
+  return ref, pids
+end
+
+-- Forget monitor `ref` of S; returns its watcher.
+local function drop_monitor(S, ref)
+  monitors[ref] = nil
+  local w = S.smons[ref]
+  if w then
+    S.smons[ref] = nil
+    S.nsmons = S.nsmons - 1
+    return w
+  end
+  local key = S.mon_key[ref]
+  if not key then return nil end
+  S.mon_key[ref] = nil
+  local gm = S.gmons[key]
+  w = gm[ref]
+  gm[ref] = nil
+  if not next(gm) then S.gmons[key] = nil end
+  return w
+end
+
+-- Remove {"pg", ref, ...} messages from the caller's mailbox.
+local function flush(ref)
+  local i, n = 1, mbox_len()
+  while i <= n do
+    local m = mbox_peek(i)
+    if type(m) == "table" and rawget(m, 1) == "pg" and rawget(m, 2) == ref then
+      mbox_take(i)
+      n = n - 1
+    else
+      i = i + 1
+    end
+  end
+end
+
+--- Remove a monitor made by `monitor_scope` or `monitor`; its notifications
+-- already in the caller's mailbox are removed too.
+-- @param ref
+-- @treturn boolean whether the monitor was active
+function M.demonitor(ref)
+  local S = monitors[ref]
+  if not S then
+    flush(ref)
+    return false
+  end
+  local w = drop_monitor(S, ref)
+  local ws = w and S.watchers[w]
+  if ws then
+    ws[ref] = nil
+    if not next(ws) then
+      S.watchers[w] = nil
+      if S.pid then send(S.pid, {"unwatcher", w}) end
+    end
+  end
+  flush(ref)
+  return true
+end
+
+-- ---------------------------------------------------------------------------
+-- The scope process
+
+local function chunk_send(S, peer, items, units, last)
+  send(peer, {"sync", S.pid, items, last})
+  return {}, 0
+end
+
+-- Send our local membership to `peer`, split into messages of about
+-- SYNC_CHUNK pids; the last one has `last` = true.
+local function send_sync(S, peer)
+  local snap, limit = S.ix:snapshot(true), M.SYNC_CHUNK
+  local items, units = {}, 0
+  for i = 1, #snap do
+    local group, pids = snap[i][1], snap[i][2]
+    local n = #pids
+    if n <= limit then
+      items[#items + 1] = snap[i]
+      units = units + n + 1
+    else
+      for a = 1, n, limit do
+        items[#items + 1] = {group, table.move(pids, a, math.min(a + limit - 1, n), 1, {})}
+        items, units = chunk_send(S, peer, items, units, false)
+      end
+    end
+    if units >= limit then items, units = chunk_send(S, peer, items, units, false) end
+  end
+  chunk_send(S, peer, items, units, true)
+end
+
+local function drop_peer(S, node)
+  local ref = S.peer_ref[node]
+  if ref then
+    pogo.demonitor(ref)
+    S.peer_of_ref[ref] = nil
+  end
+  S.peers[node], S.peer_ref[node], S.sync_buf[node] = nil, nil, nil
+  notify_events(S, S.ix:remove_node(node))
+end
+
+local function add_peer(S, node, peer)
+  local old = S.peer_ref[node]
+  if old then
+    pogo.demonitor(old)
+    S.peer_of_ref[old] = nil
+  end
+  S.peers[node] = peer
+  S.sync_buf[node] = nil
+  local ref = pogo.monitor(peer)
+  -- the monitor may have fired at once (no connection): then it is in the mailbox
+  S.peer_ref[node], S.peer_of_ref[ref] = ref, node
+end
+
+-- The node of a message's sender if it is a remote scope process, else nil.
+local function remote_node(peer)
+  if not is_pid(peer) then return nil end
+  local node = node_of(peer)
+  if node == node_name() then return nil end
+  return node
+end
+
+local function watch_member(S, pid)
+  if S.member_ref[pid] or not S.ix:has_pid(pid) then return end
+  local ref = pogo.monitor(pid)
+  S.member_ref[pid], S.member_of_ref[ref] = ref, pid
+end
+
+local function watch_watcher(S, w)
+  if S.watcher_ref[w] or not S.watchers[w] then return end
+  local ref = pogo.monitor(w)
+  S.watcher_ref[w], S.watcher_of_ref[ref] = ref, w
+end
+
+local handlers = {}
+
+function handlers.discover(S, m)
+  local peer = m[2]
+  local node = remote_node(peer)
+  if not node then return end
+  send_sync(S, peer)
+  if S.peers[node] ~= peer then
+    add_peer(S, node, peer)
+    send(peer, {"discover", S.pid})
+  end
+end
+
+function handlers.sync(S, m)
+  local peer, items, last = m[2], m[3], m[4]
+  local node = remote_node(peer)
+  if not node or type(items) ~= "table" then return end
+  if S.peers[node] ~= peer then add_peer(S, node, peer) end
+  local buf = S.sync_buf[node]
+  if not last then
+    if not buf then
+      buf = {}
+      S.sync_buf[node] = buf
+    end
+    table.move(items, 1, #items, #buf + 1, buf)
+    return
+  end
+  if buf then
+    table.move(items, 1, #items, #buf + 1, buf)
+    items = buf
+    S.sync_buf[node] = nil
+  end
+  notify_events(S, S.ix:sync_node(node, items))
+end
+
+function handlers.join(S, m)
+  local node = remote_node(m[2])
+  if not node or S.peers[node] ~= m[2] then return end
+  local key, gval, joined = S.ix:join(m[3], m[4], node)
+  if joined then notify(S, "join", gval, key, joined) end
+end
+
+function handlers.leave(S, m)
+  local node = remote_node(m[2])
+  if not node or S.peers[node] ~= m[2] then return end
+  local key, gval, left = S.ix:leave(m[3], m[4], node)
+  if left then notify(S, "leave", gval, key, left) end
+end
+
+function handlers.exit(S, m)
+  local node, pids = remote_node(m[2]), m[3]
+  if not node or S.peers[node] ~= m[2] or type(pids) ~= "table" then return end
+  for i = 1, #pids do
+    local pid = pids[i]
+    if is_pid(pid) and node_of(pid) == node then notify_events(S, S.ix:remove_pid(pid)) end
+  end
+end
+
+function handlers.nodeup(S, m)
+  local node = m[2]
+  if type(node) ~= "string" or node == node_name() then return end
+  send({S.reg, node}, {"discover", S.pid})
+end
+
+function handlers.nodedown(S, m)
+  local node = m[2]
+  if type(node) ~= "string" or node == node_name() then return end
+  drop_peer(S, node)
+end
+
+handlers.DOWN = function(S, m)
+  local ref, pid = m[2], m[3]
+  local node = S.peer_of_ref[ref]
+  if node then
+    S.peer_of_ref[ref] = nil
+    if S.peer_ref[node] == ref then
+      S.peer_ref[node] = nil
+      drop_peer(S, node)
+    end
+    return
+  end
+  if S.member_of_ref[ref] then
+    S.member_of_ref[ref], S.member_ref[pid] = nil, nil
+    local events = S.ix:remove_pid(pid)
+    if events then
+      if next(S.peers) then broadcast(S, {"exit", S.pid, {pid}}) end
+      notify_events(S, events)
+    end
+    return
+  end
+  local w = S.watcher_of_ref[ref]
+  if w then
+    S.watcher_of_ref[ref], S.watcher_ref[w] = nil, nil
+    local ws = S.watchers[w]
+    S.watchers[w] = nil
+    if ws then
+      for r in next, ws do drop_monitor(S, r) end
+    end
+  end
+end
+
+function handlers.watch(S, m)
+  local pid = m[2]
+  if is_pid(pid) and node_of(pid) == node_name() then watch_member(S, pid) end
+end
+
+function handlers.unwatch(S, m)
+  local pid = m[2]
+  local ref = is_pid(pid) and S.member_ref[pid]
+  if ref and not S.ix:has_pid(pid) then
+    pogo.demonitor(ref)
+    S.member_ref[pid], S.member_of_ref[ref] = nil, nil
+  end
+end
+
+function handlers.watcher(S, m)
+  if is_pid(m[2]) then watch_watcher(S, m[2]) end
+end
+
+function handlers.unwatcher(S, m)
+  local w = m[2]
+  local ref = is_pid(w) and S.watcher_ref[w]
+  if ref and not S.watchers[w] then
+    pogo.demonitor(ref)
+    S.watcher_ref[w], S.watcher_of_ref[ref] = nil, nil
+  end
+end
+
+-- Body of the scope process (exposed for pg.start only).
+function M._scope_loop(S)
+  -- A restarted scope process holds none of the old monitors: start afresh,
+  -- keeping the index and the pg monitors.
+  S.peers, S.peer_ref, S.peer_of_ref, S.sync_buf = {}, {}, {}, {}
+  S.member_ref, S.member_of_ref, S.watcher_ref, S.watcher_of_ref = {}, {}, {}, {}
+  local pids = S.ix:local_pids()
+  for i = 1, #pids do watch_member(S, pids[i]) end
+  for w in next, S.watchers do watch_watcher(S, w) end
+  if pogo.monitor_nodes then pogo.monitor_nodes(true) end
+  if pogo.nodes then
+    for _, node in ipairs(pogo.nodes()) do send({S.reg, node}, {"discover", S.pid}) end
+  end
+  local receive = core.receive
+  while true do
+    local m = receive()
+    local h = type(m) == "table" and handlers[rawget(m, 1)]
+    if h then h(S, m) end
+  end
+end
+
+return M
