@@ -122,6 +122,8 @@ function Sup:on_pg(kind, group)
     if kind == "join" then
       local s = self:register_spec(group)
       self:mark(s.key)
+      -- a node back from a partition may bring a terminated request back
+      if self.dead[uid] and not self.my_terms[uid] and not self.terms[uid] then self:mark_term(uid) end
     else
       local s = self.specs[uid]
       if s then
@@ -138,6 +140,7 @@ function Sup:on_pg(kind, group)
     local uid = group[2]
     if kind == "join" then
       self.terms[uid] = true
+      self.dead[uid] = now()
     elseif #pg.get_members(self.scope, group) == 0 then
       self.terms[uid] = nil
     end
@@ -156,6 +159,7 @@ function Sup:rescan()
         seen_specs[s.uid] = true
       elseif group[1] == "term" then
         self.terms[group[2]] = true
+        self.dead[group[2]] = self.dead[group[2]] or now()
         seen_terms[group[2]] = true
       end
     end
@@ -218,7 +222,7 @@ function Sup:reconcile(key)
   local active
   if uids then
     for uid in pairs(uids) do
-      if not self.terms[uid] and (active == nil or uid < active) then active = uid end
+      if not self.terms[uid] and not self.dead[uid] and (active == nil or uid < active) then active = uid end
     end
     for uid in pairs(uids) do
       local s = self.specs[uid]
@@ -231,9 +235,10 @@ function Sup:reconcile(key)
   -- termination markers of ours that every node has acted on
   for uid, group in pairs(self.my_terms) do
     local s = self.specs[uid]
-    if (not s or s.key == key) and #pg.get_members(self.scope, { "spec", uid, s and s.spec }) == 0 then
+    if not s or (s.key == key and #pg.get_members(self.scope, s.group) == 0) then
       pg.leave(self.scope, group, pogo.self())
       self.my_terms[uid] = nil
+      if s then self:forget_spec(uid) end
     end
   end
   local rec = self.children[key]
@@ -335,7 +340,7 @@ function Sup:retry_due()
   for key, rec in pairs(self.children) do
     if rec.status == "restarting" and rec.retry_at and rec.retry_at <= t then
       local s = self.specs[rec.uid]
-      local active_ok = s and not self.terms[rec.uid]
+      local active_ok = s and not self.terms[rec.uid] and not self.dead[rec.uid]
       if active_ok and self.ring:key_to_node(s.id) == self.me or (active_ok and self.redistribute == "on_failure") then
         self:start_local(key, s)
       else
@@ -378,7 +383,7 @@ function Sup:request(spec)
   if uids then
     local bytes = encode(spec)
     for uid in pairs(uids) do
-      if not self.terms[uid] then
+      if not self.terms[uid] and not self.dead[uid] then
         if encode(self.specs[uid].spec) == bytes then return true end
         return nil, "already started: " .. tostring(spec.id)
       end
@@ -394,6 +399,16 @@ function Sup:request(spec)
   return true
 end
 
+-- Join the termination marker of request uid (this node then removes it once
+-- no node holds the spec any more).
+function Sup:mark_term(uid)
+  local group = { "term", uid }
+  self.terms[uid] = true
+  self.dead[uid] = now()
+  self.my_terms[uid] = group
+  pg.join(self.scope, group, pogo.self())
+end
+
 -- Terminate every request for id, cluster-wide.
 function Sup:terminate(id)
   local key = id_key(id)
@@ -401,12 +416,9 @@ function Sup:terminate(id)
   local found = false
   if uids then
     for uid in pairs(uids) do
-      if not self.terms[uid] then
+      if not self.terms[uid] and not self.dead[uid] then
         found = true
-        local group = { "term", uid }
-        self.terms[uid] = true
-        self.my_terms[uid] = group
-        pg.join(self.scope, group, pogo.self())
+        self:mark_term(uid)
       end
     end
   end
@@ -426,7 +438,7 @@ function Sup:which_children(mode)
     for key, uids in pairs(self.by_key) do
       for uid in pairs(uids) do
         local s = self.specs[uid]
-        if not self.terms[uid] then
+        if not self.terms[uid] and not self.dead[uid] then
           for _, pid in ipairs(pg.get_members(self.scope, { "child", s.id })) do
             out[#out + 1] = entry(s.id, pid, s.spec, { node = pogo.node_of(pid) })
           end
@@ -451,7 +463,7 @@ function Sup:count_children(mode)
     for _, uids in pairs(self.by_key) do
       for uid in pairs(uids) do
         local s = self.specs[uid]
-        if not self.terms[uid] then
+        if not self.terms[uid] and not self.dead[uid] then
           n.specs = n.specs + 1
           n.active = n.active + #pg.get_members(self.scope, { "child", s.id })
           if s.spec.type == "supervisor" then n.supervisors = n.supervisors + 1 else n.workers = n.workers + 1 end
@@ -529,7 +541,7 @@ local function body(opts, specs, parent, ref)
     ring = ring_mod.new(opts.vnodes and { vnodes = opts.vnodes } or nil), ring_nodes = {},
     specs = {}, by_key = {}, terms = {}, my_terms = {}, children = {}, by_pid = {},
     stopping = {}, dirty = {}, all_dirty = true, pending = {}, last_node = {},
-    down_reason = {}, seq = 0,
+    down_reason = {}, seq = 0, dead = {}, tombstone_ms = opts.tombstone_ms or 600000,
   }, Sup)
   if opts.name ~= nil then
     local ok = pcall(pogo.register, opts.name, pogo.self())
@@ -541,8 +553,7 @@ local function body(opts, specs, parent, ref)
   end
   pg.start(st.scope)
   local pg_ref = pg.monitor_scope(st.scope)
-  if pogo.monitor_nodes then
-    pogo.monitor_nodes(true)
+  if pogo.monitor_nodes and pcall(pogo.monitor_nodes, true) then
     for _, node in ipairs(pogo.nodes()) do st.pending[node] = now() + st.settle end
   end
   pg.join(st.scope, "sup", pogo.self())
@@ -581,6 +592,9 @@ local function body(opts, specs, parent, ref)
     if now() >= st.next_sync then
       st.next_sync = now() + st.sync_interval
       st:rescan()
+      for uid, t in pairs(st.dead) do
+        if now() - t > st.tombstone_ms and not st.terms[uid] then st.dead[uid] = nil end
+      end
     end
   end
 end

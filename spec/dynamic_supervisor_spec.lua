@@ -1,0 +1,242 @@
+-- Single-node specs for pogo.dynamic_supervisor (multi-node ones are in spec/cluster/).
+local pogo = require "pogo"
+local dsup = require "pogo.dynamic_supervisor"
+local pg = require "pogo.pg"
+
+local n = 0
+local function fresh_name()
+  n = n + 1
+  return "dsup_" .. n
+end
+
+before_each(function()
+  while pogo.receive(0) ~= nil do end
+end)
+
+-- Wait (bounded) until f() returns a truthy value; returns it.
+local function await(f, timeout, what)
+  local deadline = pogo.now() + (timeout or 2000)
+  while true do
+    local v = f()
+    if v then return v end
+    if pogo.now() > deadline then error("timed out waiting for " .. (what or "condition"), 2) end
+    pogo.sleep(2)
+  end
+end
+
+local function worker(id, opts, extra)
+  local s = { id = id, start = { "support.worker", "start_link", nil, opts } }
+  for k, v in pairs(extra or {}) do s[k] = v end
+  return s
+end
+
+local function start(opts)
+  opts.name = opts.name or fresh_name()
+  local pid = assert(dsup.start_link(opts))
+  return opts.name, pid
+end
+
+local function stop(pid)
+  local ref = pogo.monitor(pid)
+  pogo.unlink(pid)
+  pogo.exit(pid, "shutdown")
+  assert.is_not_nil(pogo.receive(function(m) return m[1] == "DOWN" and m[2] == ref end, 5000))
+end
+
+local function groups_tagged(scope, tag)
+  local out = {}
+  for _, g in ipairs(pg.which_groups(scope)) do
+    if type(g) == "table" and g[1] == tag then out[#out + 1] = g end
+  end
+  return out
+end
+
+describe("pogo.dynamic_supervisor on one node", function()
+  it("starts a requested child here and shows it locally and globally", function()
+    local sup, spid = start({})
+    assert.is_true(dsup.start_child(sup, worker("w1")))
+    local pid = await(function() return dsup.whereis(sup, "w1") end)
+    assert.equal(pogo.node(), pogo.node_of(pid))
+    local l = dsup.which_children(sup, "local")
+    assert.equal(1, #l)
+    assert.equal("w1", l[1][1])
+    assert.equal(pid, l[1][2])
+    assert.equal("worker", l[1][3])
+    local g = dsup.which_children(sup, "global")
+    assert.equal(1, #g)
+    assert.equal(pid, g[1].pid)
+    assert.same({ specs = 1, active = 1, supervisors = 0, workers = 1 }, dsup.count_children(sup, "global"))
+    assert.same({ specs = 1, active = 1, supervisors = 0, workers = 1 }, dsup.count_children(sup, "local"))
+    assert.equal(pogo.node(), dsup.node_for(sup, "w1"))
+    assert.same({ pogo.node() }, dsup.nodes(sup))
+    stop(spid)
+  end)
+
+  it("tracks the new pid when a child crashes and restarts", function()
+    local sup, spid = start({})
+    dsup.start_child(sup, worker("w2"))
+    local pid = await(function() return dsup.whereis(sup, "w2") end)
+    pogo.exit(pid, "kill")
+    local new = await(function()
+      local p = dsup.whereis(sup, "w2")
+      return p ~= pid and p
+    end)
+    assert.are_not.equal(pid, new)
+    assert.equal(new, dsup.which_children(sup, "global")[1].pid)
+    stop(spid)
+  end)
+
+  it("terminates a child and forgets its spec, leaving no marker", function()
+    local sup, spid = start({})
+    dsup.start_child(sup, worker("w3"))
+    local pid = await(function() return dsup.whereis(sup, "w3") end)
+    assert.is_true(dsup.terminate_child(sup, "w3"))
+    assert.is_false(pogo.alive(pid))
+    assert.is_nil(dsup.whereis(sup, "w3"))
+    await(function() return #groups_tagged(sup, "term") == 0 and #groups_tagged(sup, "spec") == 0 end)
+    assert.same({}, dsup.which_children(sup, "local"))
+    assert.same({ nil, "not found" }, { dsup.terminate_child(sup, "w3") })
+    stop(spid)
+  end)
+
+  it("a terminated id can be started again", function()
+    local sup, spid = start({})
+    dsup.start_child(sup, worker("again"))
+    await(function() return dsup.whereis(sup, "again") end)
+    dsup.terminate_child(sup, "again")
+    assert.is_true(dsup.start_child(sup, worker("again")))
+    await(function() return dsup.whereis(sup, "again") end)
+    stop(spid)
+  end)
+
+  it("rejects bad specs and replicates nothing", function()
+    local sup, spid = start({})
+    local before = #pg.which_groups(sup)
+    local ok, err = dsup.start_child(sup, { id = "bad", start = { "no.such.module", "f" } })
+    assert.is_nil(ok)
+    assert.matches("^invalid child spec", err)
+    ok, err = dsup.start_child(sup, { start = { "support.worker", "start_link" } })
+    assert.is_nil(ok)
+    assert.matches("^invalid child spec: missing id", err)
+    ok, err = dsup.start_child(sup, { id = function() end, start = { "support.worker", "start_link" } })
+    assert.is_nil(ok)
+    assert.matches("^invalid child spec", err)
+    assert.equal(before, #pg.which_groups(sup))
+    stop(spid)
+  end)
+
+  it("the same request twice runs one child; another spec for the id is refused", function()
+    local sup, spid = start({})
+    assert.is_true(dsup.start_child(sup, worker("dup")))
+    assert.is_true(dsup.start_child(sup, worker("dup")))
+    local ok, err = dsup.start_child(sup, worker("dup", nil, { shutdown = 10 }))
+    assert.is_nil(ok)
+    assert.matches("already started", err)
+    await(function() return dsup.whereis(sup, "dup") end)
+    assert.equal(1, #dsup.which_children(sup, "global"))
+    stop(spid)
+  end)
+
+  it("a child whose start fails is retried with backoff and shown, never taking the supervisor down", function()
+    local logged = {}
+    local sup, spid = start({ log = function(level, msg) logged[#logged + 1] = level .. ": " .. msg end,
+      max_backoff_ms = 40 })
+    dsup.start_child(sup, worker("failing", { fail = true }))
+    dsup.start_child(sup, worker("raising", { raise = true }))
+    local entries = await(function()
+      local l = dsup.which_children(sup, "local")
+      return #l == 2 and l
+    end)
+    for _, e in ipairs(entries) do
+      assert.equal("restarting", e.pid)
+      assert.is_string(e.error)
+    end
+    await(function() return #logged >= 4 end, 2000, "retries")
+    assert.is_true(pogo.alive(spid))
+    stop(spid)
+  end)
+
+  it("starts its initial children, and requests them again after a restart", function()
+    local name = fresh_name()
+    local parent_sup = require "pogo.supervisor"
+    local opts = { name = name, children = { worker("i1"), worker("i2") } }
+    local top = assert(parent_sup.start_link({
+      { id = "dsup", type = "supervisor", start = { "pogo.dynamic_supervisor", "start_link", opts } },
+    }))
+    await(function() return dsup.whereis(name, "i1") and dsup.whereis(name, "i2") end)
+    local old = pogo.whereis(name)
+    pogo.exit(old, "kill")
+    await(function()
+      local p = pogo.whereis(name)
+      return p and p ~= old
+    end)
+    await(function() return dsup.whereis(name, "i1") and dsup.whereis(name, "i2") end)
+    assert.equal(2, #dsup.which_children(name, "global"))
+    stop(top)
+  end)
+
+  it("temporary children are forgotten when they exit; transient ones on a normal exit", function()
+    local sup, spid = start({})
+    dsup.start_child(sup, worker("tmp", nil, { restart = "temporary" }))
+    dsup.start_child(sup, worker("trn", nil, { restart = "transient" }))
+    local t1 = await(function() return dsup.whereis(sup, "tmp") end)
+    local t2 = await(function() return dsup.whereis(sup, "trn") end)
+    pogo.send(t1, "crash")
+    pogo.send(t2, "stop")
+    await(function() return #dsup.which_children(sup, "local") == 0 end)
+    await(function() return #groups_tagged(sup, "spec") == 0 end)
+    stop(spid)
+  end)
+
+  it("calls and casts a child by id", function()
+    local sup, spid = start({})
+    dsup.start_child(sup, { id = "echo", start = { "support.echo_server", "start_link" } })
+    await(function() return dsup.whereis(sup, "echo") end)
+    assert.equal("hello", dsup.call(sup, "echo", "hello", 1000))
+    assert.is_true(dsup.cast(sup, "echo", { "tell", pogo.self() }))
+    assert.equal("told", pogo.receive(1000))
+    assert.has_error(function() dsup.call(sup, "nobody", 1) end)
+    assert.is_false(dsup.cast(sup, "nobody", 1))
+    stop(spid)
+  end)
+
+  it("calls listeners, and survives a listener that raises", function()
+    local seen = {}
+    local sup, spid = start({
+      log = function() end,
+      listeners = {
+        { child_started = function() error("listener bug") end },
+        {
+          child_started = function(id, pid) seen[#seen + 1] = { "started", id, pid } end,
+          child_stopped = function(id, reason) seen[#seen + 1] = { "stopped", id, reason } end,
+        },
+      },
+    })
+    dsup.start_child(sup, worker("l1"))
+    local pid = await(function() return dsup.whereis(sup, "l1") end)
+    dsup.terminate_child(sup, "l1")
+    await(function() return #seen >= 2 end)
+    assert.same({ "started", "l1", pid }, seen[1])
+    assert.same({ "stopped", "l1", "shutdown" }, seen[2])
+    assert.is_true(pogo.alive(spid))
+    stop(spid)
+  end)
+
+  it("scopes are independent", function()
+    local a, apid = start({})
+    local b, bpid = start({})
+    dsup.start_child(a, worker("only_a"))
+    await(function() return dsup.whereis(a, "only_a") end)
+    assert.is_nil(dsup.whereis(b, "only_a"))
+    assert.same({}, dsup.which_children(b, "global"))
+    stop(apid)
+    stop(bpid)
+  end)
+
+  it("rejects bad options", function()
+    assert.is_nil((dsup.start_link({})))
+    assert.is_nil((dsup.start_link({ name = "x", redistribute = "sometimes" })))
+    assert.is_nil((dsup.start_link({ name = "x", listeners = { { node_up = 1 } } })))
+    assert.is_nil((dsup.start_link({ name = "x", children = { { id = 1 } } })))
+  end)
+end)

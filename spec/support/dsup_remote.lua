@@ -1,0 +1,54 @@
+--- Functions the distributed-supervisor cluster specs run on nodes with pogo.rpc.
+local pogo = require "pogo"
+local dsup = require "pogo.dynamic_supervisor"
+local pg = require "pogo.pg"
+
+local M = {}
+
+local SUP = "dsup"
+
+--- The spec of worker n (id {"worker", n}).
+function M.worker_spec(n)
+  return { id = { "worker", n }, start = { "support.worker", "start_link" } }
+end
+
+function M.start_child(n) return dsup.start_child(SUP, M.worker_spec(n)) end
+function M.start_children(from, to)
+  for n = from, to do assert(dsup.start_child(SUP, M.worker_spec(n))) end
+  return true
+end
+function M.terminate_child(n) return dsup.terminate_child(SUP, { "worker", n }) end
+
+--- Sorted worker numbers of which_children(mode), and their pids.
+function M.children(mode)
+  local ns, pids = {}, {}
+  for _, c in ipairs(dsup.which_children(SUP, mode)) do
+    if type(c.pid) ~= "string" then
+      ns[#ns + 1] = c.id[2]
+      pids[c.id[2]] = c.pid
+    end
+  end
+  table.sort(ns)
+  return ns, pids
+end
+
+function M.node_for(n) return dsup.node_for(SUP, { "worker", n }) end
+function M.nodes() return dsup.nodes(SUP) end
+function M.whereis(n) return dsup.whereis(SUP, { "worker", n }) end
+function M.alive(pid) return pogo.alive(pid) end
+function M.kill_supervisor() return pogo.exit(pogo.whereis(SUP), "kill") end
+function M.supervisor() return pogo.whereis(SUP) end
+
+--- The pg state of the scope: array of {group, {member nodes...}}.
+function M.pg_state()
+  local out = {}
+  for _, g in ipairs(pg.which_groups("test")) do
+    local nodes = {}
+    for _, pid in ipairs(pg.get_members("test", g)) do nodes[#nodes + 1] = pogo.node_of(pid) end
+    table.sort(nodes)
+    out[#out + 1] = { g, nodes }
+  end
+  return out
+end
+
+return M
