@@ -12,7 +12,7 @@
  *   fixint, larger positives uint8/16/32/64, negatives fixint/int8/16/32/64);
  *   every float is a float64 with its exact bits (so 1.0 and 1 differ, -0.0 and
  *   NaN payloads survive); strings are msgpack str (bin is accepted on decode).
- * - Tables are read raw (lua_next, lua_rawgeti): metatables are ignored.
+ * - Tables are read raw (lua_next, lua_rawlen): metatables are ignored.
  * - Cycles: a table that is already on the current path (root to here) is a
  *   cycle. The same table reached twice through siblings is not; it is encoded
  *   twice.
@@ -26,18 +26,22 @@
  * - On error nothing is appended to the caller's packer (short of running out
  *   of memory): tables are encoded into a scratch arena first.
  *
- * Encoding: one pass over the value. Arrays are written straight to the arena.
- * A map appends, for each entry, the key's encoding then the value's encoding
- * to the arena and records (offset, key length, value length); it then sorts
- * the entries (insertion sort when small, merge sort otherwise) and emits the
- * header and the entries in order at the arena's end and moves them down over
- * the scratch region (the root map goes to the caller's packer directly). The
- * arena starts as a 512-byte buffer on the C stack; only larger messages touch
- * the heap, and the heap buffer is freed on every path. No Lua allocation.
+ * Encoding: one traversal of each table with lua_next, each value encoded
+ * once, into a scratch arena that starts as a 512-byte buffer on the C stack
+ * (only bigger messages touch the heap; freed on every path; no Lua
+ * allocation). Array-like tables are written in place; maps collect (key
+ * bytes, value bytes) entries, sort them (insertion sort when small, merge
+ * sort otherwise) and are emitted at the arena's end then moved down over
+ * their scratch region (the root table goes to the caller's packer
+ * directly). See enc_table. Scalars are written by small inline writers that
+ * produce exactly what msgpack_pack_int64/_double/_str/_array/_map produce
+ * (the fuzz target checks this against msgpack-c); extension hooks get a
+ * msgpack_packer writing into the same arena. Lua stack use: 2 slots per
+ * nesting level (lua_checkstack'ed), restored on return.
  *
- * Decoding: a hand-written reader, not msgpack_unpack_next. It pushes Lua values
- * directly while reading (no msgpack_zone, no intermediate msgpack_object tree,
- * no malloc), every length is checked against the bytes left before it is used,
+ * Decoding: a hand-written reader, not msgpack_unpack_next, because every
+ * remote message is decoded: it pushes Lua values directly while reading (no
+ * msgpack_zone, no intermediate msgpack_object tree, no C heap allocation), every length is checked against the bytes left before it is used,
  * and container counts are checked against the bytes left (an element takes at
  * least one byte) before any table is created. Table preallocation is bounded
  * by a budget equal to the input size, so a hostile header cannot make us
@@ -116,7 +120,8 @@ static int cbuf_write(void *data, const char *buf, size_t len) {
 /* Encoder                                                                   */
 
 typedef struct {
-  size_t koff, klen, vlen; /* key at arena[koff], value right after it */
+  size_t koff, klen, voff, vlen; /* encoded key and value, offsets into the arena */
+  lua_Integer ikey;              /* the key if it is an integer in 1..rawlen, else 0 */
 } entry;
 
 enum { SEG_INDEX, SEG_KEYOF, SEG_KEYSELF };
@@ -314,10 +319,6 @@ static int efail(enc *e, const char *fmt, ...) {
 
 static int oom(enc *e) { return efail(e, "out of memory while encoding"); }
 
-#define PK(e, call)                                                                        \
-  do {                                                                                     \
-    if ((call) != 0) return oom(e);                                                        \
-  } while (0)
 
 /* Direct writers into the arena. They produce exactly what msgpack_pack_int64,
  * _double, _str, _array and _map produce (smallest forms), without the
@@ -386,7 +387,7 @@ static int ent_cmp(const char *base, const entry *a, const entry *b) {
   if (la != lb) return la < lb ? -1 : 1;
   la = a->vlen;
   lb = b->vlen;
-  c = memcmp(base + a->koff + a->klen, base + b->koff + b->klen, la < lb ? la : lb);
+  c = memcmp(base + a->voff, base + b->voff, la < lb ? la : lb);
   if (c) return c;
   return la < lb ? -1 : la > lb;
 }
@@ -423,50 +424,52 @@ static void sort_merge(const char *base, entry *v, entry *tmp, size_t n) {
   if (src != v) memcpy(v, src, n * sizeof(entry));
 }
 
-static int enc_array(enc *e, int idx, lua_Integer n) {
-  lua_State *L = e->L;
-  if (w_hdr(e, 0x90, (size_t)n)) return -1;
-  seg *g = &e->segs[e->nseg++];
-  g->kind = SEG_INDEX;
-  int vslot = lua_gettop(L) + 1;
-  for (lua_Integer i = 1; i <= n; i++) {
-    g->index = i;
-    int t = lua_rawgeti(L, idx, i);
-    if (enc_value(e, vslot, t)) return -1;
-    lua_settop(L, vslot - 1);
-  }
-  e->nseg--;
+static const unsigned char *skip_value(const unsigned char *p, const unsigned char *end, int depth);
+
+static int push_entry(enc *e, size_t koff, size_t klen, size_t voff, size_t vlen, lua_Integer ikey) {
+  if (ents_reserve(e, 1)) return oom(e);
+  entry *en = &e->ents[e->nents++];
+  en->koff = koff;
+  en->klen = klen;
+  en->voff = voff;
+  en->vlen = vlen;
+  en->ikey = ikey;
   return 0;
 }
 
-static int enc_map(enc *e, int idx) {
-  lua_State *L = e->L;
+/* The values of t[1..seq] were encoded in order at arena[body..]: turn them
+ * into entries with integer keys (appended to the arena), in one scan. */
+static int seq_to_entries(enc *e, size_t body, lua_Integer seq) {
   cbuf *a = e->arena;
-  size_t start = a->len, e0 = e->nents, n = 0;
-  seg *g = &e->segs[e->nseg++];
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    int vslot = lua_gettop(L), kslot = vslot - 1;
+  size_t off = body;
+  for (lua_Integer j = 1; j <= seq; j++) {
+    const unsigned char *base = (const unsigned char *)a->p;
+    const unsigned char *q = skip_value(base + off, base + a->len, 0);
+    if (!q) return efail(e, "extension encoder wrote invalid msgpack");
+    size_t vlen = (size_t)(q - (base + off));
+    unsigned char *kp = w_room(e, 9);
+    if (!kp) return oom(e);
     size_t koff = a->len;
-    g->kind = SEG_KEYSELF;
-    if (enc_value(e, kslot, lua_type(L, kslot))) return -1;
-    size_t voff = a->len;
-    g->kind = SEG_KEYOF;
-    g->slot = kslot;
-    if (enc_value(e, vslot, lua_type(L, vslot))) return -1;
-    if (ents_reserve(e, 1)) return oom(e);
-    entry *en = &e->ents[e->nents++];
-    en->koff = koff;
-    en->klen = voff - koff;
-    en->vlen = a->len - voff;
-    lua_pop(L, 1);
-    n++;
+    a->len += put_int(kp, (int64_t)j);
+    if (push_entry(e, koff, a->len - koff, off, vlen, j)) return -1;
+    off += vlen;
   }
-  e->nseg--;
-  if (n > UINT32_MAX) return efail(e, "table too large to be sent");
+  return 0;
+}
 
-  /* sort this map's entries (nested maps have already popped theirs) */
-  if (n > 1) {
+/* Write the collected entries e0.. as an array (in key order) or as a map
+ * (sorted by key bytes), replacing arena[start..]. */
+static int emit_entries(enc *e, size_t start, size_t e0, int as_array) {
+  cbuf *a = e->arena;
+  size_t n = e->nents - e0;
+  if (n > UINT32_MAX) return efail(e, "table too large to be sent");
+  if (as_array) {
+    /* keys are exactly 1..n: place entry with key k at slot k-1 */
+    if (ents_reserve(e, n)) return oom(e);
+    entry *v = e->ents + e0, *slot = v + n;
+    for (size_t i = 0; i < n; i++) slot[v[i].ikey - 1] = v[i];
+    memcpy(v, slot, n * sizeof(entry));
+  } else if (n > 1) {
     if (n <= 16) {
       sort_insertion(a->p, e->ents + e0, n);
     } else {
@@ -475,22 +478,30 @@ static int enc_map(enc *e, int idx) {
     }
   }
   const entry *v = e->ents + e0;
+  unsigned fix = as_array ? 0x90 : 0x80;
   size_t tmp_end = a->len;
   if (e->upk && e->depth == 1) {
-    /* the root map: straight to the caller's packer */
+    /* the root table: straight to the caller's packer */
     msgpack_packer *pk = e->upk;
-    PK(e, msgpack_pack_map(pk, n));
-    for (size_t i = 0; i < n; i++)
-      PK(e, pk->callback(pk->data, a->p + v[i].koff, v[i].klen + v[i].vlen));
+    unsigned char hdr[5];
+    size_t h = put_hdr(hdr, fix, n);
+    if (pk->callback(pk->data, (const char *)hdr, h)) return oom(e);
+    for (size_t i = 0; i < n; i++) {
+      if (!as_array && pk->callback(pk->data, a->p + v[i].koff, v[i].klen)) return oom(e);
+      if (pk->callback(pk->data, a->p + v[i].voff, v[i].vlen)) return oom(e);
+    }
     a->len = start;
   } else {
     if (cbuf_reserve(a, 5 + (tmp_end - start))) return oom(e);
     char *p = a->p; /* stable: capacity reserved above */
-    size_t len = a->len + put_hdr((unsigned char *)p + a->len, 0x80, n);
+    size_t len = a->len + put_hdr((unsigned char *)p + a->len, fix, n);
     for (size_t i = 0; i < n; i++) {
-      size_t l = v[i].klen + v[i].vlen;
-      memcpy(p + len, p + v[i].koff, l);
-      len += l;
+      if (!as_array) {
+        memcpy(p + len, p + v[i].koff, v[i].klen);
+        len += v[i].klen;
+      }
+      memcpy(p + len, p + v[i].voff, v[i].vlen);
+      len += v[i].vlen;
     }
     memmove(p + start, p + tmp_end, len - tmp_end);
     a->len = start + (len - tmp_end);
@@ -499,6 +510,14 @@ static int enc_map(enc *e, int idx) {
   return 0;
 }
 
+/* A table is an array iff its keys are exactly 1..n, n = rawlen (n = 0: {}).
+ * One traversal with lua_next. lua_next visits the array part first and in
+ * order, so a proper array usually yields 1, 2, ..., n: those values are
+ * written in place after an array header. At the first other key the table
+ * switches to collecting entries (key bytes, value bytes), reusing the values
+ * already written, and at the end it is emitted as a map, or as an array if
+ * its keys turned out to be 1..n after all (built out of order). Each value
+ * is encoded exactly once. */
 static int enc_table(enc *e, int idx) {
   lua_State *L = e->L;
   const void *tp = lua_topointer(L, idx);
@@ -509,57 +528,55 @@ static int enc_table(enc *e, int idx) {
   if (!lua_checkstack(L, 4)) return efail(e, "Lua stack overflow while encoding");
   e->tables[e->depth++] = tp;
 
-  /* Array iff the keys are exactly 1..n with n = rawlen (n = 0: empty table). */
+  cbuf *a = e->arena;
   lua_Integer n = (lua_Integer)lua_rawlen(L, idx);
-  int kslot = lua_gettop(L) + 1;
-  if (n > 0 && (lua_Unsigned)n <= UINT32_MAX) {
-    /* Fast path, one traversal: lua_next visits a table's array part first,
-     * in order, so a proper array usually yields the keys 1, 2, ..., n. Encode
-     * the values as they come; on any other key, drop that and fall back. */
-    cbuf *a = e->arena;
-    size_t start = a->len;
+  size_t start = a->len, e0 = e->nents, body = start;
+  int kslot = lua_gettop(L) + 1, vslot = kslot + 1;
+  int seq_mode = n > 0 && (lua_Unsigned)n <= UINT32_MAX;
+  lua_Integer seq = 0, inrange = 0;
+  if (seq_mode) {
     if (w_hdr(e, 0x90, (size_t)n)) return -1;
-    seg *g = &e->segs[e->nseg++];
-    g->kind = SEG_INDEX;
-    lua_Integer i = 0;
-    int other = 0;
-    lua_pushnil(L);
-    while (lua_next(L, idx)) {
-      if (i == n || !lua_isinteger(L, kslot) || lua_tointeger(L, kslot) != i + 1) {
-        lua_settop(L, kslot - 1);
-        other = 1;
-        break;
-      }
-      g->index = ++i;
-      if (enc_value(e, kslot + 1, lua_type(L, kslot + 1))) return -1;
-      lua_settop(L, kslot);
-    }
-    e->nseg--;
-    if (!other && i == n) {
-      e->depth--;
-      return 0;
-    }
-    a->len = start;
+    body = a->len;
   }
-
-  /* General case: count the keys that are integers in 1..n. */
-  lua_Integer count = 0;
+  seg *g = &e->segs[e->nseg++];
   lua_pushnil(L);
   while (lua_next(L, idx)) {
-    lua_pop(L, 1);
-    if (lua_isinteger(L, -1)) {
-      lua_Integer k = lua_tointeger(L, -1);
-      if (k >= 1 && k <= n) {
-        count++;
+    int isint = lua_isinteger(L, kslot);
+    lua_Integer k = isint ? lua_tointeger(L, kslot) : 0;
+    if (seq_mode) {
+      if (isint && k == seq + 1 && seq < n) {
+        g->kind = SEG_INDEX;
+        g->index = ++seq;
+        if (enc_value(e, vslot, lua_type(L, vslot))) return -1;
+        lua_settop(L, kslot);
         continue;
       }
+      seq_mode = 0;
+      if (seq_to_entries(e, body, seq)) return -1;
+      inrange = seq;
     }
-    lua_pop(L, 1);
-    count = -1;
-    break;
+    lua_Integer ikey = isint && k >= 1 && k <= n ? k : 0;
+    inrange += ikey != 0;
+    size_t koff = a->len;
+    g->kind = SEG_KEYSELF;
+    if (enc_value(e, kslot, lua_type(L, kslot))) return -1;
+    size_t voff = a->len;
+    g->kind = SEG_KEYOF;
+    g->slot = kslot;
+    if (enc_value(e, vslot, lua_type(L, vslot))) return -1;
+    if (push_entry(e, koff, voff - koff, voff, a->len - voff, ikey)) return -1;
+    lua_settop(L, kslot);
   }
-  if (count == n && (lua_Unsigned)n > UINT32_MAX) return efail(e, "table too large to be sent");
-  int r = count == n ? enc_array(e, idx, n) : enc_map(e, idx);
+  e->nseg--;
+  int r;
+  if (seq_mode && seq == n) {
+    r = 0; /* a proper array, already in place */
+  } else {
+    if (seq_mode && seq_to_entries(e, body, seq)) return -1; /* (cannot happen) */
+    if (seq_mode) inrange = seq;
+    size_t count = e->nents - e0;
+    r = emit_entries(e, start, e0, (lua_Integer)count == n && inrange == n);
+  }
   if (r) return r;
   e->depth--;
   return 0;
@@ -602,6 +619,7 @@ static int enc_value(enc *e, int idx, int type) {
   case LUA_TUSERDATA:
   case LUA_TLIGHTUSERDATA:
     if (e->ext && e->ext->encode) {
+      if (!lua_checkstack(L, LUA_MINSTACK)) return efail(e, "Lua stack overflow while encoding");
       int top = lua_gettop(L);
       size_t before = e->arena->len;
       int r = e->ext->encode(e->ext->ud, L, idx, &e->apk);
@@ -676,20 +694,16 @@ int pogo_codec_hash(lua_State *L, int idx, uint64_t seed, uint64_t *out,
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
     if (len >= HASH_STREAM_MIN) {
-      char hdr[8];
-      cbuf hb;
-      msgpack_packer hp;
+      unsigned char hdr[5];
       if (len > UINT32_MAX) {
         snprintf(err, POGO_CODEC_ERRLEN, "value: string too long to be sent");
         return -1;
       }
-      cbuf_init(&hb, hdr, sizeof hdr);
-      msgpack_packer_init(&hp, &hb, cbuf_write);
-      msgpack_pack_str(&hp, len); /* at most 5 bytes: cannot fail */
-      XXH3_state_t st;
+      size_t h = put_hdr(hdr, 0xa0, len);
+      XXH3_state_t st; /* on the stack: XXH_STATIC_LINKING_ONLY, no malloc */
       XXH3_INITSTATE(&st);
       XXH3_64bits_reset_withSeed(&st, seed);
-      XXH3_64bits_update(&st, hb.p, hb.len);
+      XXH3_64bits_update(&st, hdr, h);
       XXH3_64bits_update(&st, s, len);
       *out = XXH3_64bits_digest(&st);
       return 0;
@@ -734,6 +748,50 @@ static uint32_t rd32(const unsigned char *p) {
 }
 static uint64_t rd64(const unsigned char *p) {
   return ((uint64_t)rd32(p) << 32) | rd32(p + 4);
+}
+
+/* Skip one msgpack value in p[0..end): returns the byte after it, or NULL if
+ * it is malformed or truncated. Used on the encoder's own output. */
+static const unsigned char *skip_value(const unsigned char *p, const unsigned char *end, int depth) {
+  size_t n, w = 0, items = 0;
+  if (p >= end || depth > 4 * POGO_CODEC_MAX_DEPTH) return NULL;
+  unsigned c = *p++;
+  if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) return p;
+  if (c >= 0xa0 && c <= 0xbf) {
+    n = c & 0x1f;
+  } else if (c >= 0x80 && c <= 0x9f) {
+    items = (c & 0x0f) * (c < 0x90 ? 2 : 1);
+    n = 0;
+  } else {
+    switch (c) {
+    case 0xc4: case 0xd9: case 0xc7: w = 1; break;
+    case 0xc5: case 0xda: case 0xc8: case 0xdc: case 0xde: w = 2; break;
+    case 0xc6: case 0xdb: case 0xc9: case 0xdd: case 0xdf: w = 4; break;
+    case 0xca: case 0xce: case 0xd2: n = 4; goto bytes;
+    case 0xcb: case 0xcf: case 0xd3: n = 8; goto bytes;
+    case 0xcc: case 0xd0: n = 1; goto bytes;
+    case 0xcd: case 0xd1: n = 2; goto bytes;
+    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+      n = 1 + ((size_t)1 << (c - 0xd4));
+      goto bytes;
+    default: return NULL;
+    }
+    if ((size_t)(end - p) < w) return NULL;
+    n = w == 1 ? p[0] : w == 2 ? rd16(p) : rd32(p);
+    p += w;
+    if (c >= 0xdc) { /* array16/32, map16/32 */
+      items = c >= 0xde ? 2 * n : n;
+      n = 0;
+    } else if (c >= 0xc7 && c <= 0xc9) {
+      n += 1; /* ext type byte */
+    }
+  }
+bytes:
+  if ((size_t)(end - p) < n) return NULL;
+  p += n;
+  for (size_t i = 0; i < items; i++)
+    if (!(p = skip_value(p, end, depth + 1))) return NULL;
+  return p;
 }
 
 /* Read a big-endian length of w bytes (1, 2 or 4). */

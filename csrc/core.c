@@ -12,6 +12,7 @@
 #include "ring.h"
 #include "node.h"
 #include "runtime.h"
+#include "pg.h"
 
 #define POGO_EXPORT __attribute__((visibility("default")))
 
@@ -19,6 +20,7 @@ POGO_EXPORT int luaopen_pogo_core(lua_State *L) {
   lua_newtable(L);
   pogo_node *N = pogo_node_open(L); /* node userdata on the stack */
   pogo_node_register(L);            /* table at -2, node at -1 */
+  pogo_pg_register(L);
   lua_pop(L, 1);
   pogo_codec_register(L, &N->ext);
   pogo_ring_register(L);

@@ -76,6 +76,17 @@ int pogo_monset_remove(pogo_monset *s, uint64_t ref, pogo_mon *out) {
   return 0;
 }
 
+int pogo_monset_remove_pair(pogo_monset *s, uint64_t ref, const pogo_id *other) {
+  for (uint32_t i = s->n; i-- > 0;) {
+    if (s->v[i].ref == ref && pogo_id_eq(&s->v[i].other, other)) {
+      s->v[i] = s->v[--s->n];
+      if (s->n == 0) { free(s->v); s->v = NULL; s->cap = 0; }
+      return 1;
+    }
+  }
+  return 0;
+}
+
 static void push_tagged(pogo_node *N, lua_State *L, const char *tag, const pogo_id *a, const pogo_id *b, int reason_idx) {
   lua_createtable(L, b ? 4 : 3, 0);
   lua_pushstring(L, tag);
@@ -177,13 +188,33 @@ static int l_unlink(lua_State *L) {
   return 0;
 }
 
-/* monitor(pid | registered name) -> ref */
+/* monitor(pid | registered name | {name, node}) -> ref */
 static int l_monitor(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   pogo_id id, me;
   pogo_proc *p = pogo_proc_current(N, L, NULL);
   pogo_proc_id(N, p, &me);
   pogo_id ref = {.serial = N->next_ref++, .node = 0, .creation = N->creation, .slot = 0, .kind = POGO_KIND_REF};
+  if (lua_type(L, 1) == LUA_TTABLE && !pogo_ident_is_pid(L, 1, NULL)) {
+    /* {name, node}: a name on this node, or a remote monitor by name */
+    lua_settop(L, 1);
+    lua_rawgeti(L, 1, 1);
+    lua_rawgeti(L, 1, 2);
+    if (lua_type(L, 2) != LUA_TSTRING || lua_type(L, 3) != LUA_TSTRING)
+      return luaL_argerror(L, 1, "{name, node} expects two strings");
+    size_t nl;
+    const char *node = lua_tolstring(L, 3, &nl);
+    uint32_t idx = pogo_node_index(N, L, node, nl);
+    if (idx != 0) {
+      pogo_id target = {.serial = 0, .node = idx, .creation = 0, .slot = 0, .kind = POGO_KIND_PID};
+      pogo_monset_add(&p->watching, ref.serial, &target);
+      pogo_dist_monitor_name(N, L, &me, ref.serial, idx, 2);
+      pogo_ident_push(N, L, &ref);
+      return 1;
+    }
+    lua_pop(L, 1); /* the node is this one: monitor the name */
+    lua_replace(L, 1);
+  }
   if (lua_type(L, 1) == LUA_TSTRING) {
     pogo_push_ref(L, N->ref_names);
     lua_pushvalue(L, 1);
@@ -241,7 +272,7 @@ static int l_demonitor(lua_State *L) {
     pogo_dist_demonitor(N, L, &me, ref.serial, &m.other);
   } else {
     pogo_proc *q = pogo_proc_get(N, &m.other);
-    if (q) pogo_monset_remove(&q->watchers, ref.serial, NULL);
+    if (q) pogo_monset_remove_pair(&q->watchers, ref.serial, &me);
   }
   lua_pushboolean(L, 1);
   return 1;

@@ -85,8 +85,10 @@ static int l_send(lua_State *L) {
     if (id.node == 0) {
       pogo_proc *p = pogo_proc_get(N, &id);
       if (p) pogo_mailbox_deliver(N, L, p, 2);
-    } else if (pogo_dist_send(N, L, &id, 2, err) != 0) {
-      return luaL_error(L, "%s", err);
+    } else {
+      int r = pogo_dist_send(N, L, &id, 2, err);
+      if (r < 0) return luaL_error(L, "%s", err);
+      if (r > 0) return lua_yield(L, 0); /* suspended until the link's backlog drains */
     }
     return 0;
   }
@@ -101,7 +103,9 @@ static int l_send(lua_State *L) {
     const char *node = lua_tolstring(L, 4, &nl);
     uint32_t idx = pogo_node_index(N, L, node, nl);
     if (idx == 0) return send_named_local(N, L, 3, 2);
-    if (pogo_dist_send_named(N, L, idx, 3, 2, err) != 0) return luaL_error(L, "%s", err);
+    int r = pogo_dist_send_named(N, L, idx, 3, 2, err);
+    if (r < 0) return luaL_error(L, "%s", err);
+    if (r > 0) return lua_yield(L, 0);
     return 0;
   }
   return luaL_argerror(L, 1, "pid, registered name or {name, node} expected");

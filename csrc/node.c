@@ -17,6 +17,7 @@
 
 #include "runtime.h"
 #include "node.h"
+#include "dist.h"
 
 static const char NODE_KEY = 'N'; /* address used as a registry key (constant) */
 
@@ -168,4 +169,5 @@ void pogo_node_register(lua_State *L) {
   pogo_mailbox_register(L);
   pogo_links_register(L);
   pogo_names_register(L);
+  pogo_dist_register(L);
 }

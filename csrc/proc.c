@@ -195,7 +195,7 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
   for (uint32_t i = 0; i < watching.n; i++) {
     pogo_mon *m = &watching.v[i];
     pogo_proc *t = pogo_proc_get(N, &m->other);
-    if (t) pogo_monset_remove(&t->watchers, m->ref, NULL);
+    if (t) pogo_monset_remove_pair(&t->watchers, m->ref, &me);
     else if (m->other.node != 0) pogo_dist_demonitor(N, L, &me, m->ref, &m->other);
   }
   for (uint32_t i = 0; i < watchers.n; i++) {

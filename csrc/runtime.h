@@ -222,6 +222,8 @@ int pogo_idset_remove(pogo_idset *s, const pogo_id *id);
 int pogo_id_eq(const pogo_id *a, const pogo_id *b);
 int pogo_monset_add(pogo_monset *s, uint64_t ref, const pogo_id *other);
 int pogo_monset_remove(pogo_monset *s, uint64_t ref, pogo_mon *out);
+/* Remove the monitor (ref, other): refs of different nodes may share a serial. */
+int pogo_monset_remove_pair(pogo_monset *s, uint64_t ref, const pogo_id *other);
 /* Exit signal from `from` with the reason at idx to local process p.
  * `linked` is 1 for link propagation, 0 for an explicit exit(pid, reason). */
 void pogo_signal_exit(pogo_node *N, lua_State *L, pogo_proc *p, const pogo_id *from, int reason_idx, int linked);

@@ -159,6 +159,33 @@ describe("codec", function()
       assert.are.equal(0x80, encode({1, nil, 3}):byte(1) & 0xf0)
     end)
 
+    it("recognizes arrays built out of order and tables that only start like arrays", function()
+      local ref = {}
+      for i = 1, 100 do ref[i] = i * 3 end
+      local rev = {}
+      for i = 100, 1, -1 do rev[i] = i * 3 end
+      assert.are.equal(encode(ref), encode(rev))
+      assert.are.equal(0xdc, encode(rev):byte(1))
+      local h = {}
+      for _, i in ipairs{5, 2, 4, 1, 3} do h[i] = tostring(i) end
+      assert.are.equal(encode({"1", "2", "3", "4", "5"}), encode(h))
+      -- a map holding the keys 1..n decodes to a table that encodes as an array
+      assert.are.equal("92140a", hex(encode(decode(unhex("82020a0114")))))
+      -- arrays followed by other keys are maps, with every value intact
+      roundtrip({1, 2, 3, x = {4, 5, {6}}, [10] = 7})
+      roundtrip({{a = 1}, {b = {1, 2}}, {c = 3}, [0] = {"zero"}})
+      assert.are.equal(encode({1, 2, x = 3}), encode({x = 3, [2] = 2, [1] = 1}))
+    end)
+
+    it("encodes each value once (no blow-up on nested array-like maps)", function()
+      local t = "leaf"
+      for _ = 1, 60 do t = {t, x = 1} end -- each level starts like an array
+      local t0 = os.clock()
+      local bytes = encode(t)
+      assert.are.equal(bytes, encode(decode(bytes)))
+      assert.is_true(os.clock() - t0 < 2, "encoding took " .. (os.clock() - t0) .. " s")
+    end)
+
     it("gives equal bytes for tables built in different orders", function()
       local a = {}; a.a = 1; a.b = 2
       local b = {}; b.b = 2; b.a = 1

@@ -53,28 +53,112 @@ static int ext_decode(void *ud, lua_State *L, int8_t type, const char *data, siz
 
 static const pogo_codec_ext test_ext = {NULL, ext_encode, ext_decode};
 
-static lua_State *L; /* the harness's own state, made once */
-
-static void close_state(void) {
-  if (L) lua_close(L);
-  L = NULL;
-}
+/* A fresh Lua state per input, so that every allocation of an input is freed
+ * before it ends and libFuzzer's per-input leak check stays meaningful (and
+ * fast: Lua garbage outliving an input would make it scan for leaks). */
+static lua_State *L;
+static int checked_headers;
 
 static void die(const char *what, const char *err) {
   fprintf(stderr, "fuzz_codec: %s: %s\n", what, err ? err : "");
   abort();
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+/* pogo_codec_encode of the value on top must equal what pack() makes with
+ * msgpack-c's own packer (only the first `prefix` bytes when prefix > 0). */
+static void same_as_msgpack(const char *what, size_t prefix, void (*pack)(msgpack_packer *, int64_t),
+                            int64_t arg) {
   char err[POGO_CODEC_ERRLEN];
-  if (!L) {
-    L = luaL_newstate();
-    if (!L) abort();
-    luaL_newmetatable(L, EXT_MT);
-    lua_pop(L, 1);
-    atexit(close_state);
+  msgpack_sbuffer a, b;
+  msgpack_packer pa, pb;
+  msgpack_sbuffer_init(&a);
+  msgpack_sbuffer_init(&b);
+  msgpack_packer_init(&pa, &a, msgpack_sbuffer_write);
+  msgpack_packer_init(&pb, &b, msgpack_sbuffer_write);
+  if (pogo_codec_encode(L, -1, &pa, NULL, "x", err) != 0) die(what, err);
+  pack(&pb, arg);
+  size_t n = prefix ? prefix : b.size;
+  if (a.size < n || b.size < n || (!prefix && a.size != b.size) || memcmp(a.data, b.data, n) != 0)
+    die(what, "differs from msgpack-c");
+  msgpack_sbuffer_destroy(&a);
+  msgpack_sbuffer_destroy(&b);
+  lua_pop(L, 1);
+}
+
+static void pk_int(msgpack_packer *pk, int64_t v) { msgpack_pack_int64(pk, v); }
+static void pk_double(msgpack_packer *pk, int64_t bits) {
+  double d;
+  memcpy(&d, &bits, sizeof d);
+  msgpack_pack_double(pk, d);
+}
+static void pk_array(msgpack_packer *pk, int64_t n) { msgpack_pack_array(pk, (size_t)n); }
+static void pk_map(msgpack_packer *pk, int64_t n) { msgpack_pack_map(pk, (size_t)n); }
+static void pk_str(msgpack_packer *pk, int64_t n) { msgpack_pack_str(pk, (size_t)n); }
+
+/* Headers of every size class agree with msgpack-c (checked once). */
+static void check_headers(void) {
+  static const int64_t sizes[] = {0, 1, 15, 16, 31, 32, 255, 256, 65535, 65536};
+  for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+    int64_t n = sizes[i];
+    size_t hlen = n < 16 ? 1 : n < 65536 ? 3 : 5;
+    lua_createtable(L, (int)n, 0);
+    for (int64_t k = 1; k <= n; k++) {
+      lua_pushboolean(L, 1);
+      lua_rawseti(L, -2, k);
+    }
+    same_as_msgpack("array header", hlen, pk_array, n);
+    if (n > 0) {
+      lua_createtable(L, 0, (int)n);
+      for (int64_t k = 1; k <= n; k++) {
+        lua_pushboolean(L, 1);
+        lua_rawseti(L, -2, -k);
+      }
+      same_as_msgpack("map header", hlen, pk_map, n);
+    }
+    char *buf = calloc(1, (size_t)n + 1);
+    lua_pushlstring(L, buf, (size_t)n);
+    free(buf);
+    same_as_msgpack("str header", n < 32 ? 1 : n < 256 ? 2 : n < 65536 ? 3 : 5, pk_str, n);
   }
+}
+
+static int one_input(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  L = luaL_newstate();
+  if (!L) abort();
+  luaL_newmetatable(L, EXT_MT);
+  lua_pop(L, 1);
+  if (!checked_headers) {
+    checked_headers = 1;
+    check_headers();
+  }
+  int r = one_input(data, size);
+  lua_close(L);
+  L = NULL;
+  return r;
+}
+
+static int one_input(const uint8_t *data, size_t size) {
+  char err[POGO_CODEC_ERRLEN];
   int top = lua_gettop(L);
+
+  /* integers and floats from the input bytes encode exactly like msgpack-c */
+  if (size >= 8) {
+    int64_t v;
+    memcpy(&v, data + size - 8, sizeof v);
+    int64_t w = v >> (data[0] & 63); /* all magnitudes */
+    lua_pushinteger(L, (lua_Integer)w);
+    same_as_msgpack("integer", 0, pk_int, w);
+    if (w != INT64_MIN) {
+      lua_pushinteger(L, (lua_Integer)-w);
+      same_as_msgpack("integer", 0, pk_int, -w);
+    }
+    double d;
+    memcpy(&d, &v, sizeof d);
+    lua_pushnumber(L, d);
+    same_as_msgpack("float", 0, pk_double, v);
+  }
   size_t used = 0;
   /* mostly with the hooks; sometimes without (ext values must then fail) */
   const pogo_codec_ext *ext = size % 8 == 7 ? NULL : &test_ext;

@@ -288,4 +288,7 @@ function M.stop()
   core.stop_loop()
 end
 
+local dist = require "pogo.dist"
+dist.install(M)
+
 return M

@@ -1,9 +1,9 @@
 --- Replicated process groups, with the semantics of Erlang's `pg`.
 --
---     local pg = require "pogo.pg"
+--     local pogo, pg = require "pogo", require "pogo.pg"
 --     pg.start("workers")
 --     pg.join("workers", {"spec", {id = 1}}, pogo.self())
---     pg.get_members("workers", {"spec", {id = 1}})   --> {<node.7>, ...} on every node
+--     pg.get_members("workers", {"spec", {id = 1}})   --> {pid, ...} on every node
 --     local ref, pids = pg.monitor("workers", "jobs")
 --     -- later: {"pg", ref, "join" | "leave", "jobs", {pid, ...}}
 --
@@ -24,23 +24,29 @@
 -- * Monitors (`monitor_scope`, `monitor`) get
 --   `{"pg", ref, "join" | "leave", group, pids}` for local and remote changes,
 --   including those caused by exits, node downs and resyncs, in the order the
---   local view changes. The message is shared by all monitors of that change.
+--   local view changes. The group and pids in a notification are shared by
+--   all monitors of that change: read-only.
 --
 -- How it works: the index of each scope lives in C (`csrc/pg.c`: canonical
 -- encoding of the group -> members; per pid and per node indexes), so
 -- `get_members` costs O(members of that group) and `which_groups` O(groups).
--- A local `join`/`leave` updates the index at once in the caller, notifies local
--- monitors and sends the change to the scope process of every known peer. One
--- scope process per scope per node, registered as `"pg:" .. scope`, does the
--- rest, as Erlang's: it monitors nodes and on nodeup sends `{"discover", self}`
--- to the peer's scope; a discover is answered with a full "sync" of the local
--- membership (in chunks); a sync replaces everything known of that node (the
--- difference is notified); incremental joins and leaves of known peers are
--- applied as they come; a peer's scope going down (nodedown, or a DOWN of its
--- scope process) removes all its members; local members are monitored so that
--- their exit removes them everywhere. Each node is the only writer of its own
--- members, so no global ordering is needed; the transport keeps messages from
--- one node to another in order, so a sync is never overtaken by later joins.
+-- A local `join`/`leave` updates the index at once in the caller and notifies
+-- local monitors there and then. One scope process per scope per node,
+-- registered as `"pg:" .. scope`, does the rest, as Erlang's does: it monitors
+-- nodes and on nodeup sends `{"discover", self}` to the peer's scope; a
+-- discover is answered with a full "sync" of the local membership (in chunks);
+-- a sync replaces everything known of that node (the difference is notified);
+-- incremental changes of known peers are applied as they come; a peer's scope
+-- going away (nodedown, or a DOWN of its scope process) removes all its members
+-- at once; local members are monitored so that their exit removes them
+-- everywhere. Local changes reach the peers through the scope process only
+-- (the caller queues them and the scope process sends the queue, in batches,
+-- on its next run): the transport may suspend a sender under backpressure, and
+-- a single sender keeps every peer's copy in the order of the local changes,
+-- with a new peer getting each change either in its sync or after it. Each
+-- node is the only writer of its own members, so no global ordering is needed;
+-- the transport keeps messages from one node to another in order, so a sync is
+-- never overtaken by later changes.
 --
 -- @module pogo.pg
 local pogo = require "pogo"
@@ -68,27 +74,28 @@ local function new_state(scope)
     pid = nil,         -- the scope process
     peers = {},        -- node -> scope process of that node
     peer_ref = {},     -- node -> monitor ref on that process
-    peer_of_ref = {},  -- monitor ref -> node
     sync_buf = {},     -- node -> items of a sync being received
+    outbox = {},       -- local changes not yet sent to the peers
+    flush_pending = false,
     member_ref = {},   -- local member pid -> monitor ref
-    member_of_ref = {},
     smons = {},        -- scope monitor ref -> watcher pid
     nsmons = 0,
     gmons = {},        -- group key -> {ref -> watcher pid}
     mon_key = {},      -- group monitor ref -> group key
     watchers = {},     -- watcher pid -> {ref -> true}
     watcher_ref = {},  -- watcher pid -> monitor ref (held by the scope process)
-    watcher_of_ref = {},
   }
 end
 
-local function not_started(scope)
-  error(string.format("pg scope '%s' not started", tostring(scope)), 3)
+-- Raise for a scope not started here, blaming the caller of the API function
+-- (`level` 3 when called from it directly).
+local function not_started(scope, level)
+  error(string.format("pg scope '%s' not started", tostring(scope)), level or 3)
 end
 
 local function state(scope)
   local S = scopes[scope]
-  if not S then not_started(scope) end
+  if not S then not_started(scope, 4) end
   return S
 end
 
@@ -111,8 +118,19 @@ local function notify_events(S, events)
   end
 end
 
-local function broadcast(S, msg)
-  for _, peer in next, S.peers do send(peer, msg) end
+local FLUSH = {"flush"}
+
+-- Queue a change of local membership for the peers. Only the scope process
+-- sends replication traffic (see flush), so a sender that the transport
+-- suspends under backpressure can never reorder changes, and a peer added in
+-- the meantime gets exactly the changes its sync did not contain.
+local function replicate(S, op)
+  local ob = S.outbox
+  ob[#ob + 1] = op
+  if not S.flush_pending then
+    S.flush_pending = true
+    send(S.pid, FLUSH)
+  end
 end
 
 --- Start the scope `scope` on this node (idempotent).
@@ -156,11 +174,17 @@ function M.join(scope, group, pid_or_pids)
   if not S then not_started(scope) end
   local key, gval, joined, fresh = S.ix:join(group, pid_or_pids)
   if not joined then return true end
-  if fresh then
+  if fresh == true then
+    send(S.pid, {"watch", joined})
+  elseif fresh then
     for i = 1, #fresh do send(S.pid, {"watch", fresh[i]}) end
   end
-  if next(S.peers) then broadcast(S, {"join", S.pid, gval, joined}) end
-  if S.nsmons > 0 or S.gmons[key] then notify(S, "join", gval, key, joined) end
+  local peers, mon = next(S.peers), S.nsmons > 0 or S.gmons[key]
+  if peers or mon then
+    if type(joined) ~= "table" then joined = {joined} end
+    if peers then replicate(S, {"join", gval, joined}) end
+    if mon then notify(S, "join", gval, key, joined) end
+  end
   return true
 end
 
@@ -174,11 +198,17 @@ function M.leave(scope, group, pid_or_pids)
   if not S then not_started(scope) end
   local key, gval, left, gone = S.ix:leave(group, pid_or_pids)
   if not left then return false end
-  if gone then
+  if gone == true then
+    send(S.pid, {"unwatch", left})
+  elseif gone then
     for i = 1, #gone do send(S.pid, {"unwatch", gone[i]}) end
   end
-  if next(S.peers) then broadcast(S, {"leave", S.pid, gval, left}) end
-  if S.nsmons > 0 or S.gmons[key] then notify(S, "leave", gval, key, left) end
+  local peers, mon = next(S.peers), S.nsmons > 0 or S.gmons[key]
+  if peers or mon then
+    if type(left) ~= "table" then left = {left} end
+    if peers then replicate(S, {"leave", gval, left}) end
+    if mon then notify(S, "leave", gval, key, left) end
+  end
   return true
 end
 
@@ -278,7 +308,7 @@ local function drop_monitor(S, ref)
 end
 
 -- Remove {"pg", ref, ...} messages from the caller's mailbox.
-local function flush(ref)
+local function flush_mailbox(ref)
   local i, n = 1, mbox_len()
   while i <= n do
     local m = mbox_peek(i)
@@ -298,7 +328,7 @@ end
 function M.demonitor(ref)
   local S = monitors[ref]
   if not S then
-    flush(ref)
+    flush_mailbox(ref)
     return false
   end
   local w = drop_monitor(S, ref)
@@ -310,22 +340,58 @@ function M.demonitor(ref)
       if S.pid then send(S.pid, {"unwatcher", w}) end
     end
   end
-  flush(ref)
+  flush_mailbox(ref)
   return true
+end
+
+--- Facts about a scope on this node, for tools and tests.
+-- @tparam string scope
+-- @return `{pid = scope process, groups = number of groups, peers = {node, ...}
+--   (nodes whose scope process this one knows), monitors = number of pg monitors}`
+function M.info(scope)
+  local S = state(scope)
+  local peers = {}
+  for node in next, S.peers do peers[#peers + 1] = node end
+  table.sort(peers)
+  local n = 0
+  for _, s in next, monitors do
+    if s == S then n = n + 1 end
+  end
+  return {pid = S.pid, groups = S.ix:count(), peers = peers, monitors = n}
 end
 
 -- ---------------------------------------------------------------------------
 -- The scope process
 
-local function chunk_send(S, peer, items, units, last)
+-- Send the queued changes to every peer, in order, in messages
+-- {"ops", scope pid, {op, ...}}; op is {"join", group, pids},
+-- {"leave", group, pids} or {"exit", pids}. Runs in the scope process only.
+local function flush(S)
+  S.flush_pending = false
+  local limit = M.SYNC_CHUNK
+  while #S.outbox > 0 do
+    local ops = S.outbox
+    S.outbox = {}
+    local peers = {}
+    for _, peer in next, S.peers do peers[#peers + 1] = peer end
+    local n = #ops
+    for a = 1, n, limit do
+      local part = n <= limit and ops or table.move(ops, a, math.min(a + limit - 1, n), 1, {})
+      local msg = {"ops", S.pid, part}
+      for i = 1, #peers do send(peers[i], msg) end
+    end
+  end
+end
+
+local function chunk_send(S, peer, items, last)
   send(peer, {"sync", S.pid, items, last})
   return {}, 0
 end
 
--- Send our local membership to `peer`, split into messages of about
+-- Send our local membership (snapshot `snap`) to `peer`, split into messages of about
 -- SYNC_CHUNK pids; the last one has `last` = true.
-local function send_sync(S, peer)
-  local snap, limit = S.ix:snapshot(true), M.SYNC_CHUNK
+local function send_sync(S, peer, snap)
+  local limit = M.SYNC_CHUNK
   local items, units = {}, 0
   for i = 1, #snap do
     local group, pids = snap[i][1], snap[i][2]
@@ -336,35 +402,28 @@ local function send_sync(S, peer)
     else
       for a = 1, n, limit do
         items[#items + 1] = {group, table.move(pids, a, math.min(a + limit - 1, n), 1, {})}
-        items, units = chunk_send(S, peer, items, units, false)
+        items, units = chunk_send(S, peer, items, false)
       end
     end
-    if units >= limit then items, units = chunk_send(S, peer, items, units, false) end
+    if units >= limit then items, units = chunk_send(S, peer, items, false) end
   end
-  chunk_send(S, peer, items, units, true)
+  chunk_send(S, peer, items, true)
 end
 
 local function drop_peer(S, node)
   local ref = S.peer_ref[node]
-  if ref then
-    pogo.demonitor(ref)
-    S.peer_of_ref[ref] = nil
-  end
+  if ref then pogo.demonitor(ref) end
   S.peers[node], S.peer_ref[node], S.sync_buf[node] = nil, nil, nil
   notify_events(S, S.ix:remove_node(node))
 end
 
 local function add_peer(S, node, peer)
   local old = S.peer_ref[node]
-  if old then
-    pogo.demonitor(old)
-    S.peer_of_ref[old] = nil
-  end
+  if old then pogo.demonitor(old) end
   S.peers[node] = peer
   S.sync_buf[node] = nil
-  local ref = pogo.monitor(peer)
-  -- the monitor may have fired at once (no connection): then it is in the mailbox
-  S.peer_ref[node], S.peer_of_ref[ref] = ref, node
+  -- the DOWN may come at once (no connection): it is handled like any other
+  S.peer_ref[node] = pogo.monitor(peer)
 end
 
 -- The node of a message's sender if it is a remote scope process, else nil.
@@ -377,27 +436,29 @@ end
 
 local function watch_member(S, pid)
   if S.member_ref[pid] or not S.ix:has_pid(pid) then return end
-  local ref = pogo.monitor(pid)
-  S.member_ref[pid], S.member_of_ref[ref] = ref, pid
+  S.member_ref[pid] = pogo.monitor(pid)
 end
 
 local function watch_watcher(S, w)
   if S.watcher_ref[w] or not S.watchers[w] then return end
-  local ref = pogo.monitor(w)
-  S.watcher_ref[w], S.watcher_of_ref[ref] = ref, w
+  S.watcher_ref[w] = pogo.monitor(w)
 end
 
 local handlers = {}
 
+-- A peer's scope process asks for our membership. Every queued change is
+-- sent first, then the snapshot is taken and the peer added at the same
+-- instant, so the peer gets each change either in the sync or after it.
 function handlers.discover(S, m)
   local peer = m[2]
   local node = remote_node(peer)
   if not node then return end
-  send_sync(S, peer)
-  if S.peers[node] ~= peer then
-    add_peer(S, node, peer)
-    send(peer, {"discover", S.pid})
-  end
+  flush(S)
+  local snap = S.ix:snapshot(true)
+  local known = S.peers[node] == peer
+  if not known then add_peer(S, node, peer) end
+  send_sync(S, peer, snap)
+  if not known then send(peer, {"discover", S.pid}) end
 end
 
 function handlers.sync(S, m)
@@ -422,27 +483,33 @@ function handlers.sync(S, m)
   notify_events(S, S.ix:sync_node(node, items))
 end
 
-function handlers.join(S, m)
-  local node = remote_node(m[2])
-  if not node or S.peers[node] ~= m[2] then return end
-  local key, gval, joined = S.ix:join(m[3], m[4], node)
-  if joined then notify(S, "join", gval, key, joined) end
-end
-
-function handlers.leave(S, m)
-  local node = remote_node(m[2])
-  if not node or S.peers[node] ~= m[2] then return end
-  local key, gval, left = S.ix:leave(m[3], m[4], node)
-  if left then notify(S, "leave", gval, key, left) end
-end
-
-function handlers.exit(S, m)
-  local node, pids = remote_node(m[2]), m[3]
-  if not node or S.peers[node] ~= m[2] or type(pids) ~= "table" then return end
-  for i = 1, #pids do
-    local pid = pids[i]
-    if is_pid(pid) and node_of(pid) == node then notify_events(S, S.ix:remove_pid(pid)) end
+-- Changes of a peer's members, in the order it made them.
+function handlers.ops(S, m)
+  local peer, ops = m[2], m[3]
+  local node = remote_node(peer)
+  if not node or S.peers[node] ~= peer or type(ops) ~= "table" then return end
+  local ix = S.ix
+  for i = 1, #ops do
+    local op = ops[i]
+    local kind = type(op) == "table" and op[1]
+    if kind == "join" or kind == "leave" then
+      local key, gval, pids = ix[kind](ix, op[2], op[3], node)
+      if pids then
+        if type(pids) ~= "table" then pids = {pids} end
+        notify(S, kind, gval, key, pids)
+      end
+    elseif kind == "exit" and type(op[2]) == "table" then
+      local pids = op[2]
+      for j = 1, #pids do
+        local pid = pids[j]
+        if is_pid(pid) and node_of(pid) == node then notify_events(S, ix:remove_pid(pid)) end
+      end
+    end
   end
+end
+
+function handlers.flush(S)
+  flush(S)
 end
 
 function handlers.nodeup(S, m)
@@ -457,33 +524,33 @@ function handlers.nodedown(S, m)
   drop_peer(S, node)
 end
 
+-- The DOWN of a monitor: on a local member, a watcher, or a peer's scope process
+-- (a pid may be both a member and a watcher, each with its own ref).
 handlers.DOWN = function(S, m)
   local ref, pid = m[2], m[3]
-  local node = S.peer_of_ref[ref]
-  if node then
-    S.peer_of_ref[ref] = nil
+  if not is_pid(pid) then return end
+  if S.member_ref[pid] == ref then
+    S.member_ref[pid] = nil
+    local events = S.ix:remove_pid(pid)
+    if events then
+      if next(S.peers) then
+        replicate(S, {"exit", {pid}})
+        flush(S)
+      end
+      notify_events(S, events)
+    end
+  elseif S.watcher_ref[pid] == ref then
+    S.watcher_ref[pid] = nil
+    local ws = S.watchers[pid]
+    S.watchers[pid] = nil
+    if ws then
+      for r in next, ws do drop_monitor(S, r) end
+    end
+  else
+    local node = node_of(pid)
     if S.peer_ref[node] == ref then
       S.peer_ref[node] = nil
       drop_peer(S, node)
-    end
-    return
-  end
-  if S.member_of_ref[ref] then
-    S.member_of_ref[ref], S.member_ref[pid] = nil, nil
-    local events = S.ix:remove_pid(pid)
-    if events then
-      if next(S.peers) then broadcast(S, {"exit", S.pid, {pid}}) end
-      notify_events(S, events)
-    end
-    return
-  end
-  local w = S.watcher_of_ref[ref]
-  if w then
-    S.watcher_of_ref[ref], S.watcher_ref[w] = nil, nil
-    local ws = S.watchers[w]
-    S.watchers[w] = nil
-    if ws then
-      for r in next, ws do drop_monitor(S, r) end
     end
   end
 end
@@ -498,7 +565,7 @@ function handlers.unwatch(S, m)
   local ref = is_pid(pid) and S.member_ref[pid]
   if ref and not S.ix:has_pid(pid) then
     pogo.demonitor(ref)
-    S.member_ref[pid], S.member_of_ref[ref] = nil, nil
+    S.member_ref[pid] = nil
   end
 end
 
@@ -511,26 +578,40 @@ function handlers.unwatcher(S, m)
   local ref = is_pid(w) and S.watcher_ref[w]
   if ref and not S.watchers[w] then
     pogo.demonitor(ref)
-    S.watcher_ref[w], S.watcher_of_ref[ref] = nil, nil
+    S.watcher_ref[w] = nil
   end
+end
+
+-- Subscribe to nodeup/nodedown and discover the connected nodes' scopes, once
+-- the node is distributed (pogo.monitor_nodes raises before pogo.start: the
+-- scope process then tries again with each message it gets, and a peer's
+-- discover is such a message).
+local function subscribe(S)
+  if node_name() == "nonode@nohost" or not pcall(pogo.monitor_nodes, true) then return end
+  S.subscribed = true
+  local nodes = pogo.nodes()
+  for i = 1, #nodes do send({S.reg, nodes[i]}, {"discover", S.pid}) end
 end
 
 -- Body of the scope process (exposed for pg.start only).
 function M._scope_loop(S)
   -- A restarted scope process holds none of the old monitors: start afresh,
   -- keeping the index and the pg monitors.
-  S.peers, S.peer_ref, S.peer_of_ref, S.sync_buf = {}, {}, {}, {}
-  S.member_ref, S.member_of_ref, S.watcher_ref, S.watcher_of_ref = {}, {}, {}, {}
+  S.peers, S.peer_ref, S.sync_buf, S.member_ref, S.watcher_ref = {}, {}, {}, {}, {}
+  S.outbox, S.flush_pending = {}, false
+  -- Forget other nodes' members: no peer is known any more, and each peer
+  -- that still runs the scope sends them again in its sync.
+  local others = S.ix:remote_nodes()
+  for i = 1, #others do notify_events(S, S.ix:remove_node(others[i])) end
   local pids = S.ix:local_pids()
   for i = 1, #pids do watch_member(S, pids[i]) end
   for w in next, S.watchers do watch_watcher(S, w) end
-  if pogo.monitor_nodes then pogo.monitor_nodes(true) end
-  if pogo.nodes then
-    for _, node in ipairs(pogo.nodes()) do send({S.reg, node}, {"discover", S.pid}) end
-  end
+  S.subscribed = false
+  subscribe(S)
   local receive = core.receive
   while true do
     local m = receive()
+    if not S.subscribed then subscribe(S) end
     local h = type(m) == "table" and handlers[rawget(m, 1)]
     if h then h(S, m) end
   end

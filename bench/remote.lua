@@ -1,0 +1,242 @@
+-- bench/remote.lua: message passing between two nodes on loopback, against
+-- the physical limit measured in the same run.
+--
+--   lua5.4 bench/remote.lua [seconds] [rounds]   (default 1 s, 5 rounds)
+--
+-- The two ping-pongs alternate, `rounds` times `seconds` each, and the
+-- medians over the rounds are reported, so that a busy machine slows both
+-- alike. Prints:
+--   bare TCP   a luv TCP ping-pong of 1-byte messages (TCP_NODELAY) between
+--              two lua5.4 processes: round trips/s and median round trip (µs)
+--   remote     pogo ping-pong between a process on this node and one on a node
+--              started with bin/pogo: round trips/s, median round trip (µs)
+--   one-way    100-byte strings sent by one process to a process on the other
+--              node, counted there: messages/s (median of 3 runs of 1,000,000)
+-- Targets: remote round trips >= 0.9 x bare TCP; one-way >= 700,000 messages/s.
+--
+-- The other node runs this very file as its script (`bin/pogo ... bench/remote.lua serve`).
+local pogo = require "pogo"
+local uv = require "luv"
+
+local mode = ...
+
+-- ---- the other node's side ----
+if mode == "serve" then
+  local partner
+  local echo = pogo.spawn(function()
+    while true do
+      local m = pogo.receive()
+      if partner then pogo.send(partner, m)
+      elseif type(m) == "table" and m[1] == "partner" then partner = m[2] end
+    end
+  end)
+  local sink = pogo.spawn(function()
+    while true do
+      local m = pogo.receive() -- {report, n}
+      local report, n = m[1], m[2]
+      for _ = 1, n do pogo.receive() end
+      pogo.send(report, n)
+    end
+  end)
+  pogo.register("bench", pogo.spawn(function()
+    while true do
+      local m = pogo.receive()
+      if type(m) == "table" and m[1] == "$call" then pogo.reply(m[2], { echo = echo, sink = sink }) end
+    end
+  end))
+  return
+end
+
+local SECONDS = tonumber(arg and arg[1]) or 1
+local ROUNDS = tonumber(arg and arg[2]) or 5
+local LUA = os.getenv("LUA") or "lua5.4"
+local here = (arg and arg[0] or "bench/remote.lua"):match("^(.*)/[^/]*$") or "."
+local root = here .. "/.."
+
+local function median(xs)
+  table.sort(xs)
+  return xs[(#xs + 1) // 2]
+end
+
+local children = {}
+local function spawn_child(args, on_line)
+  -- stdin is a pipe that closes when this process dies (bin/pogo --watch-stdin)
+  local stdin, stdout = uv.new_pipe(false), uv.new_pipe(false)
+  local handle, pid
+  handle, pid = uv.spawn(LUA, { args = args, stdio = { stdin, stdout, 2 } }, function()
+    children[pid] = nil
+    handle:close()
+  end)
+  assert(handle, pid)
+  children[pid] = true
+  local buf = ""
+  stdout:read_start(function(_, data)
+    if not data then
+      stdout:close()
+      return
+    end
+    buf = buf .. data
+    local line = buf:match("^([^\n]*)\n")
+    if line and on_line then
+      on_line(line)
+      on_line = nil
+    end
+  end)
+  return pid
+end
+
+local function kill_children()
+  for pid in pairs(children) do uv.kill(pid, "sigkill") end
+end
+
+-- ---- bare luv TCP ping-pong (before this node starts) ----
+local BARE_SERVER = [[
+local uv = require "luv"
+local s = uv.new_tcp()
+s:bind("127.0.0.1", 0)
+s:listen(16, function()
+  local c = uv.new_tcp()
+  s:accept(c)
+  c:nodelay(true)
+  c:read_start(function(_, data)
+    if not data then c:close() s:close() return end
+    c:write(data)
+  end)
+end)
+print(s:getsockname().port)
+io.stdout:flush()
+uv.run()
+]]
+
+local function start_bare_server()
+  local port
+  spawn_child({ "-e", BARE_SERVER }, function(line) port = tonumber(line) end)
+  local deadline = uv.now() + 5000
+  while not port and uv.now() < deadline do uv.run("once") end
+  assert(port, "the bare TCP server did not start")
+  return port
+end
+
+-- One bare ping-pong of SECONDS on a fresh connection: rate, median µs.
+local function bare_pingpong(port)
+  local c = uv.new_tcp()
+  local rtts, n = {}, 0
+  local t0, last
+  local warm, done = 0, false
+  c:connect("127.0.0.1", port, function(err)
+    assert(not err, err)
+    c:nodelay(true)
+    c:read_start(function(_, data)
+      local now = uv.hrtime()
+      if not data then return end
+      if warm < 1000 then
+        warm = warm + 1
+        if warm == 1000 then t0 = now end
+      else
+        n = n + 1
+        rtts[n] = now - last
+      end
+      if t0 and now - t0 >= SECONDS * 1e9 then
+        c:close()
+        done = true
+        return
+      end
+      last = now
+      c:write("x")
+    end)
+    last = uv.hrtime()
+    c:write("x")
+  end)
+  while not done do uv.run("once") end
+  return n / ((last - t0) / 1e9), median(rtts) / 1e3
+end
+
+-- ---- pogo ----
+local function remote_pingpong(echo)
+  local rtts, n = {}, 0
+  local hrtime = uv.hrtime
+  local send, receive = pogo.send, pogo.receive
+  for i = 1, 2000 do
+    send(echo, i)
+    receive()
+  end
+  local t0 = hrtime()
+  local stop = t0 + SECONDS * 1e9
+  local last = t0
+  while last < stop do
+    send(echo, n)
+    receive()
+    local now = hrtime()
+    n = n + 1
+    rtts[n] = now - last
+    last = now
+  end
+  return n / ((last - t0) / 1e9), median(rtts) / 1e3
+end
+
+local function one_way(sink, count)
+  local me = pogo.self()
+  local data = string.rep("x", 100)
+  local send = pogo.send
+  local t0 = uv.hrtime()
+  send(sink, { me, count })
+  for _ = 1, count do send(sink, data) end
+  local done = pogo.receive(60000)
+  assert(done == count, "the sink did not report")
+  return count / ((uv.hrtime() - t0) / 1e9)
+end
+
+-- Run fn(...) in a process and wait for its results.
+local function in_process(fn, ...)
+  local me = pogo.self()
+  local args = table.pack(...)
+  local ref = pogo.make_ref()
+  local pid = pogo.spawn(function() pogo.send(me, { ref, table.pack(fn(table.unpack(args, 1, args.n))) }) end)
+  local mref = pogo.monitor(pid)
+  local m = pogo.receive(function(x) return x[1] == ref or (x[1] == "DOWN" and x[2] == mref) end, 120000)
+  assert(m and m[1] == ref, "the benchmark process failed: " .. tostring(m and m[4]))
+  pogo.demonitor(mref)
+  return table.unpack(m[2], 1, m[2].n)
+end
+
+local ok, err = pcall(function()
+  local bare_port = start_bare_server()
+  local cookie = "bench-" .. tostring(uv.hrtime())
+  local other
+  spawn_child({ root .. "/bin/pogo", "--name", "benchb", "--cookie", cookie, "--print-node", "--quiet",
+                "--watch-stdin", here .. "/remote.lua", "serve" },
+              function(line) other = line:match("^POGO_NODE (%S+)") end)
+  pogo.start { name = "bencha", cookie = cookie, log = false }
+  local deadline = uv.now() + 10000
+  while not other and uv.now() < deadline do pogo.sleep(10) end
+  assert(other, "the other node did not start")
+  assert(pogo.connect(other:match("@(.*)$")))
+  local pids = pogo.call({ "bench", other }, "pids", 5000)
+  in_process(function() pogo.send(pids.echo, { "partner", pogo.self() }) end)
+
+  local bare_rates, bare_us, rates, us = {}, {}, {}, {}
+  for r = 1, ROUNDS do
+    bare_rates[r], bare_us[r] = bare_pingpong(bare_port)
+    rates[r], us[r] = in_process(remote_pingpong, pids.echo)
+  end
+  local runs = {}
+  for i = 1, 3 do runs[i] = in_process(one_way, pids.sink, 1000000) end
+
+  local bare_rate, rate = median(bare_rates), median(rates)
+  local ratio = rate / bare_rate
+  local oneway = median(runs)
+  print(string.format("%-34s %14s %14s   (medians of %d rounds of %g s)", "", "round trips/s", "median µs",
+                      ROUNDS, SECONDS))
+  print(string.format("%-34s %14.0f %14.1f", "bare luv TCP ping-pong (1 byte)", bare_rate, median(bare_us)))
+  print(string.format("%-34s %14.0f %14.1f", "pogo remote ping-pong", rate, median(us)))
+  print(string.format("%-34s %14.2f %14s   target >= 0.90: %s", "ratio remote / bare", ratio, "",
+                      ratio >= 0.9 and "ok" or "MISSED"))
+  print(string.format("%-34s %14.0f %14s   target >= 700000: %s", "one-way 100-byte messages/s",
+                      oneway, "", oneway >= 700000 and "ok" or "MISSED"))
+  pogo.stop()
+end)
+kill_children()
+if not ok then
+  io.stderr:write("bench/remote.lua: ", tostring(err), "\n")
+  os.exit(1)
+end

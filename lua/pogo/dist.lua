@@ -1,0 +1,286 @@
+--- Nodes: starting this node, connecting to others, remote calls.
+--
+-- `pogo.dist` adds the node API to the `pogo` table (`pogo.start`,
+-- `pogo.connect`, `pogo.disconnect`, `pogo.block`, `pogo.nodes`,
+-- `pogo.monitor_nodes`, `pogo.rpc`); the transport itself is in C
+-- (csrc/mesh.c, link.c, dist.c).
+--
+-- **Mesh.** A node listens on `host:port` and is named `name@host:port`. It
+-- dials its seeds (retried forever, with a delay doubling from
+-- `backoff_min_ms` to `backoff_max_ms`); when a link comes up both sides
+-- exchange the names of their other peers and dial the ones they do not know,
+-- so connecting to one seed joins the whole cluster. Every pair of nodes ends
+-- up with one link: when two nodes dial each other at once, the dial made by
+-- the node with the smaller name wins. A lost peer is redialed until it comes
+-- back or `forget_ms` pass (seeds are never forgotten).
+--
+-- **Security.** Links are authenticated with the cookie (HMAC-SHA256
+-- challenge/response both ways; the cookie never crosses the wire) but not
+-- encrypted: run nodes on a trusted network.
+--
+-- **Failure detection.** A peer silent for `timeout_ms` is declared down
+-- (reason `"timeout"`), a closed connection at once (`"connection_closed"`),
+-- a peer that stops cleanly says so (`"shutdown"`), `pogo.disconnect` gives
+-- `"disconnect"` on both sides, and a peer sending garbage is dropped with
+-- `"protocol_error"`. Heartbeats come from the event loop: a node whose loop
+-- is blocked (a long computation in one process) for `timeout_ms` looks dead
+-- to its peers.
+--
+-- **Keeping nodes apart** (netsplit tests): `pogo.block(node, true)`
+-- disconnects `node` and refuses it both ways (it is never dialed, and its
+-- dials are refused) until `pogo.block(node, false)`, which dials it again.
+-- Blocking on one side is enough to keep two nodes apart; `opts.block`
+-- blocks names from the start. `pogo.disconnect(node)` alone only stops this
+-- node from redialing it: gossip or a `connect` can bring it back.
+--
+-- **Flow control.** Messages to one node are batched and written once per
+-- loop iteration. A process sending to a node whose unsent backlog is above
+-- 4 MiB is suspended until it drops below 1 MiB (as Erlang does with busy
+-- distribution ports).
+-- @module pogo.dist
+local core = require "pogo.core"
+local uv = require "luv"
+
+local M = {}
+
+local pogo -- the pogo table, given to install
+local settings = { timeout_ms = 5000 }
+
+local function hex(s)
+  return (s:gsub(".", function(c) return string.format("%02x", c:byte()) end))
+end
+
+-- A fresh cookie: 20 upper-case letters, like Erlang's.
+local function new_cookie()
+  local bytes = core.dist_random(20)
+  return (bytes:gsub(".", function(c) return string.char(65 + c:byte() % 26) end))
+end
+
+local function trim(s)
+  return (s:gsub("^%s+", ""):gsub("%s+$", ""))
+end
+
+local function read_cookie(path)
+  local f = io.open(path, "r")
+  if not f then return nil end
+  local s = trim(f:read("a") or "")
+  f:close()
+  if s == "" then error("pogo.start: the cookie file " .. path .. " is empty", 3) end
+  return s
+end
+
+local function cookie_file(path)
+  local c = read_cookie(path)
+  if c then return c end
+  c = new_cookie()
+  local fd, err = uv.fs_open(path, "wx", tonumber("600", 8))
+  if not fd then
+    local again = read_cookie(path) -- another node created it first
+    if again then return again end
+    error("pogo.start: cannot create the cookie file " .. path .. ": " .. tostring(err), 3)
+  end
+  uv.fs_write(fd, c .. "\n", 0)
+  uv.fs_close(fd)
+  return c
+end
+
+local function resolve_cookie(opts)
+  if opts.cookie ~= nil then
+    if type(opts.cookie) ~= "string" or opts.cookie == "" then
+      error("pogo.start: cookie must be a non-empty string", 3)
+    end
+    return opts.cookie
+  end
+  local env = os.getenv("POGO_COOKIE")
+  if env and env ~= "" then return env end
+  local home = os.getenv("HOME")
+  if not home or home == "" then
+    error("pogo.start: no cookie: set opts.cookie or POGO_COOKIE (HOME is unknown)", 3)
+  end
+  return cookie_file(home .. "/.pogo.cookie")
+end
+
+-- ---- rpc ----
+
+local function rpc_answer(from, value)
+  local ok, err = pcall(pogo.reply, from, value)
+  if ok then return end
+  if value[1] == false then -- an error value that cannot cross: its text then
+    ok = pcall(pogo.reply, from, { false, tostring(value[2]) })
+    if ok then return end
+  end
+  pcall(pogo.reply, from, { false, "rpc: the result cannot be sent: " .. tostring(err) })
+end
+
+-- Body of the process that runs one rpc request.
+local function rpc_worker(from, req)
+  if type(req) ~= "table" or type(req[1]) ~= "string" or type(req[2]) ~= "string"
+      or type(req[3]) ~= "table" then
+    return rpc_answer(from, { false, "rpc: malformed request" })
+  end
+  local mod, fn, args = req[1], req[2], req[3]
+  local okm, m = pcall(require, mod)
+  if not okm then
+    if type(m) == "string" and m:find("module '" .. mod .. "' not found", 1, true) then
+      return rpc_answer(from, { false, "undef: module '" .. mod .. "' not found" })
+    end
+    return rpc_answer(from, { false, m })
+  end
+  local okf, f = pcall(function() return m[fn] end)
+  if not okf or type(f) ~= "function" then
+    return rpc_answer(from, { false, "undef: " .. mod .. "." .. fn .. " is not a function" })
+  end
+  local res = table.pack(pcall(f, table.unpack(args, 1, args.n or #args)))
+  if res[1] then
+    return rpc_answer(from, { true, table.pack(table.unpack(res, 2, res.n)) })
+  end
+  return rpc_answer(from, { false, res[2] })
+end
+
+-- The "$rpc" process: one worker process per request, answering with
+-- pogo.call's protocol, so the caller's monitor reports noconnection.
+local function rpc_server()
+  while true do
+    local msg = pogo.receive()
+    if type(msg) == "table" and msg[1] == "$call" and type(msg[2]) == "table" then
+      pogo.spawn(rpc_worker, msg[2], msg[3])
+    end
+  end
+end
+
+-- ---- API ----
+
+--- Start this node: listen, dial the seeds, answer rpc.
+-- @tparam[opt] table opts
+--  `name` (default random), `host` (default "127.0.0.1"; the address others
+--  dial), `port` (0 = ephemeral), `cookie` (default: env `POGO_COOKIE`, else
+--  `~/.pogo.cookie`, created with a random value and mode 0600),
+--  `seeds` (list of "host:port" or node names), `heartbeat_ms` (1000),
+--  `timeout_ms` (5000), `max_frame` (largest frame accepted, 64 MiB),
+--  `backoff_min_ms` (50), `backoff_max_ms` (2000), `forget_ms` (300000),
+--  `block` (node names refused from the start), `log` (false: no log lines
+--  on stderr).
+-- @treturn string the node's name, `name@host:port` with the real port
+function M.start(opts)
+  opts = opts or {}
+  if type(opts) ~= "table" then error("pogo.start: options table expected", 2) end
+  local seeds = opts.seeds
+  if type(seeds) == "string" then seeds = { seeds } end
+  local name = core.dist_start {
+    name = opts.name or ("pogo" .. hex(core.dist_random(4))),
+    host = opts.host or "127.0.0.1",
+    port = opts.port or 0,
+    cookie = resolve_cookie(opts),
+    seeds = seeds,
+    heartbeat_ms = opts.heartbeat_ms,
+    timeout_ms = opts.timeout_ms,
+    max_frame = opts.max_frame,
+    backoff_min_ms = opts.backoff_min_ms,
+    backoff_max_ms = opts.backoff_max_ms,
+    forget_ms = opts.forget_ms,
+    log = opts.log,
+    block = opts.block,
+  }
+  core.set_node_name(name)
+  settings.timeout_ms = opts.timeout_ms or 5000
+  if not core.whereis("$rpc") then
+    pogo.register("$rpc", pogo.spawn(rpc_server))
+  end
+  return name
+end
+
+--- Connect to a node now (the mesh then connects to its peers too).
+-- Blocks the caller until the link is up or failed.
+-- @tparam string addr "host:port" or a node name
+-- @tparam[opt] integer timeout_ms (default timeout_ms + 1000)
+-- @return the node's name, or nil and the reason
+function M.connect(addr, timeout)
+  if type(addr) ~= "string" then error("pogo.connect: \"host:port\" or node name expected", 2) end
+  local ref = pogo.make_ref()
+  local name = core.dist_connect(addr, pogo.self(), ref)
+  if name then return name end
+  local msg = pogo.receive(function(m)
+    return type(m) == "table" and m[1] == ref
+  end, timeout or settings.timeout_ms + 1000)
+  if not msg then return nil, "timeout" end
+  if msg[2] then return msg[3] end
+  return nil, msg[3]
+end
+
+--- Close the link to `node` (both sides see nodedown "disconnect"); this node
+-- stops redialing it, but gossip or `connect` can bring it back (see `block`).
+-- @tparam string node
+-- @treturn boolean whether it was connected
+function M.disconnect(node)
+  return core.dist_disconnect(node)
+end
+
+--- Keep `node` away (`flag` true, the default): disconnect it, never dial it,
+-- refuse its dials. `block(node, false)` lifts that and dials it.
+-- @tparam string node
+-- @tparam[opt=true] boolean flag
+function M.block(node, flag)
+  core.dist_block(node, flag ~= false)
+end
+
+--- Names of the connected nodes.
+-- @treturn {string,...}
+function M.nodes()
+  return core.dist_nodes()
+end
+
+--- Subscribe the caller (`flag` true, the default) to `{"nodeup", node}` and
+-- `{"nodedown", node, reason}`, or unsubscribe it (`false`).
+-- @tparam[opt=true] boolean flag
+function M.monitor_nodes(flag)
+  core.dist_monitor_nodes(pogo.self(), flag ~= false)
+end
+
+--- Call `require(module)[fn](table.unpack(args))` in a fresh process on `node`.
+-- @tparam string node
+-- @tparam string module a `require` name
+-- @tparam string fn
+-- @tparam[opt] table args an array (`args.n` honoured for trailing nils)
+-- @tparam[opt=5000] integer timeout_ms (or math.huge)
+-- @return true and the results, or false and the error: the value raised
+--  remotely, or a message starting with `undef:` (no such module or
+--  function), `timeout:`, `noconnection:` or `noproc:` (no rpc server).
+function M.rpc(node, module, fn, args, timeout)
+  if type(node) ~= "string" then error("pogo.rpc: node name expected", 2) end
+  if type(module) ~= "string" or type(fn) ~= "string" then
+    error("pogo.rpc: module and function names expected", 2)
+  end
+  if args ~= nil and type(args) ~= "table" then error("pogo.rpc: args must be an array", 2) end
+  local ok, res = pcall(pogo.call, { "$rpc", node }, { module, fn, args or {} }, timeout or 5000)
+  if not ok then return false, res end
+  if type(res) ~= "table" then return false, "rpc: malformed reply" end
+  if res[1] == true then
+    local r = res[2] or {}
+    return true, table.unpack(r, 1, r.n or #r)
+  end
+  return false, res[2]
+end
+
+--- Close every link, telling peers "shutdown" (used by `pogo.stop`). From the
+-- main chunk it waits (up to 1 s) until peers have closed their side.
+function M.dist_stop()
+  core.dist_stop()
+  core.dist_drain(1000)
+end
+
+--- Transport state for tools and tests: name, port, peers (dialer, creation,
+-- backlog, wanted, blocked, seed) and links (state, peer, outgoing).
+-- @function dist_info
+M.dist_info = core.dist_info
+
+--- Add the node API to the pogo table.
+-- @tparam table p the `pogo` module
+function M.install(p)
+  pogo = p
+  for _, k in ipairs { "start", "connect", "disconnect", "block", "nodes", "monitor_nodes", "rpc",
+                       "dist_stop", "dist_info" } do
+    p[k] = M[k]
+  end
+end
+
+return M

@@ -1,0 +1,128 @@
+-- Starting a node, its name and cookie, and bin/pogo itself.
+local pogo = require "pogo"
+local uv = require "luv"
+local cluster = require "support.cluster"
+
+local R = "support.remote"
+
+-- Run bin/pogo with `args` and return its exit code and output (bounded).
+local function run_pogo(args)
+  local me = pogo.self()
+  local out, err = uv.new_pipe(false), uv.new_pipe(false)
+  local buf = { "", "" }
+  local handle, pid
+  handle, pid = uv.spawn(os.getenv("LUA") or "lua5.4", {
+    args = { "bin/pogo", table.unpack(args) }, stdio = { nil, out, err },
+    env = { "PATH=" .. (os.getenv("PATH") or ""), "LUA_PATH=" .. package.path, "LUA_CPATH=" .. package.cpath } },
+    function(code)
+      handle:close()
+      pogo.send(me, { "ran", code })
+    end)
+  assert(handle, pid)
+  for i, p in ipairs { out, err } do
+    p:read_start(function(_, data)
+      if data then buf[i] = buf[i] .. data else p:close() end
+    end)
+  end
+  local m = pogo.receive(function(msg) return msg[1] == "ran" end, 10000)
+  if not m then uv.kill(pid, "sigkill") end
+  pogo.sleep(20) -- the pipes' last reads
+  return m and m[2], buf[1], buf[2]
+end
+
+describe("a node", function()
+  local c
+
+  setup(function()
+    c = cluster.new { timeout_ms = 1000, heartbeat_ms = 200 }
+  end)
+
+  teardown(function()
+    c:teardown()
+    pogo.stop()
+  end)
+
+  it("is named name@host:port with the real port when started on port 0", function()
+    assert.are.equal("nonode@nohost", pogo.node())
+    local name = c:start_self { log = false }
+    assert.are.equal(name, pogo.node())
+    local port = tonumber(name:match("^spec@127%.0%.0%.1:(%d+)$"))
+    assert.is_true(port ~= nil and port > 0, name)
+    assert.are.equal(pogo.node(), pogo.node_of(pogo.self()))
+    assert.matches("^<spec@127%.0%.0%.1:%d+%.%d+>$", tostring(pogo.self()))
+    local ok, err = pcall(pogo.start, { name = "again", cookie = "x" })
+    assert.is_false(ok)
+    assert.matches("already started", err)
+  end)
+
+  it("checks its options and addresses", function()
+    local ok, err = pcall(pogo.connect, "no port here")
+    assert.is_false(ok)
+    assert.matches("invalid address", err)
+    -- nothing listens on port 1
+    local name, why = pogo.connect("127.0.0.1:1")
+    assert.is_nil(name)
+    assert.matches("refused", why)
+    assert.is_false(pogo.disconnect("ghost@127.0.0.1:1"))
+    assert.are.same({ c.self_name }, { pogo.node() })
+    assert.is_true(pogo.rpc(pogo.node(), "string", "len", { "abc" }))
+  end)
+
+  it("takes its cookie from POGO_COOKIE, else from ~/.pogo.cookie (created 0600)", function()
+    local n = c:start_node { name = "envcookie", cookie = false, env = { POGO_COOKIE = c.cookie } }
+    c:connect(n)
+    assert.is_true((c:rpc(n, R, "nodes")))
+    c:kill(n)
+    local home = os.tmpname()
+    os.remove(home)
+    assert(uv.fs_mkdir(home, tonumber("700", 8)))
+    local env = { HOME = home, POGO_COOKIE = "" }
+    local f1 = c:start_node { name = "file1", cookie = false, env = env }
+    local st = uv.fs_stat(home .. "/.pogo.cookie")
+    assert.is_not_nil(st, "the cookie file was not created")
+    assert.are.equal(tonumber("600", 8), st.mode & tonumber("777", 8))
+    local fh = io.open(home .. "/.pogo.cookie")
+    local cookie = fh:read("a"):gsub("%s+$", "")
+    fh:close()
+    assert.matches("^%u+$", cookie)
+    assert.are.equal(20, #cookie)
+    -- a second node with the same home shares it: they mesh
+    local f2 = c:start_node { name = "file2", cookie = false, env = env, seeds = { f1 } }
+    local name, err = pogo.connect(f2.addr) -- and we, with another cookie, cannot
+    assert.is_nil(name)
+    assert.matches("authentication", err)
+    cluster.wait_until(function() return f1.err:find("connected to " .. f2.name, 1, true) end, 3000,
+                       "file1 and file2 to connect")
+    c:kill(f1)
+    c:kill(f2)
+    os.remove(home .. "/.pogo.cookie")
+    uv.fs_rmdir(home)
+  end)
+
+  it("bin/pogo runs a script with its arguments as the first process", function()
+    local n = c:start_node { name = "scripted", script = "spec/support/script_node.lua", args = { "one", "2" } }
+    c:connect(n)
+    local args = pogo.call({ "script_args", n.name }, "args", 2000)
+    assert.are.same({ "one", "2", n = 2 }, args)
+    -- a script that fails is reported, and the node keeps serving
+    local f = c:start_node { name = "failing", script = "spec/support/script_node.lua", args = { "fail" } }
+    c:connect(f)
+    cluster.wait_until(function() return f.err:find("failed on purpose", 1, true) end, 2000, "the report")
+    assert.is_true((c:rpc(f, R, "nodes")))
+    -- SIGTERM: a clean stop, exit code 0
+    assert.are.same({ code = 0, signal = 0 }, c:stop(f))
+    c:kill(n)
+  end)
+
+  it("bin/pogo explains its options", function()
+    local code, out = run_pogo { "--help" }
+    assert.are.equal(0, code)
+    assert.matches("usage: pogo", out)
+    local code2, _, err = run_pogo { "--bogus" }
+    assert.are.equal(2, code2)
+    assert.matches("unknown option", err)
+    local code3, _, err3 = run_pogo { "--cookie", "x", "no/such/script.lua" }
+    assert.are.equal(2, code3)
+    assert.matches("no/such/script.lua", err3)
+  end)
+end)
