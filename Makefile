@@ -7,7 +7,7 @@ DEB_PACKAGES := lua5.4 liblua5.4-dev libuv1-dev lua-luv lua-luv-dev lua-busted \
 BUILD ?= build
 LUA ?= lua5.4
 BUSTED ?= busted
-export LUA_PATH := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/?.lua;/usr/local/share/lua/5.4/?.lua;/usr/local/share/lua/5.4/?/init.lua;/usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua
+export LUA_PATH := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/examples/?.lua;$(CURDIR)/?.lua;/usr/local/share/lua/5.4/?.lua;/usr/local/share/lua/5.4/?/init.lua;/usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua
 export LUA_CPATH = $(CURDIR)/$(BUILD)/?.so;/usr/local/lib/lua/5.4/?.so;/usr/lib/x86_64-linux-gnu/lua/5.4/?.so;/usr/lib/lua/5.4/?.so
 
 .PHONY: deps build test asan valgrind lint bench demo fuzz docs clean rock

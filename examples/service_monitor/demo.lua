@@ -1,0 +1,173 @@
+-- make demo: a local cluster on loopback doing real work.
+--
+-- Opens a few TCP ports on 127.0.0.1 as "services", starts three pogo nodes
+-- (separate OS processes) running examples/service_monitor/node.lua, which
+-- supervise one monitor per service with pogo.dynamic_supervisor; shows where
+-- each monitor runs, SIGKILLs a node and times the failover, starts a node
+-- again and shows the rebalance, then stops everything it started and exits.
+local pogo = require "pogo"
+local uv = require "luv"
+local local_cluster = require "pogo.local_cluster"
+
+local DEADLINE_MS = 30000
+local started_at = uv.hrtime()
+local function elapsed_ms() return (uv.hrtime() - started_at) / 1e6 end
+local function say(fmt, ...) io.stdout:write(string.format(fmt, ...), "\n"); io.stdout:flush() end
+
+-- ---- the services: TCP listeners that accept and close ----
+local service_names = { "billing", "search", "auth", "mail", "cache", "queue" }
+local services, listeners = {}, {}
+for i, name in ipairs(service_names) do
+  local srv = uv.new_tcp()
+  assert(srv:bind("127.0.0.1", 0))
+  assert(srv:listen(64, function()
+    local conn = uv.new_tcp()
+    srv:accept(conn)
+    conn:close()
+  end))
+  services[i] = { name = name, port = srv:getsockname().port }
+  listeners[name] = srv
+end
+local spec_arg = {}
+for _, s in ipairs(services) do spec_arg[#spec_arg + 1] = s.name .. "=" .. s.port end
+spec_arg = table.concat(spec_arg, ",")
+
+-- ---- this process: a pogo node that collects the monitors' reports ----
+local c = local_cluster.new({ timeout_ms = 1000, heartbeat_ms = 200, quiet = true })
+local me = c:start_self({ name = "demo", log = false })
+pogo.register("demo", pogo.self())
+
+local where = {}      -- service -> node
+local status = {}     -- service -> "up" | "down" (latest report)
+local node_label = {} -- node name -> short label
+local function label(node) return node_label[node] or node end
+
+local function report_loop(until_fn, timeout_ms, on_msg)
+  local deadline = uv.now() + timeout_ms
+  while not until_fn() do
+    local left = deadline - uv.now()
+    if left <= 0 then return false end
+    local m = pogo.receive(left)
+    if m and m[1] == "monitor_started" then
+      where[m[2]] = m[3]
+      if on_msg then on_msg(m) end
+    elseif m and m[1] == "status" then
+      status[m[2]] = m[4]
+      if on_msg then on_msg(m) end
+    end
+    uv.update_time()
+  end
+  return true
+end
+
+local function placement_table(title)
+  say("\n%s", title)
+  say("  %-10s %-6s %s", "service", "port", "monitored on")
+  for _, s in ipairs(services) do say("  %-10s %-6d %s", s.name, s.port, label(where[s.name] or "-")) end
+end
+
+local function count_placed()
+  local n = 0
+  for _, s in ipairs(services) do if where[s.name] then n = n + 1 end end
+  return n
+end
+
+local ok, err = xpcall(function()
+  say("pogo demo: %d services on 127.0.0.1, this node is %s", #services, me)
+  -- three nodes, each seeded with the first
+  local nodes = {}
+  for i = 1, 3 do
+    nodes[i] = c:start_node({ name = "node" .. i, script = "examples/service_monitor/node.lua",
+      args = { spec_arg, me }, seeds = i > 1 and { nodes[1] } or nil })
+    node_label[nodes[i].name] = "node" .. i
+    c:connect(nodes[i])
+    say("started node%d = %s (os pid %d)", i, nodes[i].name, nodes[i].pid)
+  end
+  assert(report_loop(function() return count_placed() == #services end, 10000), "monitors did not start")
+  placement_table("every service has one monitor, somewhere in the cluster:")
+  local function n_up()
+    local n = 0
+    for _, st in pairs(status) do if st == "up" then n = n + 1 end end
+    return n
+  end
+  report_loop(function() return n_up() == #services end, 3000)
+  say("probes: %d of %d services answer", n_up(), #services)
+
+  -- kill the node with the most monitors
+  local per = {}
+  for _, node in pairs(where) do per[node] = (per[node] or 0) + 1 end
+  local victim
+  for _, node in ipairs(nodes) do
+    if not victim or (per[node.name] or 0) > (per[victim.name] or 0) then victim = node end
+  end
+  local lost = {}
+  for svc, node in pairs(where) do if node == victim.name then lost[#lost + 1] = svc; where[svc] = nil end end
+  table.sort(lost)
+  say("\nSIGKILL %s (os pid %d), which monitors: %s", label(victim.name), victim.pid, table.concat(lost, ", "))
+  local t0 = uv.hrtime()
+  c:kill(victim)
+  local times = {}
+  assert(report_loop(function() return count_placed() == #services end, 10000, function(m)
+    if m[1] == "monitor_started" then times[m[2]] = (uv.hrtime() - t0) / 1e6 end
+  end), "monitors were not restarted")
+  for _, svc in ipairs(lost) do
+    say("  %-10s restarted on %s after %.1f ms", svc, label(where[svc]), times[svc] or -1)
+  end
+  placement_table("after the failover:")
+
+  -- a node joins again: children whose ring owner it is move to it
+  say("\nstarting node4")
+  local before = {}
+  for k, v in pairs(where) do before[k] = v end
+  local survivor
+  for _, node in ipairs(nodes) do if node ~= victim then survivor = node end end
+  local n4 = c:start_node({ name = "node4", script = "examples/service_monitor/node.lua",
+    args = { spec_arg, me }, seeds = { survivor } })
+  node_label[n4.name] = "node4"
+  c:connect(n4)
+  local owners = {}
+  local_cluster.wait_until(function()
+    for _, s in ipairs(services) do
+      local okr, owner = c:rpc(survivor, "pogo.dynamic_supervisor", "node_for", { "monitors", s.name }, 1000)
+      if not okr then return false end
+      owners[s.name] = owner
+    end
+    local okn, ring = c:rpc(survivor, "pogo.dynamic_supervisor", "nodes", { "monitors" }, 1000)
+    return okn and #ring == 3
+  end, 5000, "node4 to join the ring")
+  report_loop(function()
+    for _, s in ipairs(services) do if where[s.name] ~= owners[s.name] then return false end end
+    return true
+  end, 5000)
+  for _, s in ipairs(services) do
+    if before[s.name] ~= where[s.name] then
+      say("  %-10s moved %s -> %s", s.name, label(before[s.name]), label(where[s.name]))
+    end
+  end
+  placement_table("after the rebalance:")
+
+  -- a service goes down: its monitor notices
+  local victim_svc = services[1].name
+  listeners[victim_svc]:close()
+  listeners[victim_svc] = nil
+  report_loop(function() return false end, 1000, function(m)
+    if m[1] == "status" and m[2] == victim_svc and m[4] == "down" then
+      say("\nclosed %s's port: its monitor on %s reports it down", victim_svc, label(m[3]))
+    end
+  end)
+end, debug.traceback)
+
+-- always: stop every node we started (SIGTERM, then SIGKILL by pid), close services
+for _, node in ipairs(c.nodes) do
+  if not node.exited then c:stop(node, 2000) end
+end
+c:teardown()
+for _, srv in pairs(listeners) do srv:close() end
+pogo.stop()
+say("\ndone in %.1f s; every node process stopped", elapsed_ms() / 1000)
+if not ok then
+  io.stderr:write("demo failed: ", tostring(err), "\n")
+  os.exit(1)
+end
+if elapsed_ms() > DEADLINE_MS then os.exit(1) end
+os.exit(0)
