@@ -1,7 +1,7 @@
 -- bench/remote.lua: message passing between two nodes on loopback, against
 -- the physical limit measured in the same run.
 --
---   lua5.4 bench/remote.lua [seconds] [rounds]   (default 1 s, 5 rounds)
+--   lua5.4 bench/remote.lua [seconds] [rounds]   (default 1 s, 7 rounds)
 --
 -- The two ping-pongs alternate, `rounds` times `seconds` each, and the
 -- medians over the rounds are reported, so that a busy machine slows both
@@ -26,8 +26,8 @@ if mode == "serve" then
   local echo = pogo.spawn(function()
     while true do
       local m = pogo.receive()
-      if partner then pogo.send(partner, m)
-      elseif type(m) == "table" and m[1] == "partner" then partner = m[2] end
+      if type(m) == "table" and m[1] == "partner" then partner = m[2]
+      else pogo.send(partner, m) end
     end
   end)
   local sink = pogo.spawn(function()
@@ -48,7 +48,7 @@ if mode == "serve" then
 end
 
 local SECONDS = tonumber(arg and arg[1]) or 1
-local ROUNDS = tonumber(arg and arg[2]) or 5
+local ROUNDS = tonumber(arg and arg[2]) or 7
 local LUA = os.getenv("LUA") or "lua5.4"
 local here = (arg and arg[0] or "bench/remote.lua"):match("^(.*)/[^/]*$") or "."
 local root = here .. "/.."
@@ -99,7 +99,7 @@ s:listen(16, function()
   s:accept(c)
   c:nodelay(true)
   c:read_start(function(_, data)
-    if not data then c:close() s:close() return end
+    if not data then c:close() return end
     c:write(data)
   end)
 end)
@@ -153,6 +153,7 @@ end
 
 -- ---- pogo ----
 local function remote_pingpong(echo)
+  pogo.send(echo, { "partner", pogo.self() })
   local rtts, n = {}, 0
   local hrtime = uv.hrtime
   local send, receive = pogo.send, pogo.receive
@@ -212,7 +213,6 @@ local ok, err = pcall(function()
   assert(other, "the other node did not start")
   assert(pogo.connect(other:match("@(.*)$")))
   local pids = pogo.call({ "bench", other }, "pids", 5000)
-  in_process(function() pogo.send(pids.echo, { "partner", pogo.self() }) end)
 
   local bare_rates, bare_us, rates, us = {}, {}, {}, {}
   for r = 1, ROUNDS do

@@ -627,9 +627,9 @@ void pogo_dist_nodedown(pogo_dist *d, lua_State *L, uint32_t idx, const char *re
           f->ref = set == 1 ? p->watching.v[i].ref : 0;
           f->other = other;
         }
-        if (set == 0) p->links.v[i] = p->links.v[--p->links.n];
-        else if (set == 1) p->watching.v[i] = p->watching.v[--p->watching.n];
-        else p->watchers.v[i] = p->watchers.v[--p->watchers.n];
+        if (set == 0) pogo_idset_remove_at(&p->links, i);
+        else if (set == 1) pogo_monset_remove_at(&p->watching, i);
+        else pogo_monset_remove_at(&p->watchers, i);
       }
     }
   }

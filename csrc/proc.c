@@ -213,9 +213,9 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
     pogo_idset_remove(&q->links, &me);
     pogo_signal_exit(N, L, q, &me, reason_idx, 1);
   }
-  free(links.v);
-  free(watchers.v);
-  free(watching.v);
+  pogo_idset_free(&links);
+  pogo_monset_free(&watchers);
+  pogo_monset_free(&watching);
 
   /* Lua side */
   if (p->co) {
@@ -247,9 +247,9 @@ void pogo_proc_free_all(pogo_node *N, lua_State *L) {
   for (uint32_t s = 1; s <= N->nslots; s++) {
     pogo_proc *p = N->procs[s];
     if (!p) continue;
-    free(p->links.v);
-    free(p->watchers.v);
-    free(p->watching.v);
+    pogo_idset_free(&p->links);
+    pogo_monset_free(&p->watchers);
+    pogo_monset_free(&p->watching);
     free(p);
     N->procs[s] = NULL;
   }

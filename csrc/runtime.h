@@ -65,9 +65,12 @@ typedef struct pogo_id {
   uint32_t kind;
 } pogo_id;
 
+/* Sets (sets.c): an array plus a hash index once they grow. */
 typedef struct pogo_idset {
   pogo_id *v;
   uint32_t n, cap;
+  uint32_t *ix; /* positions + 1, open addressing; NULL while small */
+  uint32_t ixcap;
 } pogo_idset;
 
 /* A monitor as seen by one side: the ref and the process on the other side. */
@@ -79,6 +82,8 @@ typedef struct pogo_mon {
 typedef struct pogo_monset {
   pogo_mon *v;
   uint32_t n, cap;
+  uint32_t *ix;
+  uint32_t ixcap;
 } pogo_monset;
 
 typedef struct pogo_proc {
@@ -217,7 +222,12 @@ void pogo_mailbox_deliver(pogo_node *N, lua_State *L, pogo_proc *p, int msg_idx)
 void pogo_mailbox_register(lua_State *L);
 
 /* ---- links.c ---- */
+/* ---- sets.c ---- */
 int pogo_idset_add(pogo_idset *s, const pogo_id *id);
+void pogo_idset_remove_at(pogo_idset *s, uint32_t pos);
+void pogo_idset_free(pogo_idset *s);
+void pogo_monset_remove_at(pogo_monset *s, uint32_t pos);
+void pogo_monset_free(pogo_monset *s);
 int pogo_idset_remove(pogo_idset *s, const pogo_id *id);
 int pogo_id_eq(const pogo_id *a, const pogo_id *b);
 int pogo_monset_add(pogo_monset *s, uint64_t ref, const pogo_id *other);

@@ -9,8 +9,10 @@
 -- Cluster state lives in pg groups of the scope:
 --
 -- * `"sup"`: the supervisor process of every node (the ring's nodes);
--- * `{"spec", uid, spec}`: joined by the supervisor of every node that knows the
---   spec (so a spec survives while any of them does); `uid` names one request;
+-- * `{"spec", uid, spec}`: one request (`uid` names it), held by the supervisor
+--   of the node that made it; every node learns it from pg. When no node holds
+--   it any more (that node died, or its supervisor restarted) the child's owner
+--   takes it over, so a spec survives as long as any node of the scope does;
 -- * `{"child", id}`: the pid running the child;
 -- * `{"term", uid}`: a termination marker, joined by the node that asked, until
 --   every node has dropped the spec.
@@ -67,14 +69,14 @@ function Sup:mark(key) if key then self.dirty[key] = true end end
 
 function Sup:register_spec(group)
   local uid, spec = group[2], group[3]
-  if self.specs[uid] then return self.specs[uid] end
+  if self.specs[uid] then return self.specs[uid], false end
   local key = id_key(spec.id)
   local s = { uid = uid, id = spec.id, key = key, spec = spec, group = group, joined = false }
   self.specs[uid] = s
   local set = self.by_key[key]
   if not set then set = {}; self.by_key[key] = set end
   set[uid] = true
-  return s
+  return s, true
 end
 
 function Sup:forget_spec(uid)
@@ -91,26 +93,43 @@ end
 function Sup:update_ring()
   local members = pg.get_members(self.scope, "sup")
   local nodes = {}
+  local changed = false
   for _, pid in ipairs(members) do nodes[pogo.node_of(pid)] = true end
   for node in pairs(self.ring_nodes) do
     if not nodes[node] then
+      changed = true
       self.ring:remove(node)
       if node ~= self.me then notify(self, "node_down", node, self.down_reason[node] or "left") end
     end
   end
   for node in pairs(nodes) do
     if not self.ring_nodes[node] then
+      changed = true
       self.ring:add(node)
       self.pending[node] = nil
       if node ~= self.me then notify(self, "node_up", node) end
     end
   end
   self.ring_nodes = nodes
-  self.all_dirty = true
+  if changed then self:owners_changed() end
+end
+
+-- The ring changed: reconcile the keys whose owner is not the one they had.
+function Sup:owners_changed()
+  local owner = self.owner
+  for key, uids in pairs(self.by_key) do
+    local s = self.specs[next(uids)]
+    local o = self.ring:key_to_node(s.id)
+    if owner[key] ~= o then
+      owner[key] = o
+      self.dirty[key] = true
+    end
+  end
+  for key in pairs(self.children) do self.dirty[key] = true end
 end
 
 -- A pg notification {"pg", ref, "join" | "leave", group, pids}.
-function Sup:on_pg(kind, group)
+function Sup:on_pg(kind, group, pids)
   if group == "sup" then
     self:update_ring()
     return
@@ -120,22 +139,27 @@ function Sup:on_pg(kind, group)
   if tag == "spec" then
     local uid = group[2]
     if kind == "join" then
-      local s = self:register_spec(group)
-      self:mark(s.key)
+      local s, new = self:register_spec(group)
+      -- another node joining a request we know changes nothing here
+      if new or not s.joined then self:mark(s.key) end
       -- a node back from a partition may bring a terminated request back
       if self.dead[uid] and not self.my_terms[uid] and not self.terms[uid] then self:mark_term(uid) end
     else
+      -- a request that no node holds any more: forgotten if terminated, else
+      -- its owner takes it over (see reconcile)
       local s = self.specs[uid]
-      if s then
+      if s and #pg.get_members(self.scope, group) == 0 then
         self:mark(s.key)
-        if #pg.get_members(self.scope, group) == 0 then self:forget_spec(uid) end
+        if self.dead[uid] or self.terms[uid] then self:forget_spec(uid) end
       end
     end
   elseif tag == "child" then
     local key = id_key(group[2])
-    self:mark(key)
-    local members = pg.get_members(self.scope, group)
-    for _, pid in ipairs(members) do self.last_node[key] = pogo.node_of(pid) end
+    if kind == "join" then
+      for _, pid in ipairs(pids or {}) do self.last_node[key] = pogo.node_of(pid) end
+    end
+    -- only the node running it and its owner care
+    if self.children[key] or self.ring:key_to_node(group[2]) == self.me then self:mark(key) end
   elseif tag == "term" then
     local uid = group[2]
     if kind == "join" then
@@ -155,7 +179,8 @@ function Sup:rescan()
   for _, group in ipairs(pg.which_groups(self.scope)) do
     if type(group) == "table" then
       if group[1] == "spec" then
-        local s = self:register_spec(group)
+        local s, new = self:register_spec(group)
+        if new then self:mark(s.key) end
         seen_specs[s.uid] = true
       elseif group[1] == "term" then
         self.terms[group[2]] = true
@@ -187,11 +212,13 @@ function Sup:start_local(key, s)
     rec.pid, rec.status, rec.error = nil, "restarting", err
     rec.backoff = math.min(math.max(rec.backoff * 2, self.opts.min_backoff_ms or 50), self.opts.max_backoff_ms or 5000)
     rec.retry_at = now() + rec.backoff
+    self.retry[key] = rec
     log(self, "warning", "child %s failed to start (retry in %d ms): %s", tostring(s.id), rec.backoff, tostring(err))
     return
   end
   pogo.link(pid)
   rec.pid, rec.status, rec.error, rec.retry_at = pid, "running", nil, nil
+  self.retry[key] = nil
   self.by_pid[pid] = rec
   pg.join(self.scope, { "child", s.id }, pid)
   local from = self.last_node[key]
@@ -204,6 +231,7 @@ function Sup:stop_local(rec)
   if rec.status == "stopping" then return end
   if not pogo.is_pid(rec.pid) then
     self.children[rec.key] = nil
+    self.retry[rec.key] = nil
     return
   end
   rec.status = "stopping"
@@ -218,6 +246,7 @@ end
 
 -- Whether this node should run the child of key, given who runs it elsewhere.
 function Sup:reconcile(key)
+  self.unsettled[key] = nil
   local uids = self.by_key[key]
   local active
   if uids then
@@ -226,9 +255,14 @@ function Sup:reconcile(key)
     end
     for uid in pairs(uids) do
       local s = self.specs[uid]
-      if s.joined and uid ~= active then
-        pg.leave(self.scope, s.group, pogo.self())
-        s.joined = false
+      if uid ~= active then
+        if s.joined then
+          pg.leave(self.scope, s.group, pogo.self())
+          s.joined = false
+        end
+        -- a request that lost to another for the same id, or was terminated,
+        -- and that no node holds any more, is forgotten
+        if #pg.get_members(self.scope, s.group) == 0 then self:forget_spec(uid) end
       end
     end
   end
@@ -247,11 +281,14 @@ function Sup:reconcile(key)
     return
   end
   local s = self.specs[active]
-  if not s.joined then
+  local owner = self.ring:key_to_node(s.id)
+  self.owner[key] = owner
+  -- The requester holds a request; when no node holds it any more (the
+  -- requester's node died, or its supervisor restarted), its owner takes it.
+  if not s.joined and owner == self.me and #pg.get_members(self.scope, s.group) == 0 then
     pg.join(self.scope, s.group, pogo.self())
     s.joined = true
   end
-  local owner = self.ring:key_to_node(s.id)
   local elsewhere
   for _, pid in ipairs(pg.get_members(self.scope, { "child", s.id })) do
     local node = pogo.node_of(pid)
@@ -265,6 +302,7 @@ function Sup:reconcile(key)
   if rec and pogo.is_pid(rec.pid) then
     if owner ~= self.me and self.redistribute == "active" then
       self:stop_local(rec)
+      self.unsettled[key] = true
     elseif elsewhere then
       -- duplicates (a healed netsplit): the owner's copy wins, else the lowest node's
       local keep_mine = owner == self.me or (owner ~= elsewhere and self.me < elsewhere)
@@ -273,9 +311,30 @@ function Sup:reconcile(key)
     return
   end
   if rec and rec.status == "restarting" then return end
-  if owner == self.me and not elsewhere and next(self.pending) == nil then
-    self:start_local(key, s)
+  if owner == self.me then
+    if not elsewhere and next(self.pending) == nil then
+      self:start_local(key, s)
+    else
+      self.unsettled[key] = true -- waiting for the old owner or a connecting node
+    end
   end
+end
+
+-- The periodic repair pass: the keys still waiting for something, plus a
+-- bounded slice of all keys (a full sweep every `sweep_passes` passes, when the
+-- group list is read again). Its cost does not grow with the number of groups.
+function Sup:repair_pass()
+  for key in pairs(self.unsettled) do self.dirty[key] = true end
+  if not self.sweep or self.sweep_i > #self.sweep then
+    self.passes = (self.passes or 0) + 1
+    if self.passes % self.sweep_passes == 0 then self:rescan() end
+    local keys = {}
+    for key in pairs(self.by_key) do keys[#keys + 1] = key end
+    self.sweep, self.sweep_i = keys, 1
+  end
+  local per = math.max(1, math.ceil(#self.sweep / self.sweep_passes))
+  for i = self.sweep_i, math.min(#self.sweep, self.sweep_i + per - 1) do self.dirty[self.sweep[i]] = true end
+  self.sweep_i = self.sweep_i + per
 end
 
 function Sup:reconcile_dirty()
@@ -304,12 +363,14 @@ function Sup:child_exit(rec, reason)
   notify(self, "child_stopped", rec.id, reason)
   if rec.status == "stopping" then
     self.children[rec.key] = nil
+    self.retry[rec.key] = nil
     self:mark(rec.key)
     return
   end
   local restart = rec.spec.restart
   if restart == "temporary" or (restart == "transient" and (reason == "normal" or reason == "shutdown")) then
     self.children[rec.key] = nil
+    self.retry[rec.key] = nil
     self:terminate(rec.id)
     return
   end
@@ -321,6 +382,7 @@ function Sup:child_exit(rec, reason)
   end
   keep[#keep + 1] = t
   rec.restarts = keep
+  self.retry[rec.key] = rec
   if #keep <= self.intensity then
     rec.status = "restarting"
     rec.retry_at = t
@@ -337,14 +399,17 @@ end
 
 function Sup:retry_due()
   local t = now()
-  for key, rec in pairs(self.children) do
-    if rec.status == "restarting" and rec.retry_at and rec.retry_at <= t then
+  for key, rec in pairs(self.retry) do
+    if rec.status ~= "restarting" or self.children[key] ~= rec then
+      self.retry[key] = nil
+    elseif rec.retry_at <= t then
       local s = self.specs[rec.uid]
       local active_ok = s and not self.terms[rec.uid] and not self.dead[rec.uid]
       if active_ok and self.ring:key_to_node(s.id) == self.me or (active_ok and self.redistribute == "on_failure") then
         self:start_local(key, s)
       else
         self.children[key] = nil
+        self.retry[key] = nil
         self:mark(key)
       end
     end
@@ -366,8 +431,8 @@ end
 function Sup:next_timeout()
   local t = now()
   local soonest = self.next_sync
-  for _, rec in pairs(self.children) do
-    if rec.status == "restarting" and rec.retry_at and rec.retry_at < soonest then soonest = rec.retry_at end
+  for _, rec in pairs(self.retry) do
+    if rec.retry_at < soonest then soonest = rec.retry_at end
   end
   for _, d in pairs(self.stopping) do if d < soonest then soonest = d end end
   for _, d in pairs(self.pending) do if d < soonest then soonest = d end end
@@ -503,6 +568,14 @@ function Sup:handle_call(req)
   elseif op == "node_for" then return { self.ring:key_to_node(req[2]) }
   elseif op == "nodes" then return { self.ring:nodes() }
   elseif op == "scope" then return { self.scope }
+  elseif op == "specs" then
+    local out = {}
+    for _, uids in pairs(self.by_key) do
+      for uid in pairs(uids) do
+        if not self.terms[uid] and not self.dead[uid] then out[#out + 1] = self.specs[uid].spec; break end
+      end
+    end
+    return { out }
   end
   return { nil, "unknown request" }
 end
@@ -540,7 +613,8 @@ local function body(opts, specs, parent, ref)
     sync_interval = opts.sync_interval or 5000, settle = opts.settle_ms or 1000,
     ring = ring_mod.new(opts.vnodes and { vnodes = opts.vnodes } or nil), ring_nodes = {},
     specs = {}, by_key = {}, terms = {}, my_terms = {}, children = {}, by_pid = {},
-    stopping = {}, dirty = {}, all_dirty = true, pending = {}, last_node = {},
+    stopping = {}, retry = {}, dirty = {}, all_dirty = true, owner = {}, unsettled = {},
+    sweep_passes = opts.sweep_passes or 12, pending = {}, last_node = {},
     down_reason = {}, seq = 0, dead = {}, tombstone_ms = opts.tombstone_ms or 600000,
   }, Sup)
   if opts.name ~= nil then
@@ -571,7 +645,7 @@ local function body(opts, specs, parent, ref)
     while msg ~= nil do
       local tag = type(msg) == "table" and msg[1]
       if tag == "pg" and msg[2] == pg_ref then
-        st:on_pg(msg[3], msg[4])
+        st:on_pg(msg[3], msg[4], msg[5])
       elseif tag == "EXIT" then
         local pid, reason = msg[2], msg[3]
         if pid == parent then st:shutdown(reason) end
@@ -591,7 +665,7 @@ local function body(opts, specs, parent, ref)
     st:retry_due()
     if now() >= st.next_sync then
       st.next_sync = now() + st.sync_interval
-      st:rescan()
+      st:repair_pass()
       for uid, t in pairs(st.dead) do
         if now() - t > st.tombstone_ms and not st.terms[uid] then st.dead[uid] = nil end
       end
@@ -688,6 +762,10 @@ function M.which_children(sup, mode) return (call(sup, { "which_children", mode 
 
 --- Counts `{specs =, active =, supervisors =, workers =}`, `"local"` or `"global"`.
 function M.count_children(sup, mode) return (call(sup, { "count_children", mode or "local" })) end
+
+--- Every child spec requested in the cluster and not terminated (running or
+-- not), as this node knows them.
+function M.specs(sup) return (call(sup, { "specs" })) end
 
 --- The pid running child `id` anywhere in the cluster, or nil.
 function M.whereis(sup, id) return (call(sup, { "whereis", id })) end

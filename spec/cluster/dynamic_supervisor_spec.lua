@@ -244,24 +244,22 @@ describe("distributed supervisor (Pogo's suite)", function()
       for _, x in ipairs(live) do if x.name == pogo.node_of(pids[n]) then owner_node = x end end
       assert.is_true(c:call(owner_node, R, "alive", { pids[n] }))
     end
-    -- every node tracks every spec; no termination marker is left behind
-    local all = {}
-    for _, x in ipairs(live) do all[#all + 1] = x.name end
-    table.sort(all)
+    -- every node tracks every spec; every spec is held in pg; no marker is left behind
+    local want = list()
     cluster.wait_until(function()
-      local state = c:call(node, R, "pg_state")
-      local tracked = 0
-      for _, entry in ipairs(state) do
+      for _, x in ipairs(live) do
+        if table.concat(c:call(x, R, "known_specs"), " ") ~= table.concat(want, " ") then return false end
+      end
+      local held = 0
+      for _, entry in ipairs(c:call(node, R, "pg_state")) do
         local g, members = entry[1], entry[2]
         if type(g) == "table" and g[1] == "term" then return false end
         if type(g) == "table" and g[1] == "spec" then
-          if not scheduled[g[3].id[2]] then return false end
-          if table.concat(members, " ") ~= table.concat(all, " ") then return false end
-          tracked = tracked + 1
+          if not scheduled[g[3].id[2]] or #members == 0 then return false end
+          held = held + 1
         end
-        if g == "sup" and table.concat(members, " ") ~= table.concat(all, " ") then return false end
       end
-      return tracked == #list()
+      return held == #want
     end, 10000, "every node to track every spec and no marker left")
   end)
 end)

@@ -13,7 +13,7 @@ local function run_pogo(args)
   local handle, pid
   handle, pid = uv.spawn(os.getenv("LUA") or "lua5.4", {
     args = { "bin/pogo", table.unpack(args) }, stdio = { nil, out, err },
-    env = { "PATH=" .. (os.getenv("PATH") or ""), "LUA_PATH=" .. package.path, "LUA_CPATH=" .. package.cpath } },
+    env = cluster.env() },
     function(code)
       handle:close()
       pogo.send(me, { "ran", code })

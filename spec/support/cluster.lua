@@ -56,6 +56,10 @@ local function pass_env(extra)
   return env
 end
 
+--- The environment given to node processes: PATH, HOME, sanitizer settings,
+-- this process's module paths, and `extra` (name -> value).
+M.env = pass_env
+
 --- A new cluster.
 -- @tparam[opt] table opts `cookie` (default: one random cookie per spec
 --  process, so successive clusters can share the spec's node), `timeout_ms` (1000),

@@ -32,6 +32,14 @@ function M.children(mode)
   return ns, pids
 end
 
+--- Sorted worker numbers of every request this node knows (running or not).
+function M.known_specs()
+  local ns = {}
+  for _, spec in ipairs(dsup.specs(SUP)) do ns[#ns + 1] = spec.id[2] end
+  table.sort(ns)
+  return ns
+end
+
 function M.node_for(n) return dsup.node_for(SUP, { "worker", n }) end
 function M.nodes() return dsup.nodes(SUP) end
 function M.whereis(n) return dsup.whereis(SUP, { "worker", n }) end

@@ -1,0 +1,35 @@
+-- rpc targets of bench/failover.lua.
+local pogo = require "pogo"
+local dsup = require "pogo.dynamic_supervisor"
+
+local M = {}
+
+function M.spec(id, report_node)
+  return { id = id, start = { "failover_child", "start_link", id, report_node }, shutdown = "brutal_kill" }
+end
+
+--- Request children from..to on this node (from a process here); returns when all are requested.
+function M.start_children(from, to, report_node)
+  for id = from, to do assert(dsup.start_child("bench", M.spec(id, report_node))) end
+  return true
+end
+
+function M.local_count() return dsup.count_children("bench", "local").active end
+function M.ring_size() return #dsup.nodes("bench") end
+
+--- CPU seconds (user + system) and RSS (KiB) of this OS process.
+function M.usage()
+  local f = assert(io.open("/proc/self/stat"))
+  local stat = f:read("a")
+  f:close()
+  local fields = {}
+  for x in stat:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = x end
+  local ticks = tonumber(fields[12]) + tonumber(fields[13]) -- utime, stime (after the comm field)
+  local rss
+  for line in io.lines("/proc/self/status") do
+    rss = rss or tonumber(line:match("^VmRSS:%s+(%d+)"))
+  end
+  return ticks / 100, rss
+end
+
+return M
