@@ -7,7 +7,7 @@
 --   * CPU% and RSS per node while 10,000 children sit idle.
 -- Targets: placed within 1 s; failover median under 50 ms; idle CPU under 1% per node.
 -- Run: make bench (or lua5.4 bench/failover.lua with the Makefile's LUA_PATH/LUA_CPATH).
-package.path = "bench/?.lua;" .. package.path
+package.path = "bench/support/?.lua;" .. package.path
 local pogo = require "pogo"
 local uv = require "luv"
 local local_cluster = require "pogo.local_cluster"
@@ -26,7 +26,7 @@ local function start_nodes(n)
   for i = 1, n do
     local seed
     for _, node in ipairs(c.nodes) do if not node.exited and node ~= list[i] then seed = node end end
-    list[i] = c:start_node({ script = "bench/failover_node.lua", args = { me }, seeds = seed and { seed } or nil })
+    list[i] = c:start_node({ script = "bench/support/failover_node.lua", args = { me }, seeds = seed and { seed } or nil })
     c:connect(list[i])
   end
   return list

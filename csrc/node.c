@@ -81,6 +81,13 @@ static int node_gc(lua_State *L) {
   free(N->rq);
   free(N->heap);
   free(N->exq);
+  N->procs = NULL;
+  N->free_slots = NULL;
+  N->rq = NULL;
+  N->heap = NULL;
+  N->exq = NULL;
+  N->nslots = N->cap = N->nfree = N->free_cap = 0;
+  N->rq_len = N->rq_cap = N->heap_len = N->heap_cap = N->exq_len = N->exq_cap = 0;
   int refs[] = {N->ref_threads, N->ref_mbox, N->ref_pids, N->ref_idents, N->ref_names,
                 N->ref_slotname, N->ref_pending, N->ref_nodenames, N->ref_crash_mt};
   for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)

@@ -247,7 +247,12 @@ void pogo_names_register(lua_State *L);
 
 /* Helpers to build registered closures: each API function gets the node userdata
  * as upvalue 1. */
-#define POGO_NODE(L) ((pogo_node *)lua_touserdata((L), lua_upvalueindex(1)))
+#define POGO_NODE(L) pogo_node_live(L)
+static inline pogo_node *pogo_node_live(lua_State *L) {
+  pogo_node *N = (pogo_node *)lua_touserdata(L, lua_upvalueindex(1));
+  if (N->closed) luaL_error(L, "pogo: the node is closed (its Lua state is closing)");
+  return N;
+}
 void pogo_setfuncs(lua_State *L, const luaL_Reg *fns); /* table at -2, node ud at -1 */
 
 #endif

@@ -263,7 +263,9 @@ static int l_step(lua_State *L) {
 static int l_stop_loop(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   N->stop_requested = 1;
-  uv_stop(N->loop);
+  /* only while pogo drives the loop: a stop flag left set would make the next
+   * uv.run (ours or the host's) return at once */
+  if (N->driving) uv_stop(N->loop);
   return 0;
 }
 

@@ -161,6 +161,9 @@ end
 --  `block` (node names refused from the start), `log` (false: no log lines
 --  on stderr).
 -- @treturn string the node's name, `name@host:port` with the real port
+-- processes that called monitor_nodes before pogo.start
+local early_subscribers = {}
+
 function M.start(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("pogo.start: options table expected", 2) end
@@ -183,6 +186,10 @@ function M.start(opts)
   }
   core.set_node_name(name)
   settings.timeout_ms = opts.timeout_ms or 5000
+  for pid in pairs(early_subscribers) do
+    if core.alive(pid) then core.dist_monitor_nodes(pid, true) end
+  end
+  early_subscribers = {}
   if not core.whereis("$rpc") then
     pogo.register("$rpc", pogo.spawn(rpc_server))
   end
@@ -230,10 +237,17 @@ function M.nodes()
 end
 
 --- Subscribe the caller (`flag` true, the default) to `{"nodeup", node}` and
--- `{"nodedown", node, reason}`, or unsubscribe it (`false`).
+-- `{"nodedown", node, reason}`, or unsubscribe it (`false`). Before
+-- `pogo.start` the subscription waits for the node to start.
 -- @tparam[opt=true] boolean flag
 function M.monitor_nodes(flag)
-  core.dist_monitor_nodes(pogo.self(), flag ~= false)
+  local me = pogo.self()
+  if not core.dist_info().name then
+    -- not started yet: subscribe when pogo.start runs (as Erlang allows)
+    early_subscribers[me] = flag ~= false or nil
+    return
+  end
+  core.dist_monitor_nodes(me, flag ~= false)
 end
 
 --- Call `require(module)[fn](table.unpack(args))` in a fresh process on `node`.

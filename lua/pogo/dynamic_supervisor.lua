@@ -627,9 +627,8 @@ local function body(opts, specs, parent, ref)
   end
   pg.start(st.scope)
   local pg_ref = pg.monitor_scope(st.scope)
-  if pogo.monitor_nodes and pcall(pogo.monitor_nodes, true) then
-    for _, node in ipairs(pogo.nodes()) do st.pending[node] = now() + st.settle end
-  end
+  pogo.monitor_nodes(true)
+  for _, node in ipairs(pogo.nodes()) do st.pending[node] = now() + st.settle end
   pg.join(st.scope, "sup", pogo.self())
   st:rescan()
   for _, spec in ipairs(specs) do

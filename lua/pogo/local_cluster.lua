@@ -58,6 +58,10 @@ local function pass_env(extra)
   return env
 end
 
+--- The environment given to node processes: PATH, HOME, sanitizer settings,
+-- this process's module paths, and `extra` (name -> value).
+M.env = pass_env
+
 local function exists(path)
   local f = io.open(path)
   if f then f:close() end

@@ -582,12 +582,11 @@ function handlers.unwatcher(S, m)
   end
 end
 
--- Subscribe to nodeup/nodedown and discover the connected nodes' scopes, once
--- the node is distributed (pogo.monitor_nodes raises before pogo.start: the
--- scope process then tries again with each message it gets, and a peer's
--- discover is such a message).
+-- Subscribe to nodeup/nodedown and discover the connected nodes' scopes
+-- (before pogo.start the subscription waits for the node to start, and its
+-- nodeups bring the discovery).
 local function subscribe(S)
-  if node_name() == "nonode@nohost" or not pcall(pogo.monitor_nodes, true) then return end
+  pogo.monitor_nodes(true)
   S.subscribed = true
   local nodes = pogo.nodes()
   for i = 1, #nodes do send({S.reg, nodes[i]}, {"discover", S.pid}) end
