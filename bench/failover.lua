@@ -26,7 +26,8 @@ local function start_nodes(n)
   for i = 1, n do
     local seed
     for _, node in ipairs(c.nodes) do if not node.exited and node ~= list[i] then seed = node end end
-    list[i] = c:start_node({ script = "bench/support/failover_node.lua", args = { me }, seeds = seed and { seed } or nil })
+    list[i] = c:start_node({ script = "bench/support/failover_node.lua", args = { me },
+      seeds = seed and { seed } or nil })
     c:connect(list[i])
   end
   return list

@@ -1,5 +1,5 @@
 -- rpc targets of bench/failover.lua.
-local pogo = require "pogo"
+
 local dsup = require "pogo.dynamic_supervisor"
 
 local M = {}
