@@ -90,6 +90,16 @@ function Sup:forget_spec(uid)
   end
 end
 
+-- A connecting node showed up in the ring, went away, or took too long: when
+-- none is pending any more, the keys that waited for that are looked at again.
+function Sup:clear_pending(node)
+  if self.pending[node] == nil then return end
+  self.pending[node] = nil
+  if next(self.pending) == nil then
+    for key in pairs(self.unsettled) do self.dirty[key] = true end
+  end
+end
+
 function Sup:update_ring()
   local members = pg.get_members(self.scope, "sup")
   local nodes = {}
@@ -106,7 +116,7 @@ function Sup:update_ring()
     if not self.ring_nodes[node] then
       changed = true
       self.ring:add(node)
-      self.pending[node] = nil
+      self:clear_pending(node)
       if node ~= self.me then notify(self, "node_up", node) end
     end
   end
@@ -324,6 +334,9 @@ end
 -- bounded slice of all keys (a full sweep every `sweep_passes` passes, when the
 -- group list is read again). Its cost does not grow with the number of groups.
 function Sup:repair_pass()
+  -- settle what the last messages changed first: a rescan must not forget a
+  -- request whose holder just went away before its owner takes it over
+  self:reconcile_dirty()
   for key in pairs(self.unsettled) do self.dirty[key] = true end
   if not self.sweep or self.sweep_i > #self.sweep then
     self.passes = (self.passes or 0) + 1
@@ -421,10 +434,7 @@ function Sup:retry_due()
     end
   end
   for node, deadline in pairs(self.pending) do
-    if deadline <= t then
-      self.pending[node] = nil
-      self.all_dirty = true
-    end
+    if deadline <= t then self:clear_pending(node) end
   end
 end
 
@@ -656,7 +666,7 @@ local function body(opts, specs, parent, ref)
         local node = msg[2]
         if not st.ring_nodes[node] then st.pending[node] = now() + st.settle end
       elseif tag == "nodedown" then
-        st.pending[msg[2]] = nil
+        st:clear_pending(msg[2])
         st.down_reason[msg[2]] = msg[3]
       end
       msg = pogo.receive(0)

@@ -9,6 +9,7 @@ local c
 local R = "support.dsup_remote"
 
 local function start_nodes(n, initial, extra)
+  extra = extra or {}
   local list = {}
   local seed
   for _, node in ipairs(c.nodes) do
@@ -17,7 +18,8 @@ local function start_nodes(n, initial, extra)
   for i = 1, n do
     seed = seed or list[i - 1]
     local node = c:start_node { script = "spec/support/dsup_node.lua",
-      args = { "dsup", tostring(initial or 0), extra and extra.redistribute },
+      args = { "dsup", tostring(initial or 0), extra.redistribute or "", extra.events or "",
+        extra.local_module and "yes" or "" },
       seeds = seed and { seed } or nil }
     list[i] = node
     c:connect(node)
@@ -261,6 +263,85 @@ describe("distributed supervisor (Pogo's suite)", function()
       end
       return held == #want
     end, 10000, "every node to track every spec and no marker left")
+  end)
+end)
+
+describe("distributed supervisor beyond Pogo", function()
+  before_each(function()
+    c = cluster.new { timeout_ms = 1000, heartbeat_ms = 200 }
+    c:start_self()
+    while pogo.receive(0) do end
+  end)
+
+  after_each(function()
+    c:teardown()
+    pcall(pogo.unregister, "dsup_events")
+  end)
+
+  local function event(kind, node_name, timeout)
+    return cluster.expect(function(m)
+      return type(m) == "table" and m[1] == "event" and m[2] == kind and (not node_name or m[3] == node_name)
+    end, timeout or 5000, kind .. " on " .. tostring(node_name))
+  end
+
+  it("calls listeners on the node where it happened: node_up, child_moved, node_down", function()
+    pogo.register("dsup_events", pogo.self())
+    local me = pogo.node()
+    local first = start_nodes(1, 0, { events = me })
+    await_ring()
+    local ids = {}
+    for n = 1, 20 do ids[n] = n; c:call(first[1], R, "start_child", { n }) end
+    await_placement(ids)
+    local second = start_nodes(1, 0, { events = me })
+    local up = event("node_up", first[1].name)
+    assert.equal(second[1].name, up[4])
+    local moved = event("child_moved", second[1].name)
+    assert.equal(first[1].name, moved[5])
+    assert.equal(second[1].name, moved[6])
+    c:kill(second[1])
+    second[1].gone = true
+    local down = event("node_down", first[1].name)
+    assert.equal(second[1].name, down[4])
+    assert.is_string(down[5])
+    await_placement(ids)
+  end)
+
+  it("whereis, call and count_children reach children on any node", function()
+    local nodes = start_nodes(2)
+    await_ring()
+    for n = 1, 4 do c:call(nodes[1], R, "start_echo", { n }) end
+    cluster.wait_until(function() return c:call(nodes[2], R, "global_count").active == 4 end, 5000, "4 echo servers")
+    for n = 1, 4 do
+      assert.equal("hi " .. n, c:call(nodes[2], R, "call_echo", { n, "hi " .. n }))
+      assert.equal("hi " .. n, c:call(nodes[1], R, "call_echo", { n, "hi " .. n }))
+    end
+    assert.same({ specs = 4, active = 4, supervisors = 0, workers = 4 }, c:call(nodes[1], R, "global_count"))
+  end)
+
+  it("a child whose module is missing on its node is retried there, visibly, without harm", function()
+    local nodes = start_nodes(1, 0, { local_module = true })
+    local others = start_nodes(2)
+    await_ring()
+    -- find ids owned by a node without the module
+    local picked
+    for n = 1, 50 do
+      local owner = c:call(nodes[1], R, "node_for_id", { "only" .. n })
+      if owner ~= nodes[1].name then picked = { id = "only" .. n, owner = owner }; break end
+    end
+    assert.is_not_nil(picked)
+    assert.is_true(c:call(nodes[1], R, "start_only_here", { picked.id }))
+    local owner_node
+    for _, x in ipairs(others) do if x.name == picked.owner then owner_node = x end end
+    cluster.wait_until(function()
+      for _, e in ipairs(c:call(owner_node, R, "local_entries")) do
+        if e[1] == picked.id and e[2] == "restarting" and tostring(e[3]):match("only_here") then return true end
+      end
+      return false
+    end, 5000, "the failure to show in which_children")
+    assert.is_not_nil(c:call(owner_node, R, "supervisor"))
+    -- the rest of the cluster still works
+    c:call(owner_node, R, "start_child", { 1 })
+    await_placement({ 1 })
   end)
 end)
 

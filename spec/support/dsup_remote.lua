@@ -40,7 +40,28 @@ function M.known_specs()
   return ns
 end
 
+--- This node's local entries as {id, pid-or-status, error} (failures included).
+function M.local_entries()
+  local out = {}
+  for _, c in ipairs(dsup.which_children(SUP, "local")) do out[#out + 1] = { c.id, c.pid, c.error } end
+  return out
+end
+
+--- Request a child whose module exists only on nodes started with it.
+function M.start_only_here(id)
+  return dsup.start_child(SUP, { id = id, start = { "support.only_here", "start_link" } })
+end
+
+--- dsup.call on worker n (the worker answers {"ping", from}... through pogo.call: the
+-- echo server fixture is used instead, id {"echo", n}).
+function M.start_echo(n)
+  return dsup.start_child(SUP, { id = { "echo", n }, start = { "support.echo_server", "start_link" } })
+end
+function M.call_echo(n, v) return dsup.call(SUP, { "echo", n }, v, 2000) end
+function M.global_count() return dsup.count_children(SUP, "global") end
+
 function M.node_for(n) return dsup.node_for(SUP, { "worker", n }) end
+function M.node_for_id(id) return dsup.node_for(SUP, id) end
 function M.nodes() return dsup.nodes(SUP) end
 function M.whereis(n) return dsup.whereis(SUP, { "worker", n }) end
 function M.alive(pid) return pogo.alive(pid) end
