@@ -45,9 +45,19 @@ M.self = self
 -- @function send
 M.send = send
 
---- Whether a local pid is alive.
--- @function alive
-M.alive = core.alive
+--- Whether a process is alive. For a pid of another node this asks that node
+-- (it blocks like `rpc`, up to `timeout_ms`, default 5000); a node that cannot
+-- be reached counts as not alive.
+-- @param pid
+-- @tparam[opt] integer timeout_ms
+-- @treturn boolean
+function M.alive(pid, timeout_ms)
+  if not is_pid(pid) then error("pogo.alive: pid expected, got " .. type(pid), 2) end
+  local node = core.node_of(pid)
+  if node == core.node_name() then return core.alive(pid) end
+  local ok, alive = M.rpc(node, "pogo.core", "alive", { pid }, timeout_ms or 5000)
+  return ok and alive == true
+end
 
 --- Link the caller and `pid`.
 -- @function link
