@@ -10,6 +10,7 @@
  * - receive() takes the head; a process blocks by yielding, the main chunk by
  *   driving the loop (see sched.c).
  */
+#include <stdlib.h>
 #include <string.h>
 
 #include "runtime.h"
@@ -27,8 +28,31 @@ static void push_mbox(pogo_node *N, lua_State *L, pogo_proc *p, int create) {
   lua_remove(L, -2);
 }
 
+/* Is the message at idx a late reply {ref, ...} to a call p gave up? Then it
+ * is forgotten (and so is the ref). */
+static int late_reply(pogo_node *N, lua_State *L, pogo_proc *p, int idx) {
+  if (lua_type(L, idx) != LUA_TTABLE) return 0;
+  lua_rawgeti(L, idx, 1);
+  pogo_id rid;
+  int hit = 0;
+  if (pogo_ident_get(L, -1, &rid) && rid.kind == POGO_KIND_REF && rid.node == 0 && rid.creation == N->creation) {
+    pogo_abandoned *a = p->abandoned;
+    for (uint32_t i = 0; i < a->n; i++) {
+      if (a->ref[i] == rid.serial) {
+        a->ref[i] = a->ref[--a->n];
+        if (a->next > a->n) a->next = a->n;
+        hit = 1;
+        break;
+      }
+    }
+  }
+  lua_pop(L, 1);
+  return hit;
+}
+
 void pogo_mailbox_deliver(pogo_node *N, lua_State *L, pogo_proc *p, int msg_idx) {
   msg_idx = lua_absindex(L, msg_idx);
+  if (p->abandoned && late_reply(N, L, p, msg_idx)) return;
   push_mbox(N, L, p, 1);
   lua_pushvalue(L, msg_idx);
   lua_rawseti(L, -2, p->mb_tail++);
@@ -248,10 +272,31 @@ static int l_mbox_flush_down(lua_State *L) {
   return 1;
 }
 
+/* abandon_ref(ref): the caller gave up waiting for a reply {ref, ...}; drop it when it comes */
+static int l_abandon_ref(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_id rid;
+  if (!pogo_ident_get(L, 1, &rid) || rid.kind != POGO_KIND_REF) return luaL_argerror(L, 1, "ref expected");
+  if (rid.node != 0 || rid.creation != N->creation) return 0;
+  pogo_proc *p = pogo_proc_current(N, L, NULL);
+  if (!p->abandoned) {
+    p->abandoned = calloc(1, sizeof *p->abandoned);
+    if (!p->abandoned) return 0;
+  }
+  pogo_abandoned *a = p->abandoned;
+  if (a->n < POGO_ABANDONED_MAX) {
+    a->ref[a->n++] = rid.serial;
+  } else {
+    a->ref[a->next] = rid.serial; /* full: forget the oldest slot in turn */
+    a->next = (a->next + 1) % POGO_ABANDONED_MAX;
+  }
+  return 0;
+}
+
 void pogo_mailbox_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"send", l_send}, {"receive", l_receive}, {"wait", l_wait},
     {"mbox_len", l_mbox_len}, {"mbox_peek", l_mbox_peek}, {"mbox_take", l_mbox_take},
-    {"mbox_find_ref", l_mbox_find_ref}, {"mbox_flush_down", l_mbox_flush_down}, {NULL, NULL}};
+    {"mbox_find_ref", l_mbox_find_ref}, {"abandon_ref", l_abandon_ref}, {"mbox_flush_down", l_mbox_flush_down}, {NULL, NULL}};
   pogo_setfuncs(L, fns);
 }

@@ -235,6 +235,7 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
     lua_pop(L, 1);
   }
   if (N->external == p) N->external = NULL;
+  free(p->abandoned);
   slot_free(N, p->slot);
   N->live--;
   free(p);
@@ -250,6 +251,7 @@ void pogo_proc_free_all(pogo_node *N, lua_State *L) {
     pogo_idset_free(&p->links);
     pogo_monset_free(&p->watchers);
     pogo_monset_free(&p->watching);
+    free(p->abandoned);
     free(p);
     N->procs[s] = NULL;
   }

@@ -86,6 +86,14 @@ typedef struct pogo_monset {
   uint32_t ixcap;
 } pogo_monset;
 
+/* Refs of calls that timed out: their late replies {ref, ...} are dropped on
+ * delivery (as Erlang's aliases do). A small ring; the oldest is forgotten. */
+#define POGO_ABANDONED_MAX 32
+typedef struct pogo_abandoned {
+  uint64_t ref[POGO_ABANDONED_MAX];
+  uint32_t n, next;
+} pogo_abandoned;
+
 typedef struct pogo_proc {
   uint64_t serial;
   lua_State *co;      /* NULL for the external (main chunk) process */
@@ -101,6 +109,7 @@ typedef struct pogo_proc {
   pogo_idset links;
   pogo_monset watchers; /* monitors others hold on this process */
   pogo_monset watching; /* monitors this process holds on others */
+  pogo_abandoned *abandoned; /* NULL until a call of this process times out */
 } pogo_proc;
 
 typedef struct pogo_rq_entry {

@@ -473,6 +473,23 @@ describe("call and cast", function()
     assert.is_nil(pogo.receive(0))
   end)
 
+  it("a reply that comes after the call timed out is dropped", function()
+    local slow = pogo.spawn(function()
+      while true do
+        local m = pogo.receive()
+        if m[1] == "$call" then pogo.sleep(m[3]); pogo.reply(m[2], "late") end
+      end
+    end)
+    local ok, err = pcall(pogo.call, slow, 30, 5)
+    assert.is_false(ok)
+    assert.matches("^timeout", err)
+    -- the late reply reaches the caller's node (here) and is dropped; a fresh call still works
+    assert.equal("late", pogo.call(slow, 0, 1000))
+    pogo.sleep(40)
+    assert.is_nil(pogo.receive(0))
+    pogo.exit(slow, "kill")
+  end)
+
   it("cast delivers without waiting", function()
     local s = echo_server()
     pogo.cast(s, { pogo.self(), "c" })

@@ -268,6 +268,7 @@ function M.call(dest, request, timeout_ms)
         if mbox_find_ref(ref, from) then goto continue end
         core.demonitor(ref)
         mbox_flush_down(ref)
+        core.abandon_ref(ref) -- a late reply is dropped when it comes
         error("timeout: no reply from " .. describe(dest) .. " within " .. timeout .. " ms", 2)
       end
     else
