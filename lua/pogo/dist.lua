@@ -201,7 +201,8 @@ end
 -- @tparam string addr "host:port" or a node name
 -- @tparam[opt] integer timeout_ms (default timeout_ms + 1000)
 -- @return the node's name, or nil and the reason
-function M.connect(addr, timeout)
+function M.connect(addr, timeout_ms)
+  local timeout = timeout_ms
   if type(addr) ~= "string" then error("pogo.connect: \"host:port\" or node name expected", 2) end
   local ref = pogo.make_ref()
   local name = core.dist_connect(addr, pogo.self(), ref)
@@ -259,7 +260,8 @@ end
 -- @return true and the results, or false and the error: the value raised
 --  remotely, or a message starting with `undef:` (no such module or
 --  function), `timeout:`, `noconnection:` or `noproc:` (no rpc server).
-function M.rpc(node, module, fn, args, timeout)
+function M.rpc(node, module, fn, args, timeout_ms)
+  local timeout = timeout_ms
   if type(node) ~= "string" then error("pogo.rpc: node name expected", 2) end
   if type(module) ~= "string" or type(fn) ~= "string" then
     error("pogo.rpc: module and function names expected", 2)

@@ -15,6 +15,7 @@
 -- teardown, by the module's garbage-collection guard when the spec's Lua state
 -- closes, and, through --watch-stdin, by the nodes themselves when the spec
 -- process dies (their stdin pipe closes). Every wait is bounded.
+-- @module pogo.local_cluster
 local pogo = require "pogo"
 local uv = require "luv"
 
