@@ -362,6 +362,25 @@ static void push_collected(lua_State *L, int J, int single, lua_Integer i) {
   else lua_rawgeti(L, J, i);
 }
 
+/* The arguments shared by ix:join and ix:leave: (group, pid_or_pids [, node]).
+ * Pushes the group key at 5 and returns 1; returns 0 when the call is to be
+ * ignored (bad input from a peer); raises for bad local input. */
+static int change_args(lua_State *L, pg_ix *x, const char *what, int *remote, int64_t *node) {
+  *node = node_arg(x, L, 4, remote);
+  lua_settop(L, 4);
+  if (*node < 0) return 0;
+  if (lua_isnil(L, 2)) {
+    if (*remote) return 0;
+    return luaL_error(L, "%s: group must not be nil", what);
+  }
+  char err[POGO_CODEC_ERRLEN];
+  if (push_key(L, x, 2, err)) {
+    if (*remote) return 0;
+    return luaL_error(L, "%s: %s", what, err);
+  }
+  return 1;
+}
+
 /* ix:join(group, pid_or_pids [, node]) -> key, group, joined, fresh
  * joined: the pids that joined (nil if none): the pid itself when a single
  * pid was given, else an array; fresh: those that had no membership in this
@@ -369,18 +388,8 @@ static void push_collected(lua_State *L, int J, int single, lua_Integer i) {
 static int ix_join(lua_State *L) {
   pg_ix *x = check_ix(L);
   int remote;
-  int64_t node = node_arg(x, L, 4, &remote);
-  lua_settop(L, 4);
-  if (node < 0) return 0;
-  if (lua_isnil(L, 2)) {
-    if (remote) return 0;
-    return luaL_error(L, "pg.join: group must not be nil");
-  }
-  char err[POGO_CODEC_ERRLEN];
-  if (push_key(L, x, 2, err)) {
-    if (remote) return 0;
-    return luaL_error(L, "pg.join: %s", err);
-  }
+  int64_t node;
+  if (!change_args(L, x, "pg.join", &remote, &node)) return 0;
   const int K = 5, J = 6;
   int single;
   lua_Integer nj = collect_pids(L, x, remote, (uint32_t)node, 1, "pg.join", &single);
@@ -431,18 +440,8 @@ static int ix_join(lua_State *L) {
 static int ix_leave(lua_State *L) {
   pg_ix *x = check_ix(L);
   int remote;
-  int64_t node = node_arg(x, L, 4, &remote);
-  lua_settop(L, 4);
-  if (node < 0) return 0;
-  if (lua_isnil(L, 2)) {
-    if (remote) return 0;
-    return luaL_error(L, "pg.leave: group must not be nil");
-  }
-  char err[POGO_CODEC_ERRLEN];
-  if (push_key(L, x, 2, err)) {
-    if (remote) return 0;
-    return luaL_error(L, "pg.leave: %s", err);
-  }
+  int64_t node;
+  if (!change_args(L, x, "pg.leave", &remote, &node)) return 0;
   const int K = 5, J = 6;
   int single;
   lua_Integer nj = collect_pids(L, x, remote, (uint32_t)node, 0, "pg.leave", &single);

@@ -6,6 +6,8 @@
 -- "infinity", type = "worker" | "supervisor", modules = {...}}`. The shorthands
 -- `"module.name"` and `{"module.name", arg}` call the module's `child_spec(arg)`.
 -- @module pogo.child_spec
+local pogo = require "pogo"
+
 local M = {}
 
 local RESTART = { permanent = true, transient = true, temporary = true }
@@ -94,6 +96,30 @@ function M.start(spec)
   if not ok then return nil, "start raised: " .. tostring(pid) end
   if pid == nil then return nil, e == nil and "start returned nil" or e end
   return pid
+end
+
+--- Terminate a running child the way its spec says, and wait until it is gone:
+-- exit signal "shutdown", then "kill" after `shutdown` ms ("brutal_kill": kill
+-- at once; "infinity": wait as long as it takes). The caller's link to it is
+-- removed first, and an EXIT from it already queued is dropped.
+-- @param pid the child
+-- @param shutdown the spec's `shutdown` value
+-- @return the child's exit reason
+function M.shutdown(pid, shutdown)
+  local mref = pogo.monitor(pid)
+  pogo.unlink(pid)
+  pogo.receive(function(m) return type(m) == "table" and m[1] == "EXIT" and m[2] == pid end, 0)
+  local function is_down(m) return type(m) == "table" and m[1] == "DOWN" and m[2] == mref end
+  local down
+  if shutdown == "brutal_kill" then
+    pogo.exit(pid, "kill")
+  else
+    pogo.exit(pid, "shutdown")
+    down = pogo.receive(is_down, shutdown ~= "infinity" and shutdown or nil)
+    if not down then pogo.exit(pid, "kill") end
+  end
+  down = down or pogo.receive(is_down)
+  return down[4]
 end
 
 return M

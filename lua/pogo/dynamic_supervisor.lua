@@ -592,24 +592,7 @@ end
 
 function Sup:shutdown(reason)
   for _, rec in pairs(self.children) do
-    if pogo.is_pid(rec.pid) then
-      local pid = rec.pid
-      local mref = pogo.monitor(pid)
-      pogo.unlink(pid)
-      local s = rec.spec.shutdown
-      local down
-      if s == "brutal_kill" then
-        pogo.exit(pid, "kill")
-      else
-        pogo.exit(pid, "shutdown")
-        down = pogo.receive(function(m) return type(m) == "table" and m[1] == "DOWN" and m[2] == mref end,
-          s ~= "infinity" and s or nil)
-        if not down then pogo.exit(pid, "kill") end
-      end
-      if not down then
-        pogo.receive(function(m) return type(m) == "table" and m[1] == "DOWN" and m[2] == mref end)
-      end
-    end
+    if pogo.is_pid(rec.pid) then child_spec.shutdown(rec.pid, rec.spec.shutdown) end
   end
   pogo.exit(reason)
 end

@@ -14,30 +14,13 @@ local M = {}
 
 local STRATEGY = { one_for_one = true, one_for_all = true, rest_for_one = true }
 
-local function is_down_for(mref)
-  return function(m) return type(m) == "table" and m[1] == "DOWN" and m[2] == mref end
-end
-
 -- Terminate one running child; returns its exit reason.
 local function shutdown_child(child)
   local pid = child.pid
   if not pogo.is_pid(pid) then return nil end
-  local mref = pogo.monitor(pid)
-  pogo.unlink(pid)
-  -- an EXIT that was already queued is no longer interesting
-  pogo.receive(function(m) return type(m) == "table" and m[1] == "EXIT" and m[2] == pid end, 0)
-  local s = child.spec.shutdown
-  local down
-  if s == "brutal_kill" then
-    pogo.exit(pid, "kill")
-  else
-    pogo.exit(pid, "shutdown")
-    down = pogo.receive(is_down_for(mref), s ~= "infinity" and s or nil)
-    if not down then pogo.exit(pid, "kill") end
-  end
-  down = down or pogo.receive(is_down_for(mref))
+  local reason = child_spec.shutdown(pid, child.spec.shutdown)
   child.pid = nil
-  return down[4]
+  return reason
 end
 
 local Sup = {}
