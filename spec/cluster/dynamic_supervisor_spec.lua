@@ -207,7 +207,9 @@ describe("distributed supervisor (Pogo's suite)", function()
   end)
 
   it("chaos: nodes come and go while children are started and terminated", function()
-    math.randomseed(os.time())
+    local seed = require("luv").hrtime() % 2 ^ 31
+    math.randomseed(seed)
+    finally(function() print("chaos seed: " .. seed) end)
     local nodes = start_nodes(10)
     await_ring(20000)
     local scheduled = {}
