@@ -207,7 +207,7 @@ describe("distributed supervisor (Pogo's suite)", function()
   end)
 
   it("chaos: nodes come and go while children are started and terminated", function()
-    local seed = require("luv").hrtime() % 2 ^ 31
+    local seed = require("luv").hrtime() % 2147483648
     math.randomseed(seed)
     finally(function() print("chaos seed: " .. seed) end)
     local nodes = start_nodes(10)
