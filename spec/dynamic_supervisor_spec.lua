@@ -222,6 +222,19 @@ describe("pogo.dynamic_supervisor on one node", function()
     stop(spid)
   end)
 
+  it("lists children in the same order every time (by id)", function()
+    local sup, spid = start({})
+    for _, id in ipairs({ "c", "a", "b" }) do dsup.start_child(sup, worker(id)) end
+    await(function() return #dsup.which_children(sup, "global") == 3 end)
+    local ids = {}
+    for _, e in ipairs(dsup.which_children(sup, "global")) do ids[#ids + 1] = e.id end
+    assert.same({ "a", "b", "c" }, ids)
+    ids = {}
+    for _, e in ipairs(dsup.which_children(sup, "local")) do ids[#ids + 1] = e.id end
+    assert.same({ "a", "b", "c" }, ids)
+    stop(spid)
+  end)
+
   it("scopes are independent", function()
     local a, apid = start({})
     local b, bpid = start({})

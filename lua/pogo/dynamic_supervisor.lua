@@ -507,28 +507,34 @@ local function entry(id, pid, spec, extra)
   return e
 end
 
+-- Entries sorted by the canonical encoding of their ids (then node), so every
+-- node lists the same children in the same order.
 function Sup:which_children(mode)
-  local out = {}
+  local out, keys = {}, {}
+  local function add(key, e)
+    out[#out + 1] = e
+    keys[e] = key .. "\0" .. (e.node or "")
+  end
   if mode == "global" then
     for key, uids in pairs(self.by_key) do
       for uid in pairs(uids) do
         local s = self.specs[uid]
         if not self.terms[uid] and not self.dead[uid] then
           for _, pid in ipairs(pg.get_members(self.scope, { "child", s.id })) do
-            out[#out + 1] = entry(s.id, pid, s.spec, { node = pogo.node_of(pid) })
+            add(key, entry(s.id, pid, s.spec, { node = pogo.node_of(pid) }))
           end
           break
         end
       end
-      local _ = key
     end
   else
-    for _, rec in pairs(self.children) do
+    for key, rec in pairs(self.children) do
       local pid = rec.pid
       if pid == nil then pid = rec.status == "restarting" and "restarting" or "undefined" end
-      out[#out + 1] = entry(rec.id, pid, rec.spec, { status = rec.status, error = rec.error })
+      add(key, entry(rec.id, pid, rec.spec, { status = rec.status, error = rec.error }))
     end
   end
+  table.sort(out, function(x, y) return keys[x] < keys[y] end)
   return out
 end
 
@@ -749,7 +755,8 @@ end
 --- Children: `"local"` (default) lists what this node supervises,
 -- `"global"` every running child in the cluster (with its pid and `node`).
 -- Entries are `{id, pid | "restarting" | "undefined", type, modules}` with the
--- same fields by name; local entries also carry `status` and `error`.
+-- same fields by name, sorted by id; local entries also carry `status` and
+-- `error`, global ones `node`.
 function M.which_children(sup, mode) return (call(sup, { "which_children", mode or "local" })) end
 
 --- Counts `{specs =, active =, supervisors =, workers =}`, `"local"` or `"global"`.
