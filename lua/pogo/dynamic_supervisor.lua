@@ -28,6 +28,7 @@ local pogo = require "pogo"
 local pg = require "pogo.pg"
 local ring_mod = require "pogo.ring"
 local child_spec = require "pogo.child_spec"
+local proc_lib = require "pogo.proc_lib"
 
 local core = pogo.core
 local encode = core.encode
@@ -603,7 +604,7 @@ function Sup:shutdown(reason)
   pogo.exit(reason)
 end
 
-local function body(opts, specs, parent, ref)
+local function body(ack, parent, opts, specs)
   pogo.trap_exit(true)
   local st = setmetatable({
     name = opts.name, scope = opts.scope or opts.name, opts = opts, me = pogo.node(),
@@ -616,13 +617,8 @@ local function body(opts, specs, parent, ref)
     sweep_passes = opts.sweep_passes or 12, pending = {}, last_node = {},
     down_reason = {}, seq = 0, dead = {}, tombstone_ms = opts.tombstone_ms or 600000,
   }, Sup)
-  if opts.name ~= nil then
-    local ok = pcall(pogo.register, opts.name, pogo.self())
-    if not ok then
-      pogo.unlink(parent)
-      pogo.send(parent, { ref, false, "already started: " .. tostring(pogo.whereis(opts.name)) })
-      return
-    end
+  if opts.name ~= nil and not pcall(pogo.register, opts.name, pogo.self()) then
+    return ack(false, "already started: " .. tostring(pogo.whereis(opts.name)))
   end
   pg.start(st.scope)
   local pg_ref = pg.monitor_scope(st.scope)
@@ -635,7 +631,7 @@ local function body(opts, specs, parent, ref)
     if not ok then log(st, "debug", "initial child %s: %s", tostring(spec.id), tostring(err)) end
   end
   st.next_sync = now() + st.sync_interval
-  pogo.send(parent, { ref, true })
+  ack(true)
   while true do
     st:reconcile_dirty()
     local msg = pogo.receive(st:next_timeout())
@@ -702,16 +698,7 @@ function M.start_link(opts)
     if not ok then return nil, "invalid child spec: " .. tostring(e) end
     specs[i] = spec
   end
-  local parent, ref = pogo.self(), pogo.make_ref()
-  local pid = pogo.spawn_link(body, opts, specs, parent, ref)
-  local mref = pogo.monitor(pid)
-  local reply = pogo.receive(function(m)
-    return type(m) == "table" and (m[1] == ref or (m[1] == "DOWN" and m[2] == mref))
-  end)
-  pogo.demonitor(mref)
-  if reply[1] == mref then return nil, reply[4] end
-  if reply[2] then return pid end
-  return nil, reply[3]
+  return proc_lib.start(true, nil, body, opts, specs)
 end
 
 local function call(sup, req, timeout)

@@ -14,6 +14,7 @@
 -- infos are ignored (as gen_server logs and drops them).
 -- @module pogo.server
 local pogo = require "pogo"
+local proc_lib = require "pogo.proc_lib"
 local core = pogo.core
 
 local M = {}
@@ -105,48 +106,21 @@ local function start(module, arg, opts, link)
     local existing = core.whereis(opts.name)
     if existing then return nil, "already started: " .. tostring(existing) end
   end
-  local parent = pogo.self()
-  local ref = pogo.make_ref()
-  local body = function()
-    if opts.name ~= nil then
-      local ok = pcall(core.register, opts.name, pogo.self())
-      if not ok then
-        if link then pogo.unlink(parent) end
-        pogo.send(parent, { ref, false, "already started: " .. tostring(core.whereis(opts.name)) })
-        return
-      end
+  local timeout = opts.timeout ~= math.huge and opts.timeout or nil
+  return proc_lib.start(link, timeout, function(ack, parent)
+    if opts.name ~= nil and not pcall(core.register, opts.name, pogo.self()) then
+      return ack(false, "already started: " .. tostring(core.whereis(opts.name)))
     end
     if opts.trap_exit then core.trap_exit(true) end
     local ok, state, reason = xpcall(mod.init, crash, arg)
     if not ok or state == nil then
       local why = ok and (reason == nil and "init returned nil" or reason) or state
-      if link then pogo.unlink(parent) end
-      pogo.send(parent, { ref, false, why })
+      ack(false, why)
       pogo.exit(ok and "normal" or why)
     end
-    pogo.send(parent, { ref, true })
+    ack(true)
     return loop(mod, state, parent)
-  end
-  local pid, mref
-  if link then
-    pid = pogo.spawn_link(body)
-    mref = pogo.monitor(pid)
-  else
-    pid, mref = pogo.spawn_monitor(body)
-  end
-  local timeout = opts.timeout or math.huge
-  local reply = pogo.receive(function(m)
-    return type(m) == "table" and (m[1] == ref or (m[1] == "DOWN" and m[2] == mref))
-  end, timeout ~= math.huge and timeout or nil)
-  pogo.demonitor(mref)
-  if reply == nil then
-    if link then pogo.unlink(pid) end
-    pogo.exit(pid, "kill")
-    return nil, "timeout: init did not return within " .. tostring(timeout) .. " ms"
-  end
-  if reply[1] == mref then return nil, reply[4] end
-  if reply[2] then return pid end
-  return nil, reply[3]
+  end)
 end
 
 --- Start a server linked to the caller. Returns after `init` has returned.

@@ -9,6 +9,7 @@
 -- @module pogo.supervisor
 local pogo = require "pogo"
 local child_spec = require "pogo.child_spec"
+local proc_lib = require "pogo.proc_lib"
 
 local M = {}
 
@@ -205,15 +206,10 @@ function Sup:handle_call(req)
   return { nil, "unknown request" }
 end
 
-local function body(specs, opts, parent, ref)
+local function body(ack, parent, specs, opts)
   pogo.trap_exit(true)
-  if opts.name ~= nil then
-    local ok = pcall(pogo.register, opts.name, pogo.self())
-    if not ok then
-      pogo.unlink(parent)
-      pogo.send(parent, { ref, false, "already started: " .. tostring(pogo.whereis(opts.name)) })
-      return
-    end
+  if opts.name ~= nil and not pcall(pogo.register, opts.name, pogo.self()) then
+    return ack(false, "already started: " .. tostring(pogo.whereis(opts.name)))
   end
   local self = setmetatable({
     strategy = opts.strategy or "one_for_one",
@@ -226,13 +222,11 @@ local function body(specs, opts, parent, ref)
     local pid, err = self:start_child_record(child)
     if not pid then
       self:terminate_all()
-      pogo.unlink(parent)
-      pogo.send(parent, { ref, false, "failed to start child " .. tostring(spec.id) .. ": " .. tostring(err) })
-      return
+      return ack(false, "failed to start child " .. tostring(spec.id) .. ": " .. tostring(err))
     end
     self.children[#self.children + 1] = child
   end
-  pogo.send(parent, { ref, true })
+  ack(true)
   while true do
     local msg = pogo.receive()
     local tag = type(msg) == "table" and msg[1]
@@ -286,16 +280,7 @@ function M.start_link(children, opts)
     seen[key] = true
     specs[i] = spec
   end
-  local parent, ref = pogo.self(), pogo.make_ref()
-  local pid = pogo.spawn_link(body, specs, opts, parent, ref)
-  local mref = pogo.monitor(pid)
-  local reply = pogo.receive(function(m)
-    return type(m) == "table" and (m[1] == ref or (m[1] == "DOWN" and m[2] == mref))
-  end)
-  pogo.demonitor(mref)
-  if reply[1] == mref then return nil, reply[4] end
-  if reply[2] then return pid end
-  return nil, reply[3]
+  return proc_lib.start(true, nil, body, specs, opts)
 end
 
 local function call(sup, req)

@@ -1,0 +1,54 @@
+-- Specs for pogo.proc_lib (start with an init acknowledgement).
+local pogo = require "pogo"
+local proc_lib = require "pogo.proc_lib"
+
+before_each(function()
+  while pogo.receive(0) ~= nil do end
+end)
+
+describe("pogo.proc_lib.start", function()
+  it("returns the pid once the process acknowledges, passing the arguments", function()
+    local pid = proc_lib.start(true, 1000, function(ack, parent, a, b)
+      ack(true)
+      pogo.send(parent, { a, b })
+      pogo.receive()
+    end, 1, 2)
+    assert.is_true(pogo.is_pid(pid))
+    assert.same({ 1, 2 }, pogo.receive(1000))
+    assert.equal(1, pogo.process_info(pogo.self()).links)
+    pogo.unlink(pid)
+    pogo.exit(pid, "kill")
+  end)
+
+  it("a refusal gives nil and the reason, and never kills the caller", function()
+    local caller = pogo.spawn(function(me)
+      local pid, err = proc_lib.start(true, 1000, function(ack) ack(false, "no thanks"); error("then dies") end)
+      pogo.sleep(5)
+      pogo.send(me, { pid, err })
+    end, pogo.self())
+    local ref = pogo.monitor(caller)
+    assert.same({ nil, "no thanks" }, pogo.receive(function(m) return m[1] ~= "DOWN" end, 1000))
+    assert.equal("normal", pogo.receive(function(m) return m[2] == ref end, 1000)[4])
+  end)
+
+  it("a process that dies before acknowledging gives its exit reason", function()
+    local pid, err = proc_lib.start(false, 1000, function() error("init crashed") end)
+    assert.is_nil(pid)
+    assert.matches("init crashed", err.error)
+  end)
+
+  it("gives up after the timeout and kills the process", function()
+    local t0 = pogo.now()
+    local pid, err = proc_lib.start(true, 20, function(_, parent)
+      pogo.send(parent, { "slow", pogo.self() })
+      pogo.receive()
+    end)
+    assert.is_nil(pid)
+    assert.matches("^timeout", err)
+    assert.is_true(pogo.now() - t0 >= 19)
+    local slow = pogo.receive(function(m) return m[1] == "slow" end, 0)[2]
+    pogo.sleep(1)
+    assert.is_false(pogo.alive(slow))
+    assert.is_nil(pogo.receive(function(m) return m[1] == "EXIT" end, 0))
+  end)
+end)
