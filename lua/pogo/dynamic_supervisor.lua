@@ -646,7 +646,9 @@ local function body(ack, parent, opts, specs)
         local rec = st.by_pid[pid]
         if rec then st:child_exit(rec, reason) end
       elseif tag == "$call" then
-        pogo.reply(msg[2], st:handle_call(msg[3]))
+        -- a bad request (say, an id that cannot be encoded) is answered, not fatal
+        local ok, r = pcall(st.handle_call, st, msg[3])
+        pogo.reply(msg[2], ok and r or { nil, "bad request: " .. tostring(r) })
       elseif tag == "nodeup" then
         local node = msg[2]
         if not st.ring_nodes[node] then st.pending[node] = now() + st.settle end

@@ -27,26 +27,25 @@ end
 local Sup = {}
 Sup.__index = Sup
 
+-- Children are kept in start order (for rest_for_one and shutdown order) and
+-- indexed by the canonical encoding of their ids (equal tables are one id).
 function Sup:find(id)
+  local ok, key = pcall(pogo.core.encode, id) -- a bad id from a caller must not crash us
+  local child = ok and self.by_key[key]
+  if not child then return nil end
   for i, c in ipairs(self.children) do
-    if c.id == id then return c, i end
+    if c == child then return c, i end
   end
-  -- ids may be tables: compare by value through the codec when possible
-  if type(id) == "table" then
-    local ok, key = pcall(pogo.core.encode, id)
-    if ok then
-      for i, c in ipairs(self.children) do
-        if type(c.id) == "table" then
-          local ok2, k2 = pcall(pogo.core.encode, c.id)
-          if ok2 and k2 == key then return c, i end
-        end
-      end
-    end
-  end
-  return nil
+end
+
+function Sup:add(child)
+  child.key = child.key or pogo.core.encode(child.id)
+  self.children[#self.children + 1] = child
+  self.by_key[child.key] = child
 end
 
 function Sup:remove(child)
+  self.by_key[child.key] = nil
   for i, c in ipairs(self.children) do
     if c == child then table.remove(self.children, i) return end
   end
@@ -172,7 +171,7 @@ function Sup:handle_call(req)
     local child = { id = spec.id, spec = spec }
     local pid, e = self:start_child_record(child)
     if not pid then return { nil, e } end
-    self.children[#self.children + 1] = child
+    self:add(child)
     return { pid }
   elseif op == "terminate_child" then
     local child = self:find(req[2])
@@ -215,7 +214,7 @@ local function body(ack, parent, specs, opts)
     strategy = opts.strategy or "one_for_one",
     intensity = opts.intensity or 3,
     period = opts.period_ms or 5000,
-    restarts = {}, children = {}, by_pid = {},
+    restarts = {}, children = {}, by_pid = {}, by_key = {},
   }, Sup)
   for _, spec in ipairs(specs) do
     local child = { id = spec.id, spec = spec }
@@ -224,7 +223,7 @@ local function body(ack, parent, specs, opts)
       self:terminate_all()
       return ack(false, "failed to start child " .. tostring(spec.id) .. ": " .. tostring(err))
     end
-    self.children[#self.children + 1] = child
+    self:add(child)
   end
   ack(true)
   while true do
@@ -239,7 +238,9 @@ local function body(ack, parent, specs, opts)
       local child = self.by_pid[pid]
       if child and child.pid == pid then self:child_exited(child, reason) end
     elseif tag == "$call" then
-      pogo.reply(msg[2], self:handle_call(msg[3]))
+      -- a bad request (say, an id that cannot be encoded) is answered, not fatal
+      local ok, r = pcall(self.handle_call, self, msg[3])
+      pogo.reply(msg[2], ok and r or { nil, "bad request: " .. tostring(r) })
     elseif tag == "$restart" then
       local child = msg[2]
       if child.pid == "restarting" and self:find(child.id) == child then
