@@ -197,8 +197,11 @@ int pogo_sched_drive(pogo_node *N, lua_State *L, pogo_proc *ext, uint32_t mb_tai
 /* sleep(ms) */
 static int l_sleep(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
-  lua_Integer ms = luaL_checkinteger(L, 1);
-  if (ms < 0) return luaL_argerror(L, 1, "non-negative milliseconds expected");
+  lua_Number ms_f = luaL_checknumber(L, 1);
+  if (!(ms_f >= 0)) return luaL_argerror(L, 1, "non-negative milliseconds expected");
+  if (ms_f > 1e15) ms_f = 1e15;
+  lua_Integer ms = (lua_Integer)ms_f;
+  if ((lua_Number)ms < ms_f) ms++; /* fractions round up */
   if (N->current) {
     pogo_proc *p = N->current;
     if (p->co != L) return luaL_error(L, "pogo.sleep: called from a coroutine nested in a process");

@@ -154,14 +154,16 @@ function M.receive(match, timeout_ms)
   local timeout = timeout_ms
   if match == nil or type(match) == "number" then
     if type(match) == "number" then timeout = match end
-    if timeout ~= nil and (math.type(timeout) ~= "integer" or timeout < 0) then
-      if type(timeout) == "number" and timeout >= 0 and timeout == math.floor(timeout) then
-        timeout = math.tointeger(timeout)
-      elseif timeout ~= math.huge then
-        error("pogo.receive: timeout must be a non-negative integer (ms)", 2)
-      else
+    if timeout ~= nil and math.type(timeout) ~= "integer" then
+      if timeout == math.huge then
         timeout = nil
+      elseif type(timeout) == "number" and timeout >= 0 then
+        timeout = math.tointeger(math.ceil(timeout)) -- fractions of a ms round up
+      else
+        error("pogo.receive: timeout must be a non-negative number of ms", 2)
       end
+    elseif timeout ~= nil and timeout < 0 then
+      error("pogo.receive: timeout must be a non-negative number of ms", 2)
     end
     return c_receive(timeout)
   end
