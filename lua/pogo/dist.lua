@@ -102,7 +102,11 @@ end
 
 -- ---- rpc ----
 
+-- rpc requests answered by their worker (weak: a `from` is dropped with its request)
+local answered = setmetatable({}, { __mode = "k" })
+
 local function rpc_answer(from, value)
+  answered[from] = true
   local ok, err = pcall(pogo.reply, from, value)
   if ok then return end
   if value[1] == false then -- an error value that cannot cross: its text then
@@ -138,12 +142,23 @@ local function rpc_worker(from, req)
 end
 
 -- The "$rpc" process: one worker process per request, answering with
--- pogo.call's protocol, so the caller's monitor reports noconnection.
+-- pogo.call's protocol, so the caller's monitor reports noconnection. It
+-- monitors its workers: one that exits without answering (pogo.exit in the
+-- called function, killed) is answered for with false, "exit: <reason>".
 local function rpc_server()
+  local pending = {} -- worker monitor ref -> caller's `from`
   while true do
     local msg = pogo.receive()
-    if type(msg) == "table" and msg[1] == "$call" and type(msg[2]) == "table" then
-      pogo.spawn(rpc_worker, msg[2], msg[3])
+    if type(msg) == "table" then
+      if msg[1] == "$call" and type(msg[2]) == "table" then
+        local _, ref = pogo.spawn_monitor(rpc_worker, msg[2], msg[3])
+        pending[ref] = msg[2]
+      elseif msg[1] == "DOWN" and pending[msg[2]] then
+        local from = pending[msg[2]]
+        pending[msg[2]] = nil
+        if not answered[from] then rpc_answer(from, { false, "exit: " .. tostring(msg[4]) }) end
+        answered[from] = nil
+      end
     end
   end
 end

@@ -201,6 +201,7 @@ end
 -- `exit(reason)` ends the calling process; `exit(pid, reason)` signals `pid`
 -- ("kill" cannot be trapped and ends it with "killed").
 function M.exit(pid_or_reason, reason)
+  if pid_or_reason == nil then error("pogo.exit: reason expected", 2) end
   if reason == nil then
     if is_pid(pid_or_reason) then
       error("pogo.exit(pid) needs a reason: pogo.exit(pid, reason)", 2)
