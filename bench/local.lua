@@ -47,6 +47,30 @@ local function pingpong(n)
   return n / ((uv.hrtime() - t0) / 1e9)
 end
 
+-- pogo.call to a server process, from a process with `queued` messages waiting
+-- in its mailbox (the reply search starts after them, as Erlang's does)
+local function calls(n, queued)
+  local me = pogo.self()
+  local srv = pogo.spawn(function()
+    while true do
+      local m = pogo.receive()
+      if m == "stop" then return end
+      pogo.reply(m[2], m[3])
+    end
+  end)
+  local rate
+  pogo.spawn(function()
+    for i = 1, queued do pogo.send(pogo.self(), i) end
+    local t0 = uv.hrtime()
+    for i = 1, n do pogo.call(srv, i) end
+    rate = n / ((uv.hrtime() - t0) / 1e9)
+    pogo.send(srv, "stop")
+    pogo.send(me, "done")
+  end)
+  assert(pogo.receive(60000) == "done")
+  return rate
+end
+
 local function spawns(n)
   local me = pogo.self()
   local body = function() end
@@ -84,12 +108,16 @@ local per_lua, per_rss = idle_memory(100000)
 pingpong(100000) -- warm up
 local rt = best_of(3, function() return pingpong(1000000) end)
 local sp = best_of(3, function() return spawns(300000) end)
+local cl = best_of(3, function() return calls(200000, 0) end)
+local clq = best_of(3, function() return calls(100000, 1000) end)
 
 local function row(name, value, unit, target, ok)
   print(string.format("%-34s %14s %-8s %-16s %s", name, value, unit, target, ok and "ok" or "MISSED"))
 end
 print(string.format("%-34s %14s %-8s %-16s %s", "measure", "value", "unit", "target", "status"))
 row("ping-pong round trips", string.format("%.0f", rt), "/s", ">= 1,000,000", rt >= 1e6)
+row("pogo.call to a server", string.format("%.0f", cl), "/s", "", true)
+row("pogo.call, 1000 messages queued", string.format("%.0f", clq), "/s", "", true)
 row("spawns (spawn + run to exit)", string.format("%.0f", sp), "/s", ">= 300,000", sp >= 3e5)
 row("idle process, Lua heap", string.format("%.0f", per_lua), "bytes", "", true)
 row("idle process, RSS", string.format("%.0f", per_rss), "bytes", "<= 2048", per_rss <= 2048)

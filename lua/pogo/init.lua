@@ -193,7 +193,8 @@ end
 -- @treturn boolean whether the monitor was still active
 function M.demonitor(ref)
   local active = core.demonitor(ref)
-  mbox_flush_down(ref)
+  -- a monitor still active has delivered no DOWN: only a fired one needs the scan
+  if not active then mbox_flush_down(ref) end
   return active
 end
 
@@ -242,17 +243,18 @@ function M.call(dest, request, timeout_ms)
   if type(target) == "string" and not core.whereis(target) then
     error("noproc: no process registered as '" .. target .. "'", 2)
   end
+  -- messages queued before the call cannot answer it (its ref is new): the
+  -- search for the reply starts after them, as Erlang's receive marker does
+  local from = mbox_len() + 1
   local ref = core.monitor(target)
   send(target, { "$call", { self(), ref }, request })
   local deadline = timeout ~= math.huge and now() + timeout
-  local from = 1
   while true do
     local i = mbox_find_ref(ref, from)
     if i then
       local m = mbox_take(i)
       if m[1] == ref then
-        core.demonitor(ref)
-        mbox_flush_down(ref)
+        if not core.demonitor(ref) then mbox_flush_down(ref) end
         return m[2]
       end
       local reason = m[4]
@@ -269,8 +271,7 @@ function M.call(dest, request, timeout_ms)
       remaining = deadline - now()
       if remaining <= 0 or not c_wait(math.tointeger(remaining) or math.ceil(remaining)) then
         if mbox_find_ref(ref, from) then goto continue end
-        core.demonitor(ref)
-        mbox_flush_down(ref)
+        if not core.demonitor(ref) then mbox_flush_down(ref) end
         core.abandon_ref(ref) -- a late reply is dropped when it comes
         error("timeout: no reply from " .. describe(dest) .. " within " .. timeout .. " ms", 2)
       end
