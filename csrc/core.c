@@ -23,6 +23,6 @@ POGO_EXPORT int luaopen_pogo_core(lua_State *L) {
   pogo_pg_register(L);
   lua_pop(L, 1);
   pogo_codec_register(L, &N->ext);
-  pogo_ring_register(L);
+  pogo_ring_register(L, &N->ext);
   return 1;
 }

@@ -123,7 +123,9 @@ static uint64_t ring_keyhash(lua_State *L, int idx) {
   char err[POGO_CODEC_ERRLEN];
   uint64_t h;
   if (lua_isnoneornil(L, idx)) luaL_argerror(L, idx, "key must not be nil");
-  if (pogo_codec_hash(L, idx, RING_KEY_SEED, &h, NULL, err) != 0)
+  /* upvalue 2: the node's codec hooks, so pids and refs are keys too */
+  const pogo_codec_ext *ext = (const pogo_codec_ext *)lua_touserdata(L, lua_upvalueindex(2));
+  if (pogo_codec_hash(L, idx, RING_KEY_SEED, &h, ext, err) != 0)
     luaL_argerror(L, idx, lua_pushfstring(L, "invalid key: %s", err));
   return h;
 }
@@ -536,7 +538,7 @@ static int ring_new(lua_State *L) {
   return 1;
 }
 
-void pogo_ring_register(lua_State *L) {
+void pogo_ring_register(lua_State *L, const pogo_codec_ext *ext) {
   static const luaL_Reg methods[] = {
     {"add", ring_add}, {"remove", ring_remove}, {"key_to_node", ring_key_to_node},
     {"key_to_nodes", ring_key_to_nodes}, {"nodes", ring_nodes}, {"weight", ring_weight},
@@ -547,10 +549,12 @@ void pogo_ring_register(lua_State *L) {
   luaL_newmetatable(L, RING_MT); /* mt (its __name names the type in errors) */
   lua_newtable(L);               /* mt, methods */
   lua_pushvalue(L, -2);
-  luaL_setfuncs(L, methods, 1);
+  lua_pushlightuserdata(L, (void *)ext);
+  luaL_setfuncs(L, methods, 2);
   lua_setfield(L, -2, "__index");
   lua_pushvalue(L, -1);
-  luaL_setfuncs(L, meta, 1);
+  lua_pushlightuserdata(L, (void *)ext);
+  luaL_setfuncs(L, meta, 2);
   lua_pushliteral(L, "not a public metatable");
   lua_setfield(L, -2, "__metatable");
   lua_pushcclosure(L, ring_new, 1); /* consumes mt */

@@ -15,8 +15,12 @@
 
 #include <lua.h>
 
+#include "codec.h"
+
 /* Adds ring_new(opts) to the table at top of stack; ring objects are userdata
- * with methods add, remove, nodes, key_to_node, key_to_nodes, (see lua/pogo/ring.lua). */
-void pogo_ring_register(lua_State *L);
+ * with methods add, remove, nodes, key_to_node, key_to_nodes, (see lua/pogo/ring.lua).
+ * ext (the node's codec hooks, may be NULL) lets pids and refs be keys; it must
+ * stay valid as long as the Lua state. */
+void pogo_ring_register(lua_State *L, const pogo_codec_ext *ext);
 
 #endif

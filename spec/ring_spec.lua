@@ -453,3 +453,18 @@ describe("pogo.ring", function()
     end)
   end)
 end)
+
+describe("pogo.ring keys with pids and refs", function()
+  it("hashes them like any other serializable value", function()
+    local pogo = require "pogo"
+    local r = ring.new()
+    for i = 1, 5 do r:add("n" .. i) end
+    local pid, ref = pogo.self(), pogo.make_ref()
+    local a = r:key_to_node({ pid, 1 })
+    assert.is_string(a)
+    assert.equal(a, r:key_to_node({ pid, 1 }))
+    assert.is_string(r:key_to_node(ref))
+    assert.equal(3, #r:key_to_nodes({ "job", pid }, 3))
+    assert.has_error(function() r:key_to_node({ function() end }) end)
+  end)
+end)

@@ -42,7 +42,10 @@ for f in "${files[@]}"; do
     echo "!! $f produced no summary (exit $rc)"; failed=$((failed + 1))
   fi
 done
-# C tests: each executable in $BUILD/ctest/ prints nothing special; exit code counts.
+# C tests: each executable in $BUILD/ctest/; its exit code counts. They load
+# pogo through LUA_PATH/LUA_CPATH (the Makefile exports them; defaults here).
+export LUA_PATH="${LUA_PATH:-$PWD/lua/?.lua;$PWD/lua/?/init.lua;;}"
+export LUA_CPATH="${LUA_CPATH:-$PWD/$BUILD/?.so;;}"
 if [ -d "$BUILD/ctest" ]; then
   for t in "$BUILD"/ctest/*; do
     [ -x "$t" ] || continue
