@@ -35,6 +35,7 @@ asan:
 	  POGO_SANITIZE=1
 
 valgrind: build
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES=valgrind
 	@BUILD=$(BUILD) POGO_VALGRIND=1 bash spec/support/run_tests.sh $(SPECS)
 
 lint: deps
