@@ -9,13 +9,14 @@
 -- Cluster state lives in pg groups of the scope:
 --
 -- * `"sup"`: the supervisor process of every node (the ring's nodes);
--- * `{"spec", uid, spec}`: one request (`uid` names it), held by the supervisor
---   of the node that made it; every node learns it from pg. When no node holds
---   it any more (that node died, or its supervisor restarted) the child's owner
---   takes it over, so a spec survives as long as any node of the scope does;
+-- * `{"spec", uid, spec}`: one request (`uid` names it), held by the keeper (an
+--   idle process that outlives a crash of the supervisor process) of the node
+--   that made it; every node learns it from pg. When no node holds it any more
+--   (that node died, or its supervisor was stopped) the child's owner takes it
+--   over, so a spec survives as long as any node of the scope does;
 -- * `{"child", id}`: the pid running the child;
--- * `{"term", uid}`: a termination marker, joined by the node that asked, until
---   every node has dropped the spec.
+-- * `{"term", uid}`: a termination marker, held by the keeper of the node that
+--   asked, until no node holds the spec.
 --
 -- Placement reacts to pg changes, exits and node up/down at once;
 -- `sync_interval` is only a periodic repair pass. A node that sees a node connect
@@ -184,6 +185,13 @@ function Sup:on_pg(kind, group, pids)
   end
 end
 
+function Sup:keeper_holds(group)
+  for _, pid in ipairs(pg.get_local_members(self.scope, group)) do
+    if pid == self.keeper then return true end
+  end
+  return false
+end
+
 -- Read every group of the scope (start-up and the periodic repair pass).
 function Sup:rescan()
   local seen_specs, seen_terms = {}, {}
@@ -192,10 +200,12 @@ function Sup:rescan()
       if group[1] == "spec" then
         local s, new = self:register_spec(group)
         if new then self:mark(s.key) end
+        if not s.joined and self:keeper_holds(group) then s.joined = true end
         seen_specs[s.uid] = true
       elseif group[1] == "term" then
         self.terms[group[2]] = true
         self.dead[group[2]] = self.dead[group[2]] or now()
+        if self:keeper_holds(group) then self.my_terms[group[2]] = group end
         seen_terms[group[2]] = true
       end
     end
@@ -268,7 +278,7 @@ function Sup:reconcile(key)
       local s = self.specs[uid]
       if uid ~= active then
         if s.joined then
-          pg.leave(self.scope, s.group, pogo.self())
+          pg.leave(self.scope, s.group, self.keeper)
           s.joined = false
         end
         -- a request that lost to another for the same id, or was terminated,
@@ -281,7 +291,7 @@ function Sup:reconcile(key)
   for uid, group in pairs(self.my_terms) do
     local s = self.specs[uid]
     if not s or (s.key == key and #pg.get_members(self.scope, s.group) == 0) then
-      pg.leave(self.scope, group, pogo.self())
+      pg.leave(self.scope, group, self.keeper)
       self.my_terms[uid] = nil
       if s then self:forget_spec(uid) end
     end
@@ -297,7 +307,7 @@ function Sup:reconcile(key)
   -- The requester holds a request; when no node holds it any more (the
   -- requester's node died, or its supervisor restarted), its owner takes it.
   if not s.joined and owner == self.me and #pg.get_members(self.scope, s.group) == 0 then
-    pg.join(self.scope, s.group, pogo.self())
+    pg.join(self.scope, s.group, self.keeper)
     s.joined = true
   end
   local elsewhere
@@ -469,7 +479,7 @@ function Sup:request(spec)
   local uid = string.format("%s/%d/%d", self.me, core.creation(), self.seq)
   local group = { "spec", uid, spec }
   local s = self:register_spec(group)
-  pg.join(self.scope, group, pogo.self())
+  pg.join(self.scope, group, self.keeper)
   s.joined = true
   self:mark(key)
   return true
@@ -482,7 +492,7 @@ function Sup:mark_term(uid)
   self.terms[uid] = true
   self.dead[uid] = now()
   self.my_terms[uid] = group
-  pg.join(self.scope, group, pogo.self())
+  pg.join(self.scope, group, self.keeper)
 end
 
 -- Terminate every request for id, cluster-wide.
@@ -601,7 +611,36 @@ function Sup:shutdown(reason)
   for _, rec in pairs(self.children) do
     if pogo.is_pid(rec.pid) then child_spec.shutdown(rec.pid, rec.spec.shutdown) end
   end
+  -- a deliberate stop gives this node's requests up: their owners take them over
+  pogo.demonitor(self.keeper_ref)
+  pogo.exit(self.keeper, "kill")
   pogo.exit(reason)
+end
+
+-- The keeper: an idle process of this node and scope that holds this node's
+-- requests and termination markers in pg. It runs no user code, so it outlives
+-- a crash of the supervisor process, whose restart adopts it (rescan): the
+-- requests survive as long as the node does.
+function Sup:adopt_keeper()
+  local name = "$dsup_keeper:" .. self.scope
+  local keeper = pogo.whereis(name)
+  if not keeper then
+    keeper = pogo.spawn(function()
+      while pogo.receive() ~= "stop" do end
+    end)
+    pogo.register(name, keeper)
+  end
+  self.keeper = keeper
+  self.keeper_ref = pogo.monitor(keeper)
+end
+
+-- The keeper died (killed by hand): a new one holds what the old one held.
+function Sup:keeper_down()
+  self:adopt_keeper()
+  for _, s in pairs(self.specs) do
+    if s.joined then pg.join(self.scope, s.group, self.keeper) end
+  end
+  for _, group in pairs(self.my_terms) do pg.join(self.scope, group, self.keeper) end
 end
 
 local function body(ack, parent, opts, specs)
@@ -621,6 +660,7 @@ local function body(ack, parent, opts, specs)
     return ack(false, "already started: " .. tostring(pogo.whereis(opts.name)))
   end
   pg.start(st.scope)
+  st:adopt_keeper()
   local pg_ref = pg.monitor_scope(st.scope)
   pogo.monitor_nodes(true)
   for _, node in ipairs(pogo.nodes()) do st.pending[node] = now() + st.settle end
@@ -649,6 +689,8 @@ local function body(ack, parent, opts, specs)
         -- a bad request (say, an id that cannot be encoded) is answered, not fatal
         local ok, r = pcall(st.handle_call, st, msg[3])
         pogo.reply(msg[2], ok and r or { nil, "bad request: " .. tostring(r) })
+      elseif tag == "DOWN" and msg[2] == st.keeper_ref then
+        st:keeper_down()
       elseif tag == "nodeup" then
         local node = msg[2]
         if not st.ring_nodes[node] then st.pending[node] = now() + st.settle end
