@@ -39,7 +39,7 @@ valgrind: build
 	@BUILD=$(BUILD) POGO_VALGRIND=1 bash spec/support/run_tests.sh $(SPECS)
 
 lint: deps
-	@luacheck --no-color lua spec bench examples bin/pogo
+	@env -u LUA_PATH -u LUA_CPATH luacheck --no-color lua spec bench examples bin/pogo
 
 bench: build
 	@for b in bench/*.lua; do echo "== $$b"; $(LUA) $$b || exit 1; done
@@ -52,7 +52,7 @@ fuzz:
 	@bash csrc/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
 
 docs: deps
-	@ldoc -q -d $(BUILD)/docs lua/pogo && echo "API docs in $(BUILD)/docs/index.html"
+	@env -u LUA_PATH -u LUA_CPATH ldoc -q -d $(BUILD)/docs lua/pogo && echo "API docs in $(BUILD)/docs/index.html"
 
 rock: deps
 	@luarocks --lua-version 5.4 make --tree $(CURDIR)/luarocks-tree rockspec/pogo-scm-1.rockspec
