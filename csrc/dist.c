@@ -414,6 +414,20 @@ static pogo_proc *named(pogo_node *N, lua_State *L, const pogo_wire_msg *m) {
   return p;
 }
 
+/* The local process a (de)monitor frame names, by pid (`by_pid`) or by
+ * registered name; *b receives its id (the pid given, or the named process's,
+ * zeroed when no process has that name). */
+static pogo_proc *frame_target(pogo_node *N, lua_State *L, const pogo_wire_msg *m, int by_pid, pogo_id *b) {
+  if (by_pid) {
+    id_of(0, &m->b, b);
+    return pogo_proc_get(N, b);
+  }
+  pogo_proc *p = named(N, L, m);
+  memset(b, 0, sizeof *b);
+  if (p) pogo_proc_id(N, p, b);
+  return p;
+}
+
 static void reply_noproc_down(pogo_node *N, lua_State *L, pogo_link *l, const pogo_id *w, uint64_t ref,
                               const pogo_id *who) {
   size_t s = begin(l, POGO_W_DOWN, 2 * POGO_WIRE_ID + 24, NULL);
@@ -494,26 +508,14 @@ int pogo_dist_on_data(pogo_dist *d, pogo_link *l, const pogo_wire_msg *m, const 
   case POGO_W_MONITOR:
   case POGO_W_MONITOR_NAME:
     id_of(peer, &m->a, &a);
-    if (m->kind == POGO_W_MONITOR) {
-      id_of(0, &m->b, &b);
-      p = pogo_proc_get(N, &b);
-    } else {
-      p = named(N, L, m);
-      memset(&b, 0, sizeof b);
-      if (p) pogo_proc_id(N, p, &b);
-    }
+    p = frame_target(N, L, m, m->kind == POGO_W_MONITOR, &b);
     if (p) pogo_monset_add(&p->watchers, m->ref, &a);
     else reply_noproc_down(N, L, l, &a, m->ref, &b);
     break;
   case POGO_W_DEMONITOR:
   case POGO_W_DEMONITOR_NAME:
     id_of(peer, &m->a, &a);
-    if (m->kind == POGO_W_DEMONITOR) {
-      id_of(0, &m->b, &b);
-      p = pogo_proc_get(N, &b);
-    } else {
-      p = named(N, L, m);
-    }
+    p = frame_target(N, L, m, m->kind == POGO_W_DEMONITOR, &b);
     if (p) pogo_monset_remove_pair(&p->watchers, m->ref, &a);
     break;
   case POGO_W_DOWN: {

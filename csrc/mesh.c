@@ -896,13 +896,17 @@ static pogo_target *target_add(pogo_dist *d, const char *host, int port, int see
   return t;
 }
 
+/* "host:port" or a node name "name@host:port" -> host, port; 0 if invalid. */
+static int parse_addr(const char *addr, char host[POGO_HOST_MAX], int *port) {
+  size_t len = strlen(addr);
+  if (strchr(addr, '@')) return pogo_name_valid(addr, len, host, port);
+  return pogo_addr_split(addr, len, host, port) == 0;
+}
+
 int pogo_mesh_add_seed(pogo_dist *d, const char *addr, char *err, size_t errlen) {
   char host[POGO_HOST_MAX];
   int port;
-  size_t len = strlen(addr);
-  const char *at = strchr(addr, '@');
-  int ok = at ? pogo_name_valid(addr, len, host, &port) : pogo_addr_split(addr, len, host, &port) == 0;
-  if (!ok) {
+  if (!parse_addr(addr, host, &port)) {
     snprintf(err, errlen, "invalid seed '%s' (host:port expected)", addr);
     return -1;
   }
@@ -919,10 +923,7 @@ int pogo_mesh_connect(pogo_dist *d, lua_State *L, const char *addr, int pid_idx,
                       size_t errlen) {
   char host[POGO_HOST_MAX];
   int port;
-  size_t len = strlen(addr);
-  const char *at = strchr(addr, '@');
-  int ok = at ? pogo_name_valid(addr, len, host, &port) : pogo_addr_split(addr, len, host, &port) == 0;
-  if (!ok) {
+  if (!parse_addr(addr, host, &port)) {
     snprintf(err, errlen, "invalid address '%s' (host:port or a node name expected)", addr);
     return -1;
   }
@@ -930,9 +931,10 @@ int pogo_mesh_connect(pogo_dist *d, lua_State *L, const char *addr, int pid_idx,
     snprintf(err, errlen, "the node is stopping");
     return -1;
   }
+  int by_name = strchr(addr, '@') != NULL;
   uint32_t idx = 0;
-  if (at) {
-    idx = pogo_node_index(d->N, L, addr, len);
+  if (by_name) {
+    idx = pogo_node_index(d->N, L, addr, strlen(addr));
     if (idx == 0) {
       snprintf(err, errlen, "cannot connect to this node itself");
       return -1;
@@ -969,7 +971,7 @@ int pogo_mesh_connect(pogo_dist *d, lua_State *L, const char *addr, int pid_idx,
     snprintf(err, errlen, "out of memory");
     return -1;
   }
-  if (at && !t->name) t->name = strdup(addr);
+  if (by_name && !t->name) t->name = strdup(addr);
   if (t->waiters == LUA_NOREF) {
     lua_newtable(L);
     t->waiters = luaL_ref(L, LUA_REGISTRYINDEX);

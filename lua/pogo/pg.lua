@@ -163,6 +163,24 @@ function M.started(scope)
   return S ~= nil and S.pid ~= nil and core.alive(S.pid)
 end
 
+-- After a local join or leave changed the index: tell the scope process which
+-- pids to start or stop watching (`moved`: the pids with no membership before /
+-- any more, or true for the single pid `pids`), replicate the change to peers
+-- and notify local monitors. `pids` is a pid or an array of pids.
+local function publish(S, kind, watch, key, gval, pids, moved)
+  if moved == true then
+    send(S.pid, {watch, pids})
+  elseif moved then
+    for i = 1, #moved do send(S.pid, {watch, moved[i]}) end
+  end
+  local peers, mon = next(S.peers), S.nsmons > 0 or S.gmons[key]
+  if peers or mon then
+    if type(pids) ~= "table" then pids = {pids} end
+    if peers then replicate(S, {kind, gval, pids}) end
+    if mon then notify(S, kind, gval, key, pids) end
+  end
+end
+
 --- Make local processes join `group` (once more each).
 -- @tparam string scope
 -- @param group any serializable value but nil
@@ -173,18 +191,7 @@ function M.join(scope, group, pid_or_pids)
   local S = scopes[scope]
   if not S then not_started(scope) end
   local key, gval, joined, fresh = S.ix:join(group, pid_or_pids)
-  if not joined then return true end
-  if fresh == true then
-    send(S.pid, {"watch", joined})
-  elseif fresh then
-    for i = 1, #fresh do send(S.pid, {"watch", fresh[i]}) end
-  end
-  local peers, mon = next(S.peers), S.nsmons > 0 or S.gmons[key]
-  if peers or mon then
-    if type(joined) ~= "table" then joined = {joined} end
-    if peers then replicate(S, {"join", gval, joined}) end
-    if mon then notify(S, "join", gval, key, joined) end
-  end
+  if joined then publish(S, "join", "watch", key, gval, joined, fresh) end
   return true
 end
 
@@ -198,17 +205,7 @@ function M.leave(scope, group, pid_or_pids)
   if not S then not_started(scope) end
   local key, gval, left, gone = S.ix:leave(group, pid_or_pids)
   if not left then return false end
-  if gone == true then
-    send(S.pid, {"unwatch", left})
-  elseif gone then
-    for i = 1, #gone do send(S.pid, {"unwatch", gone[i]}) end
-  end
-  local peers, mon = next(S.peers), S.nsmons > 0 or S.gmons[key]
-  if peers or mon then
-    if type(left) ~= "table" then left = {left} end
-    if peers then replicate(S, {"leave", gval, left}) end
-    if mon then notify(S, "leave", gval, key, left) end
-  end
+  publish(S, "leave", "unwatch", key, gval, left, gone)
   return true
 end
 

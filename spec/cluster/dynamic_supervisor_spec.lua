@@ -89,16 +89,17 @@ local function shuffle(t)
   return t
 end
 
+-- Every test gets a fresh cluster (this process's node is reused) and kills it.
+before_each(function()
+  c = cluster.new { timeout_ms = 1000, heartbeat_ms = 200 }
+  c:start_self()
+end)
+
+after_each(function()
+  c:teardown()
+end)
+
 describe("distributed supervisor (Pogo's suite)", function()
-  before_each(function()
-    c = cluster.new { timeout_ms = 1000, heartbeat_ms = 200 }
-    c:start_self()
-  end)
-
-  after_each(function()
-    c:teardown()
-  end)
-
   it("starts a child on a single node though it is requested on two", function()
     local nodes = start_nodes(2)
     await_ring()
@@ -270,13 +271,10 @@ end)
 
 describe("distributed supervisor beyond Pogo", function()
   before_each(function()
-    c = cluster.new { timeout_ms = 1000, heartbeat_ms = 200 }
-    c:start_self()
     while pogo.receive(0) do end
   end)
 
   after_each(function()
-    c:teardown()
     pcall(pogo.unregister, "dsup_events")
   end)
 
@@ -348,15 +346,6 @@ describe("distributed supervisor beyond Pogo", function()
 end)
 
 describe("distributed supervisor netsplits", function()
-  before_each(function()
-    c = cluster.new { timeout_ms = 1000, heartbeat_ms = 200 }
-    c:start_self()
-  end)
-
-  after_each(function()
-    c:teardown()
-  end)
-
   it("each side runs the child during a split; one copy remains after it heals", function()
     local nodes = start_nodes(3)
     await_ring()
