@@ -360,9 +360,9 @@ void pogo_dist_demonitor(pogo_node *N, lua_State *L, const pogo_id *watcher, uin
   lua_settop(L, top);
 }
 
-void pogo_dist_down(pogo_node *N, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *who, int reason_idx) {
-  pogo_link *l = link_to(N, watcher->node);
-  if (!l) return;
+/* Write a DOWN frame on l: watcher's monitor ref saw `who` go with the reason at idx. */
+static void put_down(pogo_node *N, lua_State *L, pogo_link *l, const pogo_id *watcher, uint64_t ref,
+                     const pogo_id *who, int reason_idx) {
   size_t s = begin(l, POGO_W_DOWN, 2 * POGO_WIRE_ID + 24, NULL);
   if (s == (size_t)-1) return;
   pogo_wire_id w;
@@ -373,6 +373,11 @@ void pogo_dist_down(pogo_node *N, lua_State *L, const pogo_id *watcher, uint64_t
   pogo_wire_put_id(&l->out, &w);
   put_reason(N, L, l, reason_idx);
   end(l, s, NULL);
+}
+
+void pogo_dist_down(pogo_node *N, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *who, int reason_idx) {
+  pogo_link *l = link_to(N, watcher->node);
+  if (l) put_down(N, L, l, watcher, ref, who, reason_idx);
 }
 
 /* ---- receiving ---- */
@@ -430,18 +435,9 @@ static pogo_proc *frame_target(pogo_node *N, lua_State *L, const pogo_wire_msg *
 
 static void reply_noproc_down(pogo_node *N, lua_State *L, pogo_link *l, const pogo_id *w, uint64_t ref,
                               const pogo_id *who) {
-  size_t s = begin(l, POGO_W_DOWN, 2 * POGO_WIRE_ID + 24, NULL);
-  if (s == (size_t)-1) return;
-  pogo_wire_id x;
-  wire_of(w, &x);
-  pogo_wire_put_id(&l->out, &x);
-  pogo_wire_put_u64(&l->out, ref);
-  wire_of(who, &x);
-  pogo_wire_put_id(&l->out, &x);
   lua_pushliteral(L, "noproc");
-  put_reason(N, L, l, -1);
+  put_down(N, L, l, w, ref, who, -1);
   lua_pop(L, 1);
-  end(l, s, NULL);
 }
 
 int pogo_dist_on_data(pogo_dist *d, pogo_link *l, const pogo_wire_msg *m, const char **err) {
