@@ -201,6 +201,8 @@ function M.start(opts)
   }
   core.set_node_name(name)
   settings.timeout_ms = opts.timeout_ms or 5000
+  settings.seeds = {}
+  for i, seed in ipairs(seeds or {}) do settings.seeds[i] = seed end
   for pid in pairs(early_subscribers) do
     if core.alive(pid) then core.dist_monitor_nodes(pid, true) end
   end
@@ -297,6 +299,15 @@ end
 function M.dist_stop()
   core.dist_stop()
   core.dist_drain(1000)
+  settings.seeds = nil
+end
+
+--- The seeds given to `pogo.start` (a copy; empty before it).
+-- @treturn {string,...}
+function M.seeds()
+  local out = {}
+  for i, seed in ipairs(settings.seeds or {}) do out[i] = seed end
+  return out
 end
 
 --- Transport state for tools and tests: name, port, peers (dialer, creation,

@@ -20,12 +20,16 @@
 --
 -- Placement reacts to pg changes, exits and node up/down at once;
 -- `sync_interval` is only a periodic repair pass. A node that sees a node connect
--- starts nothing until that node's supervisor shows up in `"sup"` (or
--- `settle_ms` passes), so a joining node never starts a child that an old owner
--- still runs; the old owner stops it first and the new owner starts it on the
--- pg leave. When a node dies its children start on their new owners at once.
+-- starts nothing until that node's supervisor shows up in `"sup"` and has told
+-- it the nodes of its ring (or `settle_ms` passes, or that node turns out to
+-- run no supervisor of the scope); a supervisor that starts while its node's
+-- seeds are still being dialed waits for them the same way. So a joining node
+-- never starts a child that an old owner still runs; the old owner stops it
+-- first and the new owner starts it on the pg leave. When a node dies its
+-- children start on their new owners at once.
 -- @module pogo.dynamic_supervisor
 local pogo = require "pogo"
+local dist = require "pogo.dist"
 local pg = require "pogo.pg"
 local ring_mod = require "pogo.ring"
 local child_spec = require "pogo.child_spec"
@@ -92,9 +96,79 @@ function Sup:forget_spec(uid)
   end
 end
 
+local function keeper_name(scope) return "$dsup_keeper:" .. scope end
+
+-- A node connected: wait for its supervisor to show up in the ring (or for
+-- `settle_ms`) before starting anything, unless it runs none of this scope.
+-- Monitoring its keeper by name answers that at once: a node without one
+-- (an observer, a node of other scopes) gives "noproc" in one round trip.
+function Sup:await_node(node)
+  self.pending[node] = now() + self.settle
+  if self.probe[node] then pogo.demonitor(self.probe[node]); self.probe_node[self.probe[node]] = nil end
+  local ref = pogo.monitor({ keeper_name(self.scope), node })
+  self.probe[node], self.probe_node[ref] = ref, node
+end
+
+-- Is `addr` ("host:port" or a node name) the address of `node`?
+local function is_addr_of(node, addr)
+  return node == addr or node:sub(-#addr - 1) == "@" .. addr
+end
+
+-- Dial `addr` (a seed not connected yet, or a node in a peer's ring that we do
+-- not know) in a helper process, waiting for it meanwhile (up to `settle_ms`):
+-- until we are connected, we cannot know which children it runs.
+function Sup:await_connect(addr)
+  local token = "$connect " .. addr
+  if self.pending[token] then return end
+  self.pending[token] = now() + self.settle
+  local sup, timeout = pogo.self(), self.settle
+  pogo.spawn(function()
+    local node = pogo.connect(addr, timeout)
+    pogo.send(sup, { "$dsup_connected", token, node })
+  end)
+end
+
+-- A dial of `await_connect` ended: wait for the node it reached instead.
+function Sup:connected(token, node)
+  if node and node ~= self.me and not self.ring_nodes[node] and self.pending[node] == nil then
+    self:await_node(node)
+  end
+  self:clear_pending(token)
+end
+
+-- A connecting node's supervisor showed up; its reply to "$dsup_ring" names
+-- the nodes of its ring, and those we do not have are waited for too (a node
+-- that joins through one seed learns the others by gossip, a little later).
+function Sup:peer_ring(node, nodes)
+  if self.pending[node] == nil then return end
+  local connected = {}
+  for _, n in ipairs(pogo.nodes()) do connected[n] = true end
+  for _, n in ipairs(nodes) do
+    if n ~= self.me and not self.ring_nodes[n] and self.pending[n] == nil then
+      if connected[n] then self:await_node(n) else self:await_connect(n) end
+    end
+  end
+  self:clear_pending(node)
+end
+
+-- The DOWN of a keeper probe: "noproc" means that node runs no supervisor of
+-- this scope, so nothing there is to be waited for.
+function Sup:probe_down(ref, reason)
+  local node = self.probe_node[ref]
+  self.probe_node[ref] = nil
+  if self.probe[node] ~= ref then return end
+  self.probe[node] = nil
+  if reason == "noproc" then self:clear_pending(node) end
+end
+
 -- A connecting node showed up in the ring, went away, or took too long: when
 -- none is pending any more, the keys that waited for that are looked at again.
 function Sup:clear_pending(node)
+  local ref = self.probe[node]
+  if ref then
+    pogo.demonitor(ref)
+    self.probe[node], self.probe_node[ref] = nil, nil
+  end
   if self.pending[node] == nil then return end
   self.pending[node] = nil
   if next(self.pending) == nil then
@@ -106,7 +180,7 @@ function Sup:update_ring()
   local members = pg.get_members(self.scope, "sup")
   local nodes = {}
   local changed = false
-  for _, pid in ipairs(members) do nodes[pogo.node_of(pid)] = true end
+  for _, pid in ipairs(members) do nodes[pogo.node_of(pid)] = pid end
   for node in pairs(self.ring_nodes) do
     if not nodes[node] then
       changed = true
@@ -118,7 +192,11 @@ function Sup:update_ring()
     if not self.ring_nodes[node] then
       changed = true
       self.ring:add(node)
-      self:clear_pending(node)
+      if self.pending[node] and node ~= self.me then
+        pogo.send(nodes[node], { "$dsup_ring", pogo.self() }) -- answered in peer_ring
+      else
+        self:clear_pending(node)
+      end
       if node ~= self.me then notify(self, "node_up", node) end
     end
   end
@@ -622,7 +700,7 @@ end
 -- a crash of the supervisor process, whose restart adopts it (rescan): the
 -- requests survive as long as the node does.
 function Sup:adopt_keeper()
-  local name = "$dsup_keeper:" .. self.scope
+  local name = keeper_name(self.scope)
   local keeper = pogo.whereis(name)
   if not keeper then
     keeper = pogo.spawn(function()
@@ -653,7 +731,7 @@ local function body(ack, parent, opts, specs)
     ring = ring_mod.new(opts.vnodes and { vnodes = opts.vnodes } or nil), ring_nodes = {},
     specs = {}, by_key = {}, terms = {}, my_terms = {}, children = {}, by_pid = {},
     stopping = {}, retry = {}, dirty = {}, all_dirty = true, owner = {}, unsettled = {},
-    sweep_passes = opts.sweep_passes or 12, pending = {}, last_node = {},
+    sweep_passes = opts.sweep_passes or 12, pending = {}, probe = {}, probe_node = {}, last_node = {},
     down_reason = {}, seq = 0, dead = {}, tombstone_ms = opts.tombstone_ms or 600000,
   }, Sup)
   if opts.name ~= nil and not pcall(pogo.register, opts.name, pogo.self()) then
@@ -663,7 +741,13 @@ local function body(ack, parent, opts, specs)
   st:adopt_keeper()
   local pg_ref = pg.monitor_scope(st.scope)
   pogo.monitor_nodes(true)
-  for _, node in ipairs(pogo.nodes()) do st.pending[node] = now() + st.settle end
+  local connected = pogo.nodes()
+  for _, node in ipairs(connected) do st:await_node(node) end
+  for _, addr in ipairs(dist.seeds()) do
+    local known = is_addr_of(st.me, addr)
+    for _, node in ipairs(connected) do known = known or is_addr_of(node, addr) end
+    if not known then st:await_connect(addr) end
+  end
   pg.join(st.scope, "sup", pogo.self())
   st:rescan()
   for _, spec in ipairs(specs) do
@@ -691,9 +775,19 @@ local function body(ack, parent, opts, specs)
         pogo.reply(msg[2], ok and r or { nil, "bad request: " .. tostring(r) })
       elseif tag == "DOWN" and msg[2] == st.keeper_ref then
         st:keeper_down()
+      elseif tag == "DOWN" and st.probe_node[msg[2]] then
+        st:probe_down(msg[2], msg[4])
+      elseif tag == "$dsup_ring" then
+        local list = {}
+        for node in pairs(st.ring_nodes) do list[#list + 1] = node end
+        pogo.send(msg[2], { "$dsup_ring_reply", st.me, list })
+      elseif tag == "$dsup_ring_reply" then
+        st:peer_ring(msg[2], msg[3])
+      elseif tag == "$dsup_connected" then
+        st:connected(msg[2], msg[3])
       elseif tag == "nodeup" then
         local node = msg[2]
-        if not st.ring_nodes[node] then st.pending[node] = now() + st.settle end
+        if not st.ring_nodes[node] then st:await_node(node) end
       elseif tag == "nodedown" then
         st:clear_pending(msg[2])
         st.down_reason[msg[2]] = msg[3]

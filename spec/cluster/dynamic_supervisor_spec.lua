@@ -19,7 +19,7 @@ local function start_nodes(n, initial, extra)
     seed = seed or list[i - 1]
     local node = c:start_node { script = "spec/support/dsup_node.lua",
       args = { "dsup", tostring(initial or 0), extra.redistribute or "", extra.events or "",
-        extra.local_module and "yes" or "" },
+        extra.local_module and "yes" or "", tostring(extra.settle_ms or "") },
       seeds = seed and { seed } or nil }
     list[i] = node
     c:connect(node)
@@ -304,6 +304,56 @@ describe("distributed supervisor beyond Pogo", function()
     assert.equal(second[1].name, down[4])
     assert.is_string(down[5])
     await_placement(ids)
+  end)
+
+  it("does not wait settle_ms for a connected node that runs no supervisor of the scope", function()
+    -- this process's node is connected to the new node and runs no "test"
+    -- supervisor: the new node learns that from its keeper probe, not by
+    -- waiting the 60 s settle
+    start_nodes(1, 3, { settle_ms = 60000 })
+    await_placement({ 1, 2, 3 }, 5000)
+    -- a node that does run one is still waited for: the second node starts
+    -- nothing before it sees the first one's supervisor, so no child runs twice
+    start_nodes(1, 3, { settle_ms = 60000 })
+    await_ring(5000)
+    await_placement({ 1, 2, 3 }, 5000)
+    assert.equal(2, #alive_nodes())
+  end)
+
+  it("never runs a child twice while nodes boot with the same initial children", function()
+    -- every node requests workers 1..12 at boot, before its seed is connected;
+    -- a booting node waits for its seed and the nodes of its peers' rings, so
+    -- each worker stops on its old node before it starts on its new one
+    pogo.register("dsup_events", pogo.self())
+    local me = pogo.node()
+    local ids = {}
+    for n = 1, 12 do ids[n] = n end
+    for _ = 1, 3 do
+      start_nodes(1, 12, { events = me, settle_ms = 60000 })
+      await_ring(5000)
+      await_placement(ids, 5000)
+    end
+    local events = {}
+    while true do
+      local m = pogo.receive(function(msg) return type(msg) == "table" and msg[1] == "event" end, 200)
+      if not m then break end
+      if m[2] == "child_started" or m[2] == "child_stopped" then events[#events + 1] = m end
+    end
+    table.sort(events, function(a, b) return a.ns < b.ns end)
+    local running, starts = {}, 0
+    for _, m in ipairs(events) do
+      local key = m[4][2]
+      if m[2] == "child_started" then
+        starts = starts + 1
+        assert.is_nil(running[key], "worker " .. key .. " started on " .. m[3] .. " while running on "
+          .. tostring(running[key]))
+        running[key] = m[3]
+      else
+        assert.equal(m[3], running[key])
+        running[key] = nil
+      end
+    end
+    assert.is_true(starts >= 12)
   end)
 
   it("whereis, call and count_children reach children on any node", function()
