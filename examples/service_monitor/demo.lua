@@ -39,10 +39,12 @@ pogo.register("demo", pogo.self())
 
 local where = {}      -- service -> node
 local status = {}     -- service -> "up" | "down" (latest report)
+local went_down = {}  -- service -> node whose monitor reported it down
+local started_ns = {} -- service -> uv.hrtime() when its latest monitor started
 local node_label = {} -- node name -> short label
 local function label(node) return node_label[node] or node end
 
-local function report_loop(until_fn, timeout_ms, on_msg)
+local function report_loop(until_fn, timeout_ms)
   local deadline = uv.now() + timeout_ms
   while not until_fn() do
     local left = deadline - uv.now()
@@ -50,10 +52,10 @@ local function report_loop(until_fn, timeout_ms, on_msg)
     local m = pogo.receive(left)
     if m and m[1] == "monitor_started" then
       where[m[2]] = m[3]
-      if on_msg then on_msg(m) end
+      started_ns[m[2]] = m[5]
     elseif m and m[1] == "status" then
       status[m[2]] = m[4]
-      if on_msg then on_msg(m) end
+      if m[4] == "down" then went_down[m[2]] = m[3] end
     end
     uv.update_time()
   end
@@ -66,10 +68,47 @@ local function placement_table(title)
   for _, s in ipairs(services) do say("  %-10s %-6d %s", s.name, s.port, label(where[s.name] or "-")) end
 end
 
-local function count_placed()
-  local n = 0
-  for _, s in ipairs(services) do if where[s.name] then n = n + 1 end end
-  return n
+-- Ask `via` for the ring's owner of every service, once its ring is `ring_ok`.
+local function ring_owners(via, ring_ok, what)
+  local owners = {}
+  local_cluster.wait_until(function()
+    local okn, ring = c:rpc(via, "pogo.dynamic_supervisor", "nodes", { "monitors" }, 1000)
+    if not okn or not ring_ok(ring) then return false end
+    for _, s in ipairs(services) do
+      local okr, owner = c:rpc(via, "pogo.dynamic_supervisor", "node_for", { "monitors", s.name }, 1000)
+      if not okr then return false end
+      owners[s.name] = owner
+    end
+    return true
+  end, 10000, what)
+  return owners
+end
+
+-- Wait until every monitor has reported from its owner.
+local function await_placed(owners, what)
+  local function misplaced()
+    local out = {}
+    for _, s in ipairs(services) do
+      if where[s.name] ~= owners[s.name] then
+        out[#out + 1] = string.format("%s reported from %s, owner %s", s.name, label(where[s.name] or "-"),
+          label(owners[s.name]))
+      end
+    end
+    return out
+  end
+  if not report_loop(function() return #misplaced() == 0 end, 10000) then
+    error(what .. ": " .. table.concat(misplaced(), "; "))
+  end
+end
+
+local function ring_of(list)
+  return function(ring)
+    if #ring ~= #list then return false end
+    local in_ring = {}
+    for _, node in ipairs(ring) do in_ring[node] = true end
+    for _, node in ipairs(list) do if not in_ring[node.name] then return false end end
+    return true
+  end
 end
 
 local ok, err = xpcall(function()
@@ -83,8 +122,8 @@ local ok, err = xpcall(function()
     c:connect(nodes[i])
     say("started node%d = %s (os pid %d)", i, nodes[i].name, nodes[i].pid)
   end
-  assert(report_loop(function() return count_placed() == #services end, 10000), "monitors did not start")
-  placement_table("every service has one monitor, somewhere in the cluster:")
+  await_placed(ring_owners(nodes[1], ring_of(nodes), "the three nodes to form the ring"), "monitors did not start")
+  placement_table("every service has one monitor, on the node the ring assigns it:")
   local function n_up()
     local n = 0
     for _, st in pairs(status) do if st == "up" then n = n + 1 end end
@@ -100,18 +139,16 @@ local ok, err = xpcall(function()
   for _, node in ipairs(nodes) do
     if not victim or (per[node.name] or 0) > (per[victim.name] or 0) then victim = node end
   end
-  local lost = {}
-  for svc, node in pairs(where) do if node == victim.name then lost[#lost + 1] = svc; where[svc] = nil end end
+  local lost, survivors = {}, {}
+  for svc, node in pairs(where) do if node == victim.name then lost[#lost + 1] = svc end end
   table.sort(lost)
+  for _, node in ipairs(nodes) do if node ~= victim then survivors[#survivors + 1] = node end end
   say("\nSIGKILL %s (os pid %d), which monitors: %s", label(victim.name), victim.pid, table.concat(lost, ", "))
   local t0 = uv.hrtime()
   c:kill(victim)
-  local times = {}
-  assert(report_loop(function() return count_placed() == #services end, 10000, function(m)
-    if m[1] == "monitor_started" then times[m[2]] = (uv.hrtime() - t0) / 1e6 end
-  end), "monitors were not restarted")
+  await_placed(ring_owners(survivors[1], ring_of(survivors), "the survivors' ring"), "monitors were not restarted")
   for _, svc in ipairs(lost) do
-    say("  %-10s restarted on %s after %.1f ms", svc, label(where[svc]), times[svc] or -1)
+    say("  %-10s restarted on %s, %.1f ms after the kill", svc, label(where[svc]), (started_ns[svc] - t0) / 1e6)
   end
   placement_table("after the failover:")
 
@@ -119,29 +156,18 @@ local ok, err = xpcall(function()
   say("\nstarting node4")
   local before = {}
   for k, v in pairs(where) do before[k] = v end
-  local survivor
-  for _, node in ipairs(nodes) do if node ~= victim then survivor = node end end
   local n4 = c:start_node({ name = "node4", script = "examples/service_monitor/node.lua",
-    args = { spec_arg, me }, seeds = { survivor } })
+    args = { spec_arg, me }, seeds = { survivors[1] } })
   node_label[n4.name] = "node4"
   c:connect(n4)
-  local owners = {}
-  local_cluster.wait_until(function()
-    for _, s in ipairs(services) do
-      local okr, owner = c:rpc(survivor, "pogo.dynamic_supervisor", "node_for", { "monitors", s.name }, 1000)
-      if not okr then return false end
-      owners[s.name] = owner
-    end
-    local okn, ring = c:rpc(survivor, "pogo.dynamic_supervisor", "nodes", { "monitors" }, 1000)
-    return okn and #ring == 3
-  end, 5000, "node4 to join the ring")
-  report_loop(function()
-    for _, s in ipairs(services) do if where[s.name] ~= owners[s.name] then return false end end
-    return true
-  end, 5000)
+  local t_join = uv.hrtime()
+  survivors[#survivors + 1] = n4
+  await_placed(ring_owners(survivors[1], ring_of(survivors), "node4 to join the ring"),
+    "monitors did not move to their new owners")
   for _, s in ipairs(services) do
     if before[s.name] ~= where[s.name] then
-      say("  %-10s moved %s -> %s", s.name, label(before[s.name]), label(where[s.name]))
+      say("  %-10s moved %s -> %s, %.1f ms after node4 connected", s.name, label(before[s.name]),
+        label(where[s.name]), (started_ns[s.name] - t_join) / 1e6)
     end
   end
   placement_table("after the rebalance:")
@@ -150,11 +176,9 @@ local ok, err = xpcall(function()
   local victim_svc = services[1].name
   listeners[victim_svc]:close()
   listeners[victim_svc] = nil
-  report_loop(function() return false end, 1000, function(m)
-    if m[1] == "status" and m[2] == victim_svc and m[4] == "down" then
-      say("\nclosed %s's port: its monitor on %s reports it down", victim_svc, label(m[3]))
-    end
-  end)
+  assert(report_loop(function() return went_down[victim_svc] ~= nil end, 3000),
+    "the monitor did not notice its service go down")
+  say("\nclosed %s's port: its monitor on %s reports it down", victim_svc, label(went_down[victim_svc]))
 end, debug.traceback)
 
 -- always: stop every node we started (SIGTERM, then SIGKILL by pid), close services

@@ -4,7 +4,8 @@
 -- `service.host:service.port` every `service.interval_ms` (default 200 ms) and
 -- remembers whether the service answered. It reports to the process
 -- registered as `service.report` on `service.report_node` (if given):
--- `{"monitor_started", name, node, pid, ms}` when it starts, and
+-- `{"monitor_started", name, node, pid, ns}` when it starts (`ns` is
+-- `uv.hrtime()`, a monotonic clock shared by the processes of one host), and
 -- `{"status", name, node, "up" | "down"}` when the status changes.
 -- Calls: `"status"` -> {name =, up =, checks =, node =}.
 -- @module service_monitor.monitor
@@ -41,7 +42,7 @@ function M.start_link(service)
   return pogo.spawn_link(function()
     local me = pogo.self()
     local state = { name = service.name, up = nil, checks = 0, node = pogo.node() }
-    report(service, { "monitor_started", service.name, pogo.node(), me, uv.now() })
+    report(service, { "monitor_started", service.name, pogo.node(), me, uv.hrtime() })
     local interval = service.interval_ms or 200
     local seq = 0
     local next_probe = pogo.now()
