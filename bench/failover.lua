@@ -142,7 +142,11 @@ local ok, err = xpcall(function()
     await_ring(NODES)
     local_cluster.wait_until(function()
       local _, tot = counts()
-      return tot == 1000 and c:call(fresh, R, "local_count") > 0
+      if tot ~= 1000 or c:call(fresh, R, "local_count") == 0 then return false end
+      for _, node in ipairs(live()) do
+        if not c:call(node, R, "settled", {}, 5000) then return false end
+      end
+      return true
     end, 20000, "the rebalance")
     -- refresh placement from the reports of moved children
     while true do

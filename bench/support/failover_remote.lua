@@ -17,6 +17,20 @@ end
 function M.local_count() return dsup.count_children("bench", "local").active end
 function M.ring_size() return #dsup.nodes("bench") end
 
+--- Whether this node runs exactly the children the ring assigns to it.
+function M.settled()
+  local pogo = require "pogo"
+  local me, running = pogo.node(), {}
+  for _, e in ipairs(dsup.which_children("bench", "local")) do
+    if not pogo.is_pid(e[2]) or dsup.node_for("bench", e[1]) ~= me then return false end
+    running[e[1]] = true
+  end
+  for _, spec in ipairs(dsup.specs("bench")) do
+    if dsup.node_for("bench", spec.id) == me and not running[spec.id] then return false end
+  end
+  return true
+end
+
 --- CPU seconds (user + system) and RSS (KiB) of this OS process.
 function M.usage()
   local f = assert(io.open("/proc/self/stat"))
