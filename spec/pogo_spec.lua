@@ -547,6 +547,20 @@ describe("the loop", function()
     assert.equal(3, count)
   end)
 
+  it("stop() calls the on_stop hooks, in order, past one that raises", function()
+    local calls = {}
+    local remove_a = pogo.on_stop(function() calls[#calls + 1] = "a" end)
+    local remove_b = pogo.on_stop(function() error("hook b fails") end)
+    local remove_c = pogo.on_stop(function() calls[#calls + 1] = "c" end)
+    local removed = pogo.on_stop(function() calls[#calls + 1] = "removed" end)
+    removed()
+    pogo.spawn(function() pogo.stop() end)
+    pogo.run()
+    remove_a(); remove_b(); remove_c()
+    assert.same({ "a", "c" }, calls)
+    assert.has_error(function() pogo.on_stop("not a function") end, "pogo.on_stop: function expected")
+  end)
+
   it("luv timers run in the same loop as processes", function()
     local uv = require "luv"
     local me = pogo.self()

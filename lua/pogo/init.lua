@@ -297,8 +297,30 @@ function M.reply(from, value)
   return true
 end
 
+local stop_hooks = {}
+
+--- Call `fn()` when `pogo.stop()` is called, before the links close (for
+-- resources outside the node, such as the programs of `pogo.os_process`).
+-- An error in `fn` is written to stderr and does not stop the others.
+-- @tparam function fn
+-- @treturn function call it to remove `fn`
+function M.on_stop(fn)
+  if type(fn) ~= "function" then error("pogo.on_stop: function expected", 2) end
+  local key = {}
+  stop_hooks[#stop_hooks + 1] = { key = key, fn = fn }
+  return function()
+    for i, h in ipairs(stop_hooks) do
+      if h.key == key then table.remove(stop_hooks, i); return end
+    end
+  end
+end
+
 --- Stop the node's loop: `pogo.run()` returns.
 function M.stop()
+  for _, h in ipairs({ table.unpack(stop_hooks) }) do
+    local ok, err = pcall(h.fn)
+    if not ok then io.stderr:write("pogo.stop: a stop hook raised: ", tostring(err), "\n") end
+  end
   if M.dist_stop then M.dist_stop() end
   core.stop_loop()
 end

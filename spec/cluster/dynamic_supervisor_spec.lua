@@ -356,6 +356,43 @@ describe("distributed supervisor beyond Pogo", function()
     assert.is_true(starts >= 12)
   end)
 
+  it("runs an OS process child and restarts it elsewhere when its node stops", function()
+    local nodes = start_nodes(2)
+    await_ring()
+    assert.is_true(c:call(nodes[1], R, "start_os_child", { "sleeper" }))
+    local first
+    cluster.wait_until(function()
+      first = c:call(nodes[2], R, "os_child", { "sleeper" })
+      return first ~= nil
+    end, 5000, "the OS process child")
+    local host = nodes[1].name == first[1] and nodes[1] or nodes[2]
+    c:stop(host)
+    host.gone = true
+    local second
+    cluster.wait_until(function()
+      for _, node in ipairs(alive_nodes()) do
+        second = c:call(node, R, "os_child", { "sleeper" })
+        if second and second[1] == node.name then return true end
+      end
+      return false
+    end, 5000, "the OS process child on the other node")
+    assert.are_not.equal(first[2], second[2])
+    local function ended(ospid)
+      return function()
+        local f = io.open("/proc/" .. ospid .. "/stat")
+        if not f then return true end
+        local zombie = f:read("a"):match("%) (%a)") == "Z"
+        f:close()
+        return zombie
+      end
+    end
+    -- the stopped node sent its program SIGTERM on the way out
+    cluster.wait_until(ended(first[2]), 5000, "the first program to end")
+    -- terminate_child stops the program too
+    assert.is_true(c:call(alive_nodes()[1], R, "terminate_id", { "sleeper" }))
+    cluster.wait_until(ended(second[2]), 5000, "the second program to end")
+  end)
+
   it("whereis, call and count_children reach children on any node", function()
     local nodes = start_nodes(2)
     await_ring()

@@ -52,6 +52,22 @@ function M.start_only_here(id)
   return dsup.start_child(SUP, { id = id, start = { "support.only_here", "start_link" } })
 end
 
+--- Request an OS process child (`sleep 30`) through the pogo.os_process shorthand.
+function M.start_os_child(id)
+  return dsup.start_child(SUP, { "pogo.os_process", { id = id, cmd = "sleep", args = { "30" } } })
+end
+
+function M.terminate_id(id) return dsup.terminate_child(SUP, id) end
+
+--- The node and the OS pid of the program run by child `id`, or nil.
+function M.os_child(id)
+  local pid = dsup.whereis(SUP, id)
+  if not pogo.is_pid(pid) then return nil end
+  local ok, ospid = pcall(require("pogo.os_process").os_pid, pid)
+  if not ok then return nil end
+  return { pogo.node_of(pid), ospid }
+end
+
 --- dsup.call on worker n (the worker answers {"ping", from}... through pogo.call: the
 -- echo server fixture is used instead, id {"echo", n}).
 function M.start_echo(n)

@@ -1,0 +1,185 @@
+--- OS processes as children: a program run under a pogo process, so local and
+-- distributed supervisors start, restart, stop and move it like any child.
+--
+--     { id = "indexer", start = {"pogo.os_process", "start_link",
+--         { cmd = "indexer", args = {"--queue", "jobs"} }} }
+--     -- or the shorthand: {"pogo.os_process", {id = "indexer", cmd = "indexer"}}
+--
+-- The pogo process lives as long as the program: when the program exits with
+-- status 0 the process exits `"normal"`; any other status, or a signal, is a
+-- crash with reason `{exit_status = n, signal = n, cmd = cmd}` (so a
+-- `"transient"` child is restarted only after a failure). When the process is
+-- asked to stop (an exit signal from its parent, or an abnormal one from a
+-- link) it sends the program `kill_signal`, waits `kill_timeout_ms`, then
+-- SIGKILLs it, and exits with that reason. If the process is killed outright
+-- (`"kill"`), a watcher SIGKILLs the program. `pogo.stop()` sends
+-- `kill_signal` to every program this node still runs; their processes then
+-- do not exit on their own (a supervisor would start the program again while
+-- the node shuts down) but only when stopped. A node that dies (SIGKILL)
+-- cannot end its programs: they are orphaned, as with Erlang ports.
+-- @module pogo.os_process
+local pogo = require "pogo"
+local uv = require "luv"
+local proc_lib = require "pogo.proc_lib"
+
+local M = {}
+
+local STDIO = { inherit = { 0, 1, 2 }, ignore = { nil, nil, nil } }
+
+-- The programs this Lua state runs: os pid -> {handle, kill_signal}.
+local running = {}
+pogo.on_stop(function()
+  for _, p in pairs(running) do
+    p.node_stopped = true
+    pcall(uv.process_kill, p.handle, p.kill_signal)
+  end
+end)
+
+local function bad(fmt, ...) return nil, "pogo.os_process: " .. string.format(fmt, ...) end
+
+-- Validate `opts`; returns the uv.spawn options, or nil and why.
+local function spawn_options(opts)
+  if type(opts) ~= "table" then return bad("options table expected, got %s", type(opts)) end
+  if type(opts.cmd) ~= "string" or opts.cmd == "" then return bad("cmd must be a non-empty string") end
+  local args = {}
+  if opts.args ~= nil then
+    if type(opts.args) ~= "table" then return bad("args must be an array of strings") end
+    for i, a in ipairs(opts.args) do
+      if type(a) ~= "string" and type(a) ~= "number" then return bad("args[%d] must be a string", i) end
+      args[i] = tostring(a)
+    end
+  end
+  local env
+  if opts.env ~= nil then
+    if type(opts.env) ~= "table" then return bad("env must be a table of name = value") end
+    local merged = uv.os_environ()
+    for k, v in pairs(opts.env) do
+      if type(k) ~= "string" or (type(v) ~= "string" and type(v) ~= "number" and v ~= false) then
+        return bad("env must map names to strings (false unsets), got %s = %s", tostring(k), type(v))
+      end
+      merged[k] = v ~= false and tostring(v) or nil
+    end
+    env = {}
+    for k, v in pairs(merged) do env[#env + 1] = k .. "=" .. v end
+    table.sort(env)
+  end
+  if opts.cwd ~= nil and type(opts.cwd) ~= "string" then return bad("cwd must be a string") end
+  local stdio = STDIO[opts.stdio or "inherit"]
+  if not stdio then return bad("stdio must be \"inherit\" or \"ignore\", got %s", tostring(opts.stdio)) end
+  local sig = opts.kill_signal or "sigterm"
+  if type(sig) ~= "string" and math.type(sig) ~= "integer" then
+    return bad("kill_signal must be a signal name or number")
+  end
+  local t = opts.kill_timeout_ms or 5000
+  if math.type(t) ~= "integer" or t < 0 then return bad("kill_timeout_ms must be a non-negative integer") end
+  return { args = args, env = env, cwd = opts.cwd, stdio = stdio }
+end
+
+local function is_exit(m) return type(m) == "table" and m[1] == "$os_exit" end
+
+local function body(ack, parent, opts, spawn_opts)
+  pogo.trap_exit(true)
+  local me = pogo.self()
+  local sig, kill_timeout = opts.kill_signal or "sigterm", opts.kill_timeout_ms or 5000
+  local state = { exited = false }
+  local handle, ospid
+  handle, ospid = uv.spawn(opts.cmd, spawn_opts, function(code, signal)
+    state.exited = true
+    running[ospid] = nil
+    handle:close()
+    pogo.send(me, { "$os_exit", code, signal })
+  end)
+  if not handle then return ack(false, "pogo.os_process: cannot run " .. opts.cmd .. ": " .. tostring(ospid)) end
+  ospid = math.tointeger(ospid) or ospid
+  local entry = { handle = handle, kill_signal = sig }
+  running[ospid] = entry
+  -- killed outright, this process runs no more code: the watcher ends the program
+  pogo.spawn(function()
+    local ref = pogo.monitor(me)
+    pogo.receive(function(m) return type(m) == "table" and m[1] == "DOWN" and m[2] == ref end)
+    if not state.exited then pcall(uv.process_kill, handle, "sigkill") end
+  end)
+  ack(true)
+
+  local function exit_reason(code, signal)
+    if code == 0 and signal == 0 then return "normal" end
+    return { exit_status = code, signal = signal ~= 0 and signal or nil, cmd = opts.cmd }
+  end
+  local function stop(reason)
+    if not state.exited then
+      pcall(uv.process_kill, handle, sig)
+      if not pogo.receive(is_exit, kill_timeout) then
+        pcall(uv.process_kill, handle, "sigkill")
+        pogo.receive(is_exit, 1000)
+      end
+    end
+    pogo.exit(reason)
+  end
+
+  while true do
+    local m = pogo.receive()
+    local tag = type(m) == "table" and m[1]
+    if tag == "$os_exit" then
+      -- ended by pogo.stop(): no crash to report, or a supervisor would start
+      -- the program again while the node shuts down; wait to be stopped
+      if not entry.node_stopped then pogo.exit(exit_reason(m[2], m[3])) end
+    elseif tag == "EXIT" then
+      if m[2] == parent or m[3] ~= "normal" then stop(m[3]) end
+    elseif tag == "$call" then
+      local req = m[3]
+      if req == "os_pid" then
+        pogo.reply(m[2], ospid)
+      elseif type(req) == "table" and req[1] == "signal" then
+        local ok, err = pcall(uv.process_kill, handle, req[2])
+        pogo.reply(m[2], ok and { true } or { nil, tostring(err) })
+      else
+        pogo.reply(m[2], { nil, "unknown request" })
+      end
+    end
+  end
+end
+
+--- Run a program as a process linked to the caller.
+-- @tparam table opts `cmd` (the program: a path, or a name looked up in PATH),
+--   `args` (array of strings), `env` (name = value added to this node's
+--   environment; `false` unsets), `cwd`, `stdio` ("inherit", the default, or
+--   "ignore"), `kill_signal` ("sigterm"), `kill_timeout_ms` (5000: how long
+--   a stop waits after `kill_signal` before SIGKILL).
+-- @return pid, or nil and the reason (bad options, or the program cannot be run)
+function M.start_link(opts)
+  local spawn_opts, err = spawn_options(opts)
+  if not spawn_opts then return nil, err end
+  return proc_lib.start(true, nil, body, opts, spawn_opts)
+end
+
+--- A child spec for `opts` (as `start_link`, plus `id` (default `cmd`),
+-- `restart` and `shutdown`, which defaults to `kill_timeout_ms` + 1000 so
+-- the program's own stop comes first). Used by the `{"pogo.os_process", opts}`
+-- shorthand.
+-- @tparam table opts
+-- @treturn table
+function M.child_spec(opts)
+  local _, err = spawn_options(opts)
+  if err then error(err, 2) end
+  return {
+    id = opts.id == nil and opts.cmd or opts.id,
+    start = { "pogo.os_process", "start_link", opts },
+    restart = opts.restart,
+    shutdown = opts.shutdown or (opts.kill_timeout_ms or 5000) + 1000,
+  }
+end
+
+--- The OS pid of the program run by `pid`.
+-- @param pid
+-- @treturn integer
+function M.os_pid(pid) return pogo.call(pid, "os_pid", 5000) end
+
+--- Send `signal` (a name such as "sighup", or a number) to the program.
+-- @param pid
+-- @param signal
+-- @return true, or nil and the error
+function M.signal(pid, signal)
+  return table.unpack(pogo.call(pid, { "signal", signal }, 5000), 1, 2)
+end
+
+return M
