@@ -130,6 +130,12 @@ describe("pogo.os_process", function()
     -- a program that ignores SIGTERM (the ignore survives exec)
     pid, holder = start({ cmd = "sh", args = { "-c", 'trap "" TERM; exec sleep 30' }, kill_timeout_ms = 100 })
     ospid = os_process.os_pid(pid)
+    cluster.wait_until(function() -- sh has set the trap once it has exec'd sleep
+      local f = io.open("/proc/" .. ospid .. "/comm")
+      local comm = f and f:read("l")
+      if f then f:close() end
+      return comm == "sleep"
+    end, 5000, "the program to ignore SIGTERM")
     local t0 = uv.hrtime()
     ref = pogo.monitor(pid)
     pogo.send(holder, { "exit", "shutdown" })

@@ -104,9 +104,17 @@ local function keeper_name(scope) return "$dsup_keeper:" .. scope end
 -- (an observer, a node of other scopes) gives "noproc" in one round trip.
 function Sup:await_node(node)
   self.pending[node] = now() + self.settle
-  if self.probe[node] then pogo.demonitor(self.probe[node]); self.probe_node[self.probe[node]] = nil end
+  self:drop_probe(node)
   local ref = pogo.monitor({ keeper_name(self.scope), node })
   self.probe[node], self.probe_node[ref] = ref, node
+end
+
+function Sup:drop_probe(node)
+  local ref = self.probe[node]
+  if ref then
+    pogo.demonitor(ref)
+    self.probe[node], self.probe_node[ref] = nil, nil
+  end
 end
 
 -- Is `addr` ("host:port" or a node name) the address of `node`?
@@ -123,8 +131,8 @@ function Sup:await_connect(addr)
   self.pending[token] = now() + self.settle
   local sup, timeout = pogo.self(), self.settle
   pogo.spawn(function()
-    local node = pogo.connect(addr, timeout)
-    pogo.send(sup, { "$dsup_connected", token, node })
+    local ok, node = pcall(pogo.connect, addr, timeout)
+    pogo.send(sup, { "$dsup_connected", token, ok and node or nil })
   end)
 end
 
@@ -164,11 +172,7 @@ end
 -- A connecting node showed up in the ring, went away, or took too long: when
 -- none is pending any more, the keys that waited for that are looked at again.
 function Sup:clear_pending(node)
-  local ref = self.probe[node]
-  if ref then
-    pogo.demonitor(ref)
-    self.probe[node], self.probe_node[ref] = nil, nil
-  end
+  self:drop_probe(node)
   if self.pending[node] == nil then return end
   self.pending[node] = nil
   if next(self.pending) == nil then
@@ -185,6 +189,7 @@ function Sup:update_ring()
     if not nodes[node] then
       changed = true
       self.ring:remove(node)
+      self:clear_pending(node) -- its supervisor went: nothing to wait for there
       if node ~= self.me then notify(self, "node_down", node, self.down_reason[node] or "left") end
     end
   end
