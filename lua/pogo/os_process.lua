@@ -35,6 +35,15 @@ pogo.on_stop(function()
   end
 end)
 
+-- A signal number from a name ("sigterm", "TERM") or a positive number, or nil.
+local function signum(sig)
+  if math.type(sig) == "integer" then return sig > 0 and sig or nil end
+  if type(sig) ~= "string" then return nil end
+  local name = sig:upper()
+  if name:sub(1, 3) ~= "SIG" then name = "SIG" .. name end
+  return uv.constants[name]
+end
+
 local function bad(fmt, ...) return nil, "pogo.os_process: " .. string.format(fmt, ...) end
 
 -- Validate `opts`; returns the uv.spawn options, or nil and why.
@@ -66,9 +75,8 @@ local function spawn_options(opts)
   if opts.cwd ~= nil and type(opts.cwd) ~= "string" then return bad("cwd must be a string") end
   local stdio = STDIO[opts.stdio or "inherit"]
   if not stdio then return bad("stdio must be \"inherit\" or \"ignore\", got %s", tostring(opts.stdio)) end
-  local sig = opts.kill_signal or "sigterm"
-  if type(sig) ~= "string" and math.type(sig) ~= "integer" then
-    return bad("kill_signal must be a signal name or number")
+  if not signum(opts.kill_signal or "sigterm") then
+    return bad("kill_signal must be a signal name or number, got %s", tostring(opts.kill_signal))
   end
   local t = opts.kill_timeout_ms or 5000
   if math.type(t) ~= "integer" or t < 0 then return bad("kill_timeout_ms must be a non-negative integer") end
@@ -80,7 +88,7 @@ local function is_exit(m) return type(m) == "table" and m[1] == "$os_exit" end
 local function body(ack, parent, opts, spawn_opts)
   pogo.trap_exit(true)
   local me = pogo.self()
-  local sig, kill_timeout = opts.kill_signal or "sigterm", opts.kill_timeout_ms or 5000
+  local sig, kill_timeout = signum(opts.kill_signal or "sigterm"), opts.kill_timeout_ms or 5000
   local state = { exited = false }
   local handle, ospid
   handle, ospid = uv.spawn(opts.cmd, spawn_opts, function(code, signal)
@@ -130,8 +138,14 @@ local function body(ack, parent, opts, spawn_opts)
       if req == "os_pid" then
         pogo.reply(m[2], ospid)
       elseif type(req) == "table" and req[1] == "signal" then
-        local ok, err = pcall(uv.process_kill, handle, req[2])
-        pogo.reply(m[2], ok and { true } or { nil, tostring(err) })
+        local num = signum(req[2])
+        if not num then
+          pogo.reply(m[2], { nil, "unknown signal " .. tostring(req[2]) })
+        else
+          -- luv raises on a closed handle, returns nil, err on a failed kill
+          local ok, r, err = pcall(uv.process_kill, handle, num)
+          pogo.reply(m[2], (ok and r) and { true } or { nil, tostring(ok and err or r) })
+        end
       else
         pogo.reply(m[2], { nil, "unknown request" })
       end
@@ -174,7 +188,7 @@ end
 -- @treturn integer
 function M.os_pid(pid) return pogo.call(pid, "os_pid", 5000) end
 
---- Send `signal` (a name such as "sighup", or a number) to the program.
+--- Send `signal` (a name such as "sighup" or "HUP", or a number) to the program.
 -- @param pid
 -- @param signal
 -- @return true, or nil and the error
