@@ -227,12 +227,6 @@ void pogo_dist_exit(pogo_node *N, lua_State *L, const pogo_id *from, const pogo_
 static void deliver_down(pogo_node *N, lua_State *L, pogo_proc *w, uint64_t ref, const pogo_id *who, int reason_idx) {
   reason_idx = lua_absindex(L, reason_idx);
   lua_checkstack(L, 8);
-  lua_createtable(L, 4, 0);
-  lua_pushliteral(L, "DOWN");
-  lua_rawseti(L, -2, 1);
-  pogo_id rid = {.serial = ref, .node = 0, .creation = N->creation, .slot = 0, .kind = POGO_KIND_REF};
-  pogo_ident_push(N, L, &rid);
-  lua_rawseti(L, -2, 2);
   int pushed = 0;
   if (who->serial == 0 && N->dist) {
     pogo_push_ref(L, N->dist->ref_namemon);
@@ -248,10 +242,7 @@ static void deliver_down(pogo_node *N, lua_State *L, pogo_proc *w, uint64_t ref,
     }
   }
   if (!pushed) pogo_ident_push(N, L, who);
-  lua_rawseti(L, -2, 3);
-  lua_pushvalue(L, reason_idx);
-  lua_rawseti(L, -2, 4);
-  pogo_mailbox_deliver(N, L, w, -1);
+  pogo_deliver_down(N, L, w, ref, -1, reason_idx);
   lua_pop(L, 1);
 }
 
@@ -304,17 +295,8 @@ void pogo_dist_monitor_name(pogo_node *N, lua_State *L, const pogo_id *watcher, 
   pogo_proc *w = pogo_proc_get(N, watcher);
   if (w) {
     pogo_monset_remove(&w->watching, ref, NULL);
-    lua_createtable(L, 4, 0);
-    lua_pushliteral(L, "DOWN");
-    lua_rawseti(L, -2, 1);
-    pogo_id rid = {.serial = ref, .node = 0, .creation = N->creation, .slot = 0, .kind = POGO_KIND_REF};
-    pogo_ident_push(N, L, &rid);
-    lua_rawseti(L, -2, 2);
-    lua_pushvalue(L, -2);
-    lua_rawseti(L, -2, 3);
     lua_pushliteral(L, "noconnection");
-    lua_rawseti(L, -2, 4);
-    pogo_mailbox_deliver(N, L, w, -1);
+    pogo_deliver_down(N, L, w, ref, -2, -1);
     lua_pop(L, 1);
   }
   if (N->dist) {

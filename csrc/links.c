@@ -20,19 +20,14 @@
 #include "runtime.h"
 #include "dist.h"
 
-static void push_tagged(pogo_node *N, lua_State *L, const char *tag, const pogo_id *a, const pogo_id *b, int reason_idx) {
-  lua_createtable(L, b ? 4 : 3, 0);
-  lua_pushstring(L, tag);
+static void push_exit(pogo_node *N, lua_State *L, const pogo_id *from, int reason_idx) {
+  lua_createtable(L, 3, 0);
+  lua_pushliteral(L, "EXIT");
   lua_rawseti(L, -2, 1);
-  pogo_ident_push(N, L, a);
+  pogo_ident_push(N, L, from);
   lua_rawseti(L, -2, 2);
-  int i = 3;
-  if (b) {
-    pogo_ident_push(N, L, b);
-    lua_rawseti(L, -2, i++);
-  }
   lua_pushvalue(L, reason_idx);
-  lua_rawseti(L, -2, i);
+  lua_rawseti(L, -2, 3);
 }
 
 void pogo_signal_exit(pogo_node *N, lua_State *L, pogo_proc *p, const pogo_id *from, int reason_idx, int linked) {
@@ -47,7 +42,7 @@ void pogo_signal_exit(pogo_node *N, lua_State *L, pogo_proc *p, const pogo_id *f
     return;
   }
   if (p->flags & PF_TRAP_EXIT) {
-    push_tagged(N, L, "EXIT", from, NULL, reason_idx);
+    push_exit(N, L, from, reason_idx);
     pogo_mailbox_deliver(N, L, p, -1);
     lua_pop(L, 1);
     return;
@@ -68,9 +63,26 @@ void pogo_send_down(pogo_node *N, lua_State *L, const pogo_id *watcher, uint64_t
   pogo_proc *w = pogo_proc_get(N, watcher);
   if (!w) return;
   pogo_monset_remove(&w->watching, ref, NULL);
-  pogo_id rid = {.serial = ref, .node = 0, .creation = N->creation, .slot = 0, .kind = POGO_KIND_REF};
   lua_checkstack(L, 8);
-  push_tagged(N, L, "DOWN", &rid, who, reason_idx);
+  pogo_ident_push(N, L, who);
+  pogo_deliver_down(N, L, w, ref, -1, reason_idx);
+  lua_pop(L, 1);
+}
+
+void pogo_deliver_down(pogo_node *N, lua_State *L, pogo_proc *w, uint64_t ref, int who_idx, int reason_idx) {
+  who_idx = lua_absindex(L, who_idx);
+  reason_idx = lua_absindex(L, reason_idx);
+  lua_checkstack(L, 4);
+  pogo_id rid = {.serial = ref, .node = 0, .creation = N->creation, .slot = 0, .kind = POGO_KIND_REF};
+  lua_createtable(L, 4, 0);
+  lua_pushliteral(L, "DOWN");
+  lua_rawseti(L, -2, 1);
+  pogo_ident_push(N, L, &rid);
+  lua_rawseti(L, -2, 2);
+  lua_pushvalue(L, who_idx);
+  lua_rawseti(L, -2, 3);
+  lua_pushvalue(L, reason_idx);
+  lua_rawseti(L, -2, 4);
   pogo_mailbox_deliver(N, L, w, -1);
   lua_pop(L, 1);
 }
@@ -155,16 +167,7 @@ static int l_monitor(lua_State *L) {
     if (!pogo_ident_is_pid(L, -1, &id)) {
       /* unknown name: DOWN at once, naming the name */
       lua_pushliteral(L, "noproc");
-      lua_createtable(L, 4, 0);
-      lua_pushliteral(L, "DOWN");
-      lua_rawseti(L, -2, 1);
-      pogo_ident_push(N, L, &ref);
-      lua_rawseti(L, -2, 2);
-      lua_pushvalue(L, 1);
-      lua_rawseti(L, -2, 3);
-      lua_pushvalue(L, -2);
-      lua_rawseti(L, -2, 4);
-      pogo_mailbox_deliver(N, L, p, -1);
+      pogo_deliver_down(N, L, p, ref.serial, 1, -1);
       pogo_ident_push(N, L, &ref);
       return 1;
     }

@@ -248,6 +248,9 @@ int pogo_monset_remove_pair(pogo_monset *s, uint64_t ref, const pogo_id *other);
 void pogo_signal_exit(pogo_node *N, lua_State *L, pogo_proc *p, const pogo_id *from, int reason_idx, int linked);
 /* Push {"DOWN", ref, pid, reason} and deliver it to watcher. */
 void pogo_send_down(pogo_node *N, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *who, int reason_idx);
+/* Deliver {"DOWN", ref, <value at who_idx>, <value at reason_idx>} to local
+ * process w (who is a pid, or {name, node} for a monitor by name). */
+void pogo_deliver_down(pogo_node *N, lua_State *L, pogo_proc *w, uint64_t ref, int who_idx, int reason_idx);
 void pogo_links_register(lua_State *L);
 
 /* ---- names.c ---- */
