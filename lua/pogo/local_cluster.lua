@@ -299,6 +299,22 @@ function Cluster:teardown()
   if #reports > 0 then error("sanitizer reports from nodes:\n" .. table.concat(reports, "\n")) end
 end
 
+--- Start two nodes, `b` seeded with `a`, connect this node to `a` and wait
+-- until all three see each other (the two-node fixture of the cluster specs).
+-- @tparam table a_opts `start_node` options of the first node
+-- @tparam table b_opts `start_node` options of the second (its seeds are set)
+-- @return the two nodes
+function Cluster:pair(a_opts, b_opts)
+  local a = self:start_node(a_opts)
+  local o = {}
+  for k, v in pairs(b_opts) do o[k] = v end
+  o.seeds = { a }
+  local b = self:start_node(o)
+  self:connect(a)
+  self:wait_meshed { a, b }
+  return a, b
+end
+
 --- Start `n` nodes, each seeded with the previous one only (the first with
 -- `first_seed` if given), and wait until all of them and the spec's node see
 -- each other. Returns the list of nodes.

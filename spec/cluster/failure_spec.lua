@@ -41,10 +41,7 @@ describe("failures", function()
   setup(function()
     c = cluster.new { timeout_ms = 1000, heartbeat_ms = 200 }
     c:start_self { log = false }
-    a = c:start_node { name = "fa" }
-    b = c:start_node { name = "fb", seeds = { a } }
-    c:connect(a)
-    c:wait_meshed { a, b }
+    a, b = c:pair({ name = "fa" }, { name = "fb" })
   end)
 
   teardown(function()

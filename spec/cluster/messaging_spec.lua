@@ -10,10 +10,7 @@ describe("remote messages", function()
   setup(function()
     c = cluster.new { timeout_ms = 2000, heartbeat_ms = 200 }
     c:start_self { log = false }
-    a = c:start_node { name = "ma", extra = { "--max-frame", "200000" } }
-    b = c:start_node { name = "mb", seeds = { a } }
-    c:connect(a)
-    c:wait_meshed { a, b }
+    a, b = c:pair({ name = "ma", extra = { "--max-frame", "200000" } }, { name = "mb" })
   end)
 
   teardown(function()

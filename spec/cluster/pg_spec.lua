@@ -72,10 +72,7 @@ describe("pogo.pg across nodes", function()
   setup(function()
     c = cluster.new { timeout_ms = 2000, heartbeat_ms = 200 }
     c:start_self { log = false }
-    a = c:start_node { name = "pga" }
-    b = c:start_node { name = "pgb", seeds = { a } }
-    c:connect(a)
-    c:wait_meshed { a, b }
+    a, b = c:pair({ name = "pga" }, { name = "pgb" })
   end)
 
   teardown(function()
