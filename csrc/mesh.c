@@ -163,15 +163,20 @@ static void target_remove(pogo_dist *d, lua_State *L, pogo_target *t) {
 
 static void dial_failed(pogo_link *l, lua_State *L, const char *reason);
 
+/* The fields of this node's hello and challenge that say who it is. */
+static void hello_init(pogo_dist *d, pogo_hs_hello *h) {
+  memset(h, 0, sizeof *h);
+  h->version = POGO_PROTO_VERSION;
+  h->creation = d->N->creation;
+  h->max_frame = d->max_frame;
+  h->name = d->name;
+  h->name_len = d->name_len;
+}
+
 static void send_hello(pogo_link *l) {
   pogo_dist *d = l->d;
   pogo_hs_hello h;
-  memset(&h, 0, sizeof h);
-  h.version = POGO_PROTO_VERSION;
-  h.creation = d->N->creation;
-  h.max_frame = d->max_frame;
-  h.name = d->name;
-  h.name_len = d->name_len;
+  hello_init(d, &h);
   if (l->dial_peer) {
     h.to = node_name(d, l->dial_peer);
     h.to_len = strlen(h.to);
@@ -625,12 +630,7 @@ static int on_hello(pogo_link *l, const char *p, uint32_t n) {
     if (o != l && !o->outgoing && o->state == LS_HANDSHAKE && o->peer == l->peer) pogo_link_close(o);
   }
   pogo_hs_hello c;
-  memset(&c, 0, sizeof c);
-  c.version = POGO_PROTO_VERSION;
-  c.creation = d->N->creation;
-  c.max_frame = d->max_frame;
-  c.name = d->name;
-  c.name_len = d->name_len;
+  hello_init(d, &c);
   if (pogo_hs_random(l->nonce_a, POGO_HS_NONCE) != 0) return hs_fail(l, "no random bytes");
   memcpy(c.nonce, l->nonce_a, POGO_HS_NONCE);
   if (pogo_hs_put_hello(&l->out, POGO_HS_CHALLENGE, &c) != 0) return hs_fail(l, "out of memory");
