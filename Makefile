@@ -1,16 +1,20 @@
 # pogo: make test | make demo | make asan | make valgrind | make lint | make bench | make fuzz | make docs
+#       make rock | make pack
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 DEB_PACKAGES := lua5.4 liblua5.4-dev libuv1-dev lua-luv lua-luv-dev lua-busted \
-	libmsgpack-dev libxxhash-dev libssl-dev lua-check lua-ldoc cmake pkg-config gcc make
+	libmsgpack-dev libxxhash-dev libssl-dev lua-check lua-ldoc lua-argparse cmake pkg-config gcc make
 BUILD ?= build
 LUA ?= lua5.4
 BUSTED ?= busted
+# the version is pogo._VERSION; its rockspec is rockspec/pogo-$(VERSION)-1.rockspec
+VERSION := $(shell sed -n 's/^M\._VERSION = "\([^"]*\)"$$/\1/p' lua/pogo/init.lua)
+PACK_VERSION ?= $(VERSION)
 export LUA_PATH := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/examples/?.lua;$(CURDIR)/?.lua;/usr/local/share/lua/5.4/?.lua;/usr/local/share/lua/5.4/?/init.lua;/usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua
 export LUA_CPATH = $(CURDIR)/$(BUILD)/?.so;/usr/local/lib/lua/5.4/?.so;/usr/lib/x86_64-linux-gnu/lua/5.4/?.so;/usr/lib/lua/5.4/?.so
 
-.PHONY: deps build test asan valgrind lint bench demo fuzz docs clean rock
+.PHONY: deps build test asan valgrind lint bench demo fuzz docs clean rock pack
 
 # Install missing Debian packages (needs root, as on CI and fresh machines).
 deps:
@@ -54,8 +58,24 @@ fuzz:
 docs: deps
 	@env -u LUA_PATH -u LUA_CPATH ldoc -q -d $(BUILD)/docs lua/pogo && echo "API docs in $(BUILD)/docs/index.html"
 
-rock: deps
-	@luarocks --lua-version 5.4 make --tree $(CURDIR)/luarocks-tree rockspec/pogo-scm-1.rockspec
+# Install pogo from this checkout into ./luarocks-tree (luarocks comes from Debian).
+rock:
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES=luarocks
+	@luarocks --lua-version 5.4 make --tree $(CURDIR)/luarocks-tree rockspec/pogo-$(VERSION)-1.rockspec
+
+# Pack the source rock pogo-$(PACK_VERSION)-1.src.rock (in this directory) from
+# the checkout's HEAD: git archive makes the tarball the rockspec names, and
+# luarocks pack gets a copy of the rockspec whose url is the tarball's absolute
+# path (it fetches into a temporary directory). PACK_VERSION=scm packs the scm one.
+pack:
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="luarocks git"
+	@set -e; d=$(CURDIR)/$(BUILD)/pack; name=pogo-$(PACK_VERSION); \
+	  rm -rf "$$d"; mkdir -p "$$d"; \
+	  git archive --format=tar.gz --prefix=$$name/ -o "$$d/$$name.tar.gz" HEAD; \
+	  sed 's|^  url = ".*",$$|  url = "file://'"$$d/$$name.tar.gz"'",|' rockspec/$$name-1.rockspec > "$$d/$$name-1.rockspec"; \
+	  grep -q "file://$$d/$$name.tar.gz" "$$d/$$name-1.rockspec"; \
+	  (cd "$$d" && luarocks --lua-version 5.4 pack $$name-1.rockspec); \
+	  mv "$$d/$$name-1.src.rock" .; echo "packed $$name-1.src.rock"
 
 clean:
-	rm -rf build build-asan luarocks-tree
+	rm -rf build build-asan luarocks-tree pogo-*.src.rock

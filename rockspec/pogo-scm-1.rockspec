@@ -1,8 +1,13 @@
 rockspec_format = "3.0"
 package = "pogo"
 version = "scm-1"
+-- Built from a checkout: `luarocks make rockspec/pogo-scm-1.rockspec` (no fetch).
+-- `make pack PACK_VERSION=scm` builds pogo-scm.tar.gz from the checkout's HEAD and
+-- packs pogo-scm-1.src.rock (luarocks fetches into a temporary directory, so
+-- make pack hands it a copy of this rockspec with the tarball's absolute path).
 source = {
-  url = "git+file:///dev/null", -- built from a checkout: luarocks make rockspec/pogo-scm-1.rockspec
+  url = "pogo-scm.tar.gz",
+  dir = "pogo-scm",
 }
 description = {
   summary = "A distributed supervisor for Lua 5.4: processes, links, monitors, pg, a hash ring and Pogo's dynamic supervisor",
@@ -14,9 +19,15 @@ mailboxes, links, monitors, node links, replicated process groups and a
 consistent hash ring.
 ]],
   license = "MIT",
+  -- a placeholder (.invalid never resolves): the project has no public home yet
+  homepage = "https://pogo.invalid/",
+  labels = { "distributed", "supervisor", "actors", "erlang", "libuv" },
 }
 -- luv comes from the system (Debian's lua-luv / lua-luv-dev): its C API (luv_loop)
 -- must be the same library that `require "luv"` loads, so it is not a rock dependency.
+-- bin/pogo parses its arguments with argparse, from Debian's lua-argparse (the
+-- argparse rock works too); it is not listed so that an offline install that has
+-- Debian's package does not look for the rock.
 dependencies = {
   "lua >= 5.4, < 5.5",
 }

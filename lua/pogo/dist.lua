@@ -40,6 +40,7 @@
 -- @module pogo.dist
 local core = require "pogo.core"
 local uv = require "luv"
+local log = require("pogo.log").with { module = "pogo.dist" }
 
 local M = {}
 
@@ -60,42 +61,98 @@ local function trim(s)
   return (s:gsub("^%s+", ""):gsub("%s+$", ""))
 end
 
-local function read_cookie(path)
-  local f = io.open(path, "r")
-  if not f then return nil end
-  local s = trim(f:read("a") or "")
-  f:close()
-  if s == "" then error("pogo.start: the cookie file " .. path .. " is empty", 3) end
-  return s
+local FILE_TYPES = { char = "character device", block = "block device", fifo = "FIFO" }
+local OCTAL_077, OCTAL_600 = tonumber("077", 8), tonumber("600", 8)
+
+-- The reason in a luv error ("EACCES: permission denied: /path" -> "permission denied").
+local function uv_reason(err, path)
+  local why = tostring(err):gsub("^%u+: ", "")
+  local tail = ": " .. path
+  if why:sub(-#tail) == tail then why = why:sub(1, -#tail - 1) end
+  return why
 end
 
-local function cookie_file(path)
-  local c = read_cookie(path)
-  if c then return c end
-  c = new_cookie()
-  local fd, err = uv.fs_open(path, "wx", tonumber("600", 8))
-  if not fd then
-    local again = read_cookie(path) -- another node created it first
-    if again then return again end
-    error("pogo.start: cannot create the cookie file " .. path .. ": " .. tostring(err), 3)
+--- Read a cookie file (as `pogo.start` reads `~/.pogo.cookie` and
+-- `bin/pogo --cookie-file` its file). The cookie is the file's content
+-- without surrounding white space. Like Erlang, a file that group or others
+-- may access (mode & 077) is refused. Each problem has its own message: a
+-- missing file, a directory (or any other non-regular file), a file open to
+-- others (with the `chmod 600` that fixes it), one that cannot be read, an
+-- empty one.
+-- @tparam string path
+-- @treturn[1] string the cookie
+-- @treturn[2] nil
+-- @treturn[2] string the reason, naming the file
+-- @treturn[2] string the luv error code (`"ENOENT"`: the file does not exist),
+--  or nil when the file exists but cannot be used
+function M.read_cookie_file(path)
+  if type(path) ~= "string" then error("read_cookie_file: path must be a string, got " .. type(path), 2) end
+  local st, err, code = uv.fs_stat(path)
+  if not st then
+    if code == "ENOENT" then return nil, "the cookie file " .. path .. " does not exist", code end
+    return nil, "cannot read the cookie file " .. path .. ": " .. uv_reason(err, path), code
   end
-  uv.fs_write(fd, c .. "\n", 0)
+  if st.type == "directory" then
+    return nil, "the cookie file " .. path .. " is a directory, not a file"
+  elseif st.type ~= "file" then
+    return nil, "the cookie file " .. path .. " is not a regular file (it is a "
+                .. (FILE_TYPES[st.type] or tostring(st.type)) .. ")"
+  end
+  if st.mode & OCTAL_077 ~= 0 then
+    return nil, string.format("the cookie file %s can be accessed by group or others (mode %04o); "
+                              .. "make it private to its owner: chmod 600 %s",
+                              path, st.mode & tonumber("7777", 8), path)
+  end
+  local fd
+  fd, err, code = uv.fs_open(path, "r", 0)
+  if not fd then
+    return nil, "cannot read the cookie file " .. path .. ": " .. uv_reason(err, path), code
+  end
+  local data
+  data, err, code = uv.fs_read(fd, math.max(st.size, 1), 0)
   uv.fs_close(fd)
+  if not data then
+    return nil, "cannot read the cookie file " .. path .. ": " .. uv_reason(err, path), code
+  end
+  local cookie = trim(data)
+  if cookie == "" then return nil, "the cookie file " .. path .. " is empty" end
+  return cookie
+end
+
+-- The default cookie: ~/.pogo.cookie, created with a random cookie and mode
+-- 0600 when missing. A file that exists but cannot be used is an error the
+-- user must fix: it raises with its reason (no Lua position).
+local function cookie_file(path)
+  local c, why, code = M.read_cookie_file(path)
+  if c then return c end
+  if code ~= "ENOENT" then error("pogo.start: " .. why, 0) end
+  c = new_cookie()
+  local fd, err, ecode = uv.fs_open(path, "wx", OCTAL_600)
+  if not fd then
+    if ecode == "EEXIST" then -- another node created it first
+      local again, why2 = M.read_cookie_file(path)
+      if again then return again end
+      error("pogo.start: " .. why2, 0)
+    end
+    error("pogo.start: cannot create the cookie file " .. path .. ": " .. uv_reason(err, path), 0)
+  end
+  local ok, werr = uv.fs_write(fd, c .. "\n", 0)
+  uv.fs_close(fd)
+  if not ok then
+    os.remove(path)
+    error("pogo.start: cannot write the cookie file " .. path .. ": " .. uv_reason(werr, path), 0)
+  end
+  log.info("created the cookie file %s (mode 0600)", path)
   return c
 end
 
 local function resolve_cookie(opts)
-  if opts.cookie ~= nil then
-    if type(opts.cookie) ~= "string" or opts.cookie == "" then
-      error("pogo.start: cookie must be a non-empty string", 3)
-    end
-    return opts.cookie
-  end
+  if opts.cookie ~= nil then return opts.cookie end
   local env = os.getenv("POGO_COOKIE")
   if env and env ~= "" then return env end
   local home = os.getenv("HOME")
   if not home or home == "" then
-    error("pogo.start: no cookie: set opts.cookie or POGO_COOKIE (HOME is unknown)", 3)
+    error("pogo.start: no cookie: set opts.cookie or POGO_COOKIE (HOME is unknown)", 0)
   end
   return cookie_file(home .. "/.pogo.cookie")
 end
@@ -165,26 +222,64 @@ end
 
 -- ---- API ----
 
---- Start this node: listen, dial the seeds, answer rpc.
--- @tparam[opt] table opts
---  `name` (default random), `host` (default "127.0.0.1"; the address others
---  dial), `port` (0 = ephemeral), `cookie` (default: env `POGO_COOKIE`, else
---  `~/.pogo.cookie`, created with a random value and mode 0600),
---  `seeds` (list of "host:port" or node names), `heartbeat_ms` (1000),
---  `timeout_ms` (5000), `max_frame` (largest frame accepted, 64 MiB),
---  `backoff_min_ms` (50), `backoff_max_ms` (2000), `forget_ms` (300000),
---  `block` (node names refused from the start), `log` (false: no log lines
---  on stderr).
--- @treturn string the node's name, `name@host:port` with the real port
 -- processes that called monitor_nodes before pogo.start
 local early_subscribers = {}
 
+-- Programming errors in the options raise at the caller, naming the option.
+local function check(ok, field, what, v)
+  if not ok then
+    error(string.format("pogo.start: opts.%s must be %s, got %s", field, what,
+                        type(v) == "string" and string.format("%q", v) or tostring(v)), 4)
+  end
+end
+
+local INTEGER_OPTS = { "heartbeat_ms", "timeout_ms", "max_frame", "backoff_min_ms", "backoff_max_ms", "forget_ms" }
+
+local function check_opts(opts)
+  for _, k in ipairs { "name", "host" } do
+    check(opts[k] == nil or type(opts[k]) == "string", k, "a string", opts[k])
+  end
+  local port = opts.port
+  check(port == nil or (math.type(port) == "integer" and port >= 0 and port <= 65535),
+        "port", "an integer from 0 to 65535", port)
+  for _, k in ipairs(INTEGER_OPTS) do
+    check(opts[k] == nil or math.type(opts[k]) == "integer", k, "an integer", opts[k])
+  end
+  check(opts.cookie == nil or (type(opts.cookie) == "string" and opts.cookie ~= ""),
+        "cookie", "a non-empty string", opts.cookie)
+  local seeds = opts.seeds
+  local seeds_ok = seeds == nil or type(seeds) == "string" or type(seeds) == "table"
+  if type(seeds) == "table" then
+    for _, s in ipairs(seeds) do seeds_ok = seeds_ok and type(s) == "string" end
+  end
+  check(seeds_ok, "seeds", 'a list of "host:port" or node names', seeds)
+  check(opts.log == nil or type(opts.log) == "boolean", "log", "a boolean", opts.log)
+  check(opts.block == nil or type(opts.block) == "table", "block", "a list of node names", opts.block)
+end
+
+--- Start this node: listen, dial the seeds, answer rpc.
+-- Options of the wrong type raise an error naming the option, at the
+-- caller. Failures the user must fix (the port is taken, the cookie file
+-- cannot be used, a bad seed address, the node is already started) raise
+-- their reason without a Lua position, so a program can print it as it is.
+-- @tparam[opt] table opts
+--  `name` (default random), `host` (default "127.0.0.1"; the address others
+--  dial), `port` (0 = ephemeral), `cookie` (default: env `POGO_COOKIE`, else
+--  `~/.pogo.cookie`, created with a random value and mode 0600; refused when
+--  group or others may access it, see `read_cookie_file`),
+--  `seeds` (list of "host:port" or node names), `heartbeat_ms` (1000),
+--  `timeout_ms` (5000), `max_frame` (largest frame accepted, 64 MiB),
+--  `backoff_min_ms` (50), `backoff_max_ms` (2000), `forget_ms` (300000),
+--  `block` (node names refused from the start), `log` (false: no transport
+--  log lines).
+-- @treturn string the node's name, `name@host:port` with the real port
 function M.start(opts)
   opts = opts or {}
-  if type(opts) ~= "table" then error("pogo.start: options table expected", 2) end
+  if type(opts) ~= "table" then error("pogo.start: options table expected, got " .. type(opts), 2) end
+  check_opts(opts)
   local seeds = opts.seeds
   if type(seeds) == "string" then seeds = { seeds } end
-  local name = core.dist_start {
+  local ok, name = pcall(core.dist_start, {
     name = opts.name or ("pogo" .. hex(core.dist_random(4))),
     host = opts.host or "127.0.0.1",
     port = opts.port or 0,
@@ -198,7 +293,9 @@ function M.start(opts)
     forget_ms = opts.forget_ms,
     log = opts.log,
     block = opts.block,
-  }
+  })
+  -- (called through pcall, the core's errors carry no Lua position)
+  if not ok then error(name, 0) end
   core.set_node_name(name)
   settings.timeout_ms = opts.timeout_ms or 5000
   settings.seeds = {}

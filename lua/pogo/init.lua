@@ -6,8 +6,15 @@
 --
 -- @module pogo
 local core = require "pogo.core"
+local log = require "pogo.log"
 
 local M = {}
+
+--- The version of pogo, as in its rockspec (`pogo-0.2.0-1`): "0.2.0".
+M._VERSION = "0.2.0"
+
+--- The logger (see `pogo.log`).
+M.log = log
 
 local c_receive, c_wait = core.receive, core.wait
 local mbox_len, mbox_peek, mbox_take = core.mbox_len, core.mbox_peek, core.mbox_take
@@ -298,10 +305,11 @@ function M.reply(from, value)
 end
 
 local stop_hooks = {}
+local stop_log = log.with { module = "pogo" }
 
 --- Call `fn()` when `pogo.stop()` is called, before the links close (for
 -- resources outside the node, such as the programs of `pogo.os_process`).
--- An error in `fn` is written to stderr and does not stop the others.
+-- An error in `fn` is logged (level error) and does not stop the others.
 -- @tparam function fn
 -- @treturn function call it to remove `fn`
 function M.on_stop(fn)
@@ -319,7 +327,7 @@ end
 function M.stop()
   for _, h in ipairs({ table.unpack(stop_hooks) }) do
     local ok, err = pcall(h.fn)
-    if not ok then io.stderr:write("pogo.stop: a stop hook raised: ", tostring(err), "\n") end
+    if not ok then stop_log.error("a stop hook raised: %s", err) end
   end
   if M.dist_stop then M.dist_stop() end
   core.stop_loop()

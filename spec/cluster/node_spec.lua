@@ -5,30 +5,7 @@ local cluster = require "support.cluster"
 
 local R = "support.remote"
 
--- Run bin/pogo with `args` and return its exit code and output (bounded).
-local function run_pogo(args)
-  local me = pogo.self()
-  local out, err = uv.new_pipe(false), uv.new_pipe(false)
-  local buf = { "", "" }
-  local handle, pid
-  handle, pid = uv.spawn(os.getenv("LUA") or "lua5.4", {
-    args = { "bin/pogo", table.unpack(args) }, stdio = { nil, out, err },
-    env = cluster.env() },
-    function(code)
-      handle:close()
-      pogo.send(me, { "ran", code })
-    end)
-  assert(handle, pid)
-  for i, p in ipairs { out, err } do
-    p:read_start(function(_, data)
-      if data then buf[i] = buf[i] .. data else p:close() end
-    end)
-  end
-  local m = pogo.receive(function(msg) return msg[1] == "ran" end, 10000)
-  if not m then uv.kill(pid, "sigkill") end
-  pogo.sleep(20) -- the pipes' last reads
-  return m and m[2], buf[1], buf[2]
-end
+local run_pogo = require("support.pogo_cli").run
 
 describe("a node", function()
   local c

@@ -32,7 +32,7 @@ for f in "${files[@]}"; do
   timeout "${POGO_SPEC_TIMEOUT:-300}" "${runner[@]}" "$BUSTED_BIN" -o plainTerminal \
     --lpath="./lua/?.lua;./lua/?/init.lua;./spec/?.lua" --cpath="./$BUILD/?.so" "$f" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
-  line=$(grep -E '^[0-9]+ successes? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$log" | tail -1)
+  line=$(grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$log" | tail -1)
   if [ -n "$line" ]; then
     read -r s _ _ fl _ _ e _ _ p _ <<<"$line"
     passed=$((passed + s)); failed=$((failed + fl + e + p))
