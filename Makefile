@@ -16,10 +16,11 @@ export LUA_CPATH = $(CURDIR)/$(BUILD)/?.so;/usr/local/lib/lua/5.4/?.so;/usr/lib/
 
 .PHONY: deps build test asan valgrind lint bench demo fuzz docs clean rock pack
 
-# Install missing Debian packages (needs root, as on CI and fresh machines).
+# Install missing Debian packages (needs root, as on CI and fresh machines). A
+# package removed but not purged is missing ("dpkg -s" would say it is there).
 deps:
 	@missing=""; for p in $(DEB_PACKAGES) $(EXTRA_PACKAGES); do \
-	  dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  [ "$$(dpkg-query -W -f='$${Status}' $$p 2>/dev/null)" = "install ok installed" ] || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing:$$missing"; \
 	  if [ "$$(id -u)" != 0 ]; then echo "need root to apt-get install:$$missing" >&2; exit 1; fi; \
