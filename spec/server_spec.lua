@@ -134,4 +134,107 @@ describe("pogo.server", function()
     assert.equal(2, pogo.call(pid, "get"))
     server.stop(pid)
   end)
+
+  it("timeout(state) bounds each wait; when it passes, handle_info gets \"timeout\"", function()
+    local me = pogo.self()
+    local pid = assert(server.start_link({
+      init = function() return { due = pogo.now() + 30, fired = 0 } end,
+      timeout = function(s) return s.due and s.due - pogo.now() or nil end,
+      handle_info = function(msg, s)
+        if msg == "timeout" then
+          s.fired = s.fired + 1
+          s.due = nil -- no more timeouts
+          pogo.send(me, { "fired", pogo.now() })
+        end
+        return s
+      end,
+      handle_call = function(_, _, s) return s.fired, s end,
+    }, nil))
+    local t0 = pogo.now()
+    local m = pogo.receive(function(x) return x[1] == "fired" end, 2000)
+    assert.is_not_nil(m)
+    assert.is_true(m[2] - t0 >= 25)
+    assert.is_nil(pogo.receive(function(x) return x[1] == "fired" end, 100))
+    assert.equal(1, server.call(pid, "fired"))
+    server.stop(pid)
+  end)
+
+  it("handle_drained runs after init and once per batch, when the mailbox is empty", function()
+    local me = pogo.self()
+    local pid = assert(server.start_link({
+      init = function() return { n = 0 } end,
+      handle_info = function(_, s) s.n = s.n + 1; return s end,
+      handle_cast = function(_, s) s.n = s.n + 1; return s end,
+      handle_drained = function(s)
+        pogo.send(me, { "drained", s.n })
+        s.n = 0
+        return s
+      end,
+    }, nil))
+    assert.same({ "drained", 0 }, pogo.receive(1000))
+    -- queued before the server runs again: one batch
+    for i = 1, 4 do pogo.send(pid, i) end
+    server.cast(pid, "five")
+    assert.same({ "drained", 5 }, pogo.receive(1000))
+    pogo.send(pid, "one more")
+    assert.same({ "drained", 1 }, pogo.receive(1000))
+    assert.is_nil(pogo.receive(50))
+    server.stop(pid)
+  end)
+
+  it("handle_drained may stop the server", function()
+    local me = pogo.self()
+    local pid = assert(server.start({
+      init = function() return {} end,
+      handle_info = function(msg, s) s.quit = msg == "quit"; return s end,
+      handle_drained = function(s)
+        if s.quit then return s, "stop", "drained_out" end
+        return s
+      end,
+      terminate = function(reason) pogo.send(me, { "terminated", reason }) end,
+    }, nil))
+    local ref = pogo.monitor(pid)
+    pogo.send(pid, "quit")
+    assert.same({ "terminated", "drained_out" }, pogo.receive(function(m) return m[1] == "terminated" end, 1000))
+    local down = pogo.receive(function(m) return m[1] == "DOWN" and m[2] == ref end, 1000)
+    assert.equal("drained_out", down[4])
+  end)
+
+  it("terminate tells a crash from a stop with is_crash", function()
+    local me = pogo.self()
+    local mod = counter({
+      terminate = function(reason) pogo.send(me, { "terminated", server.is_crash(reason) }) end,
+    })
+    local pid = assert(server.start(mod, 0))
+    assert.is_false(pcall(server.call, pid, "crash", 1000))
+    assert.same({ "terminated", true }, pogo.receive(function(m) return m[1] == "terminated" end, 1000))
+    pid = assert(server.start(mod, 0))
+    server.stop(pid, "shutdown")
+    assert.same({ "terminated", false }, pogo.receive(function(m) return m[1] == "terminated" end, 1000))
+    assert.is_false(server.is_crash("shutdown"))
+    assert.is_false(server.is_crash({ error = "x", traceback = "y" }))
+  end)
+
+  it("enter_loop makes a spawned process a server without init", function()
+    local pid = pogo.spawn(server.enter_loop, counter(), 41)
+    assert.equal(42, server.call(pid, "inc"))
+    server.cast(pid, 8)
+    assert.equal(50, server.call(pid, "get"))
+    server.stop(pid)
+    assert.has_error(function() server.enter_loop(42) end)
+  end)
+
+  it("a \"$call\" whose from cannot be answered is an info, not a crash", function()
+    local me = pogo.self()
+    local pid = assert(server.start_link(counter({
+      handle_info = function(msg, s)
+        pogo.send(me, { "info", msg[1], msg[2] })
+        return s
+      end,
+    }), 5))
+    pogo.send(pid, { "$call", 42, "get" })
+    assert.same({ "info", "$call", 42 }, pogo.receive(1000))
+    assert.equal(5, server.call(pid, "get"))
+    server.stop(pid)
+  end)
 end)

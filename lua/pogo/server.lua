@@ -10,8 +10,26 @@
 -- * `terminate(reason, state)` (optional; called on stop, on a handler error, and
 --   on an exit signal from the parent when the server traps exits)
 --
--- Missing handlers: an unexpected call crashes the server, unexpected casts and
--- infos are ignored (as gen_server logs and drops them).
+-- Two optional callbacks serve servers that act on time or on many messages at once:
+--
+-- * `timeout(state) -> ms | nil`: how long the server may wait for its next
+--   message, computed from the state before each wait (gen_server's timeout,
+--   which there each callback returns). When it passes with no message,
+--   `handle_info("timeout", state)` runs. nil (or `math.huge`) waits forever.
+-- * `handle_drained(state) -> state` (or `state, "stop", reason`): runs each
+--   time the mailbox is empty, after `init` and after the messages that came
+--   meanwhile have been handled one by one, before the server waits. A server
+--   that must act on one consistent view of everything queued (the distributed
+--   supervisor reconciles only after it has read every pg change) notes what
+--   each message changes and acts here: drain, then act.
+--
+-- The loop, for each message: `"$call"` goes to `handle_call`, `"$cast"` to
+-- `handle_cast`, `"$stop"` (from `stop`) ends the server, an `"EXIT"` from the
+-- parent ends it when it traps exits (`opts.trap_exit`), and anything else goes
+-- to `handle_info`. Missing handlers: an unexpected call crashes the server,
+-- unexpected casts and infos are ignored (as gen_server logs and drops them).
+-- A handler that raises ends the server: `terminate` gets the error as its
+-- reason (see `is_crash`) and the server exits with it.
 -- @module pogo.server
 local pogo = require "pogo"
 local proc_lib = require "pogo.proc_lib"
@@ -26,14 +44,23 @@ local function resolve(module)
     module = mod
   end
   if type(module) ~= "table" then return nil, "server module must be a table or a module name" end
-  if type(module.init) ~= "function" then return nil, "server module has no init function" end
   return module
 end
 
+-- The exit reason of a handler that raised: the error and its traceback.
+local CRASH = { __tostring = function(r) return tostring(r.error) .. "\n" .. r.traceback end }
+
 local function crash(err)
-  return setmetatable({ error = err, traceback = debug.traceback(nil, 2) }, {
-    __tostring = function(r) return tostring(r.error) .. "\n" .. r.traceback end,
-  })
+  return setmetatable({ error = err, traceback = debug.traceback(nil, 2) }, CRASH)
+end
+
+--- Whether `reason` is the crash of a server's handler (a table `{error =,
+-- traceback =}`), as `terminate` gets it after a handler raised, rather than
+-- a reason given to a stop: lets `terminate` tell a crash from a stop.
+-- @param reason
+-- @treturn boolean
+function M.is_crash(reason)
+  return getmetatable(reason) == CRASH
 end
 
 local function terminate(mod, reason, state)
@@ -44,56 +71,70 @@ local function terminate(mod, reason, state)
   return reason
 end
 
+-- What a handler other than handle_call gave: the next state, or the end.
+local function next_state(mod, state, ok, a, b, c)
+  if not ok then pogo.exit(terminate(mod, a, state)) end
+  if b == "stop" then pogo.exit(terminate(mod, c == nil and "normal" or c, a)) end
+  return a
+end
+
+-- A timeout callback's value as core.receive takes it: integer ms, or nil.
+local function wait_ms(ms)
+  if ms == nil or ms == math.huge then return nil end
+  if ms <= 0 then return 0 end
+  return math.tointeger(ms) or math.ceil(ms)
+end
+
 local function loop(mod, state, parent)
   local handle_call, handle_cast, handle_info = mod.handle_call, mod.handle_cast, mod.handle_info
-  local receive = core.receive
+  local handle_drained, timeout = mod.handle_drained, mod.timeout
+  local waits = handle_drained ~= nil or timeout ~= nil
+  local receive, mbox_len = core.receive, core.mbox_len
   while true do
-    local msg = receive()
+    local msg
+    if waits and mbox_len() == 0 then
+      if handle_drained then state = next_state(mod, state, xpcall(handle_drained, crash, state)) end
+      if timeout then
+        local ok, ms = xpcall(timeout, crash, state)
+        if not ok then pogo.exit(terminate(mod, ms, state)) end
+        ms = wait_ms(ms)
+        msg = receive(ms)
+        if msg == nil and ms ~= nil then msg = "timeout" end
+      else
+        msg = receive()
+      end
+    else
+      msg = receive()
+    end
     local tag = type(msg) == "table" and msg[1]
-    local ok, a, b, c, d
-    if tag == "$call" then
+    -- a "$call" whose `from` cannot be answered is no call: it is an info
+    if tag == "$call" and type(msg[2]) == "table" then
       local from = msg[2]
+      local ok, a, b, c, d
       if not handle_call then
         ok, a = false, crash("handle_call is not defined for request " .. tostring(msg[3]))
       else
         ok, a, b, c, d = xpcall(handle_call, crash, msg[3], from, state)
       end
-      if ok then
-        state = b
-        if c == "stop" then
-          if a ~= nil then pogo.reply(from, a) end
-          pogo.exit(terminate(mod, d == nil and "normal" or d, state))
-        elseif c ~= "noreply" then
-          pogo.reply(from, a)
-        end
+      if not ok then pogo.exit(terminate(mod, a, state)) end
+      state = b
+      if c == "stop" then
+        if a ~= nil then pogo.reply(from, a) end
+        pogo.exit(terminate(mod, d == nil and "normal" or d, state))
+      elseif c ~= "noreply" then
+        pogo.reply(from, a)
       end
     elseif tag == "$cast" then
-      if handle_cast then
-        ok, a, b, c = xpcall(handle_cast, crash, msg[2], state)
-      else
-        ok, a = true, state
-      end
+      if handle_cast then state = next_state(mod, state, xpcall(handle_cast, crash, msg[2], state)) end
     elseif tag == "$stop" then
       -- server.stop: {"$stop", from, reason}
-      local reason = msg[3]
-      local r = terminate(mod, reason, state)
-      pogo.reply(msg[2], true)
+      local r = terminate(mod, msg[3], state)
+      pcall(pogo.reply, msg[2], true)
       pogo.exit(r)
     elseif tag == "EXIT" and msg[2] == parent and core.trap_exit() then
       pogo.exit(terminate(mod, msg[3], state))
-    else
-      if handle_info then
-        ok, a, b, c = xpcall(handle_info, crash, msg, state)
-      else
-        ok, a = true, state
-      end
-    end
-    if tag ~= "$call" and tag ~= "$stop" and ok then
-      state = a
-      if b == "stop" then pogo.exit(terminate(mod, c == nil and "normal" or c, state)) end
-    end
-    if not ok then
-      pogo.exit(terminate(mod, a, state))
+    elseif handle_info then
+      state = next_state(mod, state, xpcall(handle_info, crash, msg, state))
     end
   end
 end
@@ -102,6 +143,7 @@ local function start(module, arg, opts, link)
   opts = opts or {}
   local mod, err = resolve(module)
   if not mod then return nil, err end
+  if type(mod.init) ~= "function" then return nil, "server module has no init function" end
   if opts.name ~= nil then
     local existing = core.whereis(opts.name)
     if existing then return nil, "already started: " .. tostring(existing) end
@@ -136,6 +178,17 @@ end
 -- @see start_link
 function M.start(module, arg, opts)
   return start(module, arg, opts, false)
+end
+
+--- Make the calling process a server with `state`, without `init` (gen_server's
+-- `enter_loop`): for a process spawned without waiting for it to start, such
+-- as a node service. It has no parent. Never returns.
+-- @param module callback table or `require` name (it needs no `init`)
+-- @param state the initial state
+function M.enter_loop(module, state)
+  local mod, err = resolve(module)
+  if not mod then error("pogo.server.enter_loop: " .. err, 2) end
+  return loop(mod, state, nil)
 end
 
 --- Call a server (see `pogo.call`).
