@@ -6,10 +6,16 @@
 -- "shutdown"). Children are started in order and terminated in reverse order:
 -- exit signal "shutdown", then "kill" after `shutdown` ms (or at once for
 -- "brutal_kill", never for "infinity").
+--
+-- It is a `pogo.server`: requests are calls, child exits (it traps exits) and
+-- retries of a failed restart (`{"$restart", child}`, sent to itself) are
+-- infos, and `terminate` (the parent's exit, `server.stop`, giving up) shuts
+-- the children down. The restart intensity is a `pogo.restart_intensity` window.
 -- @module pogo.supervisor
 local pogo = require "pogo"
 local child_spec = require "pogo.child_spec"
-local proc_lib = require "pogo.proc_lib"
+local server = require "pogo.server"
+local intensity = require "pogo.restart_intensity"
 
 local M = {}
 
@@ -72,22 +78,14 @@ function Sup:terminate_all(from_index)
   end
 end
 
--- Count a restart; false when the intensity is exceeded.
-function Sup:add_restart()
-  local now = pogo.now()
-  local r = self.restarts
-  r[#r + 1] = now
-  local keep = {}
-  for _, t in ipairs(r) do
-    if now - t <= self.period then keep[#keep + 1] = t end
-  end
-  self.restarts = keep
-  return #keep <= self.intensity
-end
-
-function Sup:give_up()
-  self:terminate_all()
-  pogo.exit("shutdown")
+-- Start a stopped child again. When its start fails it shows as
+-- "restarting" and is tried again from the mailbox (as one more restart, so
+-- a child that cannot start ends in the supervisor giving up); false then.
+function Sup:start_again(child)
+  if self:start_child_record(child) then return true end
+  child.pid = "restarting"
+  pogo.send(pogo.self(), { "$restart", child })
+  return false
 end
 
 -- Restart the children from index i (in order), for one_for_all/rest_for_one.
@@ -97,44 +95,39 @@ function Sup:restart_from(i)
   for _, c in ipairs(list) do
     if c.spec.restart == "temporary" and c.pid == nil then
       self:remove(c)
-    elseif c.pid == nil or c.pid == "restarting" then
-      local pid = self:start_child_record(c)
-      if not pid then
-        c.pid = "restarting"
-        pogo.send(pogo.self(), { "$restart", c })
-        return
-      end
+    elseif (c.pid == nil or c.pid == "restarting") and not self:start_again(c) then
+      return
     end
   end
 end
 
+-- Restart a child that exited (and, by the strategy, its siblings); false
+-- when that is beyond the restart intensity: the supervisor then gives up.
 function Sup:restart(child)
-  if not self:add_restart() then return self:give_up() end
+  if not self.restarts:add(pogo.now()) then return false end
   local _, index = self:find(child.id)
-  if not index then return end
+  if not index then return true end
   if self.strategy == "one_for_one" then
-    local pid = self:start_child_record(child)
-    if not pid then
-      child.pid = "restarting"
-      pogo.send(pogo.self(), { "$restart", child })
-    end
-    return
+    self:start_again(child)
+    return true
   end
   local from = self.strategy == "one_for_all" and 1 or index
   self:terminate_all(from)
   self:restart_from(from)
+  return true
 end
 
+-- A child exited; false when restarting it is beyond the restart intensity.
 function Sup:child_exited(child, reason)
   self.by_pid[child.pid] = nil
   child.pid = nil
   local r = child.spec.restart
   if r == "temporary" then
     self:remove(child)
-    return
+    return true
   end
-  if r == "transient" and (reason == "normal" or reason == "shutdown") then return end
-  self:restart(child)
+  if r == "transient" and (reason == "normal" or reason == "shutdown") then return true end
+  return self:restart(child)
 end
 
 function Sup:which_children()
@@ -158,7 +151,8 @@ function Sup:count_children()
   return n
 end
 
-function Sup:handle_call(req)
+-- Answer a request of the API below: the reply is an array {value, error}.
+function Sup:call(req)
   local op = req[1]
   if op == "start_child" then
     local spec, err = child_spec.normalize(req[2])
@@ -205,55 +199,62 @@ function Sup:handle_call(req)
   return { nil, "unknown request" }
 end
 
-local function body(ack, parent, specs, opts)
-  pogo.trap_exit(true)
-  if opts.name ~= nil and not pcall(pogo.register, opts.name, pogo.self()) then
-    return ack(false, "already started: " .. tostring(pogo.whereis(opts.name)))
-  end
+-- ---- the server callbacks (pogo.server) ----
+
+local Server = {}
+
+function Server.init(arg)
+  local specs, opts = arg[1], arg[2]
   local self = setmetatable({
     strategy = opts.strategy or "one_for_one",
-    intensity = opts.intensity or 3,
-    period = opts.period_ms or 5000,
-    restarts = {}, children = {}, by_pid = {}, by_key = {},
+    restarts = intensity.new(opts.intensity or 3, opts.period_ms or 5000),
+    children = {}, by_pid = {}, by_key = {},
   }, Sup)
   for _, spec in ipairs(specs) do
     local child = { id = spec.id, spec = spec }
     local pid, err = self:start_child_record(child)
     if not pid then
       self:terminate_all()
-      return ack(false, "failed to start child " .. tostring(spec.id) .. ": " .. tostring(err))
+      return nil, "failed to start child " .. tostring(spec.id) .. ": " .. tostring(err)
     end
     self:add(child)
   end
-  ack(true)
-  while true do
-    local msg = pogo.receive()
-    local tag = type(msg) == "table" and msg[1]
-    if tag == "EXIT" then
-      local pid, reason = msg[2], msg[3]
-      if pid == parent then
-        self:terminate_all()
-        pogo.exit(reason)
-      end
-      local child = self.by_pid[pid]
-      if child and child.pid == pid then self:child_exited(child, reason) end
-    elseif tag == "$call" then
-      -- a bad request (say, an id that cannot be encoded) is answered, not fatal
-      local ok, r = pcall(self.handle_call, self, msg[3])
-      pogo.reply(msg[2], ok and r or { nil, "bad request: " .. tostring(r) })
-    elseif tag == "$restart" then
-      local child = msg[2]
-      if child.pid == "restarting" and self:find(child.id) == child then
-        if self.strategy == "one_for_one" then
-          self:restart(child)
-        else
-          if not self:add_restart() then self:give_up() end
-          local _, i = self:find(child.id)
-          self:restart_from(i)
-        end
+  return self
+end
+
+function Server.handle_call(req, _, self)
+  -- a bad request (say, an id that cannot be encoded) is answered, not fatal
+  local ok, r = pcall(self.call, self, req)
+  return ok and r or { nil, "bad request: " .. tostring(r) }, self
+end
+
+function Server.handle_info(msg, self)
+  local tag = type(msg) == "table" and msg[1]
+  local going_on = true
+  if tag == "EXIT" then
+    local pid = msg[2]
+    local child = self.by_pid[pid]
+    if child and child.pid == pid then going_on = self:child_exited(child, msg[3]) end
+  elseif tag == "$restart" then
+    local child = msg[2]
+    if child.pid == "restarting" and self:find(child.id) == child then
+      if self.strategy == "one_for_one" then
+        going_on = self:restart(child)
+      elseif self.restarts:add(pogo.now()) then
+        local _, i = self:find(child.id)
+        self:restart_from(i)
+      else
+        going_on = false
       end
     end
   end
+  if not going_on then return self, "stop", "shutdown" end -- beyond the restart intensity
+  return self
+end
+
+-- The parent's exit, a stop, or giving up: children go in reverse start order.
+function Server.terminate(_, self)
+  self:terminate_all()
 end
 
 --- Start a supervisor linked to the caller.
@@ -281,7 +282,7 @@ function M.start_link(children, opts)
     seen[key] = true
     specs[i] = spec
   end
-  return proc_lib.start(true, nil, body, specs, opts)
+  return server.start_link(Server, { specs, opts }, { name = opts.name, trap_exit = true })
 end
 
 local function call(sup, req)
