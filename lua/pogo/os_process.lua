@@ -20,7 +20,7 @@
 -- @module pogo.os_process
 local pogo = require "pogo"
 local uv = require "luv"
-local proc_lib = require "pogo.proc_lib"
+local server = require "pogo.server"
 
 local M = {}
 
@@ -85,71 +85,81 @@ end
 
 local function is_exit(m) return type(m) == "table" and m[1] == "$os_exit" end
 
-local function body(ack, parent, opts, spawn_opts)
-  pogo.trap_exit(true)
+-- ---- the server callbacks (pogo.server): the process that runs one program ----
+
+local Server = {}
+
+-- Run the program; its exit comes as {"$os_exit", code, signal}.
+function Server.init(arg)
+  local opts, spawn_opts = arg[1], arg[2]
   local me = pogo.self()
-  local sig, kill_timeout = signum(opts.kill_signal or "sigterm"), opts.kill_timeout_ms or 5000
-  local state = { exited = false }
+  local st = {
+    cmd = opts.cmd,
+    sig = signum(opts.kill_signal or "sigterm"), -- kill_signal, as a number
+    kill_timeout = opts.kill_timeout_ms or 5000,
+    exited = false, -- the program has ended (set from luv's exit callback)
+    handle = nil,   -- its luv process handle
+    ospid = nil,    -- its OS pid
+    entry = nil,    -- its entry in `running` (node_stopped: pogo.stop() ended it)
+  }
   local handle, ospid
   handle, ospid = uv.spawn(opts.cmd, spawn_opts, function(code, signal)
-    state.exited = true
+    st.exited = true
     running[ospid] = nil
     handle:close()
     pogo.send(me, { "$os_exit", code, signal })
   end)
-  if not handle then return ack(false, "pogo.os_process: cannot run " .. opts.cmd .. ": " .. tostring(ospid)) end
+  if not handle then return nil, "pogo.os_process: cannot run " .. opts.cmd .. ": " .. tostring(ospid) end
   ospid = math.tointeger(ospid) or ospid
-  local entry = { handle = handle, kill_signal = sig }
-  running[ospid] = entry
+  st.handle, st.ospid = handle, ospid
+  st.entry = { handle = handle, kill_signal = st.sig }
+  running[ospid] = st.entry
   -- killed outright, this process runs no more code: the watcher ends the program
   pogo.spawn(function()
     local ref = pogo.monitor(me)
     pogo.receive(function(m) return type(m) == "table" and m[1] == "DOWN" and m[2] == ref end)
-    if not state.exited then pcall(uv.process_kill, handle, "sigkill") end
+    if not st.exited then pcall(uv.process_kill, handle, "sigkill") end
   end)
-  ack(true)
+  return st
+end
 
-  local function exit_reason(code, signal)
-    if code == 0 and signal == 0 then return "normal" end
-    return { exit_status = code, signal = signal ~= 0 and signal or nil, cmd = opts.cmd }
-  end
-  local function stop(reason)
-    if not state.exited then
-      pcall(uv.process_kill, handle, sig)
-      if not pogo.receive(is_exit, kill_timeout) then
-        pcall(uv.process_kill, handle, "sigkill")
-        pogo.receive(is_exit, 1000)
-      end
-    end
-    pogo.exit(reason)
-  end
+local function exit_reason(st, code, signal)
+  if code == 0 and signal == 0 then return "normal" end
+  return { exit_status = code, signal = signal ~= 0 and signal or nil, cmd = st.cmd }
+end
 
-  while true do
-    local m = pogo.receive()
-    local tag = type(m) == "table" and m[1]
-    if tag == "$os_exit" then
-      -- ended by pogo.stop(): no crash to report, or a supervisor would start
-      -- the program again while the node shuts down; wait to be stopped
-      if not entry.node_stopped then pogo.exit(exit_reason(m[2], m[3])) end
-    elseif tag == "EXIT" then
-      if m[2] == parent or m[3] ~= "normal" then stop(m[3]) end
-    elseif tag == "$call" then
-      local req = m[3]
-      if req == "os_pid" then
-        pogo.reply(m[2], ospid)
-      elseif type(req) == "table" and req[1] == "signal" then
-        local num = signum(req[2])
-        if not num then
-          pogo.reply(m[2], { nil, "unknown signal " .. tostring(req[2]) })
-        else
-          -- luv raises on a closed handle, returns nil, err on a failed kill
-          local ok, r, err = pcall(uv.process_kill, handle, num)
-          pogo.reply(m[2], (ok and r) and { true } or { nil, tostring(ok and err or r) })
-        end
-      else
-        pogo.reply(m[2], { nil, "unknown request" })
-      end
-    end
+function Server.handle_info(m, st)
+  local tag = type(m) == "table" and m[1]
+  if tag == "$os_exit" then
+    -- ended by pogo.stop(): no crash to report, or a supervisor would start
+    -- the program again while the node shuts down; wait to be stopped
+    if not st.entry.node_stopped then return st, "stop", exit_reason(st, m[2], m[3]) end
+  elseif tag == "EXIT" and m[3] ~= "normal" then
+    return st, "stop", m[3] -- an abnormal exit of a link (the parent's is terminate's)
+  end
+  return st
+end
+
+function Server.handle_call(req, _, st)
+  if req == "os_pid" then return st.ospid, st end
+  if type(req) == "table" and req[1] == "signal" then
+    local num = signum(req[2])
+    if not num then return { nil, "unknown signal " .. tostring(req[2]) }, st end
+    -- luv raises on a closed handle, returns nil, err on a failed kill
+    local ok, r, err = pcall(uv.process_kill, st.handle, num)
+    return (ok and r) and { true } or { nil, tostring(ok and err or r) }, st
+  end
+  return { nil, "unknown request" }, st
+end
+
+-- Stopping (the parent's exit, an abnormal exit of a link, a stop): the
+-- program gets kill_signal, then SIGKILL after kill_timeout_ms.
+function Server.terminate(_, st)
+  if st.exited then return end
+  pcall(uv.process_kill, st.handle, st.sig)
+  if not pogo.receive(is_exit, st.kill_timeout) then
+    pcall(uv.process_kill, st.handle, "sigkill")
+    pogo.receive(is_exit, 1000)
   end
 end
 
@@ -163,7 +173,7 @@ end
 function M.start_link(opts)
   local spawn_opts, err = spawn_options(opts)
   if not spawn_opts then return nil, err end
-  return proc_lib.start(true, nil, body, opts, spawn_opts)
+  return server.start_link(Server, { opts, spawn_opts }, { trap_exit = true })
 end
 
 --- A child spec for `opts` (as `start_link`, plus `id` (default `cmd`),
