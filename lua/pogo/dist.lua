@@ -1,9 +1,9 @@
 --- Nodes: starting this node, connecting to others, remote calls.
 --
--- `pogo.dist` adds the node API to the `pogo` table (`pogo.start`,
--- `pogo.connect`, `pogo.disconnect`, `pogo.block`, `pogo.nodes`,
--- `pogo.monitor_nodes`, `pogo.rpc`); the transport itself is in C
--- (csrc/mesh.c, link.c, dist.c).
+-- `pogo.dist` implements the node API that the `pogo` module exposes and
+-- documents (`pogo.start`, `pogo.connect`, `pogo.disconnect`, `pogo.block`,
+-- `pogo.nodes`, `pogo.monitor_nodes`, `pogo.rpc`) and runs the node's `"$rpc"`
+-- service (a `pogo.server`); the transport itself is in C (`csrc/dist/`).
 --
 -- **Mesh.** A node listens on `host:port` and is named `name@host:port`. It
 -- dials its seeds (retried forever, with a delay doubling from
@@ -198,29 +198,30 @@ local function rpc_worker(from, req)
   return rpc_answer(from, { false, res[2] })
 end
 
--- The "$rpc" process: one worker process per request, answering with
--- pogo.call's protocol, so the caller's monitor reports noconnection. It
+-- The "$rpc" server (a `pogo.server`; its state maps the monitor ref of each
+-- worker to the caller's `from`): one worker process per request, answering
+-- with pogo.call's protocol, so the caller's monitor reports noconnection. It
 -- monitors its workers: one that exits without answering (pogo.exit in the
 -- called function, killed) is answered for with false, "exit: <reason>".
-local function rpc_server()
-  local pending = {} -- worker monitor ref -> caller's `from`
-  while true do
-    local msg = pogo.receive()
-    if type(msg) == "table" then
-      if msg[1] == "$call" and type(msg[2]) == "table" then
-        local _, ref = pogo.spawn_monitor(rpc_worker, msg[2], msg[3])
-        pending[ref] = msg[2]
-      elseif msg[1] == "DOWN" and pending[msg[2]] then
-        local from = pending[msg[2]]
-        pending[msg[2]] = nil
-        if not answered[from] then rpc_answer(from, { false, "exit: " .. tostring(msg[4]) }) end
-        answered[from] = nil
-      end
-    end
-  end
+local Rpc = {}
+
+function Rpc.handle_call(req, from, pending)
+  local _, ref = pogo.spawn_monitor(rpc_worker, from, req)
+  pending[ref] = from
+  return nil, pending, "noreply"
 end
 
--- ---- API ----
+function Rpc.handle_info(msg, pending)
+  if type(msg) == "table" and msg[1] == "DOWN" and pending[msg[2]] then
+    local from = pending[msg[2]]
+    pending[msg[2]] = nil
+    if not answered[from] then rpc_answer(from, { false, "exit: " .. tostring(msg[4]) }) end
+    answered[from] = nil
+  end
+  return pending
+end
+
+-- ---- API (pogo.start and the others are documented in `pogo`) ----
 
 -- processes that called monitor_nodes before pogo.start
 local early_subscribers = {}
@@ -257,22 +258,7 @@ local function check_opts(opts)
   check(opts.block == nil or type(opts.block) == "table", "block", "a list of node names", opts.block)
 end
 
---- Start this node: listen, dial the seeds, answer rpc.
--- Options of the wrong type raise an error naming the option, at the
--- caller. Failures the user must fix (the port is taken, the cookie file
--- cannot be used, a bad seed address, the node is already started) raise
--- their reason without a Lua position, so a program can print it as it is.
--- @tparam[opt] table opts
---  `name` (default random), `host` (default "127.0.0.1"; the address others
---  dial), `port` (0 = ephemeral), `cookie` (default: env `POGO_COOKIE`, else
---  `~/.pogo.cookie`, created with a random value and mode 0600; refused when
---  group or others may access it, see `read_cookie_file`),
---  `seeds` (list of "host:port" or node names), `heartbeat_ms` (1000),
---  `timeout_ms` (5000), `max_frame` (largest frame accepted, 64 MiB),
---  `backoff_min_ms` (50), `backoff_max_ms` (2000), `forget_ms` (300000),
---  `block` (node names refused from the start), `log` (false: no transport
---  log lines).
--- @treturn string the node's name, `name@host:port` with the real port
+-- pogo.start(opts) -> name
 function M.start(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("pogo.start: options table expected, got " .. type(opts), 2) end
@@ -305,16 +291,13 @@ function M.start(opts)
   end
   early_subscribers = {}
   if not core.whereis("$rpc") then
-    pogo.register("$rpc", pogo.spawn(rpc_server))
+    local server = require "pogo.server" -- not at the top: pogo.server needs the pogo table
+    pogo.register("$rpc", pogo.spawn(server.enter_loop, Rpc, {}))
   end
   return name
 end
 
---- Connect to a node now (the mesh then connects to its peers too).
--- Blocks the caller until the link is up or failed.
--- @tparam string addr "host:port" or a node name
--- @tparam[opt] integer timeout_ms (default timeout_ms + 1000)
--- @return the node's name, or nil and the reason
+-- pogo.connect(addr, timeout_ms) -> name | nil, reason
 function M.connect(addr, timeout_ms)
   local timeout = timeout_ms
   if type(addr) ~= "string" then error("pogo.connect: \"host:port\" or node name expected", 2) end
@@ -329,32 +312,22 @@ function M.connect(addr, timeout_ms)
   return nil, msg[3]
 end
 
---- Close the link to `node` (both sides see nodedown "disconnect"); this node
--- stops redialing it, but gossip or `connect` can bring it back (see `block`).
--- @tparam string node
--- @treturn boolean whether it was connected
+-- pogo.disconnect(node) -> was connected
 function M.disconnect(node)
   return core.dist_disconnect(node)
 end
 
---- Keep `node` away (`flag` true, the default): disconnect it, never dial it,
--- refuse its dials. `block(node, false)` lifts that and dials it.
--- @tparam string node
--- @tparam[opt=true] boolean flag
+-- pogo.block(node, flag)
 function M.block(node, flag)
   core.dist_block(node, flag ~= false)
 end
 
---- Names of the connected nodes.
--- @treturn {string,...}
+-- pogo.nodes()
 function M.nodes()
   return core.dist_nodes()
 end
 
---- Subscribe the caller (`flag` true, the default) to `{"nodeup", node}` and
--- `{"nodedown", node, reason}`, or unsubscribe it (`false`). Before
--- `pogo.start` the subscription waits for the node to start.
--- @tparam[opt=true] boolean flag
+-- pogo.monitor_nodes(flag)
 function M.monitor_nodes(flag)
   local me = pogo.self()
   if not core.dist_info().name then
@@ -365,15 +338,7 @@ function M.monitor_nodes(flag)
   core.dist_monitor_nodes(me, flag ~= false)
 end
 
---- Call `require(module)[fn](table.unpack(args))` in a fresh process on `node`.
--- @tparam string node
--- @tparam string module a `require` name
--- @tparam string fn
--- @tparam[opt] table args an array (`args.n` honoured for trailing nils)
--- @tparam[opt=5000] integer timeout_ms (or math.huge)
--- @return true and the results, or false and the error: the value raised
---  remotely, or a message starting with `undef:` (no such module or
---  function), `timeout:`, `noconnection:` or `noproc:` (no rpc server).
+-- pogo.rpc(node, module, fn, args, timeout_ms) -> true, results... | false, err
 function M.rpc(node, module, fn, args, timeout_ms)
   local timeout = timeout_ms
   if type(node) ~= "string" then error("pogo.rpc: node name expected", 2) end
@@ -412,14 +377,11 @@ end
 -- @function dist_info
 M.dist_info = core.dist_info
 
---- Add the node API to the pogo table.
+--- Give this module the `pogo` table (it sends, receives and calls through
+-- it); `pogo` then exposes the node API above as its own functions.
 -- @tparam table p the `pogo` module
 function M.install(p)
   pogo = p
-  for _, k in ipairs { "start", "connect", "disconnect", "block", "nodes", "monitor_nodes", "rpc",
-                       "dist_stop", "dist_info" } do
-    p[k] = M[k]
-  end
 end
 
 return M

@@ -329,11 +329,86 @@ function M.stop()
     local ok, err = pcall(h.fn)
     if not ok then stop_log.error("a stop hook raised: %s", err) end
   end
-  if M.dist_stop then M.dist_stop() end
+  M.dist_stop()
   core.stop_loop()
 end
 
+-- ---- the node: implemented in pogo.dist, documented here where it is called ----
+
 local dist = require "pogo.dist"
 dist.install(M)
+
+--- Start this node: listen, dial the seeds, answer rpc.
+-- Options of the wrong type raise an error naming the option, at the
+-- caller. Failures the user must fix (the port is taken, the cookie file
+-- cannot be used, a bad seed address, the node is already started) raise
+-- their reason without a Lua position, so a program can print it as it is.
+-- @function start
+-- @tparam[opt] table opts
+--  `name` (default random), `host` (default "127.0.0.1"; the address others
+--  dial), `port` (0 = ephemeral), `cookie` (default: env `POGO_COOKIE`, else
+--  `~/.pogo.cookie`, created with a random value and mode 0600; refused when
+--  group or others may access it, see `pogo.dist.read_cookie_file`),
+--  `seeds` (list of "host:port" or node names), `heartbeat_ms` (1000),
+--  `timeout_ms` (5000), `max_frame` (largest frame accepted, 64 MiB),
+--  `backoff_min_ms` (50), `backoff_max_ms` (2000), `forget_ms` (300000),
+--  `block` (node names refused from the start), `log` (false: no transport
+--  log lines).
+-- @treturn string the node's name, `name@host:port` with the real port
+M.start = dist.start
+
+--- Connect to a node now (the mesh then connects to its peers too).
+-- Blocks the caller until the link is up or failed.
+-- @function connect
+-- @tparam string addr "host:port" or a node name
+-- @tparam[opt] integer timeout_ms (default timeout_ms + 1000)
+-- @return the node's name, or nil and the reason
+M.connect = dist.connect
+
+--- Close the link to `node` (both sides see nodedown "disconnect"); this node
+-- stops redialing it, but gossip or `connect` can bring it back (see `block`).
+-- @function disconnect
+-- @tparam string node
+-- @treturn boolean whether it was connected
+M.disconnect = dist.disconnect
+
+--- Keep `node` away (`flag` true, the default): disconnect it, never dial it,
+-- refuse its dials. `block(node, false)` lifts that and dials it.
+-- @function block
+-- @tparam string node
+-- @tparam[opt=true] boolean flag
+M.block = dist.block
+
+--- Names of the connected nodes.
+-- @function nodes
+-- @treturn {string,...}
+M.nodes = dist.nodes
+
+--- Subscribe the caller (`flag` true, the default) to `{"nodeup", node}` and
+-- `{"nodedown", node, reason}`, or unsubscribe it (`false`). Before
+-- `pogo.start` the subscription waits for the node to start.
+-- @function monitor_nodes
+-- @tparam[opt=true] boolean flag
+M.monitor_nodes = dist.monitor_nodes
+
+--- Call `require(module)[fn](table.unpack(args))` in a fresh process on `node`.
+-- @function rpc
+-- @tparam string node
+-- @tparam string module a `require` name
+-- @tparam string fn
+-- @tparam[opt] table args an array (`args.n` honoured for trailing nils)
+-- @tparam[opt=5000] integer timeout_ms (or math.huge)
+-- @return true and the results, or false and the error: the value raised
+--  remotely, or a message starting with `undef:` (no such module or
+--  function), `timeout:`, `noconnection:` or `noproc:` (no rpc server).
+M.rpc = dist.rpc
+
+--- Close every link, telling peers "shutdown" (`pogo.stop` does it).
+-- @function dist_stop
+M.dist_stop = dist.dist_stop
+
+--- Transport state for tools and tests (see `pogo.dist.dist_info`).
+-- @function dist_info
+M.dist_info = dist.dist_info
 
 return M
