@@ -1,0 +1,351 @@
+--- Requests and termination markers: how child specs live in pg, and the keeper
+-- that holds this node's.
+--
+-- `start_child` on any node is a request: a pg group `{"spec", uid, spec}`
+-- (the `uid`, `node/creation/seq`, names it), joined by the keeper of the node
+-- that made it. Every node of the scope learns it from pg. When no node holds
+-- it any more (that node died, or its supervisor was stopped), the child's
+-- owner takes it over, so a spec survives as long as any node of the scope.
+--
+-- `terminate_child` marks every request for the id with a group
+-- `{"term", uid}`, held by the keeper of the node that asked. A request with
+-- a marker is terminated: every node stops its child, holders let the request
+-- go, and once no node holds it the marker's node lets the marker go too. A
+-- terminated uid is remembered `tombstone_ms` after its marker went (a
+-- tombstone), so that a node coming back from a partition with the request
+-- is told again.
+--
+-- Several requests for one id (a conflict, a re-request of a terminated id):
+-- the lowest uid not terminated counts; the others are let go like
+-- terminated ones.
+--
+-- The keeper is an idle process of this node and scope. It runs no user
+-- code, so it outlives a crash of the supervisor process, whose restart
+-- adopts it (`rescan`): the requests survive as long as the node does. A
+-- deliberate stop of the supervisor kills it (`give_up`).
+-- @module pogo.dynamic_supervisor.requests
+local pogo = require "pogo"
+local pg = require "pogo.pg"
+local state = require "pogo.dynamic_supervisor.state"
+
+local core = pogo.core
+local encode = core.encode
+
+local M = {}
+
+local function now() return pogo.now() end
+
+local function held_by_any(st, group) return #pg.get_members(st.scope, group) > 0 end
+
+local function keeper_holds(st, group)
+  for _, pid in ipairs(pg.get_local_members(st.scope, group)) do
+    if pid == st.keeper then return true end
+  end
+  return false
+end
+
+-- ---- the keeper ----
+
+--- The name the keeper of `scope` is registered under on its node.
+-- @tparam string scope
+-- @treturn string
+function M.keeper_name(scope) return "$dsup_keeper:" .. scope end
+
+--- Take this node's keeper (a restarted supervisor finds the old one), or
+-- start one, and monitor it.
+-- @tparam table st
+function M.adopt_keeper(st)
+  local name = M.keeper_name(st.scope)
+  local keeper = pogo.whereis(name)
+  if not keeper then
+    keeper = pogo.spawn(function()
+      while pogo.receive() ~= "stop" do end
+    end)
+    pogo.register(name, keeper)
+  end
+  st.keeper = keeper
+  st.keeper_ref = pogo.monitor(keeper)
+end
+
+--- The keeper died (killed by hand): a new one holds what the old one held.
+-- @tparam table st
+function M.keeper_down(st)
+  M.adopt_keeper(st)
+  for _, req in pairs(st.requests) do
+    if req.held then pg.join(st.scope, req.group, st.keeper) end
+  end
+  for _, m in pairs(st.markers) do
+    if m.held then pg.join(st.scope, m.group, st.keeper) end
+  end
+end
+
+--- A deliberate stop gives this node's requests and markers up: the keeper
+-- goes, and the owners take the requests over.
+-- @tparam table st
+function M.give_up(st)
+  pogo.demonitor(st.keeper_ref)
+  pogo.exit(st.keeper, "kill")
+end
+
+-- ---- requests ----
+
+--- Learn the request of spec group `group` ({"spec", uid, spec}).
+-- @tparam table st
+-- @tparam table group
+-- @tparam[opt] string key the canonical encoding of its child id, if known
+-- @treturn table the request
+-- @treturn boolean whether it was new
+function M.learn(st, group, key)
+  local uid, spec = group[2], group[3]
+  local req = st.requests[uid]
+  if req then return req, false end
+  local c = state.child(st, spec.id, key)
+  req = {
+    uid = uid,      -- names the request: "node/creation/seq" of the node that made it
+    spec = spec,    -- the child spec
+    group = group,  -- its pg group {"spec", uid, spec}
+    held = false,   -- whether this node's keeper holds it
+    child = c,      -- the record of its child id
+  }
+  st.requests[uid] = req
+  c.requests[uid] = req
+  return req, true
+end
+
+--- Forget a request that no node holds any more. Its marker, if this node
+-- holds it, has done its work and goes too.
+-- @tparam table st
+-- @tparam table req
+function M.forget(st, req)
+  if st.requests[req.uid] ~= req then return end
+  st.requests[req.uid] = nil
+  req.child.requests[req.uid] = nil
+  local m = st.markers[req.uid]
+  if m and m.held then
+    pg.leave(st.scope, m.group, st.keeper)
+    m.held = false
+  end
+end
+
+--- Whether request `uid` is terminated (it has a marker, or had one lately).
+-- @tparam table st
+-- @tparam string uid
+-- @treturn boolean
+function M.terminated(st, uid)
+  return st.markers[uid] ~= nil
+end
+
+--- The request for record `c` that counts: the lowest uid not terminated.
+-- @tparam table st
+-- @tparam table c
+-- @treturn ?table the request, or nil when every one is terminated
+function M.active(st, c)
+  local best
+  for uid in pairs(c.requests) do
+    if not st.markers[uid] and (best == nil or uid < best) then best = uid end
+  end
+  return best and c.requests[best]
+end
+
+--- Request a child (`start_child`): a new spec group, held by the keeper,
+-- unless the id is already requested.
+-- @tparam table st
+-- @tparam table spec a normalised child spec
+-- @return true, or nil and "already started: <id>" (another spec for the id)
+function M.request(st, spec)
+  local key = encode(spec.id)
+  local c = st.children[key]
+  local active = c and M.active(st, c)
+  if active then
+    if encode(active.spec) == encode(spec) then return true end
+    return nil, "already started: " .. tostring(spec.id)
+  end
+  st.seq = st.seq + 1
+  local uid = string.format("%s/%d/%d", st.me, core.creation(), st.seq)
+  local group = { "spec", uid, spec }
+  local req = M.learn(st, group, key)
+  pg.join(st.scope, group, st.keeper)
+  req.held = true
+  state.mark(st, req.child)
+  return true
+end
+
+-- The marker record of uid, created (not present, not held) on first sight.
+local function marker(st, uid)
+  local m = st.markers[uid]
+  if not m then
+    m = {
+      group = { "term", uid }, -- its pg group
+      present = false,         -- whether some node holds the group
+      held = false,            -- whether this node's keeper holds it
+      since = now(),           -- when it was last seen joined: the tombstone's age
+    }
+    st.markers[uid] = m
+  end
+  return m
+end
+
+--- Mark request `uid` terminated: this node's keeper holds its marker until
+-- no node holds the request.
+-- @tparam table st
+-- @tparam string uid
+function M.mark_terminated(st, uid)
+  local m = marker(st, uid)
+  m.present, m.since = true, now()
+  if not m.held then
+    pg.join(st.scope, m.group, st.keeper)
+    m.held = true
+  end
+end
+
+--- Terminate every request for `id`, cluster-wide (`terminate_child`).
+-- @tparam table st
+-- @param id
+-- @treturn boolean whether a request was found
+function M.terminate(st, id)
+  local c = st.children[encode(id)]
+  if not c then return false end
+  local found = false
+  for uid in pairs(c.requests) do
+    if not st.markers[uid] then
+      found = true
+      M.mark_terminated(st, uid)
+    end
+  end
+  state.mark(st, c)
+  return found
+end
+
+--- Reconcile step: the request of record `c` that counts; the others (that
+-- lost to it, or are terminated) are let go by this node's keeper, and
+-- forgotten once no node holds them.
+-- @tparam table st
+-- @tparam table c
+-- @treturn ?table the request that counts, or nil
+function M.settle(st, c)
+  local active = M.active(st, c)
+  for _, req in pairs(c.requests) do
+    if req ~= active then
+      if req.held then
+        pg.leave(st.scope, req.group, st.keeper)
+        req.held = false
+      end
+      if not held_by_any(st, req.group) then M.forget(st, req) end
+    end
+  end
+  return active
+end
+
+--- Reconcile step: a request that no node holds any more (its node died, or
+-- its supervisor was stopped) is taken over by its child's owner.
+-- @tparam table st
+-- @tparam table req
+-- @tparam string owner the ring's node for its child
+function M.take_over(st, req, owner)
+  if not req.held and owner == st.me and not held_by_any(st, req.group) then
+    pg.join(st.scope, req.group, st.keeper)
+    req.held = true
+  end
+end
+
+-- ---- what pg says ----
+
+--- A spec group was joined or left (a pg notification).
+-- @tparam table st
+-- @tparam string kind "join" or "leave"
+-- @tparam table group {"spec", uid, spec}
+function M.on_spec(st, kind, group)
+  local uid = group[2]
+  if kind == "join" then
+    local req, new = M.learn(st, group)
+    -- another node joining a request we know changes nothing here
+    if new or not req.held then state.mark(st, req.child) end
+    -- a node back from a partition may bring a terminated request back
+    local m = st.markers[uid]
+    if m and not m.held and not m.present then M.mark_terminated(st, uid) end
+  else
+    -- a request that no node holds any more: forgotten if terminated, else
+    -- its owner takes it over (see reconcile)
+    local req = st.requests[uid]
+    if req and not held_by_any(st, group) then
+      state.mark(st, req.child)
+      if st.markers[uid] then M.forget(st, req) end
+    end
+  end
+end
+
+--- A marker group was joined or left (a pg notification).
+-- @tparam table st
+-- @tparam string kind "join" or "leave"
+-- @tparam table group {"term", uid}
+function M.on_marker(st, kind, group)
+  local uid = group[2]
+  if kind == "join" then
+    local m = marker(st, uid)
+    m.present, m.since = true, now()
+  elseif not held_by_any(st, group) then
+    local m = st.markers[uid]
+    if m then m.present = false end
+  end
+  local req = st.requests[uid]
+  if req then state.mark(st, req.child) end
+end
+
+--- Read every spec and marker group of the scope (at start, and every
+-- `sweep_passes` repair passes): learn what notifications may have missed,
+-- and forget what no node holds any more.
+-- @tparam table st
+function M.rescan(st)
+  local seen_specs, seen_markers = {}, {}
+  for _, group in ipairs(pg.which_groups(st.scope)) do
+    if type(group) == "table" then
+      if group[1] == "spec" then
+        local req, new = M.learn(st, group)
+        if new then state.mark(st, req.child) end
+        if not req.held and keeper_holds(st, group) then req.held = true end
+        seen_specs[req.uid] = true
+      elseif group[1] == "term" then
+        local m = marker(st, group[2])
+        m.present = true
+        if keeper_holds(st, group) then m.held = true end
+        seen_markers[group[2]] = true
+      end
+    end
+  end
+  for uid, req in pairs(st.requests) do
+    if not seen_specs[uid] and not req.held then M.forget(st, req) end
+  end
+  for uid, m in pairs(st.markers) do
+    if not seen_markers[uid] then
+      m.present = false
+    elseif m.held and not st.requests[uid] then
+      -- a marker of a request no node holds (a restarted supervisor adopts
+      -- its keeper's markers) has done its work
+      pg.leave(st.scope, m.group, st.keeper)
+      m.held = false
+    end
+  end
+end
+
+--- Forget the tombstones older than `tombstone_ms`.
+-- @tparam table st
+-- @tparam number t now
+function M.expire_markers(st, t)
+  for uid, m in pairs(st.markers) do
+    if not m.present and not m.held and t - m.since > st.tombstone_ms then st.markers[uid] = nil end
+  end
+end
+
+--- The spec of every child id requested and not terminated, as this node knows them.
+-- @tparam table st
+-- @treturn {table,...}
+function M.specs(st)
+  local out = {}
+  for _, c in pairs(st.children) do
+    local req = M.active(st, c)
+    if req then out[#out + 1] = req.spec end
+  end
+  return out
+end
+
+return M

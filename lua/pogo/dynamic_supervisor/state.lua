@@ -1,0 +1,121 @@
+--- The state of one node's distributed supervisor process, and its record of
+-- each child id.
+--
+-- Every field is declared and commented here, as `pg.erl` declares its
+-- `#state{}`; the other parts of `pogo.dynamic_supervisor` read and change
+-- them. What this node knows and does about one child id lives in one record,
+-- keyed by the canonical encoding of the id (equal tables are one id): the
+-- requests for it, where the ring put it, where it last ran, and the child
+-- process this node runs for it, if any. The sets of the state that name
+-- records (`dirty`, `unsettled`, `timed`) are work lists over them, not copies
+-- of their data.
+-- @module pogo.dynamic_supervisor.state
+local pogo = require "pogo"
+local pg = require "pogo.pg"
+local ring_mod = require "pogo.ring"
+
+local encode = pogo.core.encode
+
+local M = {}
+
+--- A new state from the `start_link` options.
+-- @tparam table opts
+-- @treturn table
+function M.new(opts)
+  return {
+    -- what start_link was given
+    name = opts.name,                   -- registered on this node (nil: not registered)
+    scope = opts.scope or opts.name,    -- the pg scope: its supervisors form one distributed supervisor
+    opts = opts,                        -- the options as given (`log`, ...)
+    me = pogo.node(),                   -- this node's name
+    listeners = opts.listeners or {},   -- tables of listener functions (events.lua)
+    redistribute = opts.redistribute or "active", -- "active": running children move to a new owner;
+                                        -- "on_failure": they move only when their node goes
+    intensity = opts.intensity or 3,    -- restarts of one child within `period`, then it backs off
+    period = opts.period_ms or 5000,
+    min_backoff = opts.min_backoff_ms or 50,   -- the delays between retries of a child that
+    max_backoff = opts.max_backoff_ms or 5000, -- cannot start, or restarts beyond the intensity
+    settle = opts.settle_ms or 1000,    -- the longest a joining node is waited for (join_wait.lua)
+    sync_interval = opts.sync_interval or 5000, -- ms between repair passes
+    sweep_passes = opts.sweep_passes or 12,     -- repair passes per sweep over every record
+    tombstone_ms = opts.tombstone_ms or 600000, -- how long a terminated request is remembered
+
+    -- the nodes (placement.lua)
+    ring = ring_mod.new(opts.vnodes and { vnodes = opts.vnodes } or nil), -- the ring of `ring_nodes`
+    ring_nodes = {},                    -- node -> its supervisor's pid: the members of the "sup" group
+    down_reason = {},                   -- node -> the reason of its last nodedown (node_down listeners)
+    pg_ref = nil,                       -- this process's monitor of the scope
+
+    -- requests and children (requests.lua, children.lua)
+    children = {},                      -- key -> the record of that child id (`child` below)
+    requests = {},                      -- uid -> request {uid, spec, group, held, child} (requests.lua)
+    markers = {},                       -- uid -> termination marker {group, present, held, since}
+    by_pid = {},                        -- pid of a child this node runs -> its record
+    keeper = nil,                       -- the keeper process (requests.lua) and this process's
+    keeper_ref = nil,                   -- monitor of it
+    seq = 0,                            -- requests made by this process: the last part of their uids
+
+    -- what to reconcile next (see `reconcile` in pogo.dynamic_supervisor)
+    dirty = {},                         -- record -> true: reconcile it once the mailbox is drained
+    all_dirty = true,                   -- reconcile every record (at start)
+    unsettled = {},                     -- record -> true: this node should act on it but waits (its
+                                        -- old owner still runs it, or a node is joining)
+    timed = {},                         -- record -> true: its child process has a deadline (children.lua)
+
+    -- the join wait (join_wait.lua)
+    waiting = {},                       -- node (or "$connect host:port") -> {deadline =, probe = ref}
+    probes = {},                        -- monitor ref of a keeper probe -> the node it probes
+
+    -- the repair pass
+    next_sync = nil,                    -- when the next repair pass runs (pogo.now() ms)
+    sweep = nil,                        -- the keys of the sweep in progress,
+    sweep_i = 1,                        -- and the index of the next one to look at
+    passes = 0,                         -- repair passes so far (each sweep_passes-th reads pg again)
+  }
+end
+
+--- The record of child id `id`, created on first sight (a request for it,
+-- or its child group in pg).
+-- @tparam table st
+-- @param id the child id
+-- @tparam[opt] string key its canonical encoding, if known
+-- @treturn table the record
+function M.child(st, id, key)
+  key = key or encode(id)
+  local c = st.children[key]
+  if not c then
+    c = {
+      id = id,         -- the child id, as first seen
+      key = key,       -- its canonical encoding: its key in st.children
+      requests = {},   -- uid -> request for this id: one, or more after a conflict or
+                       -- while a terminated one is let go (requests.lua)
+      owner = nil,     -- the ring's owner when it was last looked at (placement.lua)
+      last_node = nil, -- the node that last started it (pg): a start elsewhere is a move
+      proc = nil,      -- the child process this node supervises for it, or nil (children.lua)
+    }
+    st.children[key] = c
+  end
+  return c
+end
+
+--- Have record `c` reconciled once the mailbox is drained.
+-- @tparam table st
+-- @tparam table c
+function M.mark(st, c)
+  st.dirty[c] = true
+end
+
+--- Forget record `c` when it holds nothing any more: no request, no child
+-- process here, and no copy running anywhere (whose node would be the
+-- `last_node` of a later start).
+-- @tparam table st
+-- @tparam table c
+function M.release(st, c)
+  if next(c.requests) == nil and c.proc == nil and st.children[c.key] == c
+      and #pg.get_members(st.scope, { "child", c.id }) == 0 then
+    st.children[c.key] = nil
+    st.unsettled[c] = nil
+  end
+end
+
+return M
