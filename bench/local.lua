@@ -1,10 +1,12 @@
 -- bench/local.lua: the single-node process runtime.
--- Prints ping-pong round trips/s between two processes, spawns/s (spawn and
--- run to completion), and the memory of an idle process (Lua heap and RSS).
+-- Prints ping-pong round trips/s between two processes, pogo.call rates (to a
+-- bare receive loop, and to a pogo.server), spawns/s (spawn and run to
+-- completion), and the memory of an idle process (Lua heap and RSS).
 -- Targets: >= 1,000,000 round trips/s, >= 300,000 spawns/s, <= 2 KiB per idle process.
 -- Run: make bench (or lua5.4 bench/local.lua with LUA_PATH/LUA_CPATH set as in the Makefile).
 local pogo = require "pogo"
 local uv = require "luv"
+local server = require "pogo.server"
 
 local function rss_kib()
   local f = io.open("/proc/self/statm")
@@ -71,6 +73,25 @@ local function calls(n, queued)
   return rate
 end
 
+-- pogo.call to a pogo.server (its loop, handle_call and the reply)
+local function server_calls(n)
+  local me = pogo.self()
+  local srv = assert(server.start({
+    init = function() return 0 end,
+    handle_call = function(req, _, s) return req, s end,
+  }, nil))
+  local rate
+  pogo.spawn(function()
+    local t0 = uv.hrtime()
+    for i = 1, n do pogo.call(srv, i) end
+    rate = n / ((uv.hrtime() - t0) / 1e9)
+    server.stop(srv)
+    pogo.send(me, "done")
+  end)
+  assert(pogo.receive(60000) == "done")
+  return rate
+end
+
 local function spawns(n)
   local me = pogo.self()
   local body = function() end
@@ -110,6 +131,7 @@ local rt = best_of(3, function() return pingpong(1000000) end)
 local sp = best_of(3, function() return spawns(300000) end)
 local cl = best_of(3, function() return calls(200000, 0) end)
 local clq = best_of(3, function() return calls(100000, 1000) end)
+local scl = best_of(3, function() return server_calls(200000) end)
 
 local function row(name, value, unit, target, ok)
   print(string.format("%-34s %14s %-8s %-16s %s", name, value, unit, target, ok and "ok" or "MISSED"))
@@ -118,6 +140,7 @@ print(string.format("%-34s %14s %-8s %-16s %s", "measure", "value", "unit", "tar
 row("ping-pong round trips", string.format("%.0f", rt), "/s", ">= 1,000,000", rt >= 1e6)
 row("pogo.call to a server", string.format("%.0f", cl), "/s", "", true)
 row("pogo.call, 1000 messages queued", string.format("%.0f", clq), "/s", "", true)
+row("pogo.call to a pogo.server", string.format("%.0f", scl), "/s", "", true)
 row("spawns (spawn + run to exit)", string.format("%.0f", sp), "/s", ">= 300,000", sp >= 3e5)
 row("idle process, Lua heap", string.format("%.0f", per_lua), "bytes", "", true)
 row("idle process, RSS", string.format("%.0f", per_rss), "bytes", "<= 2048", per_rss <= 2048)

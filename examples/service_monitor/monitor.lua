@@ -11,6 +11,7 @@
 -- @module service_monitor.monitor
 local pogo = require "pogo"
 local uv = require "luv"
+local server = require "pogo.server"
 
 local M = {}
 
@@ -37,33 +38,42 @@ local function report(service, msg)
   pcall(pogo.send, dest, msg)
 end
 
+-- The monitor is a pogo.server: its timeout is the time to the next probe.
+local Monitor = {}
+
+function Monitor.init(service)
+  report(service, { "monitor_started", service.name, pogo.node(), pogo.self(), uv.hrtime() })
+  return {
+    service = service,
+    status = { name = service.name, up = nil, checks = 0, node = pogo.node() }, -- the "status" reply
+    seq = 0,                 -- probes sent (a probe's tag)
+    next_probe = pogo.now(), -- when the next probe is due
+  }
+end
+
+function Monitor.timeout(st) return st.next_probe - pogo.now() end
+
+function Monitor.handle_info(m, st)
+  local service, status = st.service, st.status
+  if m == "timeout" then
+    st.seq = st.seq + 1
+    probe(pogo.self(), service.host or "127.0.0.1", service.port, st.seq)
+    st.next_probe = pogo.now() + (service.interval_ms or 200)
+  elseif type(m) == "table" and m[1] == "probe" then
+    status.checks = status.checks + 1
+    if m[3] ~= status.up then
+      status.up = m[3]
+      report(service, { "status", service.name, pogo.node(), m[3] and "up" or "down" })
+    end
+  end
+  return st
+end
+
+function Monitor.handle_call(_, _, st) return st.status, st end
+
 --- Start a monitor for `service` = {name =, host =, port =, interval_ms =, report =, report_node =}.
 function M.start_link(service)
-  return pogo.spawn_link(function()
-    local me = pogo.self()
-    local state = { name = service.name, up = nil, checks = 0, node = pogo.node() }
-    report(service, { "monitor_started", service.name, pogo.node(), me, uv.hrtime() })
-    local interval = service.interval_ms or 200
-    local seq = 0
-    local next_probe = pogo.now()
-    while true do
-      local wait = next_probe - pogo.now()
-      local m = pogo.receive(wait > 0 and wait or 0)
-      if m == nil then
-        seq = seq + 1
-        probe(me, service.host or "127.0.0.1", service.port, seq)
-        next_probe = pogo.now() + interval
-      elseif m[1] == "probe" then
-        state.checks = state.checks + 1
-        if m[3] ~= state.up then
-          state.up = m[3]
-          report(service, { "status", service.name, pogo.node(), m[3] and "up" or "down" })
-        end
-      elseif m[1] == "$call" then
-        pogo.reply(m[2], state)
-      end
-    end
-  end)
+  return server.start_link(Monitor, service)
 end
 
 --- A child spec: the child id is the service name.

@@ -30,12 +30,9 @@
 -- consistent view. `sync_interval` is only a periodic repair pass over a
 -- bounded slice of the ids, whose cost does not grow with their number.
 --
--- A node that sees a node connect starts nothing until that node's supervisor
--- shows up in `"sup"` and has told it the nodes of its ring (or `settle_ms`
--- passes, or that node turns out to run no supervisor of the scope); a
--- supervisor that starts while its node's seeds are still being dialed waits
--- for them the same way. So a joining node never starts a child that an old
--- owner still runs; the old owner stops it first and the new owner starts it
+-- While nodes join, a node starts nothing until it knows which children they
+-- run (see `join_wait`), so a joining node never starts a child that an old
+-- owner still runs: the old owner stops it first and the new owner starts it
 -- on the pg leave. When a node dies its children start on their new owners at
 -- once.
 --
@@ -68,7 +65,7 @@ local encode = pogo.core.encode
 
 local M = {}
 
-local function now() return pogo.now() end
+local now = pogo.now
 
 -- ---- reconcile: Pogo's handle_info(:sync), for one child id ----
 

@@ -17,6 +17,9 @@
 -- do not exit on their own (a supervisor would start the program again while
 -- the node shuts down) but only when stopped. A node that dies (SIGKILL)
 -- cannot end its programs: they are orphaned, as with Erlang ports.
+--
+-- The process is a `pogo.server`: `os_pid` and `signal` are calls, the
+-- program's exit is an info, and its `terminate` stops the program.
 -- @module pogo.os_process
 local pogo = require "pogo"
 local uv = require "luv"

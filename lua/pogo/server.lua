@@ -89,7 +89,7 @@ local function loop(mod, state, parent)
   local handle_call, handle_cast, handle_info = mod.handle_call, mod.handle_cast, mod.handle_info
   local handle_drained, timeout = mod.handle_drained, mod.timeout
   local waits = handle_drained ~= nil or timeout ~= nil
-  local receive, mbox_len = core.receive, core.mbox_len
+  local receive, mbox_len, send = core.receive, core.mbox_len, core.send
   while true do
     local msg
     if waits and mbox_len() == 0 then
@@ -122,7 +122,7 @@ local function loop(mod, state, parent)
         if a ~= nil then pogo.reply(from, a) end
         pogo.exit(terminate(mod, d == nil and "normal" or d, state))
       elseif c ~= "noreply" then
-        pogo.reply(from, a)
+        send(from[1], { from[2], a }) -- pogo.reply, inline: the hot path
       end
     elseif tag == "$cast" then
       if handle_cast then state = next_state(mod, state, xpcall(handle_cast, crash, msg[2], state)) end

@@ -31,7 +31,7 @@ local events = require "pogo.dynamic_supervisor.events"
 
 local M = {}
 
-local function now() return pogo.now() end
+local now = pogo.now
 
 -- The next retry delay: doubled, within [min_backoff, max_backoff].
 local function back_off(st, proc)

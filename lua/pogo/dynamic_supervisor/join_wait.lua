@@ -20,7 +20,7 @@ local state = require "pogo.dynamic_supervisor.state"
 
 local M = {}
 
-local function now() return pogo.now() end
+local now = pogo.now
 
 local function drop_probe(st, w)
   if w.probe then

@@ -33,7 +33,7 @@ local encode = core.encode
 
 local M = {}
 
-local function now() return pogo.now() end
+local now = pogo.now
 
 local function held_by_any(st, group) return #pg.get_members(st.scope, group) > 0 end
 
