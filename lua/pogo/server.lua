@@ -71,18 +71,22 @@ local function terminate(mod, reason, state)
   return reason
 end
 
--- What a handler other than handle_call gave: the next state, or the end.
+-- What a handler other than handle_call gave when it raised or returned more
+-- than a state: the end, or the next state.
 local function next_state(mod, state, ok, a, b, c)
   if not ok then pogo.exit(terminate(mod, a, state)) end
   if b == "stop" then pogo.exit(terminate(mod, c == nil and "normal" or c, a)) end
   return a
 end
 
+local math_type, huge, ceil = math.type, math.huge, math.ceil
+
 -- A timeout callback's value as core.receive takes it: integer ms, or nil.
 local function wait_ms(ms)
-  if ms == nil or ms == math.huge then return nil end
+  if math_type(ms) == "integer" then return ms > 0 and ms or 0 end
+  if ms == nil or ms == huge then return nil end
   if ms <= 0 then return 0 end
-  return math.tointeger(ms) or math.ceil(ms)
+  return ceil(ms)
 end
 
 local function loop(mod, state, parent)
@@ -93,7 +97,10 @@ local function loop(mod, state, parent)
   while true do
     local msg
     if waits and mbox_len() == 0 then
-      if handle_drained then state = next_state(mod, state, xpcall(handle_drained, crash, state)) end
+      if handle_drained then
+        local ok, a, b, c = xpcall(handle_drained, crash, state)
+        if ok and b == nil then state = a else state = next_state(mod, state, ok, a, b, c) end
+      end
       if timeout then
         local ok, ms = xpcall(timeout, crash, state)
         if not ok then pogo.exit(terminate(mod, ms, state)) end
@@ -125,7 +132,10 @@ local function loop(mod, state, parent)
         send(from[1], { from[2], a }) -- pogo.reply, inline: the hot path
       end
     elseif tag == "$cast" then
-      if handle_cast then state = next_state(mod, state, xpcall(handle_cast, crash, msg[2], state)) end
+      if handle_cast then
+        local ok, a, b, c = xpcall(handle_cast, crash, msg[2], state)
+        if ok and b == nil then state = a else state = next_state(mod, state, ok, a, b, c) end
+      end
     elseif tag == "$stop" then
       -- server.stop: {"$stop", from, reason}
       local r = terminate(mod, msg[3], state)
@@ -134,7 +144,8 @@ local function loop(mod, state, parent)
     elseif tag == "EXIT" and msg[2] == parent and core.trap_exit() then
       pogo.exit(terminate(mod, msg[3], state))
     elseif handle_info then
-      state = next_state(mod, state, xpcall(handle_info, crash, msg, state))
+      local ok, a, b, c = xpcall(handle_info, crash, msg, state)
+      if ok and b == nil then state = a else state = next_state(mod, state, ok, a, b, c) end
     end
   end
 end
