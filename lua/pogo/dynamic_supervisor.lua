@@ -69,50 +69,52 @@ local now = pogo.now
 
 -- ---- reconcile: Pogo's handle_info(:sync), for one child id ----
 
--- What should this node do about child id `c`? Each step is one of the
--- decisions of Pogo's sync.
+-- A child of ours (reconcile, step 5). Stop it when it was started from a
+-- request that lost to another; when it belongs elsewhere (Pogo: "running on
+-- current node, but should run on another: terminate it here"; its owner
+-- starts it on the pg leave); or when it runs elsewhere too (a healed
+-- netsplit) and the other copy is the one that stays. A child on its way out,
+-- or waiting for its restart, is left to its exit or its retry.
+local function keep_or_stop(st, c, req, owner)
+  local proc = c.proc
+  if proc.status == "stopping" then return end
+  if proc.request.uid ~= req.uid then return children.stop(st, c) end
+  if proc.status ~= "running" then return end
+  if owner ~= st.me and st.redistribute == "active" then
+    children.stop(st, c)
+    st.unsettled[c] = true
+  else
+    local elsewhere = placement.running_elsewhere(st, c)
+    if elsewhere and not placement.keeps_copy(st, owner, elsewhere) then children.stop(st, c) end
+  end
+end
+
+-- It belongs here and does not run here (reconcile, step 6; Pogo: "should
+-- run on current node, but not running yet: start it"), once no other node
+-- runs it (its old owner stops it first) and no joining node is waited for.
+local function start_here(st, c, req)
+  if not placement.running_elsewhere(st, c) and join_wait.settled(st) then
+    children.start(st, c, req)
+  else
+    st.unsettled[c] = true
+  end
+end
+
+-- What should this node do about child id `c`? The decisions of Pogo's sync,
+-- for one id, in order.
 local function reconcile(st, c)
   st.unsettled[c] = nil
-  -- 1. The request that counts (the lowest uid not terminated); the others
-  --    are let go, and forgotten once no node holds them.
-  local req = requests.settle(st, c)
-  -- 2. Pogo: "terminate child processes whose spec is gone".
-  if not req then
+  local req = requests.settle(st, c)      -- 1. the request that counts; the others are let go
+  if not req then                         -- 2. Pogo: "terminate children whose spec is gone"
     children.stop(st, c)
     return state.release(st, c)
   end
-  -- 3. Where the ring puts it (Pogo: HashRing.key_to_node); a request that no
-  --    node holds any more is held by that owner from now on.
-  local owner = placement.owner(st, c)
-  requests.take_over(st, req, owner)
-  -- 4. A child of ours on its way out: its exit brings us back here.
-  local proc = c.proc
-  if proc and proc.status == "stopping" then return end
-  -- 5. A child of ours started from a request that lost to another: stop it.
-  if proc and proc.request.uid ~= req.uid then return children.stop(st, c) end
-  local elsewhere = placement.running_elsewhere(st, c)
-  if proc and proc.status == "running" then
-    if owner ~= st.me and st.redistribute == "active" then
-      -- 6. Pogo: "running on current node, but should run on another: terminate
-      --    it here". Its owner starts it on the pg leave.
-      children.stop(st, c)
-      st.unsettled[c] = true
-    elseif elsewhere and not placement.keeps_copy(st, owner, elsewhere) then
-      -- 7. Running here and elsewhere (a healed netsplit): one copy stays.
-      children.stop(st, c)
-    end
-    return
-  end
-  -- 8. A child of ours waiting for its restart: its retry decides.
-  if proc then return end
-  -- 9. Pogo: "should run on current node, but not running yet: start it",
-  --    once no other node runs it and no joining node is waited for.
-  if owner == st.me then
-    if not elsewhere and join_wait.settled(st) then
-      children.start(st, c, req)
-    else
-      st.unsettled[c] = true
-    end
+  local owner = placement.owner(st, c)    -- 3. where the ring puts it (Pogo: key_to_node)
+  requests.take_over(st, req, owner)      -- 4. a request no node holds is held by its owner
+  if c.proc then                          -- 5. a child of ours: keep it, or stop it
+    keep_or_stop(st, c, req, owner)
+  elseif owner == st.me then              -- 6. it belongs here: start it
+    start_here(st, c, req)
   end
 end
 
@@ -122,10 +124,14 @@ local function reconcile_dirty(st)
     st.dirty = {}
     for _, c in pairs(st.children) do reconcile(st, c) end
   end
-  while next(st.dirty) ~= nil do
+  while true do
     local batch = st.dirty
-    st.dirty = {}
-    for c in pairs(batch) do reconcile(st, c) end
+    if next(batch) == nil then return end
+    st.dirty, st.spare = st.spare, batch -- what reconciling marks waits for the next round
+    for c in pairs(batch) do
+      batch[c] = nil
+      reconcile(st, c)
+    end
   end
 end
 
@@ -198,20 +204,20 @@ end
 
 local function count_children(st, mode)
   local n = { specs = 0, active = 0, supervisors = 0, workers = 0 }
-  for _, c in pairs(st.children) do
-    local spec, active
-    if mode == "global" then
+  local function count(spec, active)
+    n.specs = n.specs + 1
+    n.active = n.active + active
+    if spec.type == "supervisor" then n.supervisors = n.supervisors + 1 else n.workers = n.workers + 1 end
+  end
+  if mode == "global" then
+    for _, c in pairs(st.children) do
       local req = requests.active(st, c)
-      spec = req and req.spec
-      active = spec and #pg.get_members(st.scope, { "child", spec.id })
-    elseif c.proc then
-      spec = c.proc.request.spec
-      active = pogo.is_pid(c.proc.pid) and 1 or 0
+      if req then count(req.spec, #pg.get_members(st.scope, { "child", req.spec.id })) end
     end
-    if spec then
-      n.specs = n.specs + 1
-      n.active = n.active + active
-      if spec.type == "supervisor" then n.supervisors = n.supervisors + 1 else n.workers = n.workers + 1 end
+  else
+    for _, c in pairs(st.children) do
+      local proc = c.proc
+      if proc then count(proc.request.spec, pogo.is_pid(proc.pid) and 1 or 0) end
     end
   end
   return n

@@ -7,7 +7,7 @@
 --       pid = pid,          -- while starting, running or stopping
 --       request = request,  -- the request it was started from (requests.lua)
 --       error = reason,     -- why its last start failed (or it exited past the intensity)
---       restarts = window,  -- its pogo.restart_intensity window
+--       restarts = window,  -- its pogo.restart_intensity window (from its first exit)
 --       backoff = ms,       -- the delay before the next retry (0: restart at once)
 --       retry_at = ms,      -- restarting: when it is started again
 --       kill_at = ms,       -- stopping: when it is killed (its spec's shutdown time)
@@ -53,7 +53,7 @@ end
 function M.start(st, c, req)
   local proc = c.proc
   if not proc then
-    proc = { restarts = intensity.new(st.intensity, st.period), backoff = 0 }
+    proc = { backoff = 0 } -- its restart window comes with its first exit
     c.proc = proc
   end
   local id = req.spec.id
@@ -126,6 +126,7 @@ function M.exited(st, c, reason)
   local t = now()
   proc.status = "restarting"
   st.timed[c] = true
+  proc.restarts = proc.restarts or intensity.new(st.intensity, st.period)
   if proc.restarts:add(t) then
     proc.retry_at, proc.backoff = t, 0
   else
@@ -141,6 +142,7 @@ end
 -- @tparam table st
 -- @tparam number t now
 function M.due(st, t)
+  if next(st.timed) == nil then return end
   for c in pairs(st.timed) do
     local proc = c.proc
     if not proc or st.children[c.key] ~= c then
@@ -172,6 +174,7 @@ end
 -- @tparam table st
 -- @treturn ?number
 function M.next_deadline(st)
+  if next(st.timed) == nil then return nil end
   local soonest
   for c in pairs(st.timed) do
     local proc = c.proc

@@ -187,6 +187,7 @@ end
 -- @tparam table st
 -- @treturn ?number
 function M.next_deadline(st)
+  if next(st.waiting) == nil then return nil end
   local soonest
   for _, w in pairs(st.waiting) do
     if soonest == nil or w.deadline < soonest then soonest = w.deadline end

@@ -103,12 +103,10 @@ end
 function M.on_child(st, kind, group, pids)
   local id = group[2]
   local key = encode(id)
-  local c
+  local c = st.children[key]
   if kind == "join" then
-    c = state.child(st, id, key)
+    c = c or state.child(st, id, key)
     for _, pid in ipairs(pids or {}) do c.last_node = pogo.node_of(pid) end
-  else
-    c = st.children[key]
   end
   if c and (c.proc or st.ring:key_to_node(id) == st.me) then state.mark(st, c) end
 end

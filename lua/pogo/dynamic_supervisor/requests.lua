@@ -223,6 +223,9 @@ end
 -- @tparam table c
 -- @treturn ?table the request that counts, or nil
 function M.settle(st, c)
+  local uid, only = next(c.requests)
+  if uid == nil then return nil end
+  if next(c.requests, uid) == nil and not st.markers[uid] then return only end -- one live request
   local active = M.active(st, c)
   for _, req in pairs(c.requests) do
     if req ~= active then

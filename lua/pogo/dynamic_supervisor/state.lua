@@ -57,6 +57,7 @@ function M.new(opts)
 
     -- what to reconcile next (see `reconcile` in pogo.dynamic_supervisor)
     dirty = {},                         -- record -> true: reconcile it once the mailbox is drained
+    spare = {},                         -- an empty set, swapped with `dirty` while reconciling
     all_dirty = true,                   -- reconcile every record (at start)
     unsettled = {},                     -- record -> true: this node should act on it but waits (its
                                         -- old owner still runs it, or a node is joining)
