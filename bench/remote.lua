@@ -38,12 +38,9 @@ if mode == "serve" then
       pogo.send(report, n)
     end
   end)
-  pogo.register("bench", pogo.spawn(function()
-    while true do
-      local m = pogo.receive()
-      if type(m) == "table" and m[1] == "$call" then pogo.reply(m[2], { echo = echo, sink = sink }) end
-    end
-  end))
+  pogo.register("bench", pogo.spawn(require("pogo.server").enter_loop, {
+    handle_call = function(_, _, s) return s, s end, -- who echoes, who sinks
+  }, { echo = echo, sink = sink }))
   return
 end
 

@@ -61,19 +61,17 @@ function M.monitorer(target, report)
   end)
 end
 
---- A process speaking pogo.call's protocol: replies {"got", request};
--- the request "die" makes it exit with reason "died" without replying.
+--- A server (pogo.server, without init) that replies {"got", request};
+-- the request "die" makes it exit with reason "died" without replying,
+-- "slow" replies after 500 ms.
 function M.server(name)
-  local pid = pogo.spawn(function()
-    while true do
-      local m = pogo.receive()
-      if type(m) == "table" and m[1] == "$call" then
-        if m[3] == "die" then pogo.exit("died") end
-        if m[3] == "slow" then pogo.sleep(500) end
-        pogo.reply(m[2], { "got", m[3] })
-      end
-    end
-  end)
+  local pid = pogo.spawn(require("pogo.server").enter_loop, {
+    handle_call = function(req, _, s)
+      if req == "die" then return nil, s, "stop", "died" end
+      if req == "slow" then pogo.sleep(500) end
+      return { "got", req }, s
+    end,
+  }, {})
   if name then pogo.register(name, pid) end
   return pid
 end

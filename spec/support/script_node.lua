@@ -4,7 +4,4 @@ local pogo = require "pogo"
 local args = table.pack(...)
 if args[1] == "fail" then error("the script failed on purpose") end
 pogo.register("script_args", pogo.self())
-while true do
-  local m = pogo.receive()
-  if type(m) == "table" and m[1] == "$call" then pogo.reply(m[2], args) end
-end
+require("pogo.server").enter_loop({ handle_call = function(_, _, s) return s, s end }, args)
