@@ -193,6 +193,11 @@ describe("distributed supervisor (Pogo's suite)", function()
     c:call(nodes[1], R, "start_child", { 1 })
     c:call(nodes[1], R, "start_child", { 2 })
     await_placement({ 1, 2 })
+    -- await_placement reads each node's local view; a node learns of the
+    -- children of the other from pg, a moment later
+    cluster.wait_until(function()
+      return #c:call(nodes[1], R, "children", { "global" }) == 2 and #c:call(nodes[2], R, "children", { "global" }) == 2
+    end, 5000, "both nodes to see both children")
     local g1, p1 = c:call(nodes[1], R, "children", { "global" })
     local g2, p2 = c:call(nodes[2], R, "children", { "global" })
     assert.same({ 1, 2 }, g1)
