@@ -79,6 +79,7 @@ local function next_state(mod, state, ok, a, b, c)
   return a
 end
 
+local type, xpcall = type, xpcall
 local math_type, huge, ceil = math.type, math.huge, math.ceil
 
 -- A timeout callback's value as core.receive takes it: integer ms, or nil.
