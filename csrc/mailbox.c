@@ -9,12 +9,15 @@
  *   the order of the others.
  * - receive() takes the head; a process blocks by yielding, the main chunk by
  *   driving the loop (see sched.c).
+ * - A message to a pid or a name on another node goes through remote.h (it is
+ *   serialized there, or dropped if that node is not connected); one from
+ *   another node arrives through pogo_mailbox_post, already decoded.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime.h"
-#include "dist.h"
+#include "remote.h"
 
 /* Push the mailbox table of p (creating it if `create`); pushes nil if none. */
 static void push_mbox(pogo_node *N, lua_State *L, pogo_proc *p, int create) {
@@ -58,6 +61,13 @@ void pogo_mailbox_deliver(pogo_node *N, lua_State *L, pogo_proc *p, int msg_idx)
   lua_rawseti(L, -2, p->mb_tail++);
   lua_pop(L, 1);
   if (p->state == PS_WAITING) pogo_sched_wake(N, p);
+}
+
+int pogo_mailbox_post(pogo_node *N, lua_State *L, const pogo_id *to, int msg_idx) {
+  pogo_proc *p = pogo_proc_get(N, to);
+  if (!p) return 0;
+  pogo_mailbox_deliver(N, L, p, msg_idx);
+  return 1;
 }
 
 /* Pop the head of p's mailbox onto L (p must have a message). */
@@ -110,7 +120,7 @@ static int l_send(lua_State *L) {
       pogo_proc *p = pogo_proc_get(N, &id);
       if (p) pogo_mailbox_deliver(N, L, p, 2);
     } else {
-      int r = pogo_dist_send(N, L, &id, 2, err);
+      int r = pogo_remote_send(N, L, &id, 2, err);
       if (r < 0) return luaL_error(L, "%s", err);
       if (r > 0) return lua_yield(L, 0); /* suspended until the link's backlog drains */
     }
@@ -125,9 +135,9 @@ static int l_send(lua_State *L) {
       return luaL_argerror(L, 1, "{name, node} expects two strings");
     size_t nl;
     const char *node = lua_tolstring(L, 4, &nl);
-    uint32_t idx = pogo_node_index(N, L, node, nl);
+    uint32_t idx = pogo_nodenames_index(N, L, node, nl);
     if (idx == 0) return send_named_local(N, L, 3, 2);
-    int r = pogo_dist_send_named(N, L, idx, 3, 2, err);
+    int r = pogo_remote_send_named(N, L, idx, 3, 2, err);
     if (r < 0) return luaL_error(L, "%s", err);
     if (r > 0) return lua_yield(L, 0);
     return 0;

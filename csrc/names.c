@@ -5,6 +5,8 @@
  * - A name is a non-empty string naming at most one live local process, and a
  *   process has at most one name (as in Erlang). register raises on conflicts;
  *   a name is released when its process exits.
+ * - pogo_names_whereis serves the transport: a peer's message or monitor to a
+ *   name finds its process here.
  */
 #include "runtime.h"
 
@@ -21,6 +23,15 @@ void pogo_names_release(pogo_node *N, lua_State *L, pogo_proc *p) {
   lua_pushnil(L);
   lua_rawseti(L, -2, p->slot);
   lua_pop(L, 1);
+}
+
+int pogo_names_whereis(pogo_node *N, lua_State *L, const char *name, size_t len, pogo_id *out) {
+  pogo_push_ref(L, N->ref_names);
+  lua_pushlstring(L, name, len);
+  lua_rawget(L, -2);
+  int found = pogo_ident_is_pid(L, -1, out) && pogo_proc_get(N, out) != NULL;
+  lua_pop(L, 2);
+  return found;
 }
 
 /* register(name, pid) -> true */

@@ -6,7 +6,8 @@
  * - A process lives in a slot; its pid carries (serial, slot) so lookups are
  *   O(1) and a reused slot never matches an old pid.
  * - A process exits exactly once: pogo_proc_finish runs the fan-out (exit
- *   signals to links, DOWN to monitors, names released) and frees the slot.
+ *   signals to links, DOWN to monitors, names released; for links and
+ *   monitors on other nodes through remote.h) and frees the slot.
  * - Exits caused by exits (links) are queued and drained iteratively, so long
  *   link chains never recurse on the C stack.
  * - The running process is never torn down under its own feet: a kill aimed at
@@ -17,7 +18,7 @@
 #include <string.h>
 
 #include "runtime.h"
-#include "dist.h"
+#include "remote.h"
 
 static uint32_t slot_alloc(pogo_node *N) {
   if (N->nfree) return N->free_slots[--N->nfree];
@@ -196,7 +197,7 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
     pogo_mon *m = &watching.v[i];
     pogo_proc *t = pogo_proc_get(N, &m->other);
     if (t) pogo_monset_remove_pair(&t->watchers, m->ref, &me);
-    else if (m->other.node != 0) pogo_dist_demonitor(N, L, &me, m->ref, &m->other);
+    else if (m->other.node != 0) pogo_remote_demonitor(N, L, &me, m->ref, &m->other);
   }
   for (uint32_t i = 0; i < watchers.n; i++) {
     pogo_mon *m = &watchers.v[i];
@@ -205,7 +206,7 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
   for (uint32_t i = 0; i < links.n; i++) {
     pogo_id *o = &links.v[i];
     if (o->node != 0) {
-      pogo_dist_exit(N, L, &me, o, reason_idx, 1);
+      pogo_remote_exit(N, L, &me, o, reason_idx, 1);
       continue;
     }
     pogo_proc *q = pogo_proc_get(N, o);
@@ -322,13 +323,6 @@ static int l_alive(lua_State *L) {
   return 1;
 }
 
-/* process_count() -> live processes on this node (main chunk's included) */
-static int l_process_count(lua_State *L) {
-  pogo_node *N = POGO_NODE(L);
-  lua_pushinteger(L, N->live);
-  return 1;
-}
-
 /* processes() -> array of the pids of live processes */
 static int l_processes(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
@@ -370,7 +364,7 @@ static int l_process_info(lua_State *L) {
 void pogo_proc_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"spawn", l_spawn}, {"spawn_link", l_spawn_link}, {"spawn_monitor", l_spawn_monitor},
-    {"self", l_self}, {"alive", l_alive}, {"process_count", l_process_count},
+    {"self", l_self}, {"alive", l_alive},
     {"processes", l_processes}, {"process_info", l_process_info}, {NULL, NULL}};
   pogo_setfuncs(L, fns);
 }
