@@ -106,7 +106,7 @@ static int digest(pogo_conn *c, char role, unsigned char out[POGO_HS_DIGEST]) {
                         dialer ? c->peer_name : d->name, dialer ? c->peer_name_len : d->name_len, out);
 }
 
-/* Both sides proved the cookie. If another link to that node is up, keep one:
+/* Both sides proved the cookie. If another connection to that node is up, keep one:
  * returns 0 to bring c up, 1 to bring it up in place of the other one without
  * telling anyone (same node, same incarnation), -1 if c was dropped. */
 static int settle_duplicate(pogo_conn *c) {
@@ -120,7 +120,7 @@ static int settle_duplicate(pogo_conn *c) {
   }
   pogo_log_line(d, "a second link to %s came up; keeping one", c->peer_name);
   if (!c->outgoing) return refuse(c, "duplicate");
-  /* keep the link dialed by the node with the smaller name */
+  /* keep the connection dialed by the node with the smaller name */
   if (!u->outgoing && strcmp(d->name, c->peer_name) > 0) {
     pogo_mesh_dial_abandon(c);
     return -1;
@@ -195,7 +195,7 @@ static int on_refuse(pogo_conn *c, const char *p, uint32_t n) {
     return -1;
   }
   if (strcmp(reason, "simultaneous") == 0) {
-    pogo_mesh_dial_abandon(c); /* the peer's own dial brings the link up */
+    pogo_mesh_dial_abandon(c); /* the peer's own dial brings the connection up */
     pogo_mesh_schedule(d);
     return -1;
   }

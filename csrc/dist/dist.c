@@ -183,7 +183,7 @@ static int l_dist_start(lua_State *L) {
   return 2;
 }
 
-/* dist_stop([reason]): close every link, telling peers why (default "shutdown") */
+/* dist_stop([reason]): close every connection, telling peers why (default "shutdown") */
 static int l_dist_stop(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   const char *reason = luaL_optstring(L, 1, "shutdown");
@@ -192,9 +192,9 @@ static int l_dist_stop(lua_State *L) {
   return 0;
 }
 
-/* dist_drain(timeout_ms) -> true when every link closed cleanly. Only from
+/* dist_drain(timeout_ms) -> true when every connection closed cleanly. Only from
  * the main chunk (elsewhere it returns at once): drives the loop until the
- * links of a stopped node are closed, then closes whatever is left. */
+ * connections of a stopped node are closed, then closes whatever is left. */
 static int l_dist_drain(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   lua_Integer ms = luaL_optinteger(L, 1, 1000);
@@ -340,8 +340,8 @@ static int l_dist_info(lua_State *L) {
   return 1;
 }
 
-/* dist_inject(node, bytes) -> true: append raw bytes to the link to node
- * (a test hook for malformed frames on an authenticated link) */
+/* dist_inject(node, bytes) -> true: append raw bytes to the connection to node
+ * (a test hook for malformed frames on an authenticated connection) */
 static int l_dist_inject(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   uint32_t idx = check_node(L, N, 1);

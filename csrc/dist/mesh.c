@@ -185,31 +185,29 @@ static void notify_subscribers(pogo_dist *d, lua_State *L) {
   lua_settop(L, msg);
 }
 
-static void nodeup(pogo_dist *d, lua_State *L, uint32_t idx) {
+/* {what, node} or, with a reason, {what, node, reason} to subscribers. */
+static void node_event(pogo_dist *d, lua_State *L, const char *what, uint32_t idx, const char *reason) {
   int top = lua_gettop(L);
-  lua_createtable(L, 2, 0);
-  lua_pushliteral(L, "nodeup");
+  lua_createtable(L, 3, 0);
+  lua_pushstring(L, what);
   lua_rawseti(L, -2, 1);
   lua_pushstring(L, node_name(d, idx));
   lua_rawseti(L, -2, 2);
+  if (reason) {
+    lua_pushstring(L, reason);
+    lua_rawseti(L, -2, 3);
+  }
   notify_subscribers(d, L);
   lua_settop(L, top);
 }
 
+static void nodeup(pogo_dist *d, lua_State *L, uint32_t idx) { node_event(d, L, "nodeup", idx, NULL); }
+
 /* The up connection of node idx is gone: the runtime's links and monitors
  * there first, then {"nodedown", node, reason} to subscribers. */
 static void nodedown(pogo_dist *d, lua_State *L, uint32_t idx, const char *reason) {
-  int top = lua_gettop(L);
   pogo_links_node_down(d->N, L, idx);
-  lua_createtable(L, 3, 0);
-  lua_pushliteral(L, "nodedown");
-  lua_rawseti(L, -2, 1);
-  lua_pushstring(L, node_name(d, idx));
-  lua_rawseti(L, -2, 2);
-  lua_pushstring(L, reason);
-  lua_rawseti(L, -2, 3);
-  notify_subscribers(d, L);
-  lua_settop(L, top);
+  node_event(d, L, "nodedown", idx, reason);
 }
 
 /* ---- dialing ---- */

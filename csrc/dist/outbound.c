@@ -170,20 +170,23 @@ void pogo_outbound_put_down(pogo_dist *d, lua_State *L, pogo_conn *c, const pogo
   end(c, s, NULL);
 }
 
+/* LINK, UNLINK, MONITOR or DEMONITOR to the node of `node_of`. */
+static int ids_frame(void *ctx, uint8_t kind, const pogo_id *node_of, const pogo_id *a, const uint64_t *ref,
+                     const pogo_id *b) {
+  pogo_conn *c = pogo_outbound_conn(ctx, node_of->node);
+  if (!c) return POGO_REMOTE_NOCONN;
+  put_ids(c, kind, a, ref, b);
+  return POGO_REMOTE_OK;
+}
+
 int pogo_outbound_link(void *ctx, lua_State *L, const pogo_id *from, const pogo_id *to) {
   (void)L;
-  pogo_conn *c = pogo_outbound_conn(ctx, to->node);
-  if (!c) return POGO_REMOTE_NOCONN;
-  put_ids(c, POGO_W_LINK, from, NULL, to);
-  return POGO_REMOTE_OK;
+  return ids_frame(ctx, POGO_W_LINK, to, from, NULL, to);
 }
 
 int pogo_outbound_unlink(void *ctx, lua_State *L, const pogo_id *from, const pogo_id *to) {
   (void)L;
-  pogo_conn *c = pogo_outbound_conn(ctx, to->node);
-  if (!c) return POGO_REMOTE_NOCONN;
-  put_ids(c, POGO_W_UNLINK, from, NULL, to);
-  return POGO_REMOTE_OK;
+  return ids_frame(ctx, POGO_W_UNLINK, to, from, NULL, to);
 }
 
 int pogo_outbound_exit(void *ctx, lua_State *L, const pogo_id *from, const pogo_id *to, int reason_idx, int linked) {
@@ -195,18 +198,12 @@ int pogo_outbound_exit(void *ctx, lua_State *L, const pogo_id *from, const pogo_
 
 int pogo_outbound_monitor(void *ctx, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *target) {
   (void)L;
-  pogo_conn *c = pogo_outbound_conn(ctx, target->node);
-  if (!c) return POGO_REMOTE_NOCONN;
-  put_ids(c, POGO_W_MONITOR, watcher, &ref, target);
-  return POGO_REMOTE_OK;
+  return ids_frame(ctx, POGO_W_MONITOR, target, watcher, &ref, target);
 }
 
 int pogo_outbound_demonitor(void *ctx, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *target) {
   (void)L;
-  pogo_conn *c = pogo_outbound_conn(ctx, target->node);
-  if (!c) return POGO_REMOTE_NOCONN;
-  put_ids(c, POGO_W_DEMONITOR, watcher, &ref, target);
-  return POGO_REMOTE_OK;
+  return ids_frame(ctx, POGO_W_DEMONITOR, target, watcher, &ref, target);
 }
 
 /* MONITOR_NAME or DEMONITOR_NAME: watcher, ref, name. */
