@@ -19,9 +19,10 @@
  * - The runtime knows no transport. It reaches other nodes only through the
  *   ops table of remote.h, which a transport (csrc/dist/) fills in; with none,
  *   every other node is simply not connected. A transport calls into the
- *   runtime only through the functions declared here, and of pogo_node it
- *   reads L, loop, creation and ext, nothing else. The runtime builds and is
- *   tested without csrc/dist/ (csrc/ctest/runtime_alone.c).
+ *   runtime only through the functions declared here (and remote.h's), and
+ *   of pogo_node it reads L, loop, creation and ext (and `remote`, to know
+ *   whether its own table is installed), nothing else. The runtime builds and
+ *   is tested without csrc/dist/ (csrc/ctest/runtime_alone.c).
  */
 #ifndef POGO_RUNTIME_H
 #define POGO_RUNTIME_H
