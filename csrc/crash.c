@@ -37,7 +37,7 @@ void pogo_crash_push(pogo_node *N, lua_State *L, lua_State *co) {
   lua_setfield(L, -2, "error");
   luaL_traceback(L, co, NULL, 0);
   lua_setfield(L, -2, "traceback");
-  pogo_push_ref(L, N->ref_crash_mt);
+  pogo_node_push_ref(L, N->ref_crash_mt);
   lua_setmetatable(L, -2);
 }
 
@@ -48,6 +48,6 @@ void pogo_crash_restore(pogo_node *N, lua_State *L, int idx) {
   int is_crash = lua_type(L, -1) == LUA_TSTRING;
   lua_pop(L, 1);
   if (!is_crash) return;
-  pogo_push_ref(L, N->ref_crash_mt);
+  pogo_node_push_ref(L, N->ref_crash_mt);
   lua_setmetatable(L, idx);
 }

@@ -35,7 +35,7 @@ static void push_key(pogo_node *N, lua_State *L, const pogo_id *id) {
 }
 
 void pogo_ident_push(pogo_node *N, lua_State *L, const pogo_id *id) {
-  pogo_push_ref(L, N->ref_idents);
+  pogo_node_push_ref(L, N->ref_idents);
   push_key(N, L, id);
   lua_pushvalue(L, -1);
   if (lua_rawget(L, -3) == LUA_TUSERDATA) {
@@ -180,5 +180,5 @@ void pogo_ident_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"creation", l_creation}, {"is_pid", l_is_pid}, {"is_ref", l_is_ref},
     {"node_of", l_node_of}, {"make_ref", l_make_ref}, {NULL, NULL}};
-  pogo_setfuncs(L, fns);
+  pogo_node_setfuncs(L, fns);
 }

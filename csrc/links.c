@@ -42,7 +42,7 @@ static void push_exit(pogo_node *N, lua_State *L, const pogo_id *from, int reaso
   lua_rawseti(L, -2, 3);
 }
 
-void pogo_signal_exit(pogo_node *N, lua_State *L, pogo_proc *p, const pogo_id *from, int reason_idx, int linked) {
+void pogo_links_signal_exit(pogo_node *N, lua_State *L, pogo_proc *p, const pogo_id *from, int reason_idx, int linked) {
   reason_idx = lua_absindex(L, reason_idx);
   lua_checkstack(L, 8);
   int is_str = lua_type(L, reason_idx) == LUA_TSTRING;
@@ -66,7 +66,8 @@ void pogo_signal_exit(pogo_node *N, lua_State *L, pogo_proc *p, const pogo_id *f
   pogo_proc_kill(N, L, p, reason_idx);
 }
 
-void pogo_send_down(pogo_node *N, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *who, int reason_idx) {
+void pogo_links_send_down(pogo_node *N, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *who,
+                          int reason_idx) {
   reason_idx = lua_absindex(L, reason_idx);
   if (watcher->node != 0) {
     pogo_remote_down(N, L, watcher, ref, who, reason_idx);
@@ -77,11 +78,11 @@ void pogo_send_down(pogo_node *N, lua_State *L, const pogo_id *watcher, uint64_t
   pogo_monset_remove(&w->watching, ref, NULL);
   lua_checkstack(L, 8);
   pogo_ident_push(N, L, who);
-  pogo_deliver_down(N, L, w, ref, -1, reason_idx);
+  pogo_links_deliver_down(N, L, w, ref, -1, reason_idx);
   lua_pop(L, 1);
 }
 
-void pogo_deliver_down(pogo_node *N, lua_State *L, pogo_proc *w, uint64_t ref, int who_idx, int reason_idx) {
+void pogo_links_deliver_down(pogo_node *N, lua_State *L, pogo_proc *w, uint64_t ref, int who_idx, int reason_idx) {
   who_idx = lua_absindex(L, who_idx);
   reason_idx = lua_absindex(L, reason_idx);
   lua_checkstack(L, 4);
@@ -104,7 +105,7 @@ void pogo_links_remote_down(pogo_node *N, lua_State *L, pogo_proc *w, uint64_t r
   reason_idx = lua_absindex(L, reason_idx);
   lua_checkstack(L, 8);
   if (who->serial != 0 || !pogo_remote_take_name(N, L, ref)) pogo_ident_push(N, L, who);
-  pogo_deliver_down(N, L, w, ref, -1, reason_idx);
+  pogo_links_deliver_down(N, L, w, ref, -1, reason_idx);
   lua_pop(L, 1);
 }
 
@@ -126,8 +127,8 @@ void pogo_links_peer_exit(pogo_node *N, lua_State *L, const pogo_id *from, const
                           int linked) {
   pogo_proc *p = pogo_proc_get(N, to);
   if (!p) return;
-  if (!linked) pogo_signal_exit(N, L, p, from, reason_idx, 0);
-  else if (pogo_idset_remove(&p->links, from)) pogo_signal_exit(N, L, p, from, reason_idx, 1);
+  if (!linked) pogo_links_signal_exit(N, L, p, from, reason_idx, 0);
+  else if (pogo_idset_remove(&p->links, from)) pogo_links_signal_exit(N, L, p, from, reason_idx, 1);
 }
 
 int pogo_links_peer_monitor(pogo_node *N, const pogo_id *watcher, uint64_t ref, const pogo_id *target) {
@@ -206,7 +207,7 @@ void pogo_links_node_down(pogo_node *N, lua_State *L, uint32_t node) {
     pogo_proc *p = f->slot <= N->nslots ? N->procs[f->slot] : NULL;
     if (!p || p->serial != f->serial || p->state == PS_EXITING) continue;
     if (f->down) pogo_links_remote_down(N, L, p, f->ref, &f->other, why);
-    else pogo_signal_exit(N, L, p, &f->other, why, 1);
+    else pogo_links_signal_exit(N, L, p, &f->other, why, 1);
   }
   free(acts);
   lua_settop(L, top);
@@ -235,7 +236,7 @@ static int l_link(lua_State *L) {
   if (!q) {
     if (p->flags & PF_TRAP_EXIT) {
       lua_pushliteral(L, "noproc");
-      pogo_signal_exit(N, L, p, &id, -1, 1);
+      pogo_links_signal_exit(N, L, p, &id, -1, 1);
       return 0;
     }
     return luaL_error(L, "noproc: cannot link to %s", luaL_tolstring(L, 1, NULL));
@@ -286,13 +287,13 @@ static int l_monitor(lua_State *L) {
     lua_replace(L, 1);
   }
   if (lua_type(L, 1) == LUA_TSTRING) {
-    pogo_push_ref(L, N->ref_names);
+    pogo_node_push_ref(L, N->ref_names);
     lua_pushvalue(L, 1);
     lua_rawget(L, -2);
     if (!pogo_ident_is_pid(L, -1, &id)) {
       /* unknown name: DOWN at once, naming the name */
       lua_pushliteral(L, "noproc");
-      pogo_deliver_down(N, L, p, ref.serial, 1, -1);
+      pogo_links_deliver_down(N, L, p, ref.serial, 1, -1);
       pogo_ident_push(N, L, &ref);
       return 1;
     }
@@ -308,7 +309,7 @@ static int l_monitor(lua_State *L) {
   pogo_proc *q = pogo_proc_get(N, &id);
   if (!q) {
     lua_pushliteral(L, "noproc");
-    pogo_send_down(N, L, &me, ref.serial, &id, -1);
+    pogo_links_send_down(N, L, &me, ref.serial, &id, -1);
   } else {
     pogo_monset_add(&p->watching, ref.serial, &id);
     pogo_monset_add(&q->watchers, ref.serial, &me);
@@ -366,7 +367,7 @@ static int l_exit_signal(lua_State *L) {
     return 0;
   }
   pogo_proc *q = pogo_proc_get(N, &id);
-  if (q) pogo_signal_exit(N, L, q, &me, 2, 0);
+  if (q) pogo_links_signal_exit(N, L, q, &me, 2, 0);
   return finish_call(N, L, 0);
 }
 
@@ -390,5 +391,5 @@ void pogo_links_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"link", l_link}, {"unlink", l_unlink}, {"monitor", l_monitor}, {"demonitor", l_demonitor},
     {"trap_exit", l_trap_exit}, {"exit_signal", l_exit_signal}, {"exit_self", l_exit_self}, {NULL, NULL}};
-  pogo_setfuncs(L, fns);
+  pogo_node_setfuncs(L, fns);
 }

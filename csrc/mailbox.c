@@ -21,7 +21,7 @@
 
 /* Push the mailbox table of p (creating it if `create`); pushes nil if none. */
 static void push_mbox(pogo_node *N, lua_State *L, pogo_proc *p, int create) {
-  pogo_push_ref(L, N->ref_mbox);
+  pogo_node_push_ref(L, N->ref_mbox);
   if (lua_rawgeti(L, -1, p->slot) == LUA_TNIL && create) {
     lua_pop(L, 1);
     lua_createtable(L, 4, 0);
@@ -99,7 +99,7 @@ static void take_at(pogo_node *N, lua_State *L, pogo_proc *p, uint32_t k) {
 /* Send the message at msg_idx to the process registered under the name at name_idx. */
 static int send_named_local(pogo_node *N, lua_State *L, int name_idx, int msg_idx) {
   pogo_id id;
-  pogo_push_ref(L, N->ref_names);
+  pogo_node_push_ref(L, N->ref_names);
   lua_pushvalue(L, name_idx);
   if (lua_rawget(L, -2) != LUA_TUSERDATA || !pogo_ident_is_pid(L, -1, &id))
     return luaL_error(L, "noproc: no process registered as '%s'", lua_tostring(L, name_idx));
@@ -159,7 +159,7 @@ static int l_receive(lua_State *L) {
     if (timeout == 0) return 0;
     p->state = PS_WAITING;
     p->resume = RK_MSG;
-    if (timeout > 0) pogo_timer_arm(N, p, pogo_now(N) + (uint64_t)timeout);
+    if (timeout > 0) pogo_timer_arm(N, p, pogo_node_now(N) + (uint64_t)timeout);
     return lua_yield(L, 0);
   }
   pogo_sched_check_can_drive(N, L, "pogo.receive");
@@ -186,7 +186,7 @@ static int l_wait(lua_State *L) {
     p->state = PS_WAITING;
     p->resume = RK_WAKE;
     p->nargs = (int32_t)p->mb_tail;
-    if (timeout > 0) pogo_timer_arm(N, p, pogo_now(N) + (uint64_t)timeout);
+    if (timeout > 0) pogo_timer_arm(N, p, pogo_node_now(N) + (uint64_t)timeout);
     return lua_yield(L, 0);
   }
   pogo_sched_check_can_drive(N, L, "pogo.receive");
@@ -308,5 +308,5 @@ void pogo_mailbox_register(lua_State *L) {
     {"send", l_send}, {"receive", l_receive}, {"wait", l_wait},
     {"mbox_len", l_mbox_len}, {"mbox_peek", l_mbox_peek}, {"mbox_take", l_mbox_take},
     {"mbox_find_ref", l_mbox_find_ref}, {"abandon_ref", l_abandon_ref}, {"mbox_flush_down", l_mbox_flush_down}, {NULL, NULL}};
-  pogo_setfuncs(L, fns);
+  pogo_node_setfuncs(L, fns);
 }

@@ -23,14 +23,14 @@
 
 static const char NODE_KEY = 'N'; /* address used as a registry key (constant) */
 
-uint64_t pogo_now(pogo_node *N) {
+uint64_t pogo_node_now(pogo_node *N) {
   uv_update_time(N->loop);
   return uv_now(N->loop);
 }
 
-void pogo_push_ref(lua_State *L, int ref) { lua_rawgeti(L, LUA_REGISTRYINDEX, ref); }
+void pogo_node_push_ref(lua_State *L, int ref) { lua_rawgeti(L, LUA_REGISTRYINDEX, ref); }
 
-void pogo_setfuncs(lua_State *L, const luaL_Reg *fns) {
+void pogo_node_setfuncs(lua_State *L, const luaL_Reg *fns) {
   for (; fns->name; fns++) {
     lua_pushvalue(L, -1);
     lua_pushcclosure(L, fns->func, 1);

@@ -14,7 +14,7 @@
 #include "runtime.h"
 
 const char *pogo_nodenames_get(pogo_node *N, lua_State *L, uint32_t node) {
-  pogo_push_ref(L, N->ref_nodenames);
+  pogo_node_push_ref(L, N->ref_nodenames);
   lua_rawgeti(L, -1, node);
   const char *s = lua_tostring(L, -1); /* anchored in the table */
   lua_pop(L, 2);
@@ -22,7 +22,7 @@ const char *pogo_nodenames_get(pogo_node *N, lua_State *L, uint32_t node) {
 }
 
 uint32_t pogo_nodenames_index(pogo_node *N, lua_State *L, const char *name, size_t len) {
-  pogo_push_ref(L, N->ref_nodenames);
+  pogo_node_push_ref(L, N->ref_nodenames);
   lua_pushlstring(L, name, len);
   lua_pushvalue(L, -1);
   lua_rawget(L, -3);
@@ -43,7 +43,7 @@ uint32_t pogo_nodenames_index(pogo_node *N, lua_State *L, const char *name, size
 
 /* Name index 0 (this node). */
 static void set_own_name(pogo_node *N, lua_State *L, const char *name, size_t len) {
-  pogo_push_ref(L, N->ref_nodenames);
+  pogo_node_push_ref(L, N->ref_nodenames);
   if (lua_rawgeti(L, -1, 0) != LUA_TNIL) {
     lua_pushnil(L);
     lua_rawset(L, -3);
@@ -80,5 +80,5 @@ static int l_node_name(lua_State *L) {
 
 void pogo_nodenames_register(lua_State *L) {
   static const luaL_Reg fns[] = {{"node_name", l_node_name}, {"set_node_name", l_set_node_name}, {NULL, NULL}};
-  pogo_setfuncs(L, fns);
+  pogo_node_setfuncs(L, fns);
 }

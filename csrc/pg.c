@@ -1033,5 +1033,5 @@ void pogo_pg_register(lua_State *L) {
   }
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {{"pg_index", l_pg_index}, {NULL, NULL}};
-  pogo_setfuncs(L, fns);
+  pogo_node_setfuncs(L, fns);
 }

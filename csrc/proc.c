@@ -62,7 +62,7 @@ void pogo_proc_id(pogo_node *N, pogo_proc *p, pogo_id *out) {
 }
 
 void pogo_proc_push_pid(pogo_node *N, lua_State *L, pogo_proc *p) {
-  pogo_push_ref(L, N->ref_pids);
+  pogo_node_push_ref(L, N->ref_pids);
   lua_rawgeti(L, -1, p->slot);
   lua_remove(L, -2);
 }
@@ -81,7 +81,7 @@ static pogo_proc *proc_new(pogo_node *N, lua_State *L) {
   N->live++;
   pogo_id id;
   pogo_proc_id(N, p, &id);
-  pogo_push_ref(L, N->ref_pids);
+  pogo_node_push_ref(L, N->ref_pids);
   pogo_ident_push(N, L, &id);
   lua_rawseti(L, -2, slot);
   lua_pop(L, 1);
@@ -128,7 +128,7 @@ static void exq_push(pogo_node *N, pogo_proc *p) {
 
 static void set_pending(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) {
   reason_idx = lua_absindex(L, reason_idx);
-  pogo_push_ref(L, N->ref_pending);
+  pogo_node_push_ref(L, N->ref_pending);
   lua_pushvalue(L, reason_idx);
   lua_rawseti(L, -2, p->slot);
   lua_pop(L, 1);
@@ -156,7 +156,7 @@ void pogo_proc_drain_exits(pogo_node *N, lua_State *L) {
     pogo_proc *p = e.slot <= N->nslots ? N->procs[e.slot] : NULL;
     if (!p || p->serial != e.serial) continue;
     lua_checkstack(L, 8);
-    pogo_push_ref(L, N->ref_pending);
+    pogo_node_push_ref(L, N->ref_pending);
     lua_rawgeti(L, -1, p->slot);
     lua_remove(L, -2);
     pogo_proc_finish(N, L, p, -1);
@@ -201,7 +201,7 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
   }
   for (uint32_t i = 0; i < watchers.n; i++) {
     pogo_mon *m = &watchers.v[i];
-    pogo_send_down(N, L, &m->other, m->ref, &me, reason_idx);
+    pogo_links_send_down(N, L, &m->other, m->ref, &me, reason_idx);
   }
   for (uint32_t i = 0; i < links.n; i++) {
     pogo_id *o = &links.v[i];
@@ -212,7 +212,7 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
     pogo_proc *q = pogo_proc_get(N, o);
     if (!q) continue;
     pogo_idset_remove(&q->links, &me);
-    pogo_signal_exit(N, L, q, &me, reason_idx, 1);
+    pogo_links_signal_exit(N, L, q, &me, reason_idx, 1);
   }
   pogo_idset_free(&links);
   pogo_monset_free(&watchers);
@@ -220,7 +220,7 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
 
   /* Lua side */
   if (p->co) {
-    pogo_push_ref(L, N->ref_threads);
+    pogo_node_push_ref(L, N->ref_threads);
     lua_rawgeti(L, -1, p->slot); /* keep the thread alive while closing it */
     if (p != N->current) close_thread(p->co, L);
     lua_pop(L, 1);
@@ -230,7 +230,7 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
   }
   int tabs[] = {N->ref_mbox, N->ref_pids, N->ref_pending};
   for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) {
-    pogo_push_ref(L, tabs[i]);
+    pogo_node_push_ref(L, tabs[i]);
     lua_pushnil(L);
     lua_rawseti(L, -2, p->slot);
     lua_pop(L, 1);
@@ -274,7 +274,7 @@ static int spawn_impl(lua_State *L, int link, int monitor) {
   if (!p) return luaL_error(L, "pogo.spawn: out of memory");
   lua_State *co = lua_newthread(L);
   p->co = co;
-  pogo_push_ref(L, N->ref_threads);
+  pogo_node_push_ref(L, N->ref_threads);
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, p->slot);
   lua_pop(L, 2);
@@ -366,5 +366,5 @@ void pogo_proc_register(lua_State *L) {
     {"spawn", l_spawn}, {"spawn_link", l_spawn_link}, {"spawn_monitor", l_spawn_monitor},
     {"self", l_self}, {"alive", l_alive},
     {"processes", l_processes}, {"process_info", l_process_info}, {NULL, NULL}};
-  pogo_setfuncs(L, fns);
+  pogo_node_setfuncs(L, fns);
 }

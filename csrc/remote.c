@@ -62,7 +62,7 @@ void pogo_remote_link(pogo_node *N, lua_State *L, const pogo_id *from, const pog
   if (!p) return;
   pogo_idset_remove(&p->links, to);
   lua_pushliteral(L, "noconnection");
-  pogo_signal_exit(N, L, p, to, -1, 1);
+  pogo_links_signal_exit(N, L, p, to, -1, 1);
   lua_pop(L, 1);
 }
 
@@ -79,7 +79,7 @@ void pogo_remote_exit(pogo_node *N, lua_State *L, const pogo_id *from, const pog
 
 int pogo_remote_take_name(pogo_node *N, lua_State *L, uint64_t ref) {
   lua_checkstack(L, 4);
-  pogo_push_ref(L, N->ref_namemon);
+  pogo_node_push_ref(L, N->ref_namemon);
   lua_pushinteger(L, (lua_Integer)ref);
   if (lua_rawget(L, -2) != LUA_TTABLE) {
     lua_pop(L, 2);
@@ -116,7 +116,7 @@ void pogo_remote_monitor_name(pogo_node *N, lua_State *L, const pogo_id *watcher
   name_idx = lua_absindex(L, name_idx);
   lua_checkstack(L, 6);
   /* remember {name, node} for the DOWN message */
-  pogo_push_ref(L, N->ref_namemon);
+  pogo_node_push_ref(L, N->ref_namemon);
   lua_pushinteger(L, (lua_Integer)ref);
   lua_createtable(L, 2, 0);
   lua_pushvalue(L, name_idx);

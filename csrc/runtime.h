@@ -193,8 +193,8 @@ typedef struct pogo_node {
 } pogo_node;
 
 /* ---- node.c ---- */
-uint64_t pogo_now(pogo_node *N);         /* loop time in ms (updated) */
-void pogo_push_ref(lua_State *L, int ref);
+uint64_t pogo_node_now(pogo_node *N); /* loop time in ms (updated) */
+void pogo_node_push_ref(lua_State *L, int ref);
 
 /* ---- ident.c ---- */
 void pogo_ident_push(pogo_node *N, lua_State *L, const pogo_id *id); /* interned userdata */
@@ -286,12 +286,13 @@ int pogo_monset_remove_pair(pogo_monset *s, uint64_t ref, const pogo_id *other);
 /* ---- links.c ---- */
 /* Exit signal from `from` with the reason at idx to local process p.
  * `linked` is 1 for link propagation, 0 for an explicit exit(pid, reason). */
-void pogo_signal_exit(pogo_node *N, lua_State *L, pogo_proc *p, const pogo_id *from, int reason_idx, int linked);
+void pogo_links_signal_exit(pogo_node *N, lua_State *L, pogo_proc *p, const pogo_id *from, int reason_idx, int linked);
 /* Push {"DOWN", ref, pid, reason} and deliver it to watcher. */
-void pogo_send_down(pogo_node *N, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *who, int reason_idx);
+void pogo_links_send_down(pogo_node *N, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *who,
+                          int reason_idx);
 /* Deliver {"DOWN", ref, <value at who_idx>, <value at reason_idx>} to local
  * process w (who is a pid, or {name, node} for a monitor by name). */
-void pogo_deliver_down(pogo_node *N, lua_State *L, pogo_proc *w, uint64_t ref, int who_idx, int reason_idx);
+void pogo_links_deliver_down(pogo_node *N, lua_State *L, pogo_proc *w, uint64_t ref, int who_idx, int reason_idx);
 /* Deliver the DOWN of w's monitor `ref` of a process on another node: `who`
  * is its pid, or the placeholder (serial 0) of a monitor by name, reported
  * as {name, node}. The monitor must already be out of w's `watching` set. */
@@ -328,6 +329,6 @@ static inline pogo_node *pogo_node_live(lua_State *L) {
   if (N->closed) luaL_error(L, "pogo: the node is closed (its Lua state is closing)");
   return N;
 }
-void pogo_setfuncs(lua_State *L, const luaL_Reg *fns); /* table at -2, node ud at -1 */
+void pogo_node_setfuncs(lua_State *L, const luaL_Reg *fns); /* table at -2, node ud at -1 */
 
 #endif

@@ -100,7 +100,7 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
   if (p->flags & PF_PENDING_EXIT) {
     p->flags &= (uint8_t)~PF_PENDING_EXIT;
     if (st == LUA_YIELD || st == LUA_OK) lua_pop(co, nres);
-    pogo_push_ref(L, N->ref_pending);
+    pogo_node_push_ref(L, N->ref_pending);
     lua_rawgeti(L, -1, p->slot);
     pogo_proc_finish(N, L, p, -1);
     lua_pop(L, 2);
@@ -125,7 +125,7 @@ int pogo_sched_run_batch(pogo_node *N, int budget) {
   lua_State *L = N->L;
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 20)) return 0;
-  pogo_push_ref(L, N->ref_mbox);
+  pogo_node_push_ref(L, N->ref_mbox);
   int mbox_idx = lua_gettop(L);
   int n = 0;
   while (N->rq_len && n < budget) {
@@ -162,7 +162,7 @@ static void check_can_drive(pogo_node *N, lua_State *L, const char *what) {
 int pogo_sched_drive(pogo_node *N, lua_State *L, pogo_proc *ext, uint32_t mb_tail0, int64_t timeout) {
   (void)L;
   ext->flags &= (uint8_t)~PF_TIMER_FIRED;
-  if (timeout >= 0) pogo_timer_arm(N, ext, pogo_now(N) + (uint64_t)timeout);
+  if (timeout >= 0) pogo_timer_arm(N, ext, pogo_node_now(N) + (uint64_t)timeout);
   N->driving++;
   int result;
   for (;;) {
@@ -209,9 +209,9 @@ void pogo_sched_resume(pogo_node *N, const pogo_rq_entry *e) {
 }
 
 void pogo_sched_drive_while(pogo_node *N, int (*busy)(void *arg), void *arg, int64_t timeout_ms) {
-  uint64_t deadline = timeout_ms >= 0 ? pogo_now(N) + (uint64_t)timeout_ms : 0;
+  uint64_t deadline = timeout_ms >= 0 ? pogo_node_now(N) + (uint64_t)timeout_ms : 0;
   N->driving++;
-  while (busy(arg) && (timeout_ms < 0 || pogo_now(N) < deadline)) uv_run(N->loop, UV_RUN_ONCE);
+  while (busy(arg) && (timeout_ms < 0 || pogo_node_now(N) < deadline)) uv_run(N->loop, UV_RUN_ONCE);
   N->driving--;
 }
 
@@ -228,14 +228,14 @@ static int l_sleep(lua_State *L) {
     if (p->co != L) return luaL_error(L, "pogo.sleep: called from a coroutine nested in a process");
     p->state = PS_SLEEPING;
     p->resume = RK_NONE;
-    pogo_timer_arm(N, p, pogo_now(N) + (uint64_t)ms);
+    pogo_timer_arm(N, p, pogo_node_now(N) + (uint64_t)ms);
     return lua_yield(L, 0);
   }
   check_can_drive(N, L, "pogo.sleep");
   pogo_proc *ext = pogo_proc_external(N, L);
   /* a sleep ignores messages: drive until the timer fires */
   ext->flags &= (uint8_t)~PF_TIMER_FIRED;
-  pogo_timer_arm(N, ext, pogo_now(N) + (uint64_t)ms);
+  pogo_timer_arm(N, ext, pogo_node_now(N) + (uint64_t)ms);
   N->driving++;
   while (!(ext->flags & PF_TIMER_FIRED)) uv_run(N->loop, UV_RUN_ONCE);
   N->driving--;
@@ -296,7 +296,7 @@ static int l_stop_loop(lua_State *L) {
 /* now() -> loop time in ms */
 static int l_now(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
-  lua_pushinteger(L, (lua_Integer)pogo_now(N));
+  lua_pushinteger(L, (lua_Integer)pogo_node_now(N));
   return 1;
 }
 
@@ -304,7 +304,7 @@ void pogo_sched_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"sleep", l_sleep}, {"yield", l_yield}, {"run", l_run}, {"step", l_step},
     {"stop_loop", l_stop_loop}, {"now", l_now}, {NULL, NULL}};
-  pogo_setfuncs(L, fns);
+  pogo_node_setfuncs(L, fns);
 }
 
 void pogo_sched_check_can_drive(pogo_node *N, lua_State *L, const char *what) {

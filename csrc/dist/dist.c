@@ -372,5 +372,5 @@ void pogo_dist_register(lua_State *L) {
     {"dist_connect", l_dist_connect}, {"dist_disconnect", l_dist_disconnect}, {"dist_block", l_dist_block},
     {"dist_nodes", l_dist_nodes}, {"dist_monitor_nodes", l_dist_monitor_nodes}, {"dist_info", l_dist_info},
     {"dist_inject", l_dist_inject}, {"dist_random", l_dist_random}, {NULL, NULL}};
-  pogo_setfuncs(L, fns);
+  pogo_node_setfuncs(L, fns);
 }

@@ -102,7 +102,7 @@ static void notify_waiters(pogo_dist *d, lua_State *L, pogo_target *t, int ok, c
   pogo_node *N = d->N;
   int top = lua_gettop(L);
   lua_checkstack(L, 10);
-  pogo_push_ref(L, t->waiters);
+  pogo_node_push_ref(L, t->waiters);
   luaL_unref(L, LUA_REGISTRYINDEX, t->waiters);
   t->waiters = LUA_NOREF;
   int w = lua_gettop(L);
@@ -148,7 +148,7 @@ static void target_remove(pogo_dist *d, lua_State *L, pogo_target *t) {
 
 void pogo_mesh_subscribe(pogo_dist *d, lua_State *L, int pid_idx, int flag) {
   pid_idx = lua_absindex(L, pid_idx);
-  pogo_push_ref(L, d->ref_subs);
+  pogo_node_push_ref(L, d->ref_subs);
   lua_pushvalue(L, pid_idx);
   if (flag) lua_pushboolean(L, 1);
   else lua_pushnil(L);
@@ -161,7 +161,7 @@ static void notify_subscribers(pogo_dist *d, lua_State *L) {
   pogo_node *N = d->N;
   int msg = lua_gettop(L);
   lua_checkstack(L, 8);
-  pogo_push_ref(L, d->ref_subs);
+  pogo_node_push_ref(L, d->ref_subs);
   int subs = lua_gettop(L);
   lua_newtable(L); /* snapshot: delivering may change the set */
   int list = lua_gettop(L);
@@ -775,7 +775,7 @@ int pogo_mesh_connect(pogo_dist *d, lua_State *L, const char *addr, int pid_idx,
     lua_newtable(L);
     t->waiters = luaL_ref(L, LUA_REGISTRYINDEX);
   }
-  pogo_push_ref(L, t->waiters);
+  pogo_node_push_ref(L, t->waiters);
   lua_Integer n = (lua_Integer)lua_rawlen(L, -1);
   lua_pushvalue(L, pid_idx);
   lua_rawseti(L, -2, n + 1);
