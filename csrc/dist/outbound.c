@@ -23,6 +23,9 @@
 
 #include "dist/dist.h"
 
+/* The runtime checks names against its limit; the wire must carry them all. */
+_Static_assert(POGO_WIRE_NAME_MAX >= POGO_REMOTE_NAME_MAX, "wire names shorter than the runtime's");
+
 
 pogo_conn *pogo_outbound_conn(pogo_dist *d, uint32_t node) {
   if (d->stopping) return NULL;
