@@ -45,6 +45,7 @@ valgrind: build
 
 lint: deps
 	@env -u LUA_PATH -u LUA_CPATH luacheck --no-color lua spec bench examples bin/pogo
+	@bash csrc/ctest/layers.sh
 
 bench: build
 	@for b in bench/*.lua; do echo "== $$b"; $(LUA) $$b || exit 1; done

@@ -62,6 +62,7 @@
 #include <lua.h>
 
 #include "codec.h"
+#include "be.h"
 
 /* ------------------------------------------------------------------------ */
 /* Growable byte buffer with optional inline (stack) storage.                */
@@ -330,34 +331,19 @@ static inline unsigned char *w_room(enc *e, size_t n) {
   return (unsigned char *)a->p + a->len;
 }
 
-static inline void st16(unsigned char *p, uint16_t v) {
-  p[0] = (unsigned char)(v >> 8);
-  p[1] = (unsigned char)v;
-}
-static inline void st32(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char)(v >> 24);
-  p[1] = (unsigned char)(v >> 16);
-  p[2] = (unsigned char)(v >> 8);
-  p[3] = (unsigned char)v;
-}
-static inline void st64(unsigned char *p, uint64_t v) {
-  st32(p, (uint32_t)(v >> 32));
-  st32(p + 4, (uint32_t)v);
-}
-
 /* Integer in its smallest form (same choice as msgpack_pack_int64). */
 static size_t put_int(unsigned char *p, int64_t d) {
   if (d < -32) {
     if (d >= -128) { p[0] = 0xd0; p[1] = (unsigned char)(uint8_t)d; return 2; }
-    if (d >= -32768) { p[0] = 0xd1; st16(p + 1, (uint16_t)d); return 3; }
-    if (d >= INT32_MIN) { p[0] = 0xd2; st32(p + 1, (uint32_t)d); return 5; }
-    p[0] = 0xd3; st64(p + 1, (uint64_t)d); return 9;
+    if (d >= -32768) { p[0] = 0xd1; pogo_be_put16(p + 1, (uint16_t)d); return 3; }
+    if (d >= INT32_MIN) { p[0] = 0xd2; pogo_be_put32(p + 1, (uint32_t)d); return 5; }
+    p[0] = 0xd3; pogo_be_put64(p + 1, (uint64_t)d); return 9;
   }
   if (d < 128) { p[0] = (unsigned char)(uint8_t)d; return 1; }
   if (d < 256) { p[0] = 0xcc; p[1] = (unsigned char)d; return 2; }
-  if (d < 65536) { p[0] = 0xcd; st16(p + 1, (uint16_t)d); return 3; }
-  if (d <= (int64_t)UINT32_MAX) { p[0] = 0xce; st32(p + 1, (uint32_t)d); return 5; }
-  p[0] = 0xcf; st64(p + 1, (uint64_t)d); return 9;
+  if (d < 65536) { p[0] = 0xcd; pogo_be_put16(p + 1, (uint16_t)d); return 3; }
+  if (d <= (int64_t)UINT32_MAX) { p[0] = 0xce; pogo_be_put32(p + 1, (uint32_t)d); return 5; }
+  p[0] = 0xcf; pogo_be_put64(p + 1, (uint64_t)d); return 9;
 }
 
 /* Header of a str (fix 0xa0), array (fix 0x90) or map (fix 0x80); n < 2^32. */
@@ -366,8 +352,8 @@ static size_t put_hdr(unsigned char *p, unsigned fix, size_t n) {
   size_t fixmax = fix == 0xa0 ? 32 : 16;
   if (n < fixmax) { p[0] = (unsigned char)(fix | n); return 1; }
   if (fix == 0xa0 && n < 256) { p[0] = (unsigned char)c8; p[1] = (unsigned char)n; return 2; }
-  if (n < 65536) { p[0] = (unsigned char)c16; st16(p + 1, (uint16_t)n); return 3; }
-  p[0] = (unsigned char)(c16 + 1); st32(p + 1, (uint32_t)n); return 5;
+  if (n < 65536) { p[0] = (unsigned char)c16; pogo_be_put16(p + 1, (uint16_t)n); return 3; }
+  p[0] = (unsigned char)(c16 + 1); pogo_be_put32(p + 1, (uint32_t)n); return 5;
 }
 
 static int w_hdr(enc *e, unsigned fix, size_t n) {
@@ -601,7 +587,7 @@ static int enc_value(enc *e, int idx, int type) {
       uint64_t u;
       memcpy(&u, &d, sizeof u);
       p[0] = 0xcb;
-      st64(p + 1, u);
+      pogo_be_put64(p + 1, u);
       e->arena->len += 9;
     }
     return 0;
@@ -742,14 +728,6 @@ static int dfail(dec *d, const char *fmt, ...) {
 
 #define LEFT(d) ((size_t)((d)->end - (d)->p))
 
-static uint16_t rd16(const unsigned char *p) { return (uint16_t)((p[0] << 8) | p[1]); }
-static uint32_t rd32(const unsigned char *p) {
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-static uint64_t rd64(const unsigned char *p) {
-  return ((uint64_t)rd32(p) << 32) | rd32(p + 4);
-}
-
 /* Skip one msgpack value in p[0..end): returns the byte after it, or NULL if
  * it is malformed or truncated. Used on the encoder's own output. */
 static const unsigned char *skip_value(const unsigned char *p, const unsigned char *end, int depth) {
@@ -777,7 +755,7 @@ static const unsigned char *skip_value(const unsigned char *p, const unsigned ch
     default: return NULL;
     }
     if ((size_t)(end - p) < w) return NULL;
-    n = w == 1 ? p[0] : w == 2 ? rd16(p) : rd32(p);
+    n = w == 1 ? p[0] : w == 2 ? pogo_be_get16(p) : pogo_be_get32(p);
     p += w;
     if (c >= 0xdc) { /* array16/32, map16/32 */
       items = c >= 0xde ? 2 * n : n;
@@ -797,7 +775,7 @@ bytes:
 /* Read a big-endian length of w bytes (1, 2 or 4). */
 static int rdlen(dec *d, int w, size_t *n) {
   if (LEFT(d) < (size_t)w) return dfail(d, "truncated length");
-  *n = w == 1 ? d->p[0] : w == 2 ? rd16(d->p) : rd32(d->p);
+  *n = w == 1 ? d->p[0] : w == 2 ? pogo_be_get16(d->p) : pogo_be_get32(d->p);
   d->p += w;
   return 0;
 }
@@ -920,24 +898,24 @@ static int dec_value(dec *d, int depth) {
   d->p += w;
   switch (c) {
   case 0xca: {
-    uint32_t u = rd32(p);
+    uint32_t u = pogo_be_get32(p);
     float f;
     memcpy(&f, &u, sizeof f);
     lua_pushnumber(L, (lua_Number)f);
     return 0;
   }
   case 0xcb: {
-    uint64_t u = rd64(p);
+    uint64_t u = pogo_be_get64(p);
     double f;
     memcpy(&f, &u, sizeof f);
     lua_pushnumber(L, (lua_Number)f);
     return 0;
   }
   case 0xcc: lua_pushinteger(L, (lua_Integer)p[0]); return 0;
-  case 0xcd: lua_pushinteger(L, (lua_Integer)rd16(p)); return 0;
-  case 0xce: lua_pushinteger(L, (lua_Integer)rd32(p)); return 0;
+  case 0xcd: lua_pushinteger(L, (lua_Integer)pogo_be_get16(p)); return 0;
+  case 0xce: lua_pushinteger(L, (lua_Integer)pogo_be_get32(p)); return 0;
   case 0xcf: {
-    uint64_t u = rd64(p);
+    uint64_t u = pogo_be_get64(p);
     if (u > (uint64_t)INT64_MAX) {
       d->p = p - 1;
       return dfail(d, "integer out of range");
@@ -946,9 +924,9 @@ static int dec_value(dec *d, int depth) {
     return 0;
   }
   case 0xd0: lua_pushinteger(L, (lua_Integer)(int8_t)p[0]); return 0;
-  case 0xd1: lua_pushinteger(L, (lua_Integer)(int16_t)rd16(p)); return 0;
-  case 0xd2: lua_pushinteger(L, (lua_Integer)(int32_t)rd32(p)); return 0;
-  default: lua_pushinteger(L, (lua_Integer)(int64_t)rd64(p)); return 0; /* 0xd3 */
+  case 0xd1: lua_pushinteger(L, (lua_Integer)(int16_t)pogo_be_get16(p)); return 0;
+  case 0xd2: lua_pushinteger(L, (lua_Integer)(int32_t)pogo_be_get32(p)); return 0;
+  default: lua_pushinteger(L, (lua_Integer)(int64_t)pogo_be_get64(p)); return 0; /* 0xd3 */
   }
 }
 

@@ -1,13 +1,14 @@
 /*
- * ident.c: pids and refs as interned Lua userdata, and the node-name table.
+ * ident.c: pids and refs as interned Lua userdata, and their codec extension
+ * hooks (how they cross to other nodes).
  *
  * Contract
  * - A pid or ref is a userdata holding a pogo_id. Equal ids are the same Lua
  *   value (interned through a weak-valued cache), so `==` and table keys work.
  * - tostring(pid) is "<node.N>", tostring(ref) is "#Ref<node.N>".
- * - node index 0 is this node; its name is "nonode@nohost" until pogo.start.
- *   A pid of an earlier incarnation of this node (other creation) never matches
- *   a live local process.
+ * - An id names its node by its index in the node-name table (nodenames.c);
+ *   index 0 is this node. A pid of an earlier incarnation of this node (other
+ *   creation) never matches a live local process.
  * - On the wire (codec extension types POGO_EXT_PID / POGO_EXT_REF) an id is
  *   u16 name length, name, u32 creation, u64 serial and, for pids, u32 slot,
  *   all big-endian. Decoding checks every length.
@@ -15,37 +16,10 @@
 #include <string.h>
 
 #include "runtime.h"
+#include "be.h"
 
 #define PID_MT "pogo.pid"
 #define REF_MT "pogo.ref"
-
-const char *pogo_node_name(pogo_node *N, lua_State *L, uint32_t node) {
-  pogo_push_ref(L, N->ref_nodenames);
-  lua_rawgeti(L, -1, node);
-  const char *s = lua_tostring(L, -1); /* anchored in the table */
-  lua_pop(L, 2);
-  return s ? s : "?";
-}
-
-uint32_t pogo_node_index(pogo_node *N, lua_State *L, const char *name, size_t len) {
-  pogo_push_ref(L, N->ref_nodenames);
-  lua_pushlstring(L, name, len);
-  lua_pushvalue(L, -1);
-  lua_rawget(L, -3);
-  if (lua_isinteger(L, -1)) {
-    uint32_t idx = (uint32_t)lua_tointeger(L, -1);
-    lua_pop(L, 3);
-    return idx;
-  }
-  lua_pop(L, 1);
-  uint32_t idx = ++N->nnodes;
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, -3, idx);
-  lua_pushinteger(L, idx);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-  return idx;
-}
 
 static void push_key(pogo_node *N, lua_State *L, const pogo_id *id) {
   if (id->node == 0 && id->creation == N->creation) {
@@ -61,7 +35,7 @@ static void push_key(pogo_node *N, lua_State *L, const pogo_id *id) {
 }
 
 void pogo_ident_push(pogo_node *N, lua_State *L, const pogo_id *id) {
-  pogo_push_ref(L, N->ref_idents);
+  pogo_node_push_ref(L, N->ref_idents);
   push_key(N, L, id);
   lua_pushvalue(L, -1);
   if (lua_rawget(L, -3) == LUA_TUSERDATA) {
@@ -98,7 +72,7 @@ static int ident_tostring(lua_State *L) {
   pogo_id *u = lua_touserdata(L, 1);
   lua_getfield(L, LUA_REGISTRYINDEX, "pogo.node.ptr");
   pogo_node *N = lua_touserdata(L, -1);
-  const char *name = N ? pogo_node_name(N, L, u->node) : "?";
+  const char *name = N ? pogo_nodenames_get(N, L, u->node) : "?";
   if (u->kind == POGO_KIND_PID)
     lua_pushfstring(L, "<%s.%I>", name, (lua_Integer)u->serial);
   else
@@ -108,30 +82,20 @@ static int ident_tostring(lua_State *L) {
 
 /* ---- codec extension hooks ---- */
 
-static void put32(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char)(v >> 24); p[1] = (unsigned char)(v >> 16);
-  p[2] = (unsigned char)(v >> 8); p[3] = (unsigned char)v;
-}
-static uint32_t get32(const unsigned char *p) {
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-
 static int ext_encode(void *ud, lua_State *L, int idx, msgpack_packer *pk) {
   pogo_node *N = ud;
   pogo_id id;
   if (!pogo_ident_get(L, idx, &id)) return 0;
-  const char *name = pogo_node_name(N, L, id.node);
+  const char *name = pogo_nodenames_get(N, L, id.node);
   size_t nl = strlen(name);
   if (nl > 65535) nl = 65535;
   unsigned char buf[2 + 65535 + 20];
-  buf[0] = (unsigned char)(nl >> 8);
-  buf[1] = (unsigned char)nl;
+  pogo_be_put16(buf, (uint16_t)nl);
   memcpy(buf + 2, name, nl);
   size_t o = 2 + nl;
-  put32(buf + o, id.creation); o += 4;
-  put32(buf + o, (uint32_t)(id.serial >> 32)); o += 4;
-  put32(buf + o, (uint32_t)id.serial); o += 4;
-  if (id.kind == POGO_KIND_PID) { put32(buf + o, id.slot); o += 4; }
+  pogo_be_put32(buf + o, id.creation); o += 4;
+  pogo_be_put64(buf + o, id.serial); o += 8;
+  if (id.kind == POGO_KIND_PID) { pogo_be_put32(buf + o, id.slot); o += 4; }
   msgpack_pack_ext(pk, o, id.kind == POGO_KIND_PID ? POGO_EXT_PID : POGO_EXT_REF);
   msgpack_pack_ext_body(pk, buf, o);
   return 1;
@@ -142,18 +106,18 @@ static int ext_decode(void *ud, lua_State *L, int8_t type, const char *data, siz
   const unsigned char *p = (const unsigned char *)data;
   if (type != POGO_EXT_PID && type != POGO_EXT_REF) return -1;
   if (len < 2) return -1;
-  size_t nl = ((size_t)p[0] << 8) | p[1];
+  size_t nl = pogo_be_get16(p);
   size_t need = 2 + nl + 12 + (type == POGO_EXT_PID ? 4 : 0);
   if (len != need || nl == 0) return -1;
   pogo_id id;
   memset(&id, 0, sizeof id);
   id.kind = type == POGO_EXT_PID ? POGO_KIND_PID : POGO_KIND_REF;
   const unsigned char *q = p + 2 + nl;
-  id.creation = get32(q);
-  id.serial = ((uint64_t)get32(q + 4) << 32) | get32(q + 8);
-  if (type == POGO_EXT_PID) id.slot = get32(q + 12);
+  id.creation = pogo_be_get32(q);
+  id.serial = pogo_be_get64(q + 4);
+  if (type == POGO_EXT_PID) id.slot = pogo_be_get32(q + 12);
   if (!lua_checkstack(L, 6)) return -1;
-  id.node = pogo_node_index(N, L, (const char *)p + 2, nl);
+  id.node = pogo_nodenames_index(N, L, (const char *)p + 2, nl);
   pogo_ident_push(N, L, &id);
   return 0;
 }
@@ -171,14 +135,6 @@ void pogo_ident_setup(pogo_node *N, lua_State *L) {
   lua_pop(L, 1);
   lua_pushlightuserdata(L, N);
   lua_setfield(L, LUA_REGISTRYINDEX, "pogo.node.ptr");
-  /* this node is index 0 */
-  pogo_push_ref(L, N->ref_nodenames);
-  lua_pushstring(L, "nonode@nohost");
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, -3, 0);
-  lua_pushinteger(L, 0);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
   N->ext.ud = N;
   N->ext.encode = ext_encode;
   N->ext.decode = ext_decode;
@@ -201,7 +157,7 @@ static int l_node_of(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   pogo_id id;
   if (!pogo_ident_get(L, 1, &id)) return luaL_argerror(L, 1, "pid or ref expected");
-  lua_pushstring(L, pogo_node_name(N, L, id.node));
+  lua_pushstring(L, pogo_nodenames_get(N, L, id.node));
   return 1;
 }
 
@@ -210,30 +166,6 @@ static int l_make_ref(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   pogo_id id = {.serial = N->next_ref++, .node = 0, .creation = N->creation, .kind = POGO_KIND_REF};
   pogo_ident_push(N, L, &id);
-  return 1;
-}
-
-/* set_node_name(name): this node's name (index 0), set by pogo.start */
-static int l_set_node_name(lua_State *L) {
-  pogo_node *N = POGO_NODE(L);
-  size_t len;
-  const char *name = luaL_checklstring(L, 1, &len);
-  pogo_push_ref(L, N->ref_nodenames);
-  lua_rawgeti(L, -1, 0);
-  lua_pushnil(L);
-  lua_rawset(L, -3);
-  lua_pushlstring(L, name, len);
-  lua_pushvalue(L, -1);
-  lua_rawseti(L, -3, 0);
-  lua_pushinteger(L, 0);
-  lua_rawset(L, -3);
-  return 0;
-}
-
-/* node_name() -> this node's name */
-static int l_node_name(lua_State *L) {
-  pogo_node *N = POGO_NODE(L);
-  lua_pushstring(L, pogo_node_name(N, L, 0));
   return 1;
 }
 
@@ -246,8 +178,7 @@ static int l_creation(lua_State *L) {
 
 void pogo_ident_register(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"node_name", l_node_name}, {"creation", l_creation},
-    {"is_pid", l_is_pid}, {"is_ref", l_is_ref}, {"node_of", l_node_of},
-    {"make_ref", l_make_ref}, {"set_node_name", l_set_node_name}, {NULL, NULL}};
-  pogo_setfuncs(L, fns);
+    {"creation", l_creation}, {"is_pid", l_is_pid}, {"is_ref", l_is_ref},
+    {"node_of", l_node_of}, {"make_ref", l_make_ref}, {NULL, NULL}};
+  pogo_node_setfuncs(L, fns);
 }

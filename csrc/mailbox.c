@@ -9,16 +9,19 @@
  *   the order of the others.
  * - receive() takes the head; a process blocks by yielding, the main chunk by
  *   driving the loop (see sched.c).
+ * - A message to a pid or a name on another node goes through remote.h (it is
+ *   serialized there, or dropped if that node is not connected); one from
+ *   another node arrives through pogo_mailbox_post, already decoded.
  */
 #include <stdlib.h>
 #include <string.h>
 
 #include "runtime.h"
-#include "dist.h"
+#include "remote.h"
 
 /* Push the mailbox table of p (creating it if `create`); pushes nil if none. */
 static void push_mbox(pogo_node *N, lua_State *L, pogo_proc *p, int create) {
-  pogo_push_ref(L, N->ref_mbox);
+  pogo_node_push_ref(L, N->ref_mbox);
   if (lua_rawgeti(L, -1, p->slot) == LUA_TNIL && create) {
     lua_pop(L, 1);
     lua_createtable(L, 4, 0);
@@ -60,6 +63,13 @@ void pogo_mailbox_deliver(pogo_node *N, lua_State *L, pogo_proc *p, int msg_idx)
   if (p->state == PS_WAITING) pogo_sched_wake(N, p);
 }
 
+int pogo_mailbox_post(pogo_node *N, lua_State *L, const pogo_id *to, int msg_idx) {
+  pogo_proc *p = pogo_proc_get(N, to);
+  if (!p) return 0;
+  pogo_mailbox_deliver(N, L, p, msg_idx);
+  return 1;
+}
+
 /* Pop the head of p's mailbox onto L (p must have a message). */
 static void pop_head(pogo_node *N, lua_State *L, pogo_proc *p) {
   push_mbox(N, L, p, 0);
@@ -89,7 +99,7 @@ static void take_at(pogo_node *N, lua_State *L, pogo_proc *p, uint32_t k) {
 /* Send the message at msg_idx to the process registered under the name at name_idx. */
 static int send_named_local(pogo_node *N, lua_State *L, int name_idx, int msg_idx) {
   pogo_id id;
-  pogo_push_ref(L, N->ref_names);
+  pogo_node_push_ref(L, N->ref_names);
   lua_pushvalue(L, name_idx);
   if (lua_rawget(L, -2) != LUA_TUSERDATA || !pogo_ident_is_pid(L, -1, &id))
     return luaL_error(L, "noproc: no process registered as '%s'", lua_tostring(L, name_idx));
@@ -110,7 +120,7 @@ static int l_send(lua_State *L) {
       pogo_proc *p = pogo_proc_get(N, &id);
       if (p) pogo_mailbox_deliver(N, L, p, 2);
     } else {
-      int r = pogo_dist_send(N, L, &id, 2, err);
+      int r = pogo_remote_send(N, L, &id, 2, err);
       if (r < 0) return luaL_error(L, "%s", err);
       if (r > 0) return lua_yield(L, 0); /* suspended until the link's backlog drains */
     }
@@ -125,9 +135,9 @@ static int l_send(lua_State *L) {
       return luaL_argerror(L, 1, "{name, node} expects two strings");
     size_t nl;
     const char *node = lua_tolstring(L, 4, &nl);
-    uint32_t idx = pogo_node_index(N, L, node, nl);
+    uint32_t idx = pogo_nodenames_index(N, L, node, nl);
     if (idx == 0) return send_named_local(N, L, 3, 2);
-    int r = pogo_dist_send_named(N, L, idx, 3, 2, err);
+    int r = pogo_remote_send_named(N, L, idx, 3, 2, err);
     if (r < 0) return luaL_error(L, "%s", err);
     if (r > 0) return lua_yield(L, 0);
     return 0;
@@ -149,7 +159,7 @@ static int l_receive(lua_State *L) {
     if (timeout == 0) return 0;
     p->state = PS_WAITING;
     p->resume = RK_MSG;
-    if (timeout > 0) pogo_timer_arm(N, p, pogo_now(N) + (uint64_t)timeout);
+    if (timeout > 0) pogo_timer_arm(N, p, pogo_node_now(N) + (uint64_t)timeout);
     return lua_yield(L, 0);
   }
   pogo_sched_check_can_drive(N, L, "pogo.receive");
@@ -176,7 +186,7 @@ static int l_wait(lua_State *L) {
     p->state = PS_WAITING;
     p->resume = RK_WAKE;
     p->nargs = (int32_t)p->mb_tail;
-    if (timeout > 0) pogo_timer_arm(N, p, pogo_now(N) + (uint64_t)timeout);
+    if (timeout > 0) pogo_timer_arm(N, p, pogo_node_now(N) + (uint64_t)timeout);
     return lua_yield(L, 0);
   }
   pogo_sched_check_can_drive(N, L, "pogo.receive");
@@ -298,5 +308,5 @@ void pogo_mailbox_register(lua_State *L) {
     {"send", l_send}, {"receive", l_receive}, {"wait", l_wait},
     {"mbox_len", l_mbox_len}, {"mbox_peek", l_mbox_peek}, {"mbox_take", l_mbox_take},
     {"mbox_find_ref", l_mbox_find_ref}, {"abandon_ref", l_abandon_ref}, {"mbox_flush_down", l_mbox_flush_down}, {NULL, NULL}};
-  pogo_setfuncs(L, fns);
+  pogo_node_setfuncs(L, fns);
 }

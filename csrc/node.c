@@ -4,39 +4,33 @@
  *
  * Contract
  * - pogo_node_open(L) requires luv, takes its loop (luv_loop) and creates the
- *   node userdata, anchored in the registry; its __gc frees every process,
- *   every table ref and closes its uv handles (freed by their close callbacks,
- *   which luv's loop finalizer runs).
- * - A node exists from `require "pogo.core"` on; `pogo.start` (dist.c) only adds
- *   a name and the transport.
+ *   node userdata, anchored in the registry; its __gc closes the transport if
+ *   one runs (through the ops table, remote.h), frees every process, every
+ *   table ref and closes its uv handles (freed by their close callbacks, which
+ *   luv's loop finalizer runs).
+ * - A node exists from `require "pogo.core"` on; `pogo.start` (the transport,
+ *   csrc/dist/) only adds a name and a way to reach other nodes.
+ * - pogo_node_register adds the runtime's functions only; core.c, the
+ *   composition root, adds the transport's, pg's, the ring's and the codec's.
  */
 #include <stdlib.h>
 #include <string.h>
 #include <luv.h>
-#include <openssl/rand.h>
 
 #include "runtime.h"
 #include "node.h"
-#include "dist.h"
+#include "remote.h"
 
 static const char NODE_KEY = 'N'; /* address used as a registry key (constant) */
 
-pogo_node *pogo_node_from(lua_State *L) {
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &NODE_KEY);
-  pogo_node *N = lua_touserdata(L, -1);
-  lua_pop(L, 1);
-  if (!N || N->closed) luaL_error(L, "pogo: node is not initialised");
-  return N;
-}
-
-uint64_t pogo_now(pogo_node *N) {
+uint64_t pogo_node_now(pogo_node *N) {
   uv_update_time(N->loop);
   return uv_now(N->loop);
 }
 
-void pogo_push_ref(lua_State *L, int ref) { lua_rawgeti(L, LUA_REGISTRYINDEX, ref); }
+void pogo_node_push_ref(lua_State *L, int ref) { lua_rawgeti(L, LUA_REGISTRYINDEX, ref); }
 
-void pogo_setfuncs(lua_State *L, const luaL_Reg *fns) {
+void pogo_node_setfuncs(lua_State *L, const luaL_Reg *fns) {
   for (; fns->name; fns++) {
     lua_pushvalue(L, -1);
     lua_pushcclosure(L, fns->func, 1);
@@ -63,7 +57,7 @@ static int new_table_ref(lua_State *L, const char *weak) {
 static int node_gc(lua_State *L) {
   pogo_node *N = lua_touserdata(L, 1);
   if (N->closed) return 0;
-  pogo_node_dist_close(N, L);
+  pogo_remote_close(N, L);
   pogo_proc_free_all(N, L);
   N->closed = 1;
   lua_pushnil(L);
@@ -89,20 +83,10 @@ static int node_gc(lua_State *L) {
   N->nslots = N->cap = N->nfree = N->free_cap = 0;
   N->rq_len = N->rq_cap = N->heap_len = N->heap_cap = N->exq_len = N->exq_cap = 0;
   int refs[] = {N->ref_threads, N->ref_mbox, N->ref_pids, N->ref_idents, N->ref_names,
-                N->ref_slotname, N->ref_pending, N->ref_nodenames, N->ref_crash_mt};
+                N->ref_slotname, N->ref_pending, N->ref_nodenames, N->ref_crash_mt, N->ref_namemon};
   for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
     luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
   return 0;
-}
-
-static int crash_tostring(lua_State *L) {
-  lua_getfield(L, 1, "error");
-  const char *e = luaL_tolstring(L, -1, NULL);
-  lua_getfield(L, 1, "traceback");
-  const char *tb = lua_tostring(L, -1);
-  if (tb) lua_pushfstring(L, "%s\n%s", e, tb);
-  else lua_pushstring(L, e);
-  return 1;
 }
 
 pogo_node *pogo_node_open(lua_State *L) {
@@ -132,7 +116,7 @@ pogo_node *pogo_node_open(lua_State *L) {
   N->L = lua_tothread(L, -1);
   lua_pop(L, 1);
   N->loop = loop;
-  if (RAND_bytes((unsigned char *)&N->creation, sizeof N->creation) != 1)
+  if (uv_random(NULL, NULL, &N->creation, sizeof N->creation, 0, NULL) != 0)
     N->creation = (uint32_t)uv_hrtime();
   if (N->creation == 0) N->creation = 1;
   N->next_serial = 1;
@@ -146,12 +130,8 @@ pogo_node *pogo_node_open(lua_State *L) {
   N->ref_slotname = new_table_ref(L, NULL);
   N->ref_pending = new_table_ref(L, NULL);
   N->ref_nodenames = new_table_ref(L, NULL);
-  lua_newtable(L);
-  lua_pushcfunction(L, crash_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushstring(L, "pogo.crash");
-  lua_setfield(L, -2, "__name");
-  N->ref_crash_mt = luaL_ref(L, LUA_REGISTRYINDEX);
+  N->ref_namemon = new_table_ref(L, NULL);
+  pogo_crash_setup(N, L);
 
   N->uvh = calloc(1, sizeof *N->uvh);
   if (!N->uvh) luaL_error(L, "pogo: out of memory");
@@ -162,6 +142,7 @@ pogo_node *pogo_node_open(lua_State *L) {
   N->uvh->timer.data = N;
 
   pogo_ident_setup(N, L);
+  pogo_nodenames_setup(N, L);
   N->closed = 0;
 
   lua_pushvalue(L, -1);
@@ -171,10 +152,10 @@ pogo_node *pogo_node_open(lua_State *L) {
 
 void pogo_node_register(lua_State *L) {
   pogo_ident_register(L);
+  pogo_nodenames_register(L);
   pogo_proc_register(L);
   pogo_sched_register(L);
   pogo_mailbox_register(L);
   pogo_links_register(L);
   pogo_names_register(L);
-  pogo_dist_register(L);
 }

@@ -313,7 +313,7 @@ static int64_t node_arg(pg_ix *x, lua_State *L, int idx, int *remote) {
   if (!*remote) return 0;
   size_t nl;
   const char *nn = luaL_checklstring(L, idx, &nl);
-  uint32_t node = pogo_node_index(x->N, L, nn, nl);
+  uint32_t node = pogo_nodenames_index(x->N, L, nn, nl);
   return node == 0 ? -1 : (int64_t)node;
 }
 
@@ -976,7 +976,7 @@ static int ix_remote_nodes(lua_State *L) {
       }
     }
     if (any) {
-      lua_pushstring(L, pogo_node_name(x->N, L, (uint32_t)node));
+      lua_pushstring(L, pogo_nodenames_get(x->N, L, (uint32_t)node));
       lua_rawseti(L, 3, ++k);
     }
     lua_settop(L, 4);
@@ -1033,5 +1033,5 @@ void pogo_pg_register(lua_State *L) {
   }
   lua_pop(L, 1);
   static const luaL_Reg fns[] = {{"pg_index", l_pg_index}, {NULL, NULL}};
-  pogo_setfuncs(L, fns);
+  pogo_node_setfuncs(L, fns);
 }

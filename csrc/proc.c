@@ -6,7 +6,8 @@
  * - A process lives in a slot; its pid carries (serial, slot) so lookups are
  *   O(1) and a reused slot never matches an old pid.
  * - A process exits exactly once: pogo_proc_finish runs the fan-out (exit
- *   signals to links, DOWN to monitors, names released) and frees the slot.
+ *   signals to links, DOWN to monitors, names released; for links and
+ *   monitors on other nodes through remote.h) and frees the slot.
  * - Exits caused by exits (links) are queued and drained iteratively, so long
  *   link chains never recurse on the C stack.
  * - The running process is never torn down under its own feet: a kill aimed at
@@ -17,7 +18,7 @@
 #include <string.h>
 
 #include "runtime.h"
-#include "dist.h"
+#include "remote.h"
 
 static uint32_t slot_alloc(pogo_node *N) {
   if (N->nfree) return N->free_slots[--N->nfree];
@@ -61,7 +62,7 @@ void pogo_proc_id(pogo_node *N, pogo_proc *p, pogo_id *out) {
 }
 
 void pogo_proc_push_pid(pogo_node *N, lua_State *L, pogo_proc *p) {
-  pogo_push_ref(L, N->ref_pids);
+  pogo_node_push_ref(L, N->ref_pids);
   lua_rawgeti(L, -1, p->slot);
   lua_remove(L, -2);
 }
@@ -80,7 +81,7 @@ static pogo_proc *proc_new(pogo_node *N, lua_State *L) {
   N->live++;
   pogo_id id;
   pogo_proc_id(N, p, &id);
-  pogo_push_ref(L, N->ref_pids);
+  pogo_node_push_ref(L, N->ref_pids);
   pogo_ident_push(N, L, &id);
   lua_rawseti(L, -2, slot);
   lua_pop(L, 1);
@@ -127,7 +128,7 @@ static void exq_push(pogo_node *N, pogo_proc *p) {
 
 static void set_pending(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) {
   reason_idx = lua_absindex(L, reason_idx);
-  pogo_push_ref(L, N->ref_pending);
+  pogo_node_push_ref(L, N->ref_pending);
   lua_pushvalue(L, reason_idx);
   lua_rawseti(L, -2, p->slot);
   lua_pop(L, 1);
@@ -155,7 +156,7 @@ void pogo_proc_drain_exits(pogo_node *N, lua_State *L) {
     pogo_proc *p = e.slot <= N->nslots ? N->procs[e.slot] : NULL;
     if (!p || p->serial != e.serial) continue;
     lua_checkstack(L, 8);
-    pogo_push_ref(L, N->ref_pending);
+    pogo_node_push_ref(L, N->ref_pending);
     lua_rawgeti(L, -1, p->slot);
     lua_remove(L, -2);
     pogo_proc_finish(N, L, p, -1);
@@ -196,22 +197,22 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
     pogo_mon *m = &watching.v[i];
     pogo_proc *t = pogo_proc_get(N, &m->other);
     if (t) pogo_monset_remove_pair(&t->watchers, m->ref, &me);
-    else if (m->other.node != 0) pogo_dist_demonitor(N, L, &me, m->ref, &m->other);
+    else if (m->other.node != 0) pogo_remote_demonitor(N, L, &me, m->ref, &m->other);
   }
   for (uint32_t i = 0; i < watchers.n; i++) {
     pogo_mon *m = &watchers.v[i];
-    pogo_send_down(N, L, &m->other, m->ref, &me, reason_idx);
+    pogo_links_send_down(N, L, &m->other, m->ref, &me, reason_idx);
   }
   for (uint32_t i = 0; i < links.n; i++) {
     pogo_id *o = &links.v[i];
     if (o->node != 0) {
-      pogo_dist_exit(N, L, &me, o, reason_idx, 1);
+      pogo_remote_exit(N, L, &me, o, reason_idx, 1);
       continue;
     }
     pogo_proc *q = pogo_proc_get(N, o);
     if (!q) continue;
     pogo_idset_remove(&q->links, &me);
-    pogo_signal_exit(N, L, q, &me, reason_idx, 1);
+    pogo_links_signal_exit(N, L, q, &me, reason_idx, 1);
   }
   pogo_idset_free(&links);
   pogo_monset_free(&watchers);
@@ -219,7 +220,7 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
 
   /* Lua side */
   if (p->co) {
-    pogo_push_ref(L, N->ref_threads);
+    pogo_node_push_ref(L, N->ref_threads);
     lua_rawgeti(L, -1, p->slot); /* keep the thread alive while closing it */
     if (p != N->current) close_thread(p->co, L);
     lua_pop(L, 1);
@@ -229,7 +230,7 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
   }
   int tabs[] = {N->ref_mbox, N->ref_pids, N->ref_pending};
   for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) {
-    pogo_push_ref(L, tabs[i]);
+    pogo_node_push_ref(L, tabs[i]);
     lua_pushnil(L);
     lua_rawseti(L, -2, p->slot);
     lua_pop(L, 1);
@@ -273,7 +274,7 @@ static int spawn_impl(lua_State *L, int link, int monitor) {
   if (!p) return luaL_error(L, "pogo.spawn: out of memory");
   lua_State *co = lua_newthread(L);
   p->co = co;
-  pogo_push_ref(L, N->ref_threads);
+  pogo_node_push_ref(L, N->ref_threads);
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, p->slot);
   lua_pop(L, 2);
@@ -322,13 +323,6 @@ static int l_alive(lua_State *L) {
   return 1;
 }
 
-/* process_count() -> live processes on this node (main chunk's included) */
-static int l_process_count(lua_State *L) {
-  pogo_node *N = POGO_NODE(L);
-  lua_pushinteger(L, N->live);
-  return 1;
-}
-
 /* processes() -> array of the pids of live processes */
 static int l_processes(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
@@ -370,7 +364,7 @@ static int l_process_info(lua_State *L) {
 void pogo_proc_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"spawn", l_spawn}, {"spawn_link", l_spawn_link}, {"spawn_monitor", l_spawn_monitor},
-    {"self", l_self}, {"alive", l_alive}, {"process_count", l_process_count},
+    {"self", l_self}, {"alive", l_alive},
     {"processes", l_processes}, {"process_info", l_process_info}, {NULL, NULL}};
-  pogo_setfuncs(L, fns);
+  pogo_node_setfuncs(L, fns);
 }

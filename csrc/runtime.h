@@ -1,6 +1,8 @@
 /*
- * runtime.h: the per-Lua-state node runtime shared by the process files
- * (node.c, ident.c, proc.c, sched.c, timer.c, mailbox.c, links.c, names.c).
+ * runtime.h: the per-Lua-state node runtime: processes, mailboxes, links and
+ * monitors, the scheduler, timers, registered names, pids and refs
+ * (node.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, timer.c,
+ * mailbox.c, links.c, names.c, sets.c, remote.c).
  *
  * Contract
  * - One pogo_node per Lua state, owned by a userdata anchored in the registry;
@@ -14,6 +16,13 @@
  *   uv_timer.
  * - Nothing here raises a Lua error on behalf of a peer or a process: errors of a
  *   process end that process only.
+ * - The runtime knows no transport. It reaches other nodes only through the
+ *   ops table of remote.h, which a transport (csrc/dist/) fills in; with none,
+ *   every other node is simply not connected. A transport calls into the
+ *   runtime only through the functions declared here (and remote.h's), and
+ *   of pogo_node it reads L, loop, creation and ext (and `remote`, to know
+ *   whether its own table is installed), nothing else. The runtime builds and
+ *   is tested without csrc/dist/ (csrc/ctest/runtime_alone.c).
  */
 #ifndef POGO_RUNTIME_H
 #define POGO_RUNTIME_H
@@ -125,7 +134,7 @@ typedef struct pogo_uvh {
   int open;
 } pogo_uvh;
 
-struct pogo_dist; /* transport (dist.c); NULL until pogo.start */
+struct pogo_remote_ops; /* remote.h */
 
 typedef struct pogo_node {
   lua_State *L;       /* main thread */
@@ -174,26 +183,39 @@ typedef struct pogo_node {
   int ref_pending;  /* slot -> pending exit reason */
   int ref_nodenames;/* index -> node name, name -> index */
   int ref_crash_mt; /* metatable of crash reasons */
-  int ref_self;     /* the node userdata itself */
+  int ref_namemon;  /* remote monitors by name: ref serial -> {name, node} */
   uint32_t nnodes;  /* entries in the node-name table (index 0 = this node) */
 
   pogo_codec_ext ext;
-  struct pogo_dist *dist;
+  /* how other nodes are reached (remote.h): NULL until a transport starts */
+  const struct pogo_remote_ops *remote;
+  void *remote_ctx;
 } pogo_node;
 
 /* ---- node.c ---- */
-pogo_node *pogo_node_from(lua_State *L); /* the node of this Lua state (raises if none) */
-uint64_t pogo_now(pogo_node *N);         /* loop time in ms (updated) */
-void pogo_push_ref(lua_State *L, int ref);
+uint64_t pogo_node_now(pogo_node *N); /* loop time in ms (updated) */
+void pogo_node_push_ref(lua_State *L, int ref);
 
 /* ---- ident.c ---- */
 void pogo_ident_push(pogo_node *N, lua_State *L, const pogo_id *id); /* interned userdata */
 int pogo_ident_get(lua_State *L, int idx, pogo_id *out);            /* 1 if idx is a pid/ref */
 int pogo_ident_is_pid(lua_State *L, int idx, pogo_id *out);
-const char *pogo_node_name(pogo_node *N, lua_State *L, uint32_t node); /* pushes nothing */
-uint32_t pogo_node_index(pogo_node *N, lua_State *L, const char *name, size_t len);
 void pogo_ident_setup(pogo_node *N, lua_State *L);
 void pogo_ident_register(lua_State *L);
+
+/* ---- nodenames.c ---- */
+const char *pogo_nodenames_get(pogo_node *N, lua_State *L, uint32_t node); /* pushes nothing */
+uint32_t pogo_nodenames_index(pogo_node *N, lua_State *L, const char *name, size_t len);
+void pogo_nodenames_setup(pogo_node *N, lua_State *L);
+void pogo_nodenames_register(lua_State *L);
+
+/* ---- crash.c ---- */
+void pogo_crash_setup(pogo_node *N, lua_State *L);
+/* Push a crash reason {error =, traceback =} for the error on top of co (popped). */
+void pogo_crash_push(pogo_node *N, lua_State *L, lua_State *co);
+/* The value at idx came from another node: if it is a crash reason, give it
+ * back its metatable. */
+void pogo_crash_restore(pogo_node *N, lua_State *L, int idx);
 
 /* ---- proc.c ---- */
 pogo_proc *pogo_proc_get(pogo_node *N, const pogo_id *pid); /* local live process or NULL */
@@ -213,11 +235,27 @@ void pogo_proc_register(lua_State *L);
 void pogo_sched_enqueue(pogo_node *N, pogo_proc *p);
 void pogo_sched_wake(pogo_node *N, pogo_proc *p); /* a waiting process got a message */
 int pogo_sched_run_batch(pogo_node *N, int budget);
-int pogo_sched_pending(pogo_node *N);
 /* From the main chunk: drive the loop until *flag is set or the deadline passes.
  * Returns 0 when the flag was set, 1 on timeout, -1 if nothing can wake it. */
 int pogo_sched_drive(pogo_node *N, lua_State *L, pogo_proc *ext, uint32_t mb_tail0, int64_t timeout);
 void pogo_sched_check_can_drive(pogo_node *N, lua_State *L, const char *what);
+/* How a caller running on L can wait for something (e.g. a busy connection). */
+enum {
+  POGO_BLOCK_NONE = 0, /* it cannot: a luv callback (it just goes on) */
+  POGO_BLOCK_YIELD,    /* a process: pogo_sched_suspend, then return lua_yield(L, 0) */
+  POGO_BLOCK_DRIVE     /* the main chunk: pogo_sched_drive_while */
+};
+int pogo_sched_block_mode(pogo_node *N, lua_State *L);
+/* The running process as a handle (slot, serial): 0, or -1 if none runs. */
+int pogo_sched_running(pogo_node *N, pogo_rq_entry *out);
+/* Suspend the running process with no timer: it must yield, and only
+ * pogo_sched_resume (or an exit signal) wakes it. */
+void pogo_sched_suspend(pogo_node *N);
+/* Make the process `e` runnable again if it is still suspended. */
+void pogo_sched_resume(pogo_node *N, const pogo_rq_entry *e);
+/* From the main chunk: run the loop while busy(arg) holds and timeout_ms
+ * (< 0: none) has not passed. */
+void pogo_sched_drive_while(pogo_node *N, int (*busy)(void *arg), void *arg, int64_t timeout_ms);
 void pogo_sched_register(lua_State *L);
 
 /* ---- timer.c ---- */
@@ -228,9 +266,10 @@ void pogo_timer_cb(uv_timer_t *t);
 /* ---- mailbox.c ---- */
 /* Deliver the value at msg_idx to a local process (never copies). */
 void pogo_mailbox_deliver(pogo_node *N, lua_State *L, pogo_proc *p, int msg_idx);
+/* Deliver it to the local pid `to` if that process lives: 1, else 0. */
+int pogo_mailbox_post(pogo_node *N, lua_State *L, const pogo_id *to, int msg_idx);
 void pogo_mailbox_register(lua_State *L);
 
-/* ---- links.c ---- */
 /* ---- sets.c ---- */
 int pogo_idset_add(pogo_idset *s, const pogo_id *id);
 void pogo_idset_remove_at(pogo_idset *s, uint32_t pos);
@@ -243,18 +282,43 @@ int pogo_monset_add(pogo_monset *s, uint64_t ref, const pogo_id *other);
 int pogo_monset_remove(pogo_monset *s, uint64_t ref, pogo_mon *out);
 /* Remove the monitor (ref, other): refs of different nodes may share a serial. */
 int pogo_monset_remove_pair(pogo_monset *s, uint64_t ref, const pogo_id *other);
+
+/* ---- links.c ---- */
 /* Exit signal from `from` with the reason at idx to local process p.
  * `linked` is 1 for link propagation, 0 for an explicit exit(pid, reason). */
-void pogo_signal_exit(pogo_node *N, lua_State *L, pogo_proc *p, const pogo_id *from, int reason_idx, int linked);
+void pogo_links_signal_exit(pogo_node *N, lua_State *L, pogo_proc *p, const pogo_id *from, int reason_idx, int linked);
 /* Push {"DOWN", ref, pid, reason} and deliver it to watcher. */
-void pogo_send_down(pogo_node *N, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *who, int reason_idx);
+void pogo_links_send_down(pogo_node *N, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *who,
+                          int reason_idx);
 /* Deliver {"DOWN", ref, <value at who_idx>, <value at reason_idx>} to local
  * process w (who is a pid, or {name, node} for a monitor by name). */
-void pogo_deliver_down(pogo_node *N, lua_State *L, pogo_proc *w, uint64_t ref, int who_idx, int reason_idx);
+void pogo_links_deliver_down(pogo_node *N, lua_State *L, pogo_proc *w, uint64_t ref, int who_idx, int reason_idx);
+/* Deliver the DOWN of w's monitor `ref` of a process on another node: `who`
+ * is its pid, or the placeholder (serial 0) of a monitor by name, reported
+ * as {name, node}. The monitor must already be out of w's `watching` set. */
+void pogo_links_remote_down(pogo_node *N, lua_State *L, pogo_proc *w, uint64_t ref, const pogo_id *who,
+                            int reason_idx);
+/* What processes on other nodes do to local ones (the transport applies a
+ * peer's frames with these; `from`/`watcher` are remote, the others local). */
+int pogo_links_peer_link(pogo_node *N, const pogo_id *from, const pogo_id *to); /* 0: `to` is not alive */
+void pogo_links_peer_unlink(pogo_node *N, const pogo_id *from, const pogo_id *to);
+void pogo_links_peer_exit(pogo_node *N, lua_State *L, const pogo_id *from, const pogo_id *to, int reason_idx,
+                          int linked);
+int pogo_links_peer_monitor(pogo_node *N, const pogo_id *watcher, uint64_t ref, const pogo_id *target); /* 0: noproc */
+void pogo_links_peer_demonitor(pogo_node *N, const pogo_id *watcher, uint64_t ref, const pogo_id *target);
+/* Node `node` reports that `who` (its pid) went down: local watcher's monitor ref fires. */
+void pogo_links_peer_down(pogo_node *N, lua_State *L, const pogo_id *watcher, uint64_t ref, uint32_t node,
+                          const pogo_id *who, int reason_idx);
+/* Node `node` is gone: every local process's links to it get the exit signal
+ * "noconnection", its monitors of processes there fire
+ * {"DOWN", ref, pid, "noconnection"}, and monitors held from there are dropped. */
+void pogo_links_node_down(pogo_node *N, lua_State *L, uint32_t node);
 void pogo_links_register(lua_State *L);
 
 /* ---- names.c ---- */
 void pogo_names_release(pogo_node *N, lua_State *L, pogo_proc *p);
+/* The live local process registered as name: 1 with its pid in *out, else 0. */
+int pogo_names_whereis(pogo_node *N, lua_State *L, const char *name, size_t len, pogo_id *out);
 void pogo_names_register(lua_State *L);
 
 /* Helpers to build registered closures: each API function gets the node userdata
@@ -265,6 +329,6 @@ static inline pogo_node *pogo_node_live(lua_State *L) {
   if (N->closed) luaL_error(L, "pogo: the node is closed (its Lua state is closing)");
   return N;
 }
-void pogo_setfuncs(lua_State *L, const luaL_Reg *fns); /* table at -2, node ud at -1 */
+void pogo_node_setfuncs(lua_State *L, const luaL_Reg *fns); /* table at -2, node ud at -1 */
 
 #endif

@@ -11,6 +11,10 @@
  * - Blocking calls from the main chunk drive the loop with UV_RUN_ONCE until
  *   their condition holds; from a luv callback (pogo's or luv's own uv.run)
  *   they raise an error instead of re-entering the loop.
+ * - Others may hold a caller back (the transport, while a connection's
+ *   backlog is too big): pogo_sched_block_mode says how the caller can wait; a
+ *   process is suspended (pogo_sched_suspend, no timer) until
+ *   pogo_sched_resume, the main chunk drives the loop (pogo_sched_drive_while).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -60,19 +64,6 @@ void pogo_sched_wake(pogo_node *N, pogo_proc *p) {
   pogo_sched_enqueue(N, p);
 }
 
-int pogo_sched_pending(pogo_node *N) { return N->rq_len > 0; }
-
-/* Build a crash reason {error = e, traceback = tb} from the error on top of co. */
-static void push_crash(pogo_node *N, lua_State *L, lua_State *co) {
-  lua_createtable(L, 0, 2);
-  lua_xmove(co, L, 1); /* error value */
-  lua_setfield(L, -2, "error");
-  luaL_traceback(L, co, NULL, 0);
-  lua_setfield(L, -2, "traceback");
-  pogo_push_ref(L, N->ref_crash_mt);
-  lua_setmetatable(L, -2);
-}
-
 static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
   lua_State *co = p->co;
   int nargs = 0;
@@ -109,7 +100,7 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
   if (p->flags & PF_PENDING_EXIT) {
     p->flags &= (uint8_t)~PF_PENDING_EXIT;
     if (st == LUA_YIELD || st == LUA_OK) lua_pop(co, nres);
-    pogo_push_ref(L, N->ref_pending);
+    pogo_node_push_ref(L, N->ref_pending);
     lua_rawgeti(L, -1, p->slot);
     pogo_proc_finish(N, L, p, -1);
     lua_pop(L, 2);
@@ -124,7 +115,7 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
     pogo_proc_finish(N, L, p, -1);
     lua_pop(L, 1);
   } else {
-    push_crash(N, L, co);
+    pogo_crash_push(N, L, co);
     pogo_proc_finish(N, L, p, -1);
     lua_pop(L, 1);
   }
@@ -134,7 +125,7 @@ int pogo_sched_run_batch(pogo_node *N, int budget) {
   lua_State *L = N->L;
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 20)) return 0;
-  pogo_push_ref(L, N->ref_mbox);
+  pogo_node_push_ref(L, N->ref_mbox);
   int mbox_idx = lua_gettop(L);
   int n = 0;
   while (N->rq_len && n < budget) {
@@ -171,7 +162,7 @@ static void check_can_drive(pogo_node *N, lua_State *L, const char *what) {
 int pogo_sched_drive(pogo_node *N, lua_State *L, pogo_proc *ext, uint32_t mb_tail0, int64_t timeout) {
   (void)L;
   ext->flags &= (uint8_t)~PF_TIMER_FIRED;
-  if (timeout >= 0) pogo_timer_arm(N, ext, pogo_now(N) + (uint64_t)timeout);
+  if (timeout >= 0) pogo_timer_arm(N, ext, pogo_node_now(N) + (uint64_t)timeout);
   N->driving++;
   int result;
   for (;;) {
@@ -190,9 +181,39 @@ int pogo_sched_drive(pogo_node *N, lua_State *L, pogo_proc *ext, uint32_t mb_tai
   return result;
 }
 
-/* Block the caller (process: yield; main chunk: drive) until a message arrives
- * in its mailbox past mb_tail0, or timeout (ms, <0 = forever). Used by mailbox.c.
- * For processes this yields, and the caller must `return` the result. */
+int pogo_sched_block_mode(pogo_node *N, lua_State *L) {
+  if (N->current) return N->current->co == L && lua_isyieldable(L) ? POGO_BLOCK_YIELD : POGO_BLOCK_NONE;
+  if (N->driving) return POGO_BLOCK_NONE;
+  luv_ctx_t *ctx = luv_context(L);
+  if (ctx && ctx->mode != -1) return POGO_BLOCK_NONE;
+  return POGO_BLOCK_DRIVE;
+}
+
+int pogo_sched_running(pogo_node *N, pogo_rq_entry *out) {
+  if (!N->current) return -1;
+  out->serial = N->current->serial;
+  out->slot = N->current->slot;
+  return 0;
+}
+
+void pogo_sched_suspend(pogo_node *N) {
+  pogo_proc *p = N->current;
+  if (!p) return;
+  p->state = PS_SLEEPING;
+  p->resume = RK_NONE;
+}
+
+void pogo_sched_resume(pogo_node *N, const pogo_rq_entry *e) {
+  pogo_proc *p = e->slot <= N->nslots ? N->procs[e->slot] : NULL;
+  if (p && p->serial == e->serial && p->state == PS_SLEEPING && p->heap_pos < 0) pogo_sched_enqueue(N, p);
+}
+
+void pogo_sched_drive_while(pogo_node *N, int (*busy)(void *arg), void *arg, int64_t timeout_ms) {
+  uint64_t deadline = timeout_ms >= 0 ? pogo_node_now(N) + (uint64_t)timeout_ms : 0;
+  N->driving++;
+  while (busy(arg) && (timeout_ms < 0 || pogo_node_now(N) < deadline)) uv_run(N->loop, UV_RUN_ONCE);
+  N->driving--;
+}
 
 /* sleep(ms) */
 static int l_sleep(lua_State *L) {
@@ -207,14 +228,14 @@ static int l_sleep(lua_State *L) {
     if (p->co != L) return luaL_error(L, "pogo.sleep: called from a coroutine nested in a process");
     p->state = PS_SLEEPING;
     p->resume = RK_NONE;
-    pogo_timer_arm(N, p, pogo_now(N) + (uint64_t)ms);
+    pogo_timer_arm(N, p, pogo_node_now(N) + (uint64_t)ms);
     return lua_yield(L, 0);
   }
   check_can_drive(N, L, "pogo.sleep");
   pogo_proc *ext = pogo_proc_external(N, L);
   /* a sleep ignores messages: drive until the timer fires */
   ext->flags &= (uint8_t)~PF_TIMER_FIRED;
-  pogo_timer_arm(N, ext, pogo_now(N) + (uint64_t)ms);
+  pogo_timer_arm(N, ext, pogo_node_now(N) + (uint64_t)ms);
   N->driving++;
   while (!(ext->flags & PF_TIMER_FIRED)) uv_run(N->loop, UV_RUN_ONCE);
   N->driving--;
@@ -275,22 +296,15 @@ static int l_stop_loop(lua_State *L) {
 /* now() -> loop time in ms */
 static int l_now(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
-  lua_pushinteger(L, (lua_Integer)pogo_now(N));
-  return 1;
-}
-
-/* in_process() -> true when called from a process (not the main chunk) */
-static int l_in_process(lua_State *L) {
-  pogo_node *N = POGO_NODE(L);
-  lua_pushboolean(L, N->current != NULL);
+  lua_pushinteger(L, (lua_Integer)pogo_node_now(N));
   return 1;
 }
 
 void pogo_sched_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"sleep", l_sleep}, {"yield", l_yield}, {"run", l_run}, {"step", l_step},
-    {"stop_loop", l_stop_loop}, {"now", l_now}, {"in_process", l_in_process}, {NULL, NULL}};
-  pogo_setfuncs(L, fns);
+    {"stop_loop", l_stop_loop}, {"now", l_now}, {NULL, NULL}};
+  pogo_node_setfuncs(L, fns);
 }
 
 void pogo_sched_check_can_drive(pogo_node *N, lua_State *L, const char *what) {

@@ -1,7 +1,8 @@
 /*
  * fuzz_frame.c: libFuzzer target for what a peer can send: the frame reader
- * (frame.c), data payloads (wire.c), handshake messages (handshake.c) and the
- * values inside frames (codec.c).
+ * (csrc/dist/frame.c), data payloads (dist/wire.c), handshake messages
+ * (dist/handshake.c, with node names checked by dist/addr.c) and the values
+ * inside frames (codec.c).
  *
  * The input after its first byte is a byte stream from a socket. The first
  * byte picks the frame size limit and how the stream is cut into reads. Every
@@ -12,7 +13,7 @@
  *
  * Build and run: bash csrc/fuzz/run.sh [seconds]
  */
-// fuzz-sources: frame.c wire.c handshake.c codec.c
+// fuzz-sources: dist/frame.c dist/wire.c dist/handshake.c dist/addr.c codec.c
 // fuzz-libs: -lcrypto
 #include <stdint.h>
 #include <stdio.h>
@@ -23,9 +24,9 @@
 #include <lua.h>
 
 #include "codec.h"
-#include "frame.h"
-#include "handshake.h"
-#include "wire.h"
+#include "dist/frame.h"
+#include "dist/handshake.h"
+#include "dist/wire.h"
 
 #define EXT_MT "fuzz_frame.ext"
 
@@ -89,7 +90,7 @@ static void check_payload(const char *p, uint32_t n) {
   if (pogo_hs_parse_hello(p, n, POGO_HS_HELLO, &h, &err) == 0) {
     char host[POGO_HOST_MAX];
     int port;
-    if (!pogo_name_valid(h.name, h.name_len, host, &port)) die("accepted an invalid name");
+    if (!pogo_addr_of_node(h.name, h.name_len, host, &port)) die("accepted an invalid name");
     if (port < 0 || port > 65535 || strlen(host) == 0) die("bad address from a valid name");
   }
   pogo_hs_parse_hello(p, n, POGO_HS_CHALLENGE, &h, &err);
@@ -98,7 +99,7 @@ static void check_payload(const char *p, uint32_t n) {
   if (pogo_hs_parse_refuse(p, n, reason, &err) == 0 && strlen(reason) > POGO_HS_REASON_MAX) die("long reason");
   char host[POGO_HOST_MAX];
   int port;
-  pogo_name_valid(p, n, host, &port);
+  pogo_addr_of_node(p, n, host, &port);
   pogo_addr_split(p, n, host, &port);
 }
 

@@ -3,7 +3,7 @@
 # -fsanitize=fuzzer,address,undefined) and runs each for $1 seconds (default 60).
 #
 # Each target declares what it needs in comment lines:
-#   // fuzz-sources: codec.c other.c   (files under csrc/ to compile with it)
+#   // fuzz-sources: codec.c dist/wire.c (files under csrc/ to compile with it)
 #   // fuzz-libs: -luv                  (optional, extra link flags)
 #   // fuzz-cflags: -D_GNU_SOURCE       (optional, extra compile flags)
 # Every target links liblua5.4, msgpackc and xxhash. Optional inputs:

@@ -14,13 +14,16 @@
  *   call to _space. It never holds much more than max + 4 bytes plus a read
  *   chunk (a few KiB while the limit is small, as during a handshake), and
  *   gives memory back after a large frame.
- * - Fuzzed by csrc/fuzz/fuzz_frame.c.
+ * - Fuzzed by csrc/fuzz/fuzz_frame.c, which compiles this file alone: hence
+ *   its own header beside the transport's internal one (dist.h).
  */
 #ifndef POGO_FRAME_H
 #define POGO_FRAME_H
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "be.h"
 
 #define POGO_FRAME_HDR 4
 #define POGO_FRAME_CHUNK (64 * 1024) /* room offered for each read */
@@ -37,28 +40,6 @@ void pogo_buf_free(pogo_buf *b);
 void pogo_buf_trim(pogo_buf *b, size_t keep);
 /* msgpack_packer write callback appending to the pogo_buf passed as data. */
 int pogo_buf_write_cb(void *data, const char *buf, size_t len);
-
-static inline void pogo_put_u16(unsigned char *p, uint16_t v) {
-  p[0] = (unsigned char)(v >> 8);
-  p[1] = (unsigned char)v;
-}
-static inline void pogo_put_u32(unsigned char *p, uint32_t v) {
-  p[0] = (unsigned char)(v >> 24);
-  p[1] = (unsigned char)(v >> 16);
-  p[2] = (unsigned char)(v >> 8);
-  p[3] = (unsigned char)v;
-}
-static inline void pogo_put_u64(unsigned char *p, uint64_t v) {
-  pogo_put_u32(p, (uint32_t)(v >> 32));
-  pogo_put_u32(p + 4, (uint32_t)v);
-}
-static inline uint16_t pogo_get_u16(const unsigned char *p) { return (uint16_t)((p[0] << 8) | p[1]); }
-static inline uint32_t pogo_get_u32(const unsigned char *p) {
-  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-}
-static inline uint64_t pogo_get_u64(const unsigned char *p) {
-  return ((uint64_t)pogo_get_u32(p) << 32) | pogo_get_u32(p + 4);
-}
 
 /* Start a frame at the end of b: reserves the length prefix and `hint` more
  * bytes. Returns the frame's offset, or (size_t)-1 when out of memory. */

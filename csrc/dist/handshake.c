@@ -1,5 +1,6 @@
 /*
- * handshake.c: handshake messages and HMAC-SHA256 proofs (contract in handshake.h).
+ * handshake.c: handshake messages and HMAC-SHA256 proofs (contract in
+ * handshake.h; the state machine that uses them is auth.c).
  */
 #include <string.h>
 
@@ -8,7 +9,7 @@
 #include <openssl/hmac.h>
 #include <openssl/rand.h>
 
-#include "handshake.h"
+#include "dist/handshake.h"
 
 static const char TAG[] = "pogo-hs-1";
 
@@ -18,7 +19,7 @@ static int begin(pogo_buf *b, size_t need, size_t *start) {
 }
 
 static void put_name(pogo_buf *b, const char *s, size_t n) {
-  pogo_put_u16((unsigned char *)b->data + b->len, (uint16_t)n);
+  pogo_be_put16((unsigned char *)b->data + b->len, (uint16_t)n);
   if (n) memcpy(b->data + b->len + 2, s, n);
   b->len += 2 + n;
 }
@@ -29,9 +30,9 @@ int pogo_hs_put_hello(pogo_buf *b, int kind, const pogo_hs_hello *h) {
   if (begin(b, need, &start)) return -1;
   unsigned char *p = (unsigned char *)b->data + b->len;
   p[0] = (unsigned char)kind;
-  pogo_put_u16(p + 1, h->version);
-  pogo_put_u32(p + 3, h->creation);
-  pogo_put_u32(p + 7, h->max_frame);
+  pogo_be_put16(p + 1, h->version);
+  pogo_be_put32(p + 3, h->creation);
+  pogo_be_put32(p + 7, h->max_frame);
   b->len += 11;
   put_name(b, h->name, h->name_len);
   if (kind == POGO_HS_HELLO) {
@@ -82,7 +83,7 @@ static size_t left(const rd *r) { return (size_t)(r->end - r->p); }
 
 static int take_str(rd *r, const char **s, size_t *n, size_t max) {
   if (left(r) < 2) return -1;
-  size_t len = pogo_get_u16(r->p);
+  size_t len = pogo_be_get16(r->p);
   if (len > max || left(r) - 2 < len) return -1;
   *s = (const char *)r->p + 2;
   *n = len;
@@ -97,9 +98,9 @@ int pogo_hs_parse_hello(const char *p, size_t n, int kind, pogo_hs_hello *h, con
     *err = "malformed handshake message";
     return -1;
   }
-  h->version = pogo_get_u16(r.p + 1);
-  h->creation = pogo_get_u32(r.p + 3);
-  h->max_frame = pogo_get_u32(r.p + 7);
+  h->version = pogo_be_get16(r.p + 1);
+  h->creation = pogo_be_get32(r.p + 3);
+  h->max_frame = pogo_be_get32(r.p + 7);
   r.p += 11;
   if (take_str(&r, &h->name, &h->name_len, POGO_NAME_MAX)) {
     *err = "malformed node name in handshake";
@@ -122,7 +123,7 @@ int pogo_hs_parse_hello(const char *p, size_t n, int kind, pogo_hs_hello *h, con
     *err = "trailing bytes in handshake message";
     return -1;
   }
-  if (!pogo_name_valid(h->name, h->name_len, NULL, NULL)) {
+  if (!pogo_addr_of_node(h->name, h->name_len, NULL, NULL)) {
     *err = "invalid node name in handshake";
     return -1;
   }
@@ -187,13 +188,13 @@ int pogo_hs_digest(const char *cookie, size_t cookie_len, char role,
   o += POGO_HS_NONCE;
   memcpy(msg + o, nonce_d, POGO_HS_NONCE);
   o += POGO_HS_NONCE;
-  pogo_put_u32(msg + o, creation_d);
-  pogo_put_u32(msg + o + 4, creation_a);
+  pogo_be_put32(msg + o, creation_d);
+  pogo_be_put32(msg + o + 4, creation_a);
   o += 8;
-  pogo_put_u16(msg + o, (uint16_t)name_d_len);
+  pogo_be_put16(msg + o, (uint16_t)name_d_len);
   memcpy(msg + o + 2, name_d, name_d_len);
   o += 2 + name_d_len;
-  pogo_put_u16(msg + o, (uint16_t)name_a_len);
+  pogo_be_put16(msg + o, (uint16_t)name_a_len);
   memcpy(msg + o + 2, name_a, name_a_len);
   o += 2 + name_a_len;
   unsigned int len = 0;
@@ -207,46 +208,4 @@ int pogo_hs_digest_eq(const unsigned char a[POGO_HS_DIGEST], const unsigned char
 
 int pogo_hs_random(unsigned char *out, size_t n) {
   return RAND_bytes(out, (int)n) == 1 ? 0 : -1;
-}
-
-/* ---- names ---- */
-
-int pogo_addr_split(const char *addr, size_t len, char host[POGO_HOST_MAX], int *port) {
-  size_t colon = len;
-  for (size_t i = len; i-- > 0;)
-    if (addr[i] == ':') { colon = i; break; }
-  if (colon == len || colon == 0 || len - colon - 1 == 0 || len - colon - 1 > 5) return -1;
-  int pt = 0;
-  for (size_t i = colon + 1; i < len; i++) {
-    if (addr[i] < '0' || addr[i] > '9') return -1;
-    pt = pt * 10 + (addr[i] - '0');
-  }
-  if (pt > 65535) return -1;
-  const char *h = addr;
-  size_t hl = colon;
-  if (h[0] == '[') {
-    if (hl < 3 || h[hl - 1] != ']') return -1;
-    h++;
-    hl -= 2;
-  }
-  if (hl == 0 || hl >= POGO_HOST_MAX) return -1;
-  for (size_t i = 0; i < hl; i++)
-    if (h[i] <= 0x20 || h[i] >= 0x7f || h[i] == '@' || h[i] == '[' || h[i] == ']') return -1;
-  if (host) {
-    memcpy(host, h, hl);
-    host[hl] = '\0';
-  }
-  if (port) *port = pt;
-  return 0;
-}
-
-int pogo_name_valid(const char *name, size_t len, char host[POGO_HOST_MAX], int *port) {
-  if (len < 5 || len > POGO_NAME_MAX) return 0;
-  size_t at = len;
-  for (size_t i = 0; i < len; i++) {
-    if (name[i] <= 0x20 || name[i] >= 0x7f) return 0;
-    if (name[i] == '@' && at == len) at = i;
-  }
-  if (at == 0 || at == len) return 0;
-  return pogo_addr_split(name + at + 1, len - at - 1, host, port) == 0;
 }

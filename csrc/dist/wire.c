@@ -3,7 +3,7 @@
  */
 #include <string.h>
 
-#include "wire.h"
+#include "dist/wire.h"
 
 typedef struct rd {
   const unsigned char *p, *end;
@@ -11,16 +11,16 @@ typedef struct rd {
 
 static int take_id(rd *r, pogo_wire_id *id) {
   if (r->end - r->p < POGO_WIRE_ID) return -1;
-  id->creation = pogo_get_u32(r->p);
-  id->serial = pogo_get_u64(r->p + 4);
-  id->slot = pogo_get_u32(r->p + 12);
+  id->creation = pogo_be_get32(r->p);
+  id->serial = pogo_be_get64(r->p + 4);
+  id->slot = pogo_be_get32(r->p + 12);
   r->p += POGO_WIRE_ID;
   return 0;
 }
 
 static int take_u64(rd *r, uint64_t *v) {
   if (r->end - r->p < 8) return -1;
-  *v = pogo_get_u64(r->p);
+  *v = pogo_be_get64(r->p);
   r->p += 8;
   return 0;
 }
@@ -33,7 +33,7 @@ static int take_u8(rd *r, uint8_t *v) {
 
 static int take_name(rd *r, const char **name, size_t *len) {
   if (r->end - r->p < 2) return -1;
-  size_t n = pogo_get_u16(r->p);
+  size_t n = pogo_be_get16(r->p);
   if (n == 0 || n > POGO_WIRE_NAME_MAX || (size_t)(r->end - r->p - 2) < n) return -1;
   *name = (const char *)r->p + 2;
   *len = n;
@@ -42,7 +42,7 @@ static int take_name(rd *r, const char **name, size_t *len) {
 }
 
 void pogo_wire_put_name(pogo_buf *b, const char *name, size_t len) {
-  pogo_put_u16((unsigned char *)b->data + b->len, (uint16_t)len);
+  pogo_be_put16((unsigned char *)b->data + b->len, (uint16_t)len);
   memcpy(b->data + b->len + 2, name, len);
   b->len += 2 + len;
 }

@@ -1,5 +1,5 @@
 /*
- * wire.h: what a frame's payload says once a link is up (pure: no I/O, no Lua).
+ * wire.h: what a frame's payload says once a connection is up (pure: no I/O, no Lua).
  *
  * Contract
  * - A payload is one kind byte, fixed fields, then (for some kinds) a tail of
@@ -25,6 +25,8 @@
  *   that kinds without a tail have no extra bytes; it never reads past the
  *   payload. Tails are checked by the codec when decoded.
  * - Kinds 0x20.. are the handshake's (handshake.h); they are invalid here.
+ * - Fuzzed by csrc/fuzz/fuzz_frame.c, which compiles this file alone: hence
+ *   its own header beside the transport's internal one (dist.h).
  */
 #ifndef POGO_WIRE_H
 #define POGO_WIRE_H
@@ -32,7 +34,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "frame.h"
+#include "dist/frame.h"
 
 enum {
   POGO_W_SEND = 1,
@@ -78,14 +80,14 @@ int pogo_wire_parse(const char *p, size_t n, pogo_wire_msg *m, const char **err)
 /* Append fixed fields to a buffer (room must have been reserved). */
 static inline void pogo_wire_put_id(pogo_buf *b, const pogo_wire_id *id) {
   unsigned char *p = (unsigned char *)b->data + b->len;
-  pogo_put_u32(p, id->creation);
-  pogo_put_u64(p + 4, id->serial);
-  pogo_put_u32(p + 12, id->slot);
+  pogo_be_put32(p, id->creation);
+  pogo_be_put64(p + 4, id->serial);
+  pogo_be_put32(p + 12, id->slot);
   b->len += POGO_WIRE_ID;
 }
 static inline void pogo_wire_put_u8(pogo_buf *b, uint8_t v) { b->data[b->len++] = (char)v; }
 static inline void pogo_wire_put_u64(pogo_buf *b, uint64_t v) {
-  pogo_put_u64((unsigned char *)b->data + b->len, v);
+  pogo_be_put64((unsigned char *)b->data + b->len, v);
   b->len += 8;
 }
 /* name: the caller checks 1 <= len <= POGO_WIRE_NAME_MAX and reserved 2 + len. */

@@ -4,7 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "frame.h"
+#include "dist/frame.h"
 
 #define SHRINK_ABOVE (1024 * 1024)
 
@@ -55,7 +55,7 @@ long pogo_frame_end(pogo_buf *b, size_t start, uint32_t max) {
     b->len = start;
     return -1;
   }
-  pogo_put_u32((unsigned char *)b->data + start, (uint32_t)n);
+  pogo_be_put32((unsigned char *)b->data + start, (uint32_t)n);
   return (long)n;
 }
 
@@ -75,7 +75,7 @@ char *pogo_frame_reader_space(pogo_frame_reader *r, size_t *avail) {
   /* a small limit (a handshake) gets a small buffer */
   size_t room = (size_t)r->max + POGO_FRAME_HDR < POGO_FRAME_CHUNK ? (size_t)r->max + POGO_FRAME_HDR : POGO_FRAME_CHUNK;
   if (pending >= POGO_FRAME_HDR && !r->error) {
-    uint32_t len = pogo_get_u32((const unsigned char *)r->buf + r->start);
+    uint32_t len = pogo_be_get32((const unsigned char *)r->buf + r->start);
     if (len > 0 && len <= r->max) {
       size_t whole = POGO_FRAME_HDR + (size_t)len;
       if (whole > pending && whole - pending > room) room = whole - pending;
@@ -118,7 +118,7 @@ int pogo_frame_next(pogo_frame_reader *r, const char **payload, uint32_t *len) {
   if (r->error) return -1;
   size_t pending = r->end - r->start;
   if (pending < POGO_FRAME_HDR) return 0;
-  uint32_t n = pogo_get_u32((const unsigned char *)r->buf + r->start);
+  uint32_t n = pogo_be_get32((const unsigned char *)r->buf + r->start);
   if (n == 0) {
     r->error = "empty frame";
     return -1;

@@ -1,0 +1,245 @@
+/*
+ * dist.h: the transport's one internal header: its state and the functions
+ * its files call in each other. Files (csrc/dist/), bottom up:
+ *   frame.c     length-prefixed frames and byte buffers (pure; frame.h)
+ *   wire.c      data payloads once a connection is up (pure; wire.h)
+ *   handshake.c handshake messages and HMAC proofs (pure; handshake.h)
+ *   addr.c      node names and addresses (pure; addr.h)
+ *   log.c       the transport's log lines
+ *   conn.c      one TCP connection: reading frames, batched writes, backlog
+ *   auth.c      the handshake state machine
+ *   mesh.c      peers, dialing, gossip, heartbeats, node events
+ *   outbound.c  the remote operations (remote.h ops): frames for remote pids
+ *   inbound.c   frames from peers applied to local processes
+ *   dist.c      the transport's lifetime and the core.dist_* Lua functions
+ * The pure formats keep their own small headers because the fuzz targets
+ * compile them alone; everything else is declared here.
+ *
+ * Ownership
+ * - pogo_dist lives from pogo.start until the transport closes (a restart
+ *   after pogo.stop, or the node's end); meanwhile it is the context of the
+ *   node's ops table (N->remote_ctx). Its libuv handles live in a separate
+ *   block (pogo_dist_uv) freed by their close callbacks; each connection is
+ *   its own allocation freed by its handle's close callback. Closing detaches
+ *   them (d = NULL) first, so no callback ever reaches freed state.
+ * - Peers are indexed by node index (the runtime's node-name table,
+ *   nodenames.c), so a remote pid's node field leads straight to its
+ *   connection.
+ * - The transport reaches the runtime only through runtime.h's functions
+ *   (and reads N->L, N->loop, N->creation, N->ext).
+ */
+#ifndef POGO_DIST_H
+#define POGO_DIST_H
+
+#include "runtime.h"
+#include "remote.h"
+#include "dist/frame.h"
+#include "dist/wire.h"
+#include "dist/handshake.h"
+#include "dist/addr.h"
+
+/* Connection states. */
+enum {
+  CS_CONNECTING = 1, /* outgoing TCP connect in progress */
+  CS_HANDSHAKE,      /* exchanging HELLO .. ACK */
+  CS_UP,             /* authenticated; carries data frames */
+  CS_CLOSING,        /* BYE or REFUSE sent, write side shut, waiting for EOF */
+  CS_DEAD            /* uv_close called; freed by the close callback */
+};
+
+#define POGO_FLUSH_AT (64 * 1024)       /* flush a connection's batch early above this */
+#define POGO_BUSY_HIGH (4 * 1024 * 1024) /* a sender is suspended above this backlog */
+#define POGO_BUSY_LOW (1024 * 1024)     /* ... and resumed below this one */
+
+typedef struct pogo_dist pogo_dist;
+typedef struct pogo_conn pogo_conn;
+typedef struct pogo_target pogo_target;
+
+/* A host name being resolved for a dial; outlives its connection if need be. */
+typedef struct pogo_gai {
+  uv_getaddrinfo_t req;
+  pogo_conn *c; /* NULL once the connection is gone */
+} pogo_gai;
+
+typedef struct pogo_conn {
+  uv_tcp_t tcp;
+  uv_connect_t creq;
+  uv_write_t wreq;
+  uv_shutdown_t sreq;
+  pogo_dist *d;             /* NULL once dead */
+  pogo_conn *next, *prev;   /* all connections of d */
+  pogo_conn *dnext;         /* dirty list */
+  int state;
+  uint8_t outgoing, writing, dirty, hs_step, sent, shut;
+  pogo_frame_reader in;
+  pogo_buf out, wbuf;       /* batch being filled, batch being written */
+  size_t woff;              /* written part of wbuf */
+  msgpack_packer pk;        /* appends to out */
+  uint64_t t_state, last_recv;
+  const char *fail;         /* deferred failure (static string) */
+  char addr[POGO_HOST_MAX + 8]; /* "host:port" for logs (dialed or peer's) */
+  /* handshake */
+  unsigned char nonce_a[POGO_HS_NONCE], nonce_d[POGO_HS_NONCE];
+  char *peer_name;
+  size_t peer_name_len;
+  uint32_t peer_creation, peer_max_frame;
+  uint32_t peer;            /* node index once the name is known (0 = not yet) */
+  pogo_target *target;      /* dialed for a seed or a connect request */
+  pogo_gai *gai;            /* host name lookup in progress */
+  uint32_t dial_peer;       /* dialed by name for this node index */
+  /* senders suspended on this connection's backlog */
+  pogo_rq_entry *busy;
+  uint32_t nbusy, busy_cap;
+} pogo_conn;
+
+typedef struct pogo_peer {
+  pogo_conn *up;       /* the one connection carrying traffic */
+  pogo_conn *dial;     /* our pending dial by name */
+  uint8_t wanted;      /* keep (re)connecting */
+  uint8_t seed;        /* learned from a seed: never forgotten */
+  uint8_t blocked;     /* pogo.block: never connected until unblocked */
+  uint8_t shunned;     /* disconnected on purpose: not even its seed entry redials */
+  uint8_t logged;      /* a failure was logged since the last success */
+  uint32_t backoff;    /* next retry delay, ms */
+  uint64_t next_at;    /* earliest next dial (loop ms) */
+  uint64_t down_since; /* when it was last lost (for forgetting) */
+  uint32_t creation;
+  char *dialer;        /* name of the node that dialed the up connection */
+} pogo_peer;
+
+/* A seed or a pogo.connect request, by address. */
+struct pogo_target {
+  pogo_target *next;
+  char host[POGO_HOST_MAX];
+  int port;
+  char addr[POGO_HOST_MAX + 8];
+  char *name;          /* learned from its handshake */
+  uint8_t seed, logged;
+  pogo_conn *dial;
+  uint32_t backoff;
+  uint64_t next_at;
+  int waiters;         /* registry ref: array {pid, ref, pid, ref, ...} or LUA_NOREF */
+};
+
+typedef struct pogo_dist_uv {
+  uv_tcp_t listener;
+  uv_timer_t tick;   /* heartbeats and handshake timeouts */
+  uv_timer_t dialt;  /* next (re)dial */
+  uv_prepare_t prep; /* flush batched writes before the loop polls */
+  int open;
+  pogo_dist *d;
+} pogo_dist_uv;
+
+struct pogo_dist {
+  pogo_node *N;
+  pogo_dist_uv *uv;
+  char *name;
+  size_t name_len;
+  char host[POGO_HOST_MAX];
+  int port;
+  char *cookie;
+  size_t cookie_len;
+  uint32_t heartbeat_ms, timeout_ms, max_frame, backoff_min, backoff_max, forget_ms;
+  int log;
+  int stopping;      /* pogo.stop in progress: no new connections */
+  pogo_conn *conns;
+  pogo_conn *dirty;
+  pogo_peer **peers; /* by node index */
+  uint32_t npeers;
+  pogo_target *targets;
+  uint64_t dial_due; /* when the dial timer is set to fire, 0 if stopped */
+  int ref_subs;      /* monitor_nodes subscribers: pid -> true */
+};
+
+/* ---- log.c ---- */
+void pogo_log_line(pogo_dist *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- conn.c ---- */
+pogo_conn *pogo_conn_new(pogo_dist *d, int outgoing);
+int pogo_conn_read_start(pogo_conn *c);
+/* Start a frame of `kind` (reserving `hint` bytes); returns its offset or -1. */
+size_t pogo_conn_begin(pogo_conn *c, uint8_t kind, size_t hint);
+/* Finish it (limit: the peer's max frame). 0, or -1 if too large (dropped). */
+int pogo_conn_end(pogo_conn *c, size_t start);
+void pogo_conn_cancel(pogo_conn *c, size_t start);
+void pogo_conn_dirty(pogo_conn *c); /* flush before the loop next polls */
+void pogo_conn_flush(pogo_conn *c);
+size_t pogo_conn_backlog(const pogo_conn *c);
+void pogo_conn_close(pogo_conn *c);          /* now */
+void pogo_conn_close_graceful(pogo_conn *c); /* after what is queued is written */
+void pogo_conn_wake_busy(pogo_conn *c);
+/* Resume process e (pogo_sched_resume) once the backlog drains: 0, or -1. */
+int pogo_conn_add_busy(pogo_conn *c, const pogo_rq_entry *e);
+void pogo_conn_prepare_cb(uv_prepare_t *h);
+
+/* ---- auth.c ---- */
+void pogo_auth_hello(pogo_conn *c); /* a dial connected: send HELLO */
+/* A frame during the handshake: 0, or -1 if c was closed. */
+int pogo_auth_on_frame(pogo_conn *c, const char *p, uint32_t n);
+
+/* ---- mesh.c ---- */
+int pogo_mesh_start(pogo_dist *d, lua_State *L, char *err, size_t errlen);
+void pogo_mesh_stop(pogo_dist *d, lua_State *L, const char *reason); /* graceful */
+void pogo_mesh_conn_lost(pogo_conn *c, const char *reason);
+/* c is authenticated: it carries the traffic with its node from now on
+ * (quiet: in place of another connection to the same incarnation). */
+void pogo_mesh_conn_up(pogo_conn *c, lua_State *L, int quiet);
+void pogo_mesh_bye(pogo_conn *c, const char *reason); /* the peer closes c */
+void pogo_mesh_dial_failed(pogo_conn *c, lua_State *L, const char *reason);
+void pogo_mesh_dial_abandon(pogo_conn *c); /* quietly: another connection will do */
+/* A pending connection about node idx (or host:port) other than `except`;
+ * outgoing_only: our dials. */
+pogo_conn *pogo_mesh_pending_for(pogo_dist *d, uint32_t idx, const char *host, int port, const pogo_conn *except,
+                                 int outgoing_only);
+void pogo_mesh_schedule(pogo_dist *d); /* arm the dial timer for the next due dial */
+pogo_peer *pogo_mesh_peer(pogo_dist *d, uint32_t idx, int create);
+pogo_conn *pogo_mesh_up(pogo_dist *d, uint32_t idx); /* up connection of a node or NULL */
+/* Dial addr ("host:port" or a node name). Returns 1 with the node's name
+ * pushed if it is already connected, 0 when the waiter (pid at pid_idx, ref
+ * at ref_idx) will be told {ref, true, node} or {ref, false, reason}, -1 on
+ * a bad address (err). */
+int pogo_mesh_connect(pogo_dist *d, lua_State *L, const char *addr, int pid_idx, int ref_idx, char *err,
+                      size_t errlen);
+int pogo_mesh_disconnect(pogo_dist *d, lua_State *L, uint32_t idx, const char *reason);
+void pogo_mesh_block(pogo_dist *d, lua_State *L, uint32_t idx, int flag);
+void pogo_mesh_gossip_in(pogo_dist *d, lua_State *L, pogo_conn *c); /* names at -1 */
+/* monitor_nodes: the pid at pid_idx gets nodeup/nodedown messages (flag) or not. */
+void pogo_mesh_subscribe(pogo_dist *d, lua_State *L, int pid_idx, int flag);
+void pogo_mesh_free(pogo_dist *d);
+int pogo_mesh_add_seed(pogo_dist *d, const char *addr, char *err, size_t errlen);
+int pogo_mesh_finish_stop(pogo_dist *d); /* 1 once a stopped node has no connection left */
+
+/* ---- outbound.c ---- */
+/* The ops of remote.h (ctx is the pogo_dist). */
+int pogo_outbound_send(void *ctx, lua_State *L, const pogo_id *to, int msg_idx, char err[POGO_CODEC_ERRLEN]);
+int pogo_outbound_send_named(void *ctx, lua_State *L, uint32_t node, const char *name, size_t len, int msg_idx,
+                             char err[POGO_CODEC_ERRLEN]);
+int pogo_outbound_link(void *ctx, lua_State *L, const pogo_id *from, const pogo_id *to);
+int pogo_outbound_unlink(void *ctx, lua_State *L, const pogo_id *from, const pogo_id *to);
+int pogo_outbound_exit(void *ctx, lua_State *L, const pogo_id *from, const pogo_id *to, int reason_idx, int linked);
+int pogo_outbound_monitor(void *ctx, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *target);
+int pogo_outbound_monitor_name(void *ctx, lua_State *L, const pogo_id *watcher, uint64_t ref, uint32_t node,
+                               const char *name, size_t len);
+int pogo_outbound_demonitor(void *ctx, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *target);
+int pogo_outbound_demonitor_name(void *ctx, lua_State *L, const pogo_id *watcher, uint64_t ref, uint32_t node,
+                                 const char *name, size_t len);
+int pogo_outbound_down(void *ctx, lua_State *L, const pogo_id *watcher, uint64_t ref, const pogo_id *who,
+                       int reason_idx);
+/* The up connection to node, or NULL (none, or this node is stopping). */
+pogo_conn *pogo_outbound_conn(pogo_dist *d, uint32_t node);
+/* EXIT and DOWN frames on c (also the answers to a peer's LINK or MONITOR of
+ * a process that does not exist). */
+void pogo_outbound_put_exit(pogo_dist *d, lua_State *L, pogo_conn *c, const pogo_id *from, const pogo_id *to,
+                            int reason_idx, int linked);
+void pogo_outbound_put_down(pogo_dist *d, lua_State *L, pogo_conn *c, const pogo_id *watcher, uint64_t ref,
+                            const pogo_id *who, int reason_idx);
+
+/* ---- inbound.c ---- */
+/* A frame on an up connection: 0, or -1 if c was closed. */
+int pogo_inbound_frame(pogo_conn *c, const char *p, uint32_t n);
+
+/* ---- dist.c ---- */
+/* Adds the core.dist_* functions to the table at -2 (node userdata at -1). */
+void pogo_dist_register(lua_State *L);
+
+#endif

@@ -1,0 +1,165 @@
+/*
+ * inbound.c: the frames a peer sends once its connection is up, applied to
+ * local processes through the runtime's functions (runtime.h).
+ *
+ * Contract
+ * - One call per frame (pogo_inbound_frame, from the connection's read
+ *   callback). The payload is parsed (wire.h); a SEND or SEND_NAMED is decoded
+ *   and posted to the mailbox; LINK, UNLINK, EXIT, MONITOR(_NAME),
+ *   DEMONITOR(_NAME) and DOWN go to pogo_links_peer_* with the same semantics
+ *   as local operations; a LINK or MONITOR of a process that does not exist is
+ *   answered at once (EXIT or DOWN "noproc"). TICK only proves the peer is
+ *   alive; PEERS is gossip for the mesh; BYE closes the connection with the
+ *   peer's reason.
+ * - Ids in a frame carry no node name: those of the sender's processes get
+ *   the connection's node index, the others are this node's.
+ * - Anything a peer sends that does not parse or decode closes that
+ *   connection only ("protocol_error", logged); a message for a process that
+ *   is gone is dropped.
+ * - Crash reasons ({error=, traceback=}) get their metatable back on arrival.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "dist/dist.h"
+
+static void id_of(uint32_t node, const pogo_wire_id *w, pogo_id *out) {
+  out->serial = w->serial;
+  out->node = node;
+  out->creation = w->creation;
+  out->slot = w->slot;
+  out->kind = POGO_KIND_PID;
+}
+
+/* Decode exactly one value from a frame's tail. 0, or -1 with *err. */
+static int decode_tail(pogo_node *N, lua_State *L, const pogo_wire_msg *m, const char **err) {
+  char cerr[POGO_CODEC_ERRLEN];
+  size_t used = 0;
+  if (pogo_codec_decode(L, m->tail, m->tail_len, &used, &N->ext, cerr) != 0) {
+    *err = "undecodable value in frame";
+    return -1;
+  }
+  if (used != m->tail_len) {
+    lua_pop(L, 1);
+    *err = "trailing bytes after value";
+    return -1;
+  }
+  return 0;
+}
+
+/* The local process a (de)monitor frame names, by pid (`by_pid`) or by
+ * registered name, in *b: the pid given, or the named process's (zeroed when
+ * no process has that name). */
+static void frame_target(pogo_node *N, lua_State *L, const pogo_wire_msg *m, int by_pid, pogo_id *b) {
+  if (by_pid) id_of(0, &m->b, b);
+  else if (!pogo_names_whereis(N, L, m->name, m->name_len, b)) memset(b, 0, sizeof *b);
+}
+
+/* A data frame: 0, or -1 (protocol error, with *err). */
+static int on_data(pogo_dist *d, pogo_conn *c, const pogo_wire_msg *m, const char **err) {
+  pogo_node *N = d->N;
+  lua_State *L = N->L;
+  int top = lua_gettop(L);
+  if (!lua_checkstack(L, 24)) {
+    *err = "Lua stack overflow";
+    return -1;
+  }
+  uint32_t peer = c->peer;
+  pogo_id a, b;
+  int rc = 0;
+  switch (m->kind) {
+  case POGO_W_SEND:
+    id_of(0, &m->a, &a);
+    if (!pogo_proc_get(N, &a)) break;
+    if (decode_tail(N, L, m, err) != 0) { rc = -1; break; }
+    pogo_mailbox_post(N, L, &a, -1);
+    break;
+  case POGO_W_SEND_NAMED:
+    if (decode_tail(N, L, m, err) != 0) { rc = -1; break; }
+    if (pogo_names_whereis(N, L, m->name, m->name_len, &a)) pogo_mailbox_post(N, L, &a, -1);
+    break;
+  case POGO_W_LINK:
+    id_of(peer, &m->a, &a);
+    id_of(0, &m->b, &b);
+    if (!pogo_links_peer_link(N, &a, &b)) {
+      lua_pushliteral(L, "noproc");
+      pogo_outbound_put_exit(d, L, c, &b, &a, -1, 1);
+    }
+    break;
+  case POGO_W_UNLINK:
+    id_of(peer, &m->a, &a);
+    id_of(0, &m->b, &b);
+    pogo_links_peer_unlink(N, &a, &b);
+    break;
+  case POGO_W_EXIT:
+    id_of(peer, &m->a, &a);
+    id_of(0, &m->b, &b);
+    if (decode_tail(N, L, m, err) != 0) { rc = -1; break; }
+    pogo_crash_restore(N, L, -1);
+    pogo_links_peer_exit(N, L, &a, &b, -1, (m->flags & POGO_WIRE_LINKED) != 0);
+    break;
+  case POGO_W_MONITOR:
+  case POGO_W_MONITOR_NAME:
+    id_of(peer, &m->a, &a);
+    frame_target(N, L, m, m->kind == POGO_W_MONITOR, &b);
+    if (!pogo_links_peer_monitor(N, &a, m->ref, &b)) {
+      lua_pushliteral(L, "noproc");
+      pogo_outbound_put_down(d, L, c, &a, m->ref, &b, -1);
+    }
+    break;
+  case POGO_W_DEMONITOR:
+  case POGO_W_DEMONITOR_NAME:
+    id_of(peer, &m->a, &a);
+    frame_target(N, L, m, m->kind == POGO_W_DEMONITOR, &b);
+    pogo_links_peer_demonitor(N, &a, m->ref, &b);
+    break;
+  case POGO_W_DOWN:
+    id_of(0, &m->a, &a);
+    id_of(peer, &m->b, &b);
+    if (decode_tail(N, L, m, err) != 0) { rc = -1; break; }
+    pogo_crash_restore(N, L, -1);
+    pogo_links_peer_down(N, L, &a, m->ref, peer, &b, -1);
+    break;
+  case POGO_W_PEERS:
+    if (decode_tail(N, L, m, err) != 0) { rc = -1; break; }
+    if (lua_type(L, -1) == LUA_TTABLE) pogo_mesh_gossip_in(d, L, c);
+    break;
+  default:
+    *err = "unexpected frame kind";
+    rc = -1;
+    break;
+  }
+  lua_settop(L, top);
+  return rc;
+}
+
+/* BYE: the peer closes the connection; its reason (default "shutdown"). */
+static void on_bye(pogo_dist *d, pogo_conn *c, const pogo_wire_msg *m) {
+  lua_State *L = d->N->L;
+  int top = lua_gettop(L);
+  char reason[64] = "shutdown";
+  char cerr[POGO_CODEC_ERRLEN];
+  size_t used;
+  if (pogo_codec_decode(L, m->tail, m->tail_len, &used, NULL, cerr) == 0 && lua_type(L, -1) == LUA_TSTRING)
+    snprintf(reason, sizeof reason, "%s", lua_tostring(L, -1));
+  lua_settop(L, top);
+  pogo_mesh_bye(c, reason);
+}
+
+int pogo_inbound_frame(pogo_conn *c, const char *p, uint32_t n) {
+  pogo_dist *d = c->d;
+  pogo_wire_msg m;
+  const char *err = NULL;
+  if (pogo_wire_parse(p, n, &m, &err) == 0) {
+    if (m.kind == POGO_W_TICK) return 0;
+    if (m.kind == POGO_W_BYE) {
+      on_bye(d, c, &m);
+      return -1;
+    }
+    if (on_data(d, c, &m, &err) == 0) return 0;
+  }
+  if (c->state != CS_UP || c->d != d) return -1;
+  pogo_log_line(d, "closing link to %s: %s", c->peer_name, err ? err : "protocol error");
+  pogo_mesh_conn_lost(c, "protocol_error");
+  return -1;
+}
