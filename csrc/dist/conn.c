@@ -21,6 +21,9 @@
  * - Write errors found while a process is sending are deferred to the prepare
  *   callback, so a sender never runs the nodedown fan-out itself.
  * - TCP_NODELAY on every connection.
+ * - With TLS (c->tls, tls.c) the bytes read are ciphertext that tls.c
+ *   decrypts into the same frame reader, and a batch is encrypted whole
+ *   before it is written the same way; a plain connection pays one test.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +32,7 @@
 
 static void close_cb(uv_handle_t *h) {
   pogo_conn *c = h->data;
+  pogo_tls_free(c);
   pogo_frame_reader_free(&c->in);
   pogo_buf_free(&c->out);
   pogo_buf_free(&c->wbuf);
@@ -91,14 +95,35 @@ void pogo_conn_close(pogo_conn *c) {
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   pogo_conn *c = h->data;
+  if (c->tls) {
+    pogo_tls_alloc(c, buf);
+    return;
+  }
   size_t avail = 0;
   char *p = pogo_frame_reader_space(&c->in, &avail);
   if (avail > 0x7fffffff) avail = 0x7fffffff;
   *buf = uv_buf_init(p, p ? (unsigned int)avail : 0);
 }
 
+int pogo_conn_frames(pogo_conn *c) {
+  for (;;) {
+    const char *p;
+    uint32_t n;
+    int r = pogo_frame_next(&c->in, &p, &n);
+    if (r == 0) return 0;
+    if (r < 0) {
+      if (!c->outgoing && c->state == CS_HANDSHAKE && c->hs_step == 0 && pogo_tls_refuse_tls(c)) return -1;
+      pogo_log_line(c->d, "closing link to %s: %s", c->peer_name ? c->peer_name : c->addr, c->in.error);
+      pogo_mesh_conn_lost(c, "protocol_error");
+      return -1;
+    }
+    r = c->state == CS_HANDSHAKE ? pogo_auth_on_frame(c, p, n) : c->state == CS_UP ? pogo_inbound_frame(c, p, n) : 0;
+    if (r != 0) return -1;
+    if (!c->d || c->state == CS_DEAD || c->state == CS_CLOSING) return -1;
+  }
+}
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
   pogo_conn *c = s->data;
   if (!c->d || c->state == CS_DEAD) return;
   if (nread == 0) return;
@@ -108,30 +133,22 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     else pogo_mesh_conn_lost(c, nread == UV_EOF ? "connection_closed" : "connection_error");
     return;
   }
-  pogo_frame_reader_commit(&c->in, (size_t)nread);
   c->last_recv = uv_now(c->d->N->loop);
+  if (c->tls) {
+    if (c->state != CS_CLOSING) pogo_tls_read(c, buf->base, (size_t)nread);
+    return;
+  }
+  pogo_frame_reader_commit(&c->in, (size_t)nread);
   if (c->state == CS_CLOSING) { /* only waiting for EOF */
     c->in.start = c->in.end = 0;
     return;
   }
-  for (;;) {
-    const char *p;
-    uint32_t n;
-    int r = pogo_frame_next(&c->in, &p, &n);
-    if (r == 0) break;
-    if (r < 0) {
-      pogo_log_line(c->d, "closing link to %s: %s", c->peer_name ? c->peer_name : c->addr, c->in.error);
-      pogo_mesh_conn_lost(c, "protocol_error");
-      return;
-    }
-    r = c->state == CS_HANDSHAKE ? pogo_auth_on_frame(c, p, n) : c->state == CS_UP ? pogo_inbound_frame(c, p, n) : 0;
-    if (r != 0) return;
-    if (!c->d || c->state == CS_DEAD || c->state == CS_CLOSING) return;
-  }
+  pogo_conn_frames(c);
 }
 
 int pogo_conn_read_start(pogo_conn *c) {
   uv_tcp_nodelay(&c->tcp, 1);
+  if (c->d->tls && pogo_tls_attach(c) != 0) return -1;
   return uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
 
@@ -191,18 +208,31 @@ static void write_cb(uv_write_t *req, int status) {
     return;
   }
   pogo_buf_trim(&c->wbuf, 4 * POGO_FLUSH_AT);
-  if (c->out.len) pogo_conn_flush(c);
+  if (c->out.len || c->tls) pogo_conn_flush(c);
   else maybe_shutdown(c);
   if (c->nbusy && pogo_conn_backlog(c) < POGO_BUSY_LOW) pogo_conn_wake_busy(c);
 }
 
+void pogo_conn_written(pogo_conn *c) {
+  maybe_shutdown(c);
+  if (c->nbusy) pogo_conn_wake_busy(c);
+}
+
 void pogo_conn_flush(pogo_conn *c) {
   if (c->writing || c->state == CS_DEAD || c->state == CS_CONNECTING || c->fail) return;
+  if (c->tls) {
+    pogo_tls_flush(c);
+    return;
+  }
   if (c->out.len == 0) {
     maybe_shutdown(c);
     return;
   }
-  uv_buf_t b = uv_buf_init(c->out.data, (unsigned int)c->out.len);
+  pogo_conn_write(c, &c->out);
+}
+
+void pogo_conn_write(pogo_conn *c, pogo_buf *src) {
+  uv_buf_t b = uv_buf_init(src->data, (unsigned int)src->len);
   int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
   if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
   if (n < 0) {
@@ -210,18 +240,17 @@ void pogo_conn_flush(pogo_conn *c) {
     pogo_conn_dirty(c);
     return;
   }
-  if ((size_t)n == c->out.len) {
-    c->out.len = 0;
-    pogo_buf_trim(&c->out, 4 * POGO_FLUSH_AT);
-    maybe_shutdown(c);
-    if (c->nbusy) pogo_conn_wake_busy(c);
+  if ((size_t)n == src->len) {
+    src->len = 0;
+    pogo_buf_trim(src, 4 * POGO_FLUSH_AT);
+    pogo_conn_written(c);
     return;
   }
-  /* the rest waits in wbuf; new frames go to the (empty) other buffer */
+  /* the rest waits in wbuf; new bytes go to the (empty) other buffer */
   pogo_buf t = c->wbuf;
-  c->wbuf = c->out;
-  c->out = t;
-  c->out.len = 0;
+  c->wbuf = *src;
+  *src = t;
+  src->len = 0;
   c->woff = (size_t)n;
   b = uv_buf_init(c->wbuf.data + n, (unsigned int)(c->wbuf.len - (size_t)n));
   c->wreq.data = c;

@@ -15,8 +15,23 @@
 -- back or `forget_ms` pass (seeds are never forgotten).
 --
 -- **Security.** Links are authenticated with the cookie (HMAC-SHA256
--- challenge/response both ways; the cookie never crosses the wire) but not
--- encrypted: run nodes on a trusted network.
+-- challenge/response both ways; the cookie never crosses the wire). A peer
+-- that knows the cookie may run anything on the node (`pogo.rpc`), as in
+-- Erlang: that is by design. Without `tls` the links are not encrypted: run
+-- such nodes on a trusted network. With `tls = {cert =, key =, ca =}` every
+-- link is mutual TLS 1.3 (each side's certificate must be signed by `ca`) and
+-- the cookie handshake runs inside it, so someone on the path can neither read
+-- nor inject; a node without TLS and a TLS node never link (both log why).
+--
+-- **Names and addresses.** A node listens on `host:port` and is named and
+-- dialed by `advertise` (`"host:port"` or `"host"`, the listening port then)
+-- when given: listen on `0.0.0.0`, be reached as `name@10.1.2.3:4370`.
+--
+-- **Discovery.** `discovery = {dns = "name:port", interval_ms = 5000,
+-- nameserver = "ip:port"}` makes every A/AAAA record of `name` a seed, read
+-- again every interval (a Kubernetes headless service); `"_service._tcp.name"`
+-- reads SRV records (host and port from each). An address that leaves DNS is
+-- no longer dialed once its node is down; connected nodes stay.
 --
 -- **Failure detection.** A peer silent for `timeout_ms` is declared down
 -- (reason `"timeout"`), a closed connection at once (`"connection_closed"`),
@@ -256,6 +271,26 @@ local function check_opts(opts)
   check(seeds_ok, "seeds", 'a list of "host:port" or node names', seeds)
   check(opts.log == nil or type(opts.log) == "boolean", "log", "a boolean", opts.log)
   check(opts.block == nil or type(opts.block) == "table", "block", "a list of node names", opts.block)
+  check(opts.advertise == nil or type(opts.advertise) == "string", "advertise", '"host:port" or "host"',
+        opts.advertise)
+  local tls = opts.tls
+  check(tls == nil or tls == false or type(tls) == "table", "tls", "a table {cert =, key =, ca =}", tls)
+  if type(tls) == "table" then
+    for _, k in ipairs { "cert", "key", "ca" } do
+      check(type(tls[k]) == "string" and tls[k] ~= "", "tls." .. k, "a file name", tls[k])
+    end
+  end
+  local disc = opts.discovery
+  check(disc == nil or type(disc) == "table", "discovery", '{dns = "name:port", interval_ms =, nameserver =}',
+        disc)
+  if disc then
+    check(type(disc.dns) == "string" and disc.dns ~= "", "discovery.dns", '"name:port" or "_service._tcp.name"',
+          disc.dns)
+    check(disc.interval_ms == nil or (math.type(disc.interval_ms) == "integer" and disc.interval_ms >= 10),
+          "discovery.interval_ms", "an integer of 10 or more", disc.interval_ms)
+    check(disc.nameserver == nil or type(disc.nameserver) == "string", "discovery.nameserver", '"ip:port"',
+          disc.nameserver)
+  end
 end
 
 -- pogo.start(opts) -> name
@@ -279,6 +314,9 @@ function M.start(opts)
     forget_ms = opts.forget_ms,
     log = opts.log,
     block = opts.block,
+    advertise = opts.advertise,
+    tls = opts.tls or nil,
+    discovery = opts.discovery,
   })
   -- (called through pcall, the core's errors carry no Lua position)
   if not ok then error(name, 0) end

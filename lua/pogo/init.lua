@@ -353,8 +353,15 @@ dist.install(M)
 --  `timeout_ms` (5000), `max_frame` (largest frame accepted, 64 MiB),
 --  `backoff_min_ms` (50), `backoff_max_ms` (2000), `forget_ms` (300000),
 --  `block` (node names refused from the start), `log` (false: no transport
---  log lines).
--- @treturn string the node's name, `name@host:port` with the real port
+--  log lines), `advertise` (`"host:port"` or `"host"`: the address in the
+--  node's name and dialed by peers, when it differs from `host`, e.g. with
+--  `host = "0.0.0.0"`), `tls` (`{cert =, key =, ca =}`, PEM file names:
+--  mutual TLS 1.3 on every link; a missing file or a key that does not match
+--  the certificate raises), `discovery` (`{dns = "name:port" |
+--  "_service._tcp.name", interval_ms = 5000, nameserver = "ip:port"}`: every
+--  A/AAAA (or SRV) record is a seed, read again every interval).
+-- @treturn string the node's name, `name@host:port` with the real port (the
+--  advertised address when `advertise` is given)
 M.start = dist.start
 
 --- Connect to a node now (the mesh then connects to its peers too).
