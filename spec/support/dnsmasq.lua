@@ -20,7 +20,14 @@ local certs = require "pogo.local_cluster.certs"
 local M = {}
 
 -- Debian's dnsmasq-base installs it in /usr/sbin, often not on a user's PATH
-local DNSMASQ = io.open("/usr/sbin/dnsmasq") and "/usr/sbin/dnsmasq" or "dnsmasq"
+local DNSMASQ = "dnsmasq"
+do
+  local f = io.open("/usr/sbin/dnsmasq")
+  if f then
+    f:close()
+    DNSMASQ = "/usr/sbin/dnsmasq"
+  end
+end
 
 local function spew(path, lines)
   local f = assert(io.open(path, "w"))

@@ -7,10 +7,7 @@ local pogo = require "pogo"
 local target = ...
 local ok, res = false, nil
 local name, err = pogo.connect(target)
-if name then
-  ok, res = pogo.rpc(target, "pogo", "node", {}, 3000)
-else
-  res = err
-end
+if name then ok, res = pogo.rpc(target, "pogo", "node", {}, 3000) end
+if not name then res = err end
 io.stdout:write("PROBE ", tostring(ok), " ", tostring(res), "\n")
 io.stdout:flush()
