@@ -441,8 +441,9 @@ void pogo_tls_read(pogo_conn *c, const char *p, size_t n) {
   t->in = p;
   t->in_len = n;
   /* SSL_get_error reads the thread's error queue: it must start empty (a
-   * success adds nothing, and every failure here clears it) */
-  ERR_clear_error();
+   * success adds nothing, and every failure here clears it; peeking is
+   * cheaper than clearing) */
+  if (ERR_peek_error()) ERR_clear_error();
   if (t->ready || handshake(c) == 0) decrypt(c);
   t->in = NULL; /* what is left (c closed) is dropped */
   t->in_len = 0;
