@@ -410,8 +410,11 @@ function M.seeds()
   return out
 end
 
---- Transport state for tools and tests: name, port, peers (dialer, creation,
--- backlog, wanted, blocked, seed) and links (state, peer, outgoing).
+--- Transport state for tools and tests: name, port, listen (the address
+-- listened on), tls (whether links run TLS), peers (dialer, creation,
+-- backlog, wanted, blocked, seed), links (state, peer, outgoing, tls) and
+-- targets (the addresses dialed as seeds, connect requests or found in DNS:
+-- addr, seed, found, name).
 -- @function dist_info
 M.dist_info = core.dist_info
 
