@@ -354,4 +354,33 @@ describe("pogo.dynamic_supervisor on one node", function()
     stop(spid)
     package.loaded["spec.calls_sup"] = nil
   end)
+
+  it("a child that dies before the supervisor takes it over is judged by its real exit reason", function()
+    local stopped = {}
+    local sup, spid = start({ listeners = { {
+      child_stopped = function(id, reason) stopped[#stopped + 1] = { id, reason } end,
+    } } })
+    -- the start function returns the pid of a process that has already exited
+    package.loaded["spec.dies_early"] = {
+      start_link = function(reason)
+        local pid = pogo.spawn_link(function() pogo.exit(reason) end)
+        pogo.sleep(5)
+        return pid
+      end,
+    }
+    -- transient, exited "normal": over, not restarted
+    assert.is_true(dsup.start_child(sup, { id = "early_normal", restart = "transient",
+      start = { "spec.dies_early", "start_link", "normal" } }))
+    await(function() return #stopped >= 1 end)
+    assert.same({ "early_normal", "normal" }, stopped[1])
+    await(function() return #dsup.specs(sup) == 0 end, 2000, "the transient child to be forgotten")
+    -- transient, exited "boom": restarted (and dies again, each time with "boom")
+    assert.is_true(dsup.start_child(sup, { id = "early_boom", restart = "transient",
+      start = { "spec.dies_early", "start_link", "boom" } }))
+    await(function() return #stopped >= 3 end)
+    for i = 2, 3 do assert.same({ "early_boom", "boom" }, stopped[i]) end
+    assert.is_true(dsup.terminate_child(sup, "early_boom"))
+    stop(spid)
+    package.loaded["spec.dies_early"] = nil
+  end)
 end)

@@ -103,6 +103,7 @@ local now = pogo.now
 local function keep_or_stop(st, c, req, owner)
   local proc = c.proc
   local status = proc.status
+  if status == "starting" then proc.recheck = true end
   if status == "stopping" or status == "starting" then return end
   if proc.request.uid ~= req.uid then
     if encode(proc.request.spec) ~= encode(req.spec) then return children.stop(st, c) end
@@ -282,7 +283,7 @@ local function info(msg, st)
   if tag == "pg" and msg[2] == st.pg_ref then
     on_pg(st, msg[3], msg[4], msg[5])
   elseif tag == "$dsup_start" then
-    children.started(st, msg[2], msg[3], msg[4])
+    children.started(st, msg[2], msg[3], msg[4], msg[5])
   elseif tag == "EXIT" then
     local c = st.by_pid[msg[2]]
     if c and c.proc and c.proc.pid == msg[2] then children.exit_signal(st, c, msg[3]) end
@@ -330,6 +331,7 @@ function Server.handle_drained(st)
   t = now()
   if t >= st.next_sync then repair_pass(st, t) end
   reconcile_dirty(st)
+  children.launch(st)        -- the starts decided by now go to starters
   join_wait.answer_rings(st) -- peers that asked which nodes we know, once nothing starts here
   st.version = st.version + 1
   return st
@@ -399,13 +401,13 @@ local function check_options(opts)
   return events.check(opts.listeners)
 end
 
--- A normalised spec as it is replicated: a valid pin, and encodable.
-local function replicable(spec)
+-- A normalised spec with a valid pin (`node`); `encodable` also checks that
+-- it can be replicated (the supervisor checks that for start_child).
+local function replicable(spec, encodable)
   if spec.node ~= nil and (type(spec.node) ~= "string" or spec.node == "") then
     return nil, "invalid child spec: node must be a node name"
   end
-  local ok, e = pcall(encode, spec)
-  if not ok then return nil, "invalid child spec: " .. tostring(e):gsub("^value", "spec") end
+  if encodable and not pcall(encode, spec) then return nil, requests.invalid(spec) end
   return spec
 end
 
@@ -440,7 +442,7 @@ function M.start_link(opts)
   local specs = {}
   for i, c in ipairs(opts.children or {}) do
     local spec, err = child_spec.normalize(c)
-    if spec then spec, err = replicable(spec) end
+    if spec then spec, err = replicable(spec, true) end
     if not spec then return nil, err end
     specs[i] = spec
   end
@@ -481,7 +483,7 @@ function M.start_child(sup, spec, node)
   local s, err = child_spec.normalize(spec)
   if not s then return nil, err end
   if node ~= nil then s.node = node end
-  s, err = replicable(s)
+  s, err = replicable(s, views.state_of(sup) == nil)
   if not s then return nil, err end
   return call(sup, { "start_child", s })
 end
@@ -491,7 +493,7 @@ end
 local function in_listener_or_start(st)
   if events.in_listener(st) then return true end
   local me = pogo.self()
-  if st.starting[me] then return true end
+  if st.starters[me] then return true end
   return proc_lib.parent() == st.pid and st.by_pid[me] == nil
 end
 

@@ -7,10 +7,10 @@
 --       status = "starting" | "running" | "restarting" | "stopping",
 --       pid = pid,          -- while running or stopping (and starting, once handed over)
 --       request = request,  -- the request it was started from (requests.lua)
---       starter = pid,      -- the starter of its pid, until the mailbox is drained after the
---                           -- hand-over (it may know the reason of a "noproc" exit; starter.lua)
+--       starter = pid,      -- starting: its starter; then until the mailbox is drained after
+--                           -- the hand-over (it may know the reason of a "noproc" exit; starter.lua)
 --       awaiting = ref,     -- the monitor of that starter while its report is waited for
---       start_ref = ref,    -- starting: the monitor of its starter
+--       recheck = true,     -- starting: reconcile looked at it meanwhile (do it again once started)
 --       error = reason,     -- why its last start failed (or it exited past the intensity)
 --       restarts = window,  -- its pogo.restart_intensity window (from its first exit)
 --       backoff = ms,       -- the delay before the next retry (0: restart at once)
@@ -20,7 +20,8 @@
 --
 -- A child starts in a starter process (starter.lua), so the supervisor never
 -- runs a start function or an `init`: it goes on serving while the child
--- starts, and the record is reconciled again once the child is handed over.
+-- starts (status "starting"), and the record is reconciled again once the
+-- child is handed over.
 -- Then the child is linked to the supervisor (which traps exits) and joins
 -- the pg group `{"child", id}`. It is restarted where it runs, at once within
 -- the restart intensity, beyond it (and after a failed start) with a backoff
@@ -89,7 +90,8 @@ function M.has_run(st, c, req)
   return c.ran_uid == req.uid or st.memory.ran[req.uid] == true
 end
 
---- Start record `c`'s child here from request `req`, in a starter process.
+--- Start record `c`'s child here from request `req`: it waits in the queue
+-- for a starter (`launch`).
 -- @tparam table st
 -- @tparam table c
 -- @tparam table req
@@ -99,22 +101,84 @@ function M.start(st, c, req)
     proc = { backoff = 0 } -- its restart window comes with its first exit
     c.proc = proc
   end
-  local pid, ref = starter.spawn(st.pid, req.spec)
-  proc.request, proc.status, proc.pid, proc.retry_at = req, "starting", nil, nil
-  proc.starter, proc.start_ref = pid, ref
+  proc.request, proc.status, proc.pid, proc.retry_at, proc.starter = req, "starting", nil, nil, nil
   st.timed[c] = nil
-  st.starting[pid] = c
-  st.start_refs[ref] = c
+  st.to_start[#st.to_start + 1] = c
   st.n_starting = st.n_starting + 1
 end
 
--- The start of record `c` is over (handed over, failed or its starter died).
-local function start_done(st, c)
-  local proc = c.proc
-  st.starting[proc.starter] = nil
-  st.start_refs[proc.start_ref] = nil
-  proc.start_ref = nil
+-- The next batch of the queue for starter `pid` (its pool entry `s`): its specs, or nil.
+local function take_batch(st, pid, s)
+  local queue, head = st.to_start, st.to_start_head
+  local n = #queue
+  if head > n then return nil end
+  local last = math.min(n, head + starter.BATCH - 1)
+  local batch, specs = {}, {}
+  for i = head, last do
+    local c = queue[i]
+    batch[#batch + 1] = c
+    specs[#specs + 1] = c.proc.request.spec
+    c.proc.starter = pid
+  end
+  if last == n then
+    st.to_start, st.to_start_head = {}, 1
+  else
+    st.to_start_head = last + 1
+  end
+  s.batch, s.done, s.since = batch, 0, now()
+  return specs
+end
+
+-- May the supervisor add a starter? When it has none, or every one has
+-- been busy with its batch for STUCK_MS.
+local function may_add_starter(st, t)
+  for _, s in pairs(st.starters) do
+    if not s.batch or t - s.since < starter.STUCK_MS then return false end
+  end
+  return true
+end
+
+--- Give the queued starts to idle starters, adding one when every starter
+-- looks stuck (see starter.lua).
+-- @tparam table st
+function M.launch(st)
+  while st.to_start_head <= #st.to_start do
+    local pid = table.remove(st.idle)
+    if not pid then
+      if not may_add_starter(st, now()) then return end
+      local ref
+      pid, ref = starter.spawn(st.pid)
+      st.starters[pid] = { ref = ref }
+      st.start_refs[ref] = pid
+    end
+    starter.give(pid, take_batch(st, pid, st.starters[pid]))
+  end
+end
+
+-- A starter reported the last start of its batch: the next batch, or it is idle.
+local function batch_done(st, pid, s)
+  local specs = take_batch(st, pid, s)
+  starter.linked(pid, specs)
+  if specs then return end
+  s.batch = nil
+  if #st.idle < starter.IDLE then
+    st.idle[#st.idle + 1] = pid
+  else
+    pogo.demonitor(s.ref)
+    st.starters[pid] = nil
+    st.start_refs[s.ref] = nil
+    starter.stop(pid)
+  end
+end
+
+-- The start of the `i`-th child of starter `from`'s batch is over: its record,
+-- if that start is still the one the record waits for.
+local function start_done(st, s, from, i)
+  s.done = i
   st.n_starting = st.n_starting - 1
+  local c = s.batch[i]
+  local proc = c.proc
+  if proc and proc.status == "starting" and proc.starter == from then return c end
 end
 
 -- Record `c`'s start failed with `err`: a temporary child is terminated
@@ -122,6 +186,7 @@ end
 local function failed(st, c, err)
   local proc = c.proc
   local id = proc.request.spec.id
+  proc.starter = nil
   if proc.request.spec.restart == "temporary" then
     drop(st, c)
     requests.terminate(st, id)
@@ -135,56 +200,67 @@ local function failed(st, c, err)
     tostring(err))
 end
 
---- A starter's `{"$dsup_start", starter, pid | nil, err}`: take the child
+--- A starter's `{"$dsup_start", starter, i, pid | nil, err}`: take the child
 -- over (link it, join its pg group, tell the listeners), or note the failure.
+-- After the last child of its batch the starter is told it may let them go.
 -- @tparam table st
 -- @param from the starter
+-- @tparam integer i the child's place in the starter's batch
 -- @param pid the child, or nil
 -- @param err why the start failed
-function M.started(st, from, pid, err)
-  local c = st.starting[from]
+function M.started(st, from, i, pid, err)
+  local s = st.starters[from]
+  local c = s and s.batch and start_done(st, s, from, i)
   if not c then
-    -- not ours (any more): no child without a supervisor
-    if pid then
-      pogo.exit(pid, "kill")
-      starter.linked(from)
+    if pid then pogo.exit(pid, "kill") end -- not ours (any more): no child without a supervisor
+  elseif not pid then
+    failed(st, c, err)
+  else
+    local proc = c.proc
+    pogo.link(pid) -- a child already dead gives {"EXIT", pid, "noproc"} (see exit_signal)
+    local spec = proc.request.spec
+    local id = spec.id
+    proc.pid, proc.status, proc.error = pid, "running", nil
+    st.by_pid[pid] = c
+    st.handed[#st.handed + 1] = c
+    if spec.restart == "temporary" then st.memory.ran[proc.request.uid] = true end
+    pg.join(st.scope, { "child", id }, pid)
+    local from_node = c.last_node
+    c.last_node = st.me
+    events.notify(st, "child_started", id, pid)
+    if from_node and from_node ~= st.me then events.notify(st, "child_moved", id, from_node, st.me) end
+    -- what changed while it started (its owner, its request) is looked at now
+    if proc.recheck then
+      proc.recheck = nil
+      state.mark(st, c)
     end
-    return
   end
-  local proc = c.proc
-  pogo.demonitor(proc.start_ref)
-  start_done(st, c)
-  if not pid then return failed(st, c, err) end
-  pogo.link(pid) -- a child already dead gives {"EXIT", pid, "noproc"} (see exited)
-  starter.linked(from)
-  local spec = proc.request.spec
-  local id = spec.id
-  proc.pid, proc.status, proc.error = pid, "running", nil
-  st.by_pid[pid] = c
-  st.handed[#st.handed + 1] = c
-  if spec.restart == "temporary" then st.memory.ran[proc.request.uid] = true end
-  pg.join(st.scope, { "child", id }, pid)
-  local from_node = c.last_node
-  c.last_node = st.me
-  events.notify(st, "child_started", id, pid)
-  if from_node and from_node ~= st.me then events.notify(st, "child_moved", id, from_node, st.me) end
-  state.mark(st, c) -- what changed while it started (its owner, its request) is looked at now
+  if s and s.batch and i == #s.batch then batch_done(st, from, s) end
 end
 
---- The DOWN of monitor `ref`: a starter that died before it reported (its
--- start failed), or one asked for the exit reason of its child.
+--- The DOWN of monitor `ref`: a starter that died (its unreported starts
+-- fail), or one asked for the exit reason of its child.
 -- @tparam table st
 -- @param ref
 -- @param reason
 -- @treturn boolean whether the ref was one of ours
 function M.starter_down(st, ref, reason)
-  local c = st.start_refs[ref]
-  if c then
-    start_done(st, c)
-    failed(st, c, reason)
+  local from = st.start_refs[ref]
+  if from then
+    local s = st.starters[from]
+    st.starters[from], st.start_refs[ref] = nil, nil
+    for k = #st.idle, 1, -1 do
+      if st.idle[k] == from then table.remove(st.idle, k) end
+    end
+    if s.batch then
+      for i = s.done + 1, #s.batch do
+        local c = start_done(st, s, from, i)
+        if c then failed(st, c, reason) end
+      end
+    end
     return true
   end
-  c = st.awaiting[ref]
+  local c = st.awaiting[ref]
   if c then
     st.awaiting[ref] = nil
     M.exited(st, c, "noproc")
@@ -333,12 +409,20 @@ function M.due(st, t)
   end
 end
 
---- The soonest retry or kill deadline, or nil.
+--- The soonest retry or kill deadline, or when a starter may be added for
+-- the queued starts; or nil.
 -- @tparam table st
 -- @treturn ?number
 function M.next_deadline(st)
-  if next(st.timed) == nil then return nil end
   local soonest
+  if st.to_start_head <= #st.to_start then
+    for _, s in pairs(st.starters) do
+      if s.batch and (soonest == nil or s.since + starter.STUCK_MS < soonest) then
+        soonest = s.since + starter.STUCK_MS
+      end
+    end
+  end
+  if next(st.timed) == nil then return soonest end
   for c in pairs(st.timed) do
     local proc = c.proc
     local d = proc and (proc.status == "restarting" and proc.retry_at or proc.kill_at)

@@ -95,6 +95,7 @@ function M.adopt_keeper(st)
   end
   st.keeper = keeper
   st.keeper_ref = pogo.monitor(keeper)
+  st.uid_prefix = string.format("%s/%d/", st.me, core.creation())
   st.memory = M.memory(st.scope)
 end
 
@@ -184,9 +185,11 @@ end
 -- unless the id is already requested.
 -- @tparam table st
 -- @tparam table spec a normalised child spec
--- @return true, or nil and "already started: <id>" (another spec for the id)
+-- @return true, or nil and "already started: <id>" (another spec for the id) or
+--   "invalid child spec: <why>" (it cannot be encoded)
 function M.request(st, spec)
-  local key = encode(spec.id)
+  local ok, key = pcall(encode, spec.id)
+  if not ok then return nil, M.invalid(spec) end
   local c = st.children[key]
   local active = c and M.active(st, c)
   if active then
@@ -194,13 +197,21 @@ function M.request(st, spec)
     return nil, "already started: " .. tostring(spec.id)
   end
   seq = seq + 1
-  local uid = string.format("%s/%d/%d", st.me, core.creation(), seq)
-  local group = { "spec", uid, spec }
+  local group = { "spec", st.uid_prefix .. seq, spec }
+  -- pg encodes the group: a spec that cannot be encoded is refused here, unreplicated
+  if not pcall(pg.join, st.scope, group, st.keeper) then return nil, M.invalid(spec) end
   local req = M.learn(st, group, key)
-  pg.join(st.scope, group, st.keeper)
   req.held = true
   state.mark(st, req.child)
   return true
+end
+
+--- Why `spec` cannot be replicated: `"invalid child spec: <why>"`.
+-- @tparam table spec
+-- @treturn string
+function M.invalid(spec)
+  local ok, e = pcall(encode, spec)
+  return "invalid child spec: " .. (ok and "it cannot be encoded" or tostring(e):gsub("^value", "spec"))
 end
 
 -- The marker record of uid, created (not present, not held) on first sight.

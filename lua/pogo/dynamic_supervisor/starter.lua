@@ -1,34 +1,48 @@
 --- Starters: a child's start function never runs inside the supervisor.
 --
--- The supervisor starts each child from a short-lived starter process, so it
--- keeps serving (requests, pg changes, exits) while a child's start function
--- and its `init` run, and a child may call its own supervisor from there.
--- The starter runs the spec's start function acting for the supervisor
--- (`pogo.proc_lib.acting_for`: a `pogo.server` child takes the supervisor for
--- its parent and stops on its exit signal), then hands the child over:
+-- The supervisor starts its children from starter processes, so it keeps
+-- serving (requests, pg changes, exits) while a child's start function and
+-- its `init` run, and a child may call its own supervisor from there.
 --
---     starter                                supervisor
---     start(spec) -> pid or error
---     {"$dsup_start", starter, pid | nil, err}  ->  link(pid), join {"child", id}
---                                           <-  "$dsup_linked"
---     unlink(pid)
---     [the child's EXIT, if it died while linked to the starter]
---     {"$dsup_died", pid, reason}           ->  (only if it waits for one)
+-- **The pool.** Each supervisor keeps a few starters. The children a pass
+-- of the supervisor decides to start wait in a queue; an idle starter gets
+-- up to `BATCH` of them and starts them one after the other, as OTP's
+-- supervisor starts its children in order. When it has reported the last one
+-- it gets the next batch, if any, with the supervisor's acknowledgement. When
+-- the queue holds children and every starter has been busy with its batch for
+-- `STUCK_MS` (a start function that waits), the supervisor adds a starter, so
+-- a start that never returns holds up only the later children of its own
+-- batch. Idle starters beyond `IDLE` are let go. Starting 10,000 children
+-- thus costs a few processes and one message per child.
 --
--- The start function links the child to its caller, the starter, which traps
--- exits: a child that dies before the supervisor links it leaves its exit
--- reason with the starter. The supervisor's link to a dead child gives it
--- `{"EXIT", pid, "noproc"}`; for a child whose hand-over may have raced its
+-- **The hand-over.** A starter runs each spec's start function acting for
+-- the supervisor (`pogo.proc_lib.acting_for`: a `pogo.server` child takes the
+-- supervisor for its parent and stops on its exit signal), then hands the
+-- children over:
+--
+--     starter                                   supervisor
+--     for each spec of the batch:
+--       start(spec) -> pid or error
+--       {"$dsup_start", starter, i, pid | nil, err}  ->  link(pid), join {"child", id}
+--                                  <-  {"$dsup_linked", next batch | nil} (after the last one)
+--     unlink every child of the batch
+--     [the EXIT of each child that died while linked to the starter]
+--     {"$dsup_died", pid, reason}                ->  (used only if it waits for one)
+--
+-- The start function links each child to its caller, the starter, which
+-- traps exits: a child that dies before the supervisor links it leaves its
+-- exit reason with the starter. The supervisor's link to a dead child gives
+-- it `{"EXIT", pid, "noproc"}`; for a child whose hand-over may have raced its
 -- death it then monitors the starter and takes the reason from its
--- `"$dsup_died"` (or `"noproc"` if the starter is gone without one). When the
+-- `"$dsup_died"` (or "noproc" if the starter is gone without one). When the
 -- child's exit reaches both, the supervisor's EXIT carries the reason and the
 -- starter's report is ignored.
 --
--- The supervisor monitors each starter until its `"$dsup_start"` comes, so a
--- starter that dies first (its start function called `pogo.exit`) is a failed
--- start. A starter monitors the supervisor: if the supervisor dies before it
--- has linked the child, the starter kills the child, which would otherwise
--- run unsupervised.
+-- The supervisor monitors its starters: one that dies (a start function
+-- called `pogo.exit`) fails the starts it had not reported. A starter
+-- monitors the supervisor: if the supervisor dies before it has linked the
+-- children, the starter kills them, as they would otherwise run
+-- unsupervised, and ends.
 -- @module pogo.dynamic_supervisor.starter
 local pogo = require "pogo"
 local proc_lib = require "pogo.proc_lib"
@@ -39,47 +53,113 @@ local send, self, is_pid = core.send, core.self, core.is_pid
 
 local M = {}
 
-local function is_linked_or_down(sref)
-  return function(m)
-    return m == "$dsup_linked" or (type(m) == "table" and m[1] == "DOWN" and m[2] == sref)
+--- The most children a starter gets at once.
+M.BATCH = 32
+--- How long every starter may be busy with its batch before another is added (ms).
+M.STUCK_MS = 100
+--- How many idle starters a supervisor keeps.
+M.IDLE = 2
+
+local receive, mbox_len = core.receive, core.mbox_len
+
+-- Start the children of `specs`, report each; false if the supervisor went.
+local function start_batch(sup, specs, me, is_sup_down, children)
+  for i = 1, #specs do
+    local pid, err = proc_lib.acting_for(sup, child_spec.start, specs[i])
+    if is_pid(pid) then
+      children[#children + 1] = pid
+      send(sup, { "$dsup_start", me, i, pid })
+    else
+      send(sup, { "$dsup_start", me, i, nil, err or "start did not return a pid" })
+    end
+    if i < #specs and mbox_len() > 0 and pogo.receive(is_sup_down, 0) then return false end
+  end
+  return true
+end
+
+-- The next message from the supervisor, or "down" when it is gone. The
+-- children's EXITs that come meanwhile are kept in `exits` (pid -> reason).
+local function from_sup(sref, exits)
+  while true do
+    local m = receive()
+    if type(m) == "table" then
+      local tag = m[1]
+      if tag == "DOWN" then
+        if m[2] == sref then return "down" end
+      elseif tag == "EXIT" then
+        exits[m[2]] = m[3]
+      elseif tag == "$dsup_batch" or tag == "$dsup_linked" or tag == "$dsup_idle_stop" then
+        return m
+      end
+    end
   end
 end
 
-local function body(sup, spec)
+local function body(sup)
   core.trap_exit(true)
   local sref = pogo.monitor(sup)
   local me = self()
-  local pid, err = proc_lib.acting_for(sup, child_spec.start, spec)
-  if not is_pid(pid) then
-    pogo.demonitor(sref)
-    send(sup, { "$dsup_start", me, nil, err or "start did not return a pid" })
-    return
+  local function is_sup_down(m) return type(m) == "table" and m[1] == "DOWN" and m[2] == sref end
+  local exits = {}
+  local specs
+  while true do
+    if not specs then
+      local m = from_sup(sref, exits)
+      if m == "down" or m[1] ~= "$dsup_batch" then return end -- the supervisor went, or let us go
+      specs = m[2]
+    end
+    local children = {}
+    local m = start_batch(sup, specs, me, is_sup_down, children) and from_sup(sref, exits)
+    if not m or m == "down" then
+      -- the supervisor is gone before it took them: no orphans
+      for _, pid in ipairs(children) do pogo.exit(pid, "kill") end
+      return
+    end
+    for _, pid in ipairs(children) do pogo.unlink(pid) end
+    if mbox_len() > 0 then
+      -- EXITs that came before the unlinks
+      local mine = {}
+      for _, pid in ipairs(children) do mine[pid] = true end
+      while true do
+        local e = pogo.receive(function(x) return type(x) == "table" and x[1] == "EXIT" and mine[x[2]] end, 0)
+        if not e then break end
+        exits[e[2]] = e[3]
+      end
+    end
+    if next(exits) ~= nil then
+      for pid, reason in pairs(exits) do send(sup, { "$dsup_died", pid, reason }) end
+      exits = {}
+    end
+    specs = m[2]
   end
-  send(sup, { "$dsup_start", me, pid })
-  local m = pogo.receive(is_linked_or_down(sref))
-  if m ~= "$dsup_linked" then
-    -- the supervisor is gone before it took the child: no orphan
-    pogo.exit(pid, "kill")
-    return
-  end
-  pogo.demonitor(sref)
-  pogo.unlink(pid)
-  local e = pogo.receive(function(x) return type(x) == "table" and x[1] == "EXIT" and x[2] == pid end, 0)
-  if e then send(sup, { "$dsup_died", pid, e[3] }) end
 end
 
---- Start a starter for `spec`, monitored by the calling supervisor.
+--- Start a starter for the calling supervisor, monitored.
 -- @param sup the supervisor's pid (the caller)
--- @tparam table spec a normalised child spec
 -- @return the starter's pid and the monitor ref
-function M.spawn(sup, spec)
-  return pogo.spawn_monitor(body, sup, spec)
+function M.spawn(sup)
+  return pogo.spawn_monitor(body, sup)
 end
 
---- Tell a starter that the supervisor has linked its child.
+--- Give an idle starter a batch of specs.
 -- @param starter
-function M.linked(starter)
-  send(starter, "$dsup_linked")
+-- @tparam {table,...} specs at most `BATCH`
+function M.give(starter, specs)
+  send(starter, { "$dsup_batch", specs })
+end
+
+--- Tell a starter that the supervisor has linked all the children of its
+-- batch, with its next batch, if any.
+-- @param starter
+-- @tparam ?{table,...} specs
+function M.linked(starter, specs)
+  send(starter, { "$dsup_linked", specs })
+end
+
+--- Let an idle starter go.
+-- @param starter
+function M.stop(starter)
+  send(starter, { "$dsup_idle_stop" })
 end
 
 return M

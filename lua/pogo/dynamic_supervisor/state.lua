@@ -74,14 +74,21 @@ function M.new(opts)
     requests = {},                      -- uid -> request {uid, spec, group, held, child} (requests.lua)
     markers = {},                       -- uid -> termination marker {group, present, held, since}
     by_pid = {},                        -- pid of a child this node runs -> its record
-    starting = {},                      -- starter pid -> the record whose child it starts
-    start_refs = {},                    -- monitor ref of a starter (until its "$dsup_start") -> record
-    n_starting = 0,                     -- the number of starters at work
+    to_start = {},                      -- records waiting for a starter (children.launch), from
+    to_start_head = 1,                  -- this index on
+    starters = {},                      -- starter pid -> {ref = its monitor, batch = the records it
+                                        -- starts (nil: idle), done = the starts it reported, since =
+                                        -- when it got the batch} (starter.lua)
+    idle = {},                          -- the idle starters
+    start_refs = {},                    -- monitor ref of a starter -> its pid
+    n_starting = 0,                     -- children waiting for their start to end
     handed = {},                        -- records whose child was handed over since the mailbox was
                                         -- last drained (children.handed_over)
     awaiting = {},                      -- monitor ref of a starter asked for a child's exit reason -> record
     keeper = nil,                       -- the keeper process (requests.lua) and this process's
     keeper_ref = nil,                   -- monitor of it
+    uid_prefix = nil,                   -- "node/creation/": the uids of this node's requests go on
+                                        -- with a sequence number (requests.request)
     memory = nil,                       -- what this node's supervisor of the scope remembers across
                                         -- its restarts (requests.memory): the temporary children started
 
