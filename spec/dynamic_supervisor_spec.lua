@@ -301,7 +301,9 @@ describe("pogo.dynamic_supervisor on one node", function()
     assert.equal(pogo.node(), dsup.node_for(sup, "pin1"))
     assert.is_true(dsup.mine(sup, "pin1"))
     assert.is_true(dsup.mine(sup, "unknown id"))
-    assert.equal("elsewhere@127.0.0.1:1", dsup.specs(sup)[1].node or dsup.specs(sup)[2].node)
+    local pins = {}
+    for _, spec in ipairs(dsup.specs(sup)) do pins[spec.id] = spec.node end
+    assert.same({ pin1 = "elsewhere@127.0.0.1:1", pin2 = pogo.node() }, pins)
     -- the pin is part of the spec: the same id unpinned is another spec
     assert.same({ nil, "already started: pin1" }, { dsup.start_child(sup, worker("pin1")) })
     stop(spid)
@@ -382,5 +384,21 @@ describe("pogo.dynamic_supervisor on one node", function()
     assert.is_true(dsup.terminate_child(sup, "early_boom"))
     stop(spid)
     package.loaded["spec.dies_early"] = nil
+  end)
+
+  it("logs through pogo.log, with module pogo.dynamic_supervisor", function()
+    local lines = {}
+    local previous = pogo.log.set_handler(function(level, msg, meta) lines[#lines + 1] = { level, msg, meta } end)
+    finally(function() pogo.log.set_handler(previous) end)
+    local sup, spid = start({ max_backoff_ms = 40 })
+    dsup.start_child(sup, worker("logged", { fail = true }))
+    local line = await(function()
+      for _, l in ipairs(lines) do
+        if l[3].module == "pogo.dynamic_supervisor" and l[2]:match("logged failed to start") then return l end
+      end
+    end)
+    assert.equal("warning", line[1])
+    assert.equal(sup, line[3].supervisor)
+    stop(spid)
   end)
 end)

@@ -44,8 +44,8 @@
 -- are part of what pg replicates, so every node computes the same owners.
 --
 -- **Nothing waits on the supervisor process, and it waits on nobody.** It never
--- runs user code: each child starts in a starter process (`starter`), and the
--- listeners run in a notifier process (`events`). The read functions
+-- runs user code: children start in starter processes (a small pool,
+-- `starter`), and the listeners run in a notifier process (`events`). The read functions
 -- (`whereis`, `which_children`, `count_children`, `node_for`, `mine`, `nodes`)
 -- read its state directly, from the calling process (`views`); `start_child`,
 -- `terminate_child` and `rebalance` are requests that it answers at once. So a
@@ -332,7 +332,8 @@ function Server.handle_drained(st)
   if t >= st.next_sync then repair_pass(st, t) end
   reconcile_dirty(st)
   children.launch(st)        -- the starts decided by now go to starters
-  join_wait.answer_rings(st) -- peers that asked which nodes we know, once nothing starts here
+  -- peers that asked which nodes we know, once nothing starts here
+  if #st.ring_askers > 0 then join_wait.answer_rings(st, children.starting(st, now())) end
   st.version = st.version + 1
   return st
 end

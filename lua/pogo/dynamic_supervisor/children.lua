@@ -104,7 +104,6 @@ function M.start(st, c, req)
   proc.request, proc.status, proc.pid, proc.retry_at, proc.starter = req, "starting", nil, nil, nil
   st.timed[c] = nil
   st.to_start[#st.to_start + 1] = c
-  st.n_starting = st.n_starting + 1
 end
 
 -- The next batch of the queue for starter `pid` (its pool entry `s`): its specs, or nil.
@@ -173,9 +172,8 @@ end
 
 -- The start of the `i`-th child of starter `from`'s batch is over: its record,
 -- if that start is still the one the record waits for.
-local function start_done(st, s, from, i)
+local function start_done(s, from, i)
   s.done = i
-  st.n_starting = st.n_starting - 1
   local c = s.batch[i]
   local proc = c.proc
   if proc and proc.status == "starting" and proc.starter == from then return c end
@@ -210,7 +208,7 @@ end
 -- @param err why the start failed
 function M.started(st, from, i, pid, err)
   local s = st.starters[from]
-  local c = s and s.batch and start_done(st, s, from, i)
+  local c = s and s.batch and start_done(s, from, i)
   if not c then
     if pid then pogo.exit(pid, "kill") end -- not ours (any more): no child without a supervisor
   elseif not pid then
@@ -254,7 +252,7 @@ function M.starter_down(st, ref, reason)
     end
     if s.batch then
       for i = s.done + 1, #s.batch do
-        local c = start_done(st, s, from, i)
+        local c = start_done(s, from, i)
         if c then failed(st, c, reason) end
       end
     end
@@ -409,13 +407,28 @@ function M.due(st, t)
   end
 end
 
+--- Whether a start is on its way here: a child waits for a starter, or a
+-- starter has been at its batch for less than `starter.STUCK_MS` (one that
+-- takes longer waits for a start function that may never return).
+-- @tparam table st
+-- @tparam number t now
+-- @treturn boolean
+function M.starting(st, t)
+  if st.to_start_head <= #st.to_start then return true end
+  for _, s in pairs(st.starters) do
+    if s.batch and t - s.since < starter.STUCK_MS then return true end
+  end
+  return false
+end
+
 --- The soonest retry or kill deadline, or when a starter may be added for
--- the queued starts; or nil.
+-- the queued starts (or when the starts look stuck, for a peer waiting for an
+-- answer about the ring); or nil.
 -- @tparam table st
 -- @treturn ?number
 function M.next_deadline(st)
   local soonest
-  if st.to_start_head <= #st.to_start then
+  if st.to_start_head <= #st.to_start or #st.ring_askers > 0 then
     for _, s in pairs(st.starters) do
       if s.batch and (soonest == nil or s.since + starter.STUCK_MS < soonest) then
         soonest = s.since + starter.STUCK_MS

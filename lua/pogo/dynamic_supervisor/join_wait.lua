@@ -14,9 +14,10 @@
 -- old owner stops it first, and the new owner starts it on the pg leave.
 --
 -- A node answers a peer's question about its ring once no child is starting
--- here (a child in its start is not in pg yet), and from a helper process
--- spawned after the supervisor's pg changes were queued, so the answer
--- reaches the peer after the pg joins of the children it runs.
+-- here (a child in its start is not in pg yet; a start that looks stuck is
+-- not waited for), and from a helper process spawned after the supervisor's
+-- pg changes were queued, so the answer reaches the peer after the pg joins
+-- of the children it runs.
 -- @module pogo.dynamic_supervisor.join_wait
 local pogo = require "pogo"
 local dist = require "pogo.dist"
@@ -150,9 +151,10 @@ end
 -- askers with the nodes of every supervisor known here, from a helper
 -- process (it runs after the pg scope process has sent this node's changes).
 -- @tparam table st
-function M.answer_rings(st)
+-- @tparam boolean starting whether a start is on its way (children.starting)
+function M.answer_rings(st, starting)
   local askers = st.ring_askers
-  if #askers == 0 or st.n_starting > 0 then return end
+  if #askers == 0 or starting then return end
   st.ring_askers = {}
   local list = {}
   for node in pairs(st.sups) do list[#list + 1] = node end

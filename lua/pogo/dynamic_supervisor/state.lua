@@ -81,7 +81,6 @@ function M.new(opts)
                                         -- when it got the batch} (starter.lua)
     idle = {},                          -- the idle starters
     start_refs = {},                    -- monitor ref of a starter -> its pid
-    n_starting = 0,                     -- children waiting for their start to end
     handed = {},                        -- records whose child was handed over since the mailbox was
                                         -- last drained (children.handed_over)
     awaiting = {},                      -- monitor ref of a starter asked for a child's exit reason -> record
@@ -108,7 +107,7 @@ function M.new(opts)
     waiting = {},                       -- node (or "$connect host:port") -> {deadline =, probe = ref}
     probes = {},                        -- monitor ref of a keeper probe -> the node it probes
     ring_askers = {},                   -- supervisors that asked for this node's ring, answered once no
-                                        -- child is starting here (join_wait.answer_ring)
+                                        -- child is starting here (join_wait.answer_rings)
 
     -- the repair pass
     next_sync = nil,                    -- when the next repair pass runs (pogo.now() ms)
