@@ -113,6 +113,36 @@ local function await_specs(want, timeout)
   end, timeout or 5000, "every node to know the specs {" .. text .. "}")
 end
 
+-- Two nodes, with workers `ids` requested on the first and placed.
+local function placed_on_two(ids)
+  local nodes = start_nodes(2)
+  await_ring()
+  for _, n in ipairs(ids) do assert.is_true(c:call(nodes[1], R, "start_child", { n })) end
+  await_placement(ids)
+  return nodes
+end
+
+-- Kill the supervisor of `node` with the rpc `how` and wait for its restart.
+local function crash_supervisor(node, how)
+  local old = c:call(node, R, "supervisor")
+  c:call(node, R, how)
+  cluster.wait_until(function()
+    local p = c:call(node, R, "supervisor")
+    return p and p ~= old
+  end, 5000, "the supervisor to restart")
+end
+
+-- For a describe whose tests register "dsup_events" (the events and API
+-- reports of the nodes): an empty mailbox before each, the name dropped after.
+local function receives_events()
+  before_each(function()
+    while pogo.receive(0) do end
+  end)
+  after_each(function()
+    pcall(pogo.unregister, "dsup_events")
+  end)
+end
+
 -- Every test gets a fresh cluster (this process's node is reused) and kills it.
 before_each(function()
   c = cluster.new { timeout_ms = 1000, heartbeat_ms = 200 }
@@ -221,14 +251,9 @@ describe("distributed supervisor (Pogo's suite)", function()
     assert.is_true(c:call(nodes[1], R, "start_child", { 4 }))
     await_placement({ 1, 2, 3, 4 })
     local _, before = c:call(nodes[1], R, "children", { "local" })
-    local old = c:call(nodes[1], R, "supervisor")
     -- the keeper goes too: no process of the node holds a request any more, as
     -- in Pogo, whose supervisor holds them; only a re-request brings 1..3 back
-    c:call(nodes[1], R, "kill_supervisor_and_keeper")
-    cluster.wait_until(function()
-      local p = c:call(nodes[1], R, "supervisor")
-      return p and p ~= old
-    end, 5000, "the supervisor to restart")
+    crash_supervisor(nodes[1], "kill_supervisor_and_keeper")
     await_placement({ 1, 2, 3 })
     await_specs({ 1, 2, 3 }) -- 4 was requested once, and its request is gone
     local _, after = c:call(nodes[1], R, "children", { "local" })
@@ -240,12 +265,7 @@ describe("distributed supervisor (Pogo's suite)", function()
     await_ring()
     assert.is_true(c:call(nodes[1], R, "start_child", { 4 }))
     await_placement({ 1, 2, 3, 4 })
-    local old = c:call(nodes[1], R, "supervisor")
-    c:call(nodes[1], R, "kill_supervisor")
-    cluster.wait_until(function()
-      local p = c:call(nodes[1], R, "supervisor")
-      return p and p ~= old
-    end, 5000, "the supervisor to restart")
+    crash_supervisor(nodes[1], "kill_supervisor")
     await_placement({ 1, 2, 3, 4 })
     -- a child requested after the restart starts too (its uid is new)
     assert.is_true(c:call(nodes[1], R, "start_child", { 5 }))
@@ -253,11 +273,7 @@ describe("distributed supervisor (Pogo's suite)", function()
   end)
 
   it("which_children local lists this node's children, each the right child (asked through its pid)", function()
-    local nodes = start_nodes(2)
-    await_ring()
-    c:call(nodes[1], R, "start_child", { 1 })
-    c:call(nodes[1], R, "start_child", { 2 })
-    await_placement({ 1, 2 })
+    local nodes = placed_on_two({ 1, 2 })
     local seen = 0
     for _, node in ipairs(nodes) do
       local ns, pids = c:call(node, R, "children", { "local" })
@@ -273,11 +289,7 @@ describe("distributed supervisor (Pogo's suite)", function()
   end)
 
   it("which_children global lists every child from any node, each the right child", function()
-    local nodes = start_nodes(2)
-    await_ring()
-    c:call(nodes[1], R, "start_child", { 1 })
-    c:call(nodes[1], R, "start_child", { 2 })
-    await_placement({ 1, 2 })
+    local nodes = placed_on_two({ 1, 2 })
     -- await_placement reads each node's local view; a node learns of the
     -- children of the other from pg, a moment later
     cluster.wait_until(function()
@@ -366,13 +378,7 @@ describe("distributed supervisor (Pogo's suite)", function()
 end)
 
 describe("distributed supervisor beyond Pogo", function()
-  before_each(function()
-    while pogo.receive(0) do end
-  end)
-
-  after_each(function()
-    pcall(pogo.unregister, "dsup_events")
-  end)
+  receives_events()
 
   local function event(kind, node_name, timeout)
     return cluster.expect(function(m)
@@ -560,13 +566,7 @@ describe("distributed supervisor beyond Pogo", function()
 end)
 
 describe("distributed supervisor: calls from children and listeners", function()
-  before_each(function()
-    while pogo.receive(0) do end
-  end)
-
-  after_each(function()
-    pcall(pogo.unregister, "dsup_events")
-  end)
+  receives_events()
 
   it("a child's init and every listener may call every API function: each returns within 1 s", function()
     pogo.register("dsup_events", pogo.self())
@@ -714,11 +714,7 @@ describe("distributed supervisor placement controls", function()
   end)
 
   it("mine is true on the node that owns the child, and only there", function()
-    local nodes = start_nodes(2)
-    await_ring()
-    local ids = {}
-    for n = 1, 10 do ids[n] = n; c:call(nodes[1], R, "start_child", { n }) end
-    await_placement(ids)
+    local nodes = placed_on_two({ 1, 2, 3, 4, 5, 6, 7, 8, 9, 10 })
     for n = 1, 10 do
       local owner = c:call(nodes[2], R, "node_for", { n })
       for _, node in ipairs(nodes) do assert.equal(node.name == owner, c:call(node, R, "mine", { n })) end
@@ -743,13 +739,7 @@ describe("distributed supervisor placement controls", function()
 end)
 
 describe("distributed supervisor restart types across the cluster", function()
-  before_each(function()
-    while pogo.receive(0) do end
-  end)
-
-  after_each(function()
-    pcall(pogo.unregister, "dsup_events")
-  end)
+  receives_events()
 
   local function spec(n, restart, start)
     return { id = { "worker", n }, start = start or { "support.worker", "start_link", false, { id = n } },
@@ -773,6 +763,32 @@ describe("distributed supervisor restart types across the cluster", function()
     return out
   end
 
+  -- Request worker n (owned by `host`) with restart type `restart` from `via`;
+  -- wait until it runs on `host`.
+  local function start_on(via, host, restart)
+    local n = owned_by(via, host.name, 1)[1]
+    assert.is_true(c:call(via, R, "start_spec", { spec(n, restart) }))
+    cluster.wait_until(function()
+      local pid = c:call(via, R, "whereis", { n })
+      return pid and pogo.node_of(pid) == host.name
+    end, 5000, "the " .. restart .. " child on its owner")
+    return n
+  end
+
+  local function kill(node)
+    c:kill(node)
+    node.gone = true
+    await_ring()
+  end
+
+  -- `count` nodes that report their listener events here; the ring of them.
+  local function reporting_nodes(count)
+    pogo.register("dsup_events", pogo.self())
+    local nodes = start_nodes(count, 0, { events = pogo.node() })
+    await_ring()
+    return nodes
+  end
+
   local function forgotten_everywhere(n)
     await_specs({})
     for _, node in ipairs(alive_nodes()) do
@@ -782,19 +798,10 @@ describe("distributed supervisor restart types across the cluster", function()
   end
 
   it("a temporary child never runs again once its node has gone", function()
-    pogo.register("dsup_events", pogo.self())
-    local nodes = start_nodes(3, 0, { events = pogo.node() })
-    await_ring()
+    local nodes = reporting_nodes(3)
     local victim = nodes[3]
-    local n = owned_by(nodes[1], victim.name, 1)[1]
-    assert.is_true(c:call(nodes[1], R, "start_spec", { spec(n, "temporary") }))
-    cluster.wait_until(function()
-      local pid = c:call(nodes[1], R, "whereis", { n })
-      return pid and pogo.node_of(pid) == victim.name
-    end, 5000, "the temporary child on its owner")
-    c:kill(victim)
-    victim.gone = true
-    await_ring()
+    local n = start_on(nodes[1], victim, "temporary")
+    kill(victim)
     forgotten_everywhere(n)
     local elsewhere = {}
     for _, node in ipairs(starts_of(n)) do
@@ -818,19 +825,10 @@ describe("distributed supervisor restart types across the cluster", function()
   end)
 
   it("a temporary child is not started again by its node's restarted supervisor", function()
-    pogo.register("dsup_events", pogo.self())
-    local nodes = start_nodes(2, 0, { events = pogo.node() })
-    await_ring()
+    local nodes = reporting_nodes(2)
     local host = nodes[2]
-    local n = owned_by(nodes[1], host.name, 1)[1]
-    assert.is_true(c:call(nodes[1], R, "start_spec", { spec(n, "temporary") }))
-    cluster.wait_until(function() return c:call(host, R, "whereis", { n }) ~= nil end, 5000, "the child")
-    local old = c:call(host, R, "supervisor")
-    c:call(host, R, "kill_supervisor") -- its keeper stays, with its memory
-    cluster.wait_until(function()
-      local p = c:call(host, R, "supervisor")
-      return p and p ~= old
-    end, 5000, "the supervisor to restart")
+    local n = start_on(nodes[1], host, "temporary")
+    crash_supervisor(host, "kill_supervisor") -- its keeper stays, with its memory
     forgotten_everywhere(n)
     assert.same({ host.name }, starts_of(n))
   end)
@@ -838,16 +836,8 @@ describe("distributed supervisor restart types across the cluster", function()
   it("a transient child runs again after its node dies or it crashes, not after a normal exit", function()
     local nodes = start_nodes(3)
     await_ring()
-    local victim = nodes[3]
-    local n = owned_by(nodes[1], victim.name, 1)[1]
-    assert.is_true(c:call(nodes[1], R, "start_spec", { spec(n, "transient") }))
-    cluster.wait_until(function()
-      local pid = c:call(nodes[1], R, "whereis", { n })
-      return pid and pogo.node_of(pid) == victim.name
-    end, 5000, "the transient child on its owner")
-    c:kill(victim)
-    victim.gone = true
-    await_ring()
+    local n = start_on(nodes[1], nodes[3], "transient")
+    kill(nodes[3])
     await_placement({ n })
     local pid = c:call(nodes[1], R, "whereis", { n })
     c:call(nodes[1], R, "send", { pid, "crash" })
