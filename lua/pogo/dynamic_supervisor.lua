@@ -103,7 +103,7 @@ local now = pogo.now
 local function keep_or_stop(st, c, req, owner)
   local proc = c.proc
   local status = proc.status
-  if status == "starting" then proc.recheck = true end
+  if status == "starting" then proc.recheck = true end -- looked at again once handed over
   if status == "stopping" or status == "starting" then return end
   if proc.request.uid ~= req.uid then
     if encode(proc.request.spec) ~= encode(req.spec) then return children.stop(st, c) end
@@ -243,7 +243,7 @@ function Server.init(arg)
   rescan(st)
   for _, spec in ipairs(specs) do
     local ok, err = requests.request(st, spec)
-    if not ok then events.log(st, "debug", "initial child %s: %s", tostring(spec.id), tostring(err)) end
+    if not ok then events.log(st, "debug", "initial child %s: %s", events.describe(spec.id), tostring(err)) end
   end
   st.next_sync = now() + st.sync_interval
   views.register(st)
@@ -579,7 +579,7 @@ function M.nodes(sup) return (view(sup, "nodes")) end
 --- Call child `id` wherever it runs (see `pogo.call`); raises `noproc` if it runs nowhere.
 function M.call(sup, id, request, timeout)
   local pid = M.whereis(sup, id)
-  if not pid then error("noproc: child " .. tostring(id) .. " is not running", 2) end
+  if not pid then error("noproc: child " .. events.describe(id) .. " is not running", 2) end
   return pogo.call(pid, request, timeout)
 end
 

@@ -71,7 +71,7 @@ local function drop(st, c)
   st.timed[c] = nil
 end
 
-local function idstr(id) return tostring(id) end
+local idstr = events.describe
 
 --- Whether an exit reason ends a transient child for good (OTP's rule).
 -- @param reason
@@ -318,7 +318,11 @@ end
 -- @tparam table c
 function M.stop(st, c)
   local proc = c.proc
-  if not proc or proc.status == "stopping" or proc.status == "starting" then return end
+  if not proc or proc.status == "stopping" then return end
+  if proc.status == "starting" then
+    proc.recheck = true
+    return
+  end
   if not pogo.is_pid(proc.pid) then return drop(st, c) end
   proc.status = "stopping"
   local shutdown = proc.request.spec.shutdown

@@ -39,6 +39,25 @@ function M.check(listeners)
   end
 end
 
+--- A child id as text for log lines and errors: `{"job", 42}` for a table
+-- (nested tables too, a few levels deep), `tostring` for the rest.
+-- @param id
+-- @param[opt] depth the nesting level (strings inside a table are quoted)
+-- @treturn string
+function M.describe(id, depth)
+  if type(id) == "string" then return depth and string.format("%q", id) or id end
+  if type(id) ~= "table" or (depth or 0) > 3 then return tostring(id) end
+  local parts = {}
+  for i, v in ipairs(id) do parts[i] = M.describe(v, (depth or 0) + 1) end
+  local keys = {}
+  for k in pairs(id) do
+    if math.type(k) ~= "integer" or k < 1 or k > #id then keys[#keys + 1] = k end
+  end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. " = " .. M.describe(id[k], (depth or 0) + 1) end
+  return "{" .. table.concat(parts, ", ") .. "}"
+end
+
 --- A log line: to `opts.log(level, msg)` if given, else to `pogo.log`.
 -- @tparam table st the supervisor's state
 -- @tparam string level "debug", "info", "notice", "warning" or "error"

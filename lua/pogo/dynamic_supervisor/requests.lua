@@ -194,7 +194,7 @@ function M.request(st, spec)
   local active = c and M.active(st, c)
   if active then
     if encode(active.spec) == encode(spec) then return true end
-    return nil, "already started: " .. tostring(spec.id)
+    return nil, "already started: " .. events.describe(spec.id)
   end
   seq = seq + 1
   local group = { "spec", st.uid_prefix .. seq, spec }
@@ -278,7 +278,7 @@ function M.settle(st, c)
         req.held = false
         if active and not st.markers[req.uid] and encode(req.spec) ~= encode(active.spec) then
           events.log(st, "warning", "start_child %s: the spec requested here lost to another one, "
-            .. "requested at the same time on %s", tostring(req.spec.id), tostring(active.uid:match("^[^/]*")))
+            .. "requested at the same time on %s", events.describe(req.spec.id), tostring(active.uid:match("^[^/]*")))
         end
       end
       if not held_by_any(st, req.group) then M.forget(st, req) end
