@@ -209,15 +209,20 @@ end
 -- The answers to calls: {value, error}. Requests (start_child,
 -- terminate_child, rebalance) are served by the supervisor process only; the
 -- views too when the caller is on another node, or could not read them here.
+local OK = { true } -- the common answer, shared (callers only read it)
 local answers = {
-  start_child = function(st, spec) return { requests.request(st, spec) } end,
+  start_child = function(st, spec)
+    local ok, err = requests.request(st, spec)
+    if ok then return OK end
+    return { nil, err }
+  end,
   terminate_child = function(st, id)
-    if requests.terminate(st, id) then return { true } end
+    if requests.terminate(st, id) then return OK end
     return { nil, "not found" }
   end,
   rebalance = function(st)
     placement.request_rebalance(st)
-    return { true }
+    return OK
   end,
   scope = function(st) return { st.scope } end,
 }

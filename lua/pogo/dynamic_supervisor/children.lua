@@ -103,36 +103,43 @@ function M.start(st, c, req)
   end
   proc.request, proc.status, proc.pid, proc.retry_at, proc.starter = req, "starting", nil, nil, nil
   st.timed[c] = nil
-  st.to_start[#st.to_start + 1] = c
+  local tail = st.to_start_tail + 1
+  st.to_start[tail], st.to_start_tail = c, tail
 end
 
--- The next batch of the queue for starter `pid` (its pool entry `s`): its specs, or nil.
+-- The next batch of the queue for starter `pid` (its pool entry `s`): the
+-- batch message for it, or nil. The records array and the message are the
+-- entry's own, used again for each batch: the starter has read the message of
+-- its last batch before it reported that batch's last start.
 local function take_batch(st, pid, s)
-  local queue, head = st.to_start, st.to_start_head
-  local n = #queue
+  local queue, head, n = st.to_start, st.to_start_head, st.to_start_tail
   if head > n then return nil end
   local last = math.min(n, head + starter.BATCH - 1)
-  local batch, specs = {}, {}
+  local records, msg = s.records, s.msg
+  local k = 0
   for i = head, last do
     local c = queue[i]
-    batch[#batch + 1] = c
-    specs[#specs + 1] = c.proc.request.spec
+    queue[i] = nil
+    k = k + 1
+    records[k] = c
+    msg[k + 1] = c.proc.request.spec
     c.proc.starter = pid
   end
+  for i = k + 2, #msg do msg[i] = nil end
   if last == n then
-    st.to_start, st.to_start_head = {}, 1
+    st.to_start_head, st.to_start_tail = 1, 0 -- empty: the array is used again from the start
   else
     st.to_start_head = last + 1
   end
-  s.batch, s.done, s.since = batch, 0, now()
-  return specs
+  s.n, s.done, s.since = k, 0, now()
+  return msg
 end
 
 -- May the supervisor add a starter? When it has none, or every one has
 -- been busy with its batch for STUCK_MS.
 local function may_add_starter(st, t)
   for _, s in pairs(st.starters) do
-    if not s.batch or t - s.since < starter.STUCK_MS then return false end
+    if s.n == 0 or t - s.since < starter.STUCK_MS then return false end
   end
   return true
 end
@@ -141,13 +148,13 @@ end
 -- looks stuck (see starter.lua).
 -- @tparam table st
 function M.launch(st)
-  while st.to_start_head <= #st.to_start do
+  while st.to_start_head <= st.to_start_tail do
     local pid = table.remove(st.idle)
     if not pid then
       if not may_add_starter(st, now()) then return end
       local ref
       pid, ref = starter.spawn(st.pid)
-      st.starters[pid] = { ref = ref }
+      st.starters[pid] = { ref = ref, records = {}, msg = starter.batch(), n = 0, done = 0 }
       st.start_refs[ref] = pid
     end
     starter.give(pid, take_batch(st, pid, st.starters[pid]))
@@ -156,10 +163,12 @@ end
 
 -- A starter reported the last start of its batch: the next batch, or it is idle.
 local function batch_done(st, pid, s)
-  local specs = take_batch(st, pid, s)
-  starter.linked(pid, specs)
-  if specs then return end
-  s.batch = nil
+  local records, n = s.records, s.n
+  for i = 1, n do records[i] = nil end
+  s.n = 0
+  local msg = take_batch(st, pid, s)
+  if msg then return starter.give(pid, msg) end
+  starter.linked(pid)
   if #st.idle < starter.IDLE then
     st.idle[#st.idle + 1] = pid
   else
@@ -174,7 +183,7 @@ end
 -- if that start is still the one the record waits for.
 local function start_done(s, from, i)
   s.done = i
-  local c = s.batch[i]
+  local c = s.records[i]
   local proc = c.proc
   if proc and proc.status == "starting" and proc.starter == from then return c end
 end
@@ -208,7 +217,7 @@ end
 -- @param err why the start failed
 function M.started(st, from, i, pid, err)
   local s = st.starters[from]
-  local c = s and s.batch and start_done(s, from, i)
+  local c = s and i <= s.n and start_done(s, from, i)
   if not c then
     if pid then pogo.exit(pid, "kill") end -- not ours (any more): no child without a supervisor
   elseif not pid then
@@ -233,7 +242,7 @@ function M.started(st, from, i, pid, err)
       state.mark(st, c)
     end
   end
-  if s and s.batch and i == #s.batch then batch_done(st, from, s) end
+  if s and i == s.n then batch_done(st, from, s) end
 end
 
 --- The DOWN of monitor `ref`: a starter that died (its unreported starts
@@ -250,11 +259,9 @@ function M.starter_down(st, ref, reason)
     for k = #st.idle, 1, -1 do
       if st.idle[k] == from then table.remove(st.idle, k) end
     end
-    if s.batch then
-      for i = s.done + 1, #s.batch do
-        local c = start_done(s, from, i)
-        if c then failed(st, c, reason) end
-      end
+    for i = s.done + 1, s.n do
+      local c = start_done(s, from, i)
+      if c then failed(st, c, reason) end
     end
     return true
   end
@@ -418,9 +425,9 @@ end
 -- @tparam number t now
 -- @treturn boolean
 function M.starting(st, t)
-  if st.to_start_head <= #st.to_start then return true end
+  if st.to_start_head <= st.to_start_tail then return true end
   for _, s in pairs(st.starters) do
-    if s.batch and t - s.since < starter.STUCK_MS then return true end
+    if s.n > 0 and t - s.since < starter.STUCK_MS then return true end
   end
   return false
 end
@@ -432,9 +439,9 @@ end
 -- @treturn ?number
 function M.next_deadline(st)
   local soonest
-  if st.to_start_head <= #st.to_start or #st.ring_askers > 0 then
+  if st.to_start_head <= st.to_start_tail or #st.ring_askers > 0 then
     for _, s in pairs(st.starters) do
-      if s.batch and (soonest == nil or s.since + starter.STUCK_MS < soonest) then
+      if s.n > 0 and (soonest == nil or s.since + starter.STUCK_MS < soonest) then
         soonest = s.since + starter.STUCK_MS
       end
     end

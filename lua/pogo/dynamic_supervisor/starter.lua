@@ -21,10 +21,11 @@
 -- children over:
 --
 --     starter                                   supervisor
+--                                           <-  {"$dsup_batch", spec...}
 --     for each spec of the batch:
 --       start(spec) -> pid or error
 --       {"$dsup_start", starter, i, pid | nil, err}  ->  link(pid), join {"child", id}
---                                  <-  {"$dsup_linked", next batch | nil} (after the last one)
+--                        <-  the next batch, or {"$dsup_linked"} (after the last one)
 --     unlink every child of the batch
 --     [the EXIT of each child that died while linked to the starter]
 --     {"$dsup_died", pid, reason}                ->  (used only if it waits for one)
@@ -62,17 +63,19 @@ M.IDLE = 2
 
 local receive, mbox_len = core.receive, core.mbox_len
 
--- Start the children of `specs`, report each; false if the supervisor went.
-local function start_batch(sup, specs, me, is_sup_down, children)
-  for i = 1, #specs do
-    local pid, err = proc_lib.acting_for(sup, child_spec.start, specs[i])
+-- Start the children of batch `b` ({"$dsup_batch", spec...}), report each;
+-- false if the supervisor went.
+local function start_batch(sup, b, me, is_sup_down, children)
+  local n = #b
+  for i = 2, n do
+    local pid, err = proc_lib.acting_for(sup, child_spec.start, b[i])
     if is_pid(pid) then
       children[#children + 1] = pid
-      send(sup, { "$dsup_start", me, i, pid })
+      send(sup, { "$dsup_start", me, i - 1, pid })
     else
-      send(sup, { "$dsup_start", me, i, nil, err or "start did not return a pid" })
+      send(sup, { "$dsup_start", me, i - 1, nil, err or "start did not return a pid" })
     end
-    if i < #specs and mbox_len() > 0 and pogo.receive(is_sup_down, 0) then return false end
+    if i < n and mbox_len() > 0 and pogo.receive(is_sup_down, 0) then return false end
   end
   return true
 end
@@ -95,43 +98,48 @@ local function from_sup(sref, exits)
   end
 end
 
+-- The children of the last batch are linked to the supervisor: let them go,
+-- and report those that died before (their EXIT reached this starter).
+local function let_go(sup, children, exits)
+  for _, pid in ipairs(children) do pogo.unlink(pid) end
+  if mbox_len() > 0 then
+    -- EXITs that came before the unlinks
+    local mine = {}
+    for _, pid in ipairs(children) do mine[pid] = true end
+    while true do
+      local e = pogo.receive(function(x) return type(x) == "table" and x[1] == "EXIT" and mine[x[2]] end, 0)
+      if not e then break end
+      exits[e[2]] = e[3]
+    end
+  end
+  for k = #children, 1, -1 do children[k] = nil end
+  if next(exits) ~= nil then
+    for pid, reason in pairs(exits) do
+      send(sup, { "$dsup_died", pid, reason })
+      exits[pid] = nil
+    end
+  end
+end
+
 local function body(sup)
   core.trap_exit(true)
   local sref = pogo.monitor(sup)
   local me = self()
   local function is_sup_down(m) return type(m) == "table" and m[1] == "DOWN" and m[2] == sref end
-  local exits = {}
-  local specs
-  while true do
-    if not specs then
-      local m = from_sup(sref, exits)
-      if m == "down" or m[1] ~= "$dsup_batch" then return end -- the supervisor went, or let us go
-      specs = m[2]
-    end
-    local children = {}
-    local m = start_batch(sup, specs, me, is_sup_down, children) and from_sup(sref, exits)
+  local exits, children = {}, {}
+  local m = from_sup(sref, exits)
+  while m ~= "down" and m[1] == "$dsup_batch" do
+    -- after a batch: "$dsup_linked" (idle now), or the next batch (which says linked too)
+    m = start_batch(sup, m, me, is_sup_down, children) and from_sup(sref, exits)
     if not m or m == "down" then
       -- the supervisor is gone before it took them: no orphans
       for _, pid in ipairs(children) do pogo.exit(pid, "kill") end
       return
     end
-    for _, pid in ipairs(children) do pogo.unlink(pid) end
-    if mbox_len() > 0 then
-      -- EXITs that came before the unlinks
-      local mine = {}
-      for _, pid in ipairs(children) do mine[pid] = true end
-      while true do
-        local e = pogo.receive(function(x) return type(x) == "table" and x[1] == "EXIT" and mine[x[2]] end, 0)
-        if not e then break end
-        exits[e[2]] = e[3]
-      end
-    end
-    if next(exits) ~= nil then
-      for pid, reason in pairs(exits) do send(sup, { "$dsup_died", pid, reason }) end
-      exits = {}
-    end
-    specs = m[2]
+    let_go(sup, children, exits)
+    if m[1] == "$dsup_linked" then m = from_sup(sref, exits) end
   end
+  -- the supervisor went, or let this starter go
 end
 
 --- Start a starter for the calling supervisor, monitored.
@@ -141,25 +149,36 @@ function M.spawn(sup)
   return pogo.spawn_monitor(body, sup)
 end
 
---- Give an idle starter a batch of specs.
--- @param starter
--- @tparam {table,...} specs at most `BATCH`
-function M.give(starter, specs)
-  send(starter, { "$dsup_batch", specs })
+--- A new batch message: `{"$dsup_batch", spec...}`, the specs (at most
+-- `BATCH`) set by the supervisor.
+-- @treturn table
+function M.batch()
+  return { "$dsup_batch" }
 end
 
---- Tell a starter that the supervisor has linked all the children of its
--- batch, with its next batch, if any.
+--- Give a starter a batch: when it is idle, or when it has reported the last
+-- child of its batch (the new batch tells it they are linked, too).
 -- @param starter
--- @tparam ?{table,...} specs
-function M.linked(starter, specs)
-  send(starter, { "$dsup_linked", specs })
+-- @tparam table b from `batch`
+function M.give(starter, b)
+  send(starter, b)
 end
+
+local LINKED = { "$dsup_linked" }
+
+--- Tell a starter that the supervisor has linked all the children of its
+-- batch, and that it has no other batch for it.
+-- @param starter
+function M.linked(starter)
+  send(starter, LINKED)
+end
+
+local STOP = { "$dsup_idle_stop" }
 
 --- Let an idle starter go.
 -- @param starter
 function M.stop(starter)
-  send(starter, { "$dsup_idle_stop" })
+  send(starter, STOP)
 end
 
 return M

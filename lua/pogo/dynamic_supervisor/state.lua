@@ -74,11 +74,12 @@ function M.new(opts)
     requests = {},                      -- uid -> request {uid, spec, group, held, child} (requests.lua)
     markers = {},                       -- uid -> termination marker {group, present, held, since}
     by_pid = {},                        -- pid of a child this node runs -> its record
-    to_start = {},                      -- records waiting for a starter (children.launch), from
-    to_start_head = 1,                  -- this index on
-    starters = {},                      -- starter pid -> {ref = its monitor, batch = the records it
-                                        -- starts (nil: idle), done = the starts it reported, since =
-                                        -- when it got the batch} (starter.lua)
+    to_start = {},                      -- records waiting for a starter (children.launch): a queue,
+    to_start_head = 1,                  -- from this index
+    to_start_tail = 0,                  -- to this one
+    starters = {},                      -- starter pid -> {ref = its monitor, records = the records it
+                                        -- starts, n = how many (0: idle), done = the starts it
+                                        -- reported, since = when it got them} (starter.lua)
     idle = {},                          -- the idle starters
     start_refs = {},                    -- monitor ref of a starter -> its pid
     handed = {},                        -- records whose child was handed over since the mailbox was
