@@ -401,4 +401,27 @@ describe("pogo.dynamic_supervisor on one node", function()
     assert.equal(sup, line[3].supervisor)
     stop(spid)
   end)
+
+  it("a start that does not return holds up no other child for long, nor the supervisor", function()
+    local sup, spid = start({})
+    package.loaded["spec.slow_start"] = {
+      start_link = function()
+        pogo.sleep(1500)
+        return require("support.worker").start_link()
+      end,
+    }
+    assert.is_true(dsup.start_child(sup, { id = "slow", start = { "spec.slow_start", "start_link" } }))
+    await(function() return #dsup.which_children(sup, "local") == 1 end)
+    local t0 = pogo.now()
+    assert.is_true(dsup.start_child(sup, worker("quick")))
+    await(function() return dsup.whereis(sup, "quick") end, 1000, "the quick child")
+    assert.is_true(pogo.now() - t0 < 1000)
+    local slow
+    for _, e in ipairs(dsup.which_children(sup, "local")) do
+      if e.id == "slow" then slow = e end
+    end
+    assert.same({ "slow", "undefined", "starting" }, { slow.id, slow.pid, slow.status })
+    stop(spid)
+    package.loaded["spec.slow_start"] = nil
+  end)
 end)
