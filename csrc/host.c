@@ -72,7 +72,9 @@ void pogo_host_wake(pogo_node *N) {
 void pogo_host_io_queued(pogo_node *N) {
   pogo_host *h = N->host;
   if (!h) return;
-  h->io = 1;
+  /* A process runs in the idle phase, before this pass's prepare phase
+   * writes what it queued: only I/O queued elsewhere needs another pass. */
+  if (!N->current) h->io = 1;
   pogo_host_wake(N);
 }
 
