@@ -121,6 +121,13 @@ function M.start(kind, o)
     assert(uv.fs_mkdir(h.dir .. "/data", tonumber("700", 8)))
     cmd = "prosody"
     args = { "--config", prosody_config(h.dir, o), "-F" }
+    -- under make asan: Prosody leaks 45 kB at exit without pogo loaded (its
+    -- own C modules and libraries); look for errors, not leaks, in it (the
+    -- cqueues program and the C host check pogo's leaks)
+    local asan = os.getenv("ASAN_OPTIONS")
+    if asan then
+      o = setmetatable({ env = { ASAN_OPTIONS = asan .. ":detect_leaks=0" } }, { __index = o })
+    end
   else
     if kind == "cqueues" or kind == "ticker" then
       args[1] = ROOT .. (kind == "cqueues" and "/examples/embed/cqueues/node.lua" or "/bench/support/embed_ticker.lua")
