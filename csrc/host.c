@@ -30,10 +30,12 @@
  *   registers them with epoll only when it polls, and until then fd() could
  *   not report them), due timers, idle handles, pending callbacks, closing
  *   handles. So a message that arrives is read, its process runs, and what it
- *   sends is written in one step. Bound: at most STEP_PASSES passes and no
- *   new pass once STEP_BUDGET_US have gone (a pass itself runs at most one
- *   scheduler batch, sched.c); step() then returns true and the host calls it
- *   again after its own work.
+ *   sends is written in one step. Bound: at most STEP_PASSES passes, no new
+ *   pass once STEP_BUDGET_US have gone, and no process resumed past that
+ *   time either (the scheduler asks pogo_host_out_of_time between two
+ *   resumes; a process itself runs until it blocks, yields or is preempted);
+ *   step() then returns true and the host calls it again after its own
+ *   work.
  * - Host code that makes work wakes the host: spawning, or sending to a
  *   waiting process (pogo_sched_enqueue), and queueing bytes for another node
  *   (pogo_host_io_queued) send a uv_async, whose eventfd makes fd() readable;
@@ -54,6 +56,7 @@ struct pogo_host {
   int registered;   /* the loop has polled since the async was created */
   int woken;        /* the async was sent and no step ran since */
   int io;           /* the transport queued I/O since the last pass began */
+  uint64_t deadline; /* uv_hrtime at which the running step stops running processes, 0: none */
 };
 
 static void async_cb(uv_async_t *a) { (void)a; /* the step that runs it does the work */ }
@@ -76,6 +79,11 @@ void pogo_host_io_queued(pogo_node *N) {
    * writes what it queued: only I/O queued elsewhere needs another pass. */
   if (!N->current) h->io = 1;
   pogo_host_wake(N);
+}
+
+int pogo_host_out_of_time(pogo_node *N) {
+  pogo_host *h = N->host;
+  return h && h->deadline && uv_hrtime() >= h->deadline;
 }
 
 void pogo_host_close(pogo_node *N) {
@@ -161,7 +169,11 @@ static int l_fd(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   check_host_code(N, L, "pogo.fd");
   pogo_host *h = host_of(N, L);
-  if (!h->registered) pass(N); /* put the async's eventfd in the epoll set */
+  if (!h->registered) { /* put the async's eventfd in the epoll set */
+    h->deadline = uv_hrtime() + (uint64_t)STEP_BUDGET_US * 1000;
+    pass(N);
+    h->deadline = 0;
+  }
   int fd = uv_backend_fd(N->loop);
   if (fd < 0) return luaL_error(L, "pogo.fd: this platform's libuv has no backend descriptor");
   lua_pushinteger(L, fd);
@@ -184,13 +196,13 @@ static int l_timeout(lua_State *L) {
 static int l_step(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   check_host_code(N, L, "pogo.step");
-  host_of(N, L);
-  uint64_t t0 = uv_hrtime();
+  pogo_host *h = host_of(N, L);
+  h->deadline = uv_hrtime() + (uint64_t)STEP_BUDGET_US * 1000;
   for (int i = 0; i < STEP_PASSES; i++) {
     pass(N);
-    if (N->closed || !ready_now(N)) break;
-    if (uv_hrtime() - t0 >= (uint64_t)STEP_BUDGET_US * 1000) break;
+    if (N->closed || !ready_now(N) || uv_hrtime() >= h->deadline) break;
   }
+  h->deadline = 0;
   lua_pushboolean(L, !N->closed && ready_now(N));
   return 1;
 }

@@ -272,6 +272,8 @@ void pogo_host_io_queued(pogo_node *N);
 /* Raise "<what>: cannot block in host code ..." if the caller is host code
  * of a hosted node (neither a process nor a callback inside the loop). */
 void pogo_host_check_block(pogo_node *N, lua_State *L, const char *what);
+/* A step's time is up: the scheduler resumes no more processes in it. */
+int pogo_host_out_of_time(pogo_node *N);
 void pogo_host_close(pogo_node *N);
 void pogo_host_register(lua_State *L);
 

@@ -140,7 +140,11 @@ int pogo_sched_run_batch(pogo_node *N, int budget) {
     if (p->state != PS_RUNNABLE) continue;
     resume_one(N, L, p, mbox_idx);
     n++;
-    if (N->ext_woken && N->driving) break;
+    if (N->host) {
+      if (pogo_host_out_of_time(N)) break; /* the host's step is over (host.c) */
+    } else if (N->ext_woken && N->driving) {
+      break; /* the main chunk waits in pogo_sched_drive for its message */
+    }
   }
   lua_settop(L, top);
   if (!N->rq_len && N->idle_active && N->uvh) {

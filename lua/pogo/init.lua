@@ -156,8 +156,8 @@ end
 
 --- Do all the ready work without blocking: read what arrived, run the
 -- processes that made ready, write what they sent, and again while more
--- became ready at once (at most 64 loop passes, and no new pass after 2 ms,
--- so a busy node cannot starve the host).
+-- became ready at once (at most 64 loop passes; after 2 ms no new pass and
+-- no process resumed, so a busy node cannot starve the host).
 -- @treturn boolean true when more work is ready at once (call `step` again
 --  after the host's own work); false when the host may wait for `fd()` or
 --  `timeout()`
