@@ -71,6 +71,7 @@ local function prosody_config(dir, o)
     "-- written by spec/support/embed_hosts.lua",
     "data_path = " .. lua_string(dir .. "/data"),
     "pidfile = " .. lua_string(dir .. "/prosody.pid"),
+    "certificates = " .. lua_string(dir .. "/certs"), -- empty: no TLS on these loopback ports
     "plugin_paths = { " .. lua_string(ROOT .. "/examples/embed/prosody") .. " }",
     "run_as_root = true", -- the specs run as root; Prosody itself never switches user
     "log = { { levels = { min = \"info\" }, to = \"console\" } }",
@@ -119,6 +120,7 @@ function M.start(kind, o)
     os.remove(h.dir)
     assert(uv.fs_mkdir(h.dir, tonumber("700", 8)))
     assert(uv.fs_mkdir(h.dir .. "/data", tonumber("700", 8)))
+    assert(uv.fs_mkdir(h.dir .. "/certs", tonumber("700", 8)))
     cmd = "prosody"
     args = { "--config", prosody_config(h.dir, o), "-F" }
     -- under make asan: Prosody leaks 45 kB at exit without pogo loaded (its
