@@ -41,7 +41,7 @@ return function(env, kind, check, opts)
       local ok, err = pcall(cluster.wait_until, function()
         where = {}
         for _, node in ipairs(nodes) do
-          local okr, ns = c:rpc(node, R, "children", { "local" }, 2000)
+          local okr, ns = c:rpc(node, R, "children", { "local", "echo" }, 2000)
           if not okr then last = "rpc to " .. node .. ": " .. tostring(ns); return false end
           for _, n in ipairs(ns) do
             if where[n] then last = "child " .. n .. " twice"; return false end
