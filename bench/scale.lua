@@ -1,0 +1,378 @@
+-- bench/scale.lua: the distributed supervisor at scale, on node OS processes
+-- over loopback (pogo.local_cluster). Prints one table, with the targets of
+-- issue 18 beside each figure:
+--
+--   * for each size (10,000, 50,000, 100,000 children on 5 nodes, requested
+--     from one node): the time from the first start_child until every child
+--     runs, and the rate; which_children(sup, "global") and
+--     count_children(sup, "global") as timed inside a node (median of a few
+--     calls); RSS and idle CPU of the worst node while the children sit idle;
+--   * for each mesh (25 and 50 nodes, each seeded with the first): the time
+--     from the moment every node process listens until every node sees all
+--     the others (full mesh) and until every supervisor's ring holds every
+--     node; idle CPU per node with 1,000 children; the failover of 1,000
+--     children (median of 3 SIGKILLs of one node: until its children run again);
+--   * churn on 5 nodes: 1,000 start_child and 1,000 terminate_child per second
+--     from one node (each child lives 1 s), RSS of the worst node after a 5 s
+--     warm-up and after 60 s more, and the p99 delay from start_child to the
+--     child running (measured by the child, on the same machine's clock).
+--
+-- Times are taken on the nodes with uv.hrtime (CLOCK_MONOTONIC, one clock for
+-- every process of the machine): a child counts its start on its node, and
+-- the bench reads the counts and the time of the last start.
+--
+-- Run: lua5.4 bench/scale.lua [options] (with the Makefile's LUA_PATH/LUA_CPATH);
+--   --sizes 10000,50000,100000   children on 5 nodes ("" to skip)
+--   --meshes 25,50               node counts of the mesh rows ("" to skip)
+--   --churn-seconds 60           measured churn (0 to skip); --churn-rate 1000
+--   --repeat N                   runs per size (median); default 3 up to 10,000, else 1
+--   --quick                      10,000 once, 25 nodes, 10 s of churn
+-- The full run takes several minutes.
+package.path = "bench/support/?.lua;" .. package.path
+local pogo = require "pogo"
+local uv = require "luv"
+local argparse = require "argparse"
+local local_cluster = require "pogo.local_cluster"
+
+local function numbers(s)
+  local out = {}
+  for x in s:gmatch("[^,%s]+") do
+    local n = math.tointeger(tonumber(x))
+    if not n or n <= 0 then return nil, "positive integers expected, got '" .. x .. "'" end
+    out[#out + 1] = n
+  end
+  return out
+end
+
+local parser = argparse("scale.lua", "The distributed supervisor at scale (issue 18).")
+parser:option("--sizes", "children on 5 nodes, comma-separated (\"\" to skip)", "10000,50000,100000")
+  :convert(numbers)
+parser:option("--meshes", "node counts of the mesh rows (\"\" to skip)", "25,50"):convert(numbers)
+parser:option("--churn-seconds", "seconds of measured churn (0 to skip)", "60"):convert(math.tointeger)
+parser:option("--churn-rate", "start_child (and terminate_child) per second", "1000"):convert(math.tointeger)
+parser:option("--repeat", "runs per size, the median is shown (default 3 up to 10,000 children, else 1)")
+  :convert(math.tointeger)
+parser:flag("--quick", "10,000 children once, 25 nodes, 10 s of churn")
+local args = parser:parse()
+if args.quick then
+  args.sizes, args.meshes, args.churn_seconds = { 10000 }, { 25 }, math.min(args.churn_seconds, 10)
+  args["repeat"] = args["repeat"] or 1
+end
+
+local PLACE_NODES = 5
+local R = "scale_remote"
+local WARM_MS = 5000 -- churn before the first RSS reading
+local IDLE_S = 5     -- the idle CPU window
+
+-- a long silence timeout: a loaded machine must not drop a busy node (a SIGKILL closes its links at once)
+local c = local_cluster.new({ timeout_ms = 10000, heartbeat_ms = 500, quiet = true })
+c:start_self({ name = "bench", log = false })
+
+local function ms_since(t0) return (uv.hrtime() - t0) / 1e6 end
+local T0 = uv.hrtime()
+local function phase(what) io.stderr:write(string.format("[%6.1f s] %s\n", ms_since(T0) / 1000, what)) end
+local function median(t)
+  local s = { table.unpack(t) }
+  table.sort(s)
+  return s[(#s + 1) // 2]
+end
+
+local function live()
+  local out = {}
+  for _, node in ipairs(c.nodes) do if not node.exited then out[#out + 1] = node end end
+  return out
+end
+
+-- SIGKILL `node` and wait for its exit (a node started by another process
+-- of the bench tells that process of its exit: watch `exited` instead).
+local function kill(node)
+  c:kill(node, 0)
+  local_cluster.wait_until(function() return node.exited end, 5000, "the exit of " .. tostring(node.name))
+end
+
+local function kill_all()
+  phase("kill")
+  for _, node in ipairs(live()) do c:kill(node, 0) end
+  for _, node in ipairs(c.nodes) do kill(node) end
+end
+
+-- Start `n` nodes, each seeded with the previous one, and wait for the ring.
+local function start_chain(n)
+  local list = {}
+  for i = 1, n do
+    list[i] = c:start_node({ script = "bench/support/scale_node.lua", seeds = list[i - 1] and { list[i - 1] } })
+    c:connect(list[i])
+  end
+  local_cluster.wait_until(function()
+    for _, node in ipairs(list) do
+      local ok, size = c:rpc(node, R, "ring_size", {}, 2000)
+      if not ok or size ~= n then return false end
+    end
+    return true
+  end, 30000, "the ring")
+  return list
+end
+
+-- Run f(node) on every node in parallel (a process each); the results by node.
+local function each(nodes, f)
+  local me, out = pogo.self(), {}
+  for i, node in ipairs(nodes) do
+    pogo.spawn(function()
+      local ok, r = pcall(function() return table.pack(f(node)) end)
+      pogo.send(me, { "$each", i, ok, r })
+    end)
+  end
+  for _ = 1, #nodes do
+    local m = pogo.receive(function(x) return type(x) == "table" and x[1] == "$each" end, 60000)
+    if not m then error("no answer from a node") end
+    if not m[3] then error(m[4]) end
+    out[m[2]] = m[4]
+  end
+  return out
+end
+
+-- Sum of the children started on `nodes` (their `starts` counters), and the last start.
+local function starts(nodes)
+  local total, last = 0, 0
+  for i, r in ipairs(each(nodes, function(node) return c:call(node, R, "starts") end)) do
+    local _ = i
+    total = total + r[1]
+    if r[2] > last then last = r[2] end
+  end
+  return total, last
+end
+
+-- Wait until the children started on `nodes` reach `n` (beyond `base`, per
+-- node); the uv.hrtime of the last start.
+local function await_starts(nodes, n, timeout_ms, base)
+  local last
+  local_cluster.wait_until(function()
+    local total, l = 0, 0
+    for i, r in ipairs(each(nodes, function(node) return c:call(node, R, "starts") end)) do
+      local b = base and base[i] or 0
+      total = total + r[1] - b
+      if r[1] > b and r[2] > l then l = r[2] end
+    end
+    last = l
+    return total >= n
+  end, timeout_ms, n .. " children")
+  return last
+end
+
+-- Worst and mean idle CPU % and worst RSS (KiB) of `nodes` over IDLE_S.
+local function idle(nodes)
+  local before = each(nodes, function(node) return c:call(node, R, "usage") end)
+  pogo.sleep(IDLE_S * 1000)
+  local after = each(nodes, function(node) return c:call(node, R, "usage") end)
+  local worst, sum, rss = 0, 0, 0
+  for i = 1, #nodes do
+    local cpu = (after[i][1] - before[i][1]) / IDLE_S * 100
+    worst, sum = math.max(worst, cpu), sum + cpu
+    rss = math.max(rss, after[i][2])
+  end
+  return worst, sum / #nodes, rss
+end
+
+-- ---- one size: n children on 5 nodes ----
+
+local function placement_run(n)
+  local nodes = start_chain(PLACE_NODES)
+  phase(string.format("%d children: placing", n))
+  local r = {}
+  local t0 = uv.hrtime()
+  pogo.spawn(function() c:call(nodes[1], R, "start_children", { 1, n }, 600000) end)
+  local last = await_starts(nodes, n, 600000)
+  r.place_ms = (last - t0) / 1e6
+  phase("placed; idle")
+  pogo.sleep(1000)
+  r.cpu, _, r.rss = idle(nodes)
+  phase("views")
+  local wn = n >= 50000 and 3 or 5
+  r.which_ms, r.which_n = c:call(nodes[2], R, "which_global", { wn }, 600000)
+  r.count_ms, r.count_n = c:call(nodes[2], R, "count_global", { 21 }, 600000)
+  assert(r.which_n == n and r.count_n == n,
+    string.format("%d children: which_children gave %d, count_children %d", n, r.which_n, r.count_n))
+  kill_all()
+  return r
+end
+
+local function placement(n, runs)
+  local all = {}
+  for i = 1, runs do all[i] = placement_run(n) end
+  local out = {}
+  for _, k in ipairs { "place_ms", "cpu", "rss", "which_ms", "count_ms" } do
+    local v = {}
+    for i = 1, runs do v[i] = all[i][k] end
+    out[k] = median(v)
+  end
+  return out
+end
+
+-- ---- one mesh: n nodes ----
+
+local function mesh(n)
+  local r = {}
+  local t0 = uv.hrtime()
+  local first = c:start_node({ script = "bench/support/scale_node.lua", args = { n } })
+  local me, nodes = pogo.self(), { first }
+  for i = 2, n do
+    pogo.spawn(function()
+      local ok, node = pcall(c.start_node, c, { script = "bench/support/scale_node.lua", args = { n },
+        seeds = { first } })
+      pogo.send(me, { "$started", i, ok, node })
+    end)
+  end
+  for _ = 2, n do
+    local m = pogo.receive(function(x) return type(x) == "table" and x[1] == "$started" end, 60000)
+    if not m or not m[3] then error("a node did not start: " .. tostring(m and m[4])) end
+    nodes[m[2]] = m[4]
+  end
+  local t_listen = uv.hrtime()
+  phase(string.format("%d nodes listen", n))
+  r.startup_ms = (t_listen - t0) / 1e6
+  for _, node in ipairs(nodes) do c:connect(node) end
+  local full, ring
+  local_cluster.wait_until(function()
+    full, ring = 0, 0
+    for _, t in ipairs(each(nodes, function(node) return c:call(node, R, "mesh_times") end)) do
+      if not t[1] or not t[2] then return false end
+      full, ring = math.max(full, t[1]), math.max(ring, t[2])
+    end
+    return true
+  end, 60000, "a full mesh of " .. n)
+  r.mesh_ms = math.max(0, (full - t_listen) / 1e6)
+  r.ring_ms = math.max(0, (ring - t_listen) / 1e6)
+
+  -- 1,000 children, idle
+  phase("meshed; 1,000 children")
+  pogo.spawn(function() c:call(nodes[1], R, "start_children", { 1, 1000 }, 600000) end)
+  await_starts(nodes, 1000, 60000)
+  pogo.sleep(1000)
+  r.cpu, r.cpu_mean = idle(nodes)
+
+  phase("failover")
+  -- failover: SIGKILL a node (not the requester), until its children run again
+  local runs = {}
+  for run = 1, 3 do
+    local victim = table.remove(nodes, run + 1)
+    local k = c:call(victim, R, "local_count")
+    local base = {}
+    for i, s in ipairs(each(nodes, function(node) return c:call(node, R, "starts") end)) do base[i] = s[1] end
+    local tk = uv.hrtime()
+    kill(victim)
+    local last = await_starts(nodes, k, 20000, base)
+    runs[run] = k > 0 and (last - tk) / 1e6 or 0
+  end
+  r.failover_ms = median(runs)
+  r.failover_worst = math.max(table.unpack(runs))
+  kill_all()
+  return r
+end
+
+-- ---- churn ----
+
+local function churn(seconds, rate)
+  local nodes = start_chain(PLACE_NODES)
+  local r = {}
+  local me = pogo.self()
+  pogo.spawn(function()
+    local ok, started, terminated = pcall(c.call, c, nodes[1], R, "churn",
+      { 1, rate, WARM_MS + seconds * 1000, 1000 }, WARM_MS + seconds * 1000 + 120000)
+    pogo.send(me, { "$churned", ok, started, terminated })
+  end)
+  phase("churn")
+  pogo.sleep(WARM_MS)
+  local u0 = each(nodes, function(node) return c:call(node, R, "usage") end)
+  each(nodes, function(node) return c:call(node, R, "take_delays") end)
+  local t0 = uv.hrtime()
+  local m = pogo.receive(function(x) return type(x) == "table" and x[1] == "$churned" end,
+    seconds * 1000 + 180000)
+  if not m or not m[2] then error("churn failed: " .. tostring(m and m[3])) end
+  local secs = ms_since(t0) / 1000
+  phase("churned")
+  local u1 = each(nodes, function(node) return c:call(node, R, "usage") end)
+  local delays = {}
+  for _, d in ipairs(each(nodes, function(node) return c:call(node, R, "take_delays", {}, 30000) end)) do
+    table.move(d[1], 1, #d[1], #delays + 1, delays)
+  end
+  table.sort(delays)
+  r.p99 = delays[math.max(1, math.ceil(#delays * 0.99))] or 0/0
+  r.rate = #delays / secs
+  r.rss0, r.rss1, r.growth = 0, 0, -math.huge
+  for i = 1, #nodes do
+    local g = (u1[i][2] - u0[i][2]) / u0[i][2] * 100
+    if g > r.growth then r.growth, r.rss0, r.rss1 = g, u0[i][2], u1[i][2] end
+  end
+  kill_all()
+  return r
+end
+
+-- ---- the run ----
+
+local rows = {}
+local function row(name, value, target, pass)
+  rows[#rows + 1] = { name, value or "", target or "", pass == nil and "" or (pass and "ok" or "MISSED") }
+end
+
+local ok, err = xpcall(function()
+  local rate10k
+  for _, n in ipairs(args.sizes) do
+    local runs = args["repeat"] or (n <= 10000 and 3 or 1)
+    local r = placement(n, runs)
+    local rate = n / r.place_ms * 1000
+    local label = string.format("%d children, 5 nodes", n)
+    if runs > 1 then label = label .. string.format(" (median of %d)", runs) end
+    row(label)
+    if n == 10000 then rate10k = rate end
+    local ptarget, pok = "", nil
+    if n <= 10000 then ptarget, pok = "<= 500 ms", r.place_ms <= 500 end
+    if n >= 100000 then ptarget, pok = "<= 5000 ms", r.place_ms <= 5000 end
+    row("  placement, start_child until all run", string.format("%.0f ms", r.place_ms), ptarget, pok)
+    local rtarget, rok = "", nil
+    if rate10k and n > 10000 then
+      rtarget, rok = string.format(">= %.0f/s (10k / 1.3)", rate10k / 1.3), rate >= rate10k / 1.3
+    end
+    row("  placement rate", string.format("%.0f/s", rate), rtarget, rok)
+    local wt = n <= 10000 and 10 or (n >= 100000 and 150 or nil)
+    row("  which_children global", string.format("%.1f ms", r.which_ms), wt and ("<= " .. wt .. " ms") or "",
+      wt and r.which_ms <= wt)
+    row("  count_children global", string.format("%.3f ms", r.count_ms), "<= 1 ms", r.count_ms <= 1)
+    local mt = n <= 10000 and 30 or (n >= 100000 and 150 or nil)
+    row("  RSS per node (worst)", string.format("%.1f MiB", r.rss / 1024), mt and ("<= " .. mt .. " MiB") or "",
+      mt and r.rss / 1024 <= mt)
+    row("  idle CPU per node (worst)", string.format("%.2f %%", r.cpu), "< 1 %", r.cpu < 1)
+  end
+  for _, n in ipairs(args.meshes) do
+    local r = mesh(n)
+    row(string.format("%d nodes (processes up in %.0f ms)", n, r.startup_ms))
+    row("  full mesh, from all listening", string.format("%.0f ms", r.mesh_ms), "<= 2000 ms", r.mesh_ms <= 2000)
+    row("  ring agreement, from all listening", string.format("%.0f ms", r.ring_ms), "<= 2000 ms",
+      r.ring_ms <= 2000)
+    row("  idle CPU per node, 1,000 children (worst / mean)", string.format("%.2f / %.2f %%", r.cpu, r.cpu_mean),
+      "< 1 %", r.cpu < 1)
+    row("  failover of 1,000 children (median / worst of 3)",
+      string.format("%.1f / %.1f ms", r.failover_ms, r.failover_worst), "< 50 ms", r.failover_ms < 50)
+  end
+  if args.churn_seconds > 0 then
+    local r = churn(args.churn_seconds, args.churn_rate)
+    row(string.format("churn, %d start+terminate/s for %d s, 5 nodes", args.churn_rate, args.churn_seconds))
+    row("  RSS (worst node), after warm-up -> end", string.format("%.1f -> %.1f MiB (%+.1f%%)", r.rss0 / 1024,
+      r.rss1 / 1024, r.growth), "<= +5 %", r.growth <= 5)
+    row("  start_child -> running, p99", string.format("%.1f ms", r.p99), "", nil)
+    row("  children started per second", string.format("%.0f/s", r.rate), string.format(">= %d/s",
+      math.floor(args.churn_rate * 0.95)), r.rate >= args.churn_rate * 0.95)
+  end
+end, debug.traceback)
+
+for _, node in ipairs(c.nodes) do if not node.exited then c:kill(node, 2000) end end
+c:teardown()
+pogo.stop()
+if not ok then
+  io.stderr:write("bench failed: ", tostring(err), "\n")
+  os.exit(1)
+end
+
+print(string.format("%-52s %-26s %-22s %s", "measure (loopback, " .. os.date("!%H:%M UTC") .. ")", "value",
+  "target", "status"))
+for _, r in ipairs(rows) do print(string.format("%-52s %-26s %-22s %s", r[1], r[2], r[3], r[4])) end
+os.exit(0)

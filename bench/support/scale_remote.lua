@@ -1,0 +1,183 @@
+-- rpc targets of bench/scale.lua, run on its nodes (scale_node.lua).
+local pogo = require "pogo"
+local uv = require "luv"
+local dsup = require "pogo.dynamic_supervisor"
+local child = require "scale_child"
+
+local M = {}
+
+local SUP = "scale"
+
+--- The options of the bench's supervisor.
+function M.opts()
+  return { name = SUP, settle_ms = 200, log = function() end }
+end
+
+local function spec(id, requested)
+  return { id = id, start = { "scale_child", "start_link", id, requested }, shutdown = "brutal_kill" }
+end
+
+--- Request children from..to on this node (from a process here); returns
+-- when all are requested.
+function M.start_children(from, to)
+  for id = from, to do assert(dsup.start_child(SUP, spec(id))) end
+  return true
+end
+
+--- How many children started on this node, and the uv.hrtime of the last start.
+function M.starts() return child.starts, child.last end
+
+--- This node's running children (count_children local).
+function M.local_count() return dsup.count_children(SUP, "local").active end
+
+--- The nodes of the ring.
+function M.ring_size() return #dsup.nodes(SUP) end
+
+-- The median of `n` timings (ms) of f().
+local function timed(n, f)
+  local t = {}
+  local r
+  for i = 1, n do
+    local t0 = uv.hrtime()
+    r = f()
+    t[i] = (uv.hrtime() - t0) / 1e6
+  end
+  table.sort(t)
+  return t[(n + 1) // 2], r
+end
+
+--- which_children global, timed here: median ms of `n` calls, and the entries.
+function M.which_global(n)
+  local ms, r = timed(n or 5, function() return dsup.which_children(SUP, "global") end)
+  return ms, #r
+end
+
+--- count_children global, timed here: median ms of `n` calls, and `active`.
+function M.count_global(n)
+  local ms, r = timed(n or 5, function() return dsup.count_children(SUP, "global") end)
+  return ms, r.active
+end
+
+--- CPU seconds (user + system) and RSS (KiB) of this OS process.
+function M.usage()
+  local f = assert(io.open("/proc/self/stat"))
+  local stat = f:read("a")
+  f:close()
+  local fields = {}
+  for x in stat:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = x end
+  local ticks = tonumber(fields[12]) + tonumber(fields[13]) -- utime, stime (after the comm field)
+  local rss
+  for line in io.lines("/proc/self/status") do
+    rss = rss or tonumber(line:match("^VmRSS:%s+(%d+)"))
+  end
+  return ticks / 100, rss
+end
+
+--- The Lua heap (KiB) before and after a full collection, and the RSS (KiB).
+function M.memory()
+  local before = collectgarbage("count")
+  collectgarbage("collect")
+  local _, rss = M.usage()
+  return before, collectgarbage("count"), rss
+end
+
+--- The longest gap (ms) between two wake-ups of a process that sleeps 10 ms
+-- at a time, since the last call: how long this node held its processes back.
+local stall = nil
+function M.stall()
+  if not stall then
+    stall = { max = 0 }
+    pogo.spawn(function()
+      local last = uv.hrtime()
+      while true do
+        pogo.sleep(10)
+        local t = uv.hrtime()
+        stall.max = math.max(stall.max, (t - last) / 1e6)
+        last = t
+      end
+    end)
+  end
+  local m = stall.max
+  stall.max = 0
+  return m
+end
+
+-- ---- the mesh rows ----
+
+local mesh = {}
+
+--- Watch (every 2 ms, in a process here) until this node sees `n` - 1 other
+-- nodes of the bench (names not starting with "bench@") and a ring of `n`;
+-- `mesh_times` tells when.
+function M.watch_mesh(n)
+  mesh = { n = n }
+  pogo.spawn(function()
+    while not (mesh.full and mesh.ring) do
+      if not mesh.full then
+        local k = 0
+        for _, node in ipairs(pogo.nodes()) do
+          if node:sub(1, 6) ~= "bench@" then k = k + 1 end
+        end
+        if k >= n - 1 then mesh.full = uv.hrtime() end
+      end
+      if not mesh.ring and #dsup.nodes(SUP) >= n then mesh.ring = uv.hrtime() end
+      pogo.sleep(2)
+    end
+  end)
+  return true
+end
+
+--- When this node saw the full mesh and the full ring (uv.hrtime, or nil).
+function M.mesh_times() return mesh.full, mesh.ring end
+
+-- ---- churn ----
+
+--- Churn from this node: every 10 ms request `rate`/100 children (ids from
+-- `first`) and terminate those requested `life_ms` earlier, for `ms`. Each
+-- spec carries the time of its request (the child records the delay).
+-- Returns the number of children requested and terminated.
+function M.churn(first, rate, ms, life_ms)
+  local per_tick = math.max(1, rate // 100)
+  local t0 = uv.hrtime()
+  local born = {} -- tick -> first id of that tick
+  local id, tick, terminated = first, 0, 0
+  local pending = 0
+  local me = pogo.self()
+  while true do
+    local elapsed = (uv.hrtime() - t0) / 1e6
+    if elapsed >= ms then break end
+    local due = math.floor(elapsed / 10)
+    while tick <= due do
+      born[tick] = id
+      local now = uv.hrtime()
+      for _ = 1, per_tick do
+        assert(dsup.start_child(SUP, spec(id, now)))
+        id = id + 1
+      end
+      local old = tick - life_ms // 10
+      if born[old] then
+        local from = born[old]
+        born[old] = nil
+        pending = pending + 1
+        pogo.spawn(function()
+          for k = from, from + per_tick - 1 do dsup.terminate_child(SUP, k) end
+          pogo.send(me, "terminated")
+        end)
+        terminated = terminated + per_tick
+      end
+      tick = tick + 1
+    end
+    pogo.sleep(math.max(1, (tick * 10) - (uv.hrtime() - t0) / 1e6))
+  end
+  for _ = 1, pending do pogo.receive(function(m) return m == "terminated" end, 30000) end
+  return id - first, terminated
+end
+
+--- The start delays recorded here (ms) since the last call, and forget them.
+function M.take_delays()
+  local d = child.delays
+  child.delays = {}
+  return d
+end
+
+return M
