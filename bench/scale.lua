@@ -123,23 +123,12 @@ local function each(nodes, f)
     end)
   end
   for _ = 1, #nodes do
-    local m = pogo.receive(function(x) return type(x) == "table" and x[1] == "$each" end, 60000)
+    local m = pogo.receive(function(x) return type(x) == "table" and x[1] == "$each" end, 180000)
     if not m then error("no answer from a node") end
     if not m[3] then error(m[4]) end
     out[m[2]] = m[4]
   end
   return out
-end
-
--- Sum of the children started on `nodes` (their `starts` counters), and the last start.
-local function starts(nodes)
-  local total, last = 0, 0
-  for i, r in ipairs(each(nodes, function(node) return c:call(node, R, "starts") end)) do
-    local _ = i
-    total = total + r[1]
-    if r[2] > last then last = r[2] end
-  end
-  return total, last
 end
 
 -- Wait until the children started on `nodes` reach `n` (beyond `base`, per
@@ -148,7 +137,7 @@ local function await_starts(nodes, n, timeout_ms, base)
   local last
   local_cluster.wait_until(function()
     local total, l = 0, 0
-    for i, r in ipairs(each(nodes, function(node) return c:call(node, R, "starts") end)) do
+    for i, r in ipairs(each(nodes, function(node) return c:call(node, R, "starts", {}, 120000) end)) do
       local b = base and base[i] or 0
       total = total + r[1] - b
       if r[1] > b and r[2] > l then l = r[2] end
@@ -161,9 +150,9 @@ end
 
 -- Worst and mean idle CPU % and worst RSS (KiB) of `nodes` over IDLE_S.
 local function idle(nodes)
-  local before = each(nodes, function(node) return c:call(node, R, "usage") end)
+  local before = each(nodes, function(node) return c:call(node, R, "usage", {}, 120000) end)
   pogo.sleep(IDLE_S * 1000)
-  local after = each(nodes, function(node) return c:call(node, R, "usage") end)
+  local after = each(nodes, function(node) return c:call(node, R, "usage", {}, 120000) end)
   local worst, sum, rss = 0, 0, 0
   for i = 1, #nodes do
     local cpu = (after[i][1] - before[i][1]) / IDLE_S * 100
@@ -185,6 +174,7 @@ local function placement_run(n)
   r.place_ms = (last - t0) / 1e6
   phase("placed; idle")
   pogo.sleep(1000)
+  local _
   r.cpu, _, r.rss = idle(nodes)
   phase("views")
   local wn = n >= 50000 and 3 or 5
@@ -257,7 +247,9 @@ local function mesh(n)
     local victim = table.remove(nodes, run + 1)
     local k = c:call(victim, R, "local_count")
     local base = {}
-    for i, s in ipairs(each(nodes, function(node) return c:call(node, R, "starts") end)) do base[i] = s[1] end
+    for i, s in ipairs(each(nodes, function(node) return c:call(node, R, "starts", {}, 120000) end)) do
+      base[i] = s[1]
+    end
     local tk = uv.hrtime()
     kill(victim)
     local last = await_starts(nodes, k, 20000, base)
@@ -282,7 +274,7 @@ local function churn(seconds, rate)
   end)
   phase("churn")
   pogo.sleep(WARM_MS)
-  local u0 = each(nodes, function(node) return c:call(node, R, "usage") end)
+  local u0 = each(nodes, function(node) return c:call(node, R, "usage", {}, 120000) end)
   each(nodes, function(node) return c:call(node, R, "take_delays") end)
   local t0 = uv.hrtime()
   local m = pogo.receive(function(x) return type(x) == "table" and x[1] == "$churned" end,
@@ -290,7 +282,7 @@ local function churn(seconds, rate)
   if not m or not m[2] then error("churn failed: " .. tostring(m and m[3])) end
   local secs = ms_since(t0) / 1000
   phase("churned")
-  local u1 = each(nodes, function(node) return c:call(node, R, "usage") end)
+  local u1 = each(nodes, function(node) return c:call(node, R, "usage", {}, 120000) end)
   local delays = {}
   for _, d in ipairs(each(nodes, function(node) return c:call(node, R, "take_delays", {}, 30000) end)) do
     table.move(d[1], 1, #d[1], #delays + 1, delays)

@@ -64,6 +64,8 @@
 -- * `starter`: the process that runs a child's start function, and the
 --   hand-over of the child to the supervisor;
 -- * `events`: listeners (the notifier) and log lines;
+-- * `tally`: the global view (counts and the order of the ids), kept as
+--   records change;
 -- * `views`: the answers that any process of the node reads from the state.
 --
 -- This module holds the public API and the `pogo.server` callbacks of the
@@ -81,6 +83,7 @@ local join_wait = require "pogo.dynamic_supervisor.join_wait"
 local children = require "pogo.dynamic_supervisor.children"
 local events = require "pogo.dynamic_supervisor.events"
 local views = require "pogo.dynamic_supervisor.views"
+local tally = require "pogo.dynamic_supervisor.tally"
 local proc_lib = require "pogo.proc_lib"
 
 local encode = pogo.core.encode
@@ -202,6 +205,7 @@ local function repair_pass(st, t)
   end
   st.sweep_i = st.sweep_i + per
   requests.expire_markers(st, t)
+  if #st.order_new > 0 then tally.compact(st) end
 end
 
 -- ---- answers to calls ----
@@ -251,6 +255,7 @@ function Server.init(arg)
     if not ok then events.log(st, "debug", "initial child %s: %s", events.describe(spec.id), tostring(err)) end
   end
   st.next_sync = now() + st.sync_interval
+  tally.settle(st)
   views.register(st)
   return st
 end
@@ -263,6 +268,7 @@ function Server.handle_call(req, _, st)
   st.version = st.version + 1
   -- a bad request (say, an id that cannot be encoded) is answered, not fatal
   local ok, reply = pcall(answer, st, req[2])
+  tally.settle(st)
   st.version = st.version + 1
   return ok and reply or { nil, "bad request: " .. tostring(reply) }, st
 end
@@ -322,6 +328,7 @@ end
 function Server.handle_info(msg, st)
   st.version = st.version + 1
   info(msg, st)
+  tally.settle(st)
   st.version = st.version + 1
   return st
 end
@@ -339,6 +346,7 @@ function Server.handle_drained(st)
   children.launch(st)        -- the starts decided by now go to starters
   -- peers that asked which nodes we know, once nothing starts here
   if #st.ring_askers > 0 then join_wait.answer_rings(st, children.starting(st, now())) end
+  tally.settle(st)
   st.version = st.version + 1
   return st
 end

@@ -232,6 +232,7 @@ function M.started(st, from, i, pid, err)
     st.handed[#st.handed + 1] = c
     if spec.restart == "temporary" then st.memory.ran[proc.request.uid] = true end
     pg.join(st.scope, { "child", id }, pid)
+    state.touch(st, c)
     local from_node = c.last_node
     c.last_node = st.me
     events.notify(st, "child_started", id, pid)

@@ -225,6 +225,7 @@ function M.on_child(st, kind, group, pids)
     for _, pid in ipairs(pids or {}) do c.last_node = node_of(pid) end
   end
   if not c then return end
+  state.touch(st, c)
   local req = requests.active(st, c)
   if req then c.ran_uid = req.uid end
   if c.proc or M.owner(st, c, req) == st.me then state.mark(st, c) end

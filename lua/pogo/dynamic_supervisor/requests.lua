@@ -142,6 +142,7 @@ function M.learn(st, group, key)
   }
   st.requests[uid] = req
   c.requests[uid] = req
+  state.touch(st, c)
   return req, true
 end
 
@@ -153,6 +154,7 @@ function M.forget(st, req)
   if st.requests[req.uid] ~= req then return end
   st.requests[req.uid] = nil
   req.child.requests[req.uid] = nil
+  state.touch(st, req.child)
   st.memory.ran[req.uid] = nil
   local m = st.markers[req.uid]
   if m and m.held then
@@ -225,6 +227,8 @@ local function marker(st, uid)
       since = now(),           -- when it was last seen joined: the tombstone's age
     }
     st.markers[uid] = m
+    local req = st.requests[uid]
+    if req then state.touch(st, req.child) end
   end
   return m
 end
@@ -386,7 +390,11 @@ end
 -- @tparam number t now
 function M.expire_markers(st, t)
   for uid, m in pairs(st.markers) do
-    if not m.present and not m.held and t - m.since > st.tombstone_ms then st.markers[uid] = nil end
+    if not m.present and not m.held and t - m.since > st.tombstone_ms then
+      st.markers[uid] = nil
+      local req = st.requests[uid]
+      if req then state.touch(st, req.child) end
+    end
   end
 end
 

@@ -104,6 +104,14 @@ function M.new(opts)
                                         -- old owner still runs it, or a node is joining)
     timed = {},                         -- record -> true: its child process has a deadline (children.lua)
 
+    -- the global view (tally.lua)
+    count = { specs = 0, active = 0, supervisors = 0, workers = 0 }, -- count_children(sup, "global")
+    touched = {},                       -- record -> true: its part of the global view may have changed
+    order = {},                         -- the keys of the records in the global view, sorted,
+    order_new = {},                     -- and those that came since, unsorted
+    running = {},                       -- key -> the pid running that child (or an array of the pids
+                                        -- of its copies) as pg said when the record was last settled
+
     -- the join wait (join_wait.lua)
     waiting = {},                       -- node (or "$connect host:port") -> {deadline =, probe = ref}
     probes = {},                        -- monitor ref of a keeper probe -> the node it probes
@@ -138,6 +146,7 @@ function M.child(st, id, key)
       ran_uid = nil,   -- the request that counted when its child group was last seen joined or
                        -- left: a temporary child of that request has run (children.lua)
       proc = nil,      -- the child process this node supervises for it, or nil (children.lua)
+      tally = nil,     -- what it adds to the global view, nil while not in it (tally.lua)
     }
     st.children[key] = c
   end
@@ -151,6 +160,14 @@ function M.mark(st, c)
   st.dirty[c] = true
 end
 
+--- Have record `c`'s part of the global view looked at again at the end of
+-- the callback (its request that counts, or its running copies, may have changed).
+-- @tparam table st
+-- @tparam table c
+function M.touch(st, c)
+  st.touched[c] = true
+end
+
 --- Forget record `c` when it holds nothing any more: no request, no child
 -- process here, and no copy running anywhere (whose node would be the
 -- `last_node` of a later start).
@@ -161,6 +178,7 @@ function M.release(st, c)
       and #pg.get_members(st.scope, { "child", c.id }) == 0 then
     st.children[c.key] = nil
     st.unsettled[c] = nil
+    st.touched[c] = true
   end
 end
 

@@ -15,12 +15,12 @@
 -- node, or one this node does not know, is always asked.
 -- @module pogo.dynamic_supervisor.views
 local pogo = require "pogo"
-local pg = require "pogo.pg"
 local requests = require "pogo.dynamic_supervisor.requests"
 local placement = require "pogo.dynamic_supervisor.placement"
+local tally = require "pogo.dynamic_supervisor.tally"
 
 local core = pogo.core
-local is_pid, node_of = core.is_pid, pogo.node_of
+local is_pid = core.is_pid
 
 local M = {}
 
@@ -84,35 +84,26 @@ local function entry(id, pid, spec, extra)
 end
 
 --- Entries sorted by the canonical encoding of their ids (then node), so every
--- node lists the same children in the same order.
+-- node lists the same children in the same order. The global view comes from
+-- the order that `tally` keeps.
 -- @tparam table st
 -- @tparam string mode "local" or "global"
 -- @treturn {table,...}
 function M.which_children(st, mode)
-  local out, keys = {}, {}
-  local function add(key, e)
-    out[#out + 1] = e
-    keys[e] = key .. "\0" .. (e.node or "")
+  if mode == "global" then return tally.which_children(st, core.node_of) end
+  local out, keys, children = {}, {}, st.children
+  for key, c in pairs(children) do
+    if c.proc then keys[#keys + 1] = key end
   end
-  for key, c in pairs(st.children) do
-    if mode == "global" then
-      local req = requests.active(st, c)
-      if req then
-        local id = req.spec.id
-        for _, pid in ipairs(pg.get_members(st.scope, { "child", id })) do
-          add(key, entry(id, pid, req.spec, { node = node_of(pid) }))
-        end
-      end
-    elseif c.proc then
-      local proc = c.proc
-      local pid = proc.pid
-      if pid == nil or proc.status == "starting" then
-        pid = proc.status == "restarting" and "restarting" or "undefined"
-      end
-      add(key, entry(proc.request.spec.id, pid, proc.request.spec, { status = proc.status, error = proc.error }))
+  table.sort(keys)
+  for i, key in ipairs(keys) do
+    local proc = children[key].proc
+    local pid = proc.pid
+    if pid == nil or proc.status == "starting" then
+      pid = proc.status == "restarting" and "restarting" or "undefined"
     end
+    out[i] = entry(proc.request.spec.id, pid, proc.request.spec, { status = proc.status, error = proc.error })
   end
-  table.sort(out, function(x, y) return keys[x] < keys[y] end)
   return out
 end
 
@@ -127,16 +118,10 @@ function M.count_children(st, mode)
     n.active = n.active + active
     if spec.type == "supervisor" then n.supervisors = n.supervisors + 1 else n.workers = n.workers + 1 end
   end
-  if mode == "global" then
-    for _, c in pairs(st.children) do
-      local req = requests.active(st, c)
-      if req then count(req.spec, #pg.get_members(st.scope, { "child", req.spec.id })) end
-    end
-  else
-    for _, c in pairs(st.children) do
-      local proc = c.proc
-      if proc then count(proc.request.spec, (proc.status ~= "starting" and is_pid(proc.pid)) and 1 or 0) end
-    end
+  if mode == "global" then return tally.counts(st) end
+  for _, c in pairs(st.children) do
+    local proc = c.proc
+    if proc then count(proc.request.spec, (proc.status ~= "starting" and is_pid(proc.pid)) and 1 or 0) end
   end
   return n
 end
