@@ -178,10 +178,14 @@ local function placement_run(n)
   r.cpu, _, r.rss = idle(nodes)
   phase("views")
   local wn = n >= 50000 and 3 or 5
-  r.which_ms, r.which_n = c:call(nodes[2], R, "which_global", { wn }, 600000)
-  r.count_ms, r.count_n = c:call(nodes[2], R, "count_global", { 21 }, 600000)
-  assert(r.which_n == n and r.count_n == n,
-    string.format("%d children: which_children gave %d, count_children %d", n, r.which_n, r.count_n))
+  local ok, ms, k = pcall(c.call, c, nodes[2], R, "which_global", { wn }, 600000)
+  r.which_ms = ok and ms or 0/0
+  assert(not ok or k == n, string.format("%d children: which_children gave %d", n, k))
+  if not ok then phase("which_children global failed: " .. tostring(ms)) end
+  ok, ms, k = pcall(c.call, c, nodes[2], R, "count_global", { n >= 50000 and 5 or 21 }, 600000)
+  r.count_ms = ok and ms or 0/0
+  assert(not ok or k == n, string.format("%d children: count_children gave %d", n, k))
+  if not ok then phase("count_children global failed: " .. tostring(ms)) end
   kill_all()
   return r
 end

@@ -102,6 +102,19 @@ function M.stall()
   return m
 end
 
+--- Sizes of the supervisor's tables and of its pg scope, and the Lua heap (KiB).
+function M.census()
+  local st = require("pogo.dynamic_supervisor.views").state_of(SUP)
+  local function n(t)
+    local k = 0
+    for _ in pairs(t) do k = k + 1 end
+    return k
+  end
+  return { children = n(st.children), requests = n(st.requests), markers = n(st.markers),
+    order = #st.order + #st.order_new, groups = require("pogo.pg").info(SUP).groups,
+    processes = #pogo.processes(), heap = collectgarbage("count") }
+end
+
 -- ---- the mesh rows ----
 
 local mesh = {}

@@ -205,7 +205,7 @@ local function repair_pass(st, t)
   end
   st.sweep_i = st.sweep_i + per
   requests.expire_markers(st, t)
-  if #st.order_new > 0 then tally.compact(st) end
+  if tally.untidy(st) then tally.compact(st) end
 end
 
 -- ---- answers to calls ----
@@ -322,6 +322,7 @@ local function info(msg, st)
   elseif tag == "nodedown" then
     join_wait.clear(st, msg[2])
     st.down_reason[msg[2]] = msg[3]
+    st.last_down = now()
   end
 end
 

@@ -228,7 +228,8 @@ function M.on_child(st, kind, group, pids)
   state.touch(st, c)
   local req = requests.active(st, c)
   if req then c.ran_uid = req.uid end
-  if c.proc or M.owner(st, c, req) == st.me then state.mark(st, c) end
+  -- (and a record with no request left is released once no copy runs)
+  if c.proc or not req or M.owner(st, c, req) == st.me then state.mark(st, c) end
 end
 
 --- The pid running child `id` anywhere (the owner's copy if two run), or nil.

@@ -13,7 +13,9 @@
 -- go, and once no node holds it the marker's node lets the marker go too. A
 -- terminated uid is remembered `tombstone_ms` after its marker went (a
 -- tombstone), so that a node coming back from a partition with the request
--- is told again.
+-- is told again; when no node of the scope went down in that time before,
+-- no node can come back with it, and the tombstone goes at the next repair
+-- pass once this node has forgotten the request (`expire_markers`).
 --
 -- Several requests for one id (a conflict, a re-request of a terminated id):
 -- the lowest uid not terminated counts, on every node alike; the others are
@@ -224,7 +226,7 @@ local function marker(st, uid)
       group = { "term", uid }, -- its pg group
       present = false,         -- whether some node holds the group
       held = false,            -- whether this node's keeper holds it
-      since = now(),           -- when it was last seen joined: the tombstone's age
+      since = now(),           -- when it was last seen joined, or when it went: the tombstone's age
     }
     st.markers[uid] = m
     local req = st.requests[uid]
@@ -340,7 +342,7 @@ function M.on_marker(st, kind, group)
     m.present, m.since = true, now()
   elseif not held_by_any(st, group) then
     local m = st.markers[uid]
-    if m then m.present = false end
+    if m and m.present then m.present, m.since = false, now() end
   end
   local req = st.requests[uid]
   if req then state.mark(st, req.child) end
@@ -375,7 +377,7 @@ function M.rescan(st, other)
   end
   for uid, m in pairs(st.markers) do
     if not seen_markers[uid] then
-      m.present = false
+      if m.present then m.present, m.since = false, now() end
     elseif m.held and not st.requests[uid] then
       -- a marker of a request no node holds (a restarted supervisor adopts
       -- its keeper's markers) has done its work
@@ -385,12 +387,25 @@ function M.rescan(st, other)
   end
 end
 
---- Forget the tombstones older than `tombstone_ms`.
+-- Whether tombstone `m` has done its work: older than `tombstone_ms`; or
+-- its request is forgotten here, it went a repair interval ago (pg changes
+-- of other nodes that raced it have come by then), and no node of the scope
+-- went down from `tombstone_ms` before it went (so no node away, that could
+-- come back with the request, held it then).
+local function expired(st, uid, m, t)
+  local age = t - m.since
+  if age > st.tombstone_ms then return true end
+  if st.requests[uid] or age <= st.sync_interval then return false end
+  return st.last_down == nil or st.last_down < m.since - st.tombstone_ms
+end
+
+--- Forget the tombstones that have done their work (see `expired`): in a
+-- cluster where no node went down, terminated requests leave nothing behind.
 -- @tparam table st
 -- @tparam number t now
 function M.expire_markers(st, t)
   for uid, m in pairs(st.markers) do
-    if not m.present and not m.held and t - m.since > st.tombstone_ms then
+    if not m.present and not m.held and expired(st, uid, m, t) then
       st.markers[uid] = nil
       local req = st.requests[uid]
       if req then state.touch(st, req.child) end

@@ -67,6 +67,7 @@ function M.new(opts)
     ring_nodes = {},                    -- node -> its `sups` entry: the supervisors in the ring (those
                                         -- that every `nodes` list names)
     down_reason = {},                   -- node -> the reason of its last nodedown (node_down listeners)
+    last_down = nil,                    -- when a node last went down (pogo.now() ms; requests.lua's tombstones)
     pg_ref = nil,                       -- this process's monitor of the scope
 
     -- requests and children (requests.lua, children.lua, starter.lua)
@@ -109,6 +110,7 @@ function M.new(opts)
     touched = {},                       -- record -> true: its part of the global view may have changed
     order = {},                         -- the keys of the records in the global view, sorted,
     order_new = {},                     -- and those that came since, unsorted
+    order_gone = 0,                     -- how many keys of `order` and `order_new` are of records gone
     running = {},                       -- key -> the pid running that child (or an array of the pids
                                         -- of its copies) as pg said when the record was last settled
 

@@ -17,8 +17,8 @@
 -- supervisor child. The order is the canonical keys of the records, sorted
 -- (`st.order`), plus the keys that came since (`st.order_new`, unsorted);
 -- `compact` merges them and drops the keys of records gone, when the new
--- ones are as many as the sorted ones (so the merges cost O(n) amortised)
--- and at each repair pass. A reader merges what is left of `order_new` into
+-- ones are as many as the sorted ones, or the gone ones half as many (so the
+-- merges cost O(n) amortised), and at each repair pass. A reader merges what is left of `order_new` into
 -- its own answer without changing the state.
 -- @module pogo.dynamic_supervisor.tally
 local pg = require "pogo.pg"
@@ -78,7 +78,14 @@ function M.compact(st)
       end
     end
   end
-  st.order, st.order_new = out, {}
+  st.order, st.order_new, st.order_gone = out, {}, 0
+end
+
+--- Whether the order holds keys to merge or to drop (a repair pass compacts it).
+-- @tparam table st
+-- @treturn boolean
+function M.untidy(st)
+  return #st.order_new > 0 or st.order_gone > 0
 end
 
 --- Note the changes of the records touched since the last call (at the end
@@ -96,10 +103,12 @@ function M.settle(st)
       add(count, before, -1)
       add(count, now, 1)
       if before == nil then new[#new + 1] = c.key end
+      if now == nil then st.order_gone = st.order_gone + 1 end
       c.tally = now
     end
   end
-  if #new >= 256 and #new >= #st.order then M.compact(st) end
+  local size = #st.order
+  if (#new >= 256 and #new >= size) or st.order_gone > size // 2 + 256 then M.compact(st) end
 end
 
 --- The global counts (a copy).
