@@ -166,10 +166,15 @@ local function reconcile_dirty(st)
     local batch = st.dirty
     if next(batch) == nil then return end
     st.dirty, st.spare = st.spare, batch -- what reconciling marks waits for the next round
+    local n = 0
     for c in pairs(batch) do
       batch[c] = nil
+      n = n + 1
       reconcile(st, c)
     end
+    -- a set emptied after a burst keeps its slots, and `next` would walk them
+    -- on every later pass: a fresh one instead
+    if n > 64 then st.spare = {} end
   end
 end
 

@@ -107,7 +107,9 @@ function M.new(opts)
 
     -- the global view (tally.lua)
     count = { specs = 0, active = 0, supervisors = 0, workers = 0 }, -- count_children(sup, "global")
-    touched = {},                       -- record -> true: its part of the global view may have changed
+    touched = {},                       -- the records whose part of the global view may have changed
+                                        -- (an array: a set emptied after a burst would make every
+                                        -- later `next` walk its empty slots)
     order = {},                         -- the keys of the records in the global view, sorted,
     order_new = {},                     -- and those that came since, unsorted
     order_gone = 0,                     -- how many keys of `order` and `order_new` are of records gone
@@ -167,7 +169,8 @@ end
 -- @tparam table st
 -- @tparam table c
 function M.touch(st, c)
-  st.touched[c] = true
+  local touched = st.touched
+  touched[#touched + 1] = c
 end
 
 --- Forget record `c` when it holds nothing any more: no request, no child
@@ -180,7 +183,7 @@ function M.release(st, c)
       and #pg.get_members(st.scope, { "child", c.id }) == 0 then
     st.children[c.key] = nil
     st.unsettled[c] = nil
-    st.touched[c] = true
+    M.touch(st, c)
   end
 end
 

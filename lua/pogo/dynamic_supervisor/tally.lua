@@ -93,10 +93,12 @@ end
 -- @tparam table st
 function M.settle(st)
   local touched = st.touched
-  if next(touched) == nil then return end
+  local n = #touched
+  if n == 0 then return end
   local count, new = st.count, st.order_new
-  for c in pairs(touched) do
-    touched[c] = nil
+  for i = 1, n do
+    local c = touched[i]
+    touched[i] = nil
     local before, now = c.tally, contribution(st, c)
     if now == nil and st.children[c.key] == nil then st.running[c.key] = nil end
     if before ~= now then
