@@ -59,19 +59,7 @@ function M.count_global(n)
 end
 
 --- CPU seconds (user + system) and RSS (KiB) of this OS process.
-function M.usage()
-  local f = assert(io.open("/proc/self/stat"))
-  local stat = f:read("a")
-  f:close()
-  local fields = {}
-  for x in stat:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = x end
-  local ticks = tonumber(fields[12]) + tonumber(fields[13]) -- utime, stime (after the comm field)
-  local rss
-  for line in io.lines("/proc/self/status") do
-    rss = rss or tonumber(line:match("^VmRSS:%s+(%d+)"))
-  end
-  return ticks / 100, rss
-end
+M.usage = require("failover_remote").usage
 
 --- The Lua heap (KiB) before and after a full collection, and the RSS (KiB).
 function M.memory()
