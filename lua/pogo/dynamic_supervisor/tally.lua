@@ -39,6 +39,8 @@ local function add(count, t, sign)
   end
 end
 
+local NONE = {} -- no pids (shared, never changed)
+
 -- What record `c` adds now; its running copies are noted in `st.running`.
 local function contribution(st, c)
   if st.children[c.key] ~= c then return nil end
@@ -47,7 +49,8 @@ local function contribution(st, c)
     st.running[c.key] = nil
     return 0
   end
-  local pids = pg.get_members(st.scope, { "child", c.id })
+  -- no copy has ever joined (a request just learned): nothing to look up
+  local pids = c.last_node and pg.get_members(st.scope, { "child", c.id }) or NONE
   local n = #pids
   st.running[c.key] = n == 1 and pids[1] or n > 1 and pids or nil
   if req.spec.type == "supervisor" then return -n - 1 end
