@@ -135,12 +135,15 @@ function M.learn(st, group, key)
   local req = st.requests[uid]
   if req then return req, false end
   local c = state.child(st, spec.id, key)
+  -- every node keeps one per request in the cluster: four fields fill the
+  -- table's four slots (a fifth would double them), so `held`, which only
+  -- the holder sets, is not among them
   req = {
     uid = uid,      -- names the request: "node/creation/seq" of the node that made it
     spec = spec,    -- the child spec
     group = group,  -- its pg group {"spec", uid, spec}
-    held = false,   -- whether this node's keeper holds it
     child = c,      -- the record of its child id
+    -- held = true: this node's keeper holds it (nil: it does not)
   }
   st.requests[uid] = req
   c.requests[uid] = req
