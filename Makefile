@@ -4,7 +4,10 @@ SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 DEB_PACKAGES := lua5.4 liblua5.4-dev libuv1-dev lua-luv lua-luv-dev lua-busted prosody lua-cqueues lua-socket \
-	libmsgpack-dev libxxhash-dev libssl-dev libc-ares-dev dnsmasq-base openssl lua-check lua-ldoc lua-argparse cmake pkg-config gcc make
+	libmsgpack-dev libxxhash-dev libssl-dev libc-ares-dev dnsmasq-base openssl lua-check lua-ldoc lua-argparse cmake pkg-config gcc make \
+	libhttp-parser-dev lua-cjson lua-penlight lua-readline
+# what the specs need beyond the build: a real browser for the web page, promtool for /metrics
+TEST_PACKAGES := chromium prometheus
 BUILD ?= build
 LUA ?= lua5.4
 BUSTED ?= busted
@@ -33,6 +36,7 @@ build: deps
 	@cmake --build $(BUILD) -j2
 
 test: build
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(TEST_PACKAGES)"
 	@BUILD=$(BUILD) LUA=$(LUA) BUSTED=$(BUSTED) bash spec/support/run_tests.sh $(SPECS)
 
 asan:
@@ -40,7 +44,7 @@ asan:
 	  POGO_SANITIZE=1
 
 valgrind: build
-	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES=valgrind
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="valgrind $(TEST_PACKAGES)"
 	@BUILD=$(BUILD) POGO_VALGRIND=1 bash spec/support/run_tests.sh $(SPECS)
 
 lint: deps

@@ -60,6 +60,7 @@ void pogo_mailbox_deliver(pogo_node *N, lua_State *L, pogo_proc *p, int msg_idx)
   lua_pushvalue(L, msg_idx);
   lua_rawseti(L, -2, p->mb_tail++);
   lua_pop(L, 1);
+  N->delivered++;
   if (p->state == PS_WAITING) pogo_sched_wake(N, p);
 }
 

@@ -2,7 +2,7 @@
  * runtime.h: the per-Lua-state node runtime: processes, mailboxes, links and
  * monitors, the scheduler, timers, registered names, pids and refs
  * (node.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, host.c, timer.c,
- * mailbox.c, links.c, names.c, sets.c, remote.c).
+ * mailbox.c, links.c, names.c, sets.c, remote.c, node_stats.c).
  *
  * Contract
  * - One pogo_node per Lua state, owned by a userdata anchored in the registry;
@@ -152,6 +152,7 @@ typedef struct pogo_node {
   uint64_t next_serial;
   uint64_t next_ref;
   uint32_t live;
+  uint64_t delivered; /* messages put in local mailboxes, ever (node_stats.c) */
 
   /* run queue (ring buffer) */
   pogo_rq_entry *rq;
@@ -288,6 +289,9 @@ void pogo_mailbox_deliver(pogo_node *N, lua_State *L, pogo_proc *p, int msg_idx)
 /* Deliver it to the local pid `to` if that process lives: 1, else 0. */
 int pogo_mailbox_post(pogo_node *N, lua_State *L, const pogo_id *to, int msg_idx);
 void pogo_mailbox_register(lua_State *L);
+
+/* ---- node_stats.c ---- */
+void pogo_node_stats_register(lua_State *L);
 
 /* ---- sets.c ---- */
 int pogo_idset_add(pogo_idset *s, const pogo_id *id);

@@ -117,6 +117,7 @@ int pogo_conn_frames(pogo_conn *c) {
       pogo_mesh_conn_lost(c, "protocol_error");
       return -1;
     }
+    if (c->state == CS_UP) pogo_stats_in(c, (size_t)n + POGO_FRAME_HDR);
     r = c->state == CS_HANDSHAKE ? pogo_auth_on_frame(c, p, n) : c->state == CS_UP ? pogo_inbound_frame(c, p, n) : 0;
     if (r != 0) return -1;
     if (!c->d || c->state == CS_DEAD || c->state == CS_CLOSING) return -1;
@@ -164,7 +165,9 @@ size_t pogo_conn_begin(pogo_conn *c, uint8_t kind, size_t hint) {
 void pogo_conn_cancel(pogo_conn *c, size_t start) { c->out.len = start; }
 
 int pogo_conn_end(pogo_conn *c, size_t start) {
-  if (pogo_frame_end(&c->out, start, c->peer_max_frame) < 0) return -1;
+  long n = pogo_frame_end(&c->out, start, c->peer_max_frame);
+  if (n < 0) return -1;
+  pogo_stats_out(c, (size_t)n + POGO_FRAME_HDR);
   c->sent = 1;
   if (c->out.len >= POGO_FLUSH_AT && !c->writing) pogo_conn_flush(c);
   else pogo_conn_dirty(c);

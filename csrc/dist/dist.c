@@ -44,6 +44,7 @@ static const pogo_remote_ops ops = {
 
 /* The node's transport, if this one runs. */
 static pogo_dist *dist_of(pogo_node *N) { return N->remote == &ops ? N->remote_ctx : NULL; }
+pogo_dist *pogo_dist_of(pogo_node *N) { return dist_of(N); }
 
 static void dist_free(pogo_dist *d, lua_State *L) {
   pogo_discovery_stop(d);
@@ -438,4 +439,5 @@ void pogo_dist_register(lua_State *L) {
     {"dist_nodes", l_dist_nodes}, {"dist_monitor_nodes", l_dist_monitor_nodes}, {"dist_info", l_dist_info},
     {"dist_inject", l_dist_inject}, {"dist_random", l_dist_random}, {NULL, NULL}};
   pogo_node_setfuncs(L, fns);
+  pogo_stats_register(L);
 }

@@ -11,6 +11,7 @@
  *   auth.c      the handshake state machine
  *   mesh.c      peers, dialing, gossip, heartbeats, node events
  *   discovery.c seeds read from DNS (c-ares driven by libuv)
+ *   stats.c     counters of each link and the node, round-trip times (PING)
  *   outbound.c  the remote operations (remote.h ops): frames for remote pids
  *   inbound.c   frames from peers applied to local processes
  *   dist.c      the transport's lifetime and the core.dist_* Lua functions
@@ -55,6 +56,11 @@ enum {
 
 typedef struct pogo_dist pogo_dist;
 typedef struct pogo_conn pogo_conn;
+
+/* Traffic counters (stats.c): process messages and frame bytes, each way. */
+typedef struct pogo_link_stats {
+  uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+} pogo_link_stats;
 typedef struct pogo_target pogo_target;
 typedef struct pogo_tls pogo_tls;             /* tls.c: one connection's TLS */
 typedef struct pogo_tls_ctx pogo_tls_ctx;     /* tls.c: the node's TLS settings */
@@ -96,6 +102,9 @@ typedef struct pogo_conn {
   /* senders suspended on this connection's backlog */
   pogo_rq_entry *busy;
   uint32_t nbusy, busy_cap;
+  /* stats.c: traffic once up, the PING in flight (uv_hrtime ns, 0: none), round trips */
+  pogo_link_stats stats;
+  uint64_t ping_at, rtt_ns, rtt_avg_ns;
 } pogo_conn;
 
 typedef struct pogo_peer {
@@ -160,6 +169,7 @@ struct pogo_dist {
   int ref_subs;      /* monitor_nodes subscribers: pid -> true */
   pogo_tls_ctx *tls; /* NULL: plain links */
   pogo_discovery *disc;
+  pogo_link_stats stats; /* the node's traffic, every link since pogo.start (stats.c) */
 };
 
 /* ---- log.c ---- */
@@ -255,6 +265,34 @@ void pogo_mesh_push_targets(pogo_dist *d, lua_State *L);
 int pogo_discovery_start(pogo_dist *d, lua_State *L, int opts_idx, char *err, size_t errlen);
 void pogo_discovery_stop(pogo_dist *d); /* pogo.stop, or the transport's end */
 
+/* ---- stats.c ---- */
+/* Count a frame of n bytes (length prefix included) on an up connection. */
+static inline void pogo_stats_in(pogo_conn *c, size_t n) {
+  c->stats.bytes_in += n;
+  c->d->stats.bytes_in += n;
+}
+static inline void pogo_stats_out(pogo_conn *c, size_t n) {
+  c->stats.bytes_out += n;
+  c->d->stats.bytes_out += n;
+}
+/* Count a process message received or sent on c. */
+static inline void pogo_stats_msg_in(pogo_conn *c) {
+  c->stats.msgs_in++;
+  c->d->stats.msgs_in++;
+}
+static inline void pogo_stats_msg_out(pogo_conn *c) {
+  c->stats.msgs_out++;
+  c->d->stats.msgs_out++;
+}
+/* The heartbeat of an up connection: a PING unless one is unanswered (then a
+ * TICK if nothing else went out since the last beat). */
+void pogo_stats_beat(pogo_conn *c);
+/* A PING (answered with PONG) or PONG (a round trip measured) arrived. */
+void pogo_stats_ping_in(pogo_conn *c, uint64_t token);
+void pogo_stats_pong_in(pogo_conn *c, uint64_t token);
+/* Adds core.dist_stats to the table at -2 (node userdata at -1). */
+void pogo_stats_register(lua_State *L);
+
 /* ---- outbound.c ---- */
 /* The ops of remote.h (ctx is the pogo_dist). */
 int pogo_outbound_send(void *ctx, lua_State *L, const pogo_id *to, int msg_idx, char err[POGO_CODEC_ERRLEN]);
@@ -285,6 +323,7 @@ void pogo_outbound_put_down(pogo_dist *d, lua_State *L, pogo_conn *c, const pogo
 int pogo_inbound_frame(pogo_conn *c, const char *p, uint32_t n);
 
 /* ---- dist.c ---- */
+pogo_dist *pogo_dist_of(pogo_node *N); /* the node's transport, or NULL (not started) */
 /* Adds the core.dist_* functions to the table at -2 (node userdata at -1). */
 void pogo_dist_register(lua_State *L);
 

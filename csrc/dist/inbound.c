@@ -9,6 +9,7 @@
  *   DEMONITOR(_NAME) and DOWN go to pogo_links_peer_* with the same semantics
  *   as local operations; a LINK or MONITOR of a process that does not exist is
  *   answered at once (EXIT or DOWN "noproc"). TICK only proves the peer is
+ *   alive, PING and PONG measure the round trip too (stats.c);
  *   alive; PEERS is gossip for the mesh; BYE closes the connection with the
  *   peer's reason.
  * - Ids in a frame carry no node name: those of the sender's processes get
@@ -72,10 +73,12 @@ static int on_data(pogo_dist *d, pogo_conn *c, const pogo_wire_msg *m, const cha
     id_of(0, &m->a, &a);
     if (!pogo_proc_get(N, &a)) break;
     if (decode_tail(N, L, m, err) != 0) { rc = -1; break; }
+    pogo_stats_msg_in(c);
     pogo_mailbox_post(N, L, &a, -1);
     break;
   case POGO_W_SEND_NAMED:
     if (decode_tail(N, L, m, err) != 0) { rc = -1; break; }
+    pogo_stats_msg_in(c);
     if (pogo_names_whereis(N, L, m->name, m->name_len, &a)) pogo_mailbox_post(N, L, &a, -1);
     break;
   case POGO_W_LINK:
@@ -152,6 +155,8 @@ int pogo_inbound_frame(pogo_conn *c, const char *p, uint32_t n) {
   const char *err = NULL;
   if (pogo_wire_parse(p, n, &m, &err) == 0) {
     if (m.kind == POGO_W_TICK) return 0;
+    if (m.kind == POGO_W_PING) return pogo_stats_ping_in(c, m.ref), 0;
+    if (m.kind == POGO_W_PONG) return pogo_stats_pong_in(c, m.ref), 0;
     if (m.kind == POGO_W_BYE) {
       on_bye(d, c, &m);
       return -1;

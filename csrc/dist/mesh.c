@@ -18,8 +18,10 @@
  * - Gossip: when a connection comes up, each side sends the other the names
  *   of all its other peers and tells every other peer about the new one; a
  *   node learning a name it does not know dials it, so one seed joins the mesh.
- * - Heartbeats: every heartbeat_ms a TICK goes on each connection that
- *   carried nothing since the last beat; one silent for timeout_ms is down
+ * - Heartbeats: every heartbeat_ms a PING goes on each up connection (its
+ *   PONG gives the round-trip time; while a PING is unanswered, a TICK if
+ *   the connection carried nothing since the last beat: stats.c); one
+ *   silent for timeout_ms is down
  *   ("timeout"), and so is a handshake not finished in timeout_ms. A graceful
  *   close (BYE, REFUSE) waits at most CLOSE_WAIT_MS for the peer to close its
  *   end.
@@ -597,10 +599,7 @@ static void tick_cb(uv_timer_t *h) {
         pogo_log_line(d, "%s did not answer for %u ms", c->peer_name, d->timeout_ms);
         pogo_mesh_conn_lost(c, "timeout");
       } else {
-        if (!c->sent) {
-          size_t s = pogo_conn_begin(c, POGO_W_TICK, 0);
-          if (s != (size_t)-1) pogo_conn_end(c, s);
-        }
+        pogo_stats_beat(c); /* a PING, or a TICK (stats.c) */
         c->sent = 0;
       }
       break;

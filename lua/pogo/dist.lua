@@ -273,6 +273,7 @@ local function check_opts(opts)
   check(opts.block == nil or type(opts.block) == "table", "block", "a list of node names", opts.block)
   check(opts.advertise == nil or type(opts.advertise) == "string", "advertise", '"host:port" or "host"',
         opts.advertise)
+  check(opts.http == nil or type(opts.http) == "string", "http", '"host:port"', opts.http)
   local tls = opts.tls
   check(tls == nil or tls == false or type(tls) == "table", "tls", "a table {cert =, key =, ca =}", tls)
   if type(tls) == "table" then
@@ -331,6 +332,14 @@ function M.start(opts)
   if not core.whereis("$rpc") then
     local server = require "pogo.server" -- not at the top: pogo.server needs the pogo table
     pogo.register("$rpc", pogo.spawn(server.enter_loop, Rpc, {}))
+  end
+  if opts.http then -- the web page of the cluster (pogo.dashboard)
+    local dash, why = require("pogo.dashboard").start(opts.http)
+    if not dash then
+      M.dist_stop()
+      error("pogo.start: http: " .. why, 0)
+    end
+    log.info("the cluster's web page is at http://%s/", dash.addr)
   end
   return name
 end

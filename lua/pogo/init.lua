@@ -398,7 +398,9 @@ dist.install(M)
 --  mutual TLS 1.3 on every link; a missing file or a key that does not match
 --  the certificate raises), `discovery` (`{dns = "name:port" |
 --  "_service._tcp.name", interval_ms = 5000, nameserver = "ip:port"}`: every
---  A/AAAA (or SRV) record is a seed, read again every interval).
+--  A/AAAA (or SRV) record is a seed, read again every interval), `http`
+--  (`"host:port"`: serve the cluster's live web page, `/api/*` and
+--  `/metrics` there, see `pogo.dashboard`; it listens on that address only).
 -- @treturn string the node's name, `name@host:port` with the real port (the
 --  advertised address when `advertise` is given)
 M.start = dist.start

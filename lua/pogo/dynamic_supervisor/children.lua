@@ -201,6 +201,7 @@ local function failed(st, c, err)
     return
   end
   proc.pid, proc.status, proc.error = nil, "restarting", err
+  events.start_failed(st, id, err)
   proc.retry_at = now() + back_off(st, proc)
   st.timed[c] = true
   events.log(st, "warning", "child %s failed to start (retry in %d ms): %s", idstr(id), proc.backoff,
@@ -373,6 +374,7 @@ function M.exited(st, c, reason)
   -- restart intensity: within it restart at once, beyond it back off
   local t = now()
   proc.status = "restarting"
+  events.restarting(st, id, reason)
   st.timed[c] = true
   proc.restarts = proc.restarts or intensity.new(st.intensity, st.period)
   if proc.restarts:add(t) then

@@ -18,8 +18,13 @@
 --
 -- Log lines go to `pogo.log` (module `pogo.dynamic_supervisor`, with the
 -- supervisor's name as `supervisor`), or to the `log` option's function.
+--
+-- Every event, and every restart and failed start, is also counted for the
+-- tools that look at the cluster (`pogo.observer.timeline`; a counter
+-- increment, whether or not there are listeners).
 -- @module pogo.dynamic_supervisor.events
 local pogo = require "pogo"
+local timeline = require "pogo.observer.timeline"
 
 local M = {}
 
@@ -57,6 +62,7 @@ function M.describe(id, depth)
   for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. " = " .. M.describe(id[k], (depth or 0) + 1) end
   return "{" .. table.concat(parts, ", ") .. "}"
 end
+timeline.describe_with(M.describe)
 
 --- A log line: to `opts.log(level, msg)` if given, else to `pogo.log`.
 -- @tparam table st the supervisor's state
@@ -116,8 +122,33 @@ end
 -- @tparam table st the supervisor's state
 -- @tparam string event one of `EVENTS`
 function M.notify(st, event, ...)
+  timeline.supervisor_event(M.name(st), event, ...)
   local n = st.notifier
   if n then pogo.send(n, table.pack(event, ...)) end
+end
+
+--- The supervisor's name for tools and logs: its `name`, else its scope.
+-- @tparam table st
+-- @treturn string
+function M.name(st)
+  return tostring(st.name or st.scope)
+end
+
+--- Count a restart of child `id` (it exited with `reason` and starts again
+-- here) for the tools (`pogo.observer.timeline`).
+-- @tparam table st
+-- @param id
+-- @param reason
+function M.restarting(st, id, reason)
+  timeline.supervisor_event(M.name(st), "restart", id, reason)
+end
+
+--- Count a failed start of child `id` for the tools.
+-- @tparam table st
+-- @param id
+-- @param err
+function M.start_failed(st, id, err)
+  timeline.supervisor_event(M.name(st), "start_failed", id, err)
 end
 
 --- Whether the calling process is this supervisor's notifier (a listener runs).
