@@ -104,6 +104,8 @@ static uint64_t now_ms(http_server *s) { return uv_now(s->N->loop); }
 
 /* ---- closing ---- */
 
+static void set_reading(http_conn *c, int on);
+
 static void conn_close_cb(uv_handle_t *h) {
   http_conn *c = h->data;
   pogo_http_req_free(&c->req);
@@ -139,10 +141,14 @@ static void maybe_shutdown(http_conn *c) {
   if (uv_shutdown(&c->sreq, (uv_stream_t *)&c->tcp, shutdown_cb) != 0) conn_close(c);
 }
 
+/* The answer is complete and the connection closes: shut the write side once
+ * written, read (and drop) what comes until the client's EOF. */
 static void conn_finish(http_conn *c) {
   c->state = HC_CLOSING;
   c->since = now_ms(c->s);
-  maybe_shutdown(c);
+  c->len = 0;
+  if (!c->eof) set_reading(c, 1);
+  if (c->state == HC_CLOSING) maybe_shutdown(c);
 }
 
 /* ---- writing ---- */
@@ -441,7 +447,6 @@ static int l_write(lua_State *L) {
       c->since = now_ms(s);
       conn_parse(c); /* a pipelined request may be waiting */
     } else {
-      if (!c->eof) set_reading(c, 1); /* to see the client's EOF */
       conn_finish(c);
     }
   }

@@ -482,6 +482,7 @@ void pogo_mesh_conn_up(pogo_conn *c, lua_State *L, int quiet) {
   c->in.max = d->max_frame;
   c->peer_max_frame = c->peer_max_frame < POGO_HS_MAX_FRAME ? POGO_HS_MAX_FRAME : c->peer_max_frame;
   p->up = c;
+  pogo_stats_beat(c); /* a first PING: the round-trip time is known at once */
   p->creation = c->peer_creation;
   p->wanted = 1;
   p->shunned = 0;

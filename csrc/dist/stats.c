@@ -7,7 +7,7 @@
  *   prefix included, TLS records not) in and out, per up connection (they
  *   start at 0 when a link comes up) and for the node since pogo.start.
  *   Counting is an add in the frame paths (the inline helpers of dist.h).
- * - Round trips: the heartbeat (mesh.c's tick) sends a PING carrying this
+ * - Round trips: the heartbeat (mesh.c's tick), and the link coming up, send a PING carrying this
  *   node's uv_hrtime; the peer answers at once with a PONG carrying the same
  *   token, and the time since the PING is the link's round-trip time (the
  *   peer's clock never enters the measure). One PING at a time per link:

@@ -272,11 +272,13 @@ local function status_text(snap)
 end
 
 local function json_snapshot(snap)
-  local function links_of(n)
+  local listed = {}
+  for _, n in ipairs(snap.nodes) do listed[n.name] = true end
+  local function links_of(n) -- to the nodes listed (not to observers)
     local list = {}
     for peer, l in pairs(n.dist and n.dist.links or {}) do
-      list[#list + 1] = { peer = peer, rtt_ms = l.rtt_avg_ms, messages_in = l.messages_in,
-                          messages_out = l.messages_out, bytes_in = l.bytes_in, bytes_out = l.bytes_out }
+      if listed[peer] then list[#list + 1] = { peer = peer, rtt_ms = l.rtt_avg_ms, messages_in = l.messages_in,
+                          messages_out = l.messages_out, bytes_in = l.bytes_in, bytes_out = l.bytes_out } end
     end
     table.sort(list, function(a, b) return a.peer < b.peer end)
     return list
@@ -285,7 +287,7 @@ local function json_snapshot(snap)
   for i, n in ipairs(snap.nodes) do
     nodes[i] = n.error and { name = n.name, error = n.error } or {
       name = n.name, processes = n.processes, run_queue = n.run_queue, children = n.children,
-      memory = n.memory, messages_delivered = n.messages, uptime_ms = n.uptime_ms, http = n.http,
+      memory = n.memory, messages_delivered = n.messages, http = n.http,
       transport = { messages_in = n.dist.messages_in, messages_out = n.dist.messages_out,
                     bytes_in = n.dist.bytes_in, bytes_out = n.dist.bytes_out },
       links = links_of(n), rates = n.rates,

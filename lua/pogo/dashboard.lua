@@ -95,7 +95,7 @@ local function page_view(snap, events, seq)
         if l.rtt_avg_ms then rtt, k = rtt + l.rtt_avg_ms, k + 1 end
       end
       nodes[i] = { name = n.name, processes = n.processes, run_queue = n.run_queue, children = n.children,
-                   memory = n.memory, rates = n.rates, uptime_ms = n.uptime_ms, http = n.http, links = links,
+                   memory = n.memory, rates = n.rates, http = n.http, links = links,
                    rtt_ms = k > 0 and rtt / k or nil,
                    messages = n.messages, messages_in = n.dist.messages_in, messages_out = n.dist.messages_out }
     end

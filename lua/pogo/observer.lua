@@ -36,7 +36,6 @@ local core = pogo.core
 
 local M = {}
 
-local started_at = uv.hrtime()
 local observer = false
 local http_addr -- "host:port" of the web page this node serves, if any
 
@@ -85,7 +84,7 @@ end
 
 --- What this node tells about itself (asked by rpc from `gather`).
 -- @tparam[opt=0] integer since the last event sequence number the asker saw
--- @treturn table `{name =, observer =, time =, uptime_ms =, memory = {lua =,
+-- @treturn table `{name =, observer =, time =, memory = {lua =,
 --  rss =}, processes =, run_queue =, messages =, dist = {messages_in =,
 --  messages_out =, bytes_in =, bytes_out =, links = {[node] = {rtt_ms =,
 --  ...}}}, supervisors = {...}, events = {...}, seq =, http =}`
@@ -94,7 +93,7 @@ function M.node_stats(since)
   local events, seq = timeline.since(since)
   return {
     name = pogo.node(), observer = observer, http = http_addr,
-    time = timeline.wall_ms(), uptime_ms = (uv.hrtime() - started_at) // 1000000,
+    time = timeline.wall_ms(),
     memory = { lua = math.floor(collectgarbage("count") * 1024), rss = uv.resident_set_memory() },
     processes = ns.processes, run_queue = ns.run_queue, messages = ns.messages,
     dist = core.dist_stats(), supervisors = supervisors(),
@@ -209,6 +208,15 @@ function M.gather(opts)
       st.events = nil
       snap.seqs[n] = st.seq
       snap.nodes[#snap.nodes + 1] = st
+    end
+  end
+  -- the links between the nodes listed (not those to observers, or to nodes
+  -- that connected after this gather began)
+  local listed = {}
+  for _, n in ipairs(snap.nodes) do listed[n.name] = true end
+  for _, n in ipairs(snap.nodes) do
+    for peer in pairs(n.dist and n.dist.links or {}) do
+      if not listed[peer] then n.dist.links[peer] = nil end
     end
   end
   table.sort(snap.events, function(a, b)
