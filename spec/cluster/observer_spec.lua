@@ -34,8 +34,8 @@ describe("bin/pogo observer commands", function()
     nodes = {}
     for i = 1, 3 do
       -- settle_ms 60 s: a supervisor that waited for an observer would hold its starts that long
-      nodes[i] = c:start_node { name = "o" .. i, script = "spec/support/observed_node.lua", args = { tostring(N), "60000" },
-                                seeds = i > 1 and { nodes[1] } or nil }
+      nodes[i] = c:start_node { name = "o" .. i, script = "spec/support/observed_node.lua",
+                                args = { tostring(N), "60000" }, seeds = i > 1 and { nodes[1] } or nil }
     end
     c:connect(nodes[1])
     c:wait_meshed(nodes)
@@ -114,12 +114,14 @@ describe("bin/pogo observer commands", function()
     local ok, pid = c:rpc(nodes[2], "pogo.dynamic_supervisor", "whereis", { "jobs", "job7" })
     assert.is_true(ok)
     assert.are.equal(pogo.node_of(pid), where.job7)
+    local _
     code, _, err = run { "children", "nosuch" }
     assert.are.equal(1, code)
     assert.matches("^pogo: no node of the cluster runs a distributed supervisor named nosuch\n$", err)
   end)
 
   it("eval NODE CODE: results printed readably, errors exit 1", function()
+    local _
     local code, out, err = run { "eval", "o2", "pogo.node(), 1 + 1, {a = {1, 2}}" }
     assert.are.equal(0, code, err)
     assert.are.equal(string.format("%q\n2\n{\n  a = {\n    1,\n    2\n  }\n}\n", nodes[2].name), out)
@@ -184,6 +186,7 @@ describe("bin/pogo observer commands", function()
   end)
 
   it("a wrong cookie: one clear line, exit 1, at once", function()
+    local _
     local t0 = uv.hrtime()
     local code, out, err = run({ "status" }, { env = { POGO_COOKIE = "not-the-cookie" } })
     local took = (uv.hrtime() - t0) / 1e6
