@@ -21,6 +21,11 @@ describe("bin/pogo observer commands", function()
       full[#full + 1] = "--seeds"
       full[#full + 1] = seed
     end
+    if c.tls then -- the cluster runs TLS (POGO_TEST_TLS=1): so does the observer
+      for _, x in ipairs { "--tls-cert", c.tls.cert, "--tls-key", c.tls.key, "--tls-ca", c.tls.ca } do
+        full[#full + 1] = x
+      end
+    end
     opts = opts or {}
     opts.env = opts.env or { POGO_COOKIE = cookie }
     return cli.run(full, opts)
@@ -220,6 +225,11 @@ describe("bin/pogo observer commands", function()
     local me, tag = pogo.self(), {}
     local outp = uv.new_pipe(false)
     local args = { cluster.find_bin(), "top", "--interval-ms", "100", "-n", "60", "--seeds", seed }
+    if c.tls then
+      for _, x in ipairs { "--tls-cert", c.tls.cert, "--tls-key", c.tls.key, "--tls-ca", c.tls.ca } do
+        args[#args + 1] = x
+      end
+    end
     local handle, pid
     handle, pid = uv.spawn(os.getenv("LUA") or "lua5.4", { args = args, stdio = { nil, outp, nil },
                                                            env = cluster.env { POGO_COOKIE = cookie } },

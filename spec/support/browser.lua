@@ -170,11 +170,14 @@ end
 
 --- Open a tab on `url` and wait for its load event.
 -- @tparam string url
+-- @tparam[opt] table opts `network` (true: record the requests the page
+--  makes, see `Page:requests`)
 -- @return the page
-function Browser:open(url)
+function Browser:open(url, opts)
   local t = self:send("Target.createTarget", { url = "about:blank" })
   local s = self:send("Target.attachToTarget", { targetId = t.targetId, flatten = true })
   local page = setmetatable({ b = self, session = s.sessionId, target = t.targetId }, Page)
+  if opts and opts.network then self:send("Network.enable", {}, page.session) end
   self:send("Page.enable", {}, page.session)
   self:send("Page.navigate", { url = url }, page.session)
   self:event("Page.loadEventFired", page.session)
@@ -211,6 +214,23 @@ function Page:wait(expr, timeout_ms, what)
     end
     pogo.sleep(25)
   end
+end
+
+--- The URLs the page requested so far (with `open(url, {network = true})`).
+-- @treturn {string,...}
+function Page:requests()
+  local urls, keep = {}, {}
+  for _, e in ipairs(self.b.events) do
+    if e.method == "Network.requestWillBeSent" and e.sessionId == self.session then
+      urls[#urls + 1] = e.params.request.url
+    else
+      keep[#keep + 1] = e
+    end
+  end
+  self.b.events = keep
+  self.seen = self.seen or {}
+  for _, u in ipairs(urls) do self.seen[#self.seen + 1] = u end
+  return self.seen
 end
 
 --- Reload the page and wait for its load event.
