@@ -330,7 +330,7 @@ local function run_children(args, opts)
     M.leave()
     fail(EXIT_FAILURE, "no node of the cluster runs a distributed supervisor named " .. args.sup)
   end
-  local ok, res, why = pogo.rpc(via, "pogo.observer", "children", { args.sup, { node = args.on } },
+  local ok, res, why = pogo.rpc(via, "pogo.observer", "children", { args.sup, { node = args.on, fresh = true } },
                                 args.wait_ms or 5000)
   if not ok or not res then
     M.leave()

@@ -62,18 +62,43 @@ local function describe(id)
   return require("pogo.dynamic_supervisor.events").describe(id)
 end
 
+-- The children a supervisor runs here: its children handed over (by pid),
+-- O(children here).
+local function running_here(st)
+  local n = 0
+  for _ in pairs(st.by_pid) do n = n + 1 end
+  return n
+end
+
+-- The specs a supervisor knows (requested and not terminated): O(every child
+-- id), so counted at most once every SPECS_TTL_MS per supervisor.
+local SPECS_TTL_MS = 2000
+local specs_cache = setmetatable({}, { __mode = "k" }) -- state -> {at =, n =}
+local function specs_known(st)
+  local e = specs_cache[st]
+  local now = pogo.now()
+  if e and now - e.at < SPECS_TTL_MS then return e.n end
+  local requests = require "pogo.dynamic_supervisor.requests"
+  local n = 0
+  for _, c in pairs(st.children) do
+    if requests.active(st, c) then n = n + 1 end
+  end
+  specs_cache[st] = { at = now, n = n }
+  return n
+end
+
 -- The supervisors of this node, each {name, scope, active, specs, ring, shares, counters}.
 local function supervisors()
   local views = require "pogo.dynamic_supervisor.views"
   local out = {}
   local counters = timeline.counters()
   for _, st in ipairs(views.list()) do
-    local ok, counts = views.read(st, views.count_children, "local")
-    local okg, global = views.read(st, views.count_children, "global")
+    local ok, active = views.read(st, running_here)
+    local okg, specs = views.read(st, specs_known)
     local name = tostring(st.name or st.scope)
     out[#out + 1] = {
       name = name, scope = st.scope,
-      active = ok and counts and counts.active or 0, specs = okg and global and global.specs or 0,
+      active = ok and active or 0, specs = okg and specs or 0,
       ring = st.ring:nodes(), shares = st.ring:shares(),
       counters = counters[name] or timeline.counters_of(name),
     }
@@ -264,31 +289,48 @@ end
 --- The children of distributed supervisor `sup` (a name registered on this
 -- node) in the cluster: its global view, as rows of text, filtered and
 -- paged. Asked by rpc, so that 10,000 children cross the wire as one page.
+-- The view is read again at most once a second (paging through it costs a
+-- filter and a copy of one page), unless `fresh`.
 -- @tparam string sup
 -- @tparam[opt] table opts `offset` (0), `limit` (all), `node` (only that
---  node's), `q` (only ids whose text contains it)
+--  node's), `q` (only ids whose text contains it), `fresh` (read it now)
 -- @treturn[1] table `{supervisor =, total =, matched =, per_node = {[node] =
 --  count}, entries = {{id =, node =, pid =}, ...}}`
 -- @treturn[2] nil
 -- @treturn[2] string why (no such supervisor here)
+local CHILDREN_TTL_MS = 1000
+local children_cache = {} -- supervisor name -> {at =, all = {{id =, node =, pid =}, ...}, per_node =}
+
+-- The global view of `sup` as rows of text, read again at most every CHILDREN_TTL_MS.
+local function child_rows(sup)
+  local e = children_cache[sup]
+  local now = pogo.now()
+  if e and now - e.at < CHILDREN_TTL_MS then return e end
+  local list = require("pogo.dynamic_supervisor").which_children(sup, "global")
+  local all, per_node = {}, {}
+  for i, x in ipairs(list) do
+    per_node[x.node] = (per_node[x.node] or 0) + 1
+    all[i] = { id = describe(x.id), node = x.node, pid = x.pid }
+  end
+  e = { at = now, all = all, per_node = per_node }
+  children_cache[sup] = e
+  return e
+end
+
 function M.children(sup, opts)
   opts = opts or {}
-  local dsup = require "pogo.dynamic_supervisor"
   local views = require "pogo.dynamic_supervisor.views"
   if type(sup) ~= "string" or not views.state_of(sup) then
     return nil, "no distributed supervisor named " .. tostring(sup) .. " on " .. pogo.node()
   end
-  local list = dsup.which_children(sup, "global")
-  local per_node, rows = {}, {}
+  if opts.fresh then children_cache[sup] = nil end
+  local cached = child_rows(sup)
+  local list, per_node, rows = cached.all, cached.per_node, {}
   local q, only = opts.q, opts.node
   if q == "" then q = nil end
   if only == "" then only = nil end
-  for _, e in ipairs(list) do
-    per_node[e.node] = (per_node[e.node] or 0) + 1
-    if not only or e.node == only then
-      local id = describe(e.id)
-      if not q or id:find(q, 1, true) then rows[#rows + 1] = { id = id, node = e.node, pid = e.pid } end
-    end
+  for _, r in ipairs(list) do
+    if (not only or r.node == only) and (not q or r.id:find(q, 1, true)) then rows[#rows + 1] = r end
   end
   local offset = math.max(0, math.tointeger(opts.offset) or 0)
   local limit = math.tointeger(opts.limit) or #rows

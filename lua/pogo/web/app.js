@@ -179,6 +179,7 @@
     $('children').innerHTML = rows.join('');
     const pages = Math.max(1, Math.ceil(r.matched / PER_PAGE));
     $('page-info').textContent = 'page ' + state.page + ' of ' + pages + ' \u00b7 ' + r.matched + ' shown of ' + r.total;
+    if (!state.childrenShown) { state.childrenShown = true; performance.mark('pogo-children-render'); }
     $('prev').disabled = state.page <= 1;
     $('next').disabled = state.page >= pages;
     state.pages = pages;
@@ -190,7 +191,7 @@
     const s = arr(state.snap && state.snap.supervisors).find((x) => x.name === sup);
     const key = [sup, state.page, state.node, state.q, s ? s.children + ':' + JSON.stringify(obj(s.per_node)) : ''].join('|');
     const now = Date.now();
-    if (!force && key === state.childrenKey && now - state.childrenAt < 3000) return;
+    if (!force && key === state.childrenKey && now - state.childrenAt < 10000) return;
     state.fetching = true;
     const url = 'api/children?sup=' + encodeURIComponent(sup) + '&page=' + state.page + '&per_page=' + PER_PAGE +
       '&node=' + encodeURIComponent(state.node) + '&q=' + encodeURIComponent(state.q);
