@@ -1,5 +1,6 @@
 # pogo: make test | make demo | make asan | make valgrind | make lint | make bench | make fuzz | make docs
-#       make rock | make pack
+#       make rock | make pack | make demo DASHBOARD=1 (the demo's cluster and its web page, until Ctrl-C)
+#       make screenshot (examples/service_monitor/dashboard.png, the page in headless Chromium)
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
@@ -17,7 +18,7 @@ PACK_VERSION ?= $(VERSION)
 export LUA_PATH := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/examples/?.lua;$(CURDIR)/?.lua;/usr/local/share/lua/5.4/?.lua;/usr/local/share/lua/5.4/?/init.lua;/usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua
 export LUA_CPATH = $(CURDIR)/$(BUILD)/?.so;/usr/local/lib/lua/5.4/?.so;/usr/lib/x86_64-linux-gnu/lua/5.4/?.so;/usr/lib/lua/5.4/?.so
 
-.PHONY: deps build test asan valgrind lint bench demo fuzz docs clean rock pack
+.PHONY: deps build test asan valgrind lint bench demo screenshot fuzz docs clean rock pack
 
 # Install missing Debian packages (needs root, as on CI and fresh machines). A
 # package removed but not purged is missing ("dpkg -s" would say it is there).
@@ -52,10 +53,15 @@ lint: deps
 	@bash csrc/ctest/layers.sh
 
 bench: build
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES=chromium
 	@for b in bench/*.lua; do echo "== $$b"; $(LUA) $$b || exit 1; done
 
 demo: build
-	@$(LUA) examples/service_monitor/demo.lua
+	@DASHBOARD=$(DASHBOARD) $(LUA) examples/service_monitor/demo.lua
+
+screenshot: build
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES=chromium
+	@SCREENSHOT=examples/service_monitor/dashboard.png $(LUA) examples/service_monitor/demo.lua
 
 fuzz:
 	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="clang libclang-rt-14-dev"

@@ -5,9 +5,20 @@
 -- supervise one monitor per service with pogo.dynamic_supervisor; shows where
 -- each monitor runs, SIGKILLs a node and times the failover, starts a node
 -- again and shows the rebalance, then stops everything it started and exits.
+--
+-- DASHBOARD=1 (make demo DASHBOARD=1): this process serves the cluster's
+-- live web page (pogo.dashboard) on $DASHBOARD_ADDR (default
+-- 127.0.0.1:8080, any free port if that one is taken) from the start, and
+-- after the scenario keeps the cluster up until Ctrl-C.
+-- SCREENSHOT=file.png (make screenshot): the same page, photographed by
+-- headless Chromium (spec/support/browser.lua) after the scenario.
 local pogo = require "pogo"
 local uv = require "luv"
 local local_cluster = require "pogo.local_cluster"
+
+local DASHBOARD = os.getenv("DASHBOARD") == "1"
+local SCREENSHOT = os.getenv("SCREENSHOT")
+if SCREENSHOT == "" then SCREENSHOT = nil end
 
 local DEADLINE_MS = 30000
 local started_at = uv.hrtime()
@@ -36,6 +47,13 @@ spec_arg = table.concat(spec_arg, ",")
 local c = local_cluster.new({ timeout_ms = 1000, heartbeat_ms = 200, quiet = true })
 local me = c:start_self({ name = "demo", log = false })
 pogo.register("demo", pogo.self())
+local page -- the web page this process serves (DASHBOARD, SCREENSHOT)
+if DASHBOARD or SCREENSHOT then
+  require("pogo.observer").set_observer(true) -- it looks at the cluster, it is not part of it
+  local dashboard = require "pogo.dashboard"
+  local addr = os.getenv("DASHBOARD_ADDR") or "127.0.0.1:8080"
+  page = dashboard.start(addr) or assert(dashboard.start("127.0.0.1:0"))
+end
 
 local where = {}      -- service -> node
 local status = {}     -- service -> "up" | "down" (latest report)
@@ -113,6 +131,7 @@ end
 
 local ok, err = xpcall(function()
   say("pogo demo: %d services on 127.0.0.1, this node is %s", #services, me)
+  if page then say("the cluster's live page: http://%s/", page.addr) end
   -- three nodes, each seeded with the first
   local nodes = {}
   for i = 1, 3 do
@@ -179,6 +198,33 @@ local ok, err = xpcall(function()
   assert(report_loop(function() return went_down[victim_svc] ~= nil end, 3000),
     "the monitor did not notice its service go down")
   say("\nclosed %s's port: its monitor on %s reports it down", victim_svc, label(went_down[victim_svc]))
+
+  if SCREENSHOT then
+    package.path = "spec/?.lua;" .. package.path
+    local browser = require "support.browser"
+    local b = browser.launch { width = 1280, height = 1480 }
+    local shot_ok, shot_err = pcall(function()
+      local tab = b:open("http://" .. page.addr .. "/")
+      tab:wait("document.querySelectorAll('#nodes tr[data-state=up]').length === 3 && "
+        .. "document.querySelectorAll('#children tr').length > 0", 10000, "the page drawn")
+      pogo.sleep(1500) -- a second snapshot: rates
+      tab:screenshot(SCREENSHOT, 1280, 1480)
+    end)
+    b:close()
+    assert(shot_ok, shot_err)
+    say("\nthe page, photographed: %s", SCREENSHOT)
+  end
+  if DASHBOARD then
+    say("\nthe cluster stays up: http://%s/ (Ctrl-C stops it)", page.addr)
+    local me_pid, stop = pogo.self(), {}
+    local sig = uv.new_signal()
+    sig:start("sigint", function() pogo.send(me_pid, stop) end)
+    local term = uv.new_signal()
+    term:start("sigterm", function() pogo.send(me_pid, stop) end)
+    pogo.receive(function(m) return m == stop end)
+    sig:close()
+    term:close()
+  end
 end, debug.traceback)
 
 -- always: stop every node we started (SIGTERM, then SIGKILL by pid), close services
@@ -193,5 +239,5 @@ if not ok then
   io.stderr:write("demo failed: ", tostring(err), "\n")
   os.exit(1)
 end
-if elapsed_ms() > DEADLINE_MS then os.exit(1) end
+if elapsed_ms() > DEADLINE_MS and not DASHBOARD then os.exit(1) end
 os.exit(0)

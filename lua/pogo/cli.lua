@@ -47,7 +47,7 @@ end
 -- @treturn string
 function M.bytes(n)
   if type(n) ~= "number" then return "-" end
-  if n < 1024 then return string.format("%d B", n) end
+  if n < 1024 then return string.format("%.0f B", n) end
   if n < 1024 * 1024 then return string.format("%.1f KiB", n / 1024) end
   if n < 1024 * 1024 * 1024 then return string.format("%.1f MiB", n / 1048576) end
   return string.format("%.2f GiB", n / 1073741824)

@@ -126,7 +126,7 @@
     svg.innerHTML = out;
     const per = obj(sup.per_node);
     $('ring-legend').innerHTML = names.map((n) => '<li>' + swatch(n) + esc(shortName(n)) + ' ' + pct(shares[n]) +
-      ' \u00b7 ' + (per[n] || 0) + ' children</li>').join('');
+      ' \u00b7 ' + (per[n] || 0) + ((per[n] || 0) === 1 ? ' child' : ' children') + '</li>').join('');
   }
 
   function renderPerNode(sup) {
