@@ -190,6 +190,15 @@ describe("bin/pogo observer commands", function()
     assert.matches("^pogo top: 3 nodes", out)
   end)
 
+  it("formats sizes and rates readably", function()
+    local fmt = require "pogo.cli"
+    assert.are.equal("512 B", fmt.bytes(512.4))
+    assert.are.equal("1.5 KiB", fmt.bytes(1536))
+    assert.are.equal("12.0 MiB", fmt.bytes(12 * 1048576))
+    assert.are.equal("-", fmt.bytes(nil))
+    assert.are.equal("A    B\nxy  10\n", fmt.table({ "A", ">B" }, { { "xy", 10 } }))
+  end)
+
   it("a wrong cookie: one clear line, exit 1, at once", function()
     local _
     local t0 = uv.hrtime()
