@@ -384,7 +384,8 @@ end
 
 -- Lines of stdin as messages {tag, line} to `me` ({tag} at its end): from a
 -- tty through GNU readline when lua-readline is there (line editing,
--- history), else read by libuv; a file is read at once.
+-- history), else read by libuv; a file is read at once. `prompt` is shown
+-- first; the returned `prompt(p)` shows the next one (after each line).
 local function stdin_lines(me, tag, prompt)
   local uv = require "luv"
   local pogo = require "pogo"
@@ -398,9 +399,10 @@ local function stdin_lines(me, tag, prompt)
   if kind == "tty" then has_rl, rl = pcall(require, "readline") end
   if has_rl then
     local poll = uv.new_poll(0)
-    local current = prompt()
+    local installed = false
     local function handler(line)
-      rl.handler_remove()
+      if installed then rl.handler_remove() end
+      installed = false
       if line then
         if line:find("%S") then rl.add_history(line) end
         pogo.send(me, { tag, line })
@@ -408,18 +410,24 @@ local function stdin_lines(me, tag, prompt)
         pogo.send(me, { tag })
       end
     end
-    rl.handler_install(current, handler)
-    poll:start("r", function() rl.read_char() end)
+    rl.handler_install(prompt, handler)
+    installed = true
+    poll:start("r", function() if installed then rl.read_char() end end)
     return {
-      prompt = function(p) rl.handler_install(p, handler) end,
+      prompt = function(p)
+        rl.handler_install(p, handler)
+        installed = true
+      end,
       close = function()
-        rl.handler_remove()
+        if installed then rl.handler_remove() end
+        installed = false
         if not poll:is_closing() then poll:close() end
       end,
     }
   end
   local stream = kind == "tty" and uv.new_tty(0, true) or uv.new_pipe(false)
   if kind ~= "tty" then stream:open(0) end
+  if kind == "tty" then io.stdout:write(prompt); io.stdout:flush() end
   local buf = ""
   stream:read_start(function(_, data)
     if data then
@@ -459,9 +467,8 @@ local function run_remote(args, opts)
     out(string.format("pogo console on %s (Lua evaluated in a process there; Ctrl-D leaves)\n", node))
   end
   local first_prompt = short .. "> "
-  local input = stdin_lines(me, tag, function() return first_prompt end)
+  local input = stdin_lines(me, tag, first_prompt)
   local pending, code = nil, 0
-  input.prompt(first_prompt)
   local nodedown_ref = pogo.monitor(session)
   while true do
     local m = pogo.receive(function(msg)
@@ -509,10 +516,10 @@ end
 
 -- ---- top ----
 
-local function top_text(snap, events, width)
+local function top_text(snap, events, terminal, width)
   local lines = {}
   lines[#lines + 1] = string.format("pogo top: %d node%s, seen from %s at %s%s", #snap.nodes,
-    #snap.nodes == 1 and "" or "s", snap.via, clock(snap.time), width and "   (q quits)" or "")
+    #snap.nodes == 1 and "" or "s", snap.via, clock(snap.time), terminal and "   (q quits)" or "")
   local rows = {}
   for _, n in ipairs(snap.nodes) do
     if n.error then
@@ -569,6 +576,7 @@ local function run_top(args, opts)
     handles[#handles + 1] = h
   end
   local keys
+  local screen = tty and uv.new_tty(1, false) -- its width
   if tty and uv.guess_handle(0) == "tty" then
     keys = uv.new_tty(0, true)
     keys:set_mode(1) -- raw: q and Ctrl-C arrive as bytes
@@ -590,10 +598,11 @@ local function run_top(args, opts)
       j.events = snap.events
       out(json_encode(j), "\n")
     elseif tty then
-      local width = uv.tty_get_winsize and select(1, uv.new_tty(1, false):get_winsize()) or nil
-      out("\27[H\27[2J", (top_text(snap, events, width):gsub("\n", "\r\n")))
+      local width = screen and screen:get_winsize() or 0
+      -- (libuv's raw mode keeps the terminal's newline translation)
+      out("\27[H\27[2J", top_text(snap, events, true, width > 0 and width or nil))
     else
-      out(top_text(snap, events, nil), "\n")
+      out(top_text(snap, events, false, nil), "\n")
     end
     io.stdout:flush()
     if iterations and n >= iterations then break end
@@ -604,6 +613,7 @@ local function run_top(args, opts)
     uv.tty_reset_mode()
     keys:close()
   end
+  if screen then screen:close() end
   for _, h in ipairs(handles) do h:close() end
   finish(0)
 end

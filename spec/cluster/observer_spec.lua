@@ -190,6 +190,45 @@ describe("bin/pogo observer commands", function()
     assert.matches("^pogo top: 3 nodes", out)
   end)
 
+  -- top in a pseudo-terminal (script(1), from util-linux): the keys typed,
+  -- and the exit code
+  local function top_in_terminal(keys)
+    local me, tag = pogo.self(), {}
+    local cmd = { os.getenv("LUA") or "lua5.4", cluster.find_bin(), "top", "--interval-ms", "200", "--seeds", seed }
+    if c.tls then
+      for _, x in ipairs { "--tls-cert", c.tls.cert, "--tls-key", c.tls.key, "--tls-ca", c.tls.ca } do
+        cmd[#cmd + 1] = x
+      end
+    end
+    local inp, outp = uv.new_pipe(false), uv.new_pipe(false)
+    local handle, pid
+    handle, pid = uv.spawn("script", { args = { "-qfec", table.concat(cmd, " "), "/dev/null" },
+                                       stdio = { inp, outp, nil }, env = cluster.env { POGO_COOKIE = cookie } },
+      function(code) handle:close(); pogo.send(me, { tag, "exit", code }) end)
+    assert(handle, pid)
+    local out = ""
+    outp:read_start(function(_, d) if d then out = out .. d end end)
+    local ok, res = pcall(function()
+      cluster.wait_until(function() return out:find("(q quits)", 1, true) end, 10000, "top's first screen")
+      assert.matches("\27%[H\27%[2J", out) -- it redraws in place
+      local t0 = uv.hrtime()
+      inp:write(keys)
+      local m = pogo.receive(function(x) return type(x) == "table" and x[1] == tag end, 3000)
+      assert.is_not_nil(m, "top did not quit on " .. keys)
+      assert.is_true((uv.hrtime() - t0) / 1e6 < 1500)
+      return m[3]
+    end)
+    if not handle:is_closing() then uv.kill(pid, "sigkill") end
+    for _, p in ipairs { inp, outp } do if not p:is_closing() then p:close() end end
+    assert(ok, res)
+    return res
+  end
+
+  it("top in a terminal: redraws in place, quits at once on q or Ctrl-C", function()
+    assert.are.equal(0, top_in_terminal("q"))
+    assert.are.equal(0, top_in_terminal("\3"))
+  end)
+
   it("formats sizes and rates readably", function()
     local fmt = require "pogo.cli"
     assert.are.equal("512 B", fmt.bytes(512.4))
