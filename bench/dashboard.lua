@@ -34,23 +34,12 @@ end
 
 local c = local_cluster.new({ timeout_ms = 2000, heartbeat_ms = 500, quiet = true })
 c:start_self({ name = "bench", log = false })
-require("pogo.observer").set_observer(true)
 local b
 local ok, err = xpcall(function()
-  local nodes = {}
-  for i = 1, 3 do
-    nodes[i] = c:start_node { name = "dash" .. i, script = "spec/support/observed_node.lua",
-                              args = { i == 1 and tostring(CHILDREN) or "0" }, seeds = i > 1 and { nodes[1] } or nil,
-                              extra = i == 1 and { "--http", "127.0.0.1:0" } or nil }
-  end
-  c:connect(nodes[1])
-  c:wait_meshed(nodes)
-  local addr = c:call(nodes[1], "pogo.observer", "node_stats", {}).http
+  -- only the first node requests the children (the others learn them from it)
+  local nodes, addr = require("support.observed_node").start_cluster(c, { prefix = "dash", children = CHILDREN,
+    http = true, first_only = true })
   local port = tonumber(addr:match(":(%d+)$"))
-  local_cluster.wait_until(function()
-    local okc, n = c:rpc(nodes[1], "pogo.dynamic_supervisor", "count_children", { "jobs", "global" }, 5000)
-    return okc and n.active == CHILDREN
-  end, 60000, CHILDREN .. " children running")
 
   b = browser.launch { width = 1280, height = 1000 }
   local dom, first, kids, rows = {}, {}, {}, 0

@@ -241,13 +241,8 @@ local function status_text(snap)
     if n.error then
       rows[#rows + 1] = { n.name, "-", "-", "-", "-", "-", "-", "no answer: " .. n.error }
     else
-      local links, rtt, k = 0, 0, 0
-      for _, l in pairs(n.dist.links or {}) do
-        links = links + 1
-        if l.rtt_avg_ms then rtt, k = rtt + l.rtt_avg_ms, k + 1 end
-      end
       rows[#rows + 1] = { n.name, num(n.processes), num(n.children), M.bytes(n.memory.lua), M.bytes(n.memory.rss),
-                          num(links), k > 0 and ms(rtt / k) or "-", n.http and ("http://" .. n.http .. "/") or "" }
+                          num(n.link_count), ms(n.rtt_ms), n.http and ("http://" .. n.http .. "/") or "" }
     end
   end
   lines[#lines + 1] = ""
@@ -526,14 +521,10 @@ local function top_text(snap, events, terminal, width)
       rows[#rows + 1] = { n.name, "no answer: " .. n.error }
     else
       local r = n.rates or {}
-      local rtt, k = 0, 0
-      for _, l in pairs(n.dist.links or {}) do
-        if l.rtt_avg_ms then rtt, k = rtt + l.rtt_avg_ms, k + 1 end
-      end
       rows[#rows + 1] = { n.name, num(n.processes), num(n.run_queue), num(n.children), M.bytes(n.memory.lua),
                           num(r.delivered, "%.0f"), num(r.messages_in, "%.0f"), num(r.messages_out, "%.0f"),
                           r.bytes_in and M.bytes(r.bytes_in) .. "/s" or "-",
-                          r.bytes_out and M.bytes(r.bytes_out) .. "/s" or "-", k > 0 and ms(rtt / k) or "-" }
+                          r.bytes_out and M.bytes(r.bytes_out) .. "/s" or "-", ms(n.rtt_ms) }
     end
   end
   lines[#lines + 1] = M.table({ "NODE", ">PROCS", ">RUNQ", ">CHILDREN", ">LUA HEAP", ">MSG/S", ">IN/S", ">OUT/S",
@@ -620,6 +611,14 @@ end
 
 -- ---- the commands (bin/pogo's COMMANDS) ----
 
+local function positive(name)
+  return function(s)
+    local v = math.tointeger(tonumber(s))
+    if v and v >= 1 then return v end
+    return nil, name .. ": a positive integer expected, got '" .. s .. "'"
+  end
+end
+
 -- The options every command takes after its name too (bin/pogo takes them
 -- before it): where the cluster is and how to get in.
 local function connection_options(cmd)
@@ -635,81 +634,51 @@ local function connection_options(cmd)
   cmd:option("--tls-key", "the private key of --tls-cert"):argname("FILE")
   cmd:option("--tls-ca", "the CA of the cluster's certificates"):argname("FILE")
   cmd:option("--wait-ms", "how long to wait for the cluster and for each answer, ms (default 5000)")
-    :argname("N"):convert(function(s)
-      local v = math.tointeger(tonumber(s))
-      if v and v >= 1 then return v end
-      return nil, "--wait-ms: a positive integer expected, got '" .. s .. "'"
-    end)
+    :argname("N"):convert(positive("--wait-ms"))
 end
 
-local function json_flag(cmd, what)
-  cmd:flag("--json", "print " .. what .. " as JSON")
+-- A command: its own arguments (`add`), then the connection options and --json.
+local function command(summary, json_what, run, add)
+  return {
+    summary = summary,
+    run = run,
+    configure = function(cmd)
+      if add then add(cmd) end
+      connection_options(cmd)
+      cmd:flag("--json", "print " .. json_what .. " as JSON")
+    end,
+  }
 end
 
-local function positive(name)
-  return function(s)
-    local v = math.tointeger(tonumber(s))
-    if v and v >= 1 then return v end
-    return nil, name .. ": a positive integer expected, got '" .. s .. "'"
+-- NODE, and how long the code may run there.
+local function on_node(what)
+  return function(cmd)
+    cmd:argument("node", "the node: its full name, its name before @, or host:port"):argname("NODE")
+    if what == "CODE" then cmd:argument("code", "a Lua expression or chunk"):argname("CODE") end
+    cmd:option("--call-timeout-ms", "how long " .. what .. " may run, ms (default 60000)"):argname("N")
+      :convert(positive("--call-timeout-ms"))
   end
 end
 
 --- bin/pogo's subcommands: name -> {summary =, configure = fn(argparse
 -- command), run = fn(args, opts)} (see bin/pogo's header).
 M.COMMANDS = {
-  status = {
-    summary = "nodes, ring shares, children, processes per node",
-    configure = function(cmd)
-      connection_options(cmd)
-      json_flag(cmd, "the cluster")
-    end,
-    run = run_status,
-  },
-  children = {
-    summary = "the children of supervisor SUP (the global view)",
-    configure = function(cmd)
+  status = command("nodes, ring shares, children, processes per node", "the cluster", run_status),
+  children = command("the children of supervisor SUP (the global view)", "the children", run_children,
+    function(cmd)
       cmd:argument("sup", "the supervisor's name"):argname("SUP")
       cmd:option("--on", "only the children running on NODE (its full name)"):argname("NODE")
-      connection_options(cmd)
-      json_flag(cmd, "the children")
-    end,
-    run = run_children,
-  },
-  eval = {
-    summary = "evaluate Lua CODE in a process of NODE",
-    configure = function(cmd)
-      cmd:argument("node", "the node: its full name, its name before @, or host:port"):argname("NODE")
-      cmd:argument("code", "a Lua expression or chunk"):argname("CODE")
-      cmd:option("--call-timeout-ms", "how long CODE may run, ms (default 60000)"):argname("N")
-        :convert(positive("--call-timeout-ms"))
-      connection_options(cmd)
-      json_flag(cmd, "the results")
-    end,
-    run = run_eval,
-  },
-  remote = {
-    summary = "a Lua console on NODE (as iex --remsh)",
-    configure = function(cmd)
-      cmd:argument("node", "the node: its full name, its name before @, or host:port"):argname("NODE")
-      cmd:option("--call-timeout-ms", "how long a chunk may run, ms (default 60000)"):argname("N")
-        :convert(positive("--call-timeout-ms"))
-      connection_options(cmd)
-      json_flag(cmd, "each chunk's results (one line each)")
-    end,
-    run = run_remote,
-  },
-  top = {
-    summary = "a live view of the nodes (q or Ctrl-C quits)",
-    configure = function(cmd)
+    end),
+  eval = command("evaluate Lua CODE in a process of NODE", "the results", run_eval, on_node("CODE")),
+  remote = command("a Lua console on NODE (as iex --remsh)", "each chunk's results (one line each)", run_remote,
+    on_node("a chunk")),
+  top = command("a live view of the nodes (q or Ctrl-C quits)", "each refresh (one line each)", run_top,
+    function(cmd)
       cmd:option("--interval-ms", "time between refreshes, ms (default 1000)"):argname("N")
         :convert(positive("--interval-ms"))
       cmd:option("-n --iterations", "stop after N refreshes"):argname("N"):convert(positive("--iterations"))
       cmd:flag("--once", "one refresh, then exit (as -n 1)")
-      connection_options(cmd)
-      json_flag(cmd, "each refresh (one line each)")
-    end,
-    run = run_top,
-  },
+    end),
 }
 
 return M

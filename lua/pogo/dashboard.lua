@@ -89,14 +89,8 @@ local function page_view(snap, events, seq)
     if n.error then
       nodes[i] = { name = n.name, error = n.error }
     else
-      local links, rtt, k = 0, 0, 0
-      for _, l in pairs(n.dist.links or {}) do
-        links = links + 1
-        if l.rtt_avg_ms then rtt, k = rtt + l.rtt_avg_ms, k + 1 end
-      end
       nodes[i] = { name = n.name, processes = n.processes, run_queue = n.run_queue, children = n.children,
-                   memory = n.memory, rates = n.rates, http = n.http, links = links,
-                   rtt_ms = k > 0 and rtt / k or nil,
+                   memory = n.memory, rates = n.rates, http = n.http, links = n.link_count, rtt_ms = n.rtt_ms,
                    messages = n.messages, messages_in = n.dist.messages_in, messages_out = n.dist.messages_out }
     end
   end

@@ -187,6 +187,8 @@ end
 -- node) for its `node_stats`, at once, and put the answers together.
 -- @tparam[opt] table opts `timeout_ms` (1000: the longest wait for an
 --  answer), `since` (node -> the last event sequence number seen there)
+-- Each node's stats get `children` (its children of every supervisor),
+-- `link_count` and `rtt_ms` (the mean round trip of its links to the nodes listed).
 -- @treturn table `{time =, via =, nodes = {stats..., or {name =, error =}},
 --  observers = {names}, supervisors = {...}, links = {...}, events = {new
 --  events, oldest first}, seqs = {[node] = seq}}`
@@ -240,9 +242,16 @@ function M.gather(opts)
   local listed = {}
   for _, n in ipairs(snap.nodes) do listed[n.name] = true end
   for _, n in ipairs(snap.nodes) do
-    for peer in pairs(n.dist and n.dist.links or {}) do
-      if not listed[peer] then n.dist.links[peer] = nil end
+    local count, rtt, k = 0, 0, 0
+    for peer, l in pairs(n.dist and n.dist.links or {}) do
+      if not listed[peer] then
+        n.dist.links[peer] = nil
+      else
+        count = count + 1
+        if l.rtt_avg_ms then rtt, k = rtt + l.rtt_avg_ms, k + 1 end
+      end
     end
+    n.link_count, n.rtt_ms = count, k > 0 and rtt / k or nil
   end
   table.sort(snap.events, function(a, b)
     if a.time ~= b.time then return a.time < b.time end

@@ -16,21 +16,9 @@ describe("the web page in a browser", function()
   setup(function()
     browser.ensure() -- installs Debian's chromium if it is missing
     c = cluster.new { quiet = true }
-    c:start_self()
-    require("pogo.observer").set_observer(true)
-    nodes = {}
-    for i = 1, 3 do
-      nodes[i] = c:start_node { name = "w" .. i, script = "spec/support/observed_node.lua", args = { tostring(N) },
-                                seeds = i > 1 and { nodes[1] } or nil,
-                                extra = i == 1 and { "--http", "127.0.0.1:0" } or nil }
-    end
-    c:connect(nodes[1])
-    c:wait_meshed(nodes)
-    url = "http://" .. c:call(nodes[1], "pogo.observer", "node_stats", {}).http .. "/"
-    cluster.wait_until(function()
-      local ok, n = c:rpc(nodes[1], "pogo.dynamic_supervisor", "count_children", { "jobs", "global" }, 1000)
-      return ok and n.active == N
-    end, 15000, N .. " children running")
+    local http
+    nodes, http = require("support.observed_node").start_cluster(c, { prefix = "w", children = N, http = true })
+    url = "http://" .. http .. "/"
     b = browser.launch { width = 1280, height = 1000 }
     page = b:open(url, { network = true })
   end)

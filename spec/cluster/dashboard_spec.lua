@@ -17,23 +17,10 @@ describe("the web page's server", function()
 
   setup(function()
     c = cluster.new { quiet = true }
-    c:start_self()
-    require("pogo.observer").set_observer(true)
-    nodes = {}
-    for i = 1, 3 do
-      nodes[i] = c:start_node { name = "d" .. i, script = "spec/support/observed_node.lua", args = { tostring(N) },
-                                seeds = i > 1 and { nodes[1] } or nil,
-                                extra = i == 1 and { "--http", "127.0.0.1:0" } or nil }
-    end
-    c:connect(nodes[1])
-    c:wait_meshed(nodes)
-    local http = c:call(nodes[1], "pogo.observer", "node_stats", {}).http
+    local http
+    nodes, http = require(R).start_cluster(c, { prefix = "d", children = N, http = true })
     port = tonumber(http:match("^127%.0%.0%.1:(%d+)$"))
     assert(port, http)
-    cluster.wait_until(function()
-      local ok, n = c:rpc(nodes[1], "pogo.dynamic_supervisor", "count_children", { "jobs", "global" }, 1000)
-      return ok and n.active == N
-    end, 15000, N .. " children running")
   end)
 
   teardown(function() c:teardown() end)

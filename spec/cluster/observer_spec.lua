@@ -34,21 +34,9 @@ describe("bin/pogo observer commands", function()
   setup(function()
     c = cluster.new { quiet = true }
     cookie = c.cookie
-    c:start_self()
-    require("pogo.observer").set_observer(true) -- this spec's node looks, and counts nowhere
-    nodes = {}
-    for i = 1, 3 do
-      -- settle_ms 60 s: a supervisor that waited for an observer would hold its starts that long
-      nodes[i] = c:start_node { name = "o" .. i, script = "spec/support/observed_node.lua",
-                                args = { tostring(N), "60000" }, seeds = i > 1 and { nodes[1] } or nil }
-    end
-    c:connect(nodes[1])
-    c:wait_meshed(nodes)
+    -- settle_ms 60 s: a supervisor that waited for an observer would hold its starts that long
+    nodes = require(R).start_cluster(c, { prefix = "o", children = N, settle_ms = 60000 })
     seed = nodes[1].addr
-    cluster.wait_until(function()
-      local ok, n = c:rpc(nodes[1], "pogo.dynamic_supervisor", "count_children", { "jobs", "global" }, 1000)
-      return ok and n.active == N
-    end, 15000, N .. " children running")
   end)
 
   teardown(function() c:teardown() end)
@@ -201,9 +189,15 @@ describe("bin/pogo observer commands", function()
       end
     end
     local inp, outp = uv.new_pipe(false), uv.new_pipe(false)
+    -- under make asan: ASan preloaded for bin/pogo, not for script(1)
+    local env, preload = {}, os.getenv("LD_PRELOAD")
+    for _, kv in ipairs(cluster.env { POGO_COOKIE = cookie }) do
+      if not kv:match("^LD_PRELOAD=") then env[#env + 1] = kv end
+    end
+    if preload then table.insert(cmd, 1, "env LD_PRELOAD=" .. preload) end
     local handle, pid
     handle, pid = uv.spawn("script", { args = { "-qfec", table.concat(cmd, " "), "/dev/null" },
-                                       stdio = { inp, outp, nil }, env = cluster.env { POGO_COOKIE = cookie } },
+                                       stdio = { inp, outp, nil }, env = env },
       function(code) handle:close(); pogo.send(me, { tag, "exit", code }) end)
     assert(handle, pid)
     local out = ""

@@ -66,6 +66,16 @@ local function b64decode(s)
   return table.concat(out)
 end
 
+-- This process's environment without the sanitizers' settings (under make
+-- asan the specs preload ASan, which Chromium must not get).
+local function browser_env()
+  local env = {}
+  for k, v in pairs(uv.os_environ()) do
+    if k ~= "LD_PRELOAD" and not k:match("^[A-Z]+SAN_OPTIONS$") then env[#env + 1] = k .. "=" .. v end
+  end
+  return env
+end
+
 local Browser = {}
 Browser.__index = Browser
 local Page = {}
@@ -90,7 +100,8 @@ function M.launch(opts)
   local self = setmetatable({ dir = dir, next_id = 0, me = pogo.self(), tag = {}, timeout = opts.timeout_ms or 10000,
                               buf = "", events = {}, err = "" }, Browser)
   local handle, pid
-  handle, pid = uv.spawn(bin, { args = args, stdio = { nil, nil, errp, to_chrome, from_chrome }, detached = true },
+  handle, pid = uv.spawn(bin, { args = args, stdio = { nil, nil, errp, to_chrome, from_chrome }, detached = true,
+                                env = browser_env() },
     function(code, signal)
       self.exited = { code = code, signal = signal }
       handle:close()
