@@ -20,6 +20,7 @@
 local pogo = require "pogo"
 local uv = require "luv"
 local cjson = require "cjson"
+local certs = require "pogo.local_cluster.certs" -- for its private temporary directories
 
 local M = {}
 
@@ -87,9 +88,7 @@ Page.__index = Page
 function M.launch(opts)
   opts = opts or {}
   local bin = M.ensure()
-  local dir = os.tmpname()
-  os.remove(dir)
-  assert(uv.fs_mkdir(dir, tonumber("700", 8)))
+  local dir = certs.tmpdir() -- the profile (mktemp -d: mode 0700)
   local args = {}
   for i, f in ipairs(FLAGS) do args[i] = f end
   args[#args + 1] = "--user-data-dir=" .. dir
@@ -262,22 +261,6 @@ function Page:screenshot(path, width, height)
   f:close()
 end
 
-local function rm_tree(path)
-  local st = uv.fs_lstat(path)
-  if not st then return end
-  if st.type == "directory" then
-    local it = uv.fs_scandir(path)
-    while it do
-      local name = uv.fs_scandir_next(it)
-      if not name then break end
-      rm_tree(path .. "/" .. name)
-    end
-    uv.fs_rmdir(path)
-  else
-    uv.fs_unlink(path)
-  end
-end
-
 --- Close Chromium: ask it, then kill its process group by pid; remove its
 -- profile directory. Safe to call twice.
 function Browser:close()
@@ -299,7 +282,7 @@ function Browser:close()
     if not h:is_closing() then h:close() end
   end
   pogo.sleep(20) -- let the loop finish the closes (luv 1.44 crashes at exit on handles closed but not processed)
-  rm_tree(self.dir)
+  certs.remove(self.dir)
 end
 
 return M
