@@ -20,6 +20,7 @@
 local pogo = require "pogo"
 local uv = require "luv"
 local cjson = require "cjson"
+local mime = require "mime" -- LuaSocket's (Debian's lua-socket): base64 of the screenshots
 local certs = require "pogo.local_cluster.certs" -- for its private temporary directories
 
 local M = {}
@@ -46,25 +47,6 @@ function M.ensure()
   bin = M.find()
   if not bin then error("chromium is not installed (apt-get install chromium)") end
   return bin
-end
-
-local function b64decode(s)
-  local map = {}
-  local chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"
-  for i = 1, 64 do map[chars:byte(i)] = i - 1 end
-  local out, bits, n = {}, 0, 0
-  for i = 1, #s do
-    local v = map[s:byte(i)]
-    if v then
-      bits = (bits << 6) | v
-      n = n + 6
-      if n >= 8 then
-        n = n - 8
-        out[#out + 1] = string.char((bits >> n) & 0xff)
-      end
-    end
-  end
-  return table.concat(out)
 end
 
 -- This process's environment without the sanitizers' settings (under make
@@ -257,7 +239,7 @@ function Page:screenshot(path, width, height)
   end
   local r = self.b:send("Page.captureScreenshot", { format = "png", captureBeyondViewport = false }, self.session)
   local f = assert(io.open(path, "wb"))
-  f:write(b64decode(r.data))
+  f:write((mime.unb64(r.data)))
   f:close()
 end
 
