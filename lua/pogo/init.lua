@@ -180,8 +180,7 @@ function M.receive(match, timeout_ms)
   local deadline = timeout and timeout ~= math.huge and now() + timeout
   local i = 1
   while true do
-    local n = mbox_len()
-    while i <= n do
+    while i <= mbox_len() do
       if match(mbox_peek(i)) then return mbox_take(i) end
       i = i + 1
     end
@@ -191,7 +190,8 @@ function M.receive(match, timeout_ms)
       if remaining <= 0 then return nil end
       remaining = math.tointeger(remaining) or math.ceil(remaining)
     end
-    if not c_wait(remaining) then return nil end
+    -- (i - 1 messages looked at: one that came meanwhile ends the wait at once)
+    if not c_wait(remaining, i - 1) then return nil end
   end
 end
 
@@ -257,6 +257,9 @@ function M.call(dest, request, timeout_ms)
   send(target, { "$call", { self(), ref }, request })
   local deadline = timeout ~= math.huge and now() + timeout
   while true do
+    -- mbox_find_ref looks at least up to the n-th message: a message that comes
+    -- later (even while the caller is preempted) makes c_wait return at once
+    local n = mbox_len()
     local i = mbox_find_ref(ref, from)
     if i then
       local m = mbox_take(i)
@@ -272,18 +275,18 @@ function M.call(dest, request, timeout_ms)
       end
       error("exit: " .. describe(dest) .. " exited during the call: " .. tostring(reason), 2)
     end
-    from = mbox_len() + 1
+    from = n + 1
     local remaining
     if deadline then
       remaining = deadline - now()
-      if remaining <= 0 or not c_wait(math.tointeger(remaining) or math.ceil(remaining)) then
+      if remaining <= 0 or not c_wait(math.tointeger(remaining) or math.ceil(remaining), n) then
         if mbox_find_ref(ref, from) then goto continue end
         if not core.demonitor(ref) then mbox_flush_down(ref) end
         core.abandon_ref(ref) -- a late reply is dropped when it comes
         error("timeout: no reply from " .. describe(dest) .. " within " .. timeout .. " ms", 2)
       end
     else
-      c_wait()
+      c_wait(nil, n)
     end
     ::continue::
   end
