@@ -25,6 +25,14 @@
  *   while the key itself is being encoded (a function used as a key, say).
  * - On error nothing is appended to the caller's packer (short of running out
  *   of memory): tables are encoded into a scratch arena first.
+ * - Messages (pogo_codec_encode_msg) skip the sort, which only equality of
+ *   bytes needs (group names, ids, ring keys), and stop at a size limit: the
+ *   arena holds what the output will (a map's key and value bytes, an
+ *   array's values), so every write checks it against the limit.
+ * - pogo_codec_estimate prices a decode before it is made, with Lua 5.4's
+ *   sizes on 64-bit: a table 56 bytes, an array slot 16, a hash node 24
+ *   (hash parts are powers of two), a string 24 + length + 1, a pid or ref
+ *   96 (its userdata and its entry in the interning cache).
  *
  * Encoding: one traversal of each table with lua_next, each value encoded
  * once, into a scratch arena that starts as a 512-byte buffer on the C stack
@@ -148,6 +156,9 @@ typedef struct {
   size_t nents, capents;
   int ents_heap;
   int depth; /* tables on the current path */
+  int canonical; /* sort map keys */
+  size_t max;    /* most bytes of output (0: no limit) */
+  int too_large; /* the output passed max */
   int nseg;
   const void *tables[POGO_CODEC_MAX_DEPTH];
   seg segs[POGO_CODEC_MAX_DEPTH + 1];
@@ -168,6 +179,9 @@ static void enc_init(enc *e, lua_State *L, const pogo_codec_ext *ext, const char
   e->capents = INLINE_ENTS;
   e->ents_heap = 0;
   e->depth = 0;
+  e->canonical = 1;
+  e->max = 0;
+  e->too_large = 0;
   e->nseg = 0;
 }
 
@@ -318,7 +332,13 @@ static int efail(enc *e, const char *fmt, ...) {
   return -1;
 }
 
-static int oom(enc *e) { return efail(e, "out of memory while encoding"); }
+static int oom(enc *e) {
+  if (e->too_large) {
+    snprintf(e->err, POGO_CODEC_ERRLEN, "%s: too large to be sent (more than %zu bytes)", e->root, e->max);
+    return -1;
+  }
+  return efail(e, "out of memory while encoding");
+}
 
 
 /* Direct writers into the arena. They produce exactly what msgpack_pack_int64,
@@ -327,6 +347,10 @@ static int oom(enc *e) { return efail(e, "out of memory while encoding"); }
  * msgpack_packer (e->apk) writing into the same arena. */
 static inline unsigned char *w_room(enc *e, size_t n) {
   cbuf *a = e->arena;
+  if (e->max && n > e->max - (a->len < e->max ? a->len : e->max)) {
+    e->too_large = 1;
+    return NULL;
+  }
   if (n > a->cap - a->len && cbuf_reserve(a, n)) return NULL;
   return (unsigned char *)a->p + a->len;
 }
@@ -455,7 +479,7 @@ static int emit_entries(enc *e, size_t start, size_t e0, int as_array) {
     entry *v = e->ents + e0, *slot = v + n;
     for (size_t i = 0; i < n; i++) slot[v[i].ikey - 1] = v[i];
     memcpy(v, slot, n * sizeof(entry));
-  } else if (n > 1) {
+  } else if (n > 1 && e->canonical) {
     if (n <= 16) {
       sort_insertion(a->p, e->ents + e0, n);
     } else {
@@ -624,13 +648,17 @@ static int enc_value(enc *e, int idx, int type) {
 }
 
 /* Encode the value at idx into *arena (appending); on error the arena and the
- * Lua stack are restored. When upk is set, a root map goes straight to upk. */
+ * Lua stack are restored. When upk is set, a root map goes straight to upk.
+ * max: most bytes (0: none); canonical: sort map keys. */
 static int encode_into(lua_State *L, int idx, cbuf *arena, msgpack_packer *upk,
-                       const pogo_codec_ext *ext, const char *root, char *err) {
+                       const pogo_codec_ext *ext, const char *root, char *err,
+                       size_t max, int canonical) {
   enc e;
   int top = lua_gettop(L);
   size_t len0 = arena->len;
   enc_init(&e, L, ext, root, err, upk, arena);
+  e.max = max;
+  e.canonical = canonical;
   idx = lua_absindex(L, idx);
   int r = enc_value(&e, idx, lua_type(L, idx));
   enc_free(&e);
@@ -641,14 +669,15 @@ static int encode_into(lua_State *L, int idx, cbuf *arena, msgpack_packer *upk,
   return r;
 }
 
-int pogo_codec_encode(lua_State *L, int idx, msgpack_packer *pk, const pogo_codec_ext *ext,
-                      const char *root, char err[POGO_CODEC_ERRLEN]) {
+static int encode_to(lua_State *L, int idx, msgpack_packer *pk, const pogo_codec_ext *ext,
+                     const char *root, size_t max, int canonical, char err[POGO_CODEC_ERRLEN]) {
   if (lua_type(L, idx) == LUA_TSTRING) {
     /* common, and possibly big: no detour through the arena */
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
-    if (len > UINT32_MAX) {
-      snprintf(err, POGO_CODEC_ERRLEN, "%s: string too long to be sent", root ? root : "value");
+    if (len > UINT32_MAX || (max && len > max - (max < 5 ? max : 5))) {
+      if (len > UINT32_MAX) snprintf(err, POGO_CODEC_ERRLEN, "%s: string too long to be sent", root ? root : "value");
+      else snprintf(err, POGO_CODEC_ERRLEN, "%s: too large to be sent (more than %zu bytes)", root ? root : "value", max);
       return -1;
     }
     if (msgpack_pack_str(pk, len) || msgpack_pack_str_body(pk, s, len)) {
@@ -660,13 +689,23 @@ int pogo_codec_encode(lua_State *L, int idx, msgpack_packer *pk, const pogo_code
   char inl[INLINE_ARENA];
   cbuf arena;
   cbuf_init(&arena, inl, sizeof inl);
-  int r = encode_into(L, idx, &arena, pk, ext, root, err);
+  int r = encode_into(L, idx, &arena, pk, ext, root, err, max, canonical);
   if (r == 0 && arena.len && pk->callback(pk->data, arena.p, arena.len)) {
     snprintf(err, POGO_CODEC_ERRLEN, "%s: out of memory while encoding", root ? root : "value");
     r = -1;
   }
   cbuf_free(&arena);
   return r;
+}
+
+int pogo_codec_encode(lua_State *L, int idx, msgpack_packer *pk, const pogo_codec_ext *ext,
+                      const char *root, char err[POGO_CODEC_ERRLEN]) {
+  return encode_to(L, idx, pk, ext, root, 0, 1, err);
+}
+
+int pogo_codec_encode_msg(lua_State *L, int idx, msgpack_packer *pk, const pogo_codec_ext *ext,
+                          const char *root, size_t max_bytes, char err[POGO_CODEC_ERRLEN]) {
+  return encode_to(L, idx, pk, ext, root, max_bytes, 0, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -698,7 +737,7 @@ int pogo_codec_hash(lua_State *L, int idx, uint64_t seed, uint64_t *out,
   char inl[INLINE_ARENA];
   cbuf arena;
   cbuf_init(&arena, inl, sizeof inl);
-  int r = encode_into(L, idx, &arena, NULL, ext, "value", err);
+  int r = encode_into(L, idx, &arena, NULL, ext, "value", err, 0, 1);
   if (r == 0) *out = XXH3_64bits_withSeed(arena.p, arena.len, seed);
   cbuf_free(&arena);
   return r;
@@ -930,6 +969,91 @@ static int dec_value(dec *d, int depth) {
   }
 }
 
+/* ---- pricing a decode (pogo_codec_estimate) ---- */
+
+#define EST_TABLE 56
+#define EST_SLOT 16
+#define EST_NODE 24
+#define EST_STRING 25 /* header + terminating zero */
+#define EST_EXT 96
+
+static size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+
+static size_t pow2_at_least(size_t n) {
+  size_t p = 1;
+  while (p < n && p <= SIZE_MAX / 2) p *= 2;
+  return p;
+}
+
+/* Add the price of one value at *pp to *acc; advance *pp. -1 if malformed. */
+static int est_value(const unsigned char **pp, const unsigned char *end, int depth, size_t *acc) {
+  const unsigned char *p = *pp;
+  size_t n = 0, w = 0, items = 0;
+  int map = 0;
+  if (p >= end || depth > POGO_CODEC_MAX_DEPTH) return -1;
+  unsigned c = *p++;
+  if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
+    *pp = p;
+    return 0;
+  }
+  if (c >= 0xa0 && c <= 0xbf) {
+    n = c & 0x1f;
+    *acc = sat_add(*acc, EST_STRING + n);
+  } else if (c >= 0x80 && c <= 0x9f) {
+    items = c & 0x0f;
+    map = c < 0x90;
+  } else {
+    switch (c) {
+    case 0xc4: case 0xd9: case 0xc7: w = 1; break;
+    case 0xc5: case 0xda: case 0xc8: case 0xdc: case 0xde: w = 2; break;
+    case 0xc6: case 0xdb: case 0xc9: case 0xdd: case 0xdf: w = 4; break;
+    case 0xca: case 0xce: case 0xd2: n = 4; goto bytes;
+    case 0xcb: case 0xcf: case 0xd3: n = 8; goto bytes;
+    case 0xcc: case 0xd0: n = 1; goto bytes;
+    case 0xcd: case 0xd1: n = 2; goto bytes;
+    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+      n = 1 + ((size_t)1 << (c - 0xd4));
+      *acc = sat_add(*acc, EST_EXT);
+      goto bytes;
+    default: return -1;
+    }
+    if ((size_t)(end - p) < w) return -1;
+    n = w == 1 ? p[0] : w == 2 ? pogo_be_get16(p) : pogo_be_get32(p);
+    p += w;
+    if (c >= 0xdc) { /* array16/32, map16/32 */
+      items = n;
+      map = c >= 0xde;
+      n = 0;
+    } else if (c >= 0xc7 && c <= 0xc9) {
+      n += 1; /* ext type byte */
+      *acc = sat_add(*acc, EST_EXT);
+    } else {
+      *acc = sat_add(*acc, EST_STRING + n);
+    }
+  }
+bytes:
+  if ((size_t)(end - p) < n) return -1;
+  p += n;
+  if (items || (c >= 0x80 && c <= 0x9f) || c == 0xdc || c == 0xdd || c == 0xde || c == 0xdf) {
+    /* a table: its array part, or a hash part of a power of two nodes */
+    if (items > (size_t)(end - p)) return -1;
+    *acc = sat_add(*acc, EST_TABLE);
+    *acc = sat_add(*acc, map ? (pow2_at_least(items) > SIZE_MAX / EST_NODE ? SIZE_MAX : pow2_at_least(items) * EST_NODE)
+                             : items * EST_SLOT);
+    for (size_t i = 0; i < (map ? 2 * items : items); i++)
+      if (est_value(&p, end, depth + 1, acc)) return -1;
+  }
+  *pp = p;
+  return 0;
+}
+
+size_t pogo_codec_estimate(const char *data, size_t len) {
+  const unsigned char *p = (const unsigned char *)data;
+  size_t acc = 0;
+  if (est_value(&p, p + len, 0, &acc)) return SIZE_MAX;
+  return acc;
+}
+
 int pogo_codec_decode(lua_State *L, const char *data, size_t len, size_t *used,
                       const pogo_codec_ext *ext, char err[POGO_CODEC_ERRLEN]) {
   dec d;
@@ -978,18 +1102,24 @@ static const pogo_codec_ext *ext_up(lua_State *L) {
   return (const pogo_codec_ext *)lua_touserdata(L, lua_upvalueindex(1));
 }
 
+/* encode(v [, root [, max_bytes [, message]]]): canonical bytes, or with
+ * `message` true the form of pogo_codec_encode_msg (map keys in table
+ * order); max_bytes (0: none) as there */
 static int l_encode(lua_State *L) {
   const pogo_codec_ext *ext = ext_up(L);
   scratch *s = lua_touserdata(L, lua_upvalueindex(2));
   const char *root = luaL_optstring(L, 2, "value");
+  lua_Integer max = luaL_optinteger(L, 3, 0);
+  int canonical = !lua_toboolean(L, 4);
   char err[POGO_CODEC_ERRLEN];
   luaL_checkany(L, 1);
+  if (max < 0) return luaL_argerror(L, 3, "max_bytes: 0 (none) or more");
   lua_settop(L, 2);
   if (s->busy) { /* re-entered from an extension hook: use a private buffer */
     char inl[INLINE_ARENA];
     cbuf b;
     cbuf_init(&b, inl, sizeof inl);
-    if (encode_into(L, 1, &b, NULL, ext, root, err)) {
+    if (encode_into(L, 1, &b, NULL, ext, root, err, (size_t)max, canonical)) {
       cbuf_free(&b);
       lua_pushstring(L, err);
       return lua_error(L);
@@ -1007,7 +1137,7 @@ static int l_encode(lua_State *L) {
   }
   s->busy = 1;
   s->buf.len = 0;
-  int r = encode_into(L, 1, &s->buf, NULL, ext, root, err);
+  int r = encode_into(L, 1, &s->buf, NULL, ext, root, err, (size_t)max, canonical);
   s->busy = 0;
   if (r) {
     lua_pushstring(L, err);

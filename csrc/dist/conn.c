@@ -8,6 +8,11 @@
  *   connection is authenticated, then to the frame dispatch (inbound.c). A
  *   malformed or oversize frame, a read error or EOF ends this connection
  *   only (the mesh is told: pogo_mesh_conn_lost).
+ * - The frames of a read are handled under pogo_guard (lua_pcall): when one
+ *   fails (out of memory while decoding or delivering it), a message (SEND,
+ *   SEND_NAMED) is dropped and the next frames go on; any other frame, or a
+ *   handshake frame, closes the connection ("out of memory"), since what it
+ *   would have changed (a link, a monitor, the handshake) is now unknown.
  * - Writing is batched: frames are appended to `out` and written together
  *   just before the loop next polls (uv_prepare), so a burst of messages costs
  *   one write and a lone message adds no latency. A batch above
@@ -97,23 +102,10 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(p, p ? (unsigned int)avail : 0);
 }
 
-static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
-  pogo_conn *c = s->data;
-  if (!c->d || c->state == CS_DEAD) return;
-  if (nread == 0) return;
-  if (nread < 0) {
-    if (nread == UV_ENOBUFS) pogo_mesh_conn_lost(c, "out of memory");
-    else if (c->state == CS_CLOSING) pogo_conn_close(c);
-    else pogo_mesh_conn_lost(c, nread == UV_EOF ? "connection_closed" : "connection_error");
-    return;
-  }
-  pogo_frame_reader_commit(&c->in, (size_t)nread);
-  c->last_recv = uv_now(c->d->N->loop);
-  if (c->state == CS_CLOSING) { /* only waiting for EOF */
-    c->in.start = c->in.end = 0;
-    return;
-  }
+/* Hand out the complete frames of c's reader (under pogo_guard). */
+static int frames_fn(lua_State *L, void *arg) {
+  (void)L;
+  pogo_conn *c = arg;
   for (;;) {
     const char *p;
     uint32_t n;
@@ -122,11 +114,65 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     if (r < 0) {
       pogo_log_line(c->d, "closing link to %s: %s", c->peer_name ? c->peer_name : c->addr, c->in.error);
       pogo_mesh_conn_lost(c, "protocol_error");
-      return;
+      return 0;
     }
+    c->cur_kind = c->state == CS_UP ? (uint8_t)p[0] : 0;
     r = c->state == CS_HANDSHAKE ? pogo_auth_on_frame(c, p, n) : c->state == CS_UP ? pogo_inbound_frame(c, p, n) : 0;
-    if (r != 0) return;
-    if (!c->d || c->state == CS_DEAD || c->state == CS_CLOSING) return;
+    if (r != 0) return 0;
+    if (!c->d || c->state == CS_DEAD || c->state == CS_CLOSING) return 0;
+  }
+  return 0;
+}
+
+typedef struct lost {
+  pogo_conn *c;
+  const char *reason;
+} lost;
+
+static int lost_fn(lua_State *L, void *arg) {
+  (void)L;
+  lost *l = arg;
+  pogo_mesh_conn_lost(l->c, l->reason);
+  return 0;
+}
+
+/* pogo_mesh_conn_lost under pogo_guard (nodedown delivers messages). */
+static void conn_lost(pogo_conn *c, const char *reason) {
+  lost l = {c, reason};
+  pogo_guard(c->d->N, lost_fn, &l, "closing a connection", NULL, 0);
+}
+
+static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
+  (void)buf;
+  pogo_conn *c = s->data;
+  if (!c->d || c->state == CS_DEAD) return;
+  if (nread == 0) return;
+  if (nread < 0) {
+    if (nread == UV_ENOBUFS) conn_lost(c, "out of memory");
+    else if (c->state == CS_CLOSING) pogo_conn_close(c);
+    else conn_lost(c, nread == UV_EOF ? "connection_closed" : "connection_error");
+    return;
+  }
+  pogo_frame_reader_commit(&c->in, (size_t)nread);
+  c->last_recv = uv_now(c->d->N->loop);
+  if (c->state == CS_CLOSING) { /* only waiting for EOF */
+    c->in.start = c->in.end = 0;
+    return;
+  }
+  pogo_node *N = c->d->N;
+  for (;;) {
+    char why[POGO_CODEC_ERRLEN];
+    int st = pogo_guard(N, frames_fn, c, NULL, why, sizeof why);
+    pogo_mem_strict(N, 0); /* (a decode that failed did not put it back) */
+    if (st == LUA_OK || !c->d || c->state == CS_DEAD || c->state == CS_CLOSING) return;
+    const char *who = c->peer_name ? c->peer_name : c->addr;
+    if (c->state == CS_UP && (c->cur_kind == POGO_W_SEND || c->cur_kind == POGO_W_SEND_NAMED)) {
+      pogo_log_line(c->d, "dropped a message from %s: %s", who, why);
+      continue; /* the frame is consumed: on with the next ones */
+    }
+    pogo_log_line(c->d, "closing link to %s: %s", who, why);
+    conn_lost(c, "out of memory");
+    return;
   }
 }
 
@@ -246,13 +292,9 @@ void pogo_conn_close_graceful(pogo_conn *c) {
   pogo_conn_flush(c);
 }
 
-void pogo_conn_prepare_cb(uv_prepare_t *h) {
-  pogo_dist_uv *u = h->data;
-  pogo_dist *d = u->d;
-  if (!d) {
-    uv_prepare_stop(h);
-    return;
-  }
+static int flush_dirty_fn(lua_State *L, void *arg) {
+  (void)L;
+  pogo_dist *d = arg;
   while (d->dirty) {
     pogo_conn *c = d->dirty;
     d->dirty = c->dnext;
@@ -268,7 +310,18 @@ void pogo_conn_prepare_cb(uv_prepare_t *h) {
       else pogo_mesh_conn_lost(c, c->fail);
     }
   }
-  uv_prepare_stop(h);
+  return 0;
+}
+
+void pogo_conn_prepare_cb(uv_prepare_t *h) {
+  pogo_dist_uv *u = h->data;
+  pogo_dist *d = u->d;
+  if (!d) {
+    uv_prepare_stop(h);
+    return;
+  }
+  pogo_guard(d->N, flush_dirty_fn, d, "writing to connections", NULL, 0);
+  if (u->d && !u->d->dirty) uv_prepare_stop(h);
 }
 
 /* ---- backpressure ---- */

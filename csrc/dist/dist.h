@@ -8,6 +8,7 @@
  *   log.c       the transport's log lines
  *   conn.c      one TCP connection: reading frames, batched writes, backlog
  *   auth.c      the handshake state machine
+ *   admit.c     how many unauthenticated connections are kept, per address
  *   mesh.c      peers, dialing, gossip, heartbeats, node events
  *   outbound.c  the remote operations (remote.h ops): frames for remote pids
  *   inbound.c   frames from peers applied to local processes
@@ -47,9 +48,15 @@ enum {
   CS_DEAD            /* uv_close called; freed by the close callback */
 };
 
+/* The largest frame accepted by default: the largest message. Encoding one
+ * blocks the sender's loop, decoding one the receiver's: measured (README),
+ * 16 MiB takes at most about 0.6 s either way, well within timeout_ms. */
+#define POGO_DEFAULT_MAX_FRAME (16 * 1024 * 1024)
 #define POGO_FLUSH_AT (64 * 1024)       /* flush a connection's batch early above this */
 #define POGO_BUSY_HIGH (4 * 1024 * 1024) /* a sender is suspended above this backlog */
 #define POGO_BUSY_LOW (1024 * 1024)     /* ... and resumed below this one */
+#define POGO_ADMIT_MAX 128              /* unauthenticated connections held at once */
+#define POGO_ADMIT_PER_ADDR 16          /* ... of which from one peer address */
 
 typedef struct pogo_dist pogo_dist;
 typedef struct pogo_conn pogo_conn;
@@ -71,6 +78,7 @@ typedef struct pogo_conn {
   pogo_conn *dnext;         /* dirty list */
   int state;
   uint8_t outgoing, writing, dirty, hs_step, sent, shut;
+  uint8_t cur_kind;         /* kind of the data frame being handled (conn.c) */
   pogo_frame_reader in;
   pogo_buf out, wbuf;       /* batch being filled, batch being written */
   size_t woff;              /* written part of wbuf */
@@ -149,6 +157,8 @@ struct pogo_dist {
   pogo_target *targets;
   uint64_t dial_due; /* when the dial timer is set to fire, 0 if stopped */
   int ref_subs;      /* monitor_nodes subscribers: pid -> true */
+  uint32_t admit_evicted;   /* handshakes closed to make room, not yet logged (admit.c) */
+  uint64_t admit_logged_at;
 };
 
 /* ---- log.c ---- */
@@ -176,6 +186,10 @@ void pogo_conn_prepare_cb(uv_prepare_t *h);
 void pogo_auth_hello(pogo_conn *c); /* a dial connected: send HELLO */
 /* A frame during the handshake: 0, or -1 if c was closed. */
 int pogo_auth_on_frame(pogo_conn *c, const char *p, uint32_t n);
+
+/* ---- admit.c ---- */
+/* c was just accepted: make room for it among the pending handshakes. */
+void pogo_admit(pogo_dist *d, pogo_conn *c);
 
 /* ---- mesh.c ---- */
 int pogo_mesh_start(pogo_dist *d, lua_State *L, char *err, size_t errlen);

@@ -136,9 +136,28 @@ M.now = now
 -- @function processes
 M.processes = core.processes
 
---- Information about a local process (state, messages, links, monitors, trap_exit).
+--- Information about a local process, with Erlang's names: `status`
+-- ("runnable", "running", "waiting", "sleeping"), `message_queue_len`,
+-- `reductions` (one per time it was scheduled, plus about one per
+-- microsecond of a slice long enough to be preempted), `links` (the linked
+-- pids), `monitors` (the refs of the monitors it holds), `monitored_by`
+-- (the pids monitoring it), `trap_exit`, `registered_name`. nil if the
+-- process is not alive. (`state` and `messages` are older names of
+-- `status` and `message_queue_len`.)
 -- @function process_info
+-- @param pid a local pid
+-- @treturn table|nil
 M.process_info = core.process_info
+
+--- The node's memory, in bytes of Lua heap (as Erlang's `erlang:memory()`):
+-- `total` (collectgarbage("count") in bytes), `limit` and `headroom` (with
+-- `max_memory`: allocations made by processes fail past `limit`, the node's
+-- own work may go `headroom` beyond it), `peak`, `refused` (allocations
+-- failed by the limit), `malloc_failed` (allocations malloc itself failed),
+-- `reserve` (false while the reserve kept for malloc failures is in use).
+-- @function memory
+-- @treturn table
+M.memory = core.memory
 
 --- This node's name (`"nonode@nohost"` until `pogo.start`).
 function M.node()
@@ -353,7 +372,13 @@ dist.install(M)
 --  `~/.pogo.cookie`, created with a random value and mode 0600; refused when
 --  group or others may access it, see `pogo.dist.read_cookie_file`),
 --  `seeds` (list of "host:port" or node names), `heartbeat_ms` (1000),
---  `timeout_ms` (5000), `max_frame` (largest frame accepted, 64 MiB),
+--  `timeout_ms` (5000), `max_frame` (largest frame accepted, hence the
+--  largest message, 16 MiB), `max_memory` (bytes of Lua heap: past it an
+--  allocation fails in the process that made it, which exits "out of
+--  memory", and a message too big is dropped; default none),
+--  `preempt_ms` (the time slice: a process running this long without
+--  blocking is preempted, after at most twice that; 0.5; false turns
+--  preemption off),
 --  `backoff_min_ms` (50), `backoff_max_ms` (2000), `forget_ms` (300000),
 --  `block` (node names refused from the start), `log` (false: no transport
 --  log lines).
