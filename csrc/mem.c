@@ -146,8 +146,8 @@ void pogo_mem_tidy(pogo_node *N) {
 static int l_memory(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   pogo_mem *m = N->mem;
-  lua_createtable(L, 0, 7);
   size_t used = m ? m->used : (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+  lua_createtable(L, 0, 7); /* (after reading the count: it is not in it) */
   lua_pushinteger(L, (lua_Integer)used);
   lua_setfield(L, -2, "total");
   if (!m) return 1;
