@@ -1170,6 +1170,16 @@ static int l_decode(lua_State *L) {
   return 1;
 }
 
+/* estimate(s) -> bytes of Lua heap decoding s would take (nil if malformed) */
+static int l_estimate(lua_State *L) {
+  size_t len;
+  const char *data = luaL_checklstring(L, 1, &len);
+  size_t n = pogo_codec_estimate(data, len);
+  if (n == SIZE_MAX) return 0;
+  lua_pushinteger(L, (lua_Integer)n);
+  return 1;
+}
+
 static int l_hash(lua_State *L) {
   const pogo_codec_ext *ext = ext_up(L);
   uint64_t seed = (uint64_t)luaL_optinteger(L, 2, 0);
@@ -1205,4 +1215,6 @@ void pogo_codec_register(lua_State *L, const pogo_codec_ext *ext) {
   lua_pushlightuserdata(L, (void *)ext);
   lua_pushcclosure(L, l_hash, 1);
   lua_setfield(L, t, "hash");
+  lua_pushcfunction(L, l_estimate);
+  lua_setfield(L, t, "estimate");
 }

@@ -74,8 +74,9 @@ int pogo_codec_decode(lua_State *L, const char *data, size_t len, size_t *used,
 int pogo_codec_hash(lua_State *L, int idx, uint64_t seed, uint64_t *out,
                     const pogo_codec_ext *ext, char err[POGO_CODEC_ERRLEN]);
 
-/* Adds encode(v [, root]), decode(s), hash(v [, seed]) to the table at top of
- * stack (Lua-facing helpers for specs and tools; they raise Lua errors).
+/* Adds encode(v [, root [, max_bytes [, message]]]), decode(s), hash(v [, seed])
+ * and estimate(s) to the table at top of stack (Lua-facing helpers for specs
+ * and tools; they raise Lua errors).
  * ext (may be NULL) must stay valid as long as the Lua state; its owner is
  * anchored by the caller. */
 void pogo_codec_register(lua_State *L, const pogo_codec_ext *ext);

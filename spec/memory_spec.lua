@@ -5,8 +5,8 @@ local core = pogo.core
 local supervisor = require "pogo.supervisor"
 
 local function hog()
-  local t, i = {}, 0
-  while true do
+  local t, i = {}, 0 -- luacheck: ignore 241 (only grown)
+  while true do -- (it grows until memory runs out)
     i = i + 1
     t[i] = { i }
   end

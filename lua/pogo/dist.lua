@@ -280,7 +280,9 @@ function Rpc.handle_info(msg, s)
       s.callers[job.cref] = nil
       pogo.demonitor(job.cref)
     end
-    if not answered[job.from] and not job.cancelled then rpc_answer(job.from, { false, "exit: " .. tostring(msg[4]) }) end
+    if not answered[job.from] and not job.cancelled then
+      rpc_answer(job.from, { false, "exit: " .. tostring(msg[4]) })
+    end
     answered[job.from] = nil
     if job.deadline and job.deadline == s.next then earliest(s) end
   elseif s.callers[ref] then -- a caller went away: its worker goes too

@@ -145,7 +145,8 @@ describe("attacks", function()
   it("a 20 MB message to a node under ulimit -v is dropped, and so is one that malloc cannot hold", function()
     local o = { name = "ulimited", script = SCRIPT, extra = { "--max-frame", tostring(32 * 1024 * 1024) } }
     if UNDER_ASAN then
-      o.env = { ASAN_OPTIONS = (os.getenv("ASAN_OPTIONS") or "") .. ":allocator_may_return_null=1:max_allocation_size_mb=128" }
+      o.env = { ASAN_OPTIONS = (os.getenv("ASAN_OPTIONS") or "")
+                                 .. ":allocator_may_return_null=1:max_allocation_size_mb=128" }
     else
       o.ulimit_v = 200000 -- KiB: an idle node takes about 26 MB of address space
     end
