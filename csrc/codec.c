@@ -159,6 +159,7 @@ typedef struct {
   int canonical; /* sort map keys */
   size_t max;    /* most bytes of output (0: no limit) */
   int too_large; /* the output passed max */
+  size_t out;    /* bytes written to upk */
   int nseg;
   const void *tables[POGO_CODEC_MAX_DEPTH];
   seg segs[POGO_CODEC_MAX_DEPTH + 1];
@@ -182,6 +183,7 @@ static void enc_init(enc *e, lua_State *L, const pogo_codec_ext *ext, const char
   e->canonical = 1;
   e->max = 0;
   e->too_large = 0;
+  e->out = 0;
   e->nseg = 0;
 }
 
@@ -345,9 +347,13 @@ static int oom(enc *e) {
  * _double, _str, _array and _map produce (smallest forms), without the
  * per-call indirection of a packer callback; extension hooks still get a
  * msgpack_packer (e->apk) writing into the same arena. */
+/* Room for a write of at most n bytes. Past max (less the room a write may
+ * reserve and not use, SLACK: the exact size is checked at the end) the
+ * output is too large. */
+#define SLACK 16
 static inline unsigned char *w_room(enc *e, size_t n) {
   cbuf *a = e->arena;
-  if (e->max && n > e->max - (a->len < e->max ? a->len : e->max)) {
+  if (e->max && a->len + n > e->max + SLACK) {
     e->too_large = 1;
     return NULL;
   }
@@ -494,12 +500,18 @@ static int emit_entries(enc *e, size_t start, size_t e0, int as_array) {
     /* the root table: straight to the caller's packer */
     msgpack_packer *pk = e->upk;
     unsigned char hdr[5];
-    size_t h = put_hdr(hdr, fix, n);
+    size_t h = put_hdr(hdr, fix, n), total = h;
+    for (size_t i = 0; i < n; i++) total += (as_array ? 0 : v[i].klen) + v[i].vlen;
+    if (e->max && total > e->max) {
+      e->too_large = 1;
+      return oom(e);
+    }
     if (pk->callback(pk->data, (const char *)hdr, h)) return oom(e);
     for (size_t i = 0; i < n; i++) {
       if (!as_array && pk->callback(pk->data, a->p + v[i].koff, v[i].klen)) return oom(e);
       if (pk->callback(pk->data, a->p + v[i].voff, v[i].vlen)) return oom(e);
     }
+    e->out += total;
     a->len = start;
   } else {
     if (cbuf_reserve(a, 5 + (tmp_end - start))) return oom(e);
@@ -661,6 +673,10 @@ static int encode_into(lua_State *L, int idx, cbuf *arena, msgpack_packer *upk,
   e.canonical = canonical;
   idx = lua_absindex(L, idx);
   int r = enc_value(&e, idx, lua_type(L, idx));
+  if (r == 0 && max && e.out + (arena->len - len0) > max) { /* the exact size (w_room allows SLACK) */
+    e.too_large = 1;
+    r = oom(&e);
+  }
   enc_free(&e);
   if (r) {
     arena->len = len0;
@@ -675,7 +691,8 @@ static int encode_to(lua_State *L, int idx, msgpack_packer *pk, const pogo_codec
     /* common, and possibly big: no detour through the arena */
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
-    if (len > UINT32_MAX || (max && len > max - (max < 5 ? max : 5))) {
+    unsigned char hb[5];
+    if (len > UINT32_MAX || (max && len + put_hdr(hb, 0xa0, len) > max)) {
       if (len > UINT32_MAX) snprintf(err, POGO_CODEC_ERRLEN, "%s: string too long to be sent", root ? root : "value");
       else snprintf(err, POGO_CODEC_ERRLEN, "%s: too large to be sent (more than %zu bytes)", root ? root : "value", max);
       return -1;
@@ -767,45 +784,71 @@ static int dfail(dec *d, const char *fmt, ...) {
 
 #define LEFT(d) ((size_t)((d)->end - (d)->p))
 
-/* Skip one msgpack value in p[0..end): returns the byte after it, or NULL if
- * it is malformed or truncated. Used on the encoder's own output. */
-static const unsigned char *skip_value(const unsigned char *p, const unsigned char *end, int depth) {
-  size_t n, w = 0, items = 0;
-  if (p >= end || depth > 4 * POGO_CODEC_MAX_DEPTH) return NULL;
+/* The header of one msgpack value. */
+enum { MP_SCALAR, MP_STR, MP_EXT, MP_ARRAY, MP_MAP };
+typedef struct mp_hdr {
+  int kind;
+  size_t n;     /* bytes after the header (a scalar's, a string's, an extension's with its type byte) */
+  size_t items; /* an array's elements, a map's entries */
+} mp_hdr;
+
+/* Read the header at p (before end): the byte after it, or NULL if it is
+ * malformed or truncated. The n bytes after it are not checked. */
+static const unsigned char *mp_header(const unsigned char *p, const unsigned char *end, mp_hdr *h) {
+  size_t w = 0;
+  h->n = h->items = 0;
+  h->kind = MP_SCALAR;
+  if (p >= end) return NULL;
   unsigned c = *p++;
   if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) return p;
   if (c >= 0xa0 && c <= 0xbf) {
-    n = c & 0x1f;
-  } else if (c >= 0x80 && c <= 0x9f) {
-    items = (c & 0x0f) * (c < 0x90 ? 2 : 1);
-    n = 0;
-  } else {
-    switch (c) {
-    case 0xc4: case 0xd9: case 0xc7: w = 1; break;
-    case 0xc5: case 0xda: case 0xc8: case 0xdc: case 0xde: w = 2; break;
-    case 0xc6: case 0xdb: case 0xc9: case 0xdd: case 0xdf: w = 4; break;
-    case 0xca: case 0xce: case 0xd2: n = 4; goto bytes;
-    case 0xcb: case 0xcf: case 0xd3: n = 8; goto bytes;
-    case 0xcc: case 0xd0: n = 1; goto bytes;
-    case 0xcd: case 0xd1: n = 2; goto bytes;
-    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-      n = 1 + ((size_t)1 << (c - 0xd4));
-      goto bytes;
-    default: return NULL;
-    }
-    if ((size_t)(end - p) < w) return NULL;
-    n = w == 1 ? p[0] : w == 2 ? pogo_be_get16(p) : pogo_be_get32(p);
-    p += w;
-    if (c >= 0xdc) { /* array16/32, map16/32 */
-      items = c >= 0xde ? 2 * n : n;
-      n = 0;
-    } else if (c >= 0xc7 && c <= 0xc9) {
-      n += 1; /* ext type byte */
-    }
+    h->kind = MP_STR;
+    h->n = c & 0x1f;
+    return p;
   }
-bytes:
-  if ((size_t)(end - p) < n) return NULL;
-  p += n;
+  if (c >= 0x80 && c <= 0x9f) {
+    h->kind = c < 0x90 ? MP_MAP : MP_ARRAY;
+    h->items = c & 0x0f;
+    return p;
+  }
+  switch (c) {
+  case 0xc4: case 0xd9: case 0xc7: w = 1; break;
+  case 0xc5: case 0xda: case 0xc8: case 0xdc: case 0xde: w = 2; break;
+  case 0xc6: case 0xdb: case 0xc9: case 0xdd: case 0xdf: w = 4; break;
+  case 0xca: case 0xce: case 0xd2: h->n = 4; return p;
+  case 0xcb: case 0xcf: case 0xd3: h->n = 8; return p;
+  case 0xcc: case 0xd0: h->n = 1; return p;
+  case 0xcd: case 0xd1: h->n = 2; return p;
+  case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+    h->kind = MP_EXT;
+    h->n = 1 + ((size_t)1 << (c - 0xd4));
+    return p;
+  default: return NULL;
+  }
+  if ((size_t)(end - p) < w) return NULL;
+  size_t n = w == 1 ? p[0] : w == 2 ? pogo_be_get16(p) : pogo_be_get32(p);
+  p += w;
+  if (c >= 0xdc) { /* array16/32, map16/32 */
+    h->kind = c >= 0xde ? MP_MAP : MP_ARRAY;
+    h->items = n;
+  } else if (c >= 0xc7 && c <= 0xc9) {
+    h->kind = MP_EXT;
+    h->n = n + 1; /* and the type byte */
+  } else {
+    h->kind = MP_STR;
+    h->n = n;
+  }
+  return p;
+}
+
+/* Skip one msgpack value in p[0..end): returns the byte after it, or NULL if
+ * it is malformed or truncated. Used on the encoder's own output. */
+static const unsigned char *skip_value(const unsigned char *p, const unsigned char *end, int depth) {
+  mp_hdr h;
+  if (depth > 4 * POGO_CODEC_MAX_DEPTH || !(p = mp_header(p, end, &h))) return NULL;
+  if ((size_t)(end - p) < h.n) return NULL;
+  p += h.n;
+  size_t items = h.kind == MP_MAP ? 2 * h.items : h.items;
   for (size_t i = 0; i < items; i++)
     if (!(p = skip_value(p, end, depth + 1))) return NULL;
   return p;
@@ -987,60 +1030,21 @@ static size_t pow2_at_least(size_t n) {
 
 /* Add the price of one value at *pp to *acc; advance *pp. -1 if malformed. */
 static int est_value(const unsigned char **pp, const unsigned char *end, int depth, size_t *acc) {
+  mp_hdr h;
   const unsigned char *p = *pp;
-  size_t n = 0, w = 0, items = 0;
-  int map = 0;
-  if (p >= end || depth > POGO_CODEC_MAX_DEPTH) return -1;
-  unsigned c = *p++;
-  if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) {
-    *pp = p;
-    return 0;
-  }
-  if (c >= 0xa0 && c <= 0xbf) {
-    n = c & 0x1f;
-    *acc = sat_add(*acc, EST_STRING + n);
-  } else if (c >= 0x80 && c <= 0x9f) {
-    items = c & 0x0f;
-    map = c < 0x90;
-  } else {
-    switch (c) {
-    case 0xc4: case 0xd9: case 0xc7: w = 1; break;
-    case 0xc5: case 0xda: case 0xc8: case 0xdc: case 0xde: w = 2; break;
-    case 0xc6: case 0xdb: case 0xc9: case 0xdd: case 0xdf: w = 4; break;
-    case 0xca: case 0xce: case 0xd2: n = 4; goto bytes;
-    case 0xcb: case 0xcf: case 0xd3: n = 8; goto bytes;
-    case 0xcc: case 0xd0: n = 1; goto bytes;
-    case 0xcd: case 0xd1: n = 2; goto bytes;
-    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-      n = 1 + ((size_t)1 << (c - 0xd4));
-      *acc = sat_add(*acc, EST_EXT);
-      goto bytes;
-    default: return -1;
-    }
-    if ((size_t)(end - p) < w) return -1;
-    n = w == 1 ? p[0] : w == 2 ? pogo_be_get16(p) : pogo_be_get32(p);
-    p += w;
-    if (c >= 0xdc) { /* array16/32, map16/32 */
-      items = n;
-      map = c >= 0xde;
-      n = 0;
-    } else if (c >= 0xc7 && c <= 0xc9) {
-      n += 1; /* ext type byte */
-      *acc = sat_add(*acc, EST_EXT);
-    } else {
-      *acc = sat_add(*acc, EST_STRING + n);
-    }
-  }
-bytes:
-  if ((size_t)(end - p) < n) return -1;
-  p += n;
-  if (items || (c >= 0x80 && c <= 0x9f) || c == 0xdc || c == 0xdd || c == 0xde || c == 0xdf) {
+  if (depth > POGO_CODEC_MAX_DEPTH || !(p = mp_header(p, end, &h))) return -1;
+  if ((size_t)(end - p) < h.n) return -1;
+  p += h.n;
+  if (h.kind == MP_STR) *acc = sat_add(*acc, EST_STRING + h.n);
+  else if (h.kind == MP_EXT) *acc = sat_add(*acc, EST_EXT);
+  else if (h.kind == MP_ARRAY || h.kind == MP_MAP) {
     /* a table: its array part, or a hash part of a power of two nodes */
-    if (items > (size_t)(end - p)) return -1;
+    if (h.items > (size_t)(end - p)) return -1;
+    size_t nodes = pow2_at_least(h.items);
     *acc = sat_add(*acc, EST_TABLE);
-    *acc = sat_add(*acc, map ? (pow2_at_least(items) > SIZE_MAX / EST_NODE ? SIZE_MAX : pow2_at_least(items) * EST_NODE)
-                             : items * EST_SLOT);
-    for (size_t i = 0; i < (map ? 2 * items : items); i++)
+    *acc = sat_add(*acc, h.kind == MP_MAP ? (nodes > SIZE_MAX / EST_NODE ? SIZE_MAX : nodes * EST_NODE)
+                                          : h.items * EST_SLOT);
+    for (size_t i = 0; i < (h.kind == MP_MAP ? 2 * h.items : h.items); i++)
       if (est_value(&p, end, depth + 1, acc)) return -1;
   }
   *pp = p;

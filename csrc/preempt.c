@@ -241,11 +241,13 @@ void pogo_preempt_batch(pogo_node *N) {
 }
 
 void pogo_preempt_slice_begin(pogo_node *N) {
+  atomic_signal_fence(memory_order_seq_cst); /* the handler sees N->current and N->slice set */
   pogo_watchdog *w = N->wd;
   if (w && w->signo) atomic_store_explicit(&w->slice, N->slice, memory_order_relaxed);
 }
 
 void pogo_preempt_slice_end(pogo_node *N, pogo_proc *p, lua_State *co) {
+  atomic_signal_fence(memory_order_seq_cst); /* the handler sees N->current cleared */
   pogo_watchdog *w = N->wd;
   if (!w || !w->signo) return;
   atomic_store_explicit(&w->slice, 0, memory_order_relaxed);

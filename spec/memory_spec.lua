@@ -4,13 +4,7 @@ local pogo = require "pogo"
 local core = pogo.core
 local supervisor = require "pogo.supervisor"
 
-local function hog()
-  local t, i = {}, 0 -- luacheck: ignore 241 (only grown)
-  while true do -- (it grows until memory runs out)
-    i = i + 1
-    t[i] = { i }
-  end
-end
+local hog = require("support.attack").alloc_forever
 
 describe("max_memory", function()
   local limit

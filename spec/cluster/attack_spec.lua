@@ -62,6 +62,16 @@ describe("attacks", function()
 
   local function processes(node) return c:call(node, A, "processes") end
 
+  -- A node running the attack script (o: more start_node options),
+  -- connected, and its health before the attack.
+  local function target(name, o)
+    o = o or {}
+    o.name, o.script = name, SCRIPT
+    local node = c:start_node(o)
+    c:connect(node)
+    return node, health(node)
+  end
+
   setup(function()
     c = cluster.new { timeout_ms = 3000, heartbeat_ms = 500 }
     c:start_self { log = false }
@@ -76,9 +86,7 @@ describe("attacks", function()
 
   it("a busy loop in an rpc is preempted: the node answers, stays up, and the worker dies with the timeout",
      function()
-    local a = c:start_node { name = "spin", script = SCRIPT }
-    c:connect(a)
-    local before = health(a)
+    local a, before = target("spin")
     local procs = processes(a)
     local me = pogo.self()
     pogo.spawn(function() pogo.send(me, { "spun", c:rpc(a, A, "spin", {}, 1500) }) end)
@@ -98,9 +106,7 @@ describe("attacks", function()
   end)
 
   it("exit(pid, 'kill') ends a spinning process, and SIGTERM stops a node while one spins", function()
-    local a = c:start_node { name = "spinterm", script = SCRIPT }
-    c:connect(a)
-    local before = health(a)
+    local a, before = target("spinterm")
     local pid = c:call(a, A, "start_spinner")
     local info = c:call(a, "pogo", "process_info", { pid })
     assert.is_true(info.status == "runnable" or info.status == "running")
@@ -118,10 +124,7 @@ describe("attacks", function()
   end)
 
   it("a 20 MB message to a node under max_memory is dropped; the process holding its memory lives", function()
-    local m = c:start_node { name = "capped", script = SCRIPT,
-                             extra = { "--max-memory", "64M", "--max-frame", tostring(32 * 1024 * 1024) } }
-    c:connect(m)
-    local before = health(m)
+    local m, before = target("capped", { extra = { "--max-memory", "64M", "--max-frame", tostring(32 * 1024 * 1024) } })
     -- 20 M booleans: 20 MB on the wire, 320 MB if decoded; priced, not decoded
     assert.is_true(pogo.core.dist_inject(m.name, send_named_frame("sink", booleans(20000000))))
     assert.same({ 0 }, c:call(m, A, "sink_count"))
@@ -143,16 +146,14 @@ describe("attacks", function()
   end)
 
   it("a 20 MB message to a node under ulimit -v is dropped, and so is one that malloc cannot hold", function()
-    local o = { name = "ulimited", script = SCRIPT, extra = { "--max-frame", tostring(32 * 1024 * 1024) } }
+    local o = { extra = { "--max-frame", tostring(32 * 1024 * 1024) } }
     if UNDER_ASAN then
       o.env = { ASAN_OPTIONS = (os.getenv("ASAN_OPTIONS") or "")
                                  .. ":allocator_may_return_null=1:max_allocation_size_mb=128" }
     else
       o.ulimit_v = 200000 -- KiB: an idle node takes about 26 MB of address space
     end
-    local u = c:start_node(o)
-    c:connect(u)
-    local before = health(u)
+    local u, before = target("ulimited", o)
     -- 320 MB if decoded: more than 8 x the frame limit, not even tried
     assert.is_true(pogo.core.dist_inject(u.name, send_named_frame("sink", booleans(20000000))))
     cluster.wait_until(function() return u.err:find("dropped a value", 1, true) end, 5000, "the drop logged")
@@ -200,9 +201,7 @@ describe("attacks", function()
   end)
 
   it("rpcs that time out, or whose caller dies, leave no worker behind", function()
-    local a = c:start_node { name = "rpcs", script = SCRIPT }
-    c:connect(a)
-    local before = health(a)
+    local a, before = target("rpcs")
     local procs = processes(a)
     local timeouts = 0
     for _ = 1, 21 do
@@ -258,9 +257,7 @@ describe("attacks", function()
   end
 
   it("a connection flood from one address, or from many, does not keep a new node from joining", function()
-    local t = c:start_node { name = "flooded", script = SCRIPT }
-    c:connect(t)
-    local before = health(t)
+    local t, before = target("flooded")
     for round, sources in ipairs { { "127.0.0.2" }, (function()
       local many = {}
       for i = 3, 42 do many[#many + 1] = "127.0.0." .. i end
@@ -290,9 +287,7 @@ describe("attacks", function()
   end)
 
   it("an allocation without bound under max_memory ends its process alone; its supervisor restarts it", function()
-    local m = c:start_node { name = "hogged", script = SCRIPT, extra = { "--max-memory", "64M" } }
-    c:connect(m)
-    local before = health(m)
+    local m, before = target("hogged", { extra = { "--max-memory", "64M" } })
     local ok, err = c:call(m, A, "hog", {}, 20000)
     assert.is_false(ok)
     assert.matches("out of memory", err)
