@@ -13,12 +13,19 @@
  *   to the caller, which decides what it drops (a message, a connection).
  * - pogo_guard keeps what fn returns on the stack when it succeeds (its
  *   caller pops it); on failure the stack is as it was.
+ * - Callbacks that luv makes into Lua (uv timers, sockets, signals of user
+ *   code and of bin/pogo) go through luv's callback runner, whose default
+ *   ends the whole OS process (exit(-1)) when a callback raises, out of memory
+ *   included. pogo_guard_luv installs one that logs the error (with a
+ *   traceback) and goes on, as a node must.
  * - pogo_node_log writes one line on stderr without allocating (it may run
  *   when memory is exhausted).
  */
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+
+#include <luv.h>
 
 #include "runtime.h"
 
@@ -53,6 +60,36 @@ int pogo_guard(pogo_node *N, int (*fn)(lua_State *L, void *arg), void *arg, cons
   lua_pop(L, 1);
   return st;
 }
+
+static int traceback(lua_State *L) {
+  const char *msg = lua_tostring(L, 1);
+  if (!msg) msg = lua_pushfstring(L, "(a %s value)", luaL_typename(L, 1));
+  luaL_traceback(L, L, msg, 1);
+  return 1;
+}
+
+/* luv_CFpcall: run the callback (function and nargs on the stack); its
+ * results, or -status when it raised (logged, nothing left). */
+static int luv_pcall(lua_State *L, int nargs, int nresults, int flags) {
+  int base = lua_gettop(L) - nargs; /* the function's index */
+  int handler = !(flags & LUVF_CALLBACK_NOTRACEBACK) && lua_checkstack(L, 2);
+  if (handler) {
+    lua_pushcfunction(L, traceback);
+    lua_insert(L, base);
+  }
+  int st = lua_pcall(L, nargs, nresults, handler ? base : 0);
+  if (handler) lua_remove(L, base);
+  if (st == LUA_OK) return lua_gettop(L) - base + 1;
+  pogo_node *N = pogo_node_of(L);
+  if (N && !(flags & LUVF_CALLBACK_NOERRMSG)) {
+    const char *msg = st == LUA_ERRMEM ? "out of memory" : lua_tostring(L, -1);
+    pogo_node_log(N, "a luv callback raised (the node goes on): %s", msg ? msg : "(not a string)");
+  }
+  lua_pop(L, 1);
+  return -st;
+}
+
+void pogo_guard_luv(lua_State *L) { luv_set_callback(L, luv_pcall); }
 
 void pogo_node_log(pogo_node *N, const char *fmt, ...) {
   char buf[512];

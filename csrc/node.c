@@ -9,7 +9,9 @@
  *   table ref and closes its uv handles (freed by their close callbacks, which
  *   luv's loop finalizer runs).
  * - It installs the counting allocator (mem.c) when it opens and removes it
- *   in its __gc (which runs during lua_close, before Lua frees the rest).
+ *   in its __gc (which runs during lua_close, before Lua frees the rest),
+ *   and makes luv's callbacks log their errors instead of ending the OS
+ *   process (guard.c).
  * - A node exists from `require "pogo.core"` on; `pogo.start` (the transport,
  *   csrc/dist/) only adds a name and a way to reach other nodes.
  * - pogo_node_register adds the runtime's functions only; core.c, the
@@ -156,6 +158,7 @@ pogo_node *pogo_node_open(lua_State *L) {
   pogo_ident_setup(N, L);
   pogo_nodenames_setup(N, L);
   pogo_mem_install(N, L);
+  pogo_guard_luv(L);
   N->closed = 0;
 
   lua_pushvalue(L, -1);

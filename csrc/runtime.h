@@ -308,6 +308,9 @@ void pogo_mem_register(lua_State *L);
  * LUA_ERRMEM means out of memory. */
 int pogo_guard(pogo_node *N, int (*fn)(lua_State *L, void *arg), void *arg, const char *what, char *err,
                size_t errlen);
+/* Make luv run its callbacks into L's state through a runner that logs an
+ * error and goes on, where luv's own ends the OS process. */
+void pogo_guard_luv(lua_State *L);
 /* A line "pogo[<node>]: <message>" on stderr; never raises, never allocates. */
 void pogo_node_log(pogo_node *N, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 

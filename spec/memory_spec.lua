@@ -102,3 +102,23 @@ describe("max_memory", function()
     assert.are.equal(limit, core.memory().limit)
   end)
 end)
+
+describe("luv callbacks", function()
+  it("that raise are logged, and the node goes on (luv alone would end the OS process)", function()
+    local uv = require "luv"
+    local t = uv.new_timer()
+    t:start(1, 0, function()
+      t:close()
+      error("a callback that fails")
+    end)
+    local t2 = uv.new_timer()
+    local fired = false
+    t2:start(20, 0, function()
+      t2:close()
+      fired = true
+    end)
+    pogo.sleep(50)
+    assert.is_true(fired)
+  end)
+end)
+
