@@ -44,8 +44,7 @@ typedef struct pogo_mem {
   size_t used;     /* bytes of Lua heap */
   size_t peak;     /* highest `used` seen */
   size_t limit;    /* max_memory, 0 = none */
-  size_t headroom; /* beyond the limit, outside strict mode */
-  int strict;
+  size_t headroom; /* beyond the limit, outside strict mode (N->mem_strict) */
   void *reserve;
   int released;      /* the reserve was given up and not yet logged */
   uint64_t refused;  /* allocations failed by the limit */
@@ -61,8 +60,9 @@ static void *mem_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     m->used -= old;
     return NULL;
   }
+  int strict = m->N ? m->N->mem_strict : 0;
   if (nsize > old && m->limit) {
-    size_t cap = m->strict ? m->limit : m->limit + m->headroom;
+    size_t cap = strict ? m->limit : m->limit + m->headroom;
     if (m->used + (nsize - old) > cap) {
       m->refused++;
       return NULL;
@@ -71,7 +71,7 @@ static void *mem_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   void *np = m->f(m->ud, ptr, osize, nsize);
   if (!np) {
     m->failed++;
-    if (m->strict || !m->reserve) return NULL;
+    if (strict || !m->reserve) return NULL;
     free(m->reserve);
     m->reserve = NULL;
     m->released = 1;
@@ -102,20 +102,13 @@ void pogo_mem_uninstall(pogo_node *N, lua_State *L) {
   N->mem = NULL;
   void *ud = NULL;
   if (lua_getallocf(L, &ud) != mem_alloc || ud != m) {
-    m->limit = 0; /* wrapped by someone else: it may still call us */
+    m->limit = 0; /* wrapped by someone else: it may still call us (the node goes) */
+    m->N = NULL;
     return;
   }
   lua_setallocf(L, m->f, m->ud);
   free(m->reserve);
   free(m);
-}
-
-int pogo_mem_strict(pogo_node *N, int on) {
-  pogo_mem *m = N->mem;
-  if (!m) return 0;
-  int prev = m->strict;
-  m->strict = on;
-  return prev;
 }
 
 size_t pogo_mem_limit(pogo_node *N) { return N->mem ? N->mem->limit : 0; }

@@ -179,6 +179,7 @@ typedef struct pogo_node {
   int preempted;       /* the last resume ended in a preemption */
   struct pogo_watchdog *wd; /* preempt.c */
   struct pogo_mem *mem; /* the counting allocator (mem.c) */
+  int mem_strict;      /* allocations fail past max_memory (mem.c; pogo_mem_strict) */
   pogo_proc *external; /* the main chunk's process, created on demand */
   int driving;         /* >0 while a blocking call from the main chunk drives the loop */
   int ext_woken;       /* the external process got something while driving */
@@ -294,7 +295,11 @@ void pogo_mem_uninstall(pogo_node *N, lua_State *L);
 /* Whether allocations fail past max_memory (1: a process runs, or a frame
  * is decoded) or may use the headroom (0: the node's own bookkeeping).
  * Returns the previous mode. */
-int pogo_mem_strict(pogo_node *N, int on);
+static inline int pogo_mem_strict(pogo_node *N, int on) {
+  int prev = N->mem_strict;
+  N->mem_strict = on;
+  return prev;
+}
 /* Bytes that allocations may still take in strict mode (SIZE_MAX: no limit). */
 size_t pogo_mem_room(pogo_node *N);
 size_t pogo_mem_limit(pogo_node *N); /* max_memory, 0 if none */
