@@ -151,9 +151,13 @@ describe("process_info", function()
 
   it("counts a spinning process's reductions by the microsecond", function()
     local s = spinner()
-    pogo.sleep(100)
-    local r = pogo.process_info(s).reductions
+    local t0, r = pogo.now(), 0
+    while r <= 20000 and pogo.now() - t0 < 5000 do -- 20 ms of spinning
+      pogo.sleep(10)
+      r = pogo.process_info(s).reductions
+    end
     assert.is_true(r > 20000, "reductions " .. r)
+    assert.is_true(core.preempt_info().preemptions > 0)
     pogo.exit(s, "kill")
   end)
 end)
