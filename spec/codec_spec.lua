@@ -519,6 +519,7 @@ describe("codec", function()
       assert.is_false(ok)
       assert.matches("too large to be sent", err)
       ok, err = pcall(encode, { 1, 2, function() end }, "msg", 1000, true)
+      assert.is_false(ok)
       assert.matches("msg%[3%]: function cannot be sent", err)
     end)
 
@@ -528,10 +529,10 @@ describe("codec", function()
         collectgarbage()
         collectgarbage("stop")
         local before = collectgarbage("count")
-        local d = decode(bytes) -- luacheck: ignore 311
+        local d = decode(bytes)
         local used = (collectgarbage("count") - before) * 1024
         collectgarbage("restart")
-        return used
+        return used, d
       end
       for _, v in ipairs { { 1, 2, 3 }, ("x"):rep(1000), { a = 1, b = { c = "dd" } },
                            (function() local a = {} for i = 1, 10000 do a[i] = true end return a end)() } do

@@ -63,11 +63,13 @@ describe("attacks", function()
   local function processes(node) return c:call(node, A, "processes") end
 
   -- A node running the attack script (o: more start_node options),
-  -- connected, and its health before the attack.
+  -- connected, and its health before the attack. It is killed when the test
+  -- ends, passed or not (a node left over would join the next test's mesh).
   local function target(name, o)
     o = o or {}
     o.name, o.script = name, SCRIPT
     local node = c:start_node(o)
+    finally(function() c:kill(node) end)
     c:connect(node)
     return node, health(node)
   end
@@ -176,6 +178,10 @@ describe("attacks", function()
      function()
     local s = c:start_node { name = "sender", script = SCRIPT }
     local b = c:start_node { name = "receiver", script = SCRIPT, seeds = { s } }
+    finally(function()
+      c:kill(s)
+      c:kill(b)
+    end)
     c:connect(s)
     local meshed, why = pcall(c.wait_meshed, c, { s, b })
     assert(meshed, tostring(why) .. "\n" .. s.err .. "\n" .. b.err)
@@ -268,6 +274,7 @@ describe("attacks", function()
       local stop, made = flood(t.addr, sources, round == 1 and 200 or 8)
       cluster.wait_until(function() return made.n >= 150 end, 5000, "the flood to start")
       local n = c:start_node { name = "joiner" .. round, seeds = { t } }
+      finally(function() c:kill(n) end)
       local ok, err = pcall(cluster.wait_until, function()
         local got, peers = c:rpc(n, "pogo", "nodes", {}, 1000)
         if not got then return false end
