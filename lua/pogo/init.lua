@@ -420,6 +420,8 @@ M.nodes = dist.nodes
 M.monitor_nodes = dist.monitor_nodes
 
 --- Call `require(module)[fn](table.unpack(args))` in a fresh process on `node`.
+-- That process is killed when `timeout_ms` passes or the caller exits, so a
+-- caller that gave up leaves nothing running there.
 -- @function rpc
 -- @tparam string node
 -- @tparam string module a `require` name
