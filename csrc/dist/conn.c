@@ -292,27 +292,6 @@ void pogo_conn_close_graceful(pogo_conn *c) {
   pogo_conn_flush(c);
 }
 
-static int flush_dirty_fn(lua_State *L, void *arg) {
-  (void)L;
-  pogo_dist *d = arg;
-  while (d->dirty) {
-    pogo_conn *c = d->dirty;
-    d->dirty = c->dnext;
-    c->dirty = 0;
-    if (c->fail) {
-      if (c->state == CS_CLOSING) pogo_conn_close(c);
-      else pogo_mesh_conn_lost(c, c->fail);
-      continue;
-    }
-    pogo_conn_flush(c);
-    if (c->fail && c->state != CS_DEAD) {
-      if (c->state == CS_CLOSING) pogo_conn_close(c);
-      else pogo_mesh_conn_lost(c, c->fail);
-    }
-  }
-  return 0;
-}
-
 void pogo_conn_prepare_cb(uv_prepare_t *h) {
   pogo_dist_uv *u = h->data;
   pogo_dist *d = u->d;
@@ -320,8 +299,18 @@ void pogo_conn_prepare_cb(uv_prepare_t *h) {
     uv_prepare_stop(h);
     return;
   }
-  pogo_guard(d->N, flush_dirty_fn, d, "writing to connections", NULL, 0);
-  if (u->d && !u->d->dirty) uv_prepare_stop(h);
+  while (d->dirty) {
+    pogo_conn *c = d->dirty;
+    d->dirty = c->dnext;
+    c->dirty = 0;
+    if (!c->fail) pogo_conn_flush(c);
+    if (c->fail && c->state != CS_DEAD) {
+      if (c->state == CS_CLOSING) pogo_conn_close(c);
+      else conn_lost(c, c->fail); /* nodedown: under pogo_guard */
+    }
+    if (!u->d) return; /* (the transport closed meanwhile) */
+  }
+  uv_prepare_stop(h);
 }
 
 /* ---- backpressure ---- */

@@ -40,6 +40,7 @@ static void id_of(uint32_t node, const pogo_wire_id *w, pogo_id *out) {
 }
 
 #define DECODE_EXPANSION 8 /* a message may take this many times the frame limit in Lua heap */
+#define MAX_GROWTH 80      /* heap bytes a byte of encoding can become, at most */
 
 /* Decode exactly one value from a frame's tail: 0; 1 when it would take
  * too much memory (not decoded, logged, *err set); -1 with *err. */
@@ -47,11 +48,14 @@ static int decode_tail(pogo_dist *d, pogo_conn *c, lua_State *L, const pogo_wire
   pogo_node *N = d->N;
   char cerr[POGO_CODEC_ERRLEN];
   size_t used = 0;
-  size_t need = pogo_codec_estimate(m->tail, m->tail_len), limit = pogo_mem_limit(N);
-  size_t bound = (size_t)DECODE_EXPANSION * d->max_frame;
-  if (need != SIZE_MAX && (need > bound || (limit && need > limit))) {
+  size_t limit = pogo_mem_limit(N), bound = (size_t)DECODE_EXPANSION * d->max_frame;
+  size_t cap = limit && limit < bound ? limit : bound;
+  /* no value takes more than MAX_GROWTH heap bytes per byte of its encoding
+   * (an empty table in an array slot: 72 for 1): a small one needs no pricing */
+  size_t need = m->tail_len <= cap / MAX_GROWTH ? 0 : pogo_codec_estimate(m->tail, m->tail_len);
+  if (need != SIZE_MAX && need > cap) {
     pogo_log_line(d, "dropped a value of %zu bytes from %s: decoding it would take about %zu bytes of memory "
-                  "(this node allows %zu)", m->tail_len, c->peer_name, need, limit && limit < bound ? limit : bound);
+                  "(this node allows %zu)", m->tail_len, c->peer_name, need, cap);
     *err = "a value too big for this node's memory";
     return 1;
   }
