@@ -12,9 +12,15 @@
 --              started with bin/pogo: round trips/s, median round trip (µs)
 --   one-way    100-byte strings sent by one process to a process on the other
 --              node, counted there: messages/s (median of 3 runs of 1,000,000)
--- Targets: remote round trips >= 0.9 x bare TCP; one-way >= 700,000 messages/s.
+--   ... over TLS  the same two over mutual TLS 1.3 links (throwaway
+--              certificates made with the openssl tool), measured in the
+--              same run: the rounds alternate bare, plain and TLS (this node
+--              restarts plain or with TLS, and talks to a plain or a TLS
+--              node), so a busy machine slows them alike
+-- Targets: remote round trips >= 0.9 x bare TCP; one-way >= 700,000 messages/s;
+-- over TLS, round trips >= 0.8 x plain and one-way >= 0.5 x plain.
 --
--- The other node runs this very file as its script (`bin/pogo ... bench/remote.lua serve`).
+-- The other nodes run this very file as their script (`bin/pogo ... bench/remote.lua serve`).
 local pogo = require "pogo"
 local uv = require "luv"
 
@@ -197,42 +203,76 @@ local function in_process(fn, ...)
   return table.unpack(m[2], 1, m[2].n)
 end
 
+local certs_dir
 local ok, err = pcall(function()
   local bare_port = start_bare_server()
   local cookie = "bench-" .. tostring(uv.hrtime())
-  local other
-  spawn_child({ root .. "/bin/pogo", "--name", "benchb", "--cookie", cookie, "--print-node", "--quiet",
-                "--watch-stdin", here .. "/remote.lua", "serve" },
-              function(line) other = line:match("^POGO_NODE (%S+)") end)
-  pogo.start { name = "bencha", cookie = cookie, log = false }
-  local deadline = uv.now() + 10000
-  while not other and uv.now() < deadline do pogo.sleep(10) end
-  assert(other, "the other node did not start")
-  assert(pogo.connect(other:match("@(.*)$")))
-  local pids = pogo.call({ "bench", other }, "pids", 5000)
+  local certs = require "pogo.local_cluster.certs"
+  certs_dir = certs.tmpdir()
+  local tls = certs.node(certs.ca(certs_dir, "ca"), certs_dir, "node")
+  local others = {}
+  for kind, extra in pairs { plain = {}, tls = { "--tls-cert", tls.cert, "--tls-key", tls.key, "--tls-ca", tls.ca } } do
+    local args = { root .. "/bin/pogo", "--name", "bench" .. kind, "--cookie", cookie, "--print-node", "--quiet",
+                   "--watch-stdin" }
+    for _, x in ipairs(extra) do args[#args + 1] = x end
+    args[#args + 1] = here .. "/remote.lua"
+    args[#args + 1] = "serve"
+    spawn_child(args, function(line) others[kind] = line:match("^POGO_NODE (%S+)") end)
+  end
+  local current, pids = nil, {}
+  -- this node, plain or with TLS, connected to the other node of that mode
+  local function as(kind)
+    if current == kind then return end
+    if current then pogo.stop() end
+    pogo.start { name = "bencha", cookie = cookie, log = false, tls = kind == "tls" and tls or nil }
+    local deadline = uv.now() + 10000
+    while not others[kind] and uv.now() < deadline do pogo.sleep(10) end
+    assert(others[kind], "the " .. kind .. " node did not start")
+    assert(pogo.connect(others[kind]:match("@(.*)$")))
+    pids[kind] = pids[kind] or pogo.call({ "bench", others[kind] }, "pids", 5000)
+    current = kind
+  end
 
-  local bare_rates, bare_us, rates, us = {}, {}, {}, {}
+  local bare_rates, bare_us = {}, {}
+  local rates, us = { plain = {}, tls = {} }, { plain = {}, tls = {} }
+  local runs = { plain = {}, tls = {} }
   for r = 1, ROUNDS do
     bare_rates[r], bare_us[r] = bare_pingpong(bare_port)
-    rates[r], us[r] = in_process(remote_pingpong, pids.echo)
+    for _, kind in ipairs(r % 2 == 1 and { "plain", "tls" } or { "tls", "plain" }) do
+      as(kind)
+      rates[kind][r], us[kind][r] = in_process(remote_pingpong, pids[kind].echo)
+    end
   end
-  local runs = {}
-  for i = 1, 3 do runs[i] = in_process(one_way, pids.sink, 1000000) end
+  for i = 1, 3 do
+    for _, kind in ipairs(i % 2 == 1 and { "plain", "tls" } or { "tls", "plain" }) do
+      as(kind)
+      runs[kind][i] = in_process(one_way, pids[kind].sink, 1000000)
+    end
+  end
 
-  local bare_rate, rate = median(bare_rates), median(rates)
-  local ratio = rate / bare_rate
-  local oneway = median(runs)
+  local bare_rate, rate, tls_rate = median(bare_rates), median(rates.plain), median(rates.tls)
+  local ratio, tls_ratio = rate / bare_rate, tls_rate / rate
+  local oneway, tls_oneway = median(runs.plain), median(runs.tls)
+  local tls_oneway_ratio = tls_oneway / oneway
+  local function verdict(v, target) return v >= target and "ok" or "MISSED" end
   print(string.format("%-34s %14s %14s   (medians of %d rounds of %g s)", "", "round trips/s", "median µs",
                       ROUNDS, SECONDS))
   print(string.format("%-34s %14.0f %14.1f", "bare luv TCP ping-pong (1 byte)", bare_rate, median(bare_us)))
-  print(string.format("%-34s %14.0f %14.1f", "pogo remote ping-pong", rate, median(us)))
+  print(string.format("%-34s %14.0f %14.1f", "pogo remote ping-pong", rate, median(us.plain)))
+  print(string.format("%-34s %14.0f %14.1f", "pogo remote ping-pong over TLS", tls_rate, median(us.tls)))
   print(string.format("%-34s %14.2f %14s   target >= 0.90: %s", "ratio remote / bare", ratio, "",
-                      ratio >= 0.9 and "ok" or "MISSED"))
+                      verdict(ratio, 0.9)))
+  print(string.format("%-34s %14.2f %14s   target >= 0.80: %s", "ratio TLS / plain round trips", tls_ratio, "",
+                      verdict(tls_ratio, 0.8)))
   print(string.format("%-34s %14.0f %14s   target >= 700000: %s", "one-way 100-byte messages/s",
-                      oneway, "", oneway >= 700000 and "ok" or "MISSED"))
+                      oneway, "", verdict(oneway, 700000)))
+  print(string.format("%-34s %14.0f", "one-way over TLS", tls_oneway))
+  print(string.format("%-34s %14.2f %14s   target >= 0.50: %s", "ratio TLS / plain one-way", tls_oneway_ratio, "",
+                      verdict(tls_oneway_ratio, 0.5)))
   pogo.stop()
 end)
 kill_children()
+if certs_dir then require("pogo.local_cluster.certs").remove(certs_dir) end
 if not ok then
   io.stderr:write("bench/remote.lua: ", tostring(err), "\n")
   os.exit(1)

@@ -1,7 +1,7 @@
 /*
  * runtime.h: the per-Lua-state node runtime: processes, mailboxes, links and
  * monitors, the scheduler, timers, registered names, pids and refs
- * (node.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, preempt.c,
+ * (node.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, preempt.c, host.c,
  * timer.c, mailbox.c, links.c, names.c, sets.c, remote.c, mem.c, guard.c).
  *
  * Contract
@@ -146,6 +146,7 @@ typedef struct pogo_uvh {
 struct pogo_remote_ops; /* remote.h */
 struct pogo_mem;         /* mem.c */
 typedef struct pogo_watchdog pogo_watchdog; /* preempt.c */
+typedef struct pogo_host pogo_host; /* host.c */
 
 typedef struct pogo_node {
   lua_State *L;       /* main thread */
@@ -207,6 +208,8 @@ typedef struct pogo_node {
   /* how other nodes are reached (remote.h): NULL until a transport starts */
   const struct pogo_remote_ops *remote;
   void *remote_ctx;
+  /* set once a host that owns the loop uses pogo.fd/timeout/step (host.c) */
+  pogo_host *host;
 } pogo_node;
 
 /* ---- node.c ---- */
@@ -318,6 +321,22 @@ int pogo_guard(pogo_node *N, int (*fn)(lua_State *L, void *arg), void *arg, cons
 void pogo_guard_luv(lua_State *L);
 /* A line "pogo[<node>]: <message>" on stderr; never raises, never allocates. */
 void pogo_node_log(pogo_node *N, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* ---- host.c: a host that owns the loop ---- */
+/* The node is hosted: the main chunk is host code, which may not block. */
+int pogo_host_embedded(pogo_node *N);
+/* Host code made work (outside the loop): make pogo.fd() readable. */
+void pogo_host_wake(pogo_node *N);
+/* The transport queued I/O for the loop's next pass (bytes to write): a
+ * step runs another pass, and host code wakes the host. */
+void pogo_host_io_queued(pogo_node *N);
+/* Raise "<what>: cannot block in host code ..." if the caller is host code
+ * of a hosted node (neither a process nor a callback inside the loop). */
+void pogo_host_check_block(pogo_node *N, lua_State *L, const char *what);
+/* A step's time is up: the scheduler resumes no more processes in it. */
+int pogo_host_out_of_time(pogo_node *N);
+void pogo_host_close(pogo_node *N);
+void pogo_host_register(lua_State *L);
 
 /* ---- timer.c ---- */
 void pogo_timer_arm(pogo_node *N, pogo_proc *p, uint64_t deadline);

@@ -14,7 +14,7 @@ description = {
   detailed = [[
 pogo starts a child once somewhere in a cluster of Lua nodes, restarts it when it
 crashes, moves it when nodes come and go, and shows every child from every node.
-Its C core (libuv via luv, msgpack-c, xxHash, OpenSSL) provides processes with
+Its C core (libuv via luv, msgpack-c, xxHash, OpenSSL, c-ares) provides processes with
 mailboxes, links, monitors, node links, replicated process groups and a
 consistent hash ring.
 ]],
@@ -35,7 +35,8 @@ external_dependencies = {
   LIBUV = { header = "uv.h" },
   MSGPACK = { header = "msgpack.h" },
   XXHASH = { header = "xxhash.h" },
-  OPENSSL = { header = "openssl/hmac.h" },
+  OPENSSL = { header = "openssl/ssl.h" },
+  CARES = { header = "ares.h" },
 }
 build = {
   type = "cmake",

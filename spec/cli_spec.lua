@@ -136,6 +136,10 @@ describe("bin/pogo", function()
       { { "--log-level", "loud" }, "must be one of 'debug', 'info', 'notice', 'warning', 'error'" },
       { { "--cookie", "a", "--cookie-file", "b" }, "can not be used together" },
       { { "--cookie", "x", "no/such/script.lua" }, "no/such/script.lua" },
+      { { "--tls-cert", "a.pem" }, "--tls-cert, --tls-key and --tls-ca go together" },
+      { { "--discover", "nodes.test:4370" }, "--discover: dns:NAME:PORT or dns:_service._tcp.NAME expected" },
+      { { "--dns-server", "127.0.0.1:53" }, "--dns-server and --discover-interval-ms need --discover" },
+      { { "--discover", "dns:x.test:1", "--discover-interval-ms", "5" }, "an integer 10 or more expected" },
     }
     for _, case in ipairs(cases) do
       local code, _, err = run(case[1])
@@ -143,6 +147,13 @@ describe("bin/pogo", function()
       assert.matches(case[2], err, 1, true)
       if case[2] ~= "no/such/script.lua" then assert.are.equal("; see pogo --help\n", err:sub(-18)) end
     end
+  end)
+
+  it("TLS files that cannot be used are one clear line and exit status 1", function()
+    local code, _, err = run { "--cookie", "x", "--tls-cert", "/no/such.pem", "--tls-key", "/no/such.key",
+                               "--tls-ca", "/no/ca.pem" }
+    assert_one_line(code, err, 1)
+    assert.are.equal("pogo: tls.cert: cannot read /no/such.pem: No such file or directory\n", err)
   end)
 
   it("a port already in use is one clear line and exit status 1", function()

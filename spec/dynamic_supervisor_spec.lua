@@ -143,9 +143,10 @@ describe("pogo.dynamic_supervisor on one node", function()
       max_backoff_ms = 40 })
     dsup.start_child(sup, worker("failing", { fail = true }))
     dsup.start_child(sup, worker("raising", { raise = true }))
+    -- each start runs in a starter: between retries both show as restarting
     local entries = await(function()
       local l = dsup.which_children(sup, "local")
-      return #l == 2 and l
+      return #l == 2 and l[1].pid == "restarting" and l[2].pid == "restarting" and l
     end)
     for _, e in ipairs(entries) do
       assert.equal("restarting", e.pid)
@@ -270,5 +271,157 @@ describe("pogo.dynamic_supervisor on one node", function()
     assert.is_nil((dsup.start_link({ name = "x", redistribute = "sometimes" })))
     assert.is_nil((dsup.start_link({ name = "x", listeners = { { node_up = 1 } } })))
     assert.is_nil((dsup.start_link({ name = "x", children = { { id = 1 } } })))
+    assert.same({ nil, "weight must be a positive number" }, { dsup.start_link({ name = "x", weight = 0 }) })
+    assert.same({ nil, "nodes must be an array of node names" }, { dsup.start_link({ name = "x", nodes = "a" }) })
+    assert.same({ nil, "invalid child spec: node must be a node name" },
+      { dsup.start_link({ name = "x", children = { worker("p", nil, { node = 1 }) } }) })
+    assert.is_nil(pogo.whereis("x"))
+  end)
+
+  it("rejects unknown options: nil, \"unknown option: <name>\"", function()
+    assert.same({ nil, "unknown option: sync_intervall" }, { dsup.start_link({ name = "x", sync_intervall = 10 }) })
+    assert.same({ nil, "unknown option: max_restarts" },
+      { dsup.start_link({ name = "x", max_restarts = 1, max_seconds = 5 }) })
+    assert.is_nil(pogo.whereis("x"))
+    -- every documented option is accepted
+    local name, pid = start({ scope = fresh_name(), sync_interval = 5000, children = {}, redistribute = "active",
+      listeners = {}, intensity = 3, period_ms = 5000, max_backoff_ms = 100, min_backoff_ms = 10, settle_ms = 100,
+      vnodes = 64, tombstone_ms = 1000, sweep_passes = 3, log = function() end, nodes = { pogo.node() }, weight = 2 })
+    assert.same({ pogo.node() }, dsup.nodes(name))
+    stop(pid)
+  end)
+
+  it("pins: a child pinned to a node outside the ring runs on its ring owner; node_for and mine say so", function()
+    local sup, spid = start({})
+    assert.same({ nil, "invalid child spec: node must be a node name" },
+      { dsup.start_child(sup, worker("pin0"), 42) })
+    assert.is_true(dsup.start_child(sup, worker("pin1"), "elsewhere@127.0.0.1:1"))
+    assert.is_true(dsup.start_child(sup, worker("pin2", nil, { node = pogo.node() })))
+    await(function() return dsup.whereis(sup, "pin1") and dsup.whereis(sup, "pin2") end)
+    assert.equal(pogo.node(), dsup.node_for(sup, "pin1"))
+    assert.is_true(dsup.mine(sup, "pin1"))
+    assert.is_true(dsup.mine(sup, "unknown id"))
+    local pins = {}
+    for _, spec in ipairs(dsup.specs(sup)) do pins[spec.id] = spec.node end
+    assert.same({ pin1 = "elsewhere@127.0.0.1:1", pin2 = pogo.node() }, pins)
+    -- the pin is part of the spec: the same id unpinned is another spec
+    assert.same({ nil, "already started: pin1" }, { dsup.start_child(sup, worker("pin1")) })
+    stop(spid)
+  end)
+
+  it("runs listeners in a notifier process that may call the supervisor", function()
+    local seen = {}
+    local sup
+    local name = fresh_name()
+    local sup_pid
+    sup, sup_pid = start({ name = name, listeners = { {
+      child_started = function(id, pid)
+        local t0 = pogo.now()
+        local here = dsup.whereis(name, id)
+        local ok = dsup.start_child(name, worker({ "from listener", id }))
+        seen[#seen + 1] = { id = id, pid = pid, here = here, ok = ok, ms = pogo.now() - t0, self = pogo.self() }
+      end,
+    } } })
+    assert.is_true(dsup.start_child(sup, worker("l0")))
+    await(function() return #seen >= 2 end)
+    assert.equal("l0", seen[1].id)
+    assert.equal(seen[1].pid, seen[1].here)
+    assert.is_true(seen[1].ok)
+    assert.is_true(seen[1].ms < 1000)
+    assert.are_not.equal(sup_pid, seen[1].self)
+    assert.same({ "from listener", "l0" }, seen[2].id)
+    stop(sup_pid)
+  end)
+
+  it("a child whose start function calls its own supervisor does not freeze it (horde#211)", function()
+    local name = fresh_name()
+    local sup, spid = start({ name = name })
+    package.loaded["spec.calls_sup"] = {
+      start_link = function(sup_name)
+        local t0 = pogo.now()
+        assert(dsup.start_child(sup_name, worker("started from a start")))
+        assert(dsup.whereis(sup_name, "calls") == nil) -- not running until its start returns
+        assert(type(dsup.which_children(sup_name, "global")) == "table")
+        assert(dsup.terminate_child(sup_name, "victim"))
+        assert(pogo.now() - t0 < 1000)
+        return require("support.worker").start_link()
+      end,
+    }
+    assert.is_true(dsup.start_child(sup, worker("victim")))
+    await(function() return dsup.whereis(sup, "victim") end)
+    assert.is_true(dsup.start_child(sup, { id = "calls", start = { "spec.calls_sup", "start_link", name } }))
+    await(function() return dsup.whereis(sup, "calls") and dsup.whereis(sup, "started from a start") end)
+    await(function() return dsup.whereis(sup, "victim") == nil end)
+    assert.is_true(pogo.alive(spid))
+    stop(spid)
+    package.loaded["spec.calls_sup"] = nil
+  end)
+
+  it("a child that dies before the supervisor takes it over is judged by its real exit reason", function()
+    local stopped = {}
+    local sup, spid = start({ listeners = { {
+      child_stopped = function(id, reason) stopped[#stopped + 1] = { id, reason } end,
+    } } })
+    -- the start function returns the pid of a process that has already exited
+    package.loaded["spec.dies_early"] = {
+      start_link = function(reason)
+        local pid = pogo.spawn_link(function() pogo.exit(reason) end)
+        pogo.sleep(5)
+        return pid
+      end,
+    }
+    -- transient, exited "normal": over, not restarted
+    assert.is_true(dsup.start_child(sup, { id = "early_normal", restart = "transient",
+      start = { "spec.dies_early", "start_link", "normal" } }))
+    await(function() return #stopped >= 1 end)
+    assert.same({ "early_normal", "normal" }, stopped[1])
+    await(function() return #dsup.specs(sup) == 0 end, 2000, "the transient child to be forgotten")
+    -- transient, exited "boom": restarted (and dies again, each time with "boom")
+    assert.is_true(dsup.start_child(sup, { id = "early_boom", restart = "transient",
+      start = { "spec.dies_early", "start_link", "boom" } }))
+    await(function() return #stopped >= 3 end)
+    for i = 2, 3 do assert.same({ "early_boom", "boom" }, stopped[i]) end
+    assert.is_true(dsup.terminate_child(sup, "early_boom"))
+    stop(spid)
+    package.loaded["spec.dies_early"] = nil
+  end)
+
+  it("logs through pogo.log, with module pogo.dynamic_supervisor", function()
+    local lines = {}
+    local previous = pogo.log.set_handler(function(level, msg, meta) lines[#lines + 1] = { level, msg, meta } end)
+    finally(function() pogo.log.set_handler(previous) end)
+    local sup, spid = start({ max_backoff_ms = 40 })
+    dsup.start_child(sup, worker("logged", { fail = true }))
+    local line = await(function()
+      for _, l in ipairs(lines) do
+        if l[3].module == "pogo.dynamic_supervisor" and l[2]:match("logged failed to start") then return l end
+      end
+    end)
+    assert.equal("warning", line[1])
+    assert.equal(sup, line[3].supervisor)
+    stop(spid)
+  end)
+
+  it("a start that does not return holds up no other child for long, nor the supervisor", function()
+    local sup, spid = start({})
+    package.loaded["spec.slow_start"] = {
+      start_link = function()
+        pogo.sleep(1500)
+        return require("support.worker").start_link()
+      end,
+    }
+    assert.is_true(dsup.start_child(sup, { id = "slow", start = { "spec.slow_start", "start_link" } }))
+    await(function() return #dsup.which_children(sup, "local") == 1 end)
+    local t0 = pogo.now()
+    assert.is_true(dsup.start_child(sup, worker("quick")))
+    await(function() return dsup.whereis(sup, "quick") end, 1000, "the quick child")
+    assert.is_true(pogo.now() - t0 < 1000)
+    local slow
+    for _, e in ipairs(dsup.which_children(sup, "local")) do
+      if e.id == "slow" then slow = e end
+    end
+    assert.same({ "slow", "undefined", "starting" }, { slow.id, slow.pid, slow.status })
+    stop(spid)
+    package.loaded["spec.slow_start"] = nil
   end)
 end)

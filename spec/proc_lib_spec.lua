@@ -51,4 +51,26 @@ describe("pogo.proc_lib.start", function()
     assert.is_false(pogo.alive(slow))
     assert.is_nil(pogo.receive(function(m) return m[1] == "EXIT" end, 0))
   end)
+
+  it("acting_for names another process the parent of what it starts; links stay with the caller", function()
+    local sup = pogo.spawn(function() pogo.receive() end)
+    local seen
+    local pid = proc_lib.acting_for(sup, proc_lib.start, true, 1000, function(ack, parent)
+      seen = { parent, proc_lib.parent() }
+      ack(true)
+      pogo.receive()
+    end)
+    assert.same({ sup, sup }, seen)
+    assert.equal(1, pogo.process_info(pogo.self()).links)
+    assert.is_nil(proc_lib.parent()) -- the spec's own process was not started by proc_lib
+    -- outside acting_for the caller is the parent again
+    local own = proc_lib.start(false, 1000, function(ack, parent) seen = parent; ack(true) end)
+    assert.equal(pogo.self(), seen)
+    assert.is_true(pogo.is_pid(own))
+    pogo.unlink(pid)
+    pogo.exit(pid, "kill")
+    pogo.exit(sup, "kill")
+    assert.has_error(function() proc_lib.acting_for("nobody", print) end,
+      "pogo.proc_lib.acting_for: parent must be a pid")
+  end)
 end)

@@ -3,5 +3,5 @@ local pogo = require "pogo"
 local dsup = require "pogo.dynamic_supervisor"
 local report_node = ...
 if report_node then assert(pogo.connect(report_node:match("@(.+)$"))) end
-assert(dsup.start_link({ name = "bench", settle_ms = 200, log = function() end }))
+assert(dsup.start_link(require("failover_remote").opts()))
 pogo.receive()

@@ -14,6 +14,37 @@ function M.start_children(from, to, report_node)
   return true
 end
 
+--- The options of the bench's supervisor (failover_node.lua).
+function M.opts()
+  return { name = "bench", settle_ms = 200, log = function() end }
+end
+
+--- Request children from..to pinned to `node`.
+function M.start_pinned(from, to, report_node, node)
+  for id = from, to do assert(dsup.start_child("bench", M.spec(id, report_node), node)) end
+  return true
+end
+
+--- Stop this node's supervisor (its children stop; their owners elsewhere start them).
+function M.stop_supervisor()
+  require("pogo.server").stop("bench", "shutdown")
+  return true
+end
+
+--- Start this node's supervisor again (in a process that outlives the rpc);
+-- returns uv.hrtime() when start_link returned: the supervisor has joined the ring.
+function M.restart_supervisor()
+  local pogo = require "pogo"
+  local uv = require "luv"
+  local me = pogo.self()
+  pogo.spawn(function()
+    assert(dsup.start_link(M.opts()))
+    pogo.send(me, { "restarted", uv.hrtime() })
+    pogo.receive()
+  end)
+  return pogo.receive(function(m) return type(m) == "table" and m[1] == "restarted" end, 5000)[2]
+end
+
 function M.local_count() return dsup.count_children("bench", "local").active end
 function M.ring_size() return #dsup.nodes("bench") end
 

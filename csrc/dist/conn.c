@@ -26,6 +26,9 @@
  * - Write errors found while a process is sending are deferred to the prepare
  *   callback, so a sender never runs the nodedown fan-out itself.
  * - TCP_NODELAY on every connection.
+ * - With TLS (c->tls, tls.c) the bytes read are ciphertext that tls.c
+ *   decrypts into the same frame reader, and a batch is encrypted whole
+ *   before it is written the same way; a plain connection pays one test.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -34,6 +37,7 @@
 
 static void close_cb(uv_handle_t *h) {
   pogo_conn *c = h->data;
+  pogo_tls_free(c);
   pogo_frame_reader_free(&c->in);
   pogo_buf_free(&c->out);
   pogo_buf_free(&c->wbuf);
@@ -96,22 +100,37 @@ void pogo_conn_close(pogo_conn *c) {
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   (void)suggested;
   pogo_conn *c = h->data;
+  if (c->tls) {
+    pogo_tls_alloc(c, buf);
+    return;
+  }
   size_t avail = 0;
   char *p = pogo_frame_reader_space(&c->in, &avail);
   if (avail > 0x7fffffff) avail = 0x7fffffff;
   *buf = uv_buf_init(p, p ? (unsigned int)avail : 0);
 }
 
+typedef struct frames_run {
+  pogo_conn *c;
+  int rc; /* 0: every frame handled; -1: the connection stopped (closed, closing) */
+} frames_run;
+
 /* Hand out the complete frames of c's reader (under pogo_guard). */
 static int frames_fn(lua_State *L, void *arg) {
   (void)L;
-  pogo_conn *c = arg;
+  frames_run *f = arg;
+  pogo_conn *c = f->c;
+  f->rc = -1;
   for (;;) {
     const char *p;
     uint32_t n;
     int r = pogo_frame_next(&c->in, &p, &n);
-    if (r == 0) break;
+    if (r == 0) {
+      f->rc = 0;
+      return 0;
+    }
     if (r < 0) {
+      if (!c->outgoing && c->state == CS_HANDSHAKE && c->hs_step == 0 && pogo_tls_refuse_tls(c)) return 0;
       pogo_log_line(c->d, "closing link to %s: %s", c->peer_name ? c->peer_name : c->addr, c->in.error);
       pogo_mesh_conn_lost(c, "protocol_error");
       return 0;
@@ -121,7 +140,6 @@ static int frames_fn(lua_State *L, void *arg) {
     if (r != 0) return 0;
     if (!c->d || c->state == CS_DEAD || c->state == CS_CLOSING) return 0;
   }
-  return 0;
 }
 
 typedef struct lost {
@@ -142,8 +160,42 @@ static void conn_lost(pogo_conn *c, const char *reason) {
   pogo_guard(c->d->N, lost_fn, &l, "closing a connection", NULL, 0);
 }
 
+int pogo_conn_frames(pogo_conn *c) {
+  pogo_node *N = c->d->N;
+  for (;;) {
+    char why[POGO_CODEC_ERRLEN];
+    frames_run f = {c, -1};
+    int st = pogo_guard(N, frames_fn, &f, NULL, why, sizeof why);
+    pogo_mem_strict(N, 0); /* (a decode that failed did not put it back) */
+    if (st == LUA_OK) return f.rc;
+    if (!c->d || c->state == CS_DEAD || c->state == CS_CLOSING) return -1;
+    const char *who = c->peer_name ? c->peer_name : c->addr;
+    if (c->state == CS_UP && (c->cur_kind == POGO_W_SEND || c->cur_kind == POGO_W_SEND_NAMED)) {
+      pogo_log_line(c->d, "dropped a message from %s: %s", who, why);
+      continue; /* the frame is consumed: on with the next ones */
+    }
+    pogo_log_line(c->d, "closing link to %s: %s", who, why);
+    conn_lost(c, "out of memory");
+    return -1;
+  }
+}
+
+typedef struct tls_in {
+  pogo_conn *c;
+  const char *p;
+  size_t n;
+} tls_in;
+
+/* TLS bytes read (tls.c decrypts them and hands the frames to
+ * pogo_conn_frames; its failures close the connection: under pogo_guard) */
+static int tls_read_fn(lua_State *L, void *arg) {
+  (void)L;
+  tls_in *in = arg;
+  pogo_tls_read(in->c, in->p, in->n);
+  return 0;
+}
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
-  (void)buf;
   pogo_conn *c = s->data;
   if (!c->d || c->state == CS_DEAD) return;
   if (nread == 0) return;
@@ -153,31 +205,23 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
     else conn_lost(c, nread == UV_EOF ? "connection_closed" : "connection_error");
     return;
   }
-  pogo_frame_reader_commit(&c->in, (size_t)nread);
   c->last_recv = uv_now(c->d->N->loop);
+  if (c->tls) {
+    tls_in in = {c, buf->base, (size_t)nread};
+    if (c->state != CS_CLOSING) pogo_guard(c->d->N, tls_read_fn, &in, "reading a TLS connection", NULL, 0);
+    return;
+  }
+  pogo_frame_reader_commit(&c->in, (size_t)nread);
   if (c->state == CS_CLOSING) { /* only waiting for EOF */
     c->in.start = c->in.end = 0;
     return;
   }
-  pogo_node *N = c->d->N;
-  for (;;) {
-    char why[POGO_CODEC_ERRLEN];
-    int st = pogo_guard(N, frames_fn, c, NULL, why, sizeof why);
-    pogo_mem_strict(N, 0); /* (a decode that failed did not put it back) */
-    if (st == LUA_OK || !c->d || c->state == CS_DEAD || c->state == CS_CLOSING) return;
-    const char *who = c->peer_name ? c->peer_name : c->addr;
-    if (c->state == CS_UP && (c->cur_kind == POGO_W_SEND || c->cur_kind == POGO_W_SEND_NAMED)) {
-      pogo_log_line(c->d, "dropped a message from %s: %s", who, why);
-      continue; /* the frame is consumed: on with the next ones */
-    }
-    pogo_log_line(c->d, "closing link to %s: %s", who, why);
-    conn_lost(c, "out of memory");
-    return;
-  }
+  pogo_conn_frames(c);
 }
 
 int pogo_conn_read_start(pogo_conn *c) {
   uv_tcp_nodelay(&c->tcp, 1);
+  if (c->d->tls && pogo_tls_attach(c) != 0) return -1;
   return uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
 }
 
@@ -207,6 +251,7 @@ void pogo_conn_dirty(pogo_conn *c) {
   c->dnext = d->dirty;
   d->dirty = c;
   if (d->uv && !uv_is_active((uv_handle_t *)&d->uv->prep)) uv_prepare_start(&d->uv->prep, pogo_conn_prepare_cb);
+  pogo_host_io_queued(d->N); /* a host that owns the loop steps again (host.c) */
 }
 
 size_t pogo_conn_backlog(const pogo_conn *c) {
@@ -237,18 +282,31 @@ static void write_cb(uv_write_t *req, int status) {
     return;
   }
   pogo_buf_trim(&c->wbuf, 4 * POGO_FLUSH_AT);
-  if (c->out.len) pogo_conn_flush(c);
+  if (c->out.len || c->tls) pogo_conn_flush(c);
   else maybe_shutdown(c);
   if (c->nbusy && pogo_conn_backlog(c) < POGO_BUSY_LOW) pogo_conn_wake_busy(c);
 }
 
+void pogo_conn_written(pogo_conn *c) {
+  maybe_shutdown(c);
+  if (c->nbusy) pogo_conn_wake_busy(c);
+}
+
 void pogo_conn_flush(pogo_conn *c) {
   if (c->writing || c->state == CS_DEAD || c->state == CS_CONNECTING || c->fail) return;
+  if (c->tls) {
+    pogo_tls_flush(c);
+    return;
+  }
   if (c->out.len == 0) {
     maybe_shutdown(c);
     return;
   }
-  uv_buf_t b = uv_buf_init(c->out.data, (unsigned int)c->out.len);
+  pogo_conn_write(c, &c->out);
+}
+
+void pogo_conn_write(pogo_conn *c, pogo_buf *src) {
+  uv_buf_t b = uv_buf_init(src->data, (unsigned int)src->len);
   int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
   if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
   if (n < 0) {
@@ -256,18 +314,17 @@ void pogo_conn_flush(pogo_conn *c) {
     pogo_conn_dirty(c);
     return;
   }
-  if ((size_t)n == c->out.len) {
-    c->out.len = 0;
-    pogo_buf_trim(&c->out, 4 * POGO_FLUSH_AT);
-    maybe_shutdown(c);
-    if (c->nbusy) pogo_conn_wake_busy(c);
+  if ((size_t)n == src->len) {
+    src->len = 0;
+    pogo_buf_trim(src, 4 * POGO_FLUSH_AT);
+    pogo_conn_written(c);
     return;
   }
-  /* the rest waits in wbuf; new frames go to the (empty) other buffer */
+  /* the rest waits in wbuf; new bytes go to the (empty) other buffer */
   pogo_buf t = c->wbuf;
-  c->wbuf = c->out;
-  c->out = t;
-  c->out.len = 0;
+  c->wbuf = *src;
+  *src = t;
+  src->len = 0;
   c->woff = (size_t)n;
   b = uv_buf_init(c->wbuf.data + n, (unsigned int)(c->wbuf.len - (size_t)n));
   c->wreq.data = c;

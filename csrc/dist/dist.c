@@ -9,6 +9,10 @@
  *   other nodes through it. The table is removed when the transport closes: a
  *   restart after pogo.stop, or the node's own end (the runtime calls the
  *   close op), which frees everything the transport owns.
+ * - More options, each read by the file that owns the concept: `advertise`
+ *   ("host[:port]": the address in the node's name, when it differs from the
+ *   listening host/port), `tls` (tls.c), `discovery` (discovery.c). A bad
+ *   one raises at dist_start with a message naming it.
  * - core.dist_stop closes every connection, telling peers why; dist_drain
  *   waits (main chunk only) until they are closed. Other functions: connect,
  *   disconnect, block, nodes, monitor_nodes, info, inject (a test hook),
@@ -42,7 +46,10 @@ static const pogo_remote_ops ops = {
 static pogo_dist *dist_of(pogo_node *N) { return N->remote == &ops ? N->remote_ctx : NULL; }
 
 static void dist_free(pogo_dist *d, lua_State *L) {
+  pogo_discovery_stop(d);
   pogo_mesh_free(d);
+  pogo_tls_ctx_free(d->tls); /* connections still closing keep their reference */
+  d->tls = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, d->ref_subs);
   free(d->name);
   if (d->cookie) {
@@ -82,8 +89,34 @@ static lua_Integer opt_ms(lua_State *L, int t, const char *field, lua_Integer de
   return v;
 }
 
+/* The advertised address (opts.advertise, "host" or "host:port"; default:
+ * the listening host and port) into d->adv_host/adv_port: 0, or -1 with err. */
+static int advertise(pogo_dist *d, lua_State *L, char *err, size_t errlen) {
+  lua_getfield(L, 1, "advertise");
+  size_t len = 0;
+  const char *a = lua_type(L, -1) == LUA_TSTRING ? lua_tolstring(L, -1, &len) : NULL;
+  int bad = !lua_isnil(L, -1) && !a;
+  snprintf(d->adv_host, sizeof d->adv_host, "%s", d->host);
+  d->adv_port = d->port;
+  if (a) {
+    char host[POGO_HOST_MAX], tmp[POGO_HOST_MAX + 8];
+    int port = 0;
+    snprintf(tmp, sizeof tmp, "%s:1", a); /* a host alone */
+    if (pogo_addr_split(a, len, host, &port) == 0 && port > 0) d->adv_port = port;
+    else bad = len >= POGO_HOST_MAX || pogo_addr_split(tmp, strlen(tmp), host, NULL) != 0;
+    if (!bad && strchr(host, ':') && a[0] != '[') bad = 1; /* IPv6 goes in brackets */
+    if (!bad) snprintf(d->adv_host, sizeof d->adv_host, "%s", host);
+  }
+  if (bad) snprintf(err, errlen, "advertise must be \"host:port\" or \"host\", got '%s'", a ? a : "?");
+  lua_pop(L, 1);
+  return bad ? -1 : 0;
+}
+
+static int is_wildcard(const char *host) { return strcmp(host, "0.0.0.0") == 0 || strcmp(host, "::") == 0; }
+
 /* dist_start{name=, host=, port=, cookie=, seeds=, heartbeat_ms=, timeout_ms=,
- *   max_frame=, backoff_min_ms=, backoff_max_ms=, forget_ms=, log=, block=}
+ *   max_frame=, backoff_min_ms=, backoff_max_ms=, forget_ms=, log=, block=,
+ *   advertise=, tls=, discovery=}
  * -> full node name, port */
 static int l_dist_start(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
@@ -141,16 +174,27 @@ static int l_dist_start(lua_State *L) {
   d->ref_subs = luaL_ref(L, LUA_REGISTRYINDEX);
   pogo_remote_set(N, &ops, d);
 
-  char err[256];
-  if (pogo_mesh_start(d, L, err, sizeof err) != 0) {
+  char err[512];
+  if (pogo_mesh_start(d, L, err, sizeof err) != 0 || advertise(d, L, err, sizeof err) != 0) {
     close_dist(N, L);
     return luaL_error(L, "pogo.start: %s", err);
   }
-  if (strchr(host, ':')) lua_pushfstring(L, "%s@[%s]:%d", base, host, d->port);
-  else lua_pushfstring(L, "%s@%s:%d", base, host, d->port);
+  if (strchr(d->adv_host, ':')) lua_pushfstring(L, "%s@[%s]:%d", base, d->adv_host, d->adv_port);
+  else lua_pushfstring(L, "%s@%s:%d", base, d->adv_host, d->adv_port);
   d->name = strdup(lua_tostring(L, -1));
   d->name_len = strlen(d->name);
   int name_idx = lua_gettop(L);
+  if (!d->name || d->name_len > POGO_NAME_MAX) {
+    close_dist(N, L);
+    return luaL_error(L, "pogo.start: the node name is too long");
+  }
+  if (pogo_tls_configure(d, L, 1, err, sizeof err) != 0) {
+    close_dist(N, L);
+    return luaL_error(L, "pogo.start: %s", err);
+  }
+  if (is_wildcard(d->adv_host))
+    pogo_log_line(d, "warning: listening on %s without advertise: peers cannot reach this node by its name",
+                  d->adv_host);
 
   lua_getfield(L, 1, "block");
   if (lua_istable(L, -1)) {
@@ -178,8 +222,13 @@ static int l_dist_start(lua_State *L) {
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
+  if (pogo_discovery_start(d, L, 1, err, sizeof err) != 0) {
+    close_dist(N, L);
+    return luaL_error(L, "pogo.start: %s", err);
+  }
   lua_pushvalue(L, name_idx);
   lua_pushinteger(L, d->port);
+  pogo_host_wake(N); /* host code started sockets and timers: a hosted node steps (host.c) */
   return 2;
 }
 
@@ -188,7 +237,11 @@ static int l_dist_stop(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   const char *reason = luaL_optstring(L, 1, "shutdown");
   pogo_dist *d = dist_of(N);
-  if (d) pogo_mesh_stop(d, L, reason);
+  if (d) {
+    pogo_discovery_stop(d);
+    pogo_mesh_stop(d, L, reason);
+  }
+  pogo_host_wake(N);
   return 0;
 }
 
@@ -241,6 +294,7 @@ static int l_dist_disconnect(lua_State *L) {
   pogo_dist *d = started(L, N, "pogo.disconnect");
   uint32_t idx = check_node(L, N, 1);
   lua_pushboolean(L, idx && pogo_mesh_disconnect(d, L, idx, "disconnect"));
+  pogo_host_wake(N);
   return 1;
 }
 
@@ -250,6 +304,7 @@ static int l_dist_block(lua_State *L) {
   pogo_dist *d = started(L, N, "pogo.block");
   uint32_t idx = check_node(L, N, 1);
   if (idx) pogo_mesh_block(d, L, idx, lua_toboolean(L, 2));
+  pogo_host_wake(N);
   return 0;
 }
 
@@ -287,8 +342,9 @@ static const char *state_name(int s) {
   }
 }
 
-/* dist_info() -> {name=, port=, started=, peers = {[node] = {dialer=, creation=,
- *   backlog=, wanted=, blocked=, seed=}}, links = {{state=, peer=, outgoing=}, ...}} */
+/* dist_info() -> {name=, port=, listen=, tls=, started=, peers = {[node] = {dialer=,
+ *   creation=, backlog=, wanted=, blocked=, seed=}}, links = {{state=, peer=,
+ *   outgoing=, tls=}, ...}, targets = {{addr=, seed=, found=, name=}, ...}} */
 static int l_dist_info(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   pogo_dist *d = dist_of(N);
@@ -298,6 +354,11 @@ static int l_dist_info(lua_State *L) {
   lua_setfield(L, -2, "name");
   lua_pushinteger(L, d->port);
   lua_setfield(L, -2, "port");
+  if (strchr(d->host, ':')) lua_pushfstring(L, "[%s]:%d", d->host, d->port);
+  else lua_pushfstring(L, "%s:%d", d->host, d->port);
+  lua_setfield(L, -2, "listen");
+  lua_pushboolean(L, d->tls != NULL);
+  lua_setfield(L, -2, "tls");
   lua_pushboolean(L, !d->stopping);
   lua_setfield(L, -2, "started");
   lua_newtable(L);
@@ -334,9 +395,13 @@ static int l_dist_info(lua_State *L) {
     lua_setfield(L, -2, "outgoing");
     lua_pushstring(L, c->peer_name ? c->peer_name : c->addr);
     lua_setfield(L, -2, "peer");
+    lua_pushboolean(L, c->tls != NULL);
+    lua_setfield(L, -2, "tls");
     lua_rawseti(L, -2, ++n);
   }
   lua_setfield(L, -2, "links");
+  pogo_mesh_push_targets(d, L);
+  lua_setfield(L, -2, "targets");
   return 1;
 }
 

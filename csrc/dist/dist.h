@@ -7,9 +7,11 @@
  *   addr.c      node names and addresses (pure; addr.h)
  *   log.c       the transport's log lines
  *   conn.c      one TCP connection: reading frames, batched writes, backlog
+ *   tls.c       mutual TLS 1.3 on a connection (OpenSSL over libuv streams)
  *   auth.c      the handshake state machine
  *   admit.c     how many unauthenticated connections are kept, per address
  *   mesh.c      peers, dialing, gossip, heartbeats, node events
+ *   discovery.c seeds read from DNS (c-ares driven by libuv)
  *   outbound.c  the remote operations (remote.h ops): frames for remote pids
  *   inbound.c   frames from peers applied to local processes
  *   dist.c      the transport's lifetime and the core.dist_* Lua functions
@@ -61,6 +63,9 @@ enum {
 typedef struct pogo_dist pogo_dist;
 typedef struct pogo_conn pogo_conn;
 typedef struct pogo_target pogo_target;
+typedef struct pogo_tls pogo_tls;             /* tls.c: one connection's TLS */
+typedef struct pogo_tls_ctx pogo_tls_ctx;     /* tls.c: the node's TLS settings */
+typedef struct pogo_discovery pogo_discovery; /* discovery.c */
 
 /* A host name being resolved for a dial; outlives its connection if need be. */
 typedef struct pogo_gai {
@@ -94,6 +99,7 @@ typedef struct pogo_conn {
   uint32_t peer;            /* node index once the name is known (0 = not yet) */
   pogo_target *target;      /* dialed for a seed or a connect request */
   pogo_gai *gai;            /* host name lookup in progress */
+  pogo_tls *tls;            /* TLS state (NULL: a plain connection) */
   uint32_t dial_peer;       /* dialed by name for this node index */
   /* senders suspended on this connection's backlog */
   pogo_rq_entry *busy;
@@ -123,6 +129,7 @@ struct pogo_target {
   char addr[POGO_HOST_MAX + 8];
   char *name;          /* learned from its handshake */
   uint8_t seed, logged;
+  uint32_t found;      /* discovery round that last saw it (0: not discovered) */
   pogo_conn *dial;
   uint32_t backoff;
   uint64_t next_at;
@@ -143,8 +150,10 @@ struct pogo_dist {
   pogo_dist_uv *uv;
   char *name;
   size_t name_len;
-  char host[POGO_HOST_MAX];
+  char host[POGO_HOST_MAX];  /* where the listener listens */
   int port;
+  char adv_host[POGO_HOST_MAX]; /* the address in the name (advertise; else host:port) */
+  int adv_port;
   char *cookie;
   size_t cookie_len;
   uint32_t heartbeat_ms, timeout_ms, max_frame, backoff_min, backoff_max, forget_ms;
@@ -157,6 +166,8 @@ struct pogo_dist {
   pogo_target *targets;
   uint64_t dial_due; /* when the dial timer is set to fire, 0 if stopped */
   int ref_subs;      /* monitor_nodes subscribers: pid -> true */
+  pogo_tls_ctx *tls; /* NULL: plain links */
+  pogo_discovery *disc;
   uint32_t admit_evicted;   /* handshakes closed to make room, not yet logged (admit.c) */
   uint64_t admit_logged_at;
 };
@@ -181,6 +192,28 @@ void pogo_conn_wake_busy(pogo_conn *c);
 /* Resume process e (pogo_sched_resume) once the backlog drains: 0, or -1. */
 int pogo_conn_add_busy(pogo_conn *c, const pogo_rq_entry *e);
 void pogo_conn_prepare_cb(uv_prepare_t *h);
+/* Hand the complete frames in c->in to the handshake or the dispatch: 0, or
+ * -1 once c is closed or closing (stop reading). */
+int pogo_conn_frames(pogo_conn *c);
+/* Write b (all of it): straight to the socket, the rest through uv_write
+ * (b and c->wbuf are swapped). Only when !c->writing. */
+void pogo_conn_write(pogo_conn *c, pogo_buf *b);
+void pogo_conn_written(pogo_conn *c); /* everything queued is written */
+
+/* ---- tls.c ---- */
+/* Read opts.tls (table at opts_idx: {cert =, key =, ca =}) into d->tls: 0 (also
+ * when absent), or -1 with a message naming the option and file in err. */
+int pogo_tls_configure(pogo_dist *d, lua_State *L, int opts_idx, char *err, size_t errlen);
+void pogo_tls_ctx_free(pogo_tls_ctx *t);
+int pogo_tls_attach(pogo_conn *c); /* c gets its TLS state (d->tls set): 0, or -1 */
+void pogo_tls_free(pogo_conn *c);
+void pogo_tls_alloc(pogo_conn *c, uv_buf_t *buf);          /* room for ciphertext */
+void pogo_tls_read(pogo_conn *c, const char *p, size_t n); /* ciphertext arrived */
+void pogo_tls_flush(pogo_conn *c);                         /* encrypt c->out, write */
+int pogo_tls_pending(const pogo_conn *c);                  /* ciphertext waits to be written */
+/* A plain node's incoming connection failed to parse: if its first bytes are
+ * a TLS ClientHello, log and refuse it so both sides say why: 1; else 0. */
+int pogo_tls_refuse_tls(pogo_conn *c);
 
 /* ---- auth.c ---- */
 void pogo_auth_hello(pogo_conn *c); /* a dial connected: send HELLO */
@@ -222,6 +255,19 @@ void pogo_mesh_subscribe(pogo_dist *d, lua_State *L, int pid_idx, int flag);
 void pogo_mesh_free(pogo_dist *d);
 int pogo_mesh_add_seed(pogo_dist *d, const char *addr, char *err, size_t errlen);
 int pogo_mesh_finish_stop(pogo_dist *d); /* 1 once a stopped node has no connection left */
+/* Discovery round `gen` saw host:port (a seed while it stays in DNS). */
+int pogo_mesh_found(pogo_dist *d, const char *host, int port, uint32_t gen);
+/* Round `gen` is complete: addresses found before and not in it are
+ * forgotten (the node is no longer dialed unless it is connected). */
+void pogo_mesh_found_sweep(pogo_dist *d, lua_State *L, uint32_t gen);
+/* dist_info's list of targets (address, seed, found, name) at -1. */
+void pogo_mesh_push_targets(pogo_dist *d, lua_State *L);
+
+/* ---- discovery.c ---- */
+/* Read opts.discovery (table at opts_idx) and start polling DNS: 0 (also when
+ * absent), or -1 with err. */
+int pogo_discovery_start(pogo_dist *d, lua_State *L, int opts_idx, char *err, size_t errlen);
+void pogo_discovery_stop(pogo_dist *d); /* pogo.stop, or the transport's end */
 
 /* ---- outbound.c ---- */
 /* The ops of remote.h (ctx is the pogo_dist). */

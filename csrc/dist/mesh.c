@@ -34,6 +34,10 @@
  * - pogo.block(node): never dialed, refused when it dials; pogo.disconnect
  *   and a peer's BYE "disconnect" stop redialing until the name is learned
  *   again (gossip, connect).
+ * - Discovered addresses (discovery.c) are seeds while they stay in DNS: a
+ *   target per address, marked with the round that last saw it. When a round
+ *   no longer lists one, its target goes and, if its node is down, the node
+ *   is no longer dialed (a connected node stays).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,10 +319,11 @@ void pogo_mesh_dial_failed(pogo_conn *c, lua_State *L, const char *reason) {
   pogo_target *t = c->target;
   if (t) {
     t->dial = NULL;
-    if (!t->logged) pogo_log_line(d, "cannot connect to %s: %s%s", who, reason, t->seed ? " (will retry)" : "");
+    int again = t->seed || t->found;
+    if (!t->logged) pogo_log_line(d, "cannot connect to %s: %s%s", who, reason, again ? " (will retry)" : "");
     t->logged = 1;
     notify_waiters(d, L, t, 0, reason);
-    if (t->seed) bump_backoff(d, &t->backoff, &t->next_at);
+    if (again) bump_backoff(d, &t->backoff, &t->next_at);
     else target_remove(d, L, t);
   }
   if (c->dial_peer) {
@@ -522,7 +527,7 @@ void pogo_mesh_conn_up(pogo_conn *c, lua_State *L, int quiet) {
     t->logged = 0;
     t->backoff = d->backoff_min;
     notify_waiters(d, L, t, 1, c->peer_name);
-    if (t->seed) p->seed = 1;
+    if (t->seed || t->found) p->seed = 1;
     else target_remove(d, L, t);
   }
   if (quiet) return;
@@ -812,6 +817,59 @@ int pogo_mesh_connect(pogo_dist *d, lua_State *L, const char *addr, int pid_idx,
   if (!t->dial) t->next_at = now_ms(d);
   pogo_mesh_schedule(d);
   return 0;
+}
+
+/* ---- discovery ---- */
+
+int pogo_mesh_found(pogo_dist *d, const char *host, int port, uint32_t gen) {
+  if (d->stopping) return 0;
+  pogo_target *t = target_add(d, host, port, 0);
+  if (!t) return -1;
+  int fresh = t->found == 0;
+  t->found = gen;
+  if (fresh) pogo_mesh_schedule(d);
+  return fresh;
+}
+
+void pogo_mesh_found_sweep(pogo_dist *d, lua_State *L, uint32_t gen) {
+  for (pogo_target *t = d->targets, *next; t; t = next) {
+    next = t->next;
+    if (!t->found || t->found == gen) continue;
+    t->found = 0;
+    if (t->seed) continue; /* also a seed given to pogo.start */
+    uint32_t idx = t->name ? pogo_nodenames_index(d->N, L, t->name, strlen(t->name)) : 0;
+    pogo_peer *p = pogo_mesh_peer(d, idx, 0);
+    if (p) p->seed = 0; /* forgotten once lost, as a node learned from gossip */
+    if (p && !p->up) {
+      p->wanted = 0;
+      if (p->dial) pogo_mesh_dial_abandon(p->dial);
+    }
+    pogo_log_line(d, "%s is no longer in DNS%s", t->name ? t->name : t->addr,
+                  p && p->up ? " (still connected)" : ": not dialed any more");
+    if (t->dial) pogo_mesh_dial_abandon(t->dial);
+    notify_waiters(d, L, t, 0, "no longer in DNS");
+    target_remove(d, L, t);
+  }
+  pogo_mesh_schedule(d);
+}
+
+void pogo_mesh_push_targets(pogo_dist *d, lua_State *L) {
+  lua_newtable(L);
+  lua_Integer n = 0;
+  for (pogo_target *t = d->targets; t; t = t->next) {
+    lua_createtable(L, 0, 4);
+    lua_pushstring(L, t->addr);
+    lua_setfield(L, -2, "addr");
+    lua_pushboolean(L, t->seed);
+    lua_setfield(L, -2, "seed");
+    lua_pushboolean(L, t->found != 0);
+    lua_setfield(L, -2, "found");
+    if (t->name) {
+      lua_pushstring(L, t->name);
+      lua_setfield(L, -2, "name");
+    }
+    lua_rawseti(L, -2, ++n);
+  }
 }
 
 /* Close node idx's connections and pending dials; BYE with `reason` on the up one. */

@@ -15,8 +15,23 @@
 -- back or `forget_ms` pass (seeds are never forgotten).
 --
 -- **Security.** Links are authenticated with the cookie (HMAC-SHA256
--- challenge/response both ways; the cookie never crosses the wire) but not
--- encrypted: run nodes on a trusted network.
+-- challenge/response both ways; the cookie never crosses the wire). A peer
+-- that knows the cookie may run anything on the node (`pogo.rpc`), as in
+-- Erlang: that is by design. Without `tls` the links are not encrypted: run
+-- such nodes on a trusted network. With `tls = {cert =, key =, ca =}` every
+-- link is mutual TLS 1.3 (each side's certificate must be signed by `ca`) and
+-- the cookie handshake runs inside it, so someone on the path can neither read
+-- nor inject; a node without TLS and a TLS node never link (both log why).
+--
+-- **Names and addresses.** A node listens on `host:port` and is named and
+-- dialed by `advertise` (`"host:port"` or `"host"`, the listening port then)
+-- when given: listen on `0.0.0.0`, be reached as `name@10.1.2.3:4370`.
+--
+-- **Discovery.** `discovery = {dns = "name:port", interval_ms = 5000,
+-- nameserver = "ip:port"}` makes every A/AAAA record of `name` a seed, read
+-- again every interval (a Kubernetes headless service); `"_service._tcp.name"`
+-- reads SRV records (host and port from each). An address that leaves DNS is
+-- no longer dialed once its node is down; connected nodes stay.
 --
 -- **Failure detection.** A peer silent for `timeout_ms` is declared down
 -- (reason `"timeout"`), a closed connection at once (`"connection_closed"`),
@@ -338,6 +353,26 @@ local function check_opts(opts)
   check(pm == nil or type(pm) == "boolean" or (type(pm) == "number" and pm >= 0 and pm <= 60000), "preempt_ms",
         "a number of ms from 0 to 60000 (or false)", pm)
   check(opts.block == nil or type(opts.block) == "table", "block", "a list of node names", opts.block)
+  check(opts.advertise == nil or type(opts.advertise) == "string", "advertise", '"host:port" or "host"',
+        opts.advertise)
+  local tls = opts.tls
+  check(tls == nil or tls == false or type(tls) == "table", "tls", "a table {cert =, key =, ca =}", tls)
+  if type(tls) == "table" then
+    for _, k in ipairs { "cert", "key", "ca" } do
+      check(type(tls[k]) == "string" and tls[k] ~= "", "tls." .. k, "a file name", tls[k])
+    end
+  end
+  local disc = opts.discovery
+  check(disc == nil or type(disc) == "table", "discovery", '{dns = "name:port", interval_ms =, nameserver =}',
+        disc)
+  if disc then
+    check(type(disc.dns) == "string" and disc.dns ~= "", "discovery.dns", '"name:port" or "_service._tcp.name"',
+          disc.dns)
+    check(disc.interval_ms == nil or (math.type(disc.interval_ms) == "integer" and disc.interval_ms >= 10),
+          "discovery.interval_ms", "an integer of 10 or more", disc.interval_ms)
+    check(disc.nameserver == nil or type(disc.nameserver) == "string", "discovery.nameserver", '"ip:port"',
+          disc.nameserver)
+  end
 end
 
 -- pogo.start(opts) -> name
@@ -366,6 +401,9 @@ function M.start(opts)
     forget_ms = opts.forget_ms,
     log = opts.log,
     block = opts.block,
+    advertise = opts.advertise,
+    tls = opts.tls or nil,
+    discovery = opts.discovery,
   })
   -- (called through pcall, the core's errors carry no Lua position)
   if not ok then error(name, 0) end
@@ -388,6 +426,7 @@ end
 function M.connect(addr, timeout_ms)
   local timeout = timeout_ms
   if type(addr) ~= "string" then error("pogo.connect: \"host:port\" or node name expected", 2) end
+  core.host_check("pogo.connect", 2) -- host code of a hosted node may not wait
   local ref = pogo.make_ref()
   local name = core.dist_connect(addr, pogo.self(), ref)
   if name then return name end
@@ -433,6 +472,7 @@ function M.rpc(node, module, fn, args, timeout_ms)
     error("pogo.rpc: module and function names expected", 2)
   end
   if args ~= nil and type(args) ~= "table" then error("pogo.rpc: args must be an array", 2) end
+  core.host_check("pogo.rpc", 2) -- raises in host code of a hosted node, rather than returning false
   timeout = timeout or 5000
   -- the deadline goes with the request: past it the worker is killed there
   local deadline = math.type(timeout) == "integer" and timeout or nil
@@ -462,8 +502,11 @@ function M.seeds()
   return out
 end
 
---- Transport state for tools and tests: name, port, peers (dialer, creation,
--- backlog, wanted, blocked, seed) and links (state, peer, outgoing).
+--- Transport state for tools and tests: name, port, listen (the address
+-- listened on), tls (whether links run TLS), peers (dialer, creation,
+-- backlog, wanted, blocked, seed), links (state, peer, outgoing, tls) and
+-- targets (the addresses dialed as seeds, connect requests or found in DNS:
+-- addr, seed, found, name).
 -- @function dist_info
 M.dist_info = core.dist_info
 

@@ -8,7 +8,8 @@
 --
 -- Cluster state lives in pg groups of the scope:
 --
--- * `"sup"`: the supervisor process of every node (the ring's nodes);
+-- * `{"sup", weight, nodes}`: the supervisor process of every node, with its
+--   `weight` and `nodes` options, from which every node builds the same ring;
 -- * `{"spec", uid, spec}`: one request (`uid` names it), held by the keeper (an
 --   idle process that outlives a crash of the supervisor process) of the node
 --   that made it; every node learns it from pg. When no node holds it any more
@@ -36,15 +37,34 @@
 -- on the pg leave. When a node dies its children start on their new owners at
 -- once.
 --
+-- **Placement controls** (see `placement`): a child may be pinned to a node
+-- (`node =` in its spec, or `start_child(sup, spec, node)`); `start_link{nodes
+-- = {...}}` limits the ring to those nodes and `weight = n` gives a node n
+-- times the share; `rebalance` moves every child to its owner now. All of them
+-- are part of what pg replicates, so every node computes the same owners.
+--
+-- **Nothing waits on the supervisor process, and it waits on nobody.** It never
+-- runs user code: children start in starter processes (a small pool,
+-- `starter`), and the listeners run in a notifier process (`events`). The read functions
+-- (`whereis`, `which_children`, `count_children`, `node_for`, `mine`, `nodes`)
+-- read its state directly, from the calling process (`views`); `start_child`,
+-- `terminate_child` and `rebalance` are requests that it answers at once. So a
+-- child's start function, its `init` and a listener may call all of them.
+--
 -- **The parts**, one concept each (under `pogo.dynamic_supervisor.`):
 --
 -- * `state`: the supervisor's state, every field commented, and the one
 --   record this node keeps per child id;
 -- * `requests`: spec groups, termination markers and the keeper;
--- * `placement`: the ring, owners, where children run, duplicates;
+-- * `placement`: the ring, owners (pins, `nodes`, weights), where children
+--   run, duplicates, rebalance;
 -- * `join_wait`: the wait for joining nodes;
--- * `children`: the child processes this node runs (start, stop, exit, backoff);
--- * `events`: listeners and log lines.
+-- * `children`: the child processes this node runs (start, stop, exit,
+--   backoff, restart types);
+-- * `starter`: the process that runs a child's start function, and the
+--   hand-over of the child to the supervisor;
+-- * `events`: listeners (the notifier) and log lines;
+-- * `views`: the answers that any process of the node reads from the state.
 --
 -- This module holds the public API and the `pogo.server` callbacks of the
 -- supervisor process, which dispatch the messages to those parts, and
@@ -60,6 +80,8 @@ local placement = require "pogo.dynamic_supervisor.placement"
 local join_wait = require "pogo.dynamic_supervisor.join_wait"
 local children = require "pogo.dynamic_supervisor.children"
 local events = require "pogo.dynamic_supervisor.events"
+local views = require "pogo.dynamic_supervisor.views"
+local proc_lib = require "pogo.proc_lib"
 
 local encode = pogo.core.encode
 
@@ -70,17 +92,25 @@ local now = pogo.now
 -- ---- reconcile: Pogo's handle_info(:sync), for one child id ----
 
 -- A child of ours (reconcile, step 5). Stop it when it was started from a
--- request that lost to another; when it belongs elsewhere (Pogo: "running on
--- current node, but should run on another: terminate it here"; its owner
--- starts it on the pg leave); or when it runs elsewhere too (a healed
--- netsplit) and the other copy is the one that stays. A child on its way out,
--- or waiting for its restart, is left to its exit or its retry.
+-- request that lost to another with a different spec (the same spec under
+-- the request that counts is kept running); when it belongs elsewhere and
+-- moves (Pogo: "running on current node, but should run on another:
+-- terminate it here"; its owner starts it on the pg leave; see
+-- placement.moves); or when it runs elsewhere too (a healed netsplit) and the
+-- other copy is the one that stays. A child on its way out, still starting
+-- (it is looked at again once handed over), or waiting for its restart, is
+-- left to that.
 local function keep_or_stop(st, c, req, owner)
   local proc = c.proc
-  if proc.status == "stopping" then return end
-  if proc.request.uid ~= req.uid then return children.stop(st, c) end
-  if proc.status ~= "running" then return end
-  if owner ~= st.me and st.redistribute == "active" then
+  local status = proc.status
+  if status == "starting" then proc.recheck = true end -- looked at again once handed over
+  if status == "stopping" or status == "starting" then return end
+  if proc.request.uid ~= req.uid then
+    if encode(proc.request.spec) ~= encode(req.spec) then return children.stop(st, c) end
+    proc.request = req
+  end
+  if status ~= "running" then return end
+  if owner ~= st.me and (placement.moves(st, req, owner) or not st.ring_nodes[st.me]) then
     children.stop(st, c)
     st.unsettled[c] = true
   else
@@ -92,11 +122,16 @@ end
 -- It belongs here and does not run here (reconcile, step 6; Pogo: "should
 -- run on current node, but not running yet: start it"), once no other node
 -- runs it (its old owner stops it first) and no joining node is waited for.
+-- A temporary child that has run and runs nowhere any more (its node went)
+-- is over: it is terminated rather than started again.
 local function start_here(st, c, req)
-  if not placement.running_elsewhere(st, c) and join_wait.settled(st) then
-    children.start(st, c, req)
-  else
+  if placement.running_elsewhere(st, c) or not join_wait.settled(st) then
     st.unsettled[c] = true
+  elseif req.spec.restart == "temporary" and children.has_run(st, c, req) then
+    requests.mark_terminated(st, req.uid)
+    state.mark(st, c)
+  else
+    children.start(st, c, req)
   end
 end
 
@@ -109,7 +144,7 @@ local function reconcile(st, c)
     children.stop(st, c)
     return state.release(st, c)
   end
-  local owner = placement.owner(st, c)    -- 3. where the ring puts it (Pogo: key_to_node)
+  local owner = placement.owner(st, c, req) -- 3. its pin, or where the ring puts it (Pogo: key_to_node)
   requests.take_over(st, req, owner)      -- 4. a request no node holds is held by its owner
   if c.proc then                          -- 5. a child of ours: keep it, or stop it
     keep_or_stop(st, c, req, owner)
@@ -137,8 +172,11 @@ end
 
 -- Read pg again (at start, and every sweep_passes repair passes).
 local function rescan(st)
-  requests.rescan(st)
-  placement.update_ring(st)
+  local sups = {}
+  requests.rescan(st, function(group)
+    if group[1] == "sup" then sups[#sups + 1] = group end
+  end)
+  placement.rescan(st, sups)
 end
 
 -- The periodic repair pass: the ids still waiting for something, plus a
@@ -166,78 +204,32 @@ local function repair_pass(st, t)
   requests.expire_markers(st, t)
 end
 
--- ---- views (answers to calls) ----
+-- ---- answers to calls ----
 
-local function entry(id, pid, spec, extra)
-  local e = { id, pid, spec.type, spec.modules, id = id, pid = pid, type = spec.type, modules = spec.modules }
-  if extra then for k, v in pairs(extra) do e[k] = v end end
-  return e
-end
-
--- Entries sorted by the canonical encoding of their ids (then node), so every
--- node lists the same children in the same order.
-local function which_children(st, mode)
-  local out, keys = {}, {}
-  local function add(key, e)
-    out[#out + 1] = e
-    keys[e] = key .. "\0" .. (e.node or "")
-  end
-  for key, c in pairs(st.children) do
-    if mode == "global" then
-      local req = requests.active(st, c)
-      if req then
-        local id = req.spec.id
-        for _, pid in ipairs(pg.get_members(st.scope, { "child", id })) do
-          add(key, entry(id, pid, req.spec, { node = pogo.node_of(pid) }))
-        end
-      end
-    elseif c.proc then
-      local proc = c.proc
-      local pid = proc.pid
-      if pid == nil then pid = proc.status == "restarting" and "restarting" or "undefined" end
-      add(key, entry(proc.request.spec.id, pid, proc.request.spec, { status = proc.status, error = proc.error }))
-    end
-  end
-  table.sort(out, function(x, y) return keys[x] < keys[y] end)
-  return out
-end
-
-local function count_children(st, mode)
-  local n = { specs = 0, active = 0, supervisors = 0, workers = 0 }
-  local function count(spec, active)
-    n.specs = n.specs + 1
-    n.active = n.active + active
-    if spec.type == "supervisor" then n.supervisors = n.supervisors + 1 else n.workers = n.workers + 1 end
-  end
-  if mode == "global" then
-    for _, c in pairs(st.children) do
-      local req = requests.active(st, c)
-      if req then count(req.spec, #pg.get_members(st.scope, { "child", req.spec.id })) end
-    end
-  else
-    for _, c in pairs(st.children) do
-      local proc = c.proc
-      if proc then count(proc.request.spec, pogo.is_pid(proc.pid) and 1 or 0) end
-    end
-  end
-  return n
-end
-
--- The answers to the calls of the API below: {value, error}.
+-- The answers to calls: {value, error}. Requests (start_child,
+-- terminate_child, rebalance) are served by the supervisor process only; the
+-- views too when the caller is on another node, or could not read them here.
+local OK = { true } -- the common answer, shared (callers only read it)
 local answers = {
-  start_child = function(st, spec) return { requests.request(st, spec) } end,
+  start_child = function(st, spec)
+    local ok, err = requests.request(st, spec)
+    if ok then return OK end
+    return { nil, err }
+  end,
   terminate_child = function(st, id)
-    if requests.terminate(st, id) then return { true } end
+    if requests.terminate(st, id) then return OK end
     return { nil, "not found" }
   end,
-  which_children = function(st, mode) return { which_children(st, mode) } end,
-  count_children = function(st, mode) return { count_children(st, mode) } end,
-  whereis = function(st, id) return { placement.whereis(st, id) } end,
-  node_for = function(st, id) return { st.ring:key_to_node(id) } end,
-  nodes = function(st) return { st.ring:nodes() } end,
+  rebalance = function(st)
+    placement.request_rebalance(st)
+    return OK
+  end,
   scope = function(st) return { st.scope } end,
-  specs = function(st) return { requests.specs(st) } end,
 }
+for _, name in ipairs { "which_children", "count_children", "whereis", "node_for", "mine", "nodes", "specs" } do
+  local f = views[name]
+  answers[name] = function(st, arg) return { f(st, arg) } end
+end
 
 -- ---- the supervisor process (pogo.server callbacks) ----
 
@@ -248,33 +240,40 @@ function Server.init(arg)
   local st = state.new(opts)
   pg.start(st.scope)
   requests.adopt_keeper(st)
+  events.start(st)
   st.pg_ref = pg.monitor_scope(st.scope)
   pogo.monitor_nodes(true)
   join_wait.boot(st)
-  pg.join(st.scope, "sup", pogo.self())
+  pg.join(st.scope, placement.sup_group(st), st.pid)
   rescan(st)
   for _, spec in ipairs(specs) do
     local ok, err = requests.request(st, spec)
-    if not ok then events.log(st, "debug", "initial child %s: %s", tostring(spec.id), tostring(err)) end
+    if not ok then events.log(st, "debug", "initial child %s: %s", events.describe(spec.id), tostring(err)) end
   end
   st.next_sync = now() + st.sync_interval
+  views.register(st)
   return st
 end
 
+-- Every callback that changes the state makes `st.version` odd while it runs
+-- (see views.lua).
 function Server.handle_call(req, _, st)
   local answer = type(req) == "table" and answers[req[1]]
   if not answer then return { nil, "unknown request" }, st end
+  st.version = st.version + 1
   -- a bad request (say, an id that cannot be encoded) is answered, not fatal
   local ok, reply = pcall(answer, st, req[2])
+  st.version = st.version + 1
   return ok and reply or { nil, "bad request: " .. tostring(reply) }, st
 end
 
 -- A pg notification {"pg", ref, "join" | "leave", group, pids}.
 local function on_pg(st, kind, group, pids)
-  if group == "sup" then return placement.update_ring(st) end
   if type(group) ~= "table" then return end
   local tag = group[1]
-  if tag == "spec" then
+  if tag == "sup" then
+    placement.on_sup(st, kind, group, pids)
+  elseif tag == "spec" then
     requests.on_spec(st, kind, group)
   elseif tag == "term" then
     requests.on_marker(st, kind, group)
@@ -284,42 +283,63 @@ local function on_pg(st, kind, group, pids)
 end
 
 -- Each message notes what changed (the records to reconcile); handle_drained acts.
-function Server.handle_info(msg, st)
+local function info(msg, st)
   local tag = type(msg) == "table" and msg[1]
   if tag == "pg" and msg[2] == st.pg_ref then
     on_pg(st, msg[3], msg[4], msg[5])
+  elseif tag == "$dsup_start" then
+    children.started(st, msg[2], msg[3], msg[4], msg[5])
   elseif tag == "EXIT" then
     local c = st.by_pid[msg[2]]
-    if c and c.proc and c.proc.pid == msg[2] then children.exited(st, c, msg[3]) end
+    if c and c.proc and c.proc.pid == msg[2] then children.exit_signal(st, c, msg[3]) end
   elseif tag == "DOWN" then
-    if msg[2] == st.keeper_ref then
+    local ref = msg[2]
+    if ref == st.keeper_ref then
       requests.keeper_down(st)
-    elseif st.probes[msg[2]] then
-      join_wait.probe_down(st, msg[2], msg[4])
+    elseif st.probes[ref] then
+      join_wait.probe_down(st, ref, msg[4])
+    elseif not children.starter_down(st, ref, msg[4]) then
+      events.notifier_down(st, ref, msg[4])
     end
+  elseif tag == "$dsup_died" then
+    children.died(st, msg[2], msg[3])
   elseif tag == "$dsup_ring" then
     join_wait.answer_ring(st, msg[2])
   elseif tag == "$dsup_ring_reply" then
     join_wait.peer_ring(st, msg[2], msg[3])
   elseif tag == "$dsup_connected" then
     join_wait.connected(st, msg[2], msg[3])
+  elseif tag == "$dsup_rebalance" then
+    placement.rebalance(st, children)
   elseif tag == "nodeup" then
     join_wait.node_up(st, msg[2])
   elseif tag == "nodedown" then
     join_wait.clear(st, msg[2])
     st.down_reason[msg[2]] = msg[3]
   end
+end
+
+function Server.handle_info(msg, st)
+  st.version = st.version + 1
+  info(msg, st)
+  st.version = st.version + 1
   return st
 end
 
 -- The mailbox is drained: act on one consistent view.
 function Server.handle_drained(st)
+  st.version = st.version + 1
+  children.handed_over(st) -- an EXIT "noproc" of a hand-over has been read by now
   local t = now()
   children.due(st, t)     -- restarts and kills whose time has come
   join_wait.expire(st, t) -- joining nodes that took longer than settle_ms
   t = now()
   if t >= st.next_sync then repair_pass(st, t) end
   reconcile_dirty(st)
+  children.launch(st)        -- the starts decided by now go to starters
+  -- peers that asked which nodes we know, once nothing starts here
+  if #st.ring_askers > 0 then join_wait.answer_rings(st, children.starting(st, now())) end
+  st.version = st.version + 1
   return st
 end
 
@@ -338,6 +358,7 @@ end
 -- children go down through their links, and the keeper keeps the requests for
 -- the supervisor's restart.
 function Server.terminate(reason, st)
+  views.unregister(st)
   if server.is_crash(reason) then return end
   children.shutdown_all(st)
   requests.give_up(st)
@@ -345,31 +366,90 @@ end
 
 -- ---- API ----
 
+-- The options of start_link, and what each must be (nil: anything; checked elsewhere).
+local function non_negative(v) return type(v) == "number" and v >= 0 end
+local OPTIONS = {
+  name = false, scope = false, children = false, redistribute = false, listeners = false,
+  sync_interval = non_negative, intensity = non_negative, period_ms = non_negative,
+  max_backoff_ms = non_negative, min_backoff_ms = non_negative, settle_ms = non_negative,
+  tombstone_ms = non_negative, sweep_passes = function(v) return math.type(v) == "integer" and v >= 1 end,
+  vnodes = function(v) return math.type(v) == "integer" and v >= 1 end,
+  log = function(v) return type(v) == "function" end,
+  weight = function(v) return type(v) == "number" and v > 0 and v < math.huge end,
+  nodes = function(v)
+    if type(v) ~= "table" then return false end
+    for i, node in pairs(v) do
+      if math.type(i) ~= "integer" or type(node) ~= "string" or node == "" then return false end
+    end
+    return true
+  end,
+}
+
+local function check_options(opts)
+  local unknown
+  for k in pairs(opts) do
+    if OPTIONS[k] == nil and (unknown == nil or tostring(k) < unknown) then unknown = tostring(k) end
+  end
+  if unknown then return "unknown option: " .. unknown end
+  if opts.name == nil and opts.scope == nil then return "name or scope required" end
+  if opts.scope ~= nil and type(opts.scope) ~= "string" then return "scope must be a string" end
+  if opts.name ~= nil and type(opts.name) ~= "string" then return "name must be a string" end
+  if opts.redistribute ~= nil and opts.redistribute ~= "active" and opts.redistribute ~= "on_failure" then
+    return "redistribute must be \"active\" or \"on_failure\""
+  end
+  for k, ok in pairs(OPTIONS) do
+    if ok and opts[k] ~= nil and not ok(opts[k]) then
+      if k == "nodes" then return "nodes must be an array of node names" end
+      if k == "log" then return "log must be a function" end
+      return k .. " must be a positive number"
+    end
+  end
+  return events.check(opts.listeners)
+end
+
+-- A normalised spec with a valid pin (`node`); `encodable` also checks that
+-- it can be replicated (the supervisor checks that for start_child).
+local function replicable(spec, encodable)
+  if spec.node ~= nil and (type(spec.node) ~= "string" or spec.node == "") then
+    return nil, "invalid child spec: node must be a node name"
+  end
+  if encodable and not pcall(encode, spec) then return nil, requests.invalid(spec) end
+  return spec
+end
+
 --- Start this node's part of a distributed supervisor, linked to the caller.
--- @tparam table opts `name` (registered locally, and the default scope),
---   `scope`, `sync_interval` (5000 ms, a repair pass), `children` (specs
---   requested at start), `redistribute` ("active" or "on_failure"),
---   `listeners` (tables with optional `node_up`, `node_down`, `child_started`,
---   `child_stopped`, `child_moved`), `intensity`/`period_ms` (restarts of one
---   child before backing off), `max_backoff_ms`, `settle_ms` (1000: how long a
---   connecting node may take to show its supervisor), `log` (function(level, msg)).
--- @return pid, or nil and the reason
+-- @tparam table opts
+--
+-- * `name` (registered locally, and the default scope), `scope`;
+-- * `children`: specs requested at start (again at each restart);
+-- * `nodes`: the node names the ring holds (give every node the same list;
+--   where lists differ a node is in the ring only if every list names it; a
+--   node without the option restricts nothing). The other nodes of the scope
+--   may request children and look, but run none;
+-- * `weight` (1): this node's share of the ring, relative to the others';
+-- * `redistribute`: `"active"` (default: running children move to their new
+--   owner when the ring changes) or `"on_failure"` (they move only when their
+--   node goes, or on `rebalance`; pinned children still go back to their node);
+-- * `listeners`: tables with optional `node_up`, `node_down`, `child_started`,
+--   `child_stopped`, `child_moved` functions, run in a notifier process (see
+--   the module text);
+-- * `intensity`/`period_ms` (3 in 5000 ms: restarts of one child before it
+--   backs off), `min_backoff_ms` (50), `max_backoff_ms` (5000);
+-- * `settle_ms` (1000: how long a connecting node may take to show its
+--   supervisor), `sync_interval` (5000 ms, a repair pass), `sweep_passes`
+--   (12), `tombstone_ms` (600000), `vnodes` (the ring's, the same on every node);
+-- * `log`: function(level, msg) instead of `pogo.log`.
+--
+-- @return pid, or nil and the reason (`"unknown option: <name>"`, ...)
 function M.start_link(opts)
   if type(opts) ~= "table" then return nil, "options table expected" end
-  if opts.name == nil and opts.scope == nil then return nil, "name or scope required" end
-  if opts.scope ~= nil and type(opts.scope) ~= "string" then return nil, "scope must be a string" end
-  if opts.name ~= nil and type(opts.name) ~= "string" then return nil, "name must be a string" end
-  if opts.redistribute ~= nil and opts.redistribute ~= "active" and opts.redistribute ~= "on_failure" then
-    return nil, "redistribute must be \"active\" or \"on_failure\""
-  end
-  local bad = events.check(opts.listeners)
+  local bad = check_options(opts)
   if bad then return nil, bad end
   local specs = {}
   for i, c in ipairs(opts.children or {}) do
     local spec, err = child_spec.normalize(c)
+    if spec then spec, err = replicable(spec, true) end
     if not spec then return nil, err end
-    local ok, e = pcall(encode, spec)
-    if not ok then return nil, "invalid child spec: " .. tostring(e) end
     specs[i] = spec
   end
   return server.start_link(Server, { opts, specs }, { name = opts.name, trap_exit = true })
@@ -380,66 +460,131 @@ local function call(sup, req, timeout)
   return r[1], r[2]
 end
 
---- Request a child anywhere in the cluster: it starts on the node the ring
--- assigns to its id. Bad specs give `nil, "invalid child spec: <why>"` and are
--- never replicated.
+-- A view read here from the supervisor's state, else asked of it.
+local function view(sup, name, arg)
+  local st = views.state_of(sup)
+  if st then
+    local ok, a, b = views.read(st, views[name], arg)
+    if ok then return a, b end
+  end
+  return call(sup, { name, arg })
+end
+
+--- Request a child anywhere in the cluster: it starts on its owner (the node
+-- it is pinned to while that node is in the ring, else the ring's node for its
+-- id). Returns once the request is recorded on this node, which replicates it;
+-- it does not wait for the child to start.
+--
+-- The same spec requested again is `true`; another spec for an id this node
+-- knows is refused. Two nodes that request different specs for one id before
+-- either has learned of the other's both get `true`: every node then keeps the
+-- same one (the request with the lowest uid: node name, incarnation, sequence),
+-- drops the other everywhere, and the node whose spec lost logs a warning.
 -- @param sup the local supervisor (name or pid)
--- @param spec a child spec or shorthand
--- @return true, or nil and the reason
-function M.start_child(sup, spec)
+-- @param spec a child spec or shorthand; `node = "name@host:port"` pins it
+-- @tparam[opt] string node pin the child to this node (sets `spec.node`)
+-- @return true, or nil and `"invalid child spec: <why>"` (never replicated) or
+--   `"already started: <id>"`
+function M.start_child(sup, spec, node)
   local s, err = child_spec.normalize(spec)
   if not s then return nil, err end
-  local ok, e = pcall(encode, s)
-  if not ok then return nil, "invalid child spec: " .. tostring(e):gsub("^value", "spec") end
+  if node ~= nil then s.node = node end
+  s, err = replicable(s, views.state_of(sup) == nil)
+  if not s then return nil, err end
   return call(sup, { "start_child", s })
 end
 
+-- Is the caller a listener, or a child of `st` in its start (its start
+-- function, or a process that function started, such as a server in init)?
+local function in_listener_or_start(st)
+  if events.in_listener(st) then return true end
+  local me = pogo.self()
+  if st.starters[me] then return true end
+  return proc_lib.parent() == st.pid and st.by_pid[me] == nil
+end
+
 --- Terminate a child wherever it runs, from any node, and forget its spec.
--- Waits (up to `timeout_ms`, default 5000) until no copy runs any more.
+--
+-- Waits (up to `timeout_ms`, default 5000) until no copy runs any more,
+-- except the caller itself (a child that terminates its own id gets its
+-- shutdown signal as any other). Called from a listener, or from a child's
+-- start (its start function or `init`), it does not wait for the copies to
+-- stop: it returns once the termination is recorded on this node, from which
+-- every node stops its copy (waiting there would hold up the node's later
+-- events, or that child's start, for as long as the other child's shutdown).
+-- @param sup the local supervisor (name or pid)
+-- @param id the child id
+-- @tparam[opt=5000] integer timeout_ms
 -- @return true, or nil and "not found"
-function M.terminate_child(sup, id, timeout)
+function M.terminate_child(sup, id, timeout_ms)
   local ok, err = call(sup, { "terminate_child", id })
   if not ok then return nil, err end
-  local deadline = now() + (timeout or 5000)
-  local scope = call(sup, { "scope" })
+  local st = views.state_of(sup)
+  if st and in_listener_or_start(st) then return true end
+  local deadline = now() + (timeout_ms or 5000)
+  local scope = st and st.scope or call(sup, { "scope" })
   local group = { "child", id }
+  local me = pogo.self()
+  local function others_run()
+    for _, pid in ipairs(pg.get_members(scope, group)) do
+      if pid ~= me then return true end
+    end
+    return false
+  end
   local ref = pg.monitor(scope, group)
-  while #pg.get_members(scope, group) > 0 and now() < deadline do
-    pogo.receive(function(m) return type(m) == "table" and m[1] == "pg" and m[2] == ref end,
-      math.max(1, deadline - now()))
+  local function is_note(m) return type(m) == "table" and m[1] == "pg" and m[2] == ref end
+  while others_run() and now() < deadline do
+    pogo.receive(is_note, math.max(1, deadline - now()))
   end
   pg.demonitor(ref)
-  while pogo.receive(function(m) return type(m) == "table" and m[1] == "pg" and m[2] == ref end, 0) do end
+  while pogo.receive(is_note, 0) do end
   return true
 end
+
+--- Move every child to its owner now, cluster-wide (from any node): each
+-- supervisor stops the children it runs that belong elsewhere, and their
+-- owners start them. Meant for `redistribute = "on_failure"`, where children
+-- stay put when nodes join. Temporary children never move. Returns once every
+-- supervisor has been asked, without waiting for the moves.
+-- @param sup the local supervisor (name or pid)
+-- @treturn boolean true
+function M.rebalance(sup) return (call(sup, { "rebalance" })) end
 
 --- Children: `"local"` (default) lists what this node supervises,
 -- `"global"` every running child in the cluster (with its pid and `node`).
 -- Entries are `{id, pid | "restarting" | "undefined", type, modules}` with the
--- same fields by name, sorted by id; local entries also carry `status` and
--- `error`, global ones `node`.
-function M.which_children(sup, mode) return (call(sup, { "which_children", mode or "local" })) end
+-- same fields by name, sorted by id; local entries also carry `status`
+-- ("starting", "running", "restarting" or "stopping") and `error`, global
+-- ones `node`. Read from the supervisor's state, without waiting for it.
+function M.which_children(sup, mode) return (view(sup, "which_children", mode or "local")) end
 
 --- Counts `{specs =, active =, supervisors =, workers =}`, `"local"` or `"global"`.
-function M.count_children(sup, mode) return (call(sup, { "count_children", mode or "local" })) end
+function M.count_children(sup, mode) return (view(sup, "count_children", mode or "local")) end
 
 --- Every child spec requested in the cluster and not terminated (running or
 -- not), as this node knows them.
-function M.specs(sup) return (call(sup, { "specs" })) end
+function M.specs(sup) return (view(sup, "specs")) end
 
 --- The pid running child `id` anywhere in the cluster, or nil.
-function M.whereis(sup, id) return (call(sup, { "whereis", id })) end
+function M.whereis(sup, id) return (view(sup, "whereis", id)) end
 
---- The node the ring assigns to `id`.
-function M.node_for(sup, id) return (call(sup, { "node_for", id })) end
+--- The owner of `id`: the node it is pinned to while that node is in the
+-- ring, else the ring's node for `id` (nil when the ring is empty).
+function M.node_for(sup, id) return (view(sup, "node_for", id)) end
 
---- The nodes of this distributed supervisor.
-function M.nodes(sup) return (call(sup, { "nodes" })) end
+--- Whether this node is the owner of `id` (`node_for(sup, id) == pogo.node()`),
+-- as DistributedSupervisor's `mine?`: the node where it runs, or will run
+-- once it has moved, started or restarted.
+-- @treturn boolean
+function M.mine(sup, id) return (view(sup, "mine", id)) == true end
+
+--- The nodes of the ring, sorted.
+function M.nodes(sup) return (view(sup, "nodes")) end
 
 --- Call child `id` wherever it runs (see `pogo.call`); raises `noproc` if it runs nowhere.
 function M.call(sup, id, request, timeout)
   local pid = M.whereis(sup, id)
-  if not pid then error("noproc: child " .. tostring(id) .. " is not running", 2) end
+  if not pid then error("noproc: child " .. events.describe(id) .. " is not running", 2) end
   return pogo.call(pid, request, timeout)
 end
 

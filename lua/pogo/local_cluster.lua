@@ -15,6 +15,11 @@
 -- teardown, by the module's garbage-collection guard when the spec's Lua state
 -- closes, and, through --watch-stdin, by the nodes themselves when the spec
 -- process dies (their stdin pipe closes). Every wait is bounded.
+--
+-- TLS: `new{tls = {cert =, key =, ca =}}` gives every node and the spec's own
+-- node those settings. With the environment variable POGO_TEST_TLS=1 a
+-- cluster without `tls` uses throwaway certificates (`test_tls`), so the
+-- cluster specs run over TLS unchanged.
 -- @module pogo.local_cluster
 local pogo = require "pogo"
 local uv = require "luv"
@@ -25,6 +30,7 @@ local LIVE = {} -- pid -> true for every process started and not yet seen exitin
 local COOKIE = "test-" .. tostring(uv.hrtime()) -- one per spec process: clusters share the spec's node
 local SEQ = 0 -- node ids, unique in the spec process (messages about them outlive a cluster)
 local closing = false -- the Lua state is closing: pogo must not be called any more
+local TEST_TLS -- the certificates of test_tls, made once per process
 
 local function kill_all()
   closing = true
@@ -32,6 +38,7 @@ local function kill_all()
     pcall(uv.kill, pid, "sigkill")
     LIVE[pid] = nil
   end
+  if TEST_TLS then require("pogo.local_cluster.certs").remove(TEST_TLS.dir) end
 end
 
 -- Kills whatever is left when the Lua state closes (busted exits with
@@ -85,16 +92,45 @@ function M.find_bin()
   return "pogo"
 end
 
+--- Throwaway TLS settings shared by every node of this process: a CA and
+-- one node certificate made with the `openssl` tool in a temporary directory
+-- (removed when the Lua state closes).
+-- @treturn table `{cert =, key =, ca =}`
+function M.test_tls()
+  if not TEST_TLS then
+    local certs = require "pogo.local_cluster.certs"
+    local dir = certs.tmpdir()
+    local ok, tls = pcall(function() return certs.node(certs.ca(dir, "ca"), dir, "node") end)
+    if not ok then
+      certs.remove(dir)
+      error(tls, 2)
+    end
+    tls.dir = dir
+    TEST_TLS = tls
+  end
+  return { cert = TEST_TLS.cert, key = TEST_TLS.key, ca = TEST_TLS.ca }
+end
+
+--- Are the clusters of this process on TLS by default (POGO_TEST_TLS=1)?
+function M.tls_by_default()
+  return os.getenv("POGO_TEST_TLS") == "1"
+end
+
 --- A new cluster.
 -- @tparam[opt] table opts `cookie` (default: one random cookie per spec
 --  process, so successive clusters can share the spec's node), `timeout_ms` (1000),
 --  `heartbeat_ms` (200): defaults for the nodes and for `start_self`;
---  `bin` (path of bin/pogo, see `find_bin`), `quiet` (no transport log lines).
+--  `bin` (path of bin/pogo, see `find_bin`), `quiet` (no transport log lines),
+--  `tls` (`{cert =, key =, ca =}` for every node; false: none; default:
+--  `test_tls()` when POGO_TEST_TLS=1).
 function M.new(opts)
   opts = opts or {}
+  local tls = opts.tls
+  if tls == nil and M.tls_by_default() then tls = M.test_tls() end
   local self = setmetatable({
     bin = opts.bin or M.find_bin(),
     quiet = opts.quiet,
+    tls = tls or nil,
     cookie = opts.cookie or COOKIE,
     timeout_ms = opts.timeout_ms or 1000,
     heartbeat_ms = opts.heartbeat_ms or 200,
@@ -133,7 +169,7 @@ function Cluster:start_self(opts)
     return info.name
   end
   local o = { name = "spec", cookie = self.cookie, timeout_ms = self.timeout_ms,
-              heartbeat_ms = self.heartbeat_ms, backoff_max_ms = 500 }
+              heartbeat_ms = self.heartbeat_ms, backoff_max_ms = 500, tls = self.tls }
   for k, v in pairs(opts or {}) do o[k] = v end
   self.self_name = pogo.start(o)
   return self.self_name
@@ -150,7 +186,8 @@ end
 --  (false: none given, bin/pogo's default applies), `timeout_ms`,
 --  `heartbeat_ms`, `script` (file), `args` (its arguments), `extra` (more
 --  command-line options), `env` (more environment variables, name -> value),
---  `port`, `ulimit_v` (KiB of address space: the node runs under
+--  `port`, `tls` (`{cert =, key =, ca =}`, or false for none; default: the
+--  cluster's), `ulimit_v` (KiB of address space: the node runs under
 --  `ulimit -v`, through sh)
 -- @return node: {name =, addr =, pid =, out =, err =}
 function Cluster:start_node(o)
@@ -171,6 +208,13 @@ function Cluster:start_node(o)
     args[#args + 1] = type(s) == "table" and s.addr or s
   end
   if self.quiet then args[#args + 1] = "--quiet" end
+  local tls = o.tls
+  if tls == nil then tls = self.tls end
+  if tls then
+    for _, x in ipairs { "--tls-cert", tls.cert, "--tls-key", tls.key, "--tls-ca", tls.ca } do
+      args[#args + 1] = x
+    end
+  end
   for _, x in ipairs(o.extra or {}) do args[#args + 1] = x end
   if o.script then
     args[#args + 1] = o.script

@@ -2,25 +2,43 @@
 -- Erlang's `proc_lib:start_link` / `init_ack`: the caller gets the pid once the
 -- new process says it is ready, or the reason it gave up, or its exit reason
 -- if it died first. Used by `pogo.server` and both supervisors.
+--
+-- The new process's *parent* is the caller, as in Erlang: a server that traps
+-- exits stops when its parent's exit signal comes. A process that starts
+-- processes on behalf of another (the distributed supervisor starts each child
+-- from a short-lived starter process, so that no child's init runs inside the
+-- supervisor) names that other process their parent with `acting_for`, as
+-- OTP's supervisor is the parent of the children it starts.
 -- @module pogo.proc_lib
 local pogo = require "pogo"
 
 local M = {}
 
+-- coroutine of a process inside acting_for -> the parent it gives the
+-- processes it starts (weak: an entry goes with its process)
+local behalf = setmetatable({}, { __mode = "k" })
+-- coroutine of a process started here -> its parent (weak, as above)
+local parents = setmetatable({}, { __mode = "k" })
+
 --- Start `body(ack, parent, ...)` and wait until it calls `ack(true)` (ready)
--- or `ack(false, reason)` (failed: it then unlinks from the parent, so a
+-- or `ack(false, reason)` (failed: it then unlinks from the caller, so a
 -- failed start never kills the caller).
 -- @tparam boolean link link the new process to the caller
 -- @tparam[opt] integer timeout_ms give up (and kill it) after this long; nil waits
 -- @tparam function body
 -- @return pid, or nil and the reason
 function M.start(link, timeout_ms, body, ...)
-  local parent, ref = pogo.self(), pogo.make_ref()
+  local caller, ref = pogo.self(), pogo.make_ref()
+  local parent = behalf[coroutine.running()] or caller
   local function ack(ok, reason)
-    if not ok and link then pogo.unlink(parent) end
-    pogo.send(parent, { ref, ok and true or false, reason })
+    if not ok and link then pogo.unlink(caller) end
+    pogo.send(caller, { ref, ok and true or false, reason })
   end
-  local pid = (link and pogo.spawn_link or pogo.spawn)(body, ack, parent, ...)
+  local function run(...)
+    parents[coroutine.running()] = parent
+    return body(...)
+  end
+  local pid = (link and pogo.spawn_link or pogo.spawn)(run, ack, parent, ...)
   local mref = pogo.monitor(pid)
   local reply = pogo.receive(function(m)
     return type(m) == "table" and (m[1] == ref or (m[1] == "DOWN" and m[2] == mref))
@@ -34,6 +52,31 @@ function M.start(link, timeout_ms, body, ...)
   if reply[1] == "DOWN" then return nil, reply[4] end
   if reply[2] then return pid end
   return nil, reply[3]
+end
+
+local function done(co, ok, ...)
+  behalf[co] = nil
+  if not ok then error((...), 0) end
+  return ...
+end
+
+--- Call `fn(...)` with `parent` as the parent of the processes it starts
+-- through `start` (links are still made with the caller, which must hand
+-- them over). Returns what `fn` returns; an error in `fn` is raised again.
+-- @param parent a pid
+-- @tparam function fn
+-- @return the results of `fn`
+function M.acting_for(parent, fn, ...)
+  if not pogo.is_pid(parent) then error("pogo.proc_lib.acting_for: parent must be a pid", 2) end
+  local co = coroutine.running()
+  behalf[co] = parent
+  return done(co, pcall(fn, ...))
+end
+
+--- The parent of the calling process, if `start` started it (nil otherwise).
+-- @return pid or nil
+function M.parent()
+  return parents[coroutine.running()]
 end
 
 return M

@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # Runs every busted spec file in its own lua5.4 process (a node is per process),
-# then any C tests, and ends with the line "N passed, N failed".
-# Env: BUILD (build dir), POGO_SANITIZE=1 (preload ASan/UBSan), POGO_VALGRIND=1.
+# then the cluster specs again over TLS (POGO_TEST_TLS=1: pogo.local_cluster
+# gives every node test certificates), then any C tests, and ends with the
+# line "N passed, N failed".
+# Env: BUILD (build dir), POGO_SANITIZE=1 (preload ASan/UBSan), POGO_VALGRIND=1,
+# POGO_TLS_SPECS (the files run again over TLS; default: spec/cluster/*_spec.lua
+# but the TLS specs themselves; none when files are named on the command line).
 set -u
 cd "$(dirname "$0")/../.."
 BUILD=${BUILD:-build}
@@ -23,13 +27,26 @@ fi
 files=("$@")
 if [ ${#files[@]} -eq 0 ]; then
   mapfile -t files < <(find spec -name '*_spec.lua' | sort)
-  [ -n "${POGO_VALGRIND:-}" ] && mapfile -t files < <(printf '%s\n' "${files[@]}" | grep -v -E "${POGO_VALGRIND_SKIP:-/cluster/}")
+  # under valgrind: not the multi-node specs, nor the embedding examples whose
+  # hosts run outside valgrind anyway (Prosody, cqueues); the C host's spec
+  # runs, with the C host under valgrind too
+  [ -n "${POGO_VALGRIND:-}" ] && mapfile -t files < <(printf '%s\n' "${files[@]}" |
+    grep -v -E "${POGO_VALGRIND_SKIP:-/cluster/|/embed/(prosody|cqueues)_}")
+fi
+tls_files=()
+if [ $# -eq 0 ] && [ -z "${POGO_VALGRIND:-}" ]; then
+  if [ -n "${POGO_TLS_SPECS+x}" ]; then read -r -a tls_files <<<"$POGO_TLS_SPECS"
+  else mapfile -t tls_files < <(find spec/cluster -name '*_spec.lua' ! -name '*tls*' | sort); fi
 fi
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
-for f in "${files[@]}"; do
-  echo "== $f"
-  timeout "${POGO_SPEC_TIMEOUT:-300}" "${runner[@]}" "$BUSTED_BIN" -o plainTerminal \
+runs=()
+for f in "${files[@]}"; do runs+=("plain:$f"); done
+for f in "${tls_files[@]}"; do runs+=("tls:$f"); done
+for run in "${runs[@]}"; do
+  f=${run#*:}
+  if [ "${run%%:*}" = tls ]; then tls=1; echo "== $f (over TLS)"; else tls=${POGO_TEST_TLS:-}; echo "== $f"; fi
+  POGO_TEST_TLS=$tls timeout "${POGO_SPEC_TIMEOUT:-300}" "${runner[@]}" "$BUSTED_BIN" -o plainTerminal \
     --lpath="./lua/?.lua;./lua/?/init.lua;./spec/?.lua" --cpath="./$BUILD/?.so" "$f" 2>&1 | tee "$log"
   rc=${PIPESTATUS[0]}
   line=$(grep -E '^[0-9]+ success(es)? / [0-9]+ failures? / [0-9]+ errors? / [0-9]+ pending' "$log" | tail -1)

@@ -1,7 +1,8 @@
 -- Test fixture: a configurable worker for supervisor specs.
 -- start_link(name, opts): registers `name` (if given), reports its start to
 -- the process registered as opts.report (if any), and obeys messages:
--- "crash" (error), "stop" (exit normal), {"exit", reason}.
+-- "crash" (error), "stop" (exit normal), {"exit", reason}; {"id", from} is
+-- answered {"id", opts.id, its own pid} (Pogo's Worker.get_id).
 local pogo = require "pogo"
 
 local M = {}
@@ -24,6 +25,7 @@ function M.start_link(name, opts)
         -- a stubborn child: ignores the shutdown signal
       elseif type(m) == "table" and m[1] == "EXIT" then pogo.exit(m[3])
       elseif type(m) == "table" and m[1] == "ping" then pogo.send(m[2], { "pong", name })
+      elseif type(m) == "table" and m[1] == "id" then pogo.send(m[2], { "id", opts.id, pogo.self() })
       end
     end
   end)

@@ -1,11 +1,16 @@
---- The child processes this node runs: start, stop, exit, restart with backoff.
+--- The child processes this node runs: start, stop, exit, restart with backoff,
+-- and the restart types across the cluster.
 --
 -- A record's `proc` is what this node does with its child:
 --
 --     proc = {
 --       status = "starting" | "running" | "restarting" | "stopping",
---       pid = pid,          -- while starting, running or stopping
+--       pid = pid,          -- while running or stopping (and starting, once handed over)
 --       request = request,  -- the request it was started from (requests.lua)
+--       starter = pid,      -- starting: its starter; then until the mailbox is drained after
+--                           -- the hand-over (it may know the reason of a "noproc" exit; starter.lua)
+--       awaiting = ref,     -- the monitor of that starter while its report is waited for
+--       recheck = true,     -- starting: reconcile looked at it meanwhile (do it again once started)
 --       error = reason,     -- why its last start failed (or it exited past the intensity)
 --       restarts = window,  -- its pogo.restart_intensity window (from its first exit)
 --       backoff = ms,       -- the delay before the next retry (0: restart at once)
@@ -13,13 +18,32 @@
 --       kill_at = ms,       -- stopping: when it is killed (its spec's shutdown time)
 --     }
 --
--- A child is linked to the supervisor (which traps exits) and joins the pg
--- group `{"child", id}`. It is restarted where it runs, at once within the
--- restart intensity, beyond it (and after a failed start) with a backoff
+-- A child starts in a starter process (starter.lua), so the supervisor never
+-- runs a start function or an `init`: it goes on serving while the child
+-- starts (status "starting"), and the record is reconciled again once the
+-- child is handed over.
+-- Then the child is linked to the supervisor (which traps exits) and joins
+-- the pg group `{"child", id}`. It is restarted where it runs, at once within
+-- the restart intensity, beyond it (and after a failed start) with a backoff
 -- doubling from `min_backoff_ms` to `max_backoff_ms`, so a child that cannot
--- start never takes the supervisor down. A temporary child, or a transient one
--- that exits normally, is terminated cluster-wide. Stopping sends "shutdown"
--- and kills after the spec's `shutdown` ms ("brutal_kill": kill at once).
+-- start never takes the supervisor down. Stopping sends "shutdown" and kills
+-- after the spec's `shutdown` ms ("brutal_kill": kill at once).
+--
+-- **Restart types, cluster-wide** (as OTP's, for one supervisor):
+--
+-- * `permanent`: always runs again: after any exit, a failed start, or the
+--   loss of its node (on its new owner).
+-- * `transient`: runs again only after an abnormal exit. An exit with
+--   "normal", "shutdown" or `{"shutdown", ...}` terminates it cluster-wide;
+--   the loss of its node is abnormal, so it starts on its new owner.
+-- * `temporary`: never runs again once it has exited, its start has failed,
+--   or its node has gone. Its exit or failed start terminates it
+--   cluster-wide. For the loss of its node, every node that saw it run (its
+--   child group joined or left while its request counted: `ran_uid`)
+--   terminates it when it runs nowhere any more, rather than start it; a
+--   supervisor restarted on the same node remembers the temporary children
+--   it started (`requests.memory`). It never moves to a new owner either
+--   (placement.lua), since that would run it again.
 -- @module pogo.dynamic_supervisor.children
 local pogo = require "pogo"
 local pg = require "pogo.pg"
@@ -27,6 +51,8 @@ local child_spec = require "pogo.child_spec"
 local intensity = require "pogo.restart_intensity"
 local state = require "pogo.dynamic_supervisor.state"
 local requests = require "pogo.dynamic_supervisor.requests"
+local placement = require "pogo.dynamic_supervisor.placement"
+local starter = require "pogo.dynamic_supervisor.starter"
 local events = require "pogo.dynamic_supervisor.events"
 
 local M = {}
@@ -45,8 +71,27 @@ local function drop(st, c)
   st.timed[c] = nil
 end
 
---- Start record `c`'s child here from request `req`. A start that fails is
--- retried after a backoff.
+local idstr = events.describe
+
+--- Whether an exit reason ends a transient child for good (OTP's rule).
+-- @param reason
+-- @treturn boolean
+function M.is_normal(reason)
+  return reason == "normal" or reason == "shutdown" or (type(reason) == "table" and reason[1] == "shutdown")
+end
+
+--- Whether the temporary child of request `req` has run (so it must not
+-- start again): this node saw it in its child group, or started it.
+-- @tparam table st
+-- @tparam table c
+-- @tparam table req
+-- @treturn boolean
+function M.has_run(st, c, req)
+  return c.ran_uid == req.uid or st.memory.ran[req.uid] == true
+end
+
+--- Start record `c`'s child here from request `req`: it waits in the queue
+-- for a starter (`launch`).
 -- @tparam table st
 -- @tparam table c
 -- @tparam table req
@@ -56,36 +101,235 @@ function M.start(st, c, req)
     proc = { backoff = 0 } -- its restart window comes with its first exit
     c.proc = proc
   end
-  local id = req.spec.id
-  proc.request, proc.status = req, "starting"
-  local pid, err = child_spec.start(req.spec)
-  if not pid or not pogo.is_pid(pid) then
-    err = err or "start did not return a pid"
-    proc.pid, proc.status, proc.error = nil, "restarting", err
-    proc.retry_at = now() + back_off(st, proc)
-    st.timed[c] = true
-    events.log(st, "warning", "child %s failed to start (retry in %d ms): %s", tostring(id), proc.backoff,
-      tostring(err))
+  proc.request, proc.status, proc.pid, proc.retry_at, proc.starter = req, "starting", nil, nil, nil
+  st.timed[c] = nil
+  local tail = st.to_start_tail + 1
+  st.to_start[tail], st.to_start_tail = c, tail
+end
+
+-- The next batch of the queue for starter `pid` (its pool entry `s`): the
+-- batch message for it, or nil. The records array and the message are the
+-- entry's own, used again for each batch: the starter has read the message of
+-- its last batch before it reported that batch's last start.
+local function take_batch(st, pid, s)
+  local queue, head, n = st.to_start, st.to_start_head, st.to_start_tail
+  if head > n then return nil end
+  local last = math.min(n, head + starter.BATCH - 1)
+  local records, msg = s.records, s.msg
+  local k = 0
+  for i = head, last do
+    local c = queue[i]
+    queue[i] = nil
+    k = k + 1
+    records[k] = c
+    msg[k + 1] = c.proc.request.spec
+    c.proc.starter = pid
+  end
+  for i = k + 2, #msg do msg[i] = nil end
+  if last == n then
+    st.to_start_head, st.to_start_tail = 1, 0 -- empty: the array is used again from the start
+  else
+    st.to_start_head = last + 1
+  end
+  s.n, s.done, s.since = k, 0, now()
+  return msg
+end
+
+-- May the supervisor add a starter? When it has none, or every one has
+-- been busy with its batch for STUCK_MS.
+local function may_add_starter(st, t)
+  for _, s in pairs(st.starters) do
+    if s.n == 0 or t - s.since < starter.STUCK_MS then return false end
+  end
+  return true
+end
+
+--- Give the queued starts to idle starters, adding one when every starter
+-- looks stuck (see starter.lua).
+-- @tparam table st
+function M.launch(st)
+  while st.to_start_head <= st.to_start_tail do
+    local pid = table.remove(st.idle)
+    if not pid then
+      if not may_add_starter(st, now()) then return end
+      local ref
+      pid, ref = starter.spawn(st.pid)
+      st.starters[pid] = { ref = ref, records = {}, msg = starter.batch(), n = 0, done = 0 }
+      st.start_refs[ref] = pid
+    end
+    starter.give(pid, take_batch(st, pid, st.starters[pid]))
+  end
+end
+
+-- A starter reported the last start of its batch: the next batch, or it is idle.
+local function batch_done(st, pid, s)
+  local records, n = s.records, s.n
+  for i = 1, n do records[i] = nil end
+  s.n = 0
+  local msg = take_batch(st, pid, s)
+  if msg then return starter.give(pid, msg) end
+  starter.linked(pid)
+  if #st.idle < starter.IDLE then
+    st.idle[#st.idle + 1] = pid
+  else
+    pogo.demonitor(s.ref)
+    st.starters[pid] = nil
+    st.start_refs[s.ref] = nil
+    starter.stop(pid)
+  end
+end
+
+-- The start of the `i`-th child of starter `from`'s batch is over: its record,
+-- if that start is still the one the record waits for.
+local function start_done(s, from, i)
+  s.done = i
+  local c = s.records[i]
+  local proc = c.proc
+  if proc and proc.status == "starting" and proc.starter == from then return c end
+end
+
+-- Record `c`'s start failed with `err`: a temporary child is terminated
+-- cluster-wide; any other is retried after a backoff.
+local function failed(st, c, err)
+  local proc = c.proc
+  local id = proc.request.spec.id
+  proc.starter = nil
+  if proc.request.spec.restart == "temporary" then
+    drop(st, c)
+    requests.terminate(st, id)
+    events.log(st, "warning", "temporary child %s failed to start, not retried: %s", idstr(id), tostring(err))
     return
   end
-  pogo.link(pid)
-  proc.pid, proc.status, proc.error, proc.retry_at = pid, "running", nil, nil
-  st.timed[c] = nil
-  st.by_pid[pid] = c
-  pg.join(st.scope, { "child", id }, pid)
-  local from = c.last_node
-  c.last_node = st.me
-  events.notify(st, "child_started", id, pid)
-  if from and from ~= st.me then events.notify(st, "child_moved", id, from, st.me) end
+  proc.pid, proc.status, proc.error = nil, "restarting", err
+  proc.retry_at = now() + back_off(st, proc)
+  st.timed[c] = true
+  events.log(st, "warning", "child %s failed to start (retry in %d ms): %s", idstr(id), proc.backoff,
+    tostring(err))
+end
+
+--- A starter's `{"$dsup_start", starter, i, pid | nil, err}`: take the child
+-- over (link it, join its pg group, tell the listeners), or note the failure.
+-- After the last child of its batch the starter is told it may let them go.
+-- @tparam table st
+-- @param from the starter
+-- @tparam integer i the child's place in the starter's batch
+-- @param pid the child, or nil
+-- @param err why the start failed
+function M.started(st, from, i, pid, err)
+  local s = st.starters[from]
+  local c = s and i <= s.n and start_done(s, from, i)
+  if not c then
+    if pid then pogo.exit(pid, "kill") end -- not ours (any more): no child without a supervisor
+  elseif not pid then
+    failed(st, c, err)
+  else
+    local proc = c.proc
+    pogo.link(pid) -- a child already dead gives {"EXIT", pid, "noproc"} (see exit_signal)
+    local spec = proc.request.spec
+    local id = spec.id
+    proc.pid, proc.status, proc.error = pid, "running", nil
+    st.by_pid[pid] = c
+    st.handed[#st.handed + 1] = c
+    if spec.restart == "temporary" then st.memory.ran[proc.request.uid] = true end
+    pg.join(st.scope, { "child", id }, pid)
+    local from_node = c.last_node
+    c.last_node = st.me
+    events.notify(st, "child_started", id, pid)
+    if from_node and from_node ~= st.me then events.notify(st, "child_moved", id, from_node, st.me) end
+    -- what changed while it started (its owner, its request) is looked at now
+    if proc.recheck then
+      proc.recheck = nil
+      state.mark(st, c)
+    end
+  end
+  if s and i == s.n then batch_done(st, from, s) end
+end
+
+--- The DOWN of monitor `ref`: a starter that died (its unreported starts
+-- fail), or one asked for the exit reason of its child.
+-- @tparam table st
+-- @param ref
+-- @param reason
+-- @treturn boolean whether the ref was one of ours
+function M.starter_down(st, ref, reason)
+  local from = st.start_refs[ref]
+  if from then
+    local s = st.starters[from]
+    st.starters[from], st.start_refs[ref] = nil, nil
+    for k = #st.idle, 1, -1 do
+      if st.idle[k] == from then table.remove(st.idle, k) end
+    end
+    for i = s.done + 1, s.n do
+      local c = start_done(s, from, i)
+      if c then failed(st, c, reason) end
+    end
+    return true
+  end
+  local c = st.awaiting[ref]
+  if c then
+    st.awaiting[ref] = nil
+    M.exited(st, c, "noproc")
+    return true
+  end
+  return false
+end
+
+--- `{"EXIT", pid, reason}` of record `c`'s child. A "noproc" right after the
+-- hand-over may hide the real reason, which the starter has: it is asked for
+-- it (see starter.lua).
+-- @tparam table st
+-- @tparam table c
+-- @param reason
+function M.exit_signal(st, c, reason)
+  local proc = c.proc
+  if reason == "noproc" and proc.starter and not proc.awaiting then
+    proc.awaiting = pogo.monitor(proc.starter)
+    st.awaiting[proc.awaiting] = c
+    return
+  end
+  M.exited(st, c, reason)
+end
+
+--- The mailbox is drained: an EXIT that our link to a child already dead
+-- queued at its hand-over has been read by now, so the children handed over
+-- since the last call need their starters no more.
+-- @tparam table st
+function M.handed_over(st)
+  local handed = st.handed
+  if #handed == 0 then return end
+  for i = 1, #handed do
+    local proc = handed[i].proc
+    if proc and not proc.awaiting then proc.starter = nil end
+    handed[i] = nil
+  end
+end
+
+--- `{"$dsup_died", pid, reason}`: the starter saw the child die before it
+-- let it go. Used only if the supervisor waits for it.
+-- @tparam table st
+-- @param pid
+-- @param reason
+function M.died(st, pid, reason)
+  local c = st.by_pid[pid]
+  local proc = c and c.proc
+  if not proc or proc.pid ~= pid or not proc.awaiting then return end
+  pogo.demonitor(proc.awaiting)
+  st.awaiting[proc.awaiting] = nil
+  M.exited(st, c, reason)
 end
 
 --- Stop record `c`'s child here (if it runs): "shutdown", then "kill" after
--- its shutdown time. Its exit (`exited`) ends it.
+-- its shutdown time. Its exit (`exited`) ends it. A child still starting is
+-- looked at again once it is handed over.
 -- @tparam table st
 -- @tparam table c
 function M.stop(st, c)
   local proc = c.proc
   if not proc or proc.status == "stopping" then return end
+  if proc.status == "starting" then
+    proc.recheck = true
+    return
+  end
   if not pogo.is_pid(proc.pid) then return drop(st, c) end
   proc.status = "stopping"
   local shutdown = proc.request.spec.shutdown
@@ -109,7 +353,11 @@ function M.exited(st, c, reason)
   local proc = c.proc
   local id = proc.request.spec.id
   st.by_pid[proc.pid] = nil
-  proc.pid, proc.kill_at = nil, nil
+  if proc.awaiting then
+    st.awaiting[proc.awaiting] = nil
+    pogo.demonitor(proc.awaiting)
+  end
+  proc.pid, proc.kill_at, proc.starter, proc.awaiting = nil, nil, nil, nil
   events.notify(st, "child_stopped", id, reason)
   if proc.status == "stopping" then
     drop(st, c)
@@ -117,7 +365,7 @@ function M.exited(st, c, reason)
     return
   end
   local restart = proc.request.spec.restart
-  if restart == "temporary" or (restart == "transient" and (reason == "normal" or reason == "shutdown")) then
+  if restart == "temporary" or (restart == "transient" and M.is_normal(reason)) then
     drop(st, c)
     requests.terminate(st, id)
     return
@@ -133,7 +381,7 @@ function M.exited(st, c, reason)
     proc.retry_at = t + back_off(st, proc)
     proc.error = reason
     events.log(st, "warning", "child %s exceeded %d restarts in %d ms; retrying in %d ms",
-      tostring(id), st.intensity, st.period, proc.backoff)
+      idstr(id), st.intensity, st.period, proc.backoff)
   end
 end
 
@@ -151,7 +399,7 @@ function M.due(st, t)
       if proc.retry_at <= t then
         local req = st.requests[proc.request.uid]
         local live = req and not requests.terminated(st, req.uid)
-        if live and (st.ring:key_to_node(c.id) == st.me or st.redistribute == "on_failure") then
+        if live and (placement.owner(st, c, req) == st.me or st.redistribute == "on_failure") then
           M.start(st, c, req)
         else
           drop(st, c)
@@ -170,12 +418,35 @@ function M.due(st, t)
   end
 end
 
---- The soonest retry or kill deadline, or nil.
+--- Whether a start is on its way here: a child waits for a starter, or a
+-- starter has been at its batch for less than `starter.STUCK_MS` (one that
+-- takes longer waits for a start function that may never return).
+-- @tparam table st
+-- @tparam number t now
+-- @treturn boolean
+function M.starting(st, t)
+  if st.to_start_head <= st.to_start_tail then return true end
+  for _, s in pairs(st.starters) do
+    if s.n > 0 and t - s.since < starter.STUCK_MS then return true end
+  end
+  return false
+end
+
+--- The soonest retry or kill deadline, or when a starter may be added for
+-- the queued starts (or when the starts look stuck, for a peer waiting for an
+-- answer about the ring); or nil.
 -- @tparam table st
 -- @treturn ?number
 function M.next_deadline(st)
-  if next(st.timed) == nil then return nil end
   local soonest
+  if st.to_start_head <= st.to_start_tail or #st.ring_askers > 0 then
+    for _, s in pairs(st.starters) do
+      if s.n > 0 and (soonest == nil or s.since + starter.STUCK_MS < soonest) then
+        soonest = s.since + starter.STUCK_MS
+      end
+    end
+  end
+  if next(st.timed) == nil then return soonest end
   for c in pairs(st.timed) do
     local proc = c.proc
     local d = proc and (proc.status == "restarting" and proc.retry_at or proc.kill_at)
@@ -184,7 +455,9 @@ function M.next_deadline(st)
   return soonest
 end
 
---- Terminate every child this node runs, each as its spec says, and wait for them.
+--- Terminate every child this node runs, each as its spec says, and wait for
+-- them. (Children still starting are ended by their starters, which see the
+-- supervisor go.)
 -- @tparam table st
 function M.shutdown_all(st)
   for _, c in pairs(st.children) do

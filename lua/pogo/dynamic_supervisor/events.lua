@@ -3,9 +3,21 @@
 -- Listeners are tables of optional functions, one per event: `node_up(node)`,
 -- `node_down(node, reason)` (a node's supervisor joined or left the ring),
 -- `child_started(id, pid)`, `child_stopped(id, reason)` and
--- `child_moved(id, from_node, to_node)` (on the node where it happened). They
--- run in the supervisor process, in event order; one that raises is logged
--- and the others still run.
+-- `child_moved(id, from_node, to_node)` (on the node where it happened).
+--
+-- They run in a notifier process of the node (one per supervisor, started
+-- only when there are listeners), never inside the supervisor: the
+-- supervisor sends each event to the notifier and goes on, and the notifier
+-- calls the listeners in event order. So a listener may call its own
+-- supervisor (`whereis`, `start_child`, ...), block, or be slow, and the
+-- supervisor keeps working; later events wait for it. A listener that raises
+-- is logged and the others still run. The notifier monitors the supervisor:
+-- it calls the listeners for the events sent before the supervisor went,
+-- then ends. The supervisor monitors the notifier and starts a new one if a
+-- listener ended it (`pogo.exit`).
+--
+-- Log lines go to `pogo.log` (module `pogo.dynamic_supervisor`, with the
+-- supervisor's name as `supervisor`), or to the `log` option's function.
 -- @module pogo.dynamic_supervisor.events
 local pogo = require "pogo"
 
@@ -18,6 +30,7 @@ M.EVENTS = { "node_up", "node_down", "child_started", "child_stopped", "child_mo
 -- @param listeners
 -- @treturn ?string why it is not an array of listener tables, or nil
 function M.check(listeners)
+  if listeners ~= nil and type(listeners) ~= "table" then return "listeners must be an array of tables" end
   for _, l in ipairs(listeners or {}) do
     if type(l) ~= "table" then return "listeners must be tables of functions" end
     for _, ev in ipairs(M.EVENTS) do
@@ -26,31 +39,92 @@ function M.check(listeners)
   end
 end
 
---- A log line: to `opts.log(level, msg)` if given, else to stderr (not "debug").
+--- A child id as text for log lines and errors: `{"job", 42}` for a table
+-- (nested tables too, a few levels deep), `tostring` for the rest.
+-- @param id
+-- @param[opt] depth the nesting level (strings inside a table are quoted)
+-- @treturn string
+function M.describe(id, depth)
+  if type(id) == "string" then return depth and string.format("%q", id) or id end
+  if type(id) ~= "table" or (depth or 0) > 3 then return tostring(id) end
+  local parts = {}
+  for i, v in ipairs(id) do parts[i] = M.describe(v, (depth or 0) + 1) end
+  local keys = {}
+  for k in pairs(id) do
+    if math.type(k) ~= "integer" or k < 1 or k > #id then keys[#keys + 1] = k end
+  end
+  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
+  for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. " = " .. M.describe(id[k], (depth or 0) + 1) end
+  return "{" .. table.concat(parts, ", ") .. "}"
+end
+
+--- A log line: to `opts.log(level, msg)` if given, else to `pogo.log`.
 -- @tparam table st the supervisor's state
--- @tparam string level
+-- @tparam string level "debug", "info", "notice", "warning" or "error"
 -- @tparam string fmt `string.format` format
 function M.log(st, level, fmt, ...)
-  local msg = string.format(fmt, ...)
   if st.opts.log then
-    pcall(st.opts.log, level, msg)
-  elseif level ~= "debug" then
-    io.stderr:write(string.format("[pogo.dynamic_supervisor %s %s] %s: %s\n",
-      tostring(st.name), pogo.node(), level, msg))
+    local ok, msg = pcall(string.format, fmt, ...)
+    pcall(st.opts.log, level, ok and msg or fmt)
+  else
+    st.logger.log(level, fmt, ...)
   end
 end
 
---- Call every listener of `event` with the arguments.
--- @tparam table st the supervisor's state
--- @tparam string event one of `EVENTS`
-function M.notify(st, event, ...)
+-- Call every listener of `event` with the arguments.
+local function call_listeners(st, event, ...)
   for _, l in ipairs(st.listeners) do
-    local f = type(l) == "table" and l[event]
+    local f = l[event]
     if f then
       local ok, err = pcall(f, ...)
       if not ok then M.log(st, "error", "listener %s raised: %s", event, tostring(err)) end
     end
   end
+end
+
+local function notifier(st, sup)
+  local ref = pogo.monitor(sup)
+  while true do
+    local m = pogo.receive()
+    if type(m) == "table" then
+      if m[1] == "DOWN" and m[2] == ref then return end
+      if m.n then call_listeners(st, table.unpack(m, 1, m.n)) end
+    end
+  end
+end
+
+--- Start the notifier of the calling supervisor (if it has listeners), monitored.
+-- @tparam table st the supervisor's state
+function M.start(st)
+  if #st.listeners == 0 then return end
+  st.notifier, st.notifier_ref = pogo.spawn_monitor(notifier, st, pogo.self())
+end
+
+--- The DOWN of monitor `ref`: if it is the notifier's, start a new one.
+-- @tparam table st
+-- @param ref
+-- @param reason
+-- @treturn boolean whether it was the notifier's
+function M.notifier_down(st, ref, reason)
+  if ref ~= st.notifier_ref then return false end
+  M.log(st, "error", "the listener notifier exited (%s); starting a new one", tostring(reason))
+  M.start(st)
+  return true
+end
+
+--- Have the notifier call every listener of `event` with the arguments.
+-- @tparam table st the supervisor's state
+-- @tparam string event one of `EVENTS`
+function M.notify(st, event, ...)
+  local n = st.notifier
+  if n then pogo.send(n, table.pack(event, ...)) end
+end
+
+--- Whether the calling process is this supervisor's notifier (a listener runs).
+-- @tparam table st
+-- @treturn boolean
+function M.in_listener(st)
+  return st.notifier ~= nil and st.notifier == pogo.self()
 end
 
 return M

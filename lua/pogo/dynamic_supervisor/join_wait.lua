@@ -12,6 +12,12 @@
 -- that joins through one seed learns the others by gossip, a little later).
 -- So a joining node never starts a child that an old owner still runs: the
 -- old owner stops it first, and the new owner starts it on the pg leave.
+--
+-- A node answers a peer's question about its ring once no child is starting
+-- here (a child in its start is not in pg yet; a start that looks stuck is
+-- not waited for), and from a helper process spawned after the supervisor's
+-- pg changes were queued, so the answer reaches the peer after the pg joins
+-- of the children it runs.
 -- @module pogo.dynamic_supervisor.join_wait
 local pogo = require "pogo"
 local dist = require "pogo.dist"
@@ -107,20 +113,20 @@ end
 -- @tparam string token
 -- @tparam ?string node
 function M.connected(st, token, node)
-  if node and node ~= st.me and not st.ring_nodes[node] and st.waiting[node] == nil then
+  if node and node ~= st.me and not st.sups[node] and st.waiting[node] == nil then
     M.await_node(st, node)
   end
   M.clear(st, token)
 end
 
---- A node came up (nodeup): wait for it unless its supervisor is in the ring.
+--- A node came up (nodeup): wait for it unless its supervisor is known.
 -- @tparam table st
 -- @tparam string node
 function M.node_up(st, node)
-  if not st.ring_nodes[node] then M.await_node(st, node) end
+  if not st.sups[node] then M.await_node(st, node) end
 end
 
---- A node's supervisor joined the ring: if it is waited for, ask it for the
+--- A node's supervisor showed up: if it is waited for, ask it for the
 -- nodes of its ring (`{"$dsup_ring", self}`, answered by `answer_ring` there
 -- and read by `peer_ring` here); else nothing is waited for there.
 -- @tparam table st
@@ -134,13 +140,28 @@ function M.joined(st, node, pid)
   end
 end
 
---- Answer `{"$dsup_ring", asker}` with the nodes of this node's ring.
+--- `{"$dsup_ring", asker}`: answer it (see `answer_rings`).
 -- @tparam table st
 -- @param asker the asking supervisor's pid
 function M.answer_ring(st, asker)
+  st.ring_askers[#st.ring_askers + 1] = asker
+end
+
+--- Once the mailbox is drained and no child is starting here, answer the
+-- askers with the nodes of every supervisor known here, from a helper
+-- process (it runs after the pg scope process has sent this node's changes).
+-- @tparam table st
+-- @tparam boolean starting whether a start is on its way (children.starting)
+function M.answer_rings(st, starting)
+  local askers = st.ring_askers
+  if #askers == 0 or starting then return end
+  st.ring_askers = {}
   local list = {}
-  for node in pairs(st.ring_nodes) do list[#list + 1] = node end
-  pogo.send(asker, { "$dsup_ring_reply", st.me, list })
+  for node in pairs(st.sups) do list[#list + 1] = node end
+  local reply = { "$dsup_ring_reply", st.me, list }
+  pogo.spawn(function()
+    for _, asker in ipairs(askers) do pogo.send(asker, reply) end
+  end)
 end
 
 --- A joining node's supervisor told the nodes of its ring: those we do not
@@ -153,7 +174,7 @@ function M.peer_ring(st, node, nodes)
   local connected = {}
   for _, n in ipairs(pogo.nodes()) do connected[n] = true end
   for _, n in ipairs(nodes) do
-    if n ~= st.me and not st.ring_nodes[n] and st.waiting[n] == nil then
+    if n ~= st.me and not st.sups[n] and st.waiting[n] == nil then
       if connected[n] then M.await_node(st, n) else M.await_connect(st, n) end
     end
   end

@@ -1,31 +1,84 @@
 --- Placement: which node runs each child.
 --
--- The ring holds the nodes whose supervisor of the scope is in the pg group
--- `"sup"`; the node the ring assigns to a child id (its owner) runs the child.
--- Every node computes the same owner from the same members. A running child
--- is in the pg group `{"child", id}`, so every node sees where each child
--- runs. When the ring changes, the ids whose owner changed are reconciled.
+-- **The ring.** Each supervisor joins the pg group `{"sup", weight, nodes}`,
+-- which publishes its `weight` option and its `nodes` option (the sorted
+-- list, or false), so every node knows every supervisor's settings. The ring
+-- holds each supervisor's node, with its weight, that every published
+-- `nodes` list names (a supervisor without the option restricts nothing):
+-- with the same list on every node, the ring is that list; the others of the
+-- scope may request and look but run nothing. Every node builds the ring from
+-- the same groups, so all compute the same owners.
+--
+-- **Owners.** A child's owner is the node its spec pins it to (`node =` in
+-- the spec, or `start_child(sup, spec, node)`), while that node is in the
+-- ring; else the node the ring assigns to its id. The pin is part of the
+-- replicated spec, so this too is the same on every node. A running child is
+-- in the pg group `{"child", id}`, so every node sees where each child runs.
+-- When the ring changes, the ids whose owner changed are reconciled.
+--
+-- **Moves.** With `redistribute = "active"` a running child moves to its
+-- new owner (the old node stops it, the owner starts it on the pg leave);
+-- with `"on_failure"` it stays until its node goes, or until `rebalance`
+-- asks every node to move its children now. A pinned child goes back to its
+-- node when that node's supervisor returns, in both modes. A temporary child
+-- never moves: starting it elsewhere would run it again.
+--
 -- After a netsplit heals, a child may run on two nodes: the owner's copy
 -- stays, else the copy of the lowest node name.
 -- @module pogo.dynamic_supervisor.placement
 local pogo = require "pogo"
 local pg = require "pogo.pg"
 local state = require "pogo.dynamic_supervisor.state"
+local requests = require "pogo.dynamic_supervisor.requests"
 local join_wait = require "pogo.dynamic_supervisor.join_wait"
 local events = require "pogo.dynamic_supervisor.events"
 
 local encode = pogo.core.encode
+local node_of = pogo.node_of
 
 local M = {}
 
---- The ring's owner of record `c`, noted on it.
+--- The pg group in which this supervisor publishes its ring settings.
+-- @tparam table st
+-- @treturn table `{"sup", weight, nodes | false}`
+function M.sup_group(st)
+  return { "sup", st.weight, st.allow }
+end
+
+--- The owner of record `c`: its pin, if that node is in the ring, else the
+-- ring's node for its id (nil: empty ring). Noted on the record.
 -- @tparam table st
 -- @tparam table c
--- @treturn string
-function M.owner(st, c)
-  local owner = st.ring:key_to_node(c.id)
+-- @tparam[opt] table req the request that counts, if known (else looked up)
+-- @treturn ?string
+function M.owner(st, c, req)
+  req = req or requests.active(st, c)
+  local pin = req and req.spec.node
+  local owner
+  if pin and st.ring_nodes[pin] then owner = pin else owner = st.ring:key_to_node(c.id) end
   c.owner = owner
   return owner
+end
+
+--- The owner of child `id` (see `owner`), for any id, known or not.
+-- @tparam table st
+-- @param id
+-- @treturn ?string
+function M.owner_of(st, id)
+  local c = st.children[encode(id)]
+  if c then return M.owner(st, c) end
+  return (st.ring:key_to_node(id))
+end
+
+--- Whether a child of request `req` running here should go to `owner` now.
+-- @tparam table st
+-- @tparam table req
+-- @tparam string owner
+-- @treturn boolean
+function M.moves(st, req, owner)
+  local spec = req.spec
+  if spec.restart == "temporary" then return false end
+  return st.redistribute == "active" or spec.node == owner
 end
 
 --- The ring changed: reconcile the ids whose owner is not the one they had,
@@ -34,41 +87,103 @@ end
 function M.owners_changed(st)
   for _, c in pairs(st.children) do
     if next(c.requests) ~= nil then
-      local owner = st.ring:key_to_node(c.id)
-      if c.owner ~= owner then
-        c.owner = owner
-        state.mark(st, c)
-      end
+      local before = c.owner
+      if M.owner(st, c) ~= before then state.mark(st, c) end
     end
     if c.proc then state.mark(st, c) end
   end
 end
 
---- Read the ring's nodes from the `"sup"` group: tell the join wait and the
--- listeners about the nodes that came and went.
+-- The set of a published `nodes` list, or false.
+local function allow_set(list)
+  if type(list) ~= "table" then return false end
+  local set = {}
+  for _, node in ipairs(list) do set[node] = true end
+  return set
+end
+
+-- Is `node` named by every published list?
+local function eligible(st, node)
+  for _, s in pairs(st.sups) do
+    if s.allow and not s.allow[node] then return false end
+  end
+  return true
+end
+
+--- Rebuild the ring from `sups`: tell the listeners about the nodes that
+-- came and went, and reconcile the ids whose owner changed.
 -- @tparam table st
 function M.update_ring(st)
   local nodes = {}
+  for node, s in pairs(st.sups) do
+    if eligible(st, node) then nodes[node] = s end
+  end
   local changed = false
-  for _, pid in ipairs(pg.get_members(st.scope, "sup")) do nodes[pogo.node_of(pid)] = pid end
   for node in pairs(st.ring_nodes) do
     if not nodes[node] then
       changed = true
       st.ring:remove(node)
-      join_wait.clear(st, node) -- its supervisor went: nothing to wait for there
       if node ~= st.me then events.notify(st, "node_down", node, st.down_reason[node] or "left") end
     end
   end
-  for node, pid in pairs(nodes) do
-    if not st.ring_nodes[node] then
+  for node, s in pairs(nodes) do
+    local had = st.ring_nodes[node]
+    if not had or had.weight ~= s.weight then
       changed = true
-      st.ring:add(node)
-      join_wait.joined(st, node, pid)
-      if node ~= st.me then events.notify(st, "node_up", node) end
+      st.ring:add(node, s.weight)
+      if not had and node ~= st.me then events.notify(st, "node_up", node) end
     end
   end
   st.ring_nodes = nodes
   if changed then M.owners_changed(st) end
+end
+
+-- A supervisor `pid` joined a {"sup", weight, nodes} group.
+local function sup_joined(st, group, pid)
+  local node = node_of(pid)
+  local known = st.sups[node]
+  st.sups[node] = { pid = pid, weight = tonumber(group[2]) or 1, allow = allow_set(group[3]) }
+  if not known or known.pid ~= pid then join_wait.joined(st, node, pid) end
+end
+
+--- A `{"sup", weight, nodes}` group was joined or left (a pg notification).
+-- @tparam table st
+-- @tparam string kind "join" or "leave"
+-- @tparam table group
+-- @tparam {pid,...} pids
+function M.on_sup(st, kind, group, pids)
+  for _, pid in ipairs(pids) do
+    local node = node_of(pid)
+    if kind == "join" then
+      sup_joined(st, group, pid)
+    elseif st.sups[node] and st.sups[node].pid == pid then
+      st.sups[node] = nil
+      join_wait.clear(st, node) -- its supervisor went: nothing to wait for there
+    end
+  end
+  M.update_ring(st)
+end
+
+--- Read every supervisor's group again (at start, and with each rescan).
+-- @tparam table st
+-- @tparam {table,...} groups the scope's `{"sup", ...}` groups
+function M.rescan(st, groups)
+  local found = {} -- node -> {group, pid}: the pid we know if it is still there, else the last seen
+  for _, group in ipairs(groups) do
+    for _, pid in ipairs(pg.get_members(st.scope, group)) do
+      local node = node_of(pid)
+      local known = st.sups[node]
+      if not found[node] or (known and known.pid == pid) then found[node] = { group, pid } end
+    end
+  end
+  for node in pairs(st.sups) do
+    if not found[node] then
+      st.sups[node] = nil
+      join_wait.clear(st, node)
+    end
+  end
+  for _, f in pairs(found) do sup_joined(st, f[1], f[2]) end
+  M.update_ring(st)
 end
 
 --- The lowest other node that runs record `c`'s child, or nil.
@@ -78,7 +193,7 @@ end
 function M.running_elsewhere(st, c)
   local elsewhere
   for _, pid in ipairs(pg.get_members(st.scope, { "child", c.id })) do
-    local node = pogo.node_of(pid)
+    local node = node_of(pid)
     if node ~= st.me and (elsewhere == nil or node < elsewhere) then elsewhere = node end
   end
   return elsewhere
@@ -95,7 +210,8 @@ function M.keeps_copy(st, owner, elsewhere)
 end
 
 --- A child group was joined or left (a pg notification): note where the
--- child started; only the node running it and its owner act on it.
+-- child started, and that the request that counts has run; only the node
+-- running it and its owner act on it.
 -- @tparam table st
 -- @tparam string kind "join" or "leave"
 -- @tparam table group {"child", id}
@@ -106,9 +222,12 @@ function M.on_child(st, kind, group, pids)
   local c = st.children[key]
   if kind == "join" then
     c = c or state.child(st, id, key)
-    for _, pid in ipairs(pids or {}) do c.last_node = pogo.node_of(pid) end
+    for _, pid in ipairs(pids or {}) do c.last_node = node_of(pid) end
   end
-  if c and (c.proc or st.ring:key_to_node(id) == st.me) then state.mark(st, c) end
+  if not c then return end
+  local req = requests.active(st, c)
+  if req then c.ran_uid = req.uid end
+  if c.proc or M.owner(st, c, req) == st.me then state.mark(st, c) end
 end
 
 --- The pid running child `id` anywhere (the owner's copy if two run), or nil.
@@ -118,11 +237,35 @@ end
 function M.whereis(st, id)
   local members = pg.get_members(st.scope, { "child", id })
   if #members <= 1 then return members[1] end
-  local owner = st.ring:key_to_node(id)
+  local owner = M.owner_of(st, id)
   for _, pid in ipairs(members) do
-    if pogo.node_of(pid) == owner then return pid end
+    if node_of(pid) == owner then return pid end
   end
   return members[1]
+end
+
+--- `rebalance` reached this node: stop each child running here whose owner
+-- is another node (its owner starts it on the pg leave), whatever
+-- `redistribute` says; temporary children stay.
+-- @tparam table st
+-- @tparam table children the children module (stop)
+function M.rebalance(st, children)
+  for _, c in pairs(st.children) do
+    local proc = c.proc
+    if proc and proc.status == "running" and proc.request.spec.restart ~= "temporary" then
+      local owner = M.owner(st, c)
+      if owner and owner ~= st.me then
+        children.stop(st, c)
+        st.unsettled[c] = true
+      end
+    end
+  end
+end
+
+--- Ask every supervisor of the scope (this one included) to `rebalance`.
+-- @tparam table st
+function M.request_rebalance(st)
+  for _, s in pairs(st.sups) do pogo.send(s.pid, { "$dsup_rebalance" }) end
 end
 
 return M

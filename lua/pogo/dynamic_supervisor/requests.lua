@@ -16,17 +16,24 @@
 -- is told again.
 --
 -- Several requests for one id (a conflict, a re-request of a terminated id):
--- the lowest uid not terminated counts; the others are let go like
--- terminated ones.
+-- the lowest uid not terminated counts, on every node alike; the others are
+-- let go like terminated ones, and the node whose request lost a conflict
+-- logs it. A node refuses a second spec for an id it knows (`request`);
+-- two nodes that request different specs before either has heard of the
+-- other's both answer true, and the lower uid wins everywhere.
 --
 -- The keeper is an idle process of this node and scope. It runs no user
 -- code, so it outlives a crash of the supervisor process, whose restart
 -- adopts it (`rescan`): the requests survive as long as the node does. A
--- deliberate stop of the supervisor kills it (`give_up`).
+-- deliberate stop of the supervisor kills it (`give_up`). What the node's
+-- supervisor must remember across its own restarts lives with the keeper
+-- (`memory`): the temporary children it started, which must not start again
+-- once they have run.
 -- @module pogo.dynamic_supervisor.requests
 local pogo = require "pogo"
 local pg = require "pogo.pg"
 local state = require "pogo.dynamic_supervisor.state"
+local events = require "pogo.dynamic_supervisor.events"
 
 local core = pogo.core
 local encode = core.encode
@@ -45,6 +52,29 @@ local function keeper_holds(st, group)
 end
 
 -- ---- the keeper ----
+
+-- requests made on this node: the last part of their uids (never reused by a
+-- restarted supervisor, whose keeper may still hold the earlier ones)
+local seq = 0
+
+-- scope -> what this node's supervisor of the scope remembers across its
+-- restarts (see `memory`); per node, as every Lua state is a node
+local memories = {}
+
+--- What the supervisor of `scope` on this node remembers across its own
+-- restarts, as the keeper outlives them: `ran`, uid -> true for the
+-- temporary children started here (a restarted supervisor must not start
+-- them again, though their exit with the old supervisor went unseen).
+-- @tparam string scope
+-- @treturn table
+function M.memory(scope)
+  local m = memories[scope]
+  if not m then
+    m = { ran = {} }
+    memories[scope] = m
+  end
+  return m
+end
 
 --- The name the keeper of `scope` is registered under on its node.
 -- @tparam string scope
@@ -65,6 +95,8 @@ function M.adopt_keeper(st)
   end
   st.keeper = keeper
   st.keeper_ref = pogo.monitor(keeper)
+  st.uid_prefix = string.format("%s/%d/", st.me, core.creation())
+  st.memory = M.memory(st.scope)
 end
 
 --- The keeper died (killed by hand): a new one holds what the old one held.
@@ -85,6 +117,7 @@ end
 function M.give_up(st)
   pogo.demonitor(st.keeper_ref)
   pogo.exit(st.keeper, "kill")
+  memories[st.scope] = nil
 end
 
 -- ---- requests ----
@@ -120,6 +153,7 @@ function M.forget(st, req)
   if st.requests[req.uid] ~= req then return end
   st.requests[req.uid] = nil
   req.child.requests[req.uid] = nil
+  st.memory.ran[req.uid] = nil
   local m = st.markers[req.uid]
   if m and m.held then
     pg.leave(st.scope, m.group, st.keeper)
@@ -151,23 +185,33 @@ end
 -- unless the id is already requested.
 -- @tparam table st
 -- @tparam table spec a normalised child spec
--- @return true, or nil and "already started: <id>" (another spec for the id)
+-- @return true, or nil and "already started: <id>" (another spec for the id) or
+--   "invalid child spec: <why>" (it cannot be encoded)
 function M.request(st, spec)
-  local key = encode(spec.id)
+  local ok, key = pcall(encode, spec.id)
+  if not ok then return nil, M.invalid(spec) end
   local c = st.children[key]
   local active = c and M.active(st, c)
   if active then
     if encode(active.spec) == encode(spec) then return true end
-    return nil, "already started: " .. tostring(spec.id)
+    return nil, "already started: " .. events.describe(spec.id)
   end
-  st.seq = st.seq + 1
-  local uid = string.format("%s/%d/%d", st.me, core.creation(), st.seq)
-  local group = { "spec", uid, spec }
+  seq = seq + 1
+  local group = { "spec", st.uid_prefix .. seq, spec }
+  -- pg encodes the group: a spec that cannot be encoded is refused here, unreplicated
+  if not pcall(pg.join, st.scope, group, st.keeper) then return nil, M.invalid(spec) end
   local req = M.learn(st, group, key)
-  pg.join(st.scope, group, st.keeper)
   req.held = true
   state.mark(st, req.child)
   return true
+end
+
+--- Why `spec` cannot be replicated: `"invalid child spec: <why>"`.
+-- @tparam table spec
+-- @treturn string
+function M.invalid(spec)
+  local ok, e = pcall(encode, spec)
+  return "invalid child spec: " .. (ok and "it cannot be encoded" or tostring(e):gsub("^value", "spec"))
 end
 
 -- The marker record of uid, created (not present, not held) on first sight.
@@ -232,6 +276,10 @@ function M.settle(st, c)
       if req.held then
         pg.leave(st.scope, req.group, st.keeper)
         req.held = false
+        if active and not st.markers[req.uid] and encode(req.spec) ~= encode(active.spec) then
+          events.log(st, "warning", "start_child %s: the spec requested here lost to another one, "
+            .. "requested at the same time on %s", events.describe(req.spec.id), tostring(active.uid:match("^[^/]*")))
+        end
       end
       if not held_by_any(st, req.group) then M.forget(st, req) end
     end
@@ -298,11 +346,14 @@ end
 -- `sweep_passes` repair passes): learn what notifications may have missed,
 -- and forget what no node holds any more.
 -- @tparam table st
-function M.rescan(st)
+-- @tparam[opt] function other called with each other table group of the scope
+function M.rescan(st, other)
   local seen_specs, seen_markers = {}, {}
   for _, group in ipairs(pg.which_groups(st.scope)) do
     if type(group) == "table" then
-      if group[1] == "spec" then
+      if other and group[1] ~= "spec" and group[1] ~= "term" then
+        other(group)
+      elseif group[1] == "spec" then
         local req, new = M.learn(st, group)
         if new then state.mark(st, req.child) end
         if not req.held and keeper_holds(st, group) then req.held = true end

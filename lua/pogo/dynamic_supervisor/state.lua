@@ -9,10 +9,16 @@
 -- process this node runs for it, if any. The sets of the state that name
 -- records (`dirty`, `unsettled`, `timed`) are work lists over them, not copies
 -- of their data.
+--
+-- Only the supervisor process changes the state. Other processes of the node
+-- read it (`views.lua`: `whereis`, `which_children`, ... answer without the
+-- supervisor), so a reader never waits for the supervisor; `version` tells a
+-- reader whether a callback ran (or runs) while it read.
 -- @module pogo.dynamic_supervisor.state
 local pogo = require "pogo"
 local pg = require "pogo.pg"
 local ring_mod = require "pogo.ring"
+local log = require "pogo.log"
 
 local encode = pogo.core.encode
 
@@ -22,15 +28,21 @@ local M = {}
 -- @tparam table opts
 -- @treturn table
 function M.new(opts)
+  local allow = opts.nodes and {} or false
+  if allow then
+    for _, node in ipairs(opts.nodes) do allow[#allow + 1] = node end
+    table.sort(allow)
+  end
   return {
     -- what start_link was given
     name = opts.name,                   -- registered on this node (nil: not registered)
     scope = opts.scope or opts.name,    -- the pg scope: its supervisors form one distributed supervisor
     opts = opts,                        -- the options as given (`log`, ...)
     me = pogo.node(),                   -- this node's name
+    pid = pogo.self(),                  -- the supervisor process
     listeners = opts.listeners or {},   -- tables of listener functions (events.lua)
     redistribute = opts.redistribute or "active", -- "active": running children move to a new owner;
-                                        -- "on_failure": they move only when their node goes
+                                        -- "on_failure": they move only when their node goes (or rebalance)
     intensity = opts.intensity or 3,    -- restarts of one child within `period`, then it backs off
     period = opts.period_ms or 5000,
     min_backoff = opts.min_backoff_ms or 50,   -- the delays between retries of a child that
@@ -39,21 +51,50 @@ function M.new(opts)
     sync_interval = opts.sync_interval or 5000, -- ms between repair passes
     sweep_passes = opts.sweep_passes or 12,     -- repair passes per sweep over every record
     tombstone_ms = opts.tombstone_ms or 600000, -- how long a terminated request is remembered
+    weight = opts.weight or 1,          -- this node's share of the ring (published in its "sup" group)
+    allow = allow,                      -- the `nodes` option, sorted, or false (published too)
+    logger = log.with { module = "pogo.dynamic_supervisor", supervisor = tostring(opts.name or opts.scope) },
+
+    -- readers (views.lua): other processes of the node read this state
+    version = 0,                        -- even while no callback runs; a callback makes it odd on
+                                        -- entry and even again on return, so a reader that saw it
+                                        -- change (or odd) reads again
 
     -- the nodes (placement.lua)
     ring = ring_mod.new(opts.vnodes and { vnodes = opts.vnodes } or nil), -- the ring of `ring_nodes`
-    ring_nodes = {},                    -- node -> its supervisor's pid: the members of the "sup" group
+    sups = {},                          -- node -> {pid =, weight =, allow = set | false}: every
+                                        -- supervisor of the scope (its {"sup", weight, nodes} group)
+    ring_nodes = {},                    -- node -> its `sups` entry: the supervisors in the ring (those
+                                        -- that every `nodes` list names)
     down_reason = {},                   -- node -> the reason of its last nodedown (node_down listeners)
     pg_ref = nil,                       -- this process's monitor of the scope
 
-    -- requests and children (requests.lua, children.lua)
+    -- requests and children (requests.lua, children.lua, starter.lua)
     children = {},                      -- key -> the record of that child id (`child` below)
     requests = {},                      -- uid -> request {uid, spec, group, held, child} (requests.lua)
     markers = {},                       -- uid -> termination marker {group, present, held, since}
     by_pid = {},                        -- pid of a child this node runs -> its record
+    to_start = {},                      -- records waiting for a starter (children.launch): a queue,
+    to_start_head = 1,                  -- from this index
+    to_start_tail = 0,                  -- to this one
+    starters = {},                      -- starter pid -> {ref = its monitor, records = the records it
+                                        -- starts, n = how many (0: idle), done = the starts it
+                                        -- reported, since = when it got them} (starter.lua)
+    idle = {},                          -- the idle starters
+    start_refs = {},                    -- monitor ref of a starter -> its pid
+    handed = {},                        -- records whose child was handed over since the mailbox was
+                                        -- last drained (children.handed_over)
+    awaiting = {},                      -- monitor ref of a starter asked for a child's exit reason -> record
     keeper = nil,                       -- the keeper process (requests.lua) and this process's
     keeper_ref = nil,                   -- monitor of it
-    seq = 0,                            -- requests made by this process: the last part of their uids
+    uid_prefix = nil,                   -- "node/creation/": the uids of this node's requests go on
+                                        -- with a sequence number (requests.request)
+    memory = nil,                       -- what this node's supervisor of the scope remembers across
+                                        -- its restarts (requests.memory): the temporary children started
+
+    -- listeners (events.lua)
+    notifier = nil,                     -- the process that calls the listeners, and this process's
+    notifier_ref = nil,                 -- monitor of it
 
     -- what to reconcile next (see `reconcile` in pogo.dynamic_supervisor)
     dirty = {},                         -- record -> true: reconcile it once the mailbox is drained
@@ -66,6 +107,8 @@ function M.new(opts)
     -- the join wait (join_wait.lua)
     waiting = {},                       -- node (or "$connect host:port") -> {deadline =, probe = ref}
     probes = {},                        -- monitor ref of a keeper probe -> the node it probes
+    ring_askers = {},                   -- supervisors that asked for this node's ring, answered once no
+                                        -- child is starting here (join_wait.answer_rings)
 
     -- the repair pass
     next_sync = nil,                    -- when the next repair pass runs (pogo.now() ms)
@@ -92,6 +135,8 @@ function M.child(st, id, key)
                        -- while a terminated one is let go (requests.lua)
       owner = nil,     -- the ring's owner when it was last looked at (placement.lua)
       last_node = nil, -- the node that last started it (pg): a start elsewhere is a move
+      ran_uid = nil,   -- the request that counted when its child group was last seen joined or
+                       -- left: a temporary child of that request has run (children.lua)
       proc = nil,      -- the child process this node supervises for it, or nil (children.lua)
     }
     st.children[key] = c

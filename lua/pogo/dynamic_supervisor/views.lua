@@ -1,0 +1,168 @@
+--- Views: answers read from a supervisor's state by any process of its node.
+--
+-- All the processes of a node share one Lua state, so `whereis`,
+-- `which_children`, `count_children`, `node_for`, `mine`, `nodes` and `specs`
+-- read the supervisor's state (and pg's C index) directly, as Horde and
+-- DistributedSupervisor read ETS: they never wait for the supervisor
+-- process, so a listener, a child's start function or a child's `terminate`
+-- may call them while the supervisor is busy, even with that very child.
+--
+-- Only the supervisor changes its state (one writer). Its callbacks make
+-- `state.version` odd on entry and even on return; a read that saw the
+-- version odd, or changed, while it ran (the supervisor yielded inside a
+-- callback: a send under backpressure, or preemption) is read again, and
+-- after a few tries asked of the supervisor itself. A supervisor of another
+-- node, or one this node does not know, is always asked.
+-- @module pogo.dynamic_supervisor.views
+local pogo = require "pogo"
+local pg = require "pogo.pg"
+local requests = require "pogo.dynamic_supervisor.requests"
+local placement = require "pogo.dynamic_supervisor.placement"
+
+local core = pogo.core
+local is_pid, node_of = core.is_pid, pogo.node_of
+
+local M = {}
+
+-- the supervisors of this node: pid -> state
+local registry = {}
+
+--- Make state `st` readable through its supervisor's pid (at the end of init).
+-- Entries of supervisors that died without `unregister` (killed) are swept.
+-- @tparam table st
+function M.register(st)
+  for pid in pairs(registry) do
+    if not core.alive(pid) then registry[pid] = nil end
+  end
+  registry[st.pid] = st
+end
+
+--- Forget state `st` (the supervisor is going).
+-- @tparam table st
+function M.unregister(st)
+  if registry[st.pid] == st then registry[st.pid] = nil end
+end
+
+--- The state of the local supervisor `sup` (a registered name or a pid), or nil.
+-- @param sup
+-- @treturn ?table
+function M.state_of(sup)
+  local pid = sup
+  if type(sup) == "string" then pid = core.whereis(sup) end
+  if not is_pid(pid) then return nil end
+  return registry[pid]
+end
+
+--- Run the view `f(st, arg)` on a consistent state.
+-- @tparam table st
+-- @tparam function f
+-- @param arg
+-- @treturn boolean whether it could be read here (false: ask the supervisor)
+-- @return the view's results, or nil and "bad request: <why>" if it raised
+function M.read(st, f, arg)
+  for _ = 1, 3 do
+    local v = st.version
+    if v % 2 == 0 then
+      local ok, a, b = pcall(f, st, arg)
+      if st.version == v then
+        if ok then return true, a, b end
+        return true, nil, "bad request: " .. tostring(a)
+      end
+    end
+    if st.pid == pogo.self() then break end
+    pogo.yield()
+  end
+  return false
+end
+
+-- ---- the views ----
+
+local function entry(id, pid, spec, extra)
+  local e = { id, pid, spec.type, spec.modules, id = id, pid = pid, type = spec.type, modules = spec.modules }
+  if extra then for k, v in pairs(extra) do e[k] = v end end
+  return e
+end
+
+--- Entries sorted by the canonical encoding of their ids (then node), so every
+-- node lists the same children in the same order.
+-- @tparam table st
+-- @tparam string mode "local" or "global"
+-- @treturn {table,...}
+function M.which_children(st, mode)
+  local out, keys = {}, {}
+  local function add(key, e)
+    out[#out + 1] = e
+    keys[e] = key .. "\0" .. (e.node or "")
+  end
+  for key, c in pairs(st.children) do
+    if mode == "global" then
+      local req = requests.active(st, c)
+      if req then
+        local id = req.spec.id
+        for _, pid in ipairs(pg.get_members(st.scope, { "child", id })) do
+          add(key, entry(id, pid, req.spec, { node = node_of(pid) }))
+        end
+      end
+    elseif c.proc then
+      local proc = c.proc
+      local pid = proc.pid
+      if pid == nil or proc.status == "starting" then
+        pid = proc.status == "restarting" and "restarting" or "undefined"
+      end
+      add(key, entry(proc.request.spec.id, pid, proc.request.spec, { status = proc.status, error = proc.error }))
+    end
+  end
+  table.sort(out, function(x, y) return keys[x] < keys[y] end)
+  return out
+end
+
+--- Counts `{specs =, active =, supervisors =, workers =}`.
+-- @tparam table st
+-- @tparam string mode "local" or "global"
+-- @treturn table
+function M.count_children(st, mode)
+  local n = { specs = 0, active = 0, supervisors = 0, workers = 0 }
+  local function count(spec, active)
+    n.specs = n.specs + 1
+    n.active = n.active + active
+    if spec.type == "supervisor" then n.supervisors = n.supervisors + 1 else n.workers = n.workers + 1 end
+  end
+  if mode == "global" then
+    for _, c in pairs(st.children) do
+      local req = requests.active(st, c)
+      if req then count(req.spec, #pg.get_members(st.scope, { "child", req.spec.id })) end
+    end
+  else
+    for _, c in pairs(st.children) do
+      local proc = c.proc
+      if proc then count(proc.request.spec, (proc.status ~= "starting" and is_pid(proc.pid)) and 1 or 0) end
+    end
+  end
+  return n
+end
+
+--- The pid running child `id` anywhere, or nil.
+M.whereis = placement.whereis
+
+--- The owner of `id` (pins included), or nil on an empty ring.
+M.node_for = placement.owner_of
+
+--- Whether this node is the owner of `id`.
+-- @tparam table st
+-- @param id
+-- @treturn boolean
+function M.mine(st, id)
+  return placement.owner_of(st, id) == st.me
+end
+
+--- The nodes of the ring, sorted.
+-- @tparam table st
+-- @treturn {string,...}
+function M.nodes(st)
+  return st.ring:nodes()
+end
+
+--- Every spec requested and not terminated, as this node knows them.
+M.specs = requests.specs
+
+return M

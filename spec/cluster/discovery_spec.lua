@@ -1,0 +1,145 @@
+-- DNS discovery (issue 14) against a real DNS server (dnsmasq, started here
+-- on 127.0.0.1 at an ephemeral port, stopped by pid): every A record of a
+-- name is a seed, read again each interval; SRV records give host and port;
+-- a new record is joined within one interval; a record that disappears stops
+-- being dialed once its node is down, and a connected node stays.
+local pogo = require "pogo"
+local uv = require "luv"
+local cluster = require "support.cluster"
+local dnsmasq = require "support.dnsmasq"
+
+local R = "support.remote"
+local INTERVAL = 1000
+local SLACK = 500 -- the dial and the handshake after the round that finds a record
+
+local c, dns
+
+before_each(function()
+  c = cluster.new { timeout_ms = 1000, heartbeat_ms = 200 }
+  c:start_self()
+end)
+
+after_each(function()
+  c:teardown()
+  if dns then dns.stop() end
+  dns = nil
+end)
+
+-- A TCP port free on every one of the given loopback addresses right now.
+local function common_port(ips)
+  for _ = 1, 20 do
+    local first = uv.new_tcp()
+    assert(first:bind(ips[1], 0))
+    local port = first:getsockname().port
+    local held, ok = { first }, true
+    for i = 2, #ips do
+      local t = uv.new_tcp()
+      held[#held + 1] = t
+      if not t:bind(ips[i], port) then ok = false end
+    end
+    for _, t in ipairs(held) do t:close() end
+    pogo.sleep(5)
+    if ok then return port end
+  end
+  error("no port free on " .. table.concat(ips, ", "))
+end
+
+local function sees(node, name)
+  local ok, peers = c:rpc(node, R, "nodes", {}, 1000)
+  if not ok then return false end
+  for _, n in ipairs(peers) do
+    if n == name then return true end
+  end
+  return false
+end
+
+local function target(node, addr)
+  for _, t in ipairs(c:call(node, R, "info").targets) do
+    if t.addr == addr then return t end
+  end
+end
+
+describe("DNS discovery", function()
+  it("dials every A record, joins a new one within an interval, forgets one that leaves", function()
+    local ips = { "127.0.0.2", "127.0.0.3", "127.0.0.4" }
+    local port = common_port(ips)
+    dns = dnsmasq.start { hosts = { "127.0.0.2 nodes.pogo.test", "127.0.0.3 nodes.pogo.test" } }
+    local function discovering(name, ip)
+      return c:start_node { name = name, port = port, extra = { "--host", ip,
+        "--discover", "dns:nodes.pogo.test:" .. port, "--dns-server", "127.0.0.1:" .. dns.port,
+        "--discover-interval-ms", tostring(INTERVAL) } }
+    end
+    local a = discovering("da", ips[1])
+    local b = discovering("db", ips[2])
+    -- no seeds: a and b find each other in DNS
+    c:connect(a)
+    cluster.wait_until(function() return sees(a, b.name) end, INTERVAL + 5000, "a and b to find each other")
+    c:wait_meshed { a, b }
+    assert.is_nil(target(a, ips[1] .. ":" .. port)) -- its own record is skipped
+    assert.is_true(target(a, ips[2] .. ":" .. port).found)
+
+    -- a new record: a node that knows no one is joined by the others
+    local n = c:start_node { name = "dc", port = port, extra = { "--host", ips[3] } }
+    dns.set_hosts { "127.0.0.2 nodes.pogo.test", "127.0.0.3 nodes.pogo.test", "127.0.0.4 nodes.pogo.test" }
+    dns.reload()
+    local t0 = uv.hrtime()
+    cluster.wait_until(function() return sees(a, n.name) and sees(b, n.name) end, INTERVAL + SLACK,
+      "the new record's node joined within one interval")
+    assert.is_true((uv.hrtime() - t0) / 1e6 <= INTERVAL + SLACK)
+    assert.truthy(a.err:find("discovery: 127.0.0.4:" .. port .. " found in DNS (nodes.pogo.test)", 1, true))
+
+    -- its node goes down: still in DNS, so still dialed
+    c:kill(n)
+    cluster.wait_until(function() return not sees(a, n.name) end, 5000, "a to lose dc")
+    local info = c:call(a, R, "info")
+    assert.is_true(info.peers[n.name].wanted)
+    assert.truthy(target(a, ips[3] .. ":" .. port))
+    -- its record goes: no longer dialed
+    dns.set_hosts { "127.0.0.2 nodes.pogo.test", "127.0.0.3 nodes.pogo.test" }
+    dns.reload()
+    cluster.wait_until(function()
+      local i = c:call(a, R, "info")
+      return not target(a, ips[3] .. ":" .. port) and not i.peers[n.name].wanted
+    end, INTERVAL + SLACK, "a to stop dialing the node whose record left")
+    assert.truthy(a.err:find(n.name .. " is no longer in DNS: not dialed any more", 1, true))
+
+    -- the record of a connected node goes: it stays connected
+    dns.set_hosts { "127.0.0.2 nodes.pogo.test" }
+    dns.reload()
+    cluster.wait_until(function() return not target(a, ips[2] .. ":" .. port) end, INTERVAL + SLACK,
+      "a to drop db's record")
+    assert.truthy(a.err:find(b.name .. " is no longer in DNS (still connected)", 1, true))
+    assert.is_true(sees(a, b.name))
+    assert.is_true(sees(b, a.name))
+  end)
+
+  it("reads SRV records: host and port from each", function()
+    local s1 = c:start_node { name = "s1", extra = { "--host", "127.0.0.5" } }
+    local s2 = c:start_node { name = "s2", extra = { "--host", "127.0.0.6" } }
+    local p1, p2 = s1.name:match(":(%d+)$"), s2.name:match(":(%d+)$")
+    dns = dnsmasq.start { extra = {
+      "--srv-host=_pogo._tcp.pogo.test,s1.pogo.test," .. p1, "--srv-host=_pogo._tcp.pogo.test,s2.pogo.test," .. p2,
+      "--host-record=s1.pogo.test,127.0.0.5", "--host-record=s2.pogo.test,127.0.0.6" } }
+    local d = c:start_node { name = "sd", extra = { "--discover", "dns:_pogo._tcp.pogo.test",
+      "--dns-server", "127.0.0.1:" .. dns.port, "--discover-interval-ms", tostring(INTERVAL) } }
+    c:connect(d)
+    cluster.wait_until(function() return sees(d, s1.name) and sees(d, s2.name) end, INTERVAL + 5000,
+      "the SRV records' nodes to be joined")
+    assert.is_true(target(d, "127.0.0.5:" .. p1).found)
+    assert.is_true(target(d, "127.0.0.6:" .. p2).found)
+    c:wait_meshed { s1, s2, d }
+  end)
+
+  it("logs a DNS server that does not answer, and the node goes on", function()
+    dns = dnsmasq.start {}
+    local dead = dns.port
+    dns.stop() -- nothing listens there any more
+    dns = nil
+    local d = c:start_node { name = "lonely", extra = { "--discover", "dns:nodes.pogo.test:4000",
+      "--dns-server", "127.0.0.1:" .. dead, "--discover-interval-ms", "100" } }
+    cluster.wait_until(function() return d.err:find("discovery: cannot read nodes.pogo.test from DNS", 1, true) end,
+      10000, "the failure to be logged")
+    c:connect(d)
+    assert.equal(d.name, (c:call(d, "pogo", "node")))
+  end)
+end)
