@@ -113,7 +113,8 @@ int pogo_conn_frames(pogo_conn *c) {
     if (r == 0) return 0;
     if (r < 0) {
       if (!c->outgoing && c->state == CS_HANDSHAKE && c->hs_step == 0 && pogo_tls_refuse_tls(c)) return -1;
-      pogo_log_line(c->d, "closing link to %s: %s", c->peer_name ? c->peer_name : c->addr, c->in.error);
+      const char *who = c->peer_name ? c->peer_name : c->addr;
+      pogo_log_at(c->d, POGO_LOG_WARNING, who, "closing link to %s: %s", who, c->in.error);
       pogo_mesh_conn_lost(c, "protocol_error");
       return -1;
     }

@@ -201,11 +201,11 @@ static void round_done(pogo_discovery *x) {
   lua_State *L = d->N->L;
   if (x->failed) {
     if (!x->logged)
-      pogo_log_line(d, "discovery: cannot read %s from DNS: %s (trying again every %u ms)", x->name,
-                    ares_strerror(x->failed), x->interval_ms);
+      pogo_log_at(d, POGO_LOG_WARNING, NULL, "discovery: cannot read %s from DNS: %s (trying again every %u ms)",
+                  x->name, ares_strerror(x->failed), x->interval_ms);
     x->logged = 1;
   } else if (x->logged) {
-    pogo_log_line(d, "discovery: %s read from DNS again", x->name);
+    pogo_log_at(d, POGO_LOG_INFO, NULL, "discovery: %s read from DNS again", x->name);
     x->logged = 0;
   }
   uv_interface_address_t *ifs = NULL;
@@ -215,8 +215,8 @@ static void round_done(pogo_discovery *x) {
     const disc_addr *a = &x->addrs[i];
     if (is_self(d, a->host, a->port, ifs, nifs)) continue;
     if (pogo_mesh_found(d, a->host, a->port, x->gen) == 1)
-      pogo_log_line(d, "discovery: %s%s%s:%d found in DNS (%s)", strchr(a->host, ':') ? "[" : "", a->host,
-                    strchr(a->host, ':') ? "]" : "", a->port, x->name);
+      pogo_log_at(d, POGO_LOG_INFO, NULL, "discovery: %s%s%s:%d found in DNS (%s)", strchr(a->host, ':') ? "[" : "",
+                  a->host, strchr(a->host, ':') ? "]" : "", a->port, x->name);
   }
   if (ifs) uv_free_interface_addresses(ifs, nifs);
   if (!x->failed) pogo_mesh_found_sweep(d, L, x->gen);

@@ -188,7 +188,8 @@ end
 --  command-line options), `env` (more environment variables, name -> value),
 --  `port`, `tls` (`{cert =, key =, ca =}`, or false for none; default: the
 --  cluster's)
--- @return node: {name =, addr =, pid =, out =, err =}
+-- @return node: {name =, addr =, pid =, out =, err =}; once it has exited,
+--  also `exited` ({code =, signal =}) and `exit_ns` (uv.hrtime() then)
 function Cluster:start_node(o)
   o = o or {}
   SEQ = SEQ + 1
@@ -226,6 +227,7 @@ function Cluster:start_node(o)
                                                           env = pass_env(o.env) },
     function(code, signal)
       node.exited = { code = code, signal = signal }
+      node.exit_ns = uv.hrtime() -- when this process saw it exit (uv.hrtime: one clock per machine)
       LIVE[pid] = nil
       handle:close()
       if not closing then pogo.send(me, { "$cluster", "exit", node.id }) end
