@@ -167,8 +167,9 @@ static void check_own(pogo_dist *d, SSL_CTX *ctx, const char *cert, const char *
     return;
   }
   if (X509_verify_cert(s) != 1)
-    pogo_log_at(d, POGO_LOG_WARNING, NULL, "this node's certificate %s does not verify against %s (%s): peers will refuse it",
-                cert, ca, X509_verify_cert_error_string(X509_STORE_CTX_get_error(s)));
+    pogo_log_at(d, POGO_LOG_WARNING, NULL,
+                "this node's certificate %s does not verify against %s (%s): peers will refuse it", cert, ca,
+                X509_verify_cert_error_string(X509_STORE_CTX_get_error(s)));
   X509_STORE_CTX_free(s);
   ERR_clear_error();
 }

@@ -445,7 +445,15 @@ end
 -- * `settle_ms` (1000: how long a connecting node may take to show its
 --   supervisor), `sync_interval` (5000 ms, a repair pass), `sweep_passes`
 --   (12), `tombstone_ms` (600000), `vnodes` (the ring's, the same on every node);
--- * `log`: function(level, msg) instead of `pogo.log`.
+-- * `log`: function(level, msg) instead of `pogo.log` (it gets the
+--   supervisor reports too, as their one-line message, without their fields).
+--
+-- It reports what happens to its children as OTP's supervisor does (see
+-- `pogo.supervisor_report`): a crash, a restart, a failed start, and a child
+-- beyond its restart intensity (which backs off: the supervisor never gives
+-- up). Started outside any supervision tree, it is the root of one, which
+-- `pogo.stop` terminates: it leaves the ring, stops its children, gives its
+-- requests to their owners (see `pogo.shutdown`).
 --
 -- @return pid, or nil and the reason (`"unknown option: <name>"`, ...)
 function M.start_link(opts)
