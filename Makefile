@@ -3,7 +3,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
-DEB_PACKAGES := lua5.4 liblua5.4-dev libuv1-dev lua-luv lua-luv-dev lua-busted \
+DEB_PACKAGES := lua5.4 liblua5.4-dev libuv1-dev lua-luv lua-luv-dev lua-busted prosody lua-cqueues lua-socket \
 	libmsgpack-dev libxxhash-dev libssl-dev libc-ares-dev dnsmasq-base openssl lua-check lua-ldoc lua-argparse cmake pkg-config gcc make
 BUILD ?= build
 LUA ?= lua5.4

@@ -162,7 +162,7 @@ static int l_receive(lua_State *L) {
     if (timeout > 0) pogo_timer_arm(N, p, pogo_node_now(N) + (uint64_t)timeout);
     return lua_yield(L, 0);
   }
-  pogo_sched_check_can_drive(N, L, "pogo.receive");
+  if (timeout != 0) pogo_sched_check_can_drive(N, L, "pogo.receive"); /* receive(0) never waits */
   p = pogo_proc_external(N, L);
   if (p->mb_head == p->mb_tail && timeout != 0) {
     int r = pogo_sched_drive(N, L, p, p->mb_tail, timeout);
@@ -189,7 +189,7 @@ static int l_wait(lua_State *L) {
     if (timeout > 0) pogo_timer_arm(N, p, pogo_node_now(N) + (uint64_t)timeout);
     return lua_yield(L, 0);
   }
-  pogo_sched_check_can_drive(N, L, "pogo.receive");
+  if (timeout != 0) pogo_sched_check_can_drive(N, L, "pogo.receive");
   p = pogo_proc_external(N, L);
   if (timeout == 0) { lua_pushboolean(L, 0); return 1; }
   int r = pogo_sched_drive(N, L, p, p->mb_tail, timeout);

@@ -58,6 +58,7 @@ static int node_gc(lua_State *L) {
   pogo_node *N = lua_touserdata(L, 1);
   if (N->closed) return 0;
   pogo_remote_close(N, L);
+  pogo_host_close(N);
   pogo_proc_free_all(N, L);
   N->closed = 1;
   lua_pushnil(L);
@@ -155,6 +156,7 @@ void pogo_node_register(lua_State *L) {
   pogo_nodenames_register(L);
   pogo_proc_register(L);
   pogo_sched_register(L);
+  pogo_host_register(L);
   pogo_mailbox_register(L);
   pogo_links_register(L);
   pogo_names_register(L);

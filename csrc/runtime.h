@@ -1,7 +1,7 @@
 /*
  * runtime.h: the per-Lua-state node runtime: processes, mailboxes, links and
  * monitors, the scheduler, timers, registered names, pids and refs
- * (node.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, timer.c,
+ * (node.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, host.c, timer.c,
  * mailbox.c, links.c, names.c, sets.c, remote.c).
  *
  * Contract
@@ -135,6 +135,7 @@ typedef struct pogo_uvh {
 } pogo_uvh;
 
 struct pogo_remote_ops; /* remote.h */
+typedef struct pogo_host pogo_host; /* host.c */
 
 typedef struct pogo_node {
   lua_State *L;       /* main thread */
@@ -190,6 +191,8 @@ typedef struct pogo_node {
   /* how other nodes are reached (remote.h): NULL until a transport starts */
   const struct pogo_remote_ops *remote;
   void *remote_ctx;
+  /* set once a host that owns the loop uses pogo.fd/timeout/step (host.c) */
+  pogo_host *host;
 } pogo_node;
 
 /* ---- node.c ---- */
@@ -257,6 +260,22 @@ void pogo_sched_resume(pogo_node *N, const pogo_rq_entry *e);
  * (< 0: none) has not passed. */
 void pogo_sched_drive_while(pogo_node *N, int (*busy)(void *arg), void *arg, int64_t timeout_ms);
 void pogo_sched_register(lua_State *L);
+
+/* ---- host.c: a host that owns the loop ---- */
+/* The node is hosted: the main chunk is host code, which may not block. */
+int pogo_host_embedded(pogo_node *N);
+/* Host code made work (outside the loop): make pogo.fd() readable. */
+void pogo_host_wake(pogo_node *N);
+/* The transport queued I/O for the loop's next pass (bytes to write): a
+ * step runs another pass, and host code wakes the host. */
+void pogo_host_io_queued(pogo_node *N);
+/* Raise "<what>: cannot block in host code ..." if the caller is host code
+ * of a hosted node (neither a process nor a callback inside the loop). */
+void pogo_host_check_block(pogo_node *N, lua_State *L, const char *what);
+/* A step's time is up: the scheduler resumes no more processes in it. */
+int pogo_host_out_of_time(pogo_node *N);
+void pogo_host_close(pogo_node *N);
+void pogo_host_register(lua_State *L);
 
 /* ---- timer.c ---- */
 void pogo_timer_arm(pogo_node *N, pogo_proc *p, uint64_t deadline);

@@ -1,6 +1,6 @@
 /*
  * sched.c: the run queue and the resume loop, and driving the loop from the
- * main chunk (run, step, stop, sleep, yield).
+ * main chunk (run, stop, sleep, yield; hosts that own the loop: host.c).
  *
  * Contract
  * - Ready processes are resumed in FIFO order from a libuv idle handle, in
@@ -10,7 +10,8 @@
  *   reason, or a crash {error=, traceback=}).
  * - Blocking calls from the main chunk drive the loop with UV_RUN_ONCE until
  *   their condition holds; from a luv callback (pogo's or luv's own uv.run)
- *   they raise an error instead of re-entering the loop.
+ *   they raise an error instead of re-entering the loop, and so they do from
+ *   host code once a host owns the loop (pogo_host_embedded, host.c).
  * - Others may hold a caller back (the transport, while a connection's
  *   backlog is too big): pogo_sched_block_mode says how the caller can wait; a
  *   process is suspended (pogo_sched_suspend, no timer) until
@@ -53,6 +54,7 @@ void pogo_sched_enqueue(pogo_node *N, pogo_proc *p) {
     uv_idle_start(&N->uvh->idle, idle_cb);
     N->idle_active = 1;
   }
+  if (N->host) pogo_host_wake(N); /* host code spawned or sent: wake the host */
 }
 
 void pogo_sched_wake(pogo_node *N, pogo_proc *p) {
@@ -138,7 +140,11 @@ int pogo_sched_run_batch(pogo_node *N, int budget) {
     if (p->state != PS_RUNNABLE) continue;
     resume_one(N, L, p, mbox_idx);
     n++;
-    if (N->ext_woken && N->driving) break;
+    if (N->host) {
+      if (pogo_host_out_of_time(N)) break; /* the host's step is over (host.c) */
+    } else if (N->ext_woken && N->driving) {
+      break; /* the main chunk waits in pogo_sched_drive for its message */
+    }
   }
   lua_settop(L, top);
   if (!N->rq_len && N->idle_active && N->uvh) {
@@ -150,6 +156,7 @@ int pogo_sched_run_batch(pogo_node *N, int budget) {
 
 /* Raise unless the caller may drive the loop (main chunk, loop not running). */
 static void check_can_drive(pogo_node *N, lua_State *L, const char *what) {
+  pogo_host_check_block(N, L, what);
   if (N->current)
     luaL_error(L, "%s: called from a coroutine nested in a process (only the process itself may block)", what);
   if (N->driving)
@@ -183,7 +190,7 @@ int pogo_sched_drive(pogo_node *N, lua_State *L, pogo_proc *ext, uint32_t mb_tai
 
 int pogo_sched_block_mode(pogo_node *N, lua_State *L) {
   if (N->current) return N->current->co == L && lua_isyieldable(L) ? POGO_BLOCK_YIELD : POGO_BLOCK_NONE;
-  if (N->driving) return POGO_BLOCK_NONE;
+  if (N->driving || pogo_host_embedded(N)) return POGO_BLOCK_NONE;
   luv_ctx_t *ctx = luv_context(L);
   if (ctx && ctx->mode != -1) return POGO_BLOCK_NONE;
   return POGO_BLOCK_DRIVE;
@@ -272,17 +279,6 @@ static int l_run(lua_State *L) {
   return 0;
 }
 
-/* step() -> pending: do the ready work without blocking */
-static int l_step(lua_State *L) {
-  pogo_node *N = POGO_NODE(L);
-  check_can_drive(N, L, "pogo.step");
-  N->driving++;
-  uv_run(N->loop, UV_RUN_NOWAIT);
-  N->driving--;
-  lua_pushboolean(L, N->rq_len > 0 || uv_loop_alive(N->loop));
-  return 1;
-}
-
 /* stop_loop(): make run() return */
 static int l_stop_loop(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
@@ -302,7 +298,7 @@ static int l_now(lua_State *L) {
 
 void pogo_sched_register(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"sleep", l_sleep}, {"yield", l_yield}, {"run", l_run}, {"step", l_step},
+    {"sleep", l_sleep}, {"yield", l_yield}, {"run", l_run},
     {"stop_loop", l_stop_loop}, {"now", l_now}, {NULL, NULL}};
   pogo_node_setfuncs(L, fns);
 }

@@ -530,13 +530,6 @@ describe("call and cast", function()
 end)
 
 describe("the loop", function()
-  it("step() runs ready work without blocking", function()
-    local ran = false
-    pogo.spawn(function() ran = true end)
-    local _ = pogo.step()
-    assert.is_true(ran)
-  end)
-
   it("run() returns after stop() and when nothing can happen", function()
     local count = 0
     pogo.spawn(function()
@@ -576,12 +569,6 @@ describe("the loop", function()
     pogo.spawn(function() order[#order + 1] = "b" end)
     assert.equal("done", pogo.receive(1000))
     assert.same({ "a1", "b", "a2" }, order)
-  end)
-
-  it("step() reports pending work", function()
-    pogo.spawn(function() pogo.sleep(5) end)
-    local pending = pogo.step()
-    assert.is_true(pending)
   end)
 
   it("coroutine.yield in a process just reschedules it", function()

@@ -179,6 +179,7 @@ void pogo_conn_dirty(pogo_conn *c) {
   c->dnext = d->dirty;
   d->dirty = c;
   if (d->uv && !uv_is_active((uv_handle_t *)&d->uv->prep)) uv_prepare_start(&d->uv->prep, pogo_conn_prepare_cb);
+  pogo_host_io_queued(d->N); /* a host that owns the loop steps again (host.c) */
 }
 
 size_t pogo_conn_backlog(const pogo_conn *c) {

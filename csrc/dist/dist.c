@@ -230,6 +230,7 @@ static int l_dist_start(lua_State *L) {
   }
   lua_pushvalue(L, name_idx);
   lua_pushinteger(L, d->port);
+  pogo_host_wake(N); /* host code started sockets and timers: a hosted node steps (host.c) */
   return 2;
 }
 
@@ -242,6 +243,7 @@ static int l_dist_stop(lua_State *L) {
     pogo_discovery_stop(d);
     pogo_mesh_stop(d, L, reason);
   }
+  pogo_host_wake(N);
   return 0;
 }
 
@@ -294,6 +296,7 @@ static int l_dist_disconnect(lua_State *L) {
   pogo_dist *d = started(L, N, "pogo.disconnect");
   uint32_t idx = check_node(L, N, 1);
   lua_pushboolean(L, idx && pogo_mesh_disconnect(d, L, idx, "disconnect"));
+  pogo_host_wake(N);
   return 1;
 }
 
@@ -303,6 +306,7 @@ static int l_dist_block(lua_State *L) {
   pogo_dist *d = started(L, N, "pogo.block");
   uint32_t idx = check_node(L, N, 1);
   if (idx) pogo_mesh_block(d, L, idx, lua_toboolean(L, 2));
+  pogo_host_wake(N);
   return 0;
 }
 

@@ -346,6 +346,7 @@ end
 function M.connect(addr, timeout_ms)
   local timeout = timeout_ms
   if type(addr) ~= "string" then error("pogo.connect: \"host:port\" or node name expected", 2) end
+  core.host_check("pogo.connect", 2) -- host code of a hosted node may not wait
   local ref = pogo.make_ref()
   local name = core.dist_connect(addr, pogo.self(), ref)
   if name then return name end
@@ -391,6 +392,7 @@ function M.rpc(node, module, fn, args, timeout_ms)
     error("pogo.rpc: module and function names expected", 2)
   end
   if args ~= nil and type(args) ~= "table" then error("pogo.rpc: args must be an array", 2) end
+  core.host_check("pogo.rpc", 2) -- raises in host code of a hosted node, rather than returning false
   local ok, res = pcall(pogo.call, { "$rpc", node }, { module, fn, args or {} }, timeout or 5000)
   if not ok then return false, res end
   if type(res) ~= "table" then return false, "rpc: malformed reply" end

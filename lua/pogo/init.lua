@@ -2,7 +2,8 @@
 --
 -- Processes are Lua coroutines with mailboxes, scheduled on luv's loop.
 -- Blocking calls (`receive`, `sleep`, `call`, ...) yield inside a process; from
--- the main chunk they drive the loop until done; from a luv callback they raise.
+-- the main chunk they drive the loop until done; from a luv callback, or from
+-- host code once a host owns the loop (`fd`, `timeout`, `step`), they raise.
 --
 -- @module pogo
 local core = require "pogo.core"
@@ -123,10 +124,47 @@ M.is_ref = core.is_ref
 -- @function run
 M.run = core.run
 
---- Do the ready work without blocking (for hosts that own their loop).
--- @function step
--- @treturn boolean whether work is pending
-M.step = core.step
+-- ---- hosts that own their loop (Prosody, cqueues, a C server: see the README) ----
+
+-- Once the host uses fd, timeout or step, the main chunk is host code: it may
+-- not block (core's blocking calls raise; call, rpc and connect check first,
+-- before they send anything).
+local hosted = false
+local host_check, c_fd, c_timeout, c_step = core.host_check, core.fd, core.timeout, core.step
+
+--- A file descriptor that becomes readable when the node has work (libuv's
+-- backend fd, an epoll fd on Linux). Watch it for reading and call
+-- `pogo.step()` when it is. A `spawn` or `send` from host code makes it
+-- readable too. The first call runs one non-blocking pass of the loop, as
+-- `step` does, so that the wake-up is registered. From then on the main
+-- chunk is host code: blocking calls made outside a process raise
+-- "cannot block in host code".
+-- @treturn integer
+function M.fd()
+  hosted = true
+  return c_fd()
+end
+
+--- Milliseconds until the node's next timer (process timeouts, heartbeats,
+-- luv timers): -1 when there is none, 0 when work is ready now. Arm a host
+-- timer with it after each `step` and after host code called into pogo.
+-- @treturn integer
+function M.timeout()
+  hosted = true
+  return c_timeout()
+end
+
+--- Do all the ready work without blocking: read what arrived, run the
+-- processes that made ready, write what they sent, and again while more
+-- became ready at once (at most 64 loop passes; after 2 ms no new pass and
+-- no process resumed, so a busy node cannot starve the host).
+-- @treturn boolean true when more work is ready at once (call `step` again
+--  after the host's own work); false when the host may wait for `fd()` or
+--  `timeout()`
+function M.step()
+  hosted = true
+  return c_step()
+end
 
 --- Loop time in milliseconds.
 -- @function now
@@ -244,6 +282,7 @@ end
 -- @tparam[opt=5000] integer timeout_ms (or math.huge)
 -- @return the reply
 function M.call(dest, request, timeout_ms)
+  if hosted then host_check("pogo.call", 2) end
   local timeout = timeout_ms
   timeout = timeout or 5000
   local target = call_target(dest)

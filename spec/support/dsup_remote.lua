@@ -152,11 +152,13 @@ function M.start_children(from, to)
 end
 function M.terminate_child(n) return dsup.terminate_child(SUP, { "worker", n }) end
 
---- Sorted worker numbers of which_children(mode), and their pids.
-function M.children(mode)
+--- Sorted numbers n of the children {kind, n} (kind "worker" by default) in
+-- which_children(mode), and their pids.
+function M.children(mode, kind)
+  kind = kind or "worker"
   local ns, pids = {}, {}
   for _, c in ipairs(dsup.which_children(SUP, mode)) do
-    if type(c.pid) ~= "string" and type(c.id) == "table" and c.id[1] == "worker" then
+    if type(c.pid) ~= "string" and type(c.id) == "table" and c.id[1] == kind then
       ns[#ns + 1] = c.id[2]
       pids[c.id[2]] = c.pid
     end
