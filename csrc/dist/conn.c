@@ -131,7 +131,8 @@ static int frames_fn(lua_State *L, void *arg) {
     }
     if (r < 0) {
       if (!c->outgoing && c->state == CS_HANDSHAKE && c->hs_step == 0 && pogo_tls_refuse_tls(c)) return 0;
-      pogo_log_line(c->d, "closing link to %s: %s", c->peer_name ? c->peer_name : c->addr, c->in.error);
+      const char *who = c->peer_name ? c->peer_name : c->addr;
+      pogo_log_at(c->d, POGO_LOG_WARNING, who, "closing link to %s: %s", who, c->in.error);
       pogo_mesh_conn_lost(c, "protocol_error");
       return 0;
     }
@@ -171,10 +172,10 @@ int pogo_conn_frames(pogo_conn *c) {
     if (!c->d || c->state == CS_DEAD || c->state == CS_CLOSING) return -1;
     const char *who = c->peer_name ? c->peer_name : c->addr;
     if (c->state == CS_UP && (c->cur_kind == POGO_W_SEND || c->cur_kind == POGO_W_SEND_NAMED)) {
-      pogo_log_line(c->d, "dropped a message from %s: %s", who, why);
+      pogo_log_at(c->d, POGO_LOG_WARNING, who, "dropped a message from %s: %s", who, why);
       continue; /* the frame is consumed: on with the next ones */
     }
-    pogo_log_line(c->d, "closing link to %s: %s", who, why);
+    pogo_log_at(c->d, POGO_LOG_WARNING, who, "closing link to %s: %s", who, why);
     conn_lost(c, "out of memory");
     return -1;
   }

@@ -48,6 +48,7 @@ static pogo_dist *dist_of(pogo_node *N) { return N->remote == &ops ? N->remote_c
 static void dist_free(pogo_dist *d, lua_State *L) {
   pogo_discovery_stop(d);
   pogo_mesh_free(d);
+  pogo_log_close(d);
   pogo_tls_ctx_free(d->tls); /* connections still closing keep their reference */
   d->tls = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, d->ref_subs);
@@ -170,6 +171,7 @@ static int l_dist_start(lua_State *L) {
   }
   memcpy(d->cookie, cookie, cl);
   d->cookie_len = cl;
+  pogo_log_open(d);
   lua_newtable(L);
   d->ref_subs = luaL_ref(L, LUA_REGISTRYINDEX);
   pogo_remote_set(N, &ops, d);
@@ -193,8 +195,8 @@ static int l_dist_start(lua_State *L) {
     return luaL_error(L, "pogo.start: %s", err);
   }
   if (is_wildcard(d->adv_host))
-    pogo_log_line(d, "warning: listening on %s without advertise: peers cannot reach this node by its name",
-                  d->adv_host);
+    pogo_log_at(d, POGO_LOG_WARNING, NULL,
+                "listening on %s without advertise: peers cannot reach this node by its name", d->adv_host);
 
   lua_getfield(L, 1, "block");
   if (lua_istable(L, -1)) {
@@ -343,7 +345,7 @@ static const char *state_name(int s) {
 }
 
 /* dist_info() -> {name=, port=, listen=, tls=, started=, peers = {[node] = {dialer=,
- *   creation=, backlog=, wanted=, blocked=, seed=}}, links = {{state=, peer=,
+ *   creation=, backlog=, wanted=, blocked=, seed=, left=}}, links = {{state=, peer=,
  *   outgoing=, tls=}, ...}, targets = {{addr=, seed=, found=, name=}, ...}} */
 static int l_dist_info(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
@@ -382,6 +384,8 @@ static int l_dist_info(lua_State *L) {
     lua_setfield(L, -2, "blocked");
     lua_pushboolean(L, p->seed);
     lua_setfield(L, -2, "seed");
+    lua_pushboolean(L, p->left);
+    lua_setfield(L, -2, "left");
     lua_setfield(L, -2, pogo_nodenames_get(N, L, i));
   }
   lua_setfield(L, -2, "peers");

@@ -5,7 +5,7 @@
  *   wire.c      data payloads once a connection is up (pure; wire.h)
  *   handshake.c handshake messages and HMAC proofs (pure; handshake.h)
  *   addr.c      node names and addresses (pure; addr.h)
- *   log.c       the transport's log lines
+ *   log.c       the transport's log lines, handed to pogo.log
  *   conn.c      one TCP connection: reading frames, batched writes, backlog
  *   tls.c       mutual TLS 1.3 on a connection (OpenSSL over libuv streams)
  *   auth.c      the handshake state machine
@@ -66,6 +66,7 @@ typedef struct pogo_target pogo_target;
 typedef struct pogo_tls pogo_tls;             /* tls.c: one connection's TLS */
 typedef struct pogo_tls_ctx pogo_tls_ctx;     /* tls.c: the node's TLS settings */
 typedef struct pogo_discovery pogo_discovery; /* discovery.c */
+typedef struct pogo_log_q pogo_log_q;         /* log.c: lines waiting for pogo.log */
 
 /* A host name being resolved for a dial; outlives its connection if need be. */
 typedef struct pogo_gai {
@@ -113,6 +114,7 @@ typedef struct pogo_peer {
   uint8_t seed;        /* learned from a seed: never forgotten */
   uint8_t blocked;     /* pogo.block: never connected until unblocked */
   uint8_t shunned;     /* disconnected on purpose: not even its seed entry redials */
+  uint8_t left;        /* it stopped cleanly (BYE "shutdown"): dialed again only as a seed */
   uint8_t logged;      /* a failure was logged since the last success */
   uint32_t backoff;    /* next retry delay, ms */
   uint64_t next_at;    /* earliest next dial (loop ms) */
@@ -168,11 +170,20 @@ struct pogo_dist {
   int ref_subs;      /* monitor_nodes subscribers: pid -> true */
   pogo_tls_ctx *tls; /* NULL: plain links */
   pogo_discovery *disc;
+  pogo_log_q *logq;  /* NULL: lines go straight to stderr */
   uint32_t admit_evicted;   /* handshakes closed to make room, not yet logged (admit.c) */
   uint64_t admit_logged_at;
 };
 
 /* ---- log.c ---- */
+/* pogo.log's levels. */
+enum { POGO_LOG_DEBUG = 1, POGO_LOG_INFO, POGO_LOG_NOTICE, POGO_LOG_WARNING, POGO_LOG_ERROR };
+void pogo_log_open(pogo_dist *d);  /* at the transport's start */
+void pogo_log_close(pogo_dist *d); /* at its end: lines still queued go to stderr */
+/* A line at `level` about `peer` (a node name or an address; NULL: none). */
+void pogo_log_at(pogo_dist *d, int level, const char *peer, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A line at level info, about no peer in particular. */
 void pogo_log_line(pogo_dist *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- conn.c ---- */

@@ -186,7 +186,7 @@ int pogo_inbound_frame(pogo_conn *c, const char *p, uint32_t n) {
     if (on_data(d, c, &m, &err) == 0) return 0;
   }
   if (c->state != CS_UP || c->d != d) return -1;
-  pogo_log_line(d, "closing link to %s: %s", c->peer_name, err ? err : "protocol error");
+  pogo_log_at(d, POGO_LOG_WARNING, c->peer_name, "closing link to %s: %s", c->peer_name, err ? err : "protocol error");
   pogo_mesh_conn_lost(c, "protocol_error");
   return -1;
 }

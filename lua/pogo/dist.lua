@@ -12,7 +12,14 @@
 -- so connecting to one seed joins the whole cluster. Every pair of nodes ends
 -- up with one link: when two nodes dial each other at once, the dial made by
 -- the node with the smaller name wins. A lost peer is redialed until it comes
--- back or `forget_ms` pass (seeds are never forgotten).
+-- back or `forget_ms` pass (seeds are never forgotten). A peer that stopped
+-- cleanly (`pogo.stop`: its links close with "shutdown") is not redialed, nor
+-- taken back from gossip, until it connects again; if it is a seed its address
+-- is dialed every `backoff_max_ms`.
+--
+-- **Logs.** The transport's lines (connections made, lost, refused) go to
+-- `pogo.log` with `module = "pogo.dist"` and `peer`; `log = false` (bin/pogo
+-- `--quiet`) turns them off.
 --
 -- **Security.** Links are authenticated with the cookie (HMAC-SHA256
 -- challenge/response both ways; the cookie never crosses the wire). A peer
@@ -487,10 +494,14 @@ function M.rpc(node, module, fn, args, timeout_ms)
 end
 
 --- Close every link, telling peers "shutdown" (used by `pogo.stop`). From the
--- main chunk it waits (up to 1 s) until peers have closed their side.
-function M.dist_stop()
+-- main chunk it waits (up to `drain_ms`) until peers have closed their side.
+-- @tparam[opt=1000] integer drain_ms
+function M.dist_stop(drain_ms)
+  if drain_ms ~= nil and math.type(drain_ms) ~= "integer" then
+    error("pogo.dist_stop: drain_ms must be an integer, got " .. tostring(drain_ms), 2)
+  end
   core.dist_stop()
-  core.dist_drain(1000)
+  core.dist_drain(drain_ms or 1000)
   settings.seeds = nil
 end
 
@@ -503,8 +514,9 @@ function M.seeds()
 end
 
 --- Transport state for tools and tests: name, port, listen (the address
--- listened on), tls (whether links run TLS), peers (dialer, creation,
--- backlog, wanted, blocked, seed), links (state, peer, outgoing, tls) and
+-- listened on), tls (whether links run TLS), peers (up, dialer, creation,
+-- backlog, wanted (dialed when down), blocked, seed, left (it stopped
+-- cleanly)), links (state, peer, outgoing, tls) and
 -- targets (the addresses dialed as seeds, connect requests or found in DNS:
 -- addr, seed, found, name).
 -- @function dist_info

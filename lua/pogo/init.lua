@@ -365,34 +365,42 @@ function M.reply(from, value)
   return true
 end
 
-local stop_hooks = {}
-local stop_log = log.with { module = "pogo" }
+-- ---- the orderly stop: implemented in pogo.shutdown ----
 
---- Call `fn()` when `pogo.stop()` is called, before the links close (for
--- resources outside the node, such as the programs of `pogo.os_process`).
--- An error in `fn` is logged (level error) and does not stop the others.
+local shutdown = require "pogo.shutdown"
+shutdown.install(M)
+
+--- Call `fn()` when the node stops (`pogo.stop`), once its supervision trees
+-- have stopped and before its links close: for resources outside the trees,
+-- such as the programs of `pogo.os_process` started outside a supervisor. The
+-- hooks run in the order they were added, in the stopper process; an error
+-- in one is logged (level error) and does not stop the others.
+-- @function on_stop
 -- @tparam function fn
 -- @treturn function call it to remove `fn`
-function M.on_stop(fn)
-  if type(fn) ~= "function" then error("pogo.on_stop: function expected", 2) end
-  local key = {}
-  stop_hooks[#stop_hooks + 1] = { key = key, fn = fn }
-  return function()
-    for i, h in ipairs(stop_hooks) do
-      if h.key == key then table.remove(stop_hooks, i); return end
-    end
-  end
-end
+M.on_stop = shutdown.on_stop
 
---- Stop the node's loop: `pogo.run()` returns.
-function M.stop()
-  for _, h in ipairs({ table.unpack(stop_hooks) }) do
-    local ok, err = pcall(h.fn)
-    if not ok then stop_log.error("a stop hook raised: %s", err) end
-  end
-  M.dist_stop()
-  core.stop_loop()
-end
+--- Stop the node in order (`bin/pogo` does it on SIGTERM and SIGINT).
+-- Every supervision tree terminates, the last started first: each supervisor
+-- stops its children in reverse start order, each within its `shutdown`, and
+-- their `terminate` runs; a distributed supervisor leaves the ring first, so
+-- each child it stops starts at once on its new owner, and its requests are
+-- taken over there. Then the `on_stop` hooks run, and the node closes its
+-- links telling its peers `"shutdown"` (they see nodedown "shutdown" and do
+-- not dial it again, unless it is their seed), and `pogo.run()` returns.
+-- What still runs at the deadline is killed. See `pogo.shutdown`.
+--
+-- From the main chunk it drives the loop until the stop is done (and the
+-- peers have closed their side of the links); from a process it waits too
+-- (unless the stop ends that process); from a luv callback, such as a signal
+-- handler, it returns at once and `pogo.run()` returns when the stop is done.
+-- A stop asked while one runs joins it.
+-- @function stop
+-- @tparam[opt=15000] number timeout_ms how long the trees may take
+--  (`math.huge`: no limit)
+-- @treturn ?boolean true when every tree stopped in time, false when what
+--  was left was killed; nil from a luv callback
+M.stop = shutdown.stop
 
 -- ---- the node: implemented in pogo.dist, documented here where it is called ----
 
@@ -420,7 +428,8 @@ dist.install(M)
 --  preemption off),
 --  `backoff_min_ms` (50), `backoff_max_ms` (2000), `forget_ms` (300000),
 --  `block` (node names refused from the start), `log` (false: no transport
---  log lines), `advertise` (`"host:port"` or `"host"`: the address in the
+--  log lines; otherwise they go to `pogo.log`, module "pogo.dist"),
+--  `advertise` (`"host:port"` or `"host"`: the address in the
 --  node's name and dialed by peers, when it differs from `host`, e.g. with
 --  `host = "0.0.0.0"`), `tls` (`{cert =, key =, ca =}`, PEM file names:
 --  mutual TLS 1.3 on every link; a missing file or a key that does not match
@@ -479,8 +488,10 @@ M.monitor_nodes = dist.monitor_nodes
 --  function), `timeout:`, `noconnection:` or `noproc:` (no rpc server).
 M.rpc = dist.rpc
 
---- Close every link, telling peers "shutdown" (`pogo.stop` does it).
+--- Close every link, telling peers "shutdown" (`pogo.stop` does it). From
+-- the main chunk it then waits until the peers have closed their side.
 -- @function dist_stop
+-- @tparam[opt=1000] integer drain_ms the longest wait
 M.dist_stop = dist.dist_stop
 
 --- Transport state for tools and tests (see `pogo.dist.dist_info`).
