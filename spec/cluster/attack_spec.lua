@@ -202,8 +202,8 @@ describe("attacks", function()
     assert.is_true(ok, err)
     cluster.wait_until(function()
       -- while it decodes (a C call: not preempted) the receiver may not answer within the rpc's second
-      local ok, n = c:rpc(b, A, "sink_count")
-      return ok and n[2] == 600000
+      local answered, n = c:rpc(b, A, "sink_count")
+      return answered and n[2] == 600000
     end, 10000, "the big message")
     for _, m in ipairs(c:call(b, R, "node_events")) do
       assert.are_not.equal("nodedown", m[1], "the receiver saw " .. tostring(m[2]) .. " go down")
