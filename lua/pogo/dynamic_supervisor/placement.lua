@@ -223,6 +223,7 @@ function M.on_child(st, kind, group, pids)
   if kind == "join" then
     c = c or state.child(st, id, key)
     for _, pid in ipairs(pids or {}) do c.last_node = node_of(pid) end
+    if c.last_node ~= st.me then c.handoff = nil end -- started elsewhere: data that came here is stale
   end
   if not c then return end
   local req = requests.active(st, c)
@@ -255,7 +256,8 @@ function M.rebalance(st, children)
     if proc and proc.status == "running" and proc.request.spec.restart ~= "temporary" then
       local owner = M.owner(st, c)
       if owner and owner ~= st.me then
-        children.stop(st, c)
+        local s = st.sups[owner]
+        children.stop(st, c, s and s.pid) -- its state goes with it (handoff.lua)
         st.unsettled[c] = true
       end
     end

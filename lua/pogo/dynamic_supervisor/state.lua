@@ -138,6 +138,7 @@ function M.child(st, id, key)
       ran_uid = nil,   -- the request that counted when its child group was last seen joined or
                        -- left: a temporary child of that request has run (children.lua)
       proc = nil,      -- the child process this node supervises for it, or nil (children.lua)
+      handoff = nil,   -- the data its old instance handed over, for its next start here (handoff.lua)
     }
     st.children[key] = c
   end
