@@ -297,7 +297,7 @@ local function info(msg, st)
   elseif tag == "$dsup_start" then
     children.started(st, msg[2], msg[3], msg[4], msg[5], msg[6])
   elseif tag == "$handoff_data" then
-    handoff.received(st, msg[2], msg[3])
+    handoff.received(st, msg[2], msg[3], msg[4])
   elseif tag == "EXIT" then
     local c = st.by_pid[msg[2]]
     if c and c.proc and c.proc.pid == msg[2] then children.exit_signal(st, c, msg[3]) end

@@ -39,7 +39,7 @@
 -- to `handle_info`. Two system messages serve the handoff:
 --
 -- * `{"$handoff", dest, key}`: run `handoff(state)` (nil without one), send
---   `{"$handoff_data", key, data}` to `dest`, then stop as on a "shutdown"
+--   `{"$handoff_data", key, data, node}` (this node) to `dest`, then stop as on a "shutdown"
 --   (`terminate("shutdown", state)`, exit "shutdown"). Data that cannot be
 --   serialized is logged and nil is sent; a `handoff` that raises is logged,
 --   nil is sent, and the server ends with the error, as after any handler.
@@ -126,7 +126,7 @@ local function hand_off(mod, state, dest, key)
       data = nil
     end
   end
-  if pogo.is_pid(dest) then pcall(core.send, dest, { "$handoff_data", key, data }) end
+  if pogo.is_pid(dest) then pcall(core.send, dest, { "$handoff_data", key, data, pogo.node() }) end
   pogo.exit(terminate(mod, reason, state))
 end
 

@@ -136,7 +136,7 @@ local function take_batch(st, pid, s)
     c.proc.starter = pid
     if c.handoff ~= nil then -- it moved here: its old instance's data (handoff.lua)
       data = data or {}
-      data[k + 1], c.handoff = c.handoff, nil
+      data[k + 1], c.handoff, c.handoff_from = c.handoff, nil, nil
     end
   end
   msg.data = data

@@ -24,7 +24,7 @@
 --     old node: supervisor      child                 new owner: supervisor
 --     {"$handoff", dest, id} ->
 --                               handoff(state)
---                               {"$handoff_data", id, data} ->  c.handoff = data
+--                               {"$handoff_data", id, data, node} ->  c.handoff = data
 --                               terminate, exit
 --     pg: leave {"child", id} ------------------------------>  start(spec) with data
 --
@@ -46,8 +46,10 @@
 -- * the data cannot be serialized (or `handoff` raises): the old child logs
 --   it and sends nil.
 --
--- Data that reaches a node where the child has started meanwhile from
--- elsewhere is dropped (a copy that started on another node clears it).
+-- Data kept for a child that then starts on a third node is dropped (the
+-- pg join of that copy clears it; not the join of the copy that sent it,
+-- which may reach the supervisor after the data: pg notifications take one
+-- more hop, through the node's pg scope process).
 --
 -- **Conflicts.** After a netsplit heals a child may run on two nodes; the
 -- copy that stops (placement.keeps_copy) is sent `{"$handoff", dest, id}`
@@ -119,12 +121,13 @@ end
 -- @tparam table st
 -- @param id
 -- @param data
-function M.received(st, id, data)
+-- @tparam string from the node of the instance that sent it
+function M.received(st, id, data, from)
   local ok, key = pcall(encode, id)
   if not ok then return end
   local c = st.children[key]
   if data == nil then
-    if c then c.handoff = nil end
+    if c then c.handoff, c.handoff_from = nil, nil end
     return
   end
   c = c or state.child(st, id, key)
@@ -132,7 +135,7 @@ function M.received(st, id, data)
   if proc and proc.status == "running" then
     if proc.takes then pogo.send(proc.pid, { "$resolve_conflict", data }) end
   elseif not proc or proc.status == "restarting" or (proc.status == "starting" and not proc.starter) then
-    c.handoff = data
+    c.handoff, c.handoff_from = data, from
   else
     events.log(st, "debug", "handoff data of child %s dropped: it is %s here", events.describe(id), proc.status)
   end
