@@ -55,6 +55,22 @@ describe("state handoff", function()
     end, 10000, "every supervisor in the ring")
   end
 
+  local function twelve()
+    local ids = {}
+    for i = 1, 12 do ids[i] = "k" .. i end
+    return ids
+  end
+
+  -- Those of `ids` that `via` says `owner` owns now (at least one).
+  local function owned_among(via, ids, owner)
+    local out = {}
+    for _, id in ipairs(ids) do
+      if c:call(via, R, "node_for", { id }) == owner then out[#out + 1] = id end
+    end
+    assert.is_true(#out > 0, "no counter moves to " .. owner)
+    return out
+  end
+
   -- Ids "<prefix>1".. that `via` says `owner` owns, `count` of them.
   local function owned_by(via, owner, count, prefix)
     local out = {}
@@ -125,16 +141,11 @@ describe("state handoff", function()
   it("the count survives a join (redistribute active), and the instances never overlap", function()
     local a = node()
     await_ring { a }
-    local ids = {}
-    for i = 1, 12 do ids[i] = "k" .. i end
+    local ids = twelve()
     local want = counters(a, ids)
     local b = node(nil, a)
     await_ring { a, b }
-    local to_b = {}
-    for _, id in ipairs(ids) do
-      if c:call(a, R, "node_for", { id }) == b.name then to_b[#to_b + 1] = id end
-    end
-    assert.is_true(#to_b > 0, "no counter moves to the new node")
+    local to_b = owned_among(a, ids, b.name)
     moved(to_b, a.name, b.name, want)
     for _, id in ipairs(ids) do assert.equal(want[id], c:call(b, R, "get", { id })) end
   end)
@@ -142,18 +153,13 @@ describe("state handoff", function()
   it("the count survives rebalance", function()
     local a = node("on_failure")
     await_ring { a }
-    local ids = {}
-    for i = 1, 12 do ids[i] = "k" .. i end
+    local ids = twelve()
     local want = counters(a, ids)
     local b = node("on_failure", a)
     await_ring { a, b }
     pogo.sleep(300) -- on_failure: nothing moves on a join
     assert.is_nil(pogo.receive(is("started"), 0))
-    local to_b = {}
-    for _, id in ipairs(ids) do
-      if c:call(a, R, "node_for", { id }) == b.name then to_b[#to_b + 1] = id end
-    end
-    assert.is_true(#to_b > 0, "no counter moves to the new node")
+    local to_b = owned_among(a, ids, b.name)
     assert.is_true(c:call(b, R, "rebalance"))
     moved(to_b, a.name, b.name, want)
     for _, id in ipairs(ids) do assert.equal(want[id], c:call(a, R, "get", { id })) end
@@ -187,16 +193,11 @@ describe("state handoff", function()
   it("a handoff past the child's shutdown time: killed, logged, the new instance starts with nil", function()
     local a = node("on_failure")
     await_ring { a }
-    local ids = {}
-    for i = 1, 12 do ids[i] = "k" .. i end
+    local ids = twelve()
     counters(a, ids, { slow_ms = 3000 }, 300)
     local b = node("on_failure", a)
     await_ring { a, b }
-    local to_b = {}
-    for _, id in ipairs(ids) do
-      if c:call(a, R, "node_for", { id }) == b.name then to_b[#to_b + 1] = id end
-    end
-    assert.is_true(#to_b > 0, "no counter moves to the new node")
+    local to_b = owned_among(a, ids, b.name)
     local t0 = uv.hrtime()
     assert.is_true(c:call(a, R, "rebalance"))
     moved(to_b, a.name, b.name, false)
