@@ -119,6 +119,13 @@ describe("an orderly stop", function()
       assert.is_true(after_stop <= 100, id .. " started on b " .. after_stop .. " ms after it stopped on a")
       assert.is_true(after_exit <= 100, id .. " started on b " .. after_exit .. " ms after a exited")
     end
+    -- they keep running there: their requests, made on a, are held by b now
+    for _, id in ipairs(on_a) do
+      cluster.wait_until(function()
+        local node, held = c:call(b, R, "where", { id })
+        return node == b.name and held
+      end, 2000, id .. " held and run by b")
+    end
     local f = assert(io.open(marker))
     assert.equal("TERM\n", f:read("a")) -- the program got its kill_signal
     f:close()

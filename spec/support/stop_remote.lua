@@ -69,7 +69,7 @@ function M.start_local(events_node, opts)
   return assert(supervisor.start_link(children, { name = "local_top" }))
 end
 
---- The node's distributed supervisor "dstop" (scope "stop").
+--- The node's distributed supervisor "dstop" (its scope too).
 function M.start_dsup()
   return assert(dsup.start_link { name = "dstop", settle_ms = 300 })
 end
@@ -100,6 +100,18 @@ end
 
 --- rpc: the owner of `id` in "dstop".
 function M.node_for(id) return dsup.node_for("dstop", id) end
+
+--- rpc: the node where child `id` of "dstop" runs (nil: nowhere), and
+-- whether this node holds a request for it (only a node's keeper joins the
+-- spec groups `{"spec", uid, spec}`).
+function M.where(id)
+  local pid = dsup.whereis("dstop", id)
+  local held = false
+  for _, group in ipairs(require("pogo.pg").which_local_groups("dstop")) do
+    if type(group) == "table" and group[1] == "spec" and group[3].id == id then held = true end
+  end
+  return pid and pogo.node_of(pid), held
+end
 
 --- rpc: the nodes of the ring of "dstop".
 function M.nodes() return dsup.nodes("dstop") end
