@@ -104,8 +104,8 @@ describe("bin/pogo", function()
       ["--name NAME"] = "random", ["--host HOST"] = "127.0.0.1", ["--port PORT"] = "0",
       ["--seeds A[,B...]"] = "none", ["--cookie COOKIE"] = "$POGO_COOKIE, else ~/.pogo.cookie",
       ["--cookie-file FILE"] = "none", ["--heartbeat-ms N"] = "1000", ["--timeout-ms N"] = "5000",
-      ["--max-frame N"] = "67108864, 64 MiB", ["--log-level LEVEL"] = "$POGO_LOG_LEVEL, else info",
-      ["--stop-timeout-ms N"] = "15000",
+      ["--max-frame N"] = "16777216, 16 MiB", ["--log-level LEVEL"] = "$POGO_LOG_LEVEL, else info",
+      ["--max-memory BYTES"] = "none", ["--preempt-ms MS"] = "0.5", ["--stop-timeout-ms N"] = "15000",
     }
     -- each option's entry on one line: continuation lines are indented deeper
     local text = out:gsub("\n     +", " ")

@@ -195,10 +195,11 @@ static int is_self(pogo_dist *d, const char *host, int port, uv_interface_addres
   return 0;
 }
 
-static void round_done(pogo_discovery *x) {
+/* (under pogo_guard: it runs inside c-ares's callbacks, and what it finds
+ * may end connect waits, which delivers messages) */
+static int round_done_fn(lua_State *L, void *arg) {
+  pogo_discovery *x = arg;
   pogo_dist *d = x->d;
-  if (!d || d->stopping) return;
-  lua_State *L = d->N->L;
   if (x->failed) {
     if (!x->logged)
       pogo_log_at(d, POGO_LOG_WARNING, NULL, "discovery: cannot read %s from DNS: %s (trying again every %u ms)",
@@ -220,6 +221,13 @@ static void round_done(pogo_discovery *x) {
   }
   if (ifs) uv_free_interface_addresses(ifs, nifs);
   if (!x->failed) pogo_mesh_found_sweep(d, L, x->gen);
+  return 0;
+}
+
+static void round_done(pogo_discovery *x) {
+  pogo_dist *d = x->d;
+  if (!d || d->stopping) return;
+  pogo_guard(d->N, round_done_fn, x, "DNS discovery", NULL, 0);
 }
 
 static void settle(pogo_discovery *x) {

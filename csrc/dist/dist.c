@@ -143,7 +143,7 @@ static int l_dist_start(lua_State *L) {
   if (strlen(host) >= POGO_HOST_MAX) return luaL_error(L, "pogo.start: host name too long");
   uint32_t heartbeat = (uint32_t)opt_ms(L, 1, "heartbeat_ms", 1000, 10);
   uint32_t timeout = (uint32_t)opt_ms(L, 1, "timeout_ms", 5000, 20);
-  uint32_t max_frame = (uint32_t)opt_ms(L, 1, "max_frame", 64 * 1024 * 1024, POGO_HS_MAX_FRAME);
+  uint32_t max_frame = (uint32_t)opt_ms(L, 1, "max_frame", POGO_DEFAULT_MAX_FRAME, POGO_HS_MAX_FRAME);
   uint32_t bmin = (uint32_t)opt_ms(L, 1, "backoff_min_ms", 50, 1);
   uint32_t bmax = (uint32_t)opt_ms(L, 1, "backoff_max_ms", 2000, 1);
   uint32_t forget = (uint32_t)opt_ms(L, 1, "forget_ms", 300000, 0);

@@ -9,6 +9,7 @@
  *   conn.c      one TCP connection: reading frames, batched writes, backlog
  *   tls.c       mutual TLS 1.3 on a connection (OpenSSL over libuv streams)
  *   auth.c      the handshake state machine
+ *   admit.c     how many unauthenticated connections are kept, per address
  *   mesh.c      peers, dialing, gossip, heartbeats, node events
  *   discovery.c seeds read from DNS (c-ares driven by libuv)
  *   outbound.c  the remote operations (remote.h ops): frames for remote pids
@@ -49,9 +50,15 @@ enum {
   CS_DEAD            /* uv_close called; freed by the close callback */
 };
 
+/* The largest frame accepted by default: the largest message. Encoding one
+ * blocks the sender's loop, decoding one the receiver's: measured (README),
+ * 16 MiB takes at most about 0.6 s either way, well within timeout_ms. */
+#define POGO_DEFAULT_MAX_FRAME (16 * 1024 * 1024)
 #define POGO_FLUSH_AT (64 * 1024)       /* flush a connection's batch early above this */
 #define POGO_BUSY_HIGH (4 * 1024 * 1024) /* a sender is suspended above this backlog */
 #define POGO_BUSY_LOW (1024 * 1024)     /* ... and resumed below this one */
+#define POGO_ADMIT_MAX 128              /* unauthenticated connections held at once */
+#define POGO_ADMIT_PER_ADDR 16          /* ... of which from one peer address */
 
 typedef struct pogo_dist pogo_dist;
 typedef struct pogo_conn pogo_conn;
@@ -77,6 +84,7 @@ typedef struct pogo_conn {
   pogo_conn *dnext;         /* dirty list */
   int state;
   uint8_t outgoing, writing, dirty, hs_step, sent, shut;
+  uint8_t cur_kind;         /* kind of the data frame being handled (conn.c) */
   pogo_frame_reader in;
   pogo_buf out, wbuf;       /* batch being filled, batch being written */
   size_t woff;              /* written part of wbuf */
@@ -163,6 +171,8 @@ struct pogo_dist {
   pogo_tls_ctx *tls; /* NULL: plain links */
   pogo_discovery *disc;
   pogo_log_q *logq;  /* NULL: lines go straight to stderr */
+  uint32_t admit_evicted;   /* handshakes closed to make room, not yet logged (admit.c) */
+  uint64_t admit_logged_at;
 };
 
 /* ---- log.c ---- */
@@ -220,6 +230,10 @@ int pogo_tls_refuse_tls(pogo_conn *c);
 void pogo_auth_hello(pogo_conn *c); /* a dial connected: send HELLO */
 /* A frame during the handshake: 0, or -1 if c was closed. */
 int pogo_auth_on_frame(pogo_conn *c, const char *p, uint32_t n);
+
+/* ---- admit.c ---- */
+/* c was just accepted: make room for it among the pending handshakes. */
+void pogo_admit(pogo_dist *d, pogo_conn *c);
 
 /* ---- mesh.c ---- */
 int pogo_mesh_start(pogo_dist *d, lua_State *L, char *err, size_t errlen);

@@ -4,8 +4,9 @@
  *
  * Contract
  * - Listening: one TCP listener on host:port (port 0 = ephemeral; the name
- *   carries the real port). At most MAX_INCOMING_HANDSHAKES unauthenticated
- *   connections are held at once; each is handed to the handshake (auth.c).
+ *   carries the real port). Each accepted connection gets a slot among the
+ *   unauthenticated ones (admit.c: bounded per peer address and in all, the
+ *   oldest evicted) and is handed to the handshake (auth.c).
  * - Dialing: seeds (and pogo.connect targets) by address, known nodes by name.
  *   A failed dial is retried after a delay that doubles from backoff_min up to
  *   backoff_max. Seeds are retried forever; a node learned from gossip or a
@@ -27,6 +28,9 @@
  *   get {"nodeup", node}; when it goes, the runtime applies "noconnection" to
  *   the links and monitors there (pogo_links_node_down), then subscribers get
  *   {"nodedown", node, reason}.
+ * - Callbacks from libuv (connect, lookup, dial timer, heartbeat tick) do their
+ *   work under pogo_guard: running out of memory there is logged, never
+ *   raised through uv_run.
  * - pogo.block(node): never dialed, refused when it dials; pogo.disconnect
  *   and a peer's BYE "disconnect" stop redialing until the name is learned
  *   again (gossip, connect).
@@ -48,7 +52,6 @@
 #include "dist/dist.h"
 
 #define CLOSE_WAIT_MS 1000
-#define MAX_INCOMING_HANDSHAKES 128 /* unauthenticated connections held at once */
 
 static uint64_t now_ms(pogo_dist *d) { return uv_now(d->N->loop); }
 
@@ -227,21 +230,33 @@ static void nodedown(pogo_dist *d, lua_State *L, uint32_t idx, const char *reaso
 
 /* ---- dialing ---- */
 
-static void connect_cb(uv_connect_t *req, int status) {
-  pogo_conn *c = req->data;
-  if (!c->d || c->state != CS_CONNECTING) return;
-  lua_State *L = c->d->N->L;
-  if (status < 0) {
-    pogo_mesh_dial_failed(c, L, uv_strerror(status));
-    return;
+typedef struct connected {
+  pogo_conn *c;
+  int status;
+} connected;
+
+static int connect_fn(lua_State *L, void *arg) {
+  connected *k = arg;
+  pogo_conn *c = k->c;
+  if (k->status < 0) {
+    pogo_mesh_dial_failed(c, L, uv_strerror(k->status));
+    return 0;
   }
   c->state = CS_HANDSHAKE;
   c->t_state = c->last_recv = now_ms(c->d);
   if (pogo_conn_read_start(c) != 0) {
     pogo_mesh_dial_failed(c, L, "cannot read from socket");
-    return;
+    return 0;
   }
   pogo_auth_hello(c);
+  return 0;
+}
+
+static void connect_cb(uv_connect_t *req, int status) {
+  pogo_conn *c = req->data;
+  if (!c->d || c->state != CS_CONNECTING) return;
+  connected k = {c, status};
+  pogo_guard(c->d->N, connect_fn, &k, "dialing a node", NULL, 0);
 }
 
 static int start_connect(pogo_conn *c, const struct sockaddr *sa) {
@@ -260,7 +275,9 @@ static void gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res) {
   }
   int r = status < 0 || !res ? (status < 0 ? status : UV_EAI_NONAME) : start_connect(c, res->ai_addr);
   if (res) uv_freeaddrinfo(res);
-  if (r != 0) pogo_mesh_dial_failed(c, c->d->N->L, uv_strerror(r));
+  if (r == 0) return;
+  connected k = {c, r};
+  pogo_guard(c->d->N, connect_fn, &k, "dialing a node", NULL, 0);
 }
 
 static int resolve_now(const char *host, int port, struct sockaddr_storage *ss) {
@@ -404,11 +421,8 @@ void pogo_mesh_schedule(pogo_dist *d) {
   uv_timer_start(&d->uv->dialt, dial_timer_cb, best - now, 0);
 }
 
-static void dial_timer_cb(uv_timer_t *h) {
-  pogo_dist_uv *u = h->data;
-  pogo_dist *d = u->d;
-  if (!d || d->stopping) return;
-  lua_State *L = d->N->L;
+static int dial_due_fn(lua_State *L, void *arg) {
+  pogo_dist *d = arg;
   d->dial_due = 0;
   uint64_t now = now_ms(d), at;
   for (pogo_target *t = d->targets, *next; t; t = next) {
@@ -427,6 +441,14 @@ static void dial_timer_cb(uv_timer_t *h) {
     dial(d, L, host, port, NULL, i);
   }
   pogo_mesh_schedule(d);
+  return 0;
+}
+
+static void dial_timer_cb(uv_timer_t *h) {
+  pogo_dist_uv *u = h->data;
+  pogo_dist *d = u->d;
+  if (!d || d->stopping) return;
+  if (pogo_guard(d->N, dial_due_fn, d, "dialing nodes", NULL, 0) != LUA_OK) pogo_mesh_schedule(d);
 }
 
 /* ---- connections coming up and going down ---- */
@@ -582,12 +604,9 @@ static void on_connection(uv_stream_t *srv, int status) {
   pogo_dist_uv *u = srv->data;
   pogo_dist *d = u->d;
   if (!d || status < 0) return;
-  int incoming = 0;
-  for (pogo_conn *o = d->conns; o; o = o->next)
-    if (!o->outgoing && o->state == CS_HANDSHAKE) incoming++;
   pogo_conn *c = pogo_conn_new(d, 0);
   if (!c) return;
-  if (uv_accept(srv, (uv_stream_t *)&c->tcp) != 0 || d->stopping || incoming >= MAX_INCOMING_HANDSHAKES) {
+  if (uv_accept(srv, (uv_stream_t *)&c->tcp) != 0 || d->stopping) {
     pogo_conn_close(c);
     return;
   }
@@ -605,13 +624,13 @@ static void on_connection(uv_stream_t *srv, int status) {
     }
   }
   format_addr(c->addr, sizeof c->addr, ip, port);
+  pogo_admit(d, c);
   if (pogo_conn_read_start(c) != 0) pogo_conn_close(c);
 }
 
-static void tick_cb(uv_timer_t *h) {
-  pogo_dist_uv *u = h->data;
-  pogo_dist *d = u->d;
-  if (!d) return;
+static int tick_fn(lua_State *L, void *arg) {
+  (void)L;
+  pogo_dist *d = arg;
   uint64_t now = now_ms(d);
   for (pogo_conn *c = d->conns, *next; c; c = next) {
     next = c->next;
@@ -647,6 +666,14 @@ static void tick_cb(uv_timer_t *h) {
     if (p && p->wanted && !p->seed && !p->up && p->down_since && now - p->down_since > d->forget_ms) p->wanted = 0;
   }
   if (d->stopping) pogo_mesh_finish_stop(d);
+  return 0;
+}
+
+static void tick_cb(uv_timer_t *h) {
+  pogo_dist_uv *u = h->data;
+  pogo_dist *d = u->d;
+  if (!d) return;
+  pogo_guard(d->N, tick_fn, d, "heartbeats", NULL, 0);
 }
 
 static void uv_block_close_cb(uv_handle_t *h) {

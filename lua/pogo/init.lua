@@ -174,9 +174,28 @@ M.now = now
 -- @function processes
 M.processes = core.processes
 
---- Information about a local process (state, messages, links, monitors, trap_exit).
+--- Information about a local process, with Erlang's names: `status`
+-- ("runnable", "running", "waiting", "sleeping"), `message_queue_len`,
+-- `reductions` (one per time it was scheduled, plus about one per
+-- microsecond of a slice long enough to be preempted), `links` (the linked
+-- pids), `monitors` (the refs of the monitors it holds), `monitored_by`
+-- (the pids monitoring it), `trap_exit`, `registered_name`. nil if the
+-- process is not alive. (`state` and `messages` are older names of
+-- `status` and `message_queue_len`.)
 -- @function process_info
+-- @param pid a local pid
+-- @treturn table|nil
 M.process_info = core.process_info
+
+--- The node's memory, in bytes of Lua heap (as Erlang's `erlang:memory()`):
+-- `total` (collectgarbage("count") in bytes), `limit` and `headroom` (with
+-- `max_memory`: allocations made by processes fail past `limit`, the node's
+-- own work may go `headroom` beyond it), `peak`, `refused` (allocations
+-- failed by the limit), `malloc_failed` (allocations malloc itself failed),
+-- `reserve` (false while the reserve kept for malloc failures is in use).
+-- @function memory
+-- @treturn table
+M.memory = core.memory
 
 --- This node's name (`"nonode@nohost"` until `pogo.start`).
 function M.node()
@@ -218,8 +237,7 @@ function M.receive(match, timeout_ms)
   local deadline = timeout and timeout ~= math.huge and now() + timeout
   local i = 1
   while true do
-    local n = mbox_len()
-    while i <= n do
+    while i <= mbox_len() do
       if match(mbox_peek(i)) then return mbox_take(i) end
       i = i + 1
     end
@@ -229,7 +247,8 @@ function M.receive(match, timeout_ms)
       if remaining <= 0 then return nil end
       remaining = math.tointeger(remaining) or math.ceil(remaining)
     end
-    if not c_wait(remaining) then return nil end
+    -- (i - 1 messages looked at: one that came meanwhile ends the wait at once)
+    if not c_wait(remaining, i - 1) then return nil end
   end
 end
 
@@ -296,6 +315,9 @@ function M.call(dest, request, timeout_ms)
   send(target, { "$call", { self(), ref }, request })
   local deadline = timeout ~= math.huge and now() + timeout
   while true do
+    -- mbox_find_ref looks at least up to the n-th message: a message that comes
+    -- later (even while the caller is preempted) makes c_wait return at once
+    local n = mbox_len()
     local i = mbox_find_ref(ref, from)
     if i then
       local m = mbox_take(i)
@@ -311,18 +333,18 @@ function M.call(dest, request, timeout_ms)
       end
       error("exit: " .. describe(dest) .. " exited during the call: " .. tostring(reason), 2)
     end
-    from = mbox_len() + 1
+    from = n + 1
     local remaining
     if deadline then
       remaining = deadline - now()
-      if remaining <= 0 or not c_wait(math.tointeger(remaining) or math.ceil(remaining)) then
+      if remaining <= 0 or not c_wait(math.tointeger(remaining) or math.ceil(remaining), n) then
         if mbox_find_ref(ref, from) then goto continue end
         if not core.demonitor(ref) then mbox_flush_down(ref) end
         core.abandon_ref(ref) -- a late reply is dropped when it comes
         error("timeout: no reply from " .. describe(dest) .. " within " .. timeout .. " ms", 2)
       end
     else
-      c_wait()
+      c_wait(nil, n)
     end
     ::continue::
   end
@@ -397,7 +419,13 @@ dist.install(M)
 --  `~/.pogo.cookie`, created with a random value and mode 0600; refused when
 --  group or others may access it, see `pogo.dist.read_cookie_file`),
 --  `seeds` (list of "host:port" or node names), `heartbeat_ms` (1000),
---  `timeout_ms` (5000), `max_frame` (largest frame accepted, 64 MiB),
+--  `timeout_ms` (5000), `max_frame` (largest frame accepted, hence the
+--  largest message, 16 MiB), `max_memory` (bytes of Lua heap: past it an
+--  allocation fails in the process that made it, which exits "out of
+--  memory", and a message too big is dropped; default none),
+--  `preempt_ms` (the time slice: a process running this long without
+--  blocking is preempted, after at most twice that; 0.5; false turns
+--  preemption off),
 --  `backoff_min_ms` (50), `backoff_max_ms` (2000), `forget_ms` (300000),
 --  `block` (node names refused from the start), `log` (false: no transport
 --  log lines; otherwise they go to `pogo.log`, module "pogo.dist"),
@@ -447,6 +475,8 @@ M.nodes = dist.nodes
 M.monitor_nodes = dist.monitor_nodes
 
 --- Call `require(module)[fn](table.unpack(args))` in a fresh process on `node`.
+-- That process is killed when `timeout_ms` passes or the caller exits, so a
+-- caller that gave up leaves nothing running there.
 -- @function rpc
 -- @tparam string node
 -- @tparam string module a `require` name
