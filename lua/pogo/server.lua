@@ -39,17 +39,20 @@
 -- to `handle_info`. Two system messages serve the handoff:
 --
 -- * `{"$handoff", dest, key}`: run `handoff(state)` (nil without one), send
---   `{"$handoff_data", key, data, node}` (this node) to `dest`, then stop as on a "shutdown"
---   (`terminate("shutdown", state)`, exit "shutdown"). Data that cannot be
---   serialized is logged and nil is sent; a `handoff` that raises is logged,
---   nil is sent, and the server ends with the error, as after any handler.
+--   `{"$handoff_data", key, data, node}` (`node`: this node) to `dest`, then
+--   stop as on a "shutdown" (`terminate("shutdown", state)`, exit
+--   "shutdown"). Data that cannot be serialized is logged and nil is sent;
+--   a `handoff` that raises is logged, nil is sent, and the server ends with
+--   the error, as after any handler.
 -- * `{"$resolve_conflict", data}`: `state = resolve_conflict(state, data)`
 --   (ignored without one).
 --
 -- The data reaches `init` through the process that starts the new instance:
 -- it runs the child's start function inside `handing_over(data, fn)`, and the
--- first server that start function starts gets `data`. Missing handlers: an unexpected call crashes the server,
--- unexpected casts and infos are ignored (as gen_server logs and drops them).
+-- first server that start function starts gets `data`.
+--
+-- Missing handlers: an unexpected call crashes the server, unexpected casts
+-- and infos are ignored (as gen_server logs and drops them).
 -- A handler that raises ends the server: `terminate` gets the error as its
 -- reason (see `is_crash`) and the server exits with it.
 -- @module pogo.server
@@ -123,8 +126,8 @@ local function hand_off(mod, state, dest, key)
     if ok then
       data = d
     else
-      reason = d
-      log.error("handoff raised, nil is handed over: %s", tostring(d))
+      reason = failed(d)
+      log.error("handoff raised, nil is handed over: %s", tostring(reason))
     end
   end
   if data ~= nil then
