@@ -55,6 +55,14 @@ describe("state handoff", function()
     end, 10000, "every supervisor in the ring")
   end
 
+  -- Two nodes (redistribute active) in one ring: a, b.
+  local function two_nodes()
+    local b = node()
+    local a = node(nil, b)
+    await_ring { a, b }
+    return a, b
+  end
+
   local function twelve()
     local ids = {}
     for i = 1, 12 do ids[i] = "k" .. i end
@@ -166,9 +174,7 @@ describe("state handoff", function()
   end)
 
   it("the count survives an orderly stop (SIGTERM) of its node", function()
-    local b = node()
-    local a = node(nil, b)
-    await_ring { a, b }
+    local a, b = two_nodes()
     local ids = owned_by(a, a.name, 3)
     local want = counters(a, ids)
     assert.equal(0, uv.kill(a.pid, "sigterm"))
@@ -178,9 +184,7 @@ describe("state handoff", function()
   end)
 
   it("a node SIGKILLed mid-handoff: the new instance starts with nil", function()
-    local b = node()
-    local a = node(nil, b)
-    await_ring { a, b }
+    local a, b = two_nodes()
     local id = owned_by(a, a.name, 1)[1]
     counters(a, { id }, { slow_ms = 5000 }, 20000)
     assert.equal(0, uv.kill(a.pid, "sigterm"))
@@ -211,9 +215,7 @@ describe("state handoff", function()
   end)
 
   it("data that cannot be serialized: logged, the new instance starts with nil", function()
-    local b = node()
-    local a = node(nil, b)
-    await_ring { a, b }
+    local a, b = two_nodes()
     local id = owned_by(a, a.name, 1)[1]
     counters(a, { id }, { unserializable = true })
     assert.is_true(c:call(b, R, "rebalance")) -- nothing moves: every child is on its owner
@@ -225,9 +227,7 @@ describe("state handoff", function()
 
   it("after a netsplit heals, the copy that stops hands its count to the staying copy's resolve_conflict",
      function()
-    local b = node()
-    local a = node(nil, b)
-    await_ring { a, b }
+    local a, b = two_nodes()
     local id = owned_by(a, a.name, 1)[1]
     local want = counters(a, { id })
     c:call(a, "pogo", "block", { b.name, true })
