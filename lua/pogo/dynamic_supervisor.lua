@@ -569,7 +569,8 @@ end
 
 --- Move every child to its owner now, cluster-wide (from any node): each
 -- supervisor stops the children it runs that belong elsewhere, and their
--- owners start them. Meant for `redistribute = "on_failure"`, where children
+-- owners start them (a `pogo.server` child with `handoff` takes its state
+-- along: see `pogo.dynamic_supervisor.handoff`). Meant for `redistribute = "on_failure"`, where children
 -- stay put when nodes join. Temporary children never move. Returns once every
 -- supervisor has been asked, without waiting for the moves.
 -- @param sup the local supervisor (name or pid)

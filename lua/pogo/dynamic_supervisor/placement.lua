@@ -21,7 +21,9 @@
 -- with `"on_failure"` it stays until its node goes, or until `rebalance`
 -- asks every node to move its children now. A pinned child goes back to its
 -- node when that node's supervisor returns, in both modes. A temporary child
--- never moves: starting it elsewhere would run it again.
+-- never moves: starting it elsewhere would run it again. A moving child hands
+-- its state to its next instance (handoff.lua): the old node stops it with
+-- the new owner's supervisor as the destination of its data.
 --
 -- After a netsplit heals, a child may run on two nodes: the owner's copy
 -- stays, else the copy of the lowest node name.
