@@ -17,6 +17,8 @@
 --       backoff = ms,       -- the delay before the next retry (0: restart at once)
 --       retry_at = ms,      -- restarting: when it is started again
 --       kill_at = ms,       -- stopping: when it is killed (its spec's shutdown time)
+--       takes = true,       -- it is a pogo.server that takes part in the handoff (handoff.lua)
+--       handing = true,     -- stopping: it was asked to hand its state over
 --     }
 --
 -- A child starts in a starter process (starter.lua), so the supervisor never
@@ -30,7 +32,10 @@
 -- start never takes the supervisor down. Stopping sends "shutdown" and kills
 -- after the spec's `shutdown` ms ("brutal_kill": kill at once). What happens
 -- is reported as OTP's supervisor does (`pogo.supervisor_report`): a crash,
--- a restart, a failed start, a child beyond its restart intensity.
+-- a restart, a failed start, a child beyond its restart intensity. A child
+-- that moves while both nodes are up is asked to hand its state over instead
+-- of getting "shutdown", within the same time (handoff.lua); its start on
+-- the new owner gets the data.
 --
 -- **Restart types, cluster-wide** (as OTP's, for one supervisor):
 --
@@ -55,6 +60,7 @@ local state = require "pogo.dynamic_supervisor.state"
 local requests = require "pogo.dynamic_supervisor.requests"
 local placement = require "pogo.dynamic_supervisor.placement"
 local starter = require "pogo.dynamic_supervisor.starter"
+local handoff = require "pogo.dynamic_supervisor.handoff"
 local events = require "pogo.dynamic_supervisor.events"
 local report = require "pogo.supervisor_report"
 local node_stop = require "pogo.shutdown"
@@ -120,7 +126,7 @@ local function take_batch(st, pid, s)
   if head > n then return nil end
   local last = math.min(n, head + starter.BATCH - 1)
   local records, msg = s.records, s.msg
-  local k = 0
+  local k, data = 0, nil
   for i = head, last do
     local c = queue[i]
     queue[i] = nil
@@ -128,7 +134,12 @@ local function take_batch(st, pid, s)
     records[k] = c
     msg[k + 1] = c.proc.request.spec
     c.proc.starter = pid
+    if c.handoff ~= nil then -- it moved here: its old instance's data (handoff.lua)
+      data = data or {}
+      data[k + 1], c.handoff, c.handoff_from = c.handoff, nil, nil
+    end
   end
+  msg.data = data
   for i = k + 2, #msg do msg[i] = nil end
   if last == n then
     st.to_start_head, st.to_start_tail = 1, 0 -- empty: the array is used again from the start
@@ -212,7 +223,7 @@ local function failed(st, c, err)
   events.report(st, report.start_error(sup_name(st), id, err, "retrying in " .. proc.backoff .. " ms"))
 end
 
---- A starter's `{"$dsup_start", starter, i, pid | nil, err}`: take the child
+--- A starter's `{"$dsup_start", starter, i, pid | nil, err, takes}`: take the child
 -- over (link it, join its pg group, tell the listeners), or note the failure.
 -- After the last child of its batch the starter is told it may let them go.
 -- @tparam table st
@@ -220,7 +231,8 @@ end
 -- @tparam integer i the child's place in the starter's batch
 -- @param pid the child, or nil
 -- @param err why the start failed
-function M.started(st, from, i, pid, err)
+-- @param takes whether the child takes part in the handoff
+function M.started(st, from, i, pid, err, takes)
   local s = st.starters[from]
   local c = s and i <= s.n and start_done(s, from, i)
   if not c then
@@ -232,7 +244,7 @@ function M.started(st, from, i, pid, err)
     pogo.link(pid) -- a child already dead gives {"EXIT", pid, "noproc"} (see exit_signal)
     local spec = proc.request.spec
     local id = spec.id
-    proc.pid, proc.status, proc.error = pid, "running", nil
+    proc.pid, proc.status, proc.error, proc.takes = pid, "running", nil, takes
     st.by_pid[pid] = c
     st.handed[#st.handed + 1] = c
     node_stop.track(pid)
@@ -330,10 +342,14 @@ end
 
 --- Stop record `c`'s child here (if it runs): "shutdown", then "kill" after
 -- its shutdown time. Its exit (`exited`) ends it. A child still starting is
--- looked at again once it is handed over.
+-- looked at again once it is handed over. Given `dest` (the supervisor of
+-- the node the child moves to, or of the copy that stays after a netsplit),
+-- a child that takes part in the handoff is asked to hand its state to
+-- `dest` instead of "shutdown" (handoff.lua).
 -- @tparam table st
 -- @tparam table c
-function M.stop(st, c)
+-- @param[opt] dest pid
+function M.stop(st, c, dest)
   local proc = c.proc
   if not proc or proc.status == "stopping" then return end
   if proc.status == "starting" then
@@ -346,7 +362,12 @@ function M.stop(st, c)
   if shutdown == "brutal_kill" then
     pogo.exit(proc.pid, "kill")
   else
-    pogo.exit(proc.pid, "shutdown")
+    if handoff.applies(proc, dest) then
+      proc.handing = true
+      handoff.ask(proc.pid, proc.request.spec.id, dest)
+    else
+      pogo.exit(proc.pid, "shutdown")
+    end
     if shutdown ~= "infinity" then
       proc.kill_at = now() + shutdown
       st.timed[c] = true
@@ -368,7 +389,7 @@ function M.exited(st, c, reason)
     pogo.demonitor(proc.awaiting)
   end
   local pid = proc.pid
-  proc.pid, proc.kill_at, proc.starter, proc.awaiting = nil, nil, nil, nil
+  proc.pid, proc.kill_at, proc.starter, proc.awaiting, proc.handing = nil, nil, nil, nil, nil
   events.notify(st, "child_stopped", id, reason)
   if proc.status ~= "stopping" and not M.is_normal(reason) then
     events.report(st, report.crash(sup_name(st), id, pid, reason))
@@ -426,6 +447,7 @@ function M.due(st, t)
         proc.kill_at = nil
         st.timed[c] = nil
         pogo.exit(proc.pid, "kill")
+        if proc.handing then handoff.timed_out(st, proc.request.spec.id, proc.request.spec.shutdown) end
       end
     else
       st.timed[c] = nil
@@ -475,9 +497,12 @@ end
 -- then "kill" after its `shutdown` ms ("brutal_kill": at once; "infinity":
 -- never), and wait until all are gone. The supervisor is terminating: every
 -- other message it gets meanwhile is dropped. (Children still starting are
--- ended by their starters, which see the supervisor go.)
+-- ended by their starters, which see the supervisor go.) With `dest_of`,
+-- a child that takes part in the handoff is asked to hand its state to
+-- `dest_of(record)` (its new owner's supervisor) instead of "shutdown".
 -- @tparam table st
-function M.shutdown_all(st)
+-- @tparam[opt] function dest_of
+function M.shutdown_all(st, dest_of)
   local waiting, n, timed = {}, 0, {}
   for _, c in pairs(st.children) do
     local proc = c.proc
@@ -488,14 +513,18 @@ function M.shutdown_all(st)
       waiting[pogo.monitor(pid)] = w
       n = n + 1
       pogo.unlink(pid)
+      local dest = dest_of and dest_of(c)
       if shutdown_ms == "brutal_kill" then
         pogo.exit(pid, "kill")
+      elseif handoff.applies(proc, dest) then
+        w.id = proc.request.spec.id
+        handoff.ask(pid, w.id, dest)
       else
         pogo.exit(pid, "shutdown")
-        if shutdown_ms ~= "infinity" then
-          w.kill_at = now() + shutdown_ms
-          timed[#timed + 1] = w
-        end
+      end
+      if shutdown_ms ~= "brutal_kill" and shutdown_ms ~= "infinity" then
+        w.kill_at, w.kill_ms = now() + shutdown_ms, shutdown_ms
+        timed[#timed + 1] = w
       end
     end
   end
@@ -507,7 +536,11 @@ function M.shutdown_all(st)
     if m == nil then
       local t = now()
       while timed[k] and timed[k].kill_at <= t do
-        if not timed[k].done then pogo.exit(timed[k].pid, "kill") end
+        local w = timed[k]
+        if not w.done then
+          pogo.exit(w.pid, "kill")
+          if w.id ~= nil then handoff.timed_out(st, w.id, w.kill_ms) end
+        end
         k = k + 1
       end
     elseif type(m) == "table" and m[1] == "DOWN" and waiting[m[2]] then
