@@ -2,7 +2,7 @@
  * runtime.h: the per-Lua-state node runtime: processes, mailboxes, links and
  * monitors, the scheduler, timers, registered names, pids and refs
  * (node.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, host.c, timer.c,
- * mailbox.c, links.c, names.c, sets.c, remote.c).
+ * mailbox.c, links.c, names.c, via.c, sets.c, remote.c).
  *
  * Contract
  * - One pogo_node per Lua state, owned by a userdata anchored in the registry;
@@ -301,6 +301,11 @@ int pogo_monset_add(pogo_monset *s, uint64_t ref, const pogo_id *other);
 int pogo_monset_remove(pogo_monset *s, uint64_t ref, pogo_mon *out);
 /* Remove the monitor (ref, other): refs of different nodes may share a serial. */
 int pogo_monset_remove_pair(pogo_monset *s, uint64_t ref, const pogo_id *other);
+
+/* ---- via.c ---- */
+int pogo_via_is(lua_State *L, int idx);        /* is idx {"via", module, name}? */
+void pogo_via_whereis(lua_State *L, int idx);  /* push require(module).whereis(name): pid or nil */
+void pogo_via_register(lua_State *L);
 
 /* ---- links.c ---- */
 /* Exit signal from `from` with the reason at idx to local process p.
