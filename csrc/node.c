@@ -161,4 +161,5 @@ void pogo_node_register(lua_State *L) {
   pogo_links_register(L);
   pogo_names_register(L);
   pogo_via_register(L);
+  pogo_crash_register(L);
 }

@@ -219,6 +219,7 @@ void pogo_crash_push(pogo_node *N, lua_State *L, lua_State *co);
 /* The value at idx came from another node: if it is a crash reason, give it
  * back its metatable. */
 void pogo_crash_restore(pogo_node *N, lua_State *L, int idx);
+void pogo_crash_register(lua_State *L);
 
 /* ---- proc.c ---- */
 pogo_proc *pogo_proc_get(pogo_node *N, const pogo_id *pid); /* local live process or NULL */

@@ -656,7 +656,7 @@ function handlers.ops(m)
       if ok and entry_pid(node, key) == op[3] then
         local reason = op[4]
         if reason == nil then reason = "noproc" end
-        drop_remote(node, key, reason)
+        drop_remote(node, key, core.crash_restore(reason))
       end
     end
   end
