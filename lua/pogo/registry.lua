@@ -65,6 +65,7 @@
 --
 -- @module pogo.registry
 local pogo = require "pogo"
+local scope_peers = require "pogo.scope_peers"
 local uv = require "luv"
 
 local core = pogo.core
@@ -73,6 +74,7 @@ local encode, make_ref, alive = core.encode, core.make_ref, core.alive
 local gettimeofday = uv.gettimeofday
 local next, type, rawget, error, pcall, tostring = next, type, rawget, error, pcall, tostring
 local byte, math_type = string.byte, math.type
+local remote_node, other_node = scope_peers.remote_node, scope_peers.other_node
 
 local M = {}
 
@@ -99,9 +101,7 @@ local watching = {} -- watcher pid -> {ref -> true}
 -- The registry process and what only it uses.
 local R = {
   pid = nil,
-  peers = {},        -- node -> registry process of that node
-  peer_ref = {},     -- node -> monitor ref on it
-  sync_buf = {},     -- node -> items of a sync being received
+  peers = scope_peers.new(MOD), -- the registry processes of other nodes
   owner_ref = {},    -- local holder pid -> monitor ref
   watcher_ref = {},  -- watcher pid -> monitor ref
   outbox = {},       -- local changes not yet sent to the peers
@@ -388,7 +388,7 @@ end
 --  monitors = number of name monitors}`
 function M.info()
   local peers, n, m = {}, 0, 0
-  for node in next, R.peers do peers[#peers + 1] = node end
+  for node in next, R.peers.pids do peers[#peers + 1] = node end
   table.sort(peers)
   for _ in next, holder do n = n + 1 end
   for _ in next, mon_key do m = m + 1 end
@@ -497,22 +497,14 @@ end
 -- {"unreg", name, pid, reason}. Watches the new local holders first.
 local function flush()
   R.flush_pending = false
-  local limit = M.SYNC_CHUNK
   while #R.outbox > 0 do
     local ops = R.outbox
     R.outbox = {}
-    local n = #ops
-    for i = 1, n do
+    for i = 1, #ops do
       local op = ops[i]
       if op[1] == "reg" then watch_owner(op[3]) elseif not dying[op[3]] then unwatch_owner(op[3]) end
     end
-    local peers = {}
-    for _, peer in next, R.peers do peers[#peers + 1] = peer end
-    for a = 1, n, limit do
-      local part = n <= limit and ops or table.move(ops, a, math.min(a + limit - 1, n), 1, {})
-      local msg = { "ops", R.pid, part }
-      for i = 1, #peers do send(peers[i], msg) end
-    end
+    R.peers:broadcast("ops", R.pid, ops, M.SYNC_CHUNK)
   end
 end
 
@@ -543,29 +535,11 @@ end
 -- Everything known of `node` leaves the view (it went down, or its registry
 -- process did).
 local function drop_peer(node)
-  local ref = R.peer_ref[node]
-  if ref then pogo.demonitor(ref) end
-  R.peers[node], R.peer_ref[node], R.sync_buf[node] = nil, nil, nil
+  R.peers:remove(node)
   local hs = held[node]
   if not hs then return end
   for key in next, hs do drop_remote(node, key, "noconnection") end
   held[node] = nil
-end
-
-local function add_peer(node, peer)
-  local old = R.peer_ref[node]
-  if old then pogo.demonitor(old) end
-  R.peers[node] = peer
-  R.sync_buf[node] = nil
-  R.peer_ref[node] = pogo.monitor(peer)
-end
-
--- The node of a message's sender if it is a remote registry process, else nil.
-local function remote_node(peer)
-  if not is_pid(peer) then return nil end
-  local node = node_of(peer)
-  if node == node_name() then return nil end
-  return node
 end
 
 -- A sync replaces all that was known of `node`.
@@ -617,8 +591,8 @@ function handlers.discover(m)
   local node = remote_node(peer)
   if not node then return end
   flush()
-  local known = R.peers[node] == peer
-  if not known then add_peer(node, peer) end
+  local known = R.peers.pids[node] == peer
+  if not known then R.peers:add(node, peer) end
   send_sync(peer)
   if not known then send(peer, { "discover", R.pid }) end
 end
@@ -627,17 +601,9 @@ function handlers.sync(m)
   local peer, items, last = m[2], m[3], m[4]
   local node = remote_node(peer)
   if not node or type(items) ~= "table" then return end
-  if R.peers[node] ~= peer then add_peer(node, peer) end
-  local buf = R.sync_buf[node]
-  if buf then
-    table.move(items, 1, #items, #buf + 1, buf)
-    items = buf
-  end
-  if not last then
-    R.sync_buf[node] = items
-    return
-  end
-  R.sync_buf[node] = nil
+  if R.peers.pids[node] ~= peer then R.peers:add(node, peer) end
+  items = R.peers:collect(node, items, last)
+  if not items then return end
   apply_sync(node, items)
   flush() -- conflicts may have released local names
 end
@@ -645,7 +611,7 @@ end
 function handlers.ops(m)
   local peer, ops = m[2], m[3]
   local node = remote_node(peer)
-  if not node or R.peers[node] ~= peer or type(ops) ~= "table" then return end
+  if not node or R.peers.pids[node] ~= peer or type(ops) ~= "table" then return end
   for i = 1, #ops do
     local op = ops[i]
     local kind = type(op) == "table" and op[1]
@@ -683,15 +649,13 @@ function handlers.watcher(m)
 end
 
 function handlers.nodeup(m)
-  local node = m[2]
-  if type(node) ~= "string" or node == node_name() then return end
-  send({ MOD, node }, { "discover", R.pid })
+  local node = other_node(m[2])
+  if node then R.peers:discover(node, R.pid) end
 end
 
 function handlers.nodedown(m)
-  local node = m[2]
-  if type(node) ~= "string" or node == node_name() then return end
-  drop_peer(node)
+  local node = other_node(m[2])
+  if node then drop_peer(node) end
 end
 
 -- The DOWN of a local holder, a watcher, or a peer's registry process.
@@ -709,11 +673,8 @@ handlers.DOWN = function(m)
       for r in next, ws do drop_monitor(r) end
     end
   else
-    local node = node_of(pid)
-    if R.peer_ref[node] == ref then
-      R.peer_ref[node] = nil
-      drop_peer(node)
-    end
+    local node = R.peers:down(ref, pid)
+    if node then drop_peer(node) end
   end
 end
 
@@ -721,7 +682,8 @@ end
 -- monitors: it forgets the other nodes' names (each peer sends them again in
 -- its sync) and watches the local holders and watchers again.
 local function loop()
-  R.peers, R.peer_ref, R.sync_buf, R.owner_ref, R.watcher_ref = {}, {}, {}, {}, {}
+  R.peers:reset()
+  R.owner_ref, R.watcher_ref = {}, {}
   R.outbox, R.flush_pending = {}, false
   local nodes = {}
   for node in next, held do nodes[#nodes + 1] = node end
@@ -729,9 +691,7 @@ local function loop()
   for pid in next, dying do owner_down(pid, "noproc") end
   for pid in next, owned do watch_owner(pid) end
   for w in next, watching do watch_watcher(w) end
-  pogo.monitor_nodes(true)
-  local connected = pogo.nodes()
-  for i = 1, #connected do send({ MOD, connected[i] }, { "discover", R.pid }) end
+  R.peers:discover_all(R.pid)
   local receive = core.receive
   while true do
     local m = receive()
