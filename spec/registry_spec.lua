@@ -156,11 +156,25 @@ describe("pogo.registry on one node", function()
     assert.are.equal(w, registry.whereis(name)) -- not seen yet
     assert.is_true(registry.register(name))
     assert.are.equal(pogo.self(), registry.whereis(name))
+    local new_ref = registry.monitor(name) -- watches the new holder
     -- the monitor of the old holder still gets its exit reason
     local m = expect_down(ref)
     assert.are.same({"DOWN", ref, {"via", VIA, name}, "killed", w}, m)
     pogo.sleep(5)
     assert.are.equal(pogo.self(), registry.whereis(name)) -- w's exit took nothing more
+    assert.is_nil(pogo.receive(down_of(new_ref), 0))
+    registry.unregister(name)
+    assert.are.same({"DOWN", new_ref, {"via", VIA, name}, "unregistered", pogo.self()}, expect_down(new_ref))
+    -- a monitor of an old holder that is demonitored before its exit is seen
+    local w2 = worker()
+    assert.is_true(registry.register(name, w2))
+    pogo.sleep(5)
+    local ref2 = registry.monitor(name)
+    pogo.exit(w2, "kill")
+    assert.is_true(registry.register(name))
+    assert.is_true(registry.demonitor(ref2))
+    pogo.sleep(5)
+    assert.is_nil(pogo.receive(down_of(ref2), 0))
     registry.unregister(name)
   end)
 

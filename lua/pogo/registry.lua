@@ -93,8 +93,9 @@ local rivals = {}   -- key -> {node -> {pid, time}}: other nodes' registrations 
 local held = {}     -- node -> {key -> true}: the names each other node registered (holders and rivals)
 local owned = {}    -- local pid -> key, or {key -> true} when it holds several
 local dying = {}    -- dead local pid released before the registry process saw its exit ->
-                    -- {ops = {unreg op, ...}, mons = {{name, monitors}, ...}} awaiting its exit reason
-local mons = {}     -- key -> {ref -> watcher pid}
+                    -- {ops = {unreg op, ...}, mons = {{name, monitor set}, ...}} awaiting its exit reason
+local mons = {}     -- key -> monitor set {ref -> watcher pid}: the monitors of the holder of key
+local mon_set = {}  -- ref -> its monitor set (in mons, or in dying)
 local mon_key = {}  -- ref -> key
 local watching = {} -- watcher pid -> {ref -> true}
 
@@ -177,14 +178,11 @@ local function clear_holder(key)
   holder[key], since[key], value[key] = nil, nil, nil
 end
 
--- Send every monitor of `key` its DOWN (pid stopped holding `name`).
-local function fire(key, name, pid, reason)
-  local ms = mons[key]
-  if not ms then return end
-  mons[key] = nil
+-- Send every monitor of the set `ms` its DOWN (pid stopped holding `name`).
+local function fire_set(ms, name, pid, reason)
   local msg_via = via(name)
   for ref, w in next, ms do
-    mon_key[ref] = nil
+    mon_set[ref], mon_key[ref] = nil, nil
     local ws = watching[w]
     if ws then
       ws[ref] = nil
@@ -192,6 +190,14 @@ local function fire(key, name, pid, reason)
     end
     send(w, { "DOWN", ref, msg_via, reason, pid })
   end
+end
+
+-- The same for the monitors of `key`.
+local function fire(key, name, pid, reason)
+  local ms = mons[key]
+  if not ms then return end
+  mons[key] = nil
+  fire_set(ms, name, pid, reason)
 end
 
 -- Queue a change of local registrations for the peers; the registry process
@@ -243,7 +249,11 @@ local function drop_local(key, pid, reason)
       dying[pid] = d
     end
     d.ops[#d.ops + 1] = op
-    if mons[key] then d.mons[#d.mons + 1] = { key, name } end
+    -- its monitors wait apart: they are not the next holder's
+    if mons[key] then
+      d.mons[#d.mons + 1] = { name, mons[key] }
+      mons[key] = nil
+    end
   end
   promote(key, name)
 end
@@ -344,7 +354,7 @@ function M.monitor(name)
     mons[key] = ms
   end
   ms[ref] = me
-  mon_key[ref] = key
+  mon_set[ref], mon_key[ref] = ms, key
   local ws = watching[me]
   if not ws then
     ws = {}
@@ -357,13 +367,12 @@ end
 
 -- Forget monitor `ref`; returns whether it was active.
 local function drop_monitor(ref)
-  local key = mon_key[ref]
-  if not key then return false end
-  mon_key[ref] = nil
-  local ms = mons[key]
+  local ms, key = mon_set[ref], mon_key[ref]
+  if not ms then return false end
+  mon_set[ref], mon_key[ref] = nil, nil
   local w = ms[ref]
   ms[ref] = nil
-  if next(ms) == nil then mons[key] = nil end
+  if next(ms) == nil and mons[key] == ms then mons[key] = nil end
   local ws = watching[w]
   if ws then
     ws[ref] = nil
@@ -569,7 +578,7 @@ local function owner_down(pid, reason)
     dying[pid] = nil
     local wire = wire_reason(reason)
     for i = 1, #d.ops do d.ops[i][4] = wire end
-    for i = 1, #d.mons do fire(d.mons[i][1], d.mons[i][2], pid, reason) end
+    for i = 1, #d.mons do fire_set(d.mons[i][2], d.mons[i][1], pid, reason) end
   end
   local o = owned[pid]
   if type(o) == "table" then
