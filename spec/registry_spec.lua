@@ -301,6 +301,17 @@ describe("pogo.registry on one node", function()
       package.loaded["spec.via_table"], package.loaded["spec.via_bad"] = nil, nil
     end)
 
+    it("works in pogo.monitor", function()
+      local name, w = fresh(), worker()
+      registry.register(name, w)
+      local ref = pogo.monitor({"via", VIA, name})
+      pogo.send(w, "stop")
+      assert.are.same({"DOWN", ref, w, "normal"}, pogo.receive(down_of(ref), 1000))
+      assert.is_true(gone(name))
+      ref = pogo.monitor({"via", VIA, name})
+      assert.are.same({"DOWN", ref, {"via", VIA, name}, "noproc"}, pogo.receive(down_of(ref), 0))
+    end)
+
     it("leaves {name, node} alone", function()
       pogo.register("via", pogo.self())
       pogo.send({"via", pogo.node()}, "to the local name via")

@@ -86,7 +86,8 @@ M.unlink = core.unlink
 -- @function trap_exit
 M.trap_exit = core.trap_exit
 
---- Monitor `pid` (or a registered name); returns a ref. The caller gets
+--- Monitor `pid` (or a registered name, `{name, node}`, or `{"via", module,
+-- name}`: the process it names now); returns a ref. The caller gets
 -- `{"DOWN", ref, pid, reason}` when it exits (at once with "noproc" if it does not exist).
 -- @function monitor
 M.monitor = core.monitor
