@@ -55,7 +55,7 @@ demo: build
 
 fuzz:
 	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="clang libclang-rt-14-dev"
-	@bash csrc/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+	@bash csrc/fuzz/run.sh $(or $(FUZZ_SECONDS),120)
 
 docs: deps
 	@env -u LUA_PATH -u LUA_CPATH ldoc -q -d $(BUILD)/docs lua/pogo && echo "API docs in $(BUILD)/docs/index.html"

@@ -191,13 +191,19 @@ static int l_receive(lua_State *L) {
   return 0;
 }
 
-/* wait([timeout_ms]) -> true if a message arrived after the call, false on timeout */
+/* wait([timeout_ms], [seen]) -> true if a message arrived after the call,
+ * false on timeout. With `seen` (messages the caller has looked at), it
+ * returns true at once when the mailbox already holds more than that: a
+ * message that came while the caller was preempted between looking and
+ * waiting is not missed. */
 static int l_wait(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   lua_Integer timeout = luaL_optinteger(L, 1, -1);
+  lua_Integer seen = luaL_optinteger(L, 2, -1);
   pogo_proc *p = N->current;
   if (p) {
     if (p->co != L) return luaL_error(L, "pogo.receive: called from a coroutine nested in a process");
+    if (seen >= 0 && (lua_Integer)(p->mb_tail - p->mb_head) > seen) { lua_pushboolean(L, 1); return 1; }
     if (timeout == 0) { lua_pushboolean(L, 0); return 1; }
     p->state = PS_WAITING;
     p->resume = RK_WAKE;
@@ -207,6 +213,7 @@ static int l_wait(lua_State *L) {
   }
   if (timeout != 0) pogo_sched_check_can_drive(N, L, "pogo.receive");
   p = pogo_proc_external(N, L);
+  if (seen >= 0 && (lua_Integer)(p->mb_tail - p->mb_head) > seen) { lua_pushboolean(L, 1); return 1; }
   if (timeout == 0) { lua_pushboolean(L, 0); return 1; }
   int r = pogo_sched_drive(N, L, p, p->mb_tail, timeout);
   if (r < 0) return luaL_error(L, "pogo.receive: deadlock: no process, timer or I/O can ever send to the main chunk");

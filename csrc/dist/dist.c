@@ -48,6 +48,7 @@ static pogo_dist *dist_of(pogo_node *N) { return N->remote == &ops ? N->remote_c
 static void dist_free(pogo_dist *d, lua_State *L) {
   pogo_discovery_stop(d);
   pogo_mesh_free(d);
+  pogo_log_close(d);
   pogo_tls_ctx_free(d->tls); /* connections still closing keep their reference */
   d->tls = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, d->ref_subs);
@@ -142,7 +143,7 @@ static int l_dist_start(lua_State *L) {
   if (strlen(host) >= POGO_HOST_MAX) return luaL_error(L, "pogo.start: host name too long");
   uint32_t heartbeat = (uint32_t)opt_ms(L, 1, "heartbeat_ms", 1000, 10);
   uint32_t timeout = (uint32_t)opt_ms(L, 1, "timeout_ms", 5000, 20);
-  uint32_t max_frame = (uint32_t)opt_ms(L, 1, "max_frame", 64 * 1024 * 1024, POGO_HS_MAX_FRAME);
+  uint32_t max_frame = (uint32_t)opt_ms(L, 1, "max_frame", POGO_DEFAULT_MAX_FRAME, POGO_HS_MAX_FRAME);
   uint32_t bmin = (uint32_t)opt_ms(L, 1, "backoff_min_ms", 50, 1);
   uint32_t bmax = (uint32_t)opt_ms(L, 1, "backoff_max_ms", 2000, 1);
   uint32_t forget = (uint32_t)opt_ms(L, 1, "forget_ms", 300000, 0);
@@ -170,6 +171,7 @@ static int l_dist_start(lua_State *L) {
   }
   memcpy(d->cookie, cookie, cl);
   d->cookie_len = cl;
+  pogo_log_open(d);
   lua_newtable(L);
   d->ref_subs = luaL_ref(L, LUA_REGISTRYINDEX);
   pogo_remote_set(N, &ops, d);
@@ -193,8 +195,8 @@ static int l_dist_start(lua_State *L) {
     return luaL_error(L, "pogo.start: %s", err);
   }
   if (is_wildcard(d->adv_host))
-    pogo_log_line(d, "warning: listening on %s without advertise: peers cannot reach this node by its name",
-                  d->adv_host);
+    pogo_log_at(d, POGO_LOG_WARNING, NULL,
+                "listening on %s without advertise: peers cannot reach this node by its name", d->adv_host);
 
   lua_getfield(L, 1, "block");
   if (lua_istable(L, -1)) {
@@ -343,7 +345,7 @@ static const char *state_name(int s) {
 }
 
 /* dist_info() -> {name=, port=, listen=, tls=, started=, peers = {[node] = {dialer=,
- *   creation=, backlog=, wanted=, blocked=, seed=}}, links = {{state=, peer=,
+ *   creation=, backlog=, wanted=, blocked=, seed=, left=}}, links = {{state=, peer=,
  *   outgoing=, tls=}, ...}, targets = {{addr=, seed=, found=, name=}, ...}} */
 static int l_dist_info(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
@@ -382,6 +384,8 @@ static int l_dist_info(lua_State *L) {
     lua_setfield(L, -2, "blocked");
     lua_pushboolean(L, p->seed);
     lua_setfield(L, -2, "seed");
+    lua_pushboolean(L, p->left);
+    lua_setfield(L, -2, "left");
     lua_setfield(L, -2, pogo_nodenames_get(N, L, i));
   }
   lua_setfield(L, -2, "peers");

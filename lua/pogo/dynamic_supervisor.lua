@@ -82,6 +82,7 @@ local children = require "pogo.dynamic_supervisor.children"
 local events = require "pogo.dynamic_supervisor.events"
 local views = require "pogo.dynamic_supervisor.views"
 local proc_lib = require "pogo.proc_lib"
+local shutdown = require "pogo.shutdown"
 
 local encode = pogo.core.encode
 
@@ -237,6 +238,7 @@ local Server = {}
 
 function Server.init(arg)
   local opts, specs = arg[1], arg[2]
+  shutdown.supervisor_started()
   local st = state.new(opts)
   pg.start(st.scope)
   requests.adopt_keeper(st)
@@ -353,13 +355,18 @@ function Server.timeout(st)
   return soonest - now()
 end
 
--- A stop (the parent's exit, server.stop) shuts the children down and gives
--- this node's requests up: their owners take them over. After a crash the
--- children go down through their links, and the keeper keeps the requests for
--- the supervisor's restart.
+-- A stop (the parent's exit, server.stop, pogo.stop) leaves the ring first,
+-- so every node computes the new owners at once; then it shuts the children
+-- down, each of which starts on its new owner as soon as it has stopped here
+-- (its pg group is left); then it gives this node's requests up, and their
+-- owners take them over. After a crash the children go down through their
+-- links, and the keeper keeps the requests for the supervisor's restart.
 function Server.terminate(reason, st)
   views.unregister(st)
   if server.is_crash(reason) then return end
+  pg.demonitor(st.pg_ref) -- no more notes: the supervisor acts no more
+  pogo.monitor_nodes(false)
+  pg.leave(st.scope, placement.sup_group(st), st.pid)
   children.shutdown_all(st)
   requests.give_up(st)
 end
@@ -438,7 +445,15 @@ end
 -- * `settle_ms` (1000: how long a connecting node may take to show its
 --   supervisor), `sync_interval` (5000 ms, a repair pass), `sweep_passes`
 --   (12), `tombstone_ms` (600000), `vnodes` (the ring's, the same on every node);
--- * `log`: function(level, msg) instead of `pogo.log`.
+-- * `log`: function(level, msg) instead of `pogo.log` (it gets the
+--   supervisor reports too, as their one-line message, without their fields).
+--
+-- It reports what happens to its children as OTP's supervisor does (see
+-- `pogo.supervisor_report`): a crash, a restart, a failed start, and a child
+-- beyond its restart intensity (which backs off: the supervisor never gives
+-- up). Started outside any supervision tree, it is the root of one, which
+-- `pogo.stop` terminates: it leaves the ring, stops its children, gives its
+-- requests to their owners (see `pogo.shutdown`).
 --
 -- @return pid, or nil and the reason (`"unknown option: <name>"`, ...)
 function M.start_link(opts)

@@ -306,12 +306,11 @@ end
 
 -- Remove {"pg", ref, ...} messages from the caller's mailbox.
 local function flush_mailbox(ref)
-  local i, n = 1, mbox_len()
-  while i <= n do
+  local i = 1
+  while i <= mbox_len() do -- (read each time: a preempted caller may get more meanwhile)
     local m = mbox_peek(i)
     if type(m) == "table" and rawget(m, 1) == "pg" and rawget(m, 2) == ref then
       mbox_take(i)
-      n = n - 1
     else
       i = i + 1
     end

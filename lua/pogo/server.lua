@@ -63,6 +63,14 @@ function M.is_crash(reason)
   return getmetatable(reason) == CRASH
 end
 
+-- A handler that ran out of memory raised Lua's "not enough memory" (no
+-- message handler runs for memory errors): the server exits "out of
+-- memory", as a process does.
+local function failed(err)
+  if err == "not enough memory" then return "out of memory" end
+  return err
+end
+
 local function terminate(mod, reason, state)
   if mod.terminate then
     local ok, err = xpcall(mod.terminate, crash, reason, state)
@@ -74,7 +82,7 @@ end
 -- What a handler other than handle_call gave when it raised or returned more
 -- than a state: the end, or the next state.
 local function next_state(mod, state, ok, a, b, c)
-  if not ok then pogo.exit(terminate(mod, a, state)) end
+  if not ok then pogo.exit(terminate(mod, failed(a), state)) end
   if b == "stop" then pogo.exit(terminate(mod, c == nil and "normal" or c, a)) end
   return a
 end
@@ -104,7 +112,7 @@ local function loop(mod, state, parent)
       end
       if timeout then
         local ok, ms = xpcall(timeout, crash, state)
-        if not ok then pogo.exit(terminate(mod, ms, state)) end
+        if not ok then pogo.exit(terminate(mod, failed(ms), state)) end
         ms = wait_ms(ms)
         msg = receive(ms)
         if msg == nil and ms ~= nil then msg = "timeout" end
@@ -124,7 +132,7 @@ local function loop(mod, state, parent)
       else
         ok, a, b, c, d = xpcall(handle_call, crash, msg[3], from, state)
       end
-      if not ok then pogo.exit(terminate(mod, a, state)) end
+      if not ok then pogo.exit(terminate(mod, failed(a), state)) end
       state = b
       if c == "stop" then
         if a ~= nil then pogo.reply(from, a) end

@@ -13,6 +13,7 @@
 --       recheck = true,     -- starting: reconcile looked at it meanwhile (do it again once started)
 --       error = reason,     -- why its last start failed (or it exited past the intensity)
 --       restarts = window,  -- its pogo.restart_intensity window (from its first exit)
+--       restarted = true,   -- it exited (or failed to start): its next start is a restart (reported)
 --       backoff = ms,       -- the delay before the next retry (0: restart at once)
 --       retry_at = ms,      -- restarting: when it is started again
 --       kill_at = ms,       -- stopping: when it is killed (its spec's shutdown time)
@@ -27,7 +28,9 @@
 -- the restart intensity, beyond it (and after a failed start) with a backoff
 -- doubling from `min_backoff_ms` to `max_backoff_ms`, so a child that cannot
 -- start never takes the supervisor down. Stopping sends "shutdown" and kills
--- after the spec's `shutdown` ms ("brutal_kill": kill at once).
+-- after the spec's `shutdown` ms ("brutal_kill": kill at once). What happens
+-- is reported as OTP's supervisor does (`pogo.supervisor_report`): a crash,
+-- a restart, a failed start, a child beyond its restart intensity.
 --
 -- **Restart types, cluster-wide** (as OTP's, for one supervisor):
 --
@@ -47,13 +50,14 @@
 -- @module pogo.dynamic_supervisor.children
 local pogo = require "pogo"
 local pg = require "pogo.pg"
-local child_spec = require "pogo.child_spec"
 local intensity = require "pogo.restart_intensity"
 local state = require "pogo.dynamic_supervisor.state"
 local requests = require "pogo.dynamic_supervisor.requests"
 local placement = require "pogo.dynamic_supervisor.placement"
 local starter = require "pogo.dynamic_supervisor.starter"
 local events = require "pogo.dynamic_supervisor.events"
+local report = require "pogo.supervisor_report"
+local node_stop = require "pogo.shutdown"
 
 local M = {}
 
@@ -71,14 +75,14 @@ local function drop(st, c)
   st.timed[c] = nil
 end
 
-local idstr = events.describe
-
 --- Whether an exit reason ends a transient child for good (OTP's rule).
+-- @function is_normal
 -- @param reason
 -- @treturn boolean
-function M.is_normal(reason)
-  return reason == "normal" or reason == "shutdown" or (type(reason) == "table" and reason[1] == "shutdown")
-end
+M.is_normal = report.is_normal
+
+-- The supervisor's name in its reports.
+local function sup_name(st) return tostring(st.name or st.scope) end
 
 --- Whether the temporary child of request `req` has run (so it must not
 -- start again): this node saw it in its child group, or started it.
@@ -197,14 +201,14 @@ local function failed(st, c, err)
   if proc.request.spec.restart == "temporary" then
     drop(st, c)
     requests.terminate(st, id)
-    events.log(st, "warning", "temporary child %s failed to start, not retried: %s", idstr(id), tostring(err))
+    events.report(st, report.start_error(sup_name(st), id, err, "temporary: not retried"))
     return
   end
   proc.pid, proc.status, proc.error = nil, "restarting", err
   proc.retry_at = now() + back_off(st, proc)
+  proc.restarted = true
   st.timed[c] = true
-  events.log(st, "warning", "child %s failed to start (retry in %d ms): %s", idstr(id), proc.backoff,
-    tostring(err))
+  events.report(st, report.start_error(sup_name(st), id, err, "retrying in " .. proc.backoff .. " ms"))
 end
 
 --- A starter's `{"$dsup_start", starter, i, pid | nil, err}`: take the child
@@ -230,6 +234,11 @@ function M.started(st, from, i, pid, err)
     proc.pid, proc.status, proc.error = pid, "running", nil
     st.by_pid[pid] = c
     st.handed[#st.handed + 1] = c
+    node_stop.track(pid)
+    if proc.restarted then
+      proc.restarted = nil
+      events.report(st, report.restart(sup_name(st), id, pid))
+    end
     if spec.restart == "temporary" then st.memory.ran[proc.request.uid] = true end
     pg.join(st.scope, { "child", id }, pid)
     local from_node = c.last_node
@@ -357,8 +366,12 @@ function M.exited(st, c, reason)
     st.awaiting[proc.awaiting] = nil
     pogo.demonitor(proc.awaiting)
   end
+  local pid = proc.pid
   proc.pid, proc.kill_at, proc.starter, proc.awaiting = nil, nil, nil, nil
   events.notify(st, "child_stopped", id, reason)
+  if proc.status ~= "stopping" and not M.is_normal(reason) then
+    events.report(st, report.crash(sup_name(st), id, pid, reason))
+  end
   if proc.status == "stopping" then
     drop(st, c)
     state.mark(st, c)
@@ -373,6 +386,7 @@ function M.exited(st, c, reason)
   -- restart intensity: within it restart at once, beyond it back off
   local t = now()
   proc.status = "restarting"
+  proc.restarted = true
   st.timed[c] = true
   proc.restarts = proc.restarts or intensity.new(st.intensity, st.period)
   if proc.restarts:add(t) then
@@ -380,8 +394,7 @@ function M.exited(st, c, reason)
   else
     proc.retry_at = t + back_off(st, proc)
     proc.error = reason
-    events.log(st, "warning", "child %s exceeded %d restarts in %d ms; retrying in %d ms",
-      idstr(id), st.intensity, st.period, proc.backoff)
+    events.report(st, report.backoff(sup_name(st), id, st.intensity, st.period, proc.backoff))
   end
 end
 
@@ -455,14 +468,51 @@ function M.next_deadline(st)
   return soonest
 end
 
---- Terminate every child this node runs, each as its spec says, and wait for
--- them. (Children still starting are ended by their starters, which see the
--- supervisor go.)
+--- Terminate every child this node runs, all at once (as OTP's
+-- simple_one_for_one supervisor does), each as its spec says: "shutdown",
+-- then "kill" after its `shutdown` ms ("brutal_kill": at once; "infinity":
+-- never), and wait until all are gone. The supervisor is terminating: every
+-- other message it gets meanwhile is dropped. (Children still starting are
+-- ended by their starters, which see the supervisor go.)
 -- @tparam table st
 function M.shutdown_all(st)
+  local waiting, n, timed = {}, 0, {}
   for _, c in pairs(st.children) do
     local proc = c.proc
-    if proc and pogo.is_pid(proc.pid) then child_spec.shutdown(proc.pid, proc.request.spec.shutdown) end
+    local pid = proc and proc.pid
+    if pogo.is_pid(pid) then
+      local shutdown_ms = proc.request.spec.shutdown
+      local w = { pid = pid }
+      waiting[pogo.monitor(pid)] = w
+      n = n + 1
+      pogo.unlink(pid)
+      if shutdown_ms == "brutal_kill" then
+        pogo.exit(pid, "kill")
+      else
+        pogo.exit(pid, "shutdown")
+        if shutdown_ms ~= "infinity" then
+          w.kill_at = now() + shutdown_ms
+          timed[#timed + 1] = w
+        end
+      end
+    end
+  end
+  table.sort(timed, function(a, b) return a.kill_at < b.kill_at end)
+  local k = 1
+  while n > 0 do
+    while timed[k] and timed[k].done do k = k + 1 end
+    local m = pogo.receive(timed[k] and math.max(0, timed[k].kill_at - now()) or nil)
+    if m == nil then
+      local t = now()
+      while timed[k] and timed[k].kill_at <= t do
+        if not timed[k].done then pogo.exit(timed[k].pid, "kill") end
+        k = k + 1
+      end
+    elseif type(m) == "table" and m[1] == "DOWN" and waiting[m[2]] then
+      waiting[m[2]].done = true
+      waiting[m[2]] = nil
+      n = n - 1
+    end
   end
 end
 

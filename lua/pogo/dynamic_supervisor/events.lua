@@ -17,9 +17,11 @@
 -- listener ended it (`pogo.exit`).
 --
 -- Log lines go to `pogo.log` (module `pogo.dynamic_supervisor`, with the
--- supervisor's name as `supervisor`), or to the `log` option's function.
+-- supervisor's name as `supervisor`), or to the `log` option's function; so
+-- do the supervisor reports (`report`, see `pogo.supervisor_report`).
 -- @module pogo.dynamic_supervisor.events
 local pogo = require "pogo"
+local supervisor_report = require "pogo.supervisor_report"
 
 local M = {}
 
@@ -40,23 +42,11 @@ function M.check(listeners)
 end
 
 --- A child id as text for log lines and errors: `{"job", 42}` for a table
--- (nested tables too, a few levels deep), `tostring` for the rest.
+-- (see `pogo.supervisor_report.describe`).
+-- @function describe
 -- @param id
--- @param[opt] depth the nesting level (strings inside a table are quoted)
 -- @treturn string
-function M.describe(id, depth)
-  if type(id) == "string" then return depth and string.format("%q", id) or id end
-  if type(id) ~= "table" or (depth or 0) > 3 then return tostring(id) end
-  local parts = {}
-  for i, v in ipairs(id) do parts[i] = M.describe(v, (depth or 0) + 1) end
-  local keys = {}
-  for k in pairs(id) do
-    if math.type(k) ~= "integer" or k < 1 or k > #id then keys[#keys + 1] = k end
-  end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. " = " .. M.describe(id[k], (depth or 0) + 1) end
-  return "{" .. table.concat(parts, ", ") .. "}"
-end
+M.describe = supervisor_report.describe
 
 --- A log line: to `opts.log(level, msg)` if given, else to `pogo.log`.
 -- @tparam table st the supervisor's state
@@ -68,6 +58,20 @@ function M.log(st, level, fmt, ...)
     pcall(st.opts.log, level, ok and msg or fmt)
   else
     st.logger.log(level, fmt, ...)
+  end
+end
+
+--- A supervisor report (the `level, msg, fields` of a `pogo.supervisor_report`
+-- function): to `pogo.log` with its fields, or to the `log` option's function.
+-- @tparam table st the supervisor's state
+-- @tparam string level
+-- @tparam string msg
+-- @tparam table fields
+function M.report(st, level, msg, fields)
+  if st.opts.log then
+    pcall(st.opts.log, level, msg)
+  else
+    st.logger.with(fields).log(level, msg)
   end
 end
 
