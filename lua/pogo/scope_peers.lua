@@ -77,7 +77,9 @@ end
 
 --- Gather the chunks of a sync from `node`: every item so far once `last`
 -- is true, nil before.
+-- @tparam string node
 -- @tparam table items this chunk's items
+-- @tparam boolean last whether this chunk ends the sync
 function Peers:collect(node, items, last)
   local buf = self.bufs[node]
   if buf then
