@@ -179,4 +179,6 @@ void pogo_node_register(lua_State *L) {
   pogo_node_stats_register(L);
   pogo_preempt_register(L);
   pogo_mem_register(L);
+  pogo_via_register(L);
+  pogo_crash_register(L);
 }

@@ -22,6 +22,7 @@ local mbox_len, mbox_peek, mbox_take = core.mbox_len, core.mbox_peek, core.mbox_
 local mbox_find_ref, mbox_flush_down = core.mbox_find_ref, core.mbox_flush_down
 local now, self, send = core.now, core.self, core.send
 local is_pid = core.is_pid
+local is_via, via_whereis = core.is_via, core.via_whereis
 
 M.core = core
 
@@ -47,9 +48,15 @@ M.spawn_monitor = core.spawn_monitor
 -- @function self
 M.self = self
 
---- Send `msg` to `dest` (a pid, a registered name, or `{name, node}`).
+--- Send `msg` to `dest` (a pid, a registered name, `{name, node}`, or
+-- `{"via", module, name}`).
 -- Local messages are not copied. Sending to a dead pid does nothing; to an
--- unregistered name raises `noproc`.
+-- unregistered name raises `noproc`. `{"via", module, name}` names the pid
+-- that `require(module).whereis(name)` returns, as Erlang's `{via, Module,
+-- Name}`: `{"via", "pogo.registry", name}` is a cluster-wide name (see
+-- `pogo.registry`); a module of one's own needs a `whereis(name) -> pid | nil`
+-- that does not block, and a `register(name, pid) -> true | nil, reason, pid`
+-- to name a `pogo.server`.
 -- @function send
 M.send = send
 
@@ -79,7 +86,8 @@ M.unlink = core.unlink
 -- @function trap_exit
 M.trap_exit = core.trap_exit
 
---- Monitor `pid` (or a registered name); returns a ref. The caller gets
+--- Monitor `pid` (or a registered name, `{name, node}`, or `{"via", module,
+-- name}`: the process it names now); returns a ref. The caller gets
 -- `{"DOWN", ref, pid, reason}` when it exits (at once with "noproc" if it does not exist).
 -- @function monitor
 M.monitor = core.monitor
@@ -276,9 +284,11 @@ function M.exit(pid_or_reason, reason)
   return core.exit_signal(pid_or_reason, reason)
 end
 
--- Resolve a call destination to something monitorable; nil if it cannot exist.
+-- Resolve a call destination to something monitorable: a pid, a local name or
+-- {name, node}; a via name gives its pid, or nil when nothing holds it.
 local function call_target(dest)
   if type(dest) == "table" and not is_pid(dest) then
+    if is_via(dest) then return via_whereis(dest) end
     local name, node = dest[1], dest[2]
     if node == core.node_name() then return name end
     return dest
@@ -288,6 +298,7 @@ end
 
 local function describe(dest)
   if type(dest) == "table" and not is_pid(dest) then
+    if is_via(dest) then return string.format("{via, %s, %s}", tostring(dest[2]), tostring(dest[3])) end
     return string.format("{%s, %s}", tostring(dest[1]), tostring(dest[2]))
   end
   return tostring(dest)
@@ -296,7 +307,7 @@ end
 --- Call a server: send `request` and wait for its reply.
 -- Speaks `pogo.server`'s protocol. Raises an error starting with `timeout`,
 -- `noproc`, `noconnection`, or `exit` (the server died while handling it).
--- @param dest pid, registered name or `{name, node}`
+-- @param dest pid, registered name, `{name, node}` or `{"via", module, name}`
 -- @param request any value
 -- @tparam[opt=5000] integer timeout_ms (or math.huge)
 -- @return the reply
@@ -305,6 +316,7 @@ function M.call(dest, request, timeout_ms)
   local timeout = timeout_ms
   timeout = timeout or 5000
   local target = call_target(dest)
+  if target == nil then error("noproc: nothing registered as " .. describe(dest), 2) end
   if type(target) == "string" and not core.whereis(target) then
     error("noproc: no process registered as '" .. target .. "'", 2)
   end
@@ -352,9 +364,12 @@ end
 
 --- Send `msg` to a server without waiting (its handle_cast gets it).
 -- Never fails for a missing destination.
+-- @param dest pid, registered name, `{name, node}` or `{"via", module, name}`
+-- @param msg any value
+-- @treturn boolean true
 function M.cast(dest, msg)
   local target = call_target(dest)
-  if type(target) == "string" and not core.whereis(target) then return true end
+  if target == nil or type(target) == "string" and not core.whereis(target) then return true end
   send(target, { "$cast", msg })
   return true
 end

@@ -220,13 +220,27 @@ local function loop(mod, state, parent)
   end
 end
 
+-- The `name` option: a local name, or {"via", module, name} (registered with
+-- module.register, looked up as pogo.send does).
+local function whereis_name(name)
+  if core.is_via(name) then return core.via_whereis(name) end
+  return core.whereis(name)
+end
+
+local function register_name(name)
+  if core.is_via(name) then
+    return require(name[2]).register(name[3], pogo.self()) == true
+  end
+  return pcall(core.register, name, pogo.self())
+end
+
 local function start(module, arg, opts, link)
   opts = opts or {}
   local mod, err = resolve(module)
   if not mod then return nil, err end
   if type(mod.init) ~= "function" then return nil, "server module has no init function" end
   if opts.name ~= nil then
-    local existing = core.whereis(opts.name)
+    local existing = whereis_name(opts.name)
     if existing then return nil, "already started: " .. tostring(existing) end
   end
   local timeout = opts.timeout ~= math.huge and opts.timeout or nil
@@ -234,8 +248,8 @@ local function start(module, arg, opts, link)
   local data
   if h and not h.taken then h.taken, data = true, h.data end
   local pid, why = proc_lib.start(link, timeout, function(ack, parent)
-    if opts.name ~= nil and not pcall(core.register, opts.name, pogo.self()) then
-      return ack(false, "already started: " .. tostring(core.whereis(opts.name)))
+    if opts.name ~= nil and not register_name(opts.name) then
+      return ack(false, "already started: " .. tostring(whereis_name(opts.name)))
     end
     if opts.trap_exit then core.trap_exit(true) end
     local ok, state, reason = xpcall(mod.init, crash, arg, data)
@@ -272,7 +286,9 @@ end
 --- Start a server linked to the caller. Returns after `init` has returned.
 -- @param module callback table or `require` name
 -- @param arg passed to `init`
--- @tparam[opt] table opts `name` (register it), `trap_exit` (trap before init), `timeout` (ms for init)
+-- @tparam[opt] table opts `name` (register it: a local name, or `{"via",
+--  module, name}` such as `{"via", "pogo.registry", name}` for a cluster-wide
+--  name), `trap_exit` (trap before init), `timeout` (ms for init)
 -- @return pid, or nil and the reason
 function M.start_link(module, arg, opts)
   return start(module, arg, opts, true)
