@@ -17,13 +17,31 @@
  *   waits (main chunk only) until they are closed. Other functions: connect,
  *   disconnect, block, nodes, monitor_nodes, info, inject (a test hook),
  *   random. Functions that need a started node raise "not started".
+ * - SIGPIPE: a write to a peer that has just died may raise it, and its
+ *   default action ends the OS process. dist_start ignores it (as Node and
+ *   the Erlang VM do) when its disposition is still the default, so a host
+ *   that installed its own handler keeps it; writes then fail with EPIPE,
+ *   which closes that link only.
  * - pogo_dist_register(L) adds these functions to the core table; core.c
  *   calls it (the runtime never does).
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dist/dist.h"
+
+/* SIG_IGN for SIGPIPE, unless someone chose a disposition (see the contract). */
+static void ignore_sigpipe(void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) != 0) return;
+  if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL) {
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+  }
+}
 
 static void op_close(void *ctx, lua_State *L);
 
@@ -126,6 +144,7 @@ static int l_dist_start(lua_State *L) {
   pogo_dist *old = dist_of(N);
   if (old && !old->stopping) return luaL_error(L, "pogo.start: the node is already started as %s", old->name);
   if (old) close_dist(N, L);
+  ignore_sigpipe();
   lua_getfield(L, 1, "name");
   size_t nl;
   const char *base = luaL_checklstring(L, -1, &nl);
