@@ -427,6 +427,8 @@ function M.start(opts)
     local server = require "pogo.server" -- not at the top: pogo.server needs the pogo table
     pogo.register("$rpc", pogo.spawn(server.enter_loop, Rpc, Rpc.init()))
   end
+  -- every node runs the cluster-wide registry from its start, as every Erlang node runs global
+  require("pogo.registry").start()
   if opts.http then -- the web page of the cluster (pogo.dashboard)
     local dash, why = require("pogo.dashboard").start(opts.http)
     if not dash then

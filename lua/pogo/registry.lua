@@ -10,9 +10,10 @@
 --
 -- Semantics:
 --
--- * Requiring the module starts the node's registry process (registered
---   locally as `"pogo.registry"`). A node sees the names of the nodes it is
---   connected to that run it too: require it on every node, at boot.
+-- * Every node runs a registry process (registered locally as
+--   `"pogo.registry"`), as every Erlang node runs `global`: `pogo.start`
+--   starts it, and so does requiring the module on a node not started. A
+--   node sees the names of the nodes it is connected to.
 -- * A name is any serializable value but nil; equal tables are the same name
 --   (their canonical encoding is compared, as pg's groups); `1` and `1.0`
 --   differ. Strings that begin with the byte 0xC1 (never valid UTF-8) are
@@ -718,6 +719,15 @@ function ensure_process()
   end
   R.pid = core.spawn(loop)
   core.register(MOD, R.pid)
+end
+
+--- Start the node's registry process if it is not running (`pogo.start`
+-- calls it, so every node runs one from its start). Raises if another
+-- process holds the local name `"pogo.registry"`.
+-- @treturn pid the registry process
+function M.start()
+  ensure_process()
+  return R.pid
 end
 
 ensure_process()

@@ -176,6 +176,19 @@ describe("pogo.registry across nodes", function()
     end
   end)
 
+  it("runs on every node from its start: a node that never required it sees the names", function()
+    local p = c:start_node { name = "rgp", seeds = { a } }
+    finally(function() c:kill(p) end)
+    c:connect(p)
+    -- nothing has required pogo.registry on rgp: pogo.start started its process
+    local ok, pid = c:rpc(p, "pogo", "whereis", { "pogo.registry" })
+    assert.is_true(ok, tostring(pid))
+    assert.is_true(pogo.is_pid(pid), "no registry process on a plain node")
+    local h = c:call(a, R, "holder", {"seen-by-plain"})
+    eventually(function() return c:call(p, "pogo.registry", "whereis", {"seen-by-plain"}) == h end,
+      "rgp to see rga's name")
+  end)
+
   it("drops a SIGKILLed node's names everywhere within 100 ms", function()
     local k = c:start_node { name = "rgk", seeds = { a } }
     c:wait_meshed { a, b, d, k }
