@@ -3,6 +3,10 @@
 -- bare receive loop, and to a pogo.server), spawns/s (spawn and run to
 -- completion), and the memory of an idle process (Lua heap and RSS).
 -- Targets: >= 1,000,000 round trips/s, >= 300,000 spawns/s, <= 2 KiB per idle process.
+-- Preemption (csrc/preempt.c): ping-pong and spawn rates with preemption on
+-- next to the rates with it off, measured alternately (9 rounds each, medians),
+-- target on/off >= 95%; and the round-trip latency of a ping-pong between two
+-- processes while a third one spins, p50 and p99 (target p99 <= 10 ms).
 -- Run: make bench (or lua5.4 bench/local.lua with LUA_PATH/LUA_CPATH set as in the Makefile).
 local pogo = require "pogo"
 local uv = require "luv"
@@ -124,6 +128,70 @@ local function idle_memory(n)
   return per_lua, per_rss
 end
 
+local core = pogo.core
+
+local function median(xs)
+  local t = { table.unpack(xs) }
+  table.sort(t)
+  return t[(#t + 1) // 2]
+end
+
+-- f with preemption off and on, alternately (off-on, then on-off: the run
+-- after another pays for its garbage), each after a full collection:
+-- medians of `rounds` runs each
+local function off_on(rounds, f)
+  local off, on = {}, {}
+  local default = core.set_preempt_ms()
+  local function run(ms)
+    core.set_preempt_ms(ms)
+    collectgarbage()
+    return f()
+  end
+  for i = 1, rounds do
+    if i % 2 == 1 then
+      off[i] = run(0)
+      on[i] = run(default)
+    else
+      on[i] = run(default)
+      off[i] = run(0)
+    end
+  end
+  core.set_preempt_ms(default)
+  return median(off), median(on)
+end
+
+-- round trips between two processes while a third spins: latencies in ms
+local function latency_while_spinning(n)
+  local me = pogo.self()
+  local spinner = pogo.spawn(function()
+    local x = 0
+    while true do x = x + 1 end
+  end)
+  local pong = pogo.spawn(function()
+    while true do
+      local from = pogo.receive()
+      if from == "stop" then return end
+      pogo.send(from, "pong")
+    end
+  end)
+  local lat = {}
+  pogo.spawn(function()
+    local s = pogo.self()
+    for i = 1, n do
+      local t0 = uv.hrtime()
+      pogo.send(pong, s)
+      pogo.receive()
+      lat[i] = (uv.hrtime() - t0) / 1e6
+    end
+    pogo.send(pong, "stop")
+    pogo.send(me, "done")
+  end)
+  assert(pogo.receive(120000) == "done")
+  pogo.exit(spinner, "kill")
+  table.sort(lat)
+  return lat[(n + 1) // 2], lat[math.ceil(n * 0.99)]
+end
+
 -- memory first, on a fresh heap, so RSS is not hidden by memory freed earlier
 local per_lua, per_rss = idle_memory(100000)
 pingpong(100000) -- warm up
@@ -132,6 +200,9 @@ local sp = best_of(3, function() return spawns(300000) end)
 local cl = best_of(3, function() return calls(200000, 0) end)
 local clq = best_of(3, function() return calls(100000, 1000) end)
 local scl = best_of(3, function() return server_calls(200000) end)
+local rt_off, rt_on = off_on(9, function() return pingpong(300000) end)
+local sp_off, sp_on = off_on(9, function() return spawns(300000) end)
+local p50, p99 = latency_while_spinning(2000)
 
 local function row(name, value, unit, target, ok)
   print(string.format("%-34s %14s %-8s %-16s %s", name, value, unit, target, ok and "ok" or "MISSED"))
@@ -144,3 +215,11 @@ row("pogo.call to a pogo.server", string.format("%.0f", scl), "/s", "", true)
 row("spawns (spawn + run to exit)", string.format("%.0f", sp), "/s", ">= 300,000", sp >= 3e5)
 row("idle process, Lua heap", string.format("%.0f", per_lua), "bytes", "", true)
 row("idle process, RSS", string.format("%.0f", per_rss), "bytes", "<= 2048", per_rss <= 2048)
+row("ping-pong, preemption off", string.format("%.0f", rt_off), "/s", "", true)
+row("ping-pong, preemption on", string.format("%.0f", rt_on), "/s", "", true)
+row("  on / off", string.format("%.1f", 100 * rt_on / rt_off), "%", ">= 95", rt_on >= 0.95 * rt_off)
+row("spawns, preemption off", string.format("%.0f", sp_off), "/s", "", true)
+row("spawns, preemption on", string.format("%.0f", sp_on), "/s", "", true)
+row("  on / off", string.format("%.1f", 100 * sp_on / sp_off), "%", ">= 95", sp_on >= 0.95 * sp_off)
+row("ping-pong latency, a 3rd spins, p50", string.format("%.2f", p50), "ms", "", true)
+row("ping-pong latency, a 3rd spins, p99", string.format("%.2f", p99), "ms", "<= 10", p99 <= 10)

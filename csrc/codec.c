@@ -25,6 +25,14 @@
  *   while the key itself is being encoded (a function used as a key, say).
  * - On error nothing is appended to the caller's packer (short of running out
  *   of memory): tables are encoded into a scratch arena first.
+ * - Messages (pogo_codec_encode_msg) skip the sort, which only equality of
+ *   bytes needs (group names, ids, ring keys), and stop at a size limit: the
+ *   arena holds what the output will (a map's key and value bytes, an
+ *   array's values), so every write checks it against the limit.
+ * - pogo_codec_estimate prices a decode before it is made, with Lua 5.4's
+ *   sizes on 64-bit: a table 56 bytes, an array slot 16, a hash node 24
+ *   (hash parts are powers of two), a string 24 + length + 1, a pid or ref
+ *   96 (its userdata and its entry in the interning cache).
  *
  * Encoding: one traversal of each table with lua_next, each value encoded
  * once, into a scratch arena that starts as a 512-byte buffer on the C stack
@@ -148,6 +156,10 @@ typedef struct {
   size_t nents, capents;
   int ents_heap;
   int depth; /* tables on the current path */
+  int canonical; /* sort map keys */
+  size_t max;    /* most bytes of output (0: no limit) */
+  int too_large; /* the output passed max */
+  size_t out;    /* bytes written to upk */
   int nseg;
   const void *tables[POGO_CODEC_MAX_DEPTH];
   seg segs[POGO_CODEC_MAX_DEPTH + 1];
@@ -168,6 +180,10 @@ static void enc_init(enc *e, lua_State *L, const pogo_codec_ext *ext, const char
   e->capents = INLINE_ENTS;
   e->ents_heap = 0;
   e->depth = 0;
+  e->canonical = 1;
+  e->max = 0;
+  e->too_large = 0;
+  e->out = 0;
   e->nseg = 0;
 }
 
@@ -318,15 +334,29 @@ static int efail(enc *e, const char *fmt, ...) {
   return -1;
 }
 
-static int oom(enc *e) { return efail(e, "out of memory while encoding"); }
+static int oom(enc *e) {
+  if (e->too_large) {
+    snprintf(e->err, POGO_CODEC_ERRLEN, "%s: too large to be sent (more than %zu bytes)", e->root, e->max);
+    return -1;
+  }
+  return efail(e, "out of memory while encoding");
+}
 
 
 /* Direct writers into the arena. They produce exactly what msgpack_pack_int64,
  * _double, _str, _array and _map produce (smallest forms), without the
  * per-call indirection of a packer callback; extension hooks still get a
  * msgpack_packer (e->apk) writing into the same arena. */
+/* Room for a write of at most n bytes. Past max (less the room a write may
+ * reserve and not use, SLACK: the exact size is checked at the end) the
+ * output is too large. */
+#define SLACK 16
 static inline unsigned char *w_room(enc *e, size_t n) {
   cbuf *a = e->arena;
+  if (e->max && a->len + n > e->max + SLACK) {
+    e->too_large = 1;
+    return NULL;
+  }
   if (n > a->cap - a->len && cbuf_reserve(a, n)) return NULL;
   return (unsigned char *)a->p + a->len;
 }
@@ -455,7 +485,7 @@ static int emit_entries(enc *e, size_t start, size_t e0, int as_array) {
     entry *v = e->ents + e0, *slot = v + n;
     for (size_t i = 0; i < n; i++) slot[v[i].ikey - 1] = v[i];
     memcpy(v, slot, n * sizeof(entry));
-  } else if (n > 1) {
+  } else if (n > 1 && e->canonical) {
     if (n <= 16) {
       sort_insertion(a->p, e->ents + e0, n);
     } else {
@@ -470,12 +500,18 @@ static int emit_entries(enc *e, size_t start, size_t e0, int as_array) {
     /* the root table: straight to the caller's packer */
     msgpack_packer *pk = e->upk;
     unsigned char hdr[5];
-    size_t h = put_hdr(hdr, fix, n);
+    size_t h = put_hdr(hdr, fix, n), total = h;
+    for (size_t i = 0; i < n; i++) total += (as_array ? 0 : v[i].klen) + v[i].vlen;
+    if (e->max && total > e->max) {
+      e->too_large = 1;
+      return oom(e);
+    }
     if (pk->callback(pk->data, (const char *)hdr, h)) return oom(e);
     for (size_t i = 0; i < n; i++) {
       if (!as_array && pk->callback(pk->data, a->p + v[i].koff, v[i].klen)) return oom(e);
       if (pk->callback(pk->data, a->p + v[i].voff, v[i].vlen)) return oom(e);
     }
+    e->out += total;
     a->len = start;
   } else {
     if (cbuf_reserve(a, 5 + (tmp_end - start))) return oom(e);
@@ -624,15 +660,23 @@ static int enc_value(enc *e, int idx, int type) {
 }
 
 /* Encode the value at idx into *arena (appending); on error the arena and the
- * Lua stack are restored. When upk is set, a root map goes straight to upk. */
+ * Lua stack are restored. When upk is set, a root map goes straight to upk.
+ * max: most bytes (0: none); canonical: sort map keys. */
 static int encode_into(lua_State *L, int idx, cbuf *arena, msgpack_packer *upk,
-                       const pogo_codec_ext *ext, const char *root, char *err) {
+                       const pogo_codec_ext *ext, const char *root, char *err,
+                       size_t max, int canonical) {
   enc e;
   int top = lua_gettop(L);
   size_t len0 = arena->len;
   enc_init(&e, L, ext, root, err, upk, arena);
+  e.max = max;
+  e.canonical = canonical;
   idx = lua_absindex(L, idx);
   int r = enc_value(&e, idx, lua_type(L, idx));
+  if (r == 0 && max && e.out + (arena->len - len0) > max) { /* the exact size (w_room allows SLACK) */
+    e.too_large = 1;
+    r = oom(&e);
+  }
   enc_free(&e);
   if (r) {
     arena->len = len0;
@@ -641,14 +685,16 @@ static int encode_into(lua_State *L, int idx, cbuf *arena, msgpack_packer *upk,
   return r;
 }
 
-int pogo_codec_encode(lua_State *L, int idx, msgpack_packer *pk, const pogo_codec_ext *ext,
-                      const char *root, char err[POGO_CODEC_ERRLEN]) {
+static int encode_to(lua_State *L, int idx, msgpack_packer *pk, const pogo_codec_ext *ext,
+                     const char *root, size_t max, int canonical, char err[POGO_CODEC_ERRLEN]) {
   if (lua_type(L, idx) == LUA_TSTRING) {
     /* common, and possibly big: no detour through the arena */
     size_t len;
     const char *s = lua_tolstring(L, idx, &len);
-    if (len > UINT32_MAX) {
-      snprintf(err, POGO_CODEC_ERRLEN, "%s: string too long to be sent", root ? root : "value");
+    unsigned char hb[5];
+    if (len > UINT32_MAX || (max && len + put_hdr(hb, 0xa0, len) > max)) {
+      if (len > UINT32_MAX) snprintf(err, POGO_CODEC_ERRLEN, "%s: string too long to be sent", root ? root : "value");
+      else snprintf(err, POGO_CODEC_ERRLEN, "%s: too large to be sent (more than %zu bytes)", root ? root : "value", max);
       return -1;
     }
     if (msgpack_pack_str(pk, len) || msgpack_pack_str_body(pk, s, len)) {
@@ -660,13 +706,23 @@ int pogo_codec_encode(lua_State *L, int idx, msgpack_packer *pk, const pogo_code
   char inl[INLINE_ARENA];
   cbuf arena;
   cbuf_init(&arena, inl, sizeof inl);
-  int r = encode_into(L, idx, &arena, pk, ext, root, err);
+  int r = encode_into(L, idx, &arena, pk, ext, root, err, max, canonical);
   if (r == 0 && arena.len && pk->callback(pk->data, arena.p, arena.len)) {
     snprintf(err, POGO_CODEC_ERRLEN, "%s: out of memory while encoding", root ? root : "value");
     r = -1;
   }
   cbuf_free(&arena);
   return r;
+}
+
+int pogo_codec_encode(lua_State *L, int idx, msgpack_packer *pk, const pogo_codec_ext *ext,
+                      const char *root, char err[POGO_CODEC_ERRLEN]) {
+  return encode_to(L, idx, pk, ext, root, 0, 1, err);
+}
+
+int pogo_codec_encode_msg(lua_State *L, int idx, msgpack_packer *pk, const pogo_codec_ext *ext,
+                          const char *root, size_t max_bytes, char err[POGO_CODEC_ERRLEN]) {
+  return encode_to(L, idx, pk, ext, root, max_bytes, 0, err);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -698,7 +754,7 @@ int pogo_codec_hash(lua_State *L, int idx, uint64_t seed, uint64_t *out,
   char inl[INLINE_ARENA];
   cbuf arena;
   cbuf_init(&arena, inl, sizeof inl);
-  int r = encode_into(L, idx, &arena, NULL, ext, "value", err);
+  int r = encode_into(L, idx, &arena, NULL, ext, "value", err, 0, 1);
   if (r == 0) *out = XXH3_64bits_withSeed(arena.p, arena.len, seed);
   cbuf_free(&arena);
   return r;
@@ -728,45 +784,71 @@ static int dfail(dec *d, const char *fmt, ...) {
 
 #define LEFT(d) ((size_t)((d)->end - (d)->p))
 
-/* Skip one msgpack value in p[0..end): returns the byte after it, or NULL if
- * it is malformed or truncated. Used on the encoder's own output. */
-static const unsigned char *skip_value(const unsigned char *p, const unsigned char *end, int depth) {
-  size_t n, w = 0, items = 0;
-  if (p >= end || depth > 4 * POGO_CODEC_MAX_DEPTH) return NULL;
+/* The header of one msgpack value. */
+enum { MP_SCALAR, MP_STR, MP_EXT, MP_ARRAY, MP_MAP };
+typedef struct mp_hdr {
+  int kind;
+  size_t n;     /* bytes after the header (a scalar's, a string's, an extension's with its type byte) */
+  size_t items; /* an array's elements, a map's entries */
+} mp_hdr;
+
+/* Read the header at p (before end): the byte after it, or NULL if it is
+ * malformed or truncated. The n bytes after it are not checked. */
+static const unsigned char *mp_header(const unsigned char *p, const unsigned char *end, mp_hdr *h) {
+  size_t w = 0;
+  h->n = h->items = 0;
+  h->kind = MP_SCALAR;
+  if (p >= end) return NULL;
   unsigned c = *p++;
   if (c <= 0x7f || c >= 0xe0 || c == 0xc0 || c == 0xc2 || c == 0xc3) return p;
   if (c >= 0xa0 && c <= 0xbf) {
-    n = c & 0x1f;
-  } else if (c >= 0x80 && c <= 0x9f) {
-    items = (c & 0x0f) * (c < 0x90 ? 2 : 1);
-    n = 0;
-  } else {
-    switch (c) {
-    case 0xc4: case 0xd9: case 0xc7: w = 1; break;
-    case 0xc5: case 0xda: case 0xc8: case 0xdc: case 0xde: w = 2; break;
-    case 0xc6: case 0xdb: case 0xc9: case 0xdd: case 0xdf: w = 4; break;
-    case 0xca: case 0xce: case 0xd2: n = 4; goto bytes;
-    case 0xcb: case 0xcf: case 0xd3: n = 8; goto bytes;
-    case 0xcc: case 0xd0: n = 1; goto bytes;
-    case 0xcd: case 0xd1: n = 2; goto bytes;
-    case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
-      n = 1 + ((size_t)1 << (c - 0xd4));
-      goto bytes;
-    default: return NULL;
-    }
-    if ((size_t)(end - p) < w) return NULL;
-    n = w == 1 ? p[0] : w == 2 ? pogo_be_get16(p) : pogo_be_get32(p);
-    p += w;
-    if (c >= 0xdc) { /* array16/32, map16/32 */
-      items = c >= 0xde ? 2 * n : n;
-      n = 0;
-    } else if (c >= 0xc7 && c <= 0xc9) {
-      n += 1; /* ext type byte */
-    }
+    h->kind = MP_STR;
+    h->n = c & 0x1f;
+    return p;
   }
-bytes:
-  if ((size_t)(end - p) < n) return NULL;
-  p += n;
+  if (c >= 0x80 && c <= 0x9f) {
+    h->kind = c < 0x90 ? MP_MAP : MP_ARRAY;
+    h->items = c & 0x0f;
+    return p;
+  }
+  switch (c) {
+  case 0xc4: case 0xd9: case 0xc7: w = 1; break;
+  case 0xc5: case 0xda: case 0xc8: case 0xdc: case 0xde: w = 2; break;
+  case 0xc6: case 0xdb: case 0xc9: case 0xdd: case 0xdf: w = 4; break;
+  case 0xca: case 0xce: case 0xd2: h->n = 4; return p;
+  case 0xcb: case 0xcf: case 0xd3: h->n = 8; return p;
+  case 0xcc: case 0xd0: h->n = 1; return p;
+  case 0xcd: case 0xd1: h->n = 2; return p;
+  case 0xd4: case 0xd5: case 0xd6: case 0xd7: case 0xd8:
+    h->kind = MP_EXT;
+    h->n = 1 + ((size_t)1 << (c - 0xd4));
+    return p;
+  default: return NULL;
+  }
+  if ((size_t)(end - p) < w) return NULL;
+  size_t n = w == 1 ? p[0] : w == 2 ? pogo_be_get16(p) : pogo_be_get32(p);
+  p += w;
+  if (c >= 0xdc) { /* array16/32, map16/32 */
+    h->kind = c >= 0xde ? MP_MAP : MP_ARRAY;
+    h->items = n;
+  } else if (c >= 0xc7 && c <= 0xc9) {
+    h->kind = MP_EXT;
+    h->n = n + 1; /* and the type byte */
+  } else {
+    h->kind = MP_STR;
+    h->n = n;
+  }
+  return p;
+}
+
+/* Skip one msgpack value in p[0..end): returns the byte after it, or NULL if
+ * it is malformed or truncated. Used on the encoder's own output. */
+static const unsigned char *skip_value(const unsigned char *p, const unsigned char *end, int depth) {
+  mp_hdr h;
+  if (depth > 4 * POGO_CODEC_MAX_DEPTH || !(p = mp_header(p, end, &h))) return NULL;
+  if ((size_t)(end - p) < h.n) return NULL;
+  p += h.n;
+  size_t items = h.kind == MP_MAP ? 2 * h.items : h.items;
   for (size_t i = 0; i < items; i++)
     if (!(p = skip_value(p, end, depth + 1))) return NULL;
   return p;
@@ -930,6 +1012,52 @@ static int dec_value(dec *d, int depth) {
   }
 }
 
+/* ---- pricing a decode (pogo_codec_estimate) ---- */
+
+#define EST_TABLE 56
+#define EST_SLOT 16
+#define EST_NODE 24
+#define EST_STRING 25 /* header + terminating zero */
+#define EST_EXT 96
+
+static size_t sat_add(size_t a, size_t b) { return a > SIZE_MAX - b ? SIZE_MAX : a + b; }
+
+static size_t pow2_at_least(size_t n) {
+  size_t p = 1;
+  while (p < n && p <= SIZE_MAX / 2) p *= 2;
+  return p;
+}
+
+/* Add the price of one value at *pp to *acc; advance *pp. -1 if malformed. */
+static int est_value(const unsigned char **pp, const unsigned char *end, int depth, size_t *acc) {
+  mp_hdr h;
+  const unsigned char *p = *pp;
+  if (depth > POGO_CODEC_MAX_DEPTH || !(p = mp_header(p, end, &h))) return -1;
+  if ((size_t)(end - p) < h.n) return -1;
+  p += h.n;
+  if (h.kind == MP_STR) *acc = sat_add(*acc, EST_STRING + h.n);
+  else if (h.kind == MP_EXT) *acc = sat_add(*acc, EST_EXT);
+  else if (h.kind == MP_ARRAY || h.kind == MP_MAP) {
+    /* a table: its array part, or a hash part of a power of two nodes */
+    if (h.items > (size_t)(end - p)) return -1;
+    size_t nodes = pow2_at_least(h.items);
+    *acc = sat_add(*acc, EST_TABLE);
+    *acc = sat_add(*acc, h.kind == MP_MAP ? (nodes > SIZE_MAX / EST_NODE ? SIZE_MAX : nodes * EST_NODE)
+                                          : h.items * EST_SLOT);
+    for (size_t i = 0; i < (h.kind == MP_MAP ? 2 * h.items : h.items); i++)
+      if (est_value(&p, end, depth + 1, acc)) return -1;
+  }
+  *pp = p;
+  return 0;
+}
+
+size_t pogo_codec_estimate(const char *data, size_t len) {
+  const unsigned char *p = (const unsigned char *)data;
+  size_t acc = 0;
+  if (est_value(&p, p + len, 0, &acc)) return SIZE_MAX;
+  return acc;
+}
+
 int pogo_codec_decode(lua_State *L, const char *data, size_t len, size_t *used,
                       const pogo_codec_ext *ext, char err[POGO_CODEC_ERRLEN]) {
   dec d;
@@ -978,18 +1106,24 @@ static const pogo_codec_ext *ext_up(lua_State *L) {
   return (const pogo_codec_ext *)lua_touserdata(L, lua_upvalueindex(1));
 }
 
+/* encode(v [, root [, max_bytes [, message]]]): canonical bytes, or with
+ * `message` true the form of pogo_codec_encode_msg (map keys in table
+ * order); max_bytes (0: none) as there */
 static int l_encode(lua_State *L) {
   const pogo_codec_ext *ext = ext_up(L);
   scratch *s = lua_touserdata(L, lua_upvalueindex(2));
   const char *root = luaL_optstring(L, 2, "value");
+  lua_Integer max = luaL_optinteger(L, 3, 0);
+  int canonical = !lua_toboolean(L, 4);
   char err[POGO_CODEC_ERRLEN];
   luaL_checkany(L, 1);
+  if (max < 0) return luaL_argerror(L, 3, "max_bytes: 0 (none) or more");
   lua_settop(L, 2);
   if (s->busy) { /* re-entered from an extension hook: use a private buffer */
     char inl[INLINE_ARENA];
     cbuf b;
     cbuf_init(&b, inl, sizeof inl);
-    if (encode_into(L, 1, &b, NULL, ext, root, err)) {
+    if (encode_into(L, 1, &b, NULL, ext, root, err, (size_t)max, canonical)) {
       cbuf_free(&b);
       lua_pushstring(L, err);
       return lua_error(L);
@@ -1007,7 +1141,7 @@ static int l_encode(lua_State *L) {
   }
   s->busy = 1;
   s->buf.len = 0;
-  int r = encode_into(L, 1, &s->buf, NULL, ext, root, err);
+  int r = encode_into(L, 1, &s->buf, NULL, ext, root, err, (size_t)max, canonical);
   s->busy = 0;
   if (r) {
     lua_pushstring(L, err);
@@ -1037,6 +1171,16 @@ static int l_decode(lua_State *L) {
                     (int)used);
     return lua_error(L);
   }
+  return 1;
+}
+
+/* estimate(s) -> bytes of Lua heap decoding s would take (nil if malformed) */
+static int l_estimate(lua_State *L) {
+  size_t len;
+  const char *data = luaL_checklstring(L, 1, &len);
+  size_t n = pogo_codec_estimate(data, len);
+  if (n == SIZE_MAX) return 0;
+  lua_pushinteger(L, (lua_Integer)n);
   return 1;
 }
 
@@ -1075,4 +1219,6 @@ void pogo_codec_register(lua_State *L, const pogo_codec_ext *ext) {
   lua_pushlightuserdata(L, (void *)ext);
   lua_pushcclosure(L, l_hash, 1);
   lua_setfield(L, t, "hash");
+  lua_pushcfunction(L, l_estimate);
+  lua_setfield(L, t, "estimate");
 }

@@ -49,6 +49,20 @@ int pogo_codec_encode(lua_State *L, int idx, msgpack_packer *pk,
                       const pogo_codec_ext *ext, const char *root,
                       char err[POGO_CODEC_ERRLEN]);
 
+/* Encode a message: like pogo_codec_encode, but maps keep their table order
+ * (no sorting: a 4,000,000-entry map takes 0.3 s, not 5 s) and the encoding
+ * stops, with "<root>: too large to be sent (more than <max> bytes)", as soon
+ * as it passes max_bytes (0: no limit), before the rest is encoded. */
+int pogo_codec_encode_msg(lua_State *L, int idx, msgpack_packer *pk,
+                          const pogo_codec_ext *ext, const char *root,
+                          size_t max_bytes, char err[POGO_CODEC_ERRLEN]);
+
+/* The Lua heap (in Lua's own count: collectgarbage("count")) that decoding
+ * data[0..len) would take, from one pass over its headers without building
+ * anything: tables, their array and hash parts, strings, extension values.
+ * SIZE_MAX when it is malformed (the decoder then says why). */
+size_t pogo_codec_estimate(const char *data, size_t len);
+
 /* Decode one value from data[0..len) and push it. *used receives the number of
  * bytes consumed. Returns 0, or -1 with a message in err (nothing pushed). */
 int pogo_codec_decode(lua_State *L, const char *data, size_t len, size_t *used,
@@ -60,8 +74,9 @@ int pogo_codec_decode(lua_State *L, const char *data, size_t len, size_t *used,
 int pogo_codec_hash(lua_State *L, int idx, uint64_t seed, uint64_t *out,
                     const pogo_codec_ext *ext, char err[POGO_CODEC_ERRLEN]);
 
-/* Adds encode(v [, root]), decode(s), hash(v [, seed]) to the table at top of
- * stack (Lua-facing helpers for specs and tools; they raise Lua errors).
+/* Adds encode(v [, root [, max_bytes [, message]]]), decode(s), hash(v [, seed])
+ * and estimate(s) to the table at top of stack (Lua-facing helpers for specs
+ * and tools; they raise Lua errors).
  * ext (may be NULL) must stay valid as long as the Lua state; its owner is
  * anchored by the caller. */
 void pogo_codec_register(lua_State *L, const pogo_codec_ext *ext);

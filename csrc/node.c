@@ -8,6 +8,10 @@
  *   one runs (through the ops table, remote.h), frees every process, every
  *   table ref and closes its uv handles (freed by their close callbacks, which
  *   luv's loop finalizer runs).
+ * - It installs the counting allocator (mem.c) when it opens and removes it
+ *   in its __gc (which runs during lua_close, before Lua frees the rest),
+ *   and makes luv's callbacks log their errors instead of ending the OS
+ *   process (guard.c).
  * - A node exists from `require "pogo.core"` on; `pogo.start` (the transport,
  *   csrc/dist/) only adds a name and a way to reach other nodes.
  * - pogo_node_register adds the runtime's functions only; core.c, the
@@ -29,6 +33,13 @@ uint64_t pogo_node_now(pogo_node *N) {
 }
 
 void pogo_node_push_ref(lua_State *L, int ref) { lua_rawgeti(L, LUA_REGISTRYINDEX, ref); }
+
+pogo_node *pogo_node_of(lua_State *L) {
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &NODE_KEY);
+  pogo_node *N = lua_touserdata(L, -1);
+  lua_pop(L, 1);
+  return N;
+}
 
 void pogo_node_setfuncs(lua_State *L, const luaL_Reg *fns) {
   for (; fns->name; fns++) {
@@ -58,6 +69,7 @@ static int node_gc(lua_State *L) {
   pogo_node *N = lua_touserdata(L, 1);
   if (N->closed) return 0;
   pogo_remote_close(N, L);
+  pogo_preempt_close(N);
   pogo_host_close(N);
   pogo_proc_free_all(N, L);
   N->closed = 1;
@@ -87,6 +99,7 @@ static int node_gc(lua_State *L) {
                 N->ref_slotname, N->ref_pending, N->ref_nodenames, N->ref_crash_mt, N->ref_namemon};
   for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
     luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
+  pogo_mem_uninstall(N, L);
   return 0;
 }
 
@@ -122,6 +135,7 @@ pogo_node *pogo_node_open(lua_State *L) {
   if (N->creation == 0) N->creation = 1;
   N->next_serial = 1;
   N->next_ref = 1;
+  N->preempt_us = POGO_DEFAULT_PREEMPT_US;
 
   N->ref_threads = new_table_ref(L, NULL);
   N->ref_mbox = new_table_ref(L, NULL);
@@ -144,6 +158,8 @@ pogo_node *pogo_node_open(lua_State *L) {
 
   pogo_ident_setup(N, L);
   pogo_nodenames_setup(N, L);
+  pogo_mem_install(N, L);
+  pogo_guard_luv(L);
   N->closed = 0;
 
   lua_pushvalue(L, -1);
@@ -160,4 +176,9 @@ void pogo_node_register(lua_State *L) {
   pogo_mailbox_register(L);
   pogo_links_register(L);
   pogo_names_register(L);
+  pogo_node_stats_register(L);
+  pogo_preempt_register(L);
+  pogo_mem_register(L);
+  pogo_via_register(L);
+  pogo_crash_register(L);
 }

@@ -177,6 +177,9 @@ static void close_thread(lua_State *co, lua_State *from) {
 void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) {
   reason_idx = lua_absindex(L, reason_idx);
   lua_checkstack(L, 12);
+  /* the node's bookkeeping, even inside another process's slice: it may use
+   * the headroom beyond max_memory (mem.c), so an exit is never half done */
+  int strict = pogo_mem_strict(N, 0);
   p->state = PS_EXITING;
   pogo_timer_cancel(N, p);
   pogo_id me;
@@ -242,6 +245,7 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
   free(p);
   lua_settop(L, pid_idx - 1);
   pogo_proc_drain_exits(N, L);
+  pogo_mem_strict(N, strict);
 }
 
 void pogo_proc_free_all(pogo_node *N, lua_State *L) {
@@ -274,6 +278,7 @@ static int spawn_impl(lua_State *L, int link, int monitor) {
   if (!p) return luaL_error(L, "pogo.spawn: out of memory");
   lua_State *co = lua_newthread(L);
   p->co = co;
+  pogo_preempt_arm(N, co);
   pogo_node_push_ref(L, N->ref_threads);
   lua_pushvalue(L, -2);
   lua_rawseti(L, -2, p->slot);
@@ -337,7 +342,31 @@ static int l_processes(lua_State *L) {
   return 1;
 }
 
-/* process_info(pid) -> {state=, messages=, links=n, monitors=n, trap_exit=} | nil */
+/* Push an array of the pids at the other end of p's links. */
+static void push_links(pogo_node *N, lua_State *L, const pogo_proc *p) {
+  lua_createtable(L, (int)p->links.n, 0);
+  for (uint32_t i = 0; i < p->links.n; i++) {
+    pogo_ident_push(N, L, &p->links.v[i]);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+/* Push an array of the refs of a monitor set (the monitors p holds). */
+static void push_refs(pogo_node *N, lua_State *L, const pogo_monset *s) {
+  lua_createtable(L, (int)s->n, 0);
+  for (uint32_t i = 0; i < s->n; i++) {
+    pogo_id ref = {.serial = s->v[i].ref, .node = 0, .creation = N->creation, .slot = 0, .kind = POGO_KIND_REF};
+    pogo_ident_push(N, L, &ref);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+}
+
+/* process_info(pid) -> table | nil, with Erlang's names: status
+ * ("runnable", "running", "waiting", "sleeping" or "exiting"),
+ * message_queue_len, reductions (preempt.c), links (pids), monitors (refs of
+ * the monitors it holds), monitored_by (pids of the processes monitoring
+ * it), trap_exit, registered_name (when it has one); state and messages
+ * are the older names of status and message_queue_len */
 static int l_process_info(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   pogo_id id;
@@ -345,19 +374,33 @@ static int l_process_info(lua_State *L) {
   pogo_proc *p = pogo_proc_get(N, &id);
   if (!p) return 0;
   static const char *const states[] = {"free", "runnable", "running", "waiting", "sleeping", "exiting"};
-  lua_createtable(L, 0, 5);
+  lua_createtable(L, 0, 8);
   lua_pushstring(L, states[p->state]);
-  lua_setfield(L, -2, "state");
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "status");
+  lua_setfield(L, -2, "state"); /* the name before Erlang's */
   lua_pushinteger(L, p->mb_tail - p->mb_head);
-  lua_setfield(L, -2, "messages");
-  lua_pushinteger(L, p->links.n);
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -3, "message_queue_len");
+  lua_setfield(L, -2, "messages"); /* the name before Erlang's */
+  lua_pushinteger(L, (lua_Integer)p->reductions);
+  lua_setfield(L, -2, "reductions");
+  push_links(N, L, p);
   lua_setfield(L, -2, "links");
-  lua_pushinteger(L, p->watching.n);
+  push_refs(N, L, &p->watching);
   lua_setfield(L, -2, "monitors");
-  lua_pushinteger(L, p->watchers.n);
+  lua_createtable(L, (int)p->watchers.n, 0);
+  for (uint32_t i = 0; i < p->watchers.n; i++) {
+    pogo_ident_push(N, L, &p->watchers.v[i].other);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
   lua_setfield(L, -2, "monitored_by");
   lua_pushboolean(L, (p->flags & PF_TRAP_EXIT) != 0);
   lua_setfield(L, -2, "trap_exit");
+  pogo_node_push_ref(L, N->ref_slotname);
+  if (lua_rawgeti(L, -1, p->slot) != LUA_TNIL) lua_setfield(L, -3, "registered_name");
+  else lua_pop(L, 1);
+  lua_pop(L, 1);
   return 1;
 }
 

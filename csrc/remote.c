@@ -34,7 +34,7 @@ static int sent(pogo_node *N, lua_State *L, int r, int msg_idx, char err[POGO_CO
   if (r == POGO_REMOTE_ERROR) return -1;
   msgpack_packer pk;
   msgpack_packer_init(&pk, NULL, null_write);
-  return pogo_codec_encode(L, msg_idx, &pk, &N->ext, "msg", err) == 0 ? 0 : -1;
+  return pogo_codec_encode_msg(L, msg_idx, &pk, &N->ext, "msg", 0, err) == 0 ? 0 : -1;
 }
 
 int pogo_remote_send(pogo_node *N, lua_State *L, const pogo_id *to, int msg_idx, char err[POGO_CODEC_ERRLEN]) {

@@ -1,8 +1,9 @@
 /*
  * runtime.h: the per-Lua-state node runtime: processes, mailboxes, links and
  * monitors, the scheduler, timers, registered names, pids and refs
- * (node.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, host.c, timer.c,
- * mailbox.c, links.c, names.c, sets.c, remote.c).
+ * (node.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, preempt.c, host.c,
+ * timer.c, mailbox.c, links.c, names.c, via.c, sets.c, remote.c, mem.c, guard.c,
+ * node_stats.c).
  *
  * Contract
  * - One pogo_node per Lua state, owned by a userdata anchored in the registry;
@@ -15,7 +16,14 @@
  *   timers for sleep/receive timeouts live in one binary heap driven by one
  *   uv_timer.
  * - Nothing here raises a Lua error on behalf of a peer or a process: errors of a
- *   process end that process only.
+ *   process end that process only. Every entry from libuv into Lua runs under
+ *   lua_pcall (pogo_guard, guard.c), so an error there (out of memory) is
+ *   logged and never reaches uv_run or the interpreter.
+ * - Processes are preempted (preempt.c): a count hook yields a process's
+ *   coroutine once a slice has run a budget of VM instructions.
+ * - The Lua state's allocator counts bytes (mem.c): with max_memory, an
+ *   allocation made while a process runs fails past the limit (that process
+ *   exits "out of memory"); the node's own bookkeeping has headroom beyond it.
  * - The runtime knows no transport. It reaches other nodes only through the
  *   ops table of remote.h, which a transport (csrc/dist/) fills in; with none,
  *   every other node is simply not connected. A transport calls into the
@@ -119,6 +127,8 @@ typedef struct pogo_proc {
   pogo_monset watchers; /* monitors others hold on this process */
   pogo_monset watching; /* monitors this process holds on others */
   pogo_abandoned *abandoned; /* NULL until a call of this process times out */
+  uint64_t reductions;  /* one per resume, one per µs of a preempted slice (preempt.c) */
+  uint32_t hook_slice;  /* the slice in which the fallback count hook last fired */
 } pogo_proc;
 
 typedef struct pogo_rq_entry {
@@ -135,6 +145,8 @@ typedef struct pogo_uvh {
 } pogo_uvh;
 
 struct pogo_remote_ops; /* remote.h */
+struct pogo_mem;         /* mem.c */
+typedef struct pogo_watchdog pogo_watchdog; /* preempt.c */
 typedef struct pogo_host pogo_host; /* host.c */
 
 typedef struct pogo_node {
@@ -152,6 +164,7 @@ typedef struct pogo_node {
   uint64_t next_serial;
   uint64_t next_ref;
   uint32_t live;
+  uint64_t delivered; /* messages put in local mailboxes, ever (node_stats.c) */
 
   /* run queue (ring buffer) */
   pogo_rq_entry *rq;
@@ -164,6 +177,12 @@ typedef struct pogo_node {
   uint64_t timer_due; /* deadline the uv timer is set for, 0 if stopped */
 
   pogo_proc *current;  /* process whose coroutine runs now */
+  uint32_t slice;      /* numbers the slices (resumes); never 0 */
+  int preempt_us;      /* the time slice, µs: a slice running longer is preempted; 0: off (preempt.c) */
+  int preempted;       /* the last resume ended in a preemption */
+  struct pogo_watchdog *wd; /* preempt.c */
+  struct pogo_mem *mem; /* the counting allocator (mem.c) */
+  int mem_strict;      /* allocations fail past max_memory (mem.c; pogo_mem_strict) */
   pogo_proc *external; /* the main chunk's process, created on demand */
   int driving;         /* >0 while a blocking call from the main chunk drives the loop */
   int ext_woken;       /* the external process got something while driving */
@@ -197,6 +216,7 @@ typedef struct pogo_node {
 
 /* ---- node.c ---- */
 uint64_t pogo_node_now(pogo_node *N); /* loop time in ms (updated) */
+pogo_node *pogo_node_of(lua_State *L); /* the node of L's Lua state, or NULL */
 void pogo_node_push_ref(lua_State *L, int ref);
 
 /* ---- ident.c ---- */
@@ -219,6 +239,7 @@ void pogo_crash_push(pogo_node *N, lua_State *L, lua_State *co);
 /* The value at idx came from another node: if it is a crash reason, give it
  * back its metatable. */
 void pogo_crash_restore(pogo_node *N, lua_State *L, int idx);
+void pogo_crash_register(lua_State *L);
 
 /* ---- proc.c ---- */
 pogo_proc *pogo_proc_get(pogo_node *N, const pogo_id *pid); /* local live process or NULL */
@@ -261,6 +282,49 @@ void pogo_sched_resume(pogo_node *N, const pogo_rq_entry *e);
 void pogo_sched_drive_while(pogo_node *N, int (*busy)(void *arg), void *arg, int64_t timeout_ms);
 void pogo_sched_register(lua_State *L);
 
+/* ---- preempt.c ---- */
+#define POGO_DEFAULT_PREEMPT_US 500 /* the time slice (measured: README) */
+/* A new process's coroutine: no hook inherited from its creator (or the
+ * permanent count hook, when signals cannot be used). */
+void pogo_preempt_arm(pogo_node *N, lua_State *co);
+void pogo_preempt_batch(pogo_node *N); /* a batch of resumes starts on this thread */
+void pogo_preempt_slice_begin(pogo_node *N);
+/* After the resume of p (co): disarm, and count a preempted slice. */
+void pogo_preempt_slice_end(pogo_node *N, pogo_proc *p, lua_State *co);
+void pogo_preempt_close(pogo_node *N); /* stop the watchdog (node gc) */
+void pogo_preempt_register(lua_State *L);
+
+/* ---- mem.c ---- */
+/* Install the counting allocator on N->L (node open); remove it (node gc). */
+void pogo_mem_install(pogo_node *N, lua_State *L);
+void pogo_mem_uninstall(pogo_node *N, lua_State *L);
+/* Whether allocations fail past max_memory (1: a process runs, or a frame
+ * is decoded) or may use the headroom (0: the node's own bookkeeping).
+ * Returns the previous mode. */
+static inline int pogo_mem_strict(pogo_node *N, int on) {
+  int prev = N->mem_strict;
+  N->mem_strict = on;
+  return prev;
+}
+/* Bytes that allocations may still take in strict mode (SIZE_MAX: no limit). */
+size_t pogo_mem_room(pogo_node *N);
+size_t pogo_mem_limit(pogo_node *N); /* max_memory, 0 if none */
+/* After a batch: take back the reserve released when malloc failed. */
+void pogo_mem_tidy(pogo_node *N);
+void pogo_mem_register(lua_State *L);
+
+/* ---- guard.c ---- */
+/* Run fn(L, arg) under lua_pcall on N->L; an error is logged (with `what`)
+ * and its message returned in err (if given). Returns the lua_pcall status;
+ * LUA_ERRMEM means out of memory. */
+int pogo_guard(pogo_node *N, int (*fn)(lua_State *L, void *arg), void *arg, const char *what, char *err,
+               size_t errlen);
+/* Make luv run its callbacks into L's state through a runner that logs an
+ * error and goes on, where luv's own ends the OS process. */
+void pogo_guard_luv(lua_State *L);
+/* A line "pogo[<node>]: <message>" on stderr; never raises, never allocates. */
+void pogo_node_log(pogo_node *N, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
 /* ---- host.c: a host that owns the loop ---- */
 /* The node is hosted: the main chunk is host code, which may not block. */
 int pogo_host_embedded(pogo_node *N);
@@ -289,6 +353,9 @@ void pogo_mailbox_deliver(pogo_node *N, lua_State *L, pogo_proc *p, int msg_idx)
 int pogo_mailbox_post(pogo_node *N, lua_State *L, const pogo_id *to, int msg_idx);
 void pogo_mailbox_register(lua_State *L);
 
+/* ---- node_stats.c ---- */
+void pogo_node_stats_register(lua_State *L);
+
 /* ---- sets.c ---- */
 int pogo_idset_add(pogo_idset *s, const pogo_id *id);
 void pogo_idset_remove_at(pogo_idset *s, uint32_t pos);
@@ -301,6 +368,11 @@ int pogo_monset_add(pogo_monset *s, uint64_t ref, const pogo_id *other);
 int pogo_monset_remove(pogo_monset *s, uint64_t ref, pogo_mon *out);
 /* Remove the monitor (ref, other): refs of different nodes may share a serial. */
 int pogo_monset_remove_pair(pogo_monset *s, uint64_t ref, const pogo_id *other);
+
+/* ---- via.c ---- */
+int pogo_via_is(lua_State *L, int idx);        /* is idx {"via", module, name}? */
+void pogo_via_whereis(lua_State *L, int idx);  /* push require(module).whereis(name): pid or nil */
+void pogo_via_register(lua_State *L);
 
 /* ---- links.c ---- */
 /* Exit signal from `from` with the reason at idx to local process p.

@@ -4,7 +4,14 @@
  *
  * Contract
  * - Ready processes are resumed in FIFO order from a libuv idle handle, in
- *   batches, so I/O and luv callbacks interleave with process work.
+ *   batches, so I/O and luv callbacks interleave with process work. A batch
+ *   runs under lua_pcall (pogo_guard): an error in the scheduler's own work
+ *   (out of memory) ends the batch, logged, never the interpreter.
+ * - A batch ends after BATCH_BUDGET resumes, when the run queue is empty, or
+ *   after a preempted slice (preempt.c: it ran a whole time slice): a process
+ *   that spins cannot keep the loop from I/O, timers and signals.
+ * - While a process runs, allocations are strict (mem.c): past max_memory
+ *   they fail in that process, which exits "out of memory" (LUA_ERRMEM).
  * - A process's Lua error, its return, or an exit aimed at it ends that process
  *   only; the scheduler turns it into an exit reason ("normal", the pending
  *   reason, or a crash {error=, traceback=}).
@@ -25,10 +32,24 @@
 
 #define BATCH_BUDGET 20000
 
+static int batch_fn(lua_State *L, void *arg) {
+  (void)L;
+  pogo_sched_run_batch(arg, BATCH_BUDGET);
+  return 0;
+}
+
 static void idle_cb(uv_idle_t *h) {
   pogo_node *N = h->data;
   if (!N || N->closed) return;
-  pogo_sched_run_batch(N, BATCH_BUDGET);
+  pogo_guard(N, batch_fn, N, "running processes", NULL, 0);
+  pogo_mem_tidy(N);
+}
+
+/* The crash reason of a process whose coroutine failed (error value on co). */
+static int crash_fn(lua_State *L, void *arg) {
+  pogo_node *N = pogo_node_of(L);
+  pogo_crash_push(N, L, arg);
+  return 1;
 }
 
 void pogo_sched_enqueue(pogo_node *N, pogo_proc *p) {
@@ -95,10 +116,16 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
   p->resume = RK_NONE;
   p->flags &= (uint8_t)~PF_TIMER_FIRED;
   p->state = PS_RUNNING;
+  p->reductions++;
+  if (++N->slice == 0) N->slice = 1;
   N->current = p;
   int nres = 0;
+  int strict = pogo_mem_strict(N, 1);
+  pogo_preempt_slice_begin(N);
   int st = lua_resume(co, L, nargs, &nres);
   N->current = NULL;
+  pogo_preempt_slice_end(N, p, co);
+  pogo_mem_strict(N, strict);
   if (p->flags & PF_PENDING_EXIT) {
     p->flags &= (uint8_t)~PF_PENDING_EXIT;
     if (st == LUA_YIELD || st == LUA_OK) lua_pop(co, nres);
@@ -117,7 +144,12 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
     pogo_proc_finish(N, L, p, -1);
     lua_pop(L, 1);
   } else {
-    pogo_crash_push(N, L, co);
+    /* the crash reason (it allocates: guarded, "out of memory" if it cannot be made) */
+    int top = lua_gettop(L);
+    if (st == LUA_ERRMEM || pogo_guard(N, crash_fn, co, "recording a crash", NULL, 0) != LUA_OK) {
+      lua_settop(L, top);
+      lua_pushliteral(L, "out of memory");
+    } /* else the crash reason is on L (N->L): pogo_guard keeps fn's results */
     pogo_proc_finish(N, L, p, -1);
     lua_pop(L, 1);
   }
@@ -130,6 +162,7 @@ int pogo_sched_run_batch(pogo_node *N, int budget) {
   pogo_node_push_ref(L, N->ref_mbox);
   int mbox_idx = lua_gettop(L);
   int n = 0;
+  pogo_preempt_batch(N);
   while (N->rq_len && n < budget) {
     pogo_rq_entry e = N->rq[N->rq_head];
     if (++N->rq_head == N->rq_cap) N->rq_head = 0;
@@ -138,8 +171,10 @@ int pogo_sched_run_batch(pogo_node *N, int budget) {
     if (!p || p->serial != e.serial) continue;
     p->flags &= (uint8_t)~PF_IN_RUNQ;
     if (p->state != PS_RUNNABLE) continue;
+    N->preempted = 0;
     resume_one(N, L, p, mbox_idx);
     n++;
+    if (N->preempted) break; /* a slice ran a whole time slice: the loop's turn */
     if (N->host) {
       if (pogo_host_out_of_time(N)) break; /* the host's step is over (host.c) */
     } else if (N->ext_woken && N->driving) {

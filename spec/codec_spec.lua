@@ -503,4 +503,46 @@ describe("codec", function()
       assert.are.equal(hash(nil), hash(decode(encode(nil))))
     end)
   end)
+
+  describe("messages", function()
+    it("encode in table order, decode to the same value, and stop at max_bytes", function()
+      local t = {}
+      for i = 1, 1000 do t["k" .. i] = { i, "v" .. i } end
+      local msg = encode(t, "msg", 0, true)
+      assert.are.equal(#encode(t), #msg)
+      assert.is_true(same(t, decode(msg)))
+      assert.are.equal(msg, encode(t, "msg", #msg, true))
+      local ok, err = pcall(encode, t, "msg", #msg - 1, true)
+      assert.is_false(ok)
+      assert.matches("^msg: too large to be sent %(more than " .. (#msg - 1) .. " bytes%)", err)
+      ok, err = pcall(encode, ("x"):rep(100), "msg", 50, true)
+      assert.is_false(ok)
+      assert.matches("too large to be sent", err)
+      ok, err = pcall(encode, { 1, 2, function() end }, "msg", 1000, true)
+      assert.is_false(ok)
+      assert.matches("msg%[3%]: function cannot be sent", err)
+    end)
+
+    it("price a decode in Lua heap before it is made", function()
+      local function heap(v)
+        local bytes = encode(v)
+        collectgarbage()
+        collectgarbage("stop")
+        local before = collectgarbage("count")
+        local d = decode(bytes)
+        local used = (collectgarbage("count") - before) * 1024
+        collectgarbage("restart")
+        return used, d
+      end
+      for _, v in ipairs { { 1, 2, 3 }, ("x"):rep(1000), { a = 1, b = { c = "dd" } },
+                           (function() local a = {} for i = 1, 10000 do a[i] = true end return a end)() } do
+        local est, real = core.estimate(encode(v)), heap(v)
+        -- (an upper bound, near for big values: short strings already interned cost nothing)
+        assert.is_true(est >= real * 0.9 and est <= real * 1.2 + 256, est .. " for " .. real)
+      end
+      assert.are.equal(16 * 1000000 + 56 < core.estimate(unhex("dd000f4240") .. ("\xc3"):rep(1000000)) + 1, true)
+      assert.is_nil(core.estimate(unhex("dd000f4240c3")))
+    end)
+  end)
 end)
+

@@ -102,7 +102,7 @@ static const char *SCRIPT =
   "core.exit_signal(far, 'kill')\n"
   "expect(core.receive(50) == nil, 'unlink and exit to another node: nothing comes back')\n"
   "local info = core.process_info(me)\n"
-  "expect(info.links == 0 and info.monitors == 0, 'no link or monitor left')\n"
+  "expect(#info.links == 0 and #info.monitors == 0, 'no link or monitor left')\n"
   "return #core.processes()\n";
 
 /* remote_pid(node_name, serial, slot) -> a pid of that node */

@@ -8,6 +8,11 @@
  *   connection is authenticated, then to the frame dispatch (inbound.c). A
  *   malformed or oversize frame, a read error or EOF ends this connection
  *   only (the mesh is told: pogo_mesh_conn_lost).
+ * - The frames of a read are handled under pogo_guard (lua_pcall): when one
+ *   fails (out of memory while decoding or delivering it), a message (SEND,
+ *   SEND_NAMED) is dropped and the next frames go on; any other frame, or a
+ *   handshake frame, closes the connection ("out of memory"), since what it
+ *   would have changed (a link, a monitor, the handshake) is now unknown.
  * - Writing is batched: frames are appended to `out` and written together
  *   just before the loop next polls (uv_prepare), so a burst of messages costs
  *   one write and a lone message adds no latency. A batch above
@@ -105,22 +110,91 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   *buf = uv_buf_init(p, p ? (unsigned int)avail : 0);
 }
 
-int pogo_conn_frames(pogo_conn *c) {
+typedef struct frames_run {
+  pogo_conn *c;
+  int rc; /* 0: every frame handled; -1: the connection stopped (closed, closing) */
+} frames_run;
+
+/* Hand out the complete frames of c's reader (under pogo_guard). */
+static int frames_fn(lua_State *L, void *arg) {
+  (void)L;
+  frames_run *f = arg;
+  pogo_conn *c = f->c;
+  f->rc = -1;
   for (;;) {
     const char *p;
     uint32_t n;
     int r = pogo_frame_next(&c->in, &p, &n);
-    if (r == 0) return 0;
-    if (r < 0) {
-      if (!c->outgoing && c->state == CS_HANDSHAKE && c->hs_step == 0 && pogo_tls_refuse_tls(c)) return -1;
-      pogo_log_line(c->d, "closing link to %s: %s", c->peer_name ? c->peer_name : c->addr, c->in.error);
-      pogo_mesh_conn_lost(c, "protocol_error");
-      return -1;
+    if (r == 0) {
+      f->rc = 0;
+      return 0;
     }
+    if (r < 0) {
+      if (!c->outgoing && c->state == CS_HANDSHAKE && c->hs_step == 0 && pogo_tls_refuse_tls(c)) return 0;
+      const char *who = c->peer_name ? c->peer_name : c->addr;
+      pogo_log_at(c->d, POGO_LOG_WARNING, who, "closing link to %s: %s", who, c->in.error);
+      pogo_mesh_conn_lost(c, "protocol_error");
+      return 0;
+    }
+    if (c->state == CS_UP) pogo_stats_in(c, (size_t)n + POGO_FRAME_HDR);
+    c->cur_kind = c->state == CS_UP ? (uint8_t)p[0] : 0;
     r = c->state == CS_HANDSHAKE ? pogo_auth_on_frame(c, p, n) : c->state == CS_UP ? pogo_inbound_frame(c, p, n) : 0;
-    if (r != 0) return -1;
-    if (!c->d || c->state == CS_DEAD || c->state == CS_CLOSING) return -1;
+    if (r != 0) return 0;
+    if (!c->d || c->state == CS_DEAD || c->state == CS_CLOSING) return 0;
   }
+}
+
+typedef struct lost {
+  pogo_conn *c;
+  const char *reason;
+} lost;
+
+static int lost_fn(lua_State *L, void *arg) {
+  (void)L;
+  lost *l = arg;
+  pogo_mesh_conn_lost(l->c, l->reason);
+  return 0;
+}
+
+/* pogo_mesh_conn_lost under pogo_guard (nodedown delivers messages). */
+static void conn_lost(pogo_conn *c, const char *reason) {
+  lost l = {c, reason};
+  pogo_guard(c->d->N, lost_fn, &l, "closing a connection", NULL, 0);
+}
+
+int pogo_conn_frames(pogo_conn *c) {
+  pogo_node *N = c->d->N;
+  for (;;) {
+    char why[POGO_CODEC_ERRLEN];
+    frames_run f = {c, -1};
+    int st = pogo_guard(N, frames_fn, &f, NULL, why, sizeof why);
+    pogo_mem_strict(N, 0); /* (a decode that failed did not put it back) */
+    if (st == LUA_OK) return f.rc;
+    if (!c->d || c->state == CS_DEAD || c->state == CS_CLOSING) return -1;
+    const char *who = c->peer_name ? c->peer_name : c->addr;
+    if (c->state == CS_UP && (c->cur_kind == POGO_W_SEND || c->cur_kind == POGO_W_SEND_NAMED)) {
+      pogo_log_at(c->d, POGO_LOG_WARNING, who, "dropped a message from %s: %s", who, why);
+      continue; /* the frame is consumed: on with the next ones */
+    }
+    pogo_log_at(c->d, POGO_LOG_WARNING, who, "closing link to %s: %s", who, why);
+    conn_lost(c, "out of memory");
+    return -1;
+  }
+}
+
+typedef struct tls_in {
+  pogo_conn *c;
+  const char *p;
+  size_t n;
+} tls_in;
+
+/* TLS bytes read (tls.c decrypts them and hands the frames to
+ * pogo_conn_frames; its failures close the connection: under pogo_guard) */
+static int tls_read_fn(lua_State *L, void *arg) {
+  (void)L;
+  tls_in *in = arg;
+  pogo_tls_read(in->c, in->p, in->n);
+  return 0;
 }
 
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
@@ -128,14 +202,15 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (!c->d || c->state == CS_DEAD) return;
   if (nread == 0) return;
   if (nread < 0) {
-    if (nread == UV_ENOBUFS) pogo_mesh_conn_lost(c, "out of memory");
+    if (nread == UV_ENOBUFS) conn_lost(c, "out of memory");
     else if (c->state == CS_CLOSING) pogo_conn_close(c);
-    else pogo_mesh_conn_lost(c, nread == UV_EOF ? "connection_closed" : "connection_error");
+    else conn_lost(c, nread == UV_EOF ? "connection_closed" : "connection_error");
     return;
   }
   c->last_recv = uv_now(c->d->N->loop);
   if (c->tls) {
-    if (c->state != CS_CLOSING) pogo_tls_read(c, buf->base, (size_t)nread);
+    tls_in in = {c, buf->base, (size_t)nread};
+    if (c->state != CS_CLOSING) pogo_guard(c->d->N, tls_read_fn, &in, "reading a TLS connection", NULL, 0);
     return;
   }
   pogo_frame_reader_commit(&c->in, (size_t)nread);
@@ -164,7 +239,9 @@ size_t pogo_conn_begin(pogo_conn *c, uint8_t kind, size_t hint) {
 void pogo_conn_cancel(pogo_conn *c, size_t start) { c->out.len = start; }
 
 int pogo_conn_end(pogo_conn *c, size_t start) {
-  if (pogo_frame_end(&c->out, start, c->peer_max_frame) < 0) return -1;
+  long n = pogo_frame_end(&c->out, start, c->peer_max_frame);
+  if (n < 0) return -1;
+  pogo_stats_out(c, (size_t)n + POGO_FRAME_HDR);
   c->sent = 1;
   if (c->out.len >= POGO_FLUSH_AT && !c->writing) pogo_conn_flush(c);
   else pogo_conn_dirty(c);
@@ -287,16 +364,12 @@ void pogo_conn_prepare_cb(uv_prepare_t *h) {
     pogo_conn *c = d->dirty;
     d->dirty = c->dnext;
     c->dirty = 0;
-    if (c->fail) {
-      if (c->state == CS_CLOSING) pogo_conn_close(c);
-      else pogo_mesh_conn_lost(c, c->fail);
-      continue;
-    }
-    pogo_conn_flush(c);
+    if (!c->fail) pogo_conn_flush(c);
     if (c->fail && c->state != CS_DEAD) {
       if (c->state == CS_CLOSING) pogo_conn_close(c);
-      else pogo_mesh_conn_lost(c, c->fail);
+      else conn_lost(c, c->fail); /* nodedown: under pogo_guard */
     }
+    if (!u->d) return; /* (the transport closed meanwhile) */
   }
   uv_prepare_stop(h);
 }

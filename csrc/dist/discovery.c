@@ -195,17 +195,18 @@ static int is_self(pogo_dist *d, const char *host, int port, uv_interface_addres
   return 0;
 }
 
-static void round_done(pogo_discovery *x) {
+/* (under pogo_guard: it runs inside c-ares's callbacks, and what it finds
+ * may end connect waits, which delivers messages) */
+static int round_done_fn(lua_State *L, void *arg) {
+  pogo_discovery *x = arg;
   pogo_dist *d = x->d;
-  if (!d || d->stopping) return;
-  lua_State *L = d->N->L;
   if (x->failed) {
     if (!x->logged)
-      pogo_log_line(d, "discovery: cannot read %s from DNS: %s (trying again every %u ms)", x->name,
-                    ares_strerror(x->failed), x->interval_ms);
+      pogo_log_at(d, POGO_LOG_WARNING, NULL, "discovery: cannot read %s from DNS: %s (trying again every %u ms)",
+                  x->name, ares_strerror(x->failed), x->interval_ms);
     x->logged = 1;
   } else if (x->logged) {
-    pogo_log_line(d, "discovery: %s read from DNS again", x->name);
+    pogo_log_at(d, POGO_LOG_INFO, NULL, "discovery: %s read from DNS again", x->name);
     x->logged = 0;
   }
   uv_interface_address_t *ifs = NULL;
@@ -215,11 +216,18 @@ static void round_done(pogo_discovery *x) {
     const disc_addr *a = &x->addrs[i];
     if (is_self(d, a->host, a->port, ifs, nifs)) continue;
     if (pogo_mesh_found(d, a->host, a->port, x->gen) == 1)
-      pogo_log_line(d, "discovery: %s%s%s:%d found in DNS (%s)", strchr(a->host, ':') ? "[" : "", a->host,
-                    strchr(a->host, ':') ? "]" : "", a->port, x->name);
+      pogo_log_at(d, POGO_LOG_INFO, NULL, "discovery: %s%s%s:%d found in DNS (%s)", strchr(a->host, ':') ? "[" : "",
+                  a->host, strchr(a->host, ':') ? "]" : "", a->port, x->name);
   }
   if (ifs) uv_free_interface_addresses(ifs, nifs);
   if (!x->failed) pogo_mesh_found_sweep(d, L, x->gen);
+  return 0;
+}
+
+static void round_done(pogo_discovery *x) {
+  pogo_dist *d = x->d;
+  if (!d || d->stopping) return;
+  pogo_guard(d->N, round_done_fn, x, "DNS discovery", NULL, 0);
 }
 
 static void settle(pogo_discovery *x) {

@@ -9,6 +9,7 @@
  *   DEMONITOR(_NAME) and DOWN go to pogo_links_peer_* with the same semantics
  *   as local operations; a LINK or MONITOR of a process that does not exist is
  *   answered at once (EXIT or DOWN "noproc"). TICK only proves the peer is
+ *   alive, PING and PONG measure the round trip too (stats.c);
  *   alive; PEERS is gossip for the mesh; BYE closes the connection with the
  *   peer's reason.
  * - Ids in a frame carry no node name: those of the sender's processes get
@@ -16,6 +17,14 @@
  * - Anything a peer sends that does not parse or decode closes that
  *   connection only ("protocol_error", logged); a message for a process that
  *   is gone is dropped.
+ * - Decoding is priced first (pogo_codec_estimate): a message whose value
+ *   would take more Lua heap than max_memory, or than DECODE_EXPANSION times
+ *   the frame limit (128 MiB by default, decoded in about 1 s at worst; a
+ *   20 MB array of booleans would take 320 MB), is dropped and
+ *   logged without being decoded; a value other than a message (an exit or
+ *   DOWN reason, gossip) that big closes the connection. Then the value is
+ *   decoded in strict mode (mem.c): past max_memory the allocation fails and
+ *   the message is dropped (conn.c's guard), the process it was for lives.
  * - Crash reasons ({error=, traceback=}) get their metatable back on arrival.
  */
 #include <stdio.h>
@@ -31,11 +40,30 @@ static void id_of(uint32_t node, const pogo_wire_id *w, pogo_id *out) {
   out->kind = POGO_KIND_PID;
 }
 
-/* Decode exactly one value from a frame's tail. 0, or -1 with *err. */
-static int decode_tail(pogo_node *N, lua_State *L, const pogo_wire_msg *m, const char **err) {
+#define DECODE_EXPANSION 8 /* a message may take this many times the frame limit in Lua heap */
+#define MAX_GROWTH 80      /* heap bytes a byte of encoding can become, at most */
+
+/* Decode exactly one value from a frame's tail: 0; 1 when it would take
+ * too much memory (not decoded, logged, *err set); -1 with *err. */
+static int decode_tail(pogo_dist *d, pogo_conn *c, lua_State *L, const pogo_wire_msg *m, const char **err) {
+  pogo_node *N = d->N;
   char cerr[POGO_CODEC_ERRLEN];
   size_t used = 0;
-  if (pogo_codec_decode(L, m->tail, m->tail_len, &used, &N->ext, cerr) != 0) {
+  size_t limit = pogo_mem_limit(N), bound = (size_t)DECODE_EXPANSION * d->max_frame;
+  size_t cap = limit && limit < bound ? limit : bound;
+  /* no value takes more than MAX_GROWTH heap bytes per byte of its encoding
+   * (an empty table in an array slot: 72 for 1): a small one needs no pricing */
+  size_t need = m->tail_len <= cap / MAX_GROWTH ? 0 : pogo_codec_estimate(m->tail, m->tail_len);
+  if (need != SIZE_MAX && need > cap) {
+    pogo_log_line(d, "dropped a value of %zu bytes from %s: decoding it would take about %zu bytes of memory "
+                  "(this node allows %zu)", m->tail_len, c->peer_name, need, cap);
+    *err = "a value too big for this node's memory";
+    return 1;
+  }
+  int strict = pogo_mem_strict(N, 1); /* past max_memory, decoding fails (and raises: conn.c's guard) */
+  int r = pogo_codec_decode(L, m->tail, m->tail_len, &used, &N->ext, cerr);
+  pogo_mem_strict(N, strict);
+  if (r != 0) {
     *err = "undecodable value in frame";
     return -1;
   }
@@ -71,11 +99,12 @@ static int on_data(pogo_dist *d, pogo_conn *c, const pogo_wire_msg *m, const cha
   case POGO_W_SEND:
     id_of(0, &m->a, &a);
     if (!pogo_proc_get(N, &a)) break;
-    if (decode_tail(N, L, m, err) != 0) { rc = -1; break; }
+    if ((rc = decode_tail(d, c, L, m, err)) != 0) { rc = rc > 0 ? 0 : -1; break; } /* too big: dropped */
+    pogo_stats_msg_in(c);
     pogo_mailbox_post(N, L, &a, -1);
     break;
   case POGO_W_SEND_NAMED:
-    if (decode_tail(N, L, m, err) != 0) { rc = -1; break; }
+    if ((rc = decode_tail(d, c, L, m, err)) != 0) { rc = rc > 0 ? 0 : -1; break; }
     if (pogo_names_whereis(N, L, m->name, m->name_len, &a)) pogo_mailbox_post(N, L, &a, -1);
     break;
   case POGO_W_LINK:
@@ -94,7 +123,7 @@ static int on_data(pogo_dist *d, pogo_conn *c, const pogo_wire_msg *m, const cha
   case POGO_W_EXIT:
     id_of(peer, &m->a, &a);
     id_of(0, &m->b, &b);
-    if (decode_tail(N, L, m, err) != 0) { rc = -1; break; }
+    if (decode_tail(d, c, L, m, err) != 0) { rc = -1; break; }
     pogo_crash_restore(N, L, -1);
     pogo_links_peer_exit(N, L, &a, &b, -1, (m->flags & POGO_WIRE_LINKED) != 0);
     break;
@@ -116,12 +145,12 @@ static int on_data(pogo_dist *d, pogo_conn *c, const pogo_wire_msg *m, const cha
   case POGO_W_DOWN:
     id_of(0, &m->a, &a);
     id_of(peer, &m->b, &b);
-    if (decode_tail(N, L, m, err) != 0) { rc = -1; break; }
+    if (decode_tail(d, c, L, m, err) != 0) { rc = -1; break; }
     pogo_crash_restore(N, L, -1);
     pogo_links_peer_down(N, L, &a, m->ref, peer, &b, -1);
     break;
   case POGO_W_PEERS:
-    if (decode_tail(N, L, m, err) != 0) { rc = -1; break; }
+    if (decode_tail(d, c, L, m, err) != 0) { rc = -1; break; }
     if (lua_type(L, -1) == LUA_TTABLE) pogo_mesh_gossip_in(d, L, c);
     break;
   default:
@@ -152,6 +181,8 @@ int pogo_inbound_frame(pogo_conn *c, const char *p, uint32_t n) {
   const char *err = NULL;
   if (pogo_wire_parse(p, n, &m, &err) == 0) {
     if (m.kind == POGO_W_TICK) return 0;
+    if (m.kind == POGO_W_PING) return pogo_stats_ping_in(c, m.ref), 0;
+    if (m.kind == POGO_W_PONG) return pogo_stats_pong_in(c, m.ref), 0;
     if (m.kind == POGO_W_BYE) {
       on_bye(d, c, &m);
       return -1;
@@ -159,7 +190,7 @@ int pogo_inbound_frame(pogo_conn *c, const char *p, uint32_t n) {
     if (on_data(d, c, &m, &err) == 0) return 0;
   }
   if (c->state != CS_UP || c->d != d) return -1;
-  pogo_log_line(d, "closing link to %s: %s", c->peer_name, err ? err : "protocol error");
+  pogo_log_at(d, POGO_LOG_WARNING, c->peer_name, "closing link to %s: %s", c->peer_name, err ? err : "protocol error");
   pogo_mesh_conn_lost(c, "protocol_error");
   return -1;
 }

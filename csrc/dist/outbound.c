@@ -10,7 +10,9 @@
  *   the connection, so messages between two processes keep their order.
  * - send: a message that cannot be encoded, or that is larger than the peer
  *   accepts, is POGO_REMOTE_ERROR with the reason ("msg.handler: function
- *   cannot be sent", "msg: too large to be sent ..."). Above POGO_BUSY_HIGH
+ *   cannot be sent", "msg: too large to be sent (more than N bytes)"); the
+ *   encoder stops as soon as it passes the limit. Messages are encoded
+ *   without sorting map keys (pogo_codec_encode_msg). Above POGO_BUSY_HIGH
  *   bytes of backlog a sending process is suspended until the backlog drains
  *   below POGO_BUSY_LOW or the connection goes (POGO_REMOTE_SUSPENDED); the
  *   main chunk waits inside the call; a luv callback just queues.
@@ -89,11 +91,13 @@ static int after_send(pogo_dist *d, lua_State *L, pogo_conn *c) {
 
 /* Encode the message at msg_idx after the fixed fields of the frame at start. */
 static int put_msg(pogo_dist *d, lua_State *L, pogo_conn *c, size_t start, int msg_idx, char err[POGO_CODEC_ERRLEN]) {
-  if (pogo_codec_encode(L, msg_idx, &c->pk, &d->N->ext, "msg", err) != 0) {
+  size_t fixed = c->out.len - start - POGO_FRAME_HDR, max = c->peer_max_frame;
+  if (pogo_codec_encode_msg(L, msg_idx, &c->pk, &d->N->ext, "msg", max > fixed ? max - fixed : 1, err) != 0) {
     pogo_conn_cancel(c, start);
     return POGO_REMOTE_ERROR;
   }
   if (end(c, start, err) != 0) return POGO_REMOTE_ERROR;
+  pogo_stats_msg_out(c);
   return after_send(d, L, c);
 }
 

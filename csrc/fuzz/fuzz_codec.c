@@ -196,6 +196,34 @@ static int one_input(const uint8_t *data, size_t size) {
   uint64_t h2 = 0;
   if (pogo_codec_hash(L, -1, seed, &h2, &test_ext, err) != 0 || h2 != h) die("hash unstable", err);
 
+  /* the price of a decode is known for whatever decodes; as a message (map
+   * keys unsorted) the value has the canonical size, decodes to the same
+   * canonical bytes, and a limit below that size fails with "too large" */
+  if (pogo_codec_estimate((const char *)data, used) == SIZE_MAX) die("estimate of a decodable value failed", NULL);
+  if (pogo_codec_estimate(b1.data, b1.size) == SIZE_MAX) die("estimate of an encoding failed", NULL);
+  msgpack_sbuffer b3;
+  msgpack_packer p3;
+  msgpack_sbuffer_init(&b3);
+  msgpack_packer_init(&p3, &b3, msgpack_sbuffer_write);
+  if (pogo_codec_encode_msg(L, -1, &p3, &test_ext, "fuzz", 0, err) != 0) die("message encode failed", err);
+  if (b3.size != b1.size) die("message and canonical sizes differ", NULL);
+  size_t used3 = 0;
+  msgpack_sbuffer_clear(&b2);
+  if (pogo_codec_decode(L, b3.data, b3.size, &used3, &test_ext, err) != 0 || used3 != b3.size)
+    die("message encoding does not decode", err);
+  if (pogo_codec_encode(L, -1, &p2, &test_ext, "fuzz", err) != 0) die("third encode failed", err);
+  if (b2.size != b1.size || memcmp(b1.data, b2.data, b1.size) != 0) die("message decodes to another value", NULL);
+  lua_pop(L, 1);
+  if (b1.size > 1) {
+    size_t max = 1 + (size_t)data[0] % (b1.size - 1); /* below the size */
+    msgpack_sbuffer_clear(&b3);
+    if (pogo_codec_encode_msg(L, -1, &p3, &test_ext, "fuzz", max, err) == 0) die("encoded past max_bytes", NULL);
+    if (!strstr(err, "too large to be sent")) die("odd error past max_bytes", err);
+    msgpack_sbuffer_clear(&b3);
+    if (pogo_codec_encode_msg(L, -1, &p3, &test_ext, "fuzz", b1.size, err) != 0) die("max_bytes = size fails", err);
+  }
+  msgpack_sbuffer_destroy(&b3);
+
   /* an encoding of the first decoded value truncated anywhere must fail cleanly */
   if (b1.size > 1) {
     size_t cut = (size_t)data[0] % b1.size;

@@ -12,7 +12,14 @@
 -- so connecting to one seed joins the whole cluster. Every pair of nodes ends
 -- up with one link: when two nodes dial each other at once, the dial made by
 -- the node with the smaller name wins. A lost peer is redialed until it comes
--- back or `forget_ms` pass (seeds are never forgotten).
+-- back or `forget_ms` pass (seeds are never forgotten). A peer that stopped
+-- cleanly (`pogo.stop`: its links close with "shutdown") is not redialed, nor
+-- taken back from gossip, until it connects again; if it is a seed its address
+-- is dialed every `backoff_max_ms`.
+--
+-- **Logs.** The transport's lines (connections made, lost, refused) go to
+-- `pogo.log` with `module = "pogo.dist"` and `peer`; `log = false` (bin/pogo
+-- `--quiet`) turns them off.
 --
 -- **Security.** Links are authenticated with the cookie (HMAC-SHA256
 -- challenge/response both ways; the cookie never crosses the wire). A peer
@@ -213,27 +220,103 @@ local function rpc_worker(from, req)
   return rpc_answer(from, { false, res[2] })
 end
 
--- The "$rpc" server (a `pogo.server`; its state maps the monitor ref of each
--- worker to the caller's `from`): one worker process per request, answering
--- with pogo.call's protocol, so the caller's monitor reports noconnection. It
--- monitors its workers: one that exits without answering (pogo.exit in the
--- called function, killed) is answered for with false, "exit: <reason>".
+-- The "$rpc" server (a `pogo.server`): one worker process per request,
+-- answering with pogo.call's protocol, so the caller's monitor reports
+-- noconnection. It monitors its workers: one that exits without answering
+-- (pogo.exit in the called function, killed) is answered for with false,
+-- "exit: <reason>". It also monitors each caller and keeps each request's
+-- deadline (its timeout, sent as the request's 4th field): when the caller
+-- exits (or its node goes) or the deadline passes, the worker is killed, so
+-- a caller that gave up leaves nothing running.
+-- State: jobs (worker monitor ref -> {from, pid, cref, deadline}), callers
+-- (caller monitor ref -> worker monitor ref), next (the earliest deadline).
 local Rpc = {}
 
-function Rpc.handle_call(req, from, pending)
-  local _, ref = pogo.spawn_monitor(rpc_worker, from, req)
-  pending[ref] = from
-  return nil, pending, "noreply"
+local now = core.now
+
+local function earliest(s)
+  local next_at
+  for _, job in pairs(s.jobs) do
+    if job.deadline and (not next_at or job.deadline < next_at) then next_at = job.deadline end
+  end
+  s.next = next_at
 end
 
-function Rpc.handle_info(msg, pending)
-  if type(msg) == "table" and msg[1] == "DOWN" and pending[msg[2]] then
-    local from = pending[msg[2]]
-    pending[msg[2]] = nil
-    if not answered[from] then rpc_answer(from, { false, "exit: " .. tostring(msg[4]) }) end
-    answered[from] = nil
+-- Kill the worker of a request whose caller has gone or given up.
+local function cancel(s, job)
+  if job.cancelled then return end
+  job.cancelled = true
+  if job.cref then s.callers[job.cref] = nil; pogo.demonitor(job.cref) end
+  pogo.exit(job.pid, "kill")
+end
+
+-- Cancel the requests past their deadline (checked on every message too, so
+-- a server that is never idle still keeps them).
+local function expire(s)
+  if not s.next or now() < s.next then return end
+  local t = now()
+  for _, job in pairs(s.jobs) do
+    if job.deadline and job.deadline <= t then
+      job.deadline = nil
+      cancel(s, job)
+    end
   end
-  return pending
+  earliest(s)
+end
+
+function Rpc.init()
+  return { jobs = {}, callers = {} }
+end
+
+function Rpc.timeout(s)
+  if not s.next then return nil end
+  local ms = s.next - now()
+  return ms > 0 and ms or 0
+end
+
+function Rpc.handle_call(req, from, s)
+  expire(s)
+  local pid, wref = pogo.spawn_monitor(rpc_worker, from, req)
+  local job = { from = from, pid = pid }
+  local timeout = type(req) == "table" and req[4]
+  if math.type(timeout) == "integer" and timeout >= 0 then
+    job.deadline = now() + timeout
+    if not s.next or job.deadline < s.next then s.next = job.deadline end
+  end
+  if core.is_pid(from[1]) then
+    job.cref = pogo.monitor(from[1])
+    s.callers[job.cref] = wref
+  end
+  s.jobs[wref] = job
+  return nil, s, "noreply"
+end
+
+function Rpc.handle_info(msg, s)
+  expire(s)
+  if type(msg) ~= "table" or msg[1] ~= "DOWN" then return s end
+  local ref = msg[2]
+  local job = s.jobs[ref]
+  if job then -- a worker ended
+    s.jobs[ref] = nil
+    if job.cref and s.callers[job.cref] then
+      s.callers[job.cref] = nil
+      pogo.demonitor(job.cref)
+    end
+    if not answered[job.from] and not job.cancelled then
+      rpc_answer(job.from, { false, "exit: " .. tostring(msg[4]) })
+    end
+    answered[job.from] = nil
+    if job.deadline and job.deadline == s.next then earliest(s) end
+  elseif s.callers[ref] then -- a caller went away: its worker goes too
+    local wref = s.callers[ref]
+    s.callers[ref] = nil
+    local w = s.jobs[wref]
+    if w then
+      w.cref = nil
+      cancel(s, w)
+    end
+  end
+  return s
 end
 
 -- ---- API (pogo.start and the others are documented in `pogo`) ----
@@ -270,9 +353,16 @@ local function check_opts(opts)
   end
   check(seeds_ok, "seeds", 'a list of "host:port" or node names', seeds)
   check(opts.log == nil or type(opts.log) == "boolean", "log", "a boolean", opts.log)
+  local mm = opts.max_memory
+  check(mm == nil or mm == false or (math.type(mm) == "integer" and mm >= 0), "max_memory",
+        "a number of bytes (or false)", mm)
+  local pm = opts.preempt_ms
+  check(pm == nil or type(pm) == "boolean" or (type(pm) == "number" and pm >= 0 and pm <= 60000), "preempt_ms",
+        "a number of ms from 0 to 60000 (or false)", pm)
   check(opts.block == nil or type(opts.block) == "table", "block", "a list of node names", opts.block)
   check(opts.advertise == nil or type(opts.advertise) == "string", "advertise", '"host:port" or "host"',
         opts.advertise)
+  check(opts.http == nil or type(opts.http) == "string", "http", '"host:port"', opts.http)
   local tls = opts.tls
   check(tls == nil or tls == false or type(tls) == "table", "tls", "a table {cert =, key =, ca =}", tls)
   if type(tls) == "table" then
@@ -298,6 +388,11 @@ function M.start(opts)
   opts = opts or {}
   if type(opts) ~= "table" then error("pogo.start: options table expected, got " .. type(opts), 2) end
   check_opts(opts)
+  if opts.max_memory ~= nil then
+    local ok, err = pcall(core.set_max_memory, opts.max_memory or 0)
+    if not ok then error("pogo.start: " .. tostring(err), 0) end
+  end
+  if opts.preempt_ms ~= nil then core.set_preempt_ms(opts.preempt_ms) end
   local seeds = opts.seeds
   if type(seeds) == "string" then seeds = { seeds } end
   local ok, name = pcall(core.dist_start, {
@@ -330,7 +425,17 @@ function M.start(opts)
   early_subscribers = {}
   if not core.whereis("$rpc") then
     local server = require "pogo.server" -- not at the top: pogo.server needs the pogo table
-    pogo.register("$rpc", pogo.spawn(server.enter_loop, Rpc, {}))
+    pogo.register("$rpc", pogo.spawn(server.enter_loop, Rpc, Rpc.init()))
+  end
+  -- every node runs the cluster-wide registry from its start, as every Erlang node runs global
+  require("pogo.registry").start()
+  if opts.http then -- the web page of the cluster (pogo.dashboard)
+    local dash, why = require("pogo.dashboard").start(opts.http)
+    if not dash then
+      M.dist_stop()
+      error("pogo.start: http: " .. why, 0)
+    end
+    log.info("the cluster's web page is at http://%s/", dash.addr)
   end
   return name
 end
@@ -386,7 +491,10 @@ function M.rpc(node, module, fn, args, timeout_ms)
   end
   if args ~= nil and type(args) ~= "table" then error("pogo.rpc: args must be an array", 2) end
   core.host_check("pogo.rpc", 2) -- raises in host code of a hosted node, rather than returning false
-  local ok, res = pcall(pogo.call, { "$rpc", node }, { module, fn, args or {} }, timeout or 5000)
+  timeout = timeout or 5000
+  -- the deadline goes with the request: past it the worker is killed there
+  local deadline = math.type(timeout) == "integer" and timeout or nil
+  local ok, res = pcall(pogo.call, { "$rpc", node }, { module, fn, args or {}, deadline }, timeout)
   if not ok then return false, res end
   if type(res) ~= "table" then return false, "rpc: malformed reply" end
   if res[1] == true then
@@ -397,10 +505,14 @@ function M.rpc(node, module, fn, args, timeout_ms)
 end
 
 --- Close every link, telling peers "shutdown" (used by `pogo.stop`). From the
--- main chunk it waits (up to 1 s) until peers have closed their side.
-function M.dist_stop()
+-- main chunk it waits (up to `drain_ms`) until peers have closed their side.
+-- @tparam[opt=1000] integer drain_ms
+function M.dist_stop(drain_ms)
+  if drain_ms ~= nil and math.type(drain_ms) ~= "integer" then
+    error("pogo.dist_stop: drain_ms must be an integer, got " .. tostring(drain_ms), 2)
+  end
   core.dist_stop()
-  core.dist_drain(1000)
+  core.dist_drain(drain_ms or 1000)
   settings.seeds = nil
 end
 
@@ -413,8 +525,9 @@ function M.seeds()
 end
 
 --- Transport state for tools and tests: name, port, listen (the address
--- listened on), tls (whether links run TLS), peers (dialer, creation,
--- backlog, wanted, blocked, seed), links (state, peer, outgoing, tls) and
+-- listened on), tls (whether links run TLS), peers (up, dialer, creation,
+-- backlog, wanted (dialed when down), blocked, seed, left (it stopped
+-- cleanly)), links (state, peer, outgoing, tls) and
 -- targets (the addresses dialed as seeds, connect requests or found in DNS:
 -- addr, seed, found, name).
 -- @function dist_info

@@ -187,8 +187,10 @@ end
 --  `heartbeat_ms`, `script` (file), `args` (its arguments), `extra` (more
 --  command-line options), `env` (more environment variables, name -> value),
 --  `port`, `tls` (`{cert =, key =, ca =}`, or false for none; default: the
---  cluster's)
--- @return node: {name =, addr =, pid =, out =, err =}
+--  cluster's), `ulimit_v` (KiB of address space: the node runs under
+--  `ulimit -v`, through sh)
+-- @return node: {name =, addr =, pid =, out =, err =}; once it has exited,
+--  also `exited` ({code =, signal =}) and `exit_ns` (uv.hrtime() then)
 function Cluster:start_node(o)
   o = o or {}
   SEQ = SEQ + 1
@@ -221,11 +223,19 @@ function Cluster:start_node(o)
   end
   local me = pogo.self()
   local stdin, stdout, stderr = uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false)
+  local file = os.getenv("LUA") or "lua5.4"
+  if o.ulimit_v then -- sh sets the limit, then becomes the node (same pid)
+    table.insert(args, 1, file)
+    for i, a in ipairs { "-c", 'ulimit -v ' .. math.tointeger(o.ulimit_v) .. ' && exec "$@"', "sh" } do
+      table.insert(args, i, a)
+    end
+    file = "sh"
+  end
   local handle, pid
-  handle, pid = uv.spawn(os.getenv("LUA") or "lua5.4", { args = args, stdio = { stdin, stdout, stderr },
-                                                          env = pass_env(o.env) },
+  handle, pid = uv.spawn(file, { args = args, stdio = { stdin, stdout, stderr }, env = pass_env(o.env) },
     function(code, signal)
       node.exited = { code = code, signal = signal }
+      node.exit_ns = uv.hrtime() -- when this process saw it exit (uv.hrtime: one clock per machine)
       LIVE[pid] = nil
       handle:close()
       if not closing then pogo.send(me, { "$cluster", "exit", node.id }) end

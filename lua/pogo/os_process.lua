@@ -12,10 +12,11 @@
 -- asked to stop (an exit signal from its parent, or an abnormal one from a
 -- link) it sends the program `kill_signal`, waits `kill_timeout_ms`, then
 -- SIGKILLs it, and exits with that reason. If the process is killed outright
--- (`"kill"`), a watcher SIGKILLs the program. `pogo.stop()` sends
--- `kill_signal` to every program this node still runs; their processes then
--- do not exit on their own (a supervisor would start the program again while
--- the node shuts down) but only when stopped. A node that dies (SIGKILL)
+-- (`"kill"`), a watcher SIGKILLs the program. `pogo.stop()` stops the programs
+-- under supervisors as their supervisors stop them (`kill_signal`, then
+-- SIGKILL); then its `on_stop` hook sends `kill_signal` to every program this
+-- node still runs (those started outside a supervisor); their processes then
+-- do not exit on their own but only when stopped. A node that dies (SIGKILL)
 -- cannot end its programs: they are orphaned, as with Erlang ports.
 --
 -- The process is a `pogo.server`: `os_pid` and `signal` are calls, the
@@ -105,18 +106,25 @@ function Server.init(arg)
     ospid = nil,    -- its OS pid
     entry = nil,    -- its entry in `running` (node_stopped: pogo.stop() ended it)
   }
-  local handle, ospid
-  handle, ospid = uv.spawn(opts.cmd, spawn_opts, function(code, signal)
+  -- luv's exit callback runs from the loop, which may run while this process
+  -- is preempted (pogo's preemption), before the lines after uv.spawn: it
+  -- reads only st, and whichever side comes second cleans up
+  local handle, ospid = uv.spawn(opts.cmd, spawn_opts, function(code, signal)
     st.exited = true
-    running[ospid] = nil
-    handle:close()
+    if st.ospid then running[st.ospid] = nil end
+    if st.handle and not st.handle:is_closing() then st.handle:close() end
     pogo.send(me, { "$os_exit", code, signal })
   end)
   if not handle then return nil, "pogo.os_process: cannot run " .. opts.cmd .. ": " .. tostring(ospid) end
   ospid = math.tointeger(ospid) or ospid
-  st.handle, st.ospid = handle, ospid
   st.entry = { handle = handle, kill_signal = st.sig }
+  st.handle = handle
+  st.ospid = ospid
   running[ospid] = st.entry
+  if st.exited then -- it has already ended
+    running[ospid] = nil
+    if not handle:is_closing() then handle:close() end
+  end
   -- killed outright, this process runs no more code: the watcher ends the program
   pogo.spawn(function()
     local ref = pogo.monitor(me)

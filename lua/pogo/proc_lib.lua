@@ -9,6 +9,12 @@
 -- from a short-lived starter process, so that no child's init runs inside the
 -- supervisor) names that other process their parent with `acting_for`, as
 -- OTP's supervisor is the parent of the children it starts.
+--
+-- It also knows which processes are in a supervision tree: a supervisor
+-- says so of itself (`enter_tree`), and every process started here by a
+-- process in a tree, or acting for one, is in it too. `pogo.stop` uses that
+-- to find the node's trees: a supervisor that starts outside any tree is the
+-- root of one (see `pogo.shutdown`).
 -- @module pogo.proc_lib
 local pogo = require "pogo"
 
@@ -19,6 +25,8 @@ local M = {}
 local behalf = setmetatable({}, { __mode = "k" })
 -- coroutine of a process started here -> its parent (weak, as above)
 local parents = setmetatable({}, { __mode = "k" })
+-- coroutine of a process in a supervision tree -> true (weak, as above)
+local in_tree = setmetatable({}, { __mode = "k" })
 
 --- Start `body(ack, parent, ...)` and wait until it calls `ack(true)` (ready)
 -- or `ack(false, reason)` (failed: it then unlinks from the caller, so a
@@ -29,13 +37,17 @@ local parents = setmetatable({}, { __mode = "k" })
 -- @return pid, or nil and the reason
 function M.start(link, timeout_ms, body, ...)
   local caller, ref = pogo.self(), pogo.make_ref()
-  local parent = behalf[coroutine.running()] or caller
+  local co = coroutine.running()
+  local parent = behalf[co] or caller
+  local tree = in_tree[co] or behalf[co] ~= nil
   local function ack(ok, reason)
     if not ok and link then pogo.unlink(caller) end
     pogo.send(caller, { ref, ok and true or false, reason })
   end
   local function run(...)
-    parents[coroutine.running()] = parent
+    local me = coroutine.running()
+    parents[me] = parent
+    if tree then in_tree[me] = true end
     return body(...)
   end
   local pid = (link and pogo.spawn_link or pogo.spawn)(run, ack, parent, ...)
@@ -77,6 +89,20 @@ end
 -- @return pid or nil
 function M.parent()
   return parents[coroutine.running()]
+end
+
+--- Whether the calling process is in a supervision tree: a supervisor, or
+-- started through `start` by a process in one (or acting for one).
+-- @treturn boolean
+function M.in_tree()
+  local co = coroutine.running()
+  return in_tree[co] == true or behalf[co] ~= nil
+end
+
+--- Mark the calling process as part of a supervision tree (a supervisor
+-- does, as it starts): the processes it starts through `start` are in it too.
+function M.enter_tree()
+  in_tree[coroutine.running()] = true
 end
 
 return M

@@ -94,7 +94,8 @@ return function(env, kind, check, opts)
 
       local exit = hosts.stop(host)
       assert.is_truthy(exit, kind .. " did not exit on SIGTERM")
-      assert.same({ code = 0, signal = 0 }, exit, kind .. " did not exit cleanly: " .. host.err)
+      assert.same({ code = 0, signal = 0 }, exit, kind .. " did not exit cleanly: " .. host.err
+        .. "\n" .. host.out:sub(-3000))
       assert.is_nil(host.err:find("Sanitizer", 1, true), host.err)
       assert.is_nil(host.err:find("runtime error:", 1, true), host.err)
       cluster.wait_until(function()

@@ -20,7 +20,8 @@ if [ "${POGO_SANITIZE:-}" = 1 ]; then
   export UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1"
 fi
 if [ "${POGO_VALGRIND:-}" = 1 ]; then
-  runner=(valgrind --quiet --leak-check=full --show-leak-kinds=definite,indirect
+  # --fair-sched: the preemption watchdog thread must get its turn while a process spins
+  runner=(valgrind --quiet --fair-sched=yes --leak-check=full --show-leak-kinds=definite,indirect
           --errors-for-leak-kinds=definite,indirect --error-exitcode=87
           --suppressions="$PWD/spec/support/valgrind.supp" "$LUA")
 fi

@@ -1,0 +1,74 @@
+/*
+ * admit.c: which unauthenticated connections a node keeps while they
+ * handshake: a bound per peer address and in all, so that someone without
+ * the cookie who keeps opening connections cannot lock other nodes out.
+ *
+ * Contract
+ * - pogo_admit(d, c) is called for each accepted connection c (incoming, its
+ *   peer's "ip:port" in c->addr) before it is read from. Pending incoming
+ *   handshakes are counted per peer IP address (the port does not count): at
+ *   most POGO_ADMIT_PER_ADDR from one address, POGO_ADMIT_MAX in all. When
+ *   c would pass either bound, the oldest pending handshake from its address
+ *   (or, for the total, the oldest of all) is closed to make room: a flood
+ *   from one address only ever evicts its own connections once it holds its
+ *   share, and a node dialing from elsewhere always gets a slot; a flood
+ *   from many addresses makes each pending handshake last at least
+ *   POGO_ADMIT_MAX arrivals, far more than a handshake needs.
+ * - A handshake not finished in timeout_ms is closed anyway (mesh.c's tick).
+ * - Evictions are logged at most once a second, with how many there were.
+ */
+#include <string.h>
+
+#include "dist/dist.h"
+
+#define LOG_EVERY_MS 1000
+
+/* Length of the host part of "host:port" or "[v6]:port". */
+static size_t host_len(const char *addr) {
+  const char *colon = strrchr(addr, ':');
+  return colon ? (size_t)(colon - addr) : strlen(addr);
+}
+
+static int same_host(const char *a, const char *b) {
+  size_t la = host_len(a), lb = host_len(b);
+  return la == lb && memcmp(a, b, la) == 0;
+}
+
+static int pending_in(const pogo_conn *o) { return !o->outgoing && o->state == CS_HANDSHAKE; }
+
+static void evict(pogo_dist *d, pogo_conn *o) {
+  d->admit_evicted++;
+  pogo_conn_close(o);
+}
+
+void pogo_admit(pogo_dist *d, pogo_conn *c) {
+  uint32_t total = 0, here = 0;
+  pogo_conn *oldest = NULL, *oldest_here = NULL; /* d->conns is newest first */
+  for (pogo_conn *o = d->conns; o; o = o->next) {
+    if (o == c || !pending_in(o)) continue;
+    total++;
+    oldest = o;
+    if (same_host(o->addr, c->addr)) {
+      here++;
+      oldest_here = o;
+    }
+  }
+  if (here >= POGO_ADMIT_PER_ADDR && oldest_here) {
+    if (oldest == oldest_here) oldest = NULL;
+    evict(d, oldest_here);
+    total--;
+  }
+  if (total >= POGO_ADMIT_MAX) {
+    if (!oldest) /* the oldest was just evicted: find the next one */
+      for (pogo_conn *o = d->conns; o; o = o->next)
+        if (o != c && pending_in(o)) oldest = o;
+    if (oldest) evict(d, oldest);
+  }
+  uint64_t now = uv_now(d->N->loop);
+  if (d->admit_evicted && now - d->admit_logged_at >= LOG_EVERY_MS) {
+    pogo_log_line(d, "too many unauthenticated connections (latest from %.*s): closed the oldest %u", (int)host_len(c->addr),
+                  c->addr, (unsigned)d->admit_evicted);
+    d->admit_evicted = 0;
+    d->admit_logged_at = now;
+  }
+}

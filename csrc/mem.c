@@ -1,0 +1,185 @@
+/*
+ * mem.c: the node's memory: a counting allocator on its Lua state, the
+ * max_memory limit, and a reserve for when malloc itself fails.
+ *
+ * Contract
+ * - pogo_mem_install wraps the Lua state's allocator (lua_setallocf, the
+ *   original function and its ud kept); `used` starts at the bytes Lua had
+ *   already allocated (lua_gc COUNT/COUNTB) and follows every allocation,
+ *   so it always equals collectgarbage("count") in bytes. pogo_mem_uninstall
+ *   (the node's __gc, during lua_close) puts the original back before Lua
+ *   frees the rest: blocks allocated through the wrapper are the original's.
+ *   If another wrapper was installed over this one, it stays (and so does
+ *   this record, which that wrapper may still call).
+ * - max_memory (0: none) bounds the Lua heap. Allocations are "strict" while
+ *   a process runs or a frame is decoded (pogo_mem_strict): one that would
+ *   pass the limit fails (Lua then runs an emergency collection and retries,
+ *   and raises "not enough memory" if that does not help), so the process
+ *   that made it exits "out of memory" and a message too big is dropped.
+ *   Otherwise (the scheduler's and the transport's own work, the main
+ *   chunk) allocations may go `headroom` past it, so exits, DOWN messages,
+ *   restarts and log lines can still be made once a process hit the limit.
+ *   Shrinking never fails (Lua relies on it).
+ * - When malloc returns NULL outside strict mode, the reserve (RESERVE bytes
+ *   of address space taken at install) is freed and the allocation retried:
+ *   the node's own work goes on under `ulimit -v` too, while processes fail
+ *   alone. The reserve is taken back (pogo_mem_tidy, after each batch) once
+ *   malloc can give it again; its release is logged there, not in the
+ *   allocator.
+ * - Transport buffers and other C allocations are not Lua heap: max_memory
+ *   does not count them (each connection's backlog has its own bound).
+ */
+#include <stdlib.h>
+
+#include "runtime.h"
+
+#define RESERVE (8u << 20)
+#define MIN_HEADROOM ((size_t)4 << 20)
+#define RETAKE_MS 100
+
+typedef struct pogo_mem {
+  lua_Alloc f; /* the allocator this one wraps */
+  void *ud;
+  pogo_node *N;
+  size_t used;     /* bytes of Lua heap */
+  size_t peak;     /* highest `used` seen */
+  size_t limit;    /* max_memory, 0 = none */
+  size_t headroom; /* beyond the limit, outside strict mode (N->mem_strict) */
+  void *reserve;
+  int released;      /* the reserve was given up and not yet logged */
+  uint64_t refused;  /* allocations failed by the limit */
+  uint64_t failed;   /* allocations malloc failed */
+  uint64_t retake_at;
+} pogo_mem;
+
+static void *mem_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
+  pogo_mem *m = ud;
+  size_t old = ptr ? osize : 0; /* for a new block osize is a type tag */
+  if (nsize == 0) {
+    m->f(m->ud, ptr, osize, 0);
+    m->used -= old;
+    return NULL;
+  }
+  int strict = m->N ? m->N->mem_strict : 0;
+  if (nsize > old && m->limit) {
+    size_t cap = strict ? m->limit : m->limit + m->headroom;
+    if (m->used + (nsize - old) > cap) {
+      m->refused++;
+      return NULL;
+    }
+  }
+  void *np = m->f(m->ud, ptr, osize, nsize);
+  if (!np) {
+    m->failed++;
+    if (strict || !m->reserve) return NULL;
+    free(m->reserve);
+    m->reserve = NULL;
+    m->released = 1;
+    np = m->f(m->ud, ptr, osize, nsize);
+    if (!np) return NULL;
+  }
+  m->used = m->used - old + nsize;
+  if (m->used > m->peak) m->peak = m->used;
+  return np;
+}
+
+void pogo_mem_install(pogo_node *N, lua_State *L) {
+  if (N->mem) return;
+  pogo_mem *m = calloc(1, sizeof *m);
+  if (!m) return; /* the node runs without a limit or a reserve */
+  m->N = N;
+  m->f = lua_getallocf(L, &m->ud);
+  m->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+  m->peak = m->used;
+  m->reserve = malloc(RESERVE);
+  lua_setallocf(L, mem_alloc, m);
+  N->mem = m;
+}
+
+void pogo_mem_uninstall(pogo_node *N, lua_State *L) {
+  pogo_mem *m = N->mem;
+  if (!m) return;
+  N->mem = NULL;
+  void *ud = NULL;
+  if (lua_getallocf(L, &ud) != mem_alloc || ud != m) {
+    m->limit = 0; /* wrapped by someone else: it may still call us (the node goes) */
+    m->N = NULL;
+    return;
+  }
+  lua_setallocf(L, m->f, m->ud);
+  free(m->reserve);
+  free(m);
+}
+
+size_t pogo_mem_limit(pogo_node *N) { return N->mem ? N->mem->limit : 0; }
+
+size_t pogo_mem_room(pogo_node *N) {
+  pogo_mem *m = N->mem;
+  if (!m || !m->limit) return SIZE_MAX;
+  return m->used < m->limit ? m->limit - m->used : 0;
+}
+
+void pogo_mem_tidy(pogo_node *N) {
+  pogo_mem *m = N->mem;
+  if (!m || m->reserve) return;
+  uint64_t now = uv_now(N->loop);
+  if (m->released) {
+    m->released = 0;
+    pogo_node_log(N, "malloc failed: gave up the %u MiB reserve so the node's own work goes on", RESERVE >> 20);
+  }
+  if (now < m->retake_at) return;
+  m->retake_at = now + RETAKE_MS;
+  m->reserve = malloc(RESERVE);
+}
+
+/* ---- Lua API ---- */
+
+/* memory() -> {total =, limit =, headroom =, peak =, refused =, malloc_failed =, reserve =}:
+ * bytes of the Lua heap (total = collectgarbage("count") * 1024) */
+static int l_memory(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_mem *m = N->mem;
+  size_t used = m ? m->used : (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
+  lua_createtable(L, 0, 7); /* (after reading the count: it is not in it) */
+  lua_pushinteger(L, (lua_Integer)used);
+  lua_setfield(L, -2, "total");
+  if (!m) return 1;
+  if (m->limit) {
+    lua_pushinteger(L, (lua_Integer)m->limit);
+    lua_setfield(L, -2, "limit");
+    lua_pushinteger(L, (lua_Integer)m->headroom);
+    lua_setfield(L, -2, "headroom");
+  }
+  lua_pushinteger(L, (lua_Integer)m->peak);
+  lua_setfield(L, -2, "peak");
+  lua_pushinteger(L, (lua_Integer)m->refused);
+  lua_setfield(L, -2, "refused");
+  lua_pushinteger(L, (lua_Integer)m->failed);
+  lua_setfield(L, -2, "malloc_failed");
+  lua_pushboolean(L, m->reserve != NULL);
+  lua_setfield(L, -2, "reserve");
+  return 1;
+}
+
+/* set_max_memory(bytes | nil) -> previous limit (0 = none). The limit must
+ * leave room above what the heap holds now. */
+static int l_set_max_memory(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_mem *m = N->mem;
+  if (!m) return luaL_error(L, "pogo: max_memory needs the counting allocator, which could not be installed");
+  lua_Integer prev = (lua_Integer)m->limit;
+  lua_Integer n = luaL_optinteger(L, 1, 0);
+  if (n < 0) return luaL_argerror(L, 1, "max_memory: bytes (0 or nil: no limit)");
+  if (n > 0 && (size_t)n <= m->used)
+    return luaL_error(L, "max_memory: %I bytes is not above what the node uses now (%I bytes)", n,
+                      (lua_Integer)m->used);
+  m->limit = (size_t)n;
+  m->headroom = m->limit / 8 > MIN_HEADROOM ? m->limit / 8 : MIN_HEADROOM;
+  lua_pushinteger(L, prev);
+  return 1;
+}
+
+void pogo_mem_register(lua_State *L) {
+  static const luaL_Reg fns[] = {{"memory", l_memory}, {"set_max_memory", l_set_max_memory}, {NULL, NULL}};
+  pogo_node_setfuncs(L, fns);
+}

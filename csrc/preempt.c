@@ -1,0 +1,350 @@
+/*
+ * preempt.c: preemption. A process whose slice (one resume of its coroutine)
+ * runs longer than the time slice (preempt_ms, default 0.5 ms: slices of
+ * 0.5 to 1 ms, measured in README) without blocking yields to the others,
+ * as Erlang's reductions make a process do.
+ *
+ * How
+ * - A count hook would do it alone, but in Lua 5.4 any count hook sends every
+ *   VM instruction through the hook dispatch (luaG_traceexec): measured, it
+ *   costs message passing about 18% and arithmetic loops 1.75x. So the hook
+ *   is armed only on a slice that overruns:
+ *   - the scheduler publishes the number of the running slice (N->slice) to a
+ *     watchdog thread of the node (two plain stores per resume);
+ *   - the watchdog looks every preempt_ms (see below); a slice it sees at two
+ *     looks in a row has run at least that long: it sends the loop thread a
+ *     real-time signal (pthread_sigqueue, with the watchdog as its value, so
+ *     the handler needs no global state);
+ *   - the handler, on the loop thread, arms a count hook of 1 on the running
+ *     process's coroutine with lua_sethook: the way lua.c stops a script on
+ *     SIGINT, which ldebug.c documents as safe to call from a signal. (Calling
+ *     lua_sethook from the watchdog thread itself was rejected: it walks the
+ *     coroutine's CallInfo list while the VM changes it and the GC frees parts
+ *     of it, luaE_shrinkCI.)
+ *   - the hook, at the next instruction, yields the coroutine (lua_yield from
+ *     a count hook); the scheduler disarms it, puts the process at the back of
+ *     the run queue and ends its batch, so I/O, timers, heartbeats and signals
+ *     (SIGTERM) are served, and exit(pid, "kill") finds the spinner waiting.
+ *   A slice that blocks or ends before the watchdog sees it twice is never
+ *   interrupted: short slices (a server answering a call) stay as atomic as
+ *   they were; preemption changes nothing for them.
+ * - How often the watchdog looks: every preempt_ms for HOT_LOOKS looks after
+ *   it preempted a slice (a process that spins is preempted every one to two
+ *   time slices); every CALM_FACTOR time slices while slices are short (a
+ *   busy node that behaves wakes it 250 times a second, and the first slice
+ *   of a new spinner runs 8 to 16 time slices, 4 to 8 ms); every 100 ms once
+ *   no process has run for IDLE_LOOKS looks (an idle node wakes it 10 times
+ *   a second, and a spinner starting then runs up to 100 ms more).
+ * - If the signal cannot be used (another handler owns each candidate signal,
+ *   or the loop thread blocks it), every process gets a permanent count hook
+ *   instead (FALLBACK_COUNT instructions; it yields at its second firing in
+ *   one slice), with the cost above. pogo.core.preempt_info() says which.
+ * - Reductions (process_info): one per resume, plus about one per microsecond
+ *   of a preempted slice: a spinning process's count grows by about 10^6 a
+ *   second, one that handles messages by one per message.
+ *
+ * Where preemption cannot apply (the slice goes on until the code returns
+ * somewhere it can yield; the node is frozen meanwhile, as before):
+ * - a coroutine nested in the process (coroutine.wrap, an iterator): only the
+ *   process's own coroutine is hooked, and yielding a nested one would look
+ *   like a coroutine.yield to the code that resumed it;
+ * - a call from C that cannot yield: the comparator of table.sort, the
+ *   function of string.gsub, a metamethod called from C (__gc, __close), the
+ *   message handler of xpcall, the body of a module being required, any Lua
+ *   function called by a C library through lua_call (the hook keeps trying
+ *   every HOOK_RETRY instructions until the code can yield);
+ * - long C functions (a string.rep of a gigabyte, encoding a huge message);
+ * - the main chunk and plain luv callbacks, which are not processes.
+ */
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime.h"
+
+#define WD_MAGIC 0x706f676fu
+#define IDLE_LOOKS 100
+#define IDLE_NS 100000000ull
+#define HOT_LOOKS 200  /* looks every period after a preemption */
+#define CALM_FACTOR 8  /* otherwise every 8 periods */
+#define HOOK_RETRY 1000
+#define FALLBACK_COUNT 20000
+
+struct pogo_watchdog {
+  uint32_t magic;
+  pogo_node *N;
+  int signo; /* 0: the permanent count hook instead */
+  uv_thread_t thread;
+  int started;
+  uv_mutex_t mu;
+  uv_cond_t cv;
+  int stop;                   /* under mu */
+  pthread_t loop_thread;      /* under mu */
+  _Atomic uint32_t slice;     /* the running slice, 0 between slices */
+  _Atomic uint32_t target;    /* the slice the watchdog asked to preempt */
+  _Atomic uint64_t seen_ns;   /* when the watchdog first saw the running slice */
+  _Atomic uint32_t period_ns; /* preempt_ms */
+  uint64_t preemptions;       /* slices preempted (loop thread) */
+  _Atomic uint64_t signals;   /* signals sent (watchdog) */
+  volatile sig_atomic_t armed; /* low bits of the slice the handler hooked (handler: loop thread) */
+};
+
+/* ---- the hook ---- */
+
+static void preempt_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  pogo_node *N = pogo_node_of(L);
+  pogo_watchdog *w = N ? N->wd : NULL;
+  pogo_proc *p = N && !N->closed ? N->current : NULL;
+  if (!w || !p || p->co != L) { /* not the running process's own coroutine */
+    if (!w || w->signo) lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  if (w->signo) {
+    if ((uint32_t)w->armed != N->slice) { /* armed for a slice that has ended */
+      lua_sethook(L, NULL, 0, 0);
+      return;
+    }
+  } else if (p->hook_slice != N->slice) { /* permanent hook: first firing in this slice */
+    p->hook_slice = N->slice;
+    return;
+  }
+  if (!lua_isyieldable(L)) { /* inside a call from C: try again a little later */
+    if (w->signo) lua_sethook(L, preempt_hook, LUA_MASKCOUNT, HOOK_RETRY);
+    return;
+  }
+  N->preempted = 1;
+  lua_yield(L, 0);
+}
+
+/* ---- the signal ---- */
+
+static void on_signal(int sig, siginfo_t *si, void *uc) {
+  (void)sig;
+  (void)uc;
+  if (!si || si->si_code != SI_QUEUE) return;
+  pogo_watchdog *w = si->si_value.sival_ptr;
+  if (!w || w->magic != WD_MAGIC) return;
+  pogo_node *N = w->N;
+  pogo_proc *p = N->current;
+  if (!p || !p->co || N->slice != atomic_load_explicit(&w->target, memory_order_relaxed)) return;
+  w->armed = (sig_atomic_t)N->slice;
+  lua_sethook(p->co, preempt_hook, LUA_MASKCOUNT, 1);
+}
+
+/* A real-time signal for the watchdog: ours already, or one nobody handles. */
+static int claim_signal(void) {
+  for (int s = SIGRTMAX - 4; s >= SIGRTMIN + 4 && s > SIGRTMAX - 12; s--) {
+    struct sigaction old;
+    if (sigaction(s, NULL, &old) != 0) continue;
+    if ((old.sa_flags & SA_SIGINFO) && old.sa_sigaction == on_signal) return s;
+    if (old.sa_handler != SIG_DFL) continue;
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_signal;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
+    sigemptyset(&sa.sa_mask);
+    if (sigaction(s, &sa, NULL) == 0) return s;
+  }
+  return 0;
+}
+
+/* ---- the watchdog thread ---- */
+
+static void wd_main(void *arg) {
+  pogo_watchdog *w = arg;
+  uint32_t last = 0;
+  unsigned idle = 0, calm = HOT_LOOKS + 1;
+  uv_mutex_lock(&w->mu);
+  while (!w->stop) {
+    uint64_t period = atomic_load_explicit(&w->period_ns, memory_order_relaxed);
+    uint64_t wait = idle > IDLE_LOOKS ? IDLE_NS : calm > HOT_LOOKS ? CALM_FACTOR * period : period;
+    (void)uv_cond_timedwait(&w->cv, &w->mu, wait);
+    if (w->stop) break;
+    uint32_t s = atomic_load_explicit(&w->slice, memory_order_relaxed);
+    calm++;
+    if (s == 0) {
+      idle++;
+      last = 0;
+      continue;
+    }
+    idle = 0;
+    if (s != last) {
+      last = s;
+      atomic_store_explicit(&w->seen_ns, uv_hrtime(), memory_order_relaxed);
+      continue;
+    }
+    calm = 0; /* a slice ran a whole look: look every period for a while */
+    atomic_store_explicit(&w->target, s, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->signals, 1, memory_order_relaxed);
+    union sigval v;
+    v.sival_ptr = w;
+    pthread_sigqueue(w->loop_thread, w->signo, v);
+  }
+  uv_mutex_unlock(&w->mu);
+}
+
+static pogo_watchdog *wd_new(pogo_node *N) {
+  pogo_watchdog *w = calloc(1, sizeof *w);
+  if (!w) return NULL;
+  w->magic = WD_MAGIC;
+  w->N = N;
+  atomic_init(&w->slice, 0);
+  atomic_init(&w->target, 0);
+  atomic_init(&w->seen_ns, 0);
+  atomic_init(&w->signals, 0);
+  atomic_init(&w->period_ns, (uint32_t)N->preempt_us * 1000u);
+  w->loop_thread = pthread_self();
+  sigset_t cur;
+  int sig = claim_signal();
+  if (sig && pthread_sigmask(SIG_BLOCK, NULL, &cur) == 0 && !sigismember(&cur, sig)) w->signo = sig;
+  if (!w->signo) return w; /* the permanent count hook */
+  if (uv_mutex_init(&w->mu) != 0) {
+    w->signo = 0;
+    return w;
+  }
+  if (uv_cond_init(&w->cv) != 0) {
+    uv_mutex_destroy(&w->mu);
+    w->signo = 0;
+    return w;
+  }
+  if (uv_thread_create(&w->thread, wd_main, w) != 0) {
+    uv_cond_destroy(&w->cv);
+    uv_mutex_destroy(&w->mu);
+    w->signo = 0;
+    return w;
+  }
+  w->started = 1;
+  return w;
+}
+
+static void wd_free(pogo_watchdog *w) {
+  if (w->started) {
+    uv_mutex_lock(&w->mu);
+    w->stop = 1;
+    uv_cond_signal(&w->cv);
+    uv_mutex_unlock(&w->mu);
+    uv_thread_join(&w->thread);
+    /* a signal it sent may still be pending for this thread: take it here */
+    sigset_t one, old;
+    sigemptyset(&one);
+    sigaddset(&one, w->signo);
+    if (pthread_sigmask(SIG_BLOCK, &one, &old) == 0) {
+      struct timespec zero = {0, 0};
+      while (sigtimedwait(&one, NULL, &zero) > 0) {}
+      pthread_sigmask(SIG_SETMASK, &old, NULL);
+    }
+    uv_cond_destroy(&w->cv);
+    uv_mutex_destroy(&w->mu);
+  }
+  w->magic = 0;
+  free(w);
+}
+
+/* ---- the scheduler's side ---- */
+
+void pogo_preempt_batch(pogo_node *N) {
+  pogo_watchdog *w = N->wd;
+  if (!w || !w->started) return;
+  pthread_t me = pthread_self();
+  if (pthread_equal(me, w->loop_thread)) return;
+  uv_mutex_lock(&w->mu); /* the host runs the loop on another thread now */
+  w->loop_thread = me;
+  uv_mutex_unlock(&w->mu);
+}
+
+void pogo_preempt_slice_begin(pogo_node *N) {
+  atomic_signal_fence(memory_order_seq_cst); /* the handler sees N->current and N->slice set */
+  pogo_watchdog *w = N->wd;
+  if (w && w->signo) atomic_store_explicit(&w->slice, N->slice, memory_order_relaxed);
+}
+
+void pogo_preempt_slice_end(pogo_node *N, pogo_proc *p, lua_State *co) {
+  atomic_signal_fence(memory_order_seq_cst); /* the handler sees N->current cleared */
+  pogo_watchdog *w = N->wd;
+  if (!w || !w->signo) return;
+  atomic_store_explicit(&w->slice, 0, memory_order_relaxed);
+  if (w->armed) {
+    w->armed = 0;
+    lua_sethook(co, NULL, 0, 0);
+  }
+  if (N->preempted) {
+    w->preemptions++;
+    uint64_t seen = atomic_load_explicit(&w->seen_ns, memory_order_relaxed);
+    uint64_t now = uv_hrtime();
+    uint64_t period = atomic_load_explicit(&w->period_ns, memory_order_relaxed);
+    p->reductions += (now > seen ? now - seen : 0) / 1000 + period / 1000;
+  }
+}
+
+void pogo_preempt_arm(pogo_node *N, lua_State *co) {
+  if (!N->wd && N->preempt_us > 0) N->wd = wd_new(N); /* with the first process */
+  pogo_watchdog *w = N->wd;
+  if (w && !w->signo && N->preempt_us > 0) lua_sethook(co, preempt_hook, LUA_MASKCOUNT, FALLBACK_COUNT);
+  else if (lua_gethook(co)) lua_sethook(co, NULL, 0, 0); /* a coroutine inherits its creator's hook */
+}
+
+void pogo_preempt_close(pogo_node *N) {
+  if (!N->wd) return;
+  wd_free(N->wd);
+  N->wd = NULL;
+}
+
+/* ---- Lua API ---- */
+
+/* set_preempt_ms(ms | false) -> previous (0: off): a slice running longer
+ * than this is preempted */
+static int l_set_preempt_ms(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  lua_Number prev = N->preempt_us / 1000.0;
+  if (lua_isnoneornil(L, 1)) {
+    lua_pushnumber(L, prev);
+    return 1;
+  }
+  lua_Number ms = lua_isboolean(L, 1) ? (lua_toboolean(L, 1) ? POGO_DEFAULT_PREEMPT_US / 1000.0 : 0) : luaL_checknumber(L, 1);
+  if (!(ms >= 0 && ms <= 60000)) return luaL_argerror(L, 1, "preempt_ms: 0 (off) to 60000 ms, or a boolean");
+  int us = (int)(ms * 1000);
+  if (ms > 0 && us < 100) us = 100;
+  N->preempt_us = us;
+  pogo_watchdog *w = N->wd;
+  if (w && w->signo) {
+    if (us == 0) pogo_preempt_close(N); /* stop the thread; made again when turned on */
+    else atomic_store_explicit(&w->period_ns, (uint32_t)us * 1000u, memory_order_relaxed);
+  } else if (w || us > 0) { /* the permanent hooks follow the setting */
+    for (uint32_t s = 1; s <= N->nslots; s++) {
+      pogo_proc *p = N->procs[s];
+      if (p && p->co && p->state != PS_EXITING && p != N->current) pogo_preempt_arm(N, p->co);
+    }
+  }
+  lua_pushnumber(L, prev);
+  return 1;
+}
+
+/* preempt_info() -> {preempt_ms =, mechanism = "signal" | "count hook" | "off" | "idle", signal =,
+ * preemptions = slices preempted, signals = signals the watchdog sent} */
+static int l_preempt_info(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_watchdog *w = N->wd;
+  lua_createtable(L, 0, 3);
+  lua_pushnumber(L, N->preempt_us / 1000.0);
+  lua_setfield(L, -2, "preempt_ms");
+  const char *how = N->preempt_us <= 0 ? "off" : !w ? "idle" : w->signo ? "signal" : "count hook";
+  lua_pushstring(L, how);
+  lua_setfield(L, -2, "mechanism");
+  if (w && w->signo) {
+    lua_pushinteger(L, w->signo);
+    lua_setfield(L, -2, "signal");
+    lua_pushinteger(L, (lua_Integer)w->preemptions);
+    lua_setfield(L, -2, "preemptions");
+    lua_pushinteger(L, (lua_Integer)atomic_load_explicit(&w->signals, memory_order_relaxed));
+    lua_setfield(L, -2, "signals");
+  }
+  return 1;
+}
+
+void pogo_preempt_register(lua_State *L) {
+  static const luaL_Reg fns[] = {{"set_preempt_ms", l_set_preempt_ms}, {"preempt_info", l_preempt_info}, {NULL, NULL}};
+  pogo_node_setfuncs(L, fns);
+}

@@ -1,0 +1,124 @@
+-- max_memory (csrc/mem.c): an allocation past the limit fails in the process
+-- that made it; its links and monitors fire; the node goes on.
+local pogo = require "pogo"
+local core = pogo.core
+local supervisor = require "pogo.supervisor"
+
+local hog = require("support.attack").alloc_forever
+
+describe("max_memory", function()
+  local limit
+
+  before_each(function()
+    collectgarbage()
+    collectgarbage()
+    limit = core.memory().total + 32 * 1024 * 1024
+    assert.are.equal(0, core.set_max_memory(limit))
+  end)
+
+  after_each(function()
+    core.set_max_memory(0)
+    collectgarbage()
+  end)
+
+  it("counts the Lua heap as collectgarbage does", function()
+    local lua = collectgarbage("count") * 1024
+    local m = pogo.memory() -- (it allocates its table after reading the count)
+    assert.are.equal(lua, m.total)
+    assert.are.equal(limit, m.limit)
+    assert.is_true(m.headroom >= 4 * 1024 * 1024)
+  end)
+
+  it("ends the process that allocates past it with 'out of memory'; links and monitors fire", function()
+    local watcher = pogo.spawn(function()
+      pogo.trap_exit(true)
+      local p = pogo.spawn_link(hog)
+      local m = pogo.receive(10000)
+      pogo.send(pogo.whereis("memory_spec") or pogo.self(), m)
+      return p
+    end)
+    pogo.register("memory_spec", pogo.self())
+    local pid, ref = pogo.spawn_monitor(hog)
+    local down = pogo.receive(function(m) return m[1] == "DOWN" and m[2] == ref end, 10000)
+    assert.same({ "DOWN", ref, pid, "out of memory" }, down)
+    local exit = pogo.receive(function(m) return m[1] == "EXIT" end, 10000)
+    assert.are.equal("out of memory", exit[3])
+    pogo.unregister("memory_spec")
+    assert.is_false(pogo.alive(watcher))
+    assert.is_true(core.memory().refused > 0)
+    -- the node goes on: processes run, messages flow
+    local echo = pogo.spawn(function() pogo.send(pogo.receive(), "still here") end)
+    pogo.send(echo, pogo.self())
+    assert.are.equal("still here", pogo.receive(1000))
+  end)
+
+  it("fails only the process that allocates: another one holding memory lives", function()
+    local me = pogo.self()
+    local holder = pogo.spawn(function()
+      local keep = {}
+      for i = 1, 100000 do keep[i] = { i } end
+      pogo.send(me, "holding")
+      pogo.receive()
+      pogo.send(me, #keep)
+    end)
+    assert.are.equal("holding", pogo.receive(5000))
+    local _, ref = pogo.spawn_monitor(hog)
+    assert.are.equal("out of memory", pogo.receive(function(m) return m[2] == ref end, 10000)[4])
+    pogo.send(holder, "go")
+    assert.are.equal(100000, pogo.receive(1000))
+  end)
+
+  it("lets a supervisor restart the child that ran out", function()
+    local hog_server = {
+      init = function() return {} end,
+      handle_call = function(req, _, s)
+        if req == "alloc" then hog() end
+        return req, s
+      end,
+    }
+    package.loaded["memory_spec.hog"] = {
+      start_link = function() return require("pogo.server").start_link(hog_server, nil, { name = "mhog" }) end,
+    }
+    local sup = assert(supervisor.start_link({ { id = "hog", start = { "memory_spec.hog", "start_link" } } }))
+    local first = pogo.whereis("mhog")
+    local ok, err = pcall(pogo.call, "mhog", "alloc", 10000)
+    assert.is_false(ok)
+    assert.matches("out of memory", err)
+    local again
+    for _ = 1, 100 do
+      again = pogo.whereis("mhog")
+      if again and again ~= first then break end
+      pogo.sleep(10)
+    end
+    assert.is_true(pogo.is_pid(again) and again ~= first)
+    assert.are.equal("ok", pogo.call("mhog", "ok"))
+    pogo.unlink(sup)
+    pogo.exit(sup, "kill")
+    package.loaded["memory_spec.hog"] = nil
+  end)
+
+  it("refuses a limit below what the heap holds now", function()
+    assert.has_error(function() core.set_max_memory(1024) end)
+    assert.are.equal(limit, core.memory().limit)
+  end)
+end)
+
+describe("luv callbacks", function()
+  it("that raise are logged, and the node goes on (luv alone would end the OS process)", function()
+    local uv = require "luv"
+    local t = uv.new_timer()
+    t:start(1, 0, function()
+      t:close()
+      error("a callback that fails")
+    end)
+    local t2 = uv.new_timer()
+    local fired = false
+    t2:start(20, 0, function()
+      t2:close()
+      fired = true
+    end)
+    pogo.sleep(50)
+    assert.is_true(fired)
+  end)
+end)
+

@@ -1,0 +1,163 @@
+-- Preemption (csrc/preempt.c): a process that runs a time slice without
+-- blocking yields to the others; process_info with Erlang's names.
+local pogo = require "pogo"
+local core = pogo.core
+
+local function spinner()
+  return pogo.spawn(function()
+    local x = 0
+    while true do x = x + 1 end
+  end)
+end
+
+describe("preemption", function()
+  it("is on, through the watchdog's signal", function()
+    local p = pogo.spawn(function() end) -- the watchdog comes with the first process
+    pogo.sleep(1)
+    assert.is_false(pogo.alive(p))
+    local info = core.preempt_info()
+    assert.are.equal(0.5, info.preempt_ms)
+    assert.are.equal("signal", info.mechanism)
+  end)
+
+  it("lets other processes run while one spins, and exit(pid, 'kill') ends the spinner", function()
+    local s = spinner()
+    local pong = pogo.spawn(function()
+      while true do
+        local m = pogo.receive()
+        if m == "stop" then return end
+        pogo.send(m, "pong")
+      end
+    end)
+    local me = pogo.self()
+    pogo.spawn(function()
+      for _ = 1, 50 do
+        pogo.send(pong, pogo.self())
+        assert(pogo.receive() == "pong")
+      end
+      pogo.send(me, "50 round trips")
+    end)
+    assert.are.equal("50 round trips", pogo.receive(10000))
+    local ref = pogo.monitor(s)
+    pogo.exit(s, "kill")
+    assert.same({ "DOWN", ref, s, "killed" }, pogo.receive(1000))
+    pogo.send(pong, "stop")
+  end)
+
+  it("lets timers fire and the main chunk's receive time out while a process spins", function()
+    local s = spinner()
+    local t0 = pogo.now()
+    assert.is_nil(pogo.receive(50))
+    pogo.sleep(20)
+    assert.is_true(pogo.now() - t0 < 2000)
+    pogo.exit(s, "kill")
+  end)
+
+  it("preempts a process inside pcall and inside a server's handler", function()
+    local s = pogo.spawn(function()
+      pcall(function()
+        local x = 0
+        while true do x = x + 1 end
+      end)
+    end)
+    local srv = assert(require("pogo.server").start({
+      init = function() return 0 end,
+      handle_call = function(req, _, n)
+        if req == "spin" then
+          local x = 0
+          while true do x = x + 1 end
+        end
+        return n, n
+      end,
+    }))
+    pogo.spawn(function() pcall(pogo.call, srv, "spin", 100000) end)
+    assert.is_nil(pogo.receive(30)) -- both spin; this main chunk still gets its turn
+    pogo.exit(s, "kill")
+    pogo.exit(srv, "kill")
+  end)
+
+  it("leaves coroutines nested in a process alone: no spurious yield", function()
+    local me = pogo.self()
+    pogo.spawn(function()
+      local gen = coroutine.wrap(function()
+        for i = 1, 3 do
+          local t0 = os.clock()
+          while os.clock() - t0 < 0.005 do end -- 5 ms: longer than a time slice
+          coroutine.yield(i)
+        end
+      end)
+      local got = {}
+      for _ = 1, 3 do got[#got + 1] = gen() end
+      pogo.send(me, got)
+    end)
+    assert.same({ 1, 2, 3 }, pogo.receive(5000))
+  end)
+
+  it("does not change what a process's own slices compute when it is preempted", function()
+    local me = pogo.self()
+    pogo.spawn(function()
+      local sum = 0
+      for i = 1, 20000000 do sum = sum + i end
+      pogo.send(me, sum)
+    end)
+    assert.are.equal(20000000 * 20000001 // 2, pogo.receive(30000))
+  end)
+
+  it("can be turned off and on (set_preempt_ms)", function()
+    assert.are.equal(0.5, core.set_preempt_ms(false))
+    assert.are.equal("off", core.preempt_info().mechanism)
+    local p = pogo.spawn(function() pogo.receive() end)
+    assert.are.equal(0, core.set_preempt_ms(2))
+    assert.are.equal(2, core.preempt_info().preempt_ms)
+    assert.are.equal(2, core.set_preempt_ms(0.5))
+    local s = spinner()
+    assert.is_nil(pogo.receive(20))
+    pogo.exit(s, "kill")
+    pogo.exit(p, "kill")
+    assert.has_error(function() core.set_preempt_ms(-1) end)
+  end)
+end)
+
+describe("process_info", function()
+  it("gives status, message_queue_len, reductions, links and monitors (Erlang's names)", function()
+    local me = pogo.self()
+    local other = pogo.spawn(function() pogo.receive() end)
+    local p = pogo.spawn(function()
+      pogo.link(other)
+      local ref = pogo.monitor(other)
+      pogo.send(me, { "ref", ref })
+      pogo.trap_exit(true)
+      pogo.receive(function() return false end)
+    end)
+    local ref = pogo.receive(1000)[2]
+    local mref = pogo.monitor(p)
+    pogo.send(p, "one")
+    pogo.send(p, "two")
+    pogo.sleep(1)
+    local info = pogo.process_info(p)
+    assert.are.equal("waiting", info.status)
+    assert.are.equal(2, info.message_queue_len)
+    assert.is_true(math.type(info.reductions) == "integer" and info.reductions >= 2)
+    assert.same({ other }, info.links)
+    assert.same({ ref }, info.monitors)
+    assert.same({ me }, info.monitored_by)
+    assert.is_true(info.trap_exit)
+    pogo.register("infoed", p)
+    assert.are.equal("infoed", pogo.process_info(p).registered_name)
+    pogo.demonitor(mref)
+    pogo.exit(p, "kill")
+    pogo.exit(other, "kill")
+  end)
+
+  it("counts a spinning process's reductions by the microsecond", function()
+    local s = spinner()
+    local t0, r = pogo.now(), 0
+    while r <= 20000 and pogo.now() - t0 < 5000 do -- 20 ms of spinning
+      pogo.sleep(10)
+      r = pogo.process_info(s).reductions
+    end
+    assert.is_true(r > 20000, "reductions " .. r)
+    assert.is_true(core.preempt_info().preemptions > 0)
+    pogo.exit(s, "kill")
+  end)
+end)
