@@ -31,6 +31,10 @@
 -- node}, "info") returns {version =, hosts = {...}, sessions = n}.
 --
 -- Stopping Prosody stops the node (peers see nodedown "shutdown").
+-- Prosody runs its signal handlers (SIGTERM) from a Lua hook, at whatever
+-- instruction comes next: possibly inside pogo.step, in a callback of the
+-- node's loop, where the node cannot be stopped. A stop asked for there is
+-- done as soon as that step returns.
 module:set_global()
 
 local server = require "net.server"
@@ -77,8 +81,15 @@ local function arm(ms)
   end
 end
 
+local stepping, stop_asked = false, false
+local stop
+
 function drive()
-  local more = pogo.step()
+  stepping = true
+  local ok, more = pcall(pogo.step)
+  stepping = false
+  if not ok then error(more, 0) end
+  if stop_asked then return stop() end
   arm(more and 0 or pogo.timeout())
 end
 
@@ -116,8 +127,13 @@ drive() -- host code ran: do its work now
 -- ---- stopping ----
 
 local stopped = false
-local function stop()
+function stop()
   if stopped then return end
+  if stepping then -- a signal handler inside the step (see the top): when it returns
+    module:log("debug", "stop asked inside a step of the node: done when the step returns")
+    stop_asked = true
+    return
+  end
   stopped = true
   pogo.stop() -- host code: closes the links (peers see nodedown "shutdown")
   pogo.step() -- writes the goodbyes
