@@ -16,6 +16,7 @@
 -- Run: make bench (or lua5.4 bench/dashboard.lua with the Makefile's LUA_PATH/LUA_CPATH).
 local here = (arg and arg[0] or "bench/dashboard.lua"):match("^(.*)/[^/]*$") or "bench"
 package.path = here .. "/../spec/?.lua;" .. package.path
+local stats = require "bench.support.stats"
 local pogo = require "pogo"
 local uv = require "luv"
 local local_cluster = require "pogo.local_cluster"
@@ -25,12 +26,7 @@ local client = require "support.http_client"
 local CHILDREN = 10000
 local RUNS = 7
 
-local function median(t)
-  local s = {}
-  for i, v in ipairs(t) do s[i] = v end
-  table.sort(s)
-  return s[(#s + 1) // 2], s[1], s[#s]
-end
+local median = stats.median
 
 local c = local_cluster.new({ timeout_ms = 2000, heartbeat_ms = 500, quiet = true })
 c:start_self({ name = "bench", log = false })

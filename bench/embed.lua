@@ -27,6 +27,7 @@
 local here = (arg and arg[0] or "bench/embed.lua"):match("^(.*)/[^/]*$") or "."
 package.path = here .. "/../spec/?.lua;" .. package.path
 
+local stats = require "bench.support.stats"
 local pogo = require "pogo"
 local uv = require "luv"
 local server = require "pogo.server"
@@ -39,15 +40,9 @@ local IDLE_S = tonumber(arg and arg[3]) or 5
 local TICKER_CALLS = 50 -- a round of the ticker takes half a second
 local SCRIPT = "bench/support/embed_caller.lua"
 
-local function median(xs)
-  local s = { table.unpack(xs) }
-  table.sort(s)
-  return s[(#s + 1) // 2]
-end
+local median = stats.median
 
-local function percentile(sorted, p)
-  return sorted[math.max(1, math.ceil(#sorted * p))]
-end
+local percentile = stats.percentile
 
 -- CPU time of every thread of an OS process, in ns
 local function cpu_ns(pid)

@@ -23,6 +23,7 @@
 -- each child that moved with handoff but without its state (or the reverse).
 -- Run: make bench (or lua5.4 bench/failover.lua with the Makefile's LUA_PATH/LUA_CPATH).
 package.path = "bench/support/?.lua;" .. package.path
+local stats = require "bench.support.stats"
 local pogo = require "pogo"
 local uv = require "luv"
 local local_cluster = require "pogo.local_cluster"
@@ -34,7 +35,7 @@ local c = local_cluster.new({ timeout_ms = 2000, heartbeat_ms = 500, quiet = tru
 local me = c:start_self({ name = "bench", log = false })
 pogo.register("bench", pogo.self())
 
-local function ms_since(t0) return (uv.hrtime() - t0) / 1e6 end
+local ms_since = stats.ms_since
 
 local function start_nodes(n, settle_ms)
   local list = {}

@@ -18,6 +18,7 @@
 --                      100,000 groups in the scope (should not depend on it)
 -- Targets: >= 200,000 local joins/s, remote p99 < 5 ms, get_members independent
 -- of the number of groups.
+local stats = require "bench.support.stats"
 local pogo = require "pogo"
 local pg = require "pogo.pg"
 local uv = require "luv"
@@ -48,17 +49,9 @@ local function row(what, value, note)
   rows[#rows + 1] = {what, value, note or ""}
 end
 
-local function rate(x)
-  if x >= 1e6 then return string.format("%.2fM/s", x / 1e6) end
-  if x >= 1e4 then return string.format("%.0fk/s", x / 1e3) end
-  return string.format("%.0f/s", x)
-end
+local rate = stats.rate
 
-local function heap()
-  collectgarbage("collect")
-  collectgarbage("collect")
-  return collectgarbage("count") * 1024
-end
+local heap = stats.heap
 
 local function mib(b) return string.format("%.1f MiB (%d B/group)", b / 1048576, math.floor(b / N + 0.5)) end
 
@@ -162,9 +155,7 @@ end
 -- Returns {median =, p99 =, note =} in ms, or nil and why not.
 local LAT_JOINS = 1000
 
-local function percentile(sorted, p)
-  return sorted[math.max(1, math.min(#sorted, math.ceil(#sorted * p)))]
-end
+local percentile = stats.percentile
 
 local function remote_visibility()
   if not (pogo.start and io.open("bin/pogo")) then

@@ -26,6 +26,7 @@
 --                        replica, name strings included)
 -- Targets: whereis >= 2 M/s; visibility p99 <= 5 ms (the last of 4 nodes).
 package.path = "bench/support/?.lua;" .. package.path
+local stats = require "bench.support.stats"
 local pogo = require "pogo"
 local uv = require "luv"
 local registry = require "pogo.registry"
@@ -38,17 +39,9 @@ local function row(what, value, note)
   rows[#rows + 1] = {what, value, note or ""}
 end
 
-local function rate(x)
-  if x >= 1e6 then return string.format("%.2fM/s", x / 1e6) end
-  if x >= 1e4 then return string.format("%.0fk/s", x / 1e3) end
-  return string.format("%.0f/s", x)
-end
+local rate = stats.rate
 
-local function heap()
-  collectgarbage("collect")
-  collectgarbage("collect")
-  return collectgarbage("count") * 1024
-end
+local heap = stats.heap
 
 local function timed(f)
   local t0 = os.clock()
@@ -62,9 +55,7 @@ local function best_of(rounds, f)
   return best
 end
 
-local function percentile(sorted, p)
-  return sorted[math.max(1, math.min(#sorted, math.ceil(#sorted * p)))]
-end
+local percentile = stats.percentile
 
 -- 1. local register, whereis, unregister ---------------------------------------
 local names, tnames = {}, {}

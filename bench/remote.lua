@@ -21,6 +21,7 @@
 -- over TLS, round trips >= 0.8 x plain and one-way >= 0.5 x plain.
 --
 -- The other nodes run this very file as their script (`bin/pogo ... bench/remote.lua serve`).
+local stats = require "bench.support.stats"
 local pogo = require "pogo"
 local uv = require "luv"
 
@@ -56,10 +57,7 @@ local LUA = os.getenv("LUA") or "lua5.4"
 local here = (arg and arg[0] or "bench/remote.lua"):match("^(.*)/[^/]*$") or "."
 local root = here .. "/.."
 
-local function median(xs)
-  table.sort(xs)
-  return xs[(#xs + 1) // 2]
-end
+local median = stats.median
 
 local children = {}
 local function spawn_child(args, on_line)

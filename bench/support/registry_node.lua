@@ -29,8 +29,17 @@ core.receive = function(...)
   return raw_receive(...)
 end
 
-local registry = require "pogo.registry" -- starts the registry process, with the wrapper
+local registry = require "pogo.registry"
 whereis = registry.whereis
+-- pogo.start started the registry process before this script wrapped
+-- core.receive: start it again, now with the wrapper (no names yet to lose)
+local first = pogo.whereis("pogo.registry")
+if first then
+  local ref = pogo.monitor(first)
+  pogo.exit(first, "kill")
+  pogo.receive(function(m) return type(m) == "table" and m[1] == "DOWN" and m[2] == ref end, 5000)
+end
+registry.start()
 
 local M = {}
 
