@@ -244,4 +244,26 @@ describe("state handoff", function()
     cluster.wait_until(function() return c:call(b, R, "where", { id }) == a.name end, 5000, "one copy, on a")
     assert.equal(want[id] + 7, c:call(b, R, "get", { id }))
   end)
+
+  it("after a netsplit heals, a copy named in pogo.registry that loses its name hands its count to the " ..
+     "staying copy's resolve_conflict", function()
+    local a, b = two_nodes()
+    local id = owned_by(a, a.name, 1)[1]
+    local want = counters(a, { id }, { named = true })
+    c:call(a, "pogo", "block", { b.name, true })
+    -- b starts its own copy, registered under the same name on its side
+    cluster.expect(is("started", b.name, id), 10000, "b's copy during the split")
+    assert.equal(want[id] + 3, c:call(a, R, "add", { id, 3 }))
+    assert.equal(4, c:call(b, R, "add", { id, 4 }))
+    c:call(a, "pogo", "block", { b.name, false })
+    -- a's registration came first (and a owns the child): b's copy loses the
+    -- name, hands its count over and exits {"name_conflict", id}
+    local m = cluster.expect(is("resolved", a.name, id), 10000, "resolve_conflict on a")
+    assert.are.same({ want[id] + 3, 4 }, { m[4], m[5] })
+    local t = cluster.expect(is("terminated", b.name, id), 5000, "b's copy stopped")
+    assert.are.same({ "name_conflict", id }, t[4])
+    assert.equal(want[id] + 7, c:call(a, R, "get", { id }))
+    assert.equal(want[id] + 7, c:call(b, "pogo", "call", { { "via", "pogo.registry", id }, "get", 5000 }))
+    cluster.wait_until(function() return c:call(b, R, "where", { id }) == a.name end, 5000, "one copy, on a")
+  end)
 end)
