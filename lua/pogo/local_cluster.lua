@@ -370,13 +370,15 @@ function Cluster:pair(a_opts, b_opts)
 end
 
 --- Start `n` nodes, each seeded with the previous one only (the first with
--- `first_seed` if given), and wait until all of them and the spec's node see
--- each other. Returns the list of nodes.
+-- `first_seed` if given; without it, the spec's node, if started, connects
+-- to the first), and wait until all of them and the spec's node see each
+-- other. Returns the list of nodes.
 function Cluster:mesh(n, first_seed, timeout_ms)
   local list = {}
   for i = 1, n do
     local seed = i == 1 and first_seed or list[i - 1]
     list[i] = self:start_node { seeds = seed and { seed } or nil }
+    if i == 1 and first_seed == nil and self.self_name and pogo.dist_info().started then self:connect(list[1]) end
   end
   self:wait_meshed(list, timeout_ms)
   return list

@@ -32,8 +32,13 @@
 --   meet, the node of the other one removes it everywhere and sends its
 --   process the exit signal `{"name_conflict", name}` (a process that traps
 --   exits gets `{"EXIT", registry pid, {"name_conflict", name}}` and lives
---   on without the name). A node that sees only one of them (a partial
---   netsplit) keeps that one meanwhile.
+--   on without the name). A `pogo.server` registered with `{"via",
+--   "pogo.registry", name}` whose module has `handoff` or
+--   `resolve_conflict` (a distributed supervisor's child that keeps its
+--   state, say) is asked instead to hand its `handoff(state)` to the
+--   winner's `resolve_conflict(state, data)`, and then exits with
+--   `{"name_conflict", name}` (see `hands_off`). A node that sees only one
+--   of them (a partial netsplit) keeps that one meanwhile.
 -- * `monitor(name)` watches the registration that holds `name` now: the
 --   caller gets one `{"DOWN", ref, {"via", "pogo.registry", name}, reason,
 --   pid}` when `pid` stops holding the name on the caller's node. `reason`
@@ -99,6 +104,7 @@ local mons = {}     -- key -> monitor set {ref -> watcher pid}: the monitors of 
 local mon_set = {}  -- ref -> its monitor set (in mons, or in dying)
 local mon_key = {}  -- ref -> key
 local watching = {} -- watcher pid -> {ref -> true}
+local hands = {}    -- local pid -> true: a pogo.server that hands its state over when it loses a name
 
 -- The registry process and what only it uses.
 local R = {
@@ -168,6 +174,7 @@ local function disown(pid, key)
     o[key] = nil
     if next(o) == nil then owned[pid] = nil end
   end
+  if owned[pid] == nil then hands[pid] = nil end
 end
 
 local function set_holder(key, name, pid, t)
@@ -310,6 +317,18 @@ function M.unregister(name)
     send({ MOD, node }, { "unregister", name, pid })
   end
   return true
+end
+
+--- Mark the local process `pid`, which holds a name, as a `pogo.server`
+-- whose module has `handoff` or `resolve_conflict` (`pogo.server` calls it
+-- when it registers a `{"via", "pogo.registry", name}` name). When a healed
+-- netsplit gives one of its names to another process, it is not sent the
+-- exit signal but `{"$name_conflict", winner, {"name_conflict", name}}`: it
+-- hands `handoff(state)` to the winner's `resolve_conflict` and exits with
+-- `{"name_conflict", name}`. Lasts while `pid` holds a name.
+-- @param pid
+function M.hands_off(pid)
+  if owned[pid] ~= nil then hands[pid] = true end
 end
 
 --- The pid holding `name`, or nil: one table read, from any node.
@@ -472,8 +491,13 @@ local function add_remote(node, name, pid, t)
   -- of all the rivals, takes its place
   local reason = { "name_conflict", name }
   if hn == node_name() then
+    local merge = hands[h]
     drop_local(key, h, reason)
-    core.exit_signal(h, reason)
+    if merge then
+      send(h, { "$name_conflict", pid, reason }) -- handoff(state) goes to the winner, then it exits
+    else
+      core.exit_signal(h, reason)
+    end
   else
     clear_holder(key)
     fire(key, name, h, reason)

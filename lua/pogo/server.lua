@@ -46,6 +46,12 @@
 --   the error, as after any handler.
 -- * `{"$resolve_conflict", data}`: `state = resolve_conflict(state, data)`
 --   (ignored without one).
+-- * `{"$name_conflict", winner, reason}` (from `pogo.registry`, to a server
+--   registered under a `{"via", "pogo.registry", name}` name whose module has
+--   `handoff` or `resolve_conflict`, when a healed netsplit gives its name to
+--   `winner`): run `handoff(state)`, send `{"$resolve_conflict", data}` to
+--   `winner`, then stop with `reason` (`{"name_conflict", name}`), so a
+--   named distributed child merges its state as an unnamed one does.
 --
 -- The data reaches `init` through the process that starts the new instance:
 -- it runs the child's start function inside `handing_over(data, fn)`, and the
@@ -118,9 +124,11 @@ local function next_state(mod, state, ok, a, b, c)
 end
 
 -- {"$handoff", dest, key}: hand the state's data to `dest` and stop (see
--- the module text). Never returns.
-local function hand_off(mod, state, dest, key)
-  local data, reason = nil, "shutdown"
+-- the module text); with `rival` (a "$name_conflict"), the data goes to the
+-- rival as {"$resolve_conflict", data} and the server stops with `why`.
+-- Never returns.
+local function hand_off(mod, state, dest, key, rival, why)
+  local data, reason = nil, why or "shutdown"
   if mod.handoff then
     local ok, d = xpcall(mod.handoff, crash, state)
     if ok then
@@ -137,7 +145,11 @@ local function hand_off(mod, state, dest, key)
       data = nil
     end
   end
-  if pogo.is_pid(dest) then pcall(core.send, dest, { "$handoff_data", key, data, pogo.node() }) end
+  if rival ~= nil then
+    if data ~= nil and pogo.is_pid(rival) then pcall(core.send, rival, { "$resolve_conflict", data }) end
+  elseif pogo.is_pid(dest) then
+    pcall(core.send, dest, { "$handoff_data", key, data, pogo.node() })
+  end
   pogo.exit(terminate(mod, reason, state))
 end
 
@@ -206,6 +218,8 @@ local function loop(mod, state, parent)
       pogo.exit(r)
     elseif tag == "$handoff" then
       hand_off(mod, state, msg[2], msg[3])
+    elseif tag == "$name_conflict" then
+      hand_off(mod, state, nil, nil, msg[2], msg[3])
     elseif tag == "$resolve_conflict" then
       if mod.resolve_conflict then
         local ok, a, b, c = xpcall(mod.resolve_conflict, crash, state, msg[2])
@@ -227,9 +241,15 @@ local function whereis_name(name)
   return core.whereis(name)
 end
 
-local function register_name(name)
+-- `hands_off`: the module has `handoff` or `resolve_conflict`; a via module
+-- with `hands_off(pid)` (pogo.registry) is told, so that it asks the server
+-- to hand its state over when the name goes to another process.
+local function register_name(name, hands_off)
   if core.is_via(name) then
-    return require(name[2]).register(name[3], pogo.self()) == true
+    local via = require(name[2])
+    if via.register(name[3], pogo.self()) ~= true then return false end
+    if hands_off and type(via.hands_off) == "function" then via.hands_off(pogo.self()) end
+    return true
   end
   return pcall(core.register, name, pogo.self())
 end
@@ -248,7 +268,7 @@ local function start(module, arg, opts, link)
   local data
   if h and not h.taken then h.taken, data = true, h.data end
   local pid, why = proc_lib.start(link, timeout, function(ack, parent)
-    if opts.name ~= nil and not register_name(opts.name) then
+    if opts.name ~= nil and not register_name(opts.name, (mod.handoff or mod.resolve_conflict) ~= nil) then
       return ack(false, "already started: " .. tostring(whereis_name(opts.name)))
     end
     if opts.trap_exit then core.trap_exit(true) end

@@ -225,23 +225,41 @@ describe("state handoff", function()
     assert.matches("handoff data cannot be serialized, nil is handed over", a.err, 1, true)
   end)
 
-  it("after a netsplit heals, the copy that stops hands its count to the staying copy's resolve_conflict",
-     function()
+  -- Two nodes, a counter owned by a (`arg` as for `counters`), a netsplit
+  -- during which a's copy gets 3 and b's own copy 4, then the heal: b's copy
+  -- stops, and a's resolve_conflict gets its count. Returns a, b, the id,
+  -- the count before the split and the "terminated" report of b's copy.
+  local function split_and_heal(arg)
     local a, b = two_nodes()
     local id = owned_by(a, a.name, 1)[1]
-    local want = counters(a, { id })
+    local want = counters(a, { id }, arg)[id]
     c:call(a, "pogo", "block", { b.name, true })
     -- b starts its own copy (from 0: a is gone for it), a keeps its own
     cluster.expect(is("started", b.name, id), 10000, "b's copy during the split")
-    assert.equal(want[id] + 3, c:call(a, R, "add", { id, 3 }))
+    assert.equal(want + 3, c:call(a, R, "add", { id, 3 }))
     assert.equal(4, c:call(b, R, "add", { id, 4 }))
     c:call(a, "pogo", "block", { b.name, false })
-    -- a is the owner: its copy stays and takes b's count
+    -- a's copy stays (a is the owner; with a name, a's registration came
+    -- first too) and takes b's count
     local m = cluster.expect(is("resolved", a.name, id), 10000, "resolve_conflict on a")
-    assert.are.same({ want[id] + 3, 4 }, { m[4], m[5] })
-    cluster.expect(is("terminated", b.name, id), 5000, "b's copy stopped")
-    assert.equal(want[id] + 7, c:call(a, R, "get", { id }))
+    assert.are.same({ want + 3, 4 }, { m[4], m[5] })
+    local t = cluster.expect(is("terminated", b.name, id), 5000, "b's copy stopped")
+    assert.equal(want + 7, c:call(a, R, "get", { id }))
     cluster.wait_until(function() return c:call(b, R, "where", { id }) == a.name end, 5000, "one copy, on a")
-    assert.equal(want[id] + 7, c:call(b, R, "get", { id }))
+    return a, b, id, want, t
+  end
+
+  it("after a netsplit heals, the copy that stops hands its count to the staying copy's resolve_conflict",
+     function()
+    local _, b, id, want = split_and_heal()
+    assert.equal(want + 7, c:call(b, R, "get", { id }))
+  end)
+
+  it("after a netsplit heals, a copy named in pogo.registry that loses its name hands its count to the " ..
+     "staying copy's resolve_conflict", function()
+    -- without the handoff, the registry's exit signal would end b's copy first
+    local _, b, id, want, t = split_and_heal { named = true }
+    assert.are.same({ "name_conflict", id }, t[4])
+    assert.equal(want + 7, c:call(b, "pogo", "call", { { "via", "pogo.registry", id }, "get", 5000 }))
   end)
 end)

@@ -35,6 +35,12 @@ describe("mesh", function()
     return ups, count, dialers, info
   end
 
+  it("local_cluster's mesh(n) without a seed joins the spec's node too", function()
+    local nodes = c:mesh(3, nil, 5000)
+    assert.are.equal(3, #pogo.nodes())
+    for _, n in ipairs(nodes) do c:kill(n) end
+  end)
+
   it("joins 5 nodes meshed from a single seed each, one link per pair", function()
     local nodes = c:mesh(5, c.self_name)
     local all = { { name = c.self_name } }

@@ -11,12 +11,14 @@
 -- * `{"started", node, id, count, got_data, ns}` at the end of `init`;
 -- * `{"handoff_begin", node, id, count, ns}` and `{"handoff_end", node, id,
 --   ns}` around `handoff`;
--- * `{"terminated", node, id, reason, ns}` at the end of `terminate`;
+-- * `{"terminated", node, id, reason, ns}` at the end of `terminate` (a
+--   crash's reason as a string);
 -- * `{"resolved", node, id, mine, theirs, ns}` in `resolve_conflict`.
 --
 -- Options (`arg`): `slow_ms` (handoff takes that long), `unserializable`
 -- (handoff returns a function in its data), `pad` (bytes of state carried
--- along with the count).
+-- along with the count), `named` (the server is registered cluster-wide as
+-- `{"via", "pogo.registry", id}`).
 local pogo = require "pogo"
 local uv = require "luv"
 local server = require "pogo.server"
@@ -69,12 +71,14 @@ end
 
 function Counter.terminate(reason, st)
   local to = st.arg.to
-  if to then pogo.send(to, { "terminated", pogo.node(), st.arg.id, tostring(reason), uv.hrtime() }) end
+  if type(reason) == "table" and getmetatable(reason) ~= nil then reason = tostring(reason) end -- a crash
+  if to then pogo.send(to, { "terminated", pogo.node(), st.arg.id, reason, uv.hrtime() }) end
 end
 
 --- Start a counter (a child's start function).
 -- @tparam table arg `{id =, to =, slow_ms =, unserializable =, pad =}`
 function M.counter(arg)
+  if arg.named then return server.start_link(Counter, arg, { name = { "via", "pogo.registry", arg.id } }) end
   return server.start_link(Counter, arg)
 end
 
