@@ -222,16 +222,14 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
   pogo_monset_free(&watching);
 
   /* Lua side */
-  if (p->co) {
+  if (p->co && p != N->current && !(p->flags & PF_RETURNED)) {
     pogo_node_push_ref(L, N->ref_threads);
     lua_rawgeti(L, -1, p->slot); /* keep the thread alive while closing it */
-    if (p != N->current) close_thread(p->co, L);
-    lua_pop(L, 1);
-    lua_pushnil(L);
-    lua_rawseti(L, -2, p->slot);
-    lua_pop(L, 1);
+    close_thread(p->co, L);
+    lua_pop(L, 2);
   }
-  int tabs[] = {N->ref_mbox, N->ref_pids, N->ref_pending};
+  /* (a process that never ran has its body there) */
+  int tabs[] = {N->ref_threads, N->ref_mbox, N->ref_pids, N->ref_pending};
   for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) {
     pogo_node_push_ref(L, tabs[i]);
     lua_pushnil(L);
@@ -268,7 +266,11 @@ void pogo_proc_free_all(pogo_node *N, lua_State *L) {
 
 /* ---- Lua API ---- */
 
-/* spawn_impl(fn, ...) with optional link/monitor to the caller. */
+/* spawn_impl(fn, ...) with optional link/monitor to the caller. The
+ * coroutine is made when the process first runs (sched.c, start_thread):
+ * until then its slot in ref_threads holds the body, or {body, args...}. A
+ * spawn then costs no coroutine, and a process that ends before the next
+ * starts hands its memory on while it is still in the cache. */
 static int spawn_impl(lua_State *L, int link, int monitor) {
   pogo_node *N = POGO_NODE(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
@@ -276,15 +278,18 @@ static int spawn_impl(lua_State *L, int link, int monitor) {
   pogo_proc *parent = (link || monitor) ? pogo_proc_current(N, L, NULL) : NULL;
   pogo_proc *p = proc_new(N, L);
   if (!p) return luaL_error(L, "pogo.spawn: out of memory");
-  lua_State *co = lua_newthread(L);
-  p->co = co;
-  pogo_preempt_arm(N, co);
   pogo_node_push_ref(L, N->ref_threads);
-  lua_pushvalue(L, -2);
+  if (n == 1) {
+    lua_pushvalue(L, 1);
+  } else {
+    lua_createtable(L, n, 0);
+    for (int i = 1; i <= n; i++) {
+      lua_pushvalue(L, i);
+      lua_rawseti(L, -2, i);
+    }
+  }
   lua_rawseti(L, -2, p->slot);
-  lua_pop(L, 2);
-  lua_checkstack(co, n + 1);
-  lua_xmove(L, co, n); /* body and arguments */
+  lua_settop(L, n);
   p->nargs = n - 1;
   p->resume = RK_START;
   pogo_sched_enqueue(N, p);

@@ -67,6 +67,7 @@ enum {
 #define PF_NAMED 0x08u
 #define PF_TIMER_FIRED 0x10u
 #define PF_PENDING_EXIT 0x20u /* an exit signal killed it while it was running */
+#define PF_RETURNED 0x40u /* its body returned: its coroutine has nothing left to close */
 
 /* Identity kinds (pid and ref userdata). */
 #define POGO_KIND_PID 1
@@ -112,7 +113,7 @@ typedef struct pogo_abandoned {
 
 typedef struct pogo_proc {
   uint64_t serial;
-  lua_State *co;      /* NULL for the external (main chunk) process */
+  lua_State *co;      /* NULL for the external (main chunk) process, and until the first run */
   uint32_t slot;
   uint8_t state;
   uint8_t flags;
@@ -192,7 +193,7 @@ typedef struct pogo_node {
   uint32_t exq_len, exq_cap;
 
   /* registry refs of Lua tables */
-  int ref_threads;  /* slot -> coroutine */
+  int ref_threads;  /* slot -> coroutine (before the first run: body, or {body, args...}) */
   int ref_mbox;     /* slot -> mailbox table */
   int ref_pids;     /* slot -> pid userdata */
   int ref_idents;   /* weak-valued cache: key -> pid/ref userdata */

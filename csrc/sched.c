@@ -87,11 +87,54 @@ void pogo_sched_wake(pogo_node *N, pogo_proc *p) {
   pogo_sched_enqueue(N, p);
 }
 
+static int new_thread_fn(lua_State *L) {
+  lua_newthread(L);
+  return 1;
+}
+
+/* The first run of p: make its coroutine (in strict mode: it is the
+ * process's own memory) and move its body and arguments (ref_threads, at
+ * thr_idx) onto it. NULL if memory fails; p is then left as it was. */
+static lua_State *start_thread(pogo_node *N, lua_State *L, pogo_proc *p, int thr_idx) {
+  int strict = pogo_mem_strict(N, 1);
+  lua_State *co = NULL;
+  lua_pushcfunction(L, new_thread_fn);
+  if (lua_pcall(L, 0, 1, 0) != LUA_OK) goto out; /* the error is popped below */
+  co = lua_tothread(L, -1);
+  int n = p->nargs + 1;
+  if (!lua_checkstack(co, n + 1)) {
+    co = NULL;
+    goto out;
+  }
+  pogo_preempt_arm(N, co);
+  if (lua_rawgeti(L, thr_idx, p->slot) == LUA_TFUNCTION) {
+    lua_xmove(L, co, 1);
+  } else { /* {body, args...} */
+    for (int i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+    lua_xmove(L, co, n);
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, -1);
+  lua_rawseti(L, thr_idx, p->slot);
+  p->co = co;
+out:
+  lua_pop(L, 1);
+  pogo_mem_strict(N, strict);
+  return co;
+}
+
 static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
   lua_State *co = p->co;
   int nargs = 0;
   switch (p->resume) {
     case RK_START:
+      co = start_thread(N, L, p, mbox_idx + 1);
+      if (!co) {
+        lua_pushliteral(L, "out of memory");
+        pogo_proc_finish(N, L, p, -1);
+        lua_pop(L, 1);
+        return;
+      }
       nargs = p->nargs;
       break;
     case RK_MSG:
@@ -140,6 +183,7 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
     if (p->state == PS_RUNNING) pogo_sched_enqueue(N, p); /* plain coroutine.yield() */
   } else if (st == LUA_OK) {
     lua_pop(co, nres);
+    p->flags |= PF_RETURNED;
     lua_pushliteral(L, "normal");
     pogo_proc_finish(N, L, p, -1);
     lua_pop(L, 1);
@@ -161,6 +205,7 @@ int pogo_sched_run_batch(pogo_node *N, int budget) {
   if (!lua_checkstack(L, 20)) return 0;
   pogo_node_push_ref(L, N->ref_mbox);
   int mbox_idx = lua_gettop(L);
+  pogo_node_push_ref(L, N->ref_threads); /* at mbox_idx + 1 */
   int n = 0;
   pogo_preempt_batch(N);
   while (N->rq_len && n < budget) {
