@@ -384,7 +384,7 @@ static int l_process_info(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "status");
   lua_setfield(L, -2, "state"); /* the name before Erlang's */
-  lua_pushinteger(L, p->mb_tail - p->mb_head);
+  lua_pushinteger(L, p->mb_tail - p->mb_head + (p->resume == RK_HANDED));
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "message_queue_len");
   lua_setfield(L, -2, "messages"); /* the name before Erlang's */

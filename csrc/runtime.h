@@ -57,7 +57,8 @@ enum {
   RK_NONE = 0, /* nothing */
   RK_START,    /* first run: body and arguments are already on its stack */
   RK_MSG,      /* the head of the mailbox, or nothing if the timer fired */
-  RK_WAKE      /* true if a message arrived, false if the timer fired */
+  RK_WAKE,     /* true if a message arrived, false if the timer fired */
+  RK_HANDED    /* the message it waited for is on its stack already (mailbox.c) */
 };
 
 /* Process flags. */

@@ -149,6 +149,9 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
         nargs = 1;
       }
       break;
+    case RK_HANDED: /* mailbox.c put the message on its stack */
+      nargs = 1;
+      break;
     case RK_WAKE:
       lua_pushboolean(co, p->mb_tail != (uint32_t)p->nargs);
       nargs = 1;
