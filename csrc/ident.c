@@ -5,6 +5,8 @@
  * Contract
  * - A pid or ref is a userdata holding a pogo_id. Equal ids are the same Lua
  *   value (interned through a weak-valued cache), so `==` and table keys work.
+ *   This node's pids are interned by serial in a chunked cache (chunks.c:
+ *   one is made at every spawn), the others by key in a plain one.
  * - tostring(pid) is "<node.N>", tostring(ref) is "#Ref<node.N>".
  * - An id names its node by its index in the node-name table (nodenames.c);
  *   index 0 is this node. A pid of an earlier incarnation of this node (other
@@ -60,7 +62,30 @@ static void push_key(pogo_node *N, lua_State *L, const pogo_id *id) {
   lua_pushlstring(L, k, sizeof k);
 }
 
+/* A pid of this node: interned in the chunked pid cache (chunks.c), by serial. */
+static void push_local_pid(pogo_node *N, lua_State *L, const pogo_id *id) {
+  pogo_chunks_push(L, &N->pidcache);
+  int t = lua_gettop(L);
+  pogo_chunks_get(L, t, id->serial);
+  if (lua_type(L, -1) == LUA_TUSERDATA) {
+    lua_remove(L, t);
+    return;
+  }
+  lua_pop(L, 1);
+  pogo_id *u = lua_newuserdatauv(L, sizeof *u, 0);
+  *u = *id;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, &PID_KEY);
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  pogo_chunks_set(L, &N->pidcache, t, id->serial);
+  lua_remove(L, t);
+}
+
 void pogo_ident_push(pogo_node *N, lua_State *L, const pogo_id *id) {
+  if (id->kind == POGO_KIND_PID && id->node == 0 && id->creation == N->creation) {
+    push_local_pid(N, L, id);
+    return;
+  }
   pogo_node_push_ref(L, N->ref_idents);
   push_key(N, L, id);
   lua_pushvalue(L, -1);

@@ -28,8 +28,9 @@
  *   allocator.
  * - Transport buffers and other C allocations are not Lua heap: max_memory
  *   does not count them (each connection's backlog has its own bound).
- * - A small cache of freed blocks (up to CACHE_BYTES, sizes multiple of 8 up
- *   to CACHE_MAX_SIZE, one LIFO list per size) serves the next allocation of
+ * - A cache of freed blocks (up to an eighth of the heap, at least
+ *   CACHE_MIN_BYTES; sizes multiple of 8 up to CACHE_MAX_SIZE, one LIFO list
+ *   per size; trimmed after each batch when the heap shrank) serves the next allocation of
  *   the same size: a process's coroutine (its state, stack and call info),
  *   its pid and its mailbox are blocks of a few fixed sizes that the
  *   collector frees by the thousand, far more than malloc's own per-size
@@ -48,7 +49,7 @@
 #define MIN_HEADROOM ((size_t)4 << 20)
 #define RETAKE_MS 100
 #define CACHE_MAX_SIZE 1024
-#define CACHE_BYTES (256u << 10)
+#define CACHE_MIN_BYTES ((size_t)256 << 10) /* the cache may hold this, or an eighth of the heap */
 #if defined(__SANITIZE_ADDRESS__)
 #define CACHE_ON 0
 #else
@@ -76,9 +77,13 @@ typedef struct pogo_mem {
   mem_block *cache[CACHE_MAX_SIZE / 8 + 1]; /* [size / 8]: freed blocks of that size */
 } pogo_mem;
 
+static size_t cache_cap(const pogo_mem *m) {
+  return m->used / 8 > CACHE_MIN_BYTES ? m->used / 8 : CACHE_MIN_BYTES;
+}
+
 /* Keep the freed block p of `size` bytes for reuse: 1, or 0 (free it). */
 static int cache_put(pogo_mem *m, void *p, size_t size) {
-  if (!CACHE_ON || size > CACHE_MAX_SIZE || (size & 7) || !size || m->cached + size > CACHE_BYTES) return 0;
+  if (!CACHE_ON || size > CACHE_MAX_SIZE || (size & 7) || !size || m->cached + size > cache_cap(m)) return 0;
   mem_block *b = p;
   b->next = m->cache[size >> 3];
   m->cache[size >> 3] = b;
@@ -96,15 +101,22 @@ static void *cache_get(pogo_mem *m, size_t size) {
   return b;
 }
 
-static void cache_flush(pogo_mem *m) {
-  for (size_t c = 1; c <= CACHE_MAX_SIZE / 8; c++) {
-    while (m->cache[c]) {
+/* Give blocks back to the wrapped allocator until the cache holds at most
+ * `keep` bytes (the biggest blocks first). */
+static void cache_trim(pogo_mem *m, size_t keep) {
+  for (size_t c = CACHE_MAX_SIZE / 8; c >= 1 && m->cached > keep; c--) {
+    while (m->cache[c] && m->cached > keep) {
       mem_block *b = m->cache[c];
       m->cache[c] = b->next;
+      m->cached -= c << 3;
       m->f(m->ud, b, c << 3, 0);
     }
   }
-  m->cached = CACHE_BYTES; /* and closed: the allocator goes (a wrapper over it may still call it) */
+}
+
+static void cache_flush(pogo_mem *m) {
+  cache_trim(m, 0);
+  m->cached = SIZE_MAX / 2; /* and closed: the allocator goes (a wrapper over it may still call it) */
 }
 
 static void *mem_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
@@ -178,7 +190,9 @@ size_t pogo_mem_room(pogo_node *N) {
 
 void pogo_mem_tidy(pogo_node *N) {
   pogo_mem *m = N->mem;
-  if (!m || m->reserve) return;
+  if (!m) return;
+  if (m->cached > cache_cap(m)) cache_trim(m, cache_cap(m)); /* the heap shrank */
+  if (m->reserve) return;
   uint64_t now = uv_now(N->loop);
   if (m->released) {
     m->released = 0;
@@ -191,8 +205,9 @@ void pogo_mem_tidy(pogo_node *N) {
 
 /* ---- Lua API ---- */
 
-/* memory() -> {total =, limit =, headroom =, peak =, refused =, malloc_failed =, reserve =}:
- * bytes of the Lua heap (total = collectgarbage("count") * 1024) */
+/* memory() -> {total =, limit =, headroom =, peak =, refused =, malloc_failed =, reserve =, cached =}:
+ * bytes of the Lua heap (total = collectgarbage("count") * 1024); cached:
+ * bytes of freed blocks kept for reuse (not in total) */
 static int l_memory(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   pogo_mem *m = N->mem;
@@ -215,6 +230,8 @@ static int l_memory(lua_State *L) {
   lua_setfield(L, -2, "malloc_failed");
   lua_pushboolean(L, m->reserve != NULL);
   lua_setfield(L, -2, "reserve");
+  lua_pushinteger(L, (lua_Integer)m->cached);
+  lua_setfield(L, -2, "cached");
   return 1;
 }
 

@@ -62,8 +62,8 @@ void pogo_proc_id(pogo_node *N, pogo_proc *p, pogo_id *out) {
 }
 
 void pogo_proc_push_pid(pogo_node *N, lua_State *L, pogo_proc *p) {
-  pogo_node_push_ref(L, N->ref_pids);
-  lua_rawgeti(L, -1, p->slot);
+  pogo_chunks_push(L, &N->pids);
+  pogo_chunks_get(L, lua_gettop(L), p->slot);
   lua_remove(L, -2);
 }
 
@@ -81,9 +81,9 @@ static pogo_proc *proc_new(pogo_node *N, lua_State *L) {
   N->live++;
   pogo_id id;
   pogo_proc_id(N, p, &id);
-  pogo_node_push_ref(L, N->ref_pids);
+  pogo_chunks_push(L, &N->pids);
   pogo_ident_push(N, L, &id);
-  lua_rawseti(L, -2, slot);
+  pogo_chunks_set(L, &N->pids, -2, slot);
   lua_pop(L, 1);
   return p;
 }
@@ -223,19 +223,23 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
 
   /* Lua side */
   if (p->co && p != N->current && !(p->flags & PF_RETURNED)) {
-    pogo_node_push_ref(L, N->ref_threads);
-    lua_rawgeti(L, -1, p->slot); /* keep the thread alive while closing it */
+    pogo_chunks_push(L, &N->threads);
+    pogo_chunks_get(L, lua_gettop(L), p->slot); /* keep the thread alive while closing it */
     close_thread(p->co, L);
     lua_pop(L, 2);
   }
   /* (a process that never ran has its body there) */
-  int tabs[] = {N->ref_threads, N->ref_mbox, N->ref_pids, N->ref_pending};
+  pogo_chunks *tabs[] = {&N->threads, &N->mbox, &N->pids};
   for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) {
-    pogo_node_push_ref(L, tabs[i]);
+    pogo_chunks_push(L, tabs[i]);
     lua_pushnil(L);
-    lua_rawseti(L, -2, p->slot);
+    pogo_chunks_set(L, tabs[i], -2, p->slot);
     lua_pop(L, 1);
   }
+  pogo_node_push_ref(L, N->ref_pending);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, p->slot);
+  lua_pop(L, 1);
   if (N->external == p) N->external = NULL;
   free(p->abandoned);
   slot_free(N, p->slot);
@@ -268,7 +272,7 @@ void pogo_proc_free_all(pogo_node *N, lua_State *L) {
 
 /* spawn_impl(fn, ...) with optional link/monitor to the caller. The
  * coroutine is made when the process first runs (sched.c, start_thread):
- * until then its slot in ref_threads holds the body, or {body, args...}. A
+ * until then its slot in N->threads holds the body, or {body, args...}. A
  * spawn then costs no coroutine, and a process that ends before the next
  * starts hands its memory on while it is still in the cache. */
 static int spawn_impl(lua_State *L, int link, int monitor) {
@@ -278,7 +282,7 @@ static int spawn_impl(lua_State *L, int link, int monitor) {
   pogo_proc *parent = (link || monitor) ? pogo_proc_current(N, L, NULL) : NULL;
   pogo_proc *p = proc_new(N, L);
   if (!p) return luaL_error(L, "pogo.spawn: out of memory");
-  pogo_node_push_ref(L, N->ref_threads);
+  pogo_chunks_push(L, &N->threads);
   if (n == 1) {
     lua_pushvalue(L, 1);
   } else {
@@ -288,7 +292,7 @@ static int spawn_impl(lua_State *L, int link, int monitor) {
       lua_rawseti(L, -2, i);
     }
   }
-  lua_rawseti(L, -2, p->slot);
+  pogo_chunks_set(L, &N->threads, -2, p->slot);
   lua_settop(L, n);
   p->nargs = n - 1;
   p->resume = RK_START;

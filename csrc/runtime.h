@@ -1,7 +1,7 @@
 /*
  * runtime.h: the per-Lua-state node runtime: processes, mailboxes, links and
  * monitors, the scheduler, timers, registered names, pids and refs
- * (node.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, preempt.c, host.c,
+ * (node.c, chunks.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, preempt.c, host.c,
  * timer.c, mailbox.c, links.c, names.c, sets.c, remote.c, mem.c, guard.c).
  *
  * Contract
@@ -145,6 +145,15 @@ typedef struct pogo_uvh {
   int open;
 } pogo_uvh;
 
+/* A table of Lua values split into chunks (chunks.c). */
+typedef struct pogo_chunks {
+  int ref;          /* registry ref of the top-level table */
+  int weak;         /* weak values (the pid cache) */
+  uint64_t *idx;    /* weak: the indexes of its chunks */
+  uint32_t n, cap, cursor;
+  uint64_t newest;  /* weak: the chunk made last */
+} pogo_chunks;
+
 struct pogo_remote_ops; /* remote.h */
 struct pogo_mem;         /* mem.c */
 typedef struct pogo_watchdog pogo_watchdog; /* preempt.c */
@@ -194,10 +203,11 @@ typedef struct pogo_node {
   uint32_t exq_len, exq_cap;
 
   /* registry refs of Lua tables */
-  int ref_threads;  /* slot -> coroutine (before the first run: body, or {body, args...}) */
-  int ref_mbox;     /* slot -> mailbox table */
-  int ref_pids;     /* slot -> pid userdata */
-  int ref_idents;   /* weak-valued cache: key -> pid/ref userdata */
+  pogo_chunks threads; /* slot -> coroutine (before the first run: body, or {body, args...}) */
+  pogo_chunks mbox;    /* slot -> mailbox table */
+  pogo_chunks pids;    /* slot -> pid userdata */
+  pogo_chunks pidcache; /* weak: serial -> pid userdata of this node */
+  int ref_idents;   /* weak-valued cache: key -> ref, or pid of another node, userdata */
   int ref_names;    /* name -> pid userdata */
   int ref_slotname; /* slot -> registered name */
   int ref_pending;  /* slot -> pending exit reason */
@@ -218,6 +228,15 @@ typedef struct pogo_node {
 uint64_t pogo_node_now(pogo_node *N); /* loop time in ms (updated) */
 pogo_node *pogo_node_of(lua_State *L); /* the node of L's Lua state, or NULL */
 void pogo_node_push_ref(lua_State *L, int ref);
+
+/* ---- chunks.c ---- */
+void pogo_chunks_init(lua_State *L, pogo_chunks *c, int weak);
+void pogo_chunks_free(lua_State *L, pogo_chunks *c);
+void pogo_chunks_push(lua_State *L, const pogo_chunks *c); /* the top-level table */
+/* Push the value at key of the chunked table whose top level is at index t. */
+void pogo_chunks_get(lua_State *L, int t, uint64_t key);
+/* Pop a value and store it at key (t: the top level's index). */
+void pogo_chunks_set(lua_State *L, pogo_chunks *c, int t, uint64_t key);
 
 /* ---- ident.c ---- */
 void pogo_ident_push(pogo_node *N, lua_State *L, const pogo_id *id); /* interned userdata */

@@ -93,7 +93,7 @@ static int new_thread_fn(lua_State *L) {
 }
 
 /* The first run of p: make its coroutine (in strict mode: it is the
- * process's own memory) and move its body and arguments (ref_threads, at
+ * process's own memory) and move its body and arguments (N->threads, at
  * thr_idx) onto it. NULL if memory fails; p is then left as it was. */
 static lua_State *start_thread(pogo_node *N, lua_State *L, pogo_proc *p, int thr_idx) {
   int strict = pogo_mem_strict(N, 1);
@@ -107,7 +107,8 @@ static lua_State *start_thread(pogo_node *N, lua_State *L, pogo_proc *p, int thr
     goto out;
   }
   pogo_preempt_arm(N, co);
-  if (lua_rawgeti(L, thr_idx, p->slot) == LUA_TFUNCTION) {
+  pogo_chunks_get(L, thr_idx, p->slot);
+  if (lua_type(L, -1) == LUA_TFUNCTION) {
     lua_xmove(L, co, 1);
   } else { /* {body, args...} */
     for (int i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
@@ -115,7 +116,7 @@ static lua_State *start_thread(pogo_node *N, lua_State *L, pogo_proc *p, int thr
     lua_pop(L, 1);
   }
   lua_pushvalue(L, -1);
-  lua_rawseti(L, thr_idx, p->slot);
+  pogo_chunks_set(L, &N->threads, thr_idx, p->slot);
   p->co = co;
 out:
   lua_pop(L, 1);
@@ -139,7 +140,7 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
       break;
     case RK_MSG:
       if (p->mb_head < p->mb_tail) {
-        lua_rawgeti(L, mbox_idx, p->slot);
+        pogo_chunks_get(L, mbox_idx, p->slot);
         lua_rawgeti(L, -1, p->mb_head);
         lua_pushnil(L);
         lua_rawseti(L, -3, p->mb_head);
@@ -206,9 +207,9 @@ int pogo_sched_run_batch(pogo_node *N, int budget) {
   lua_State *L = N->L;
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 20)) return 0;
-  pogo_node_push_ref(L, N->ref_mbox);
+  pogo_chunks_push(L, &N->mbox);
   int mbox_idx = lua_gettop(L);
-  pogo_node_push_ref(L, N->ref_threads); /* at mbox_idx + 1 */
+  pogo_chunks_push(L, &N->threads); /* at mbox_idx + 1 */
   int n = 0;
   pogo_preempt_batch(N);
   while (N->rq_len && n < budget) {
