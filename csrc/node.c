@@ -99,7 +99,7 @@ static int node_gc(lua_State *L) {
   pogo_chunks_free(L, &N->mbox);
   pogo_chunks_free(L, &N->pids);
   pogo_chunks_free(L, &N->pidcache);
-  int refs[] = {N->ref_idents, N->ref_names,
+  int refs[] = {N->ref_pool, N->ref_idents, N->ref_names,
                 N->ref_slotname, N->ref_pending, N->ref_nodenames, N->ref_crash_mt, N->ref_namemon};
   for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
     luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
@@ -147,6 +147,9 @@ pogo_node *pogo_node_open(lua_State *L) {
   pogo_chunks_init(L, &N->pidcache, 1);
   N->ref_idents = new_table_ref(L, "v");
   N->ref_names = new_table_ref(L, NULL);
+  lua_createtable(L, POGO_DEFAULT_THREAD_POOL, 0);
+  N->ref_pool = luaL_ref(L, LUA_REGISTRYINDEX);
+  N->pool_max = POGO_DEFAULT_THREAD_POOL;
   N->ref_slotname = new_table_ref(L, NULL);
   N->ref_pending = new_table_ref(L, NULL);
   N->ref_nodenames = new_table_ref(L, NULL);

@@ -13,6 +13,14 @@
  * - The running process is never torn down under its own feet: a kill aimed at
  *   it is recorded (PF_PENDING_EXIT) and carried out when it yields back to the
  *   scheduler.
+ * - A process's coroutine is made when it first runs (sched.c). When its body
+ *   returns, the coroutine (then empty, as a new one) goes to a pool of at
+ *   most pool_max (set_thread_pool, default POGO_DEFAULT_THREAD_POOL) and
+ *   runs the next process that starts: making and collecting a coroutine
+ *   was half the cost of a short process (measured: README). So
+ *   coroutine.running() of a process that has returned may be the coroutine
+ *   of a later one: per-process data is keyed by pogo.self(). A coroutine
+ *   that ended otherwise (crash, kill) is closed and left to the collector.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -228,6 +236,14 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
     close_thread(p->co, L);
     lua_pop(L, 2);
   }
+  if (p->co && (p->flags & PF_RETURNED) && N->npool < N->pool_max) {
+    pogo_node_push_ref(L, N->ref_pool);
+    pogo_chunks_push(L, &N->threads);
+    pogo_chunks_get(L, lua_gettop(L), p->slot);
+    lua_remove(L, -2);
+    lua_rawseti(L, -2, ++N->npool); /* (the pool's array part is made for pool_max) */
+    lua_pop(L, 1);
+  }
   /* (a process that never ran has its body there) */
   pogo_chunks *tabs[] = {&N->threads, &N->mbox, &N->pids};
   for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) {
@@ -266,6 +282,38 @@ void pogo_proc_free_all(pogo_node *N, lua_State *L) {
   N->external = NULL;
   N->rq_len = 0;
   N->heap_len = 0;
+}
+
+lua_State *pogo_proc_pooled_thread(pogo_node *N, lua_State *L) {
+  if (!N->npool) return NULL;
+  pogo_node_push_ref(L, N->ref_pool);
+  lua_rawgeti(L, -1, N->npool);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, N->npool--);
+  lua_remove(L, -2);
+  return lua_tothread(L, -1);
+}
+
+/* set_thread_pool(n) -> previous: keep up to n coroutines of returned
+ * processes for new ones (0: none, every process gets a new coroutine) */
+static int l_set_thread_pool(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  lua_Integer prev = N->pool_max;
+  if (lua_isnoneornil(L, 1)) {
+    lua_pushinteger(L, prev);
+    return 1;
+  }
+  lua_Integer n = luaL_checkinteger(L, 1);
+  if (n < 0 || n > 65536) return luaL_argerror(L, 1, "thread pool: 0 to 65536 coroutines");
+  pogo_node_push_ref(L, N->ref_pool);
+  while (N->npool > (uint32_t)n) { /* the surplus goes to the collector */
+    lua_pushnil(L);
+    lua_rawseti(L, -2, N->npool--);
+  }
+  lua_pop(L, 1);
+  N->pool_max = (uint32_t)n;
+  lua_pushinteger(L, prev);
+  return 1;
 }
 
 /* ---- Lua API ---- */
@@ -417,6 +465,7 @@ void pogo_proc_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"spawn", l_spawn}, {"spawn_link", l_spawn_link}, {"spawn_monitor", l_spawn_monitor},
     {"self", l_self}, {"alive", l_alive},
-    {"processes", l_processes}, {"process_info", l_process_info}, {NULL, NULL}};
+    {"processes", l_processes}, {"process_info", l_process_info},
+    {"set_thread_pool", l_set_thread_pool}, {NULL, NULL}};
   pogo_node_setfuncs(L, fns);
 }

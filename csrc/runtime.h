@@ -207,6 +207,8 @@ typedef struct pogo_node {
   pogo_chunks mbox;    /* slot -> mailbox table */
   pogo_chunks pids;    /* slot -> pid userdata */
   pogo_chunks pidcache; /* weak: serial -> pid userdata of this node */
+  int ref_pool;     /* coroutines whose body returned, for the next processes (proc.c) */
+  uint32_t npool, pool_max;
   int ref_idents;   /* weak-valued cache: key -> ref, or pid of another node, userdata */
   int ref_names;    /* name -> pid userdata */
   int ref_slotname; /* slot -> registered name */
@@ -272,6 +274,9 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx);
 void pogo_proc_drain_exits(pogo_node *N, lua_State *L);
 void pogo_proc_free_all(pogo_node *N, lua_State *L);
 void pogo_proc_register(lua_State *L);
+/* A coroutine for a process's first run, from the pool (pushed), or NULL. */
+lua_State *pogo_proc_pooled_thread(pogo_node *N, lua_State *L);
+#define POGO_DEFAULT_THREAD_POOL 64
 
 /* ---- sched.c ---- */
 void pogo_sched_enqueue(pogo_node *N, pogo_proc *p);

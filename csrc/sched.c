@@ -92,15 +92,18 @@ static int new_thread_fn(lua_State *L) {
   return 1;
 }
 
-/* The first run of p: make its coroutine (in strict mode: it is the
- * process's own memory) and move its body and arguments (N->threads, at
- * thr_idx) onto it. NULL if memory fails; p is then left as it was. */
+/* The first run of p: take a coroutine from the pool (proc.c) or make one
+ * (in strict mode: it is the process's own memory), and move its body and
+ * arguments (N->threads, at thr_idx) onto it. NULL if memory fails; p is
+ * then left as it was. */
 static lua_State *start_thread(pogo_node *N, lua_State *L, pogo_proc *p, int thr_idx) {
   int strict = pogo_mem_strict(N, 1);
-  lua_State *co = NULL;
-  lua_pushcfunction(L, new_thread_fn);
-  if (lua_pcall(L, 0, 1, 0) != LUA_OK) goto out; /* the error is popped below */
-  co = lua_tothread(L, -1);
+  lua_State *co = pogo_proc_pooled_thread(N, L);
+  if (!co) {
+    lua_pushcfunction(L, new_thread_fn);
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK) goto out; /* the error is popped below */
+    co = lua_tothread(L, -1);
+  }
   int n = p->nargs + 1;
   if (!lua_checkstack(co, n + 1)) {
     co = NULL;

@@ -17,7 +17,8 @@ local M = {}
 -- coroutine of a process inside acting_for -> the parent it gives the
 -- processes it starts (weak: an entry goes with its process)
 local behalf = setmetatable({}, { __mode = "k" })
--- coroutine of a process started here -> its parent (weak, as above)
+-- pid of a process started here -> its parent (weak, as above; by pid, not
+-- coroutine: a coroutine whose process returned runs later ones, proc.c)
 local parents = setmetatable({}, { __mode = "k" })
 
 --- Start `body(ack, parent, ...)` and wait until it calls `ack(true)` (ready)
@@ -35,7 +36,7 @@ function M.start(link, timeout_ms, body, ...)
     pogo.send(caller, { ref, ok and true or false, reason })
   end
   local function run(...)
-    parents[coroutine.running()] = parent
+    parents[pogo.self()] = parent
     return body(...)
   end
   local pid = (link and pogo.spawn_link or pogo.spawn)(run, ack, parent, ...)
@@ -76,7 +77,7 @@ end
 --- The parent of the calling process, if `start` started it (nil otherwise).
 -- @return pid or nil
 function M.parent()
-  return parents[coroutine.running()]
+  return parents[pogo.self()]
 end
 
 return M
