@@ -62,22 +62,32 @@ static void push_key(pogo_node *N, lua_State *L, const pogo_id *id) {
   lua_pushlstring(L, k, sizeof k);
 }
 
-/* A pid of this node: interned in the chunked pid cache (chunks.c), by serial. */
-static void push_local_pid(pogo_node *N, lua_State *L, const pogo_id *id) {
-  pogo_chunks_push(L, &N->pidcache);
-  int t = lua_gettop(L);
-  pogo_chunks_get(L, t, id->serial);
-  if (lua_type(L, -1) == LUA_TUSERDATA) {
-    lua_remove(L, t);
-    return;
-  }
-  lua_pop(L, 1);
+/* Make the userdata of pid id and put it in the pid cache (at index t). */
+static void new_local_pid(pogo_node *N, lua_State *L, const pogo_id *id, int t) {
   pogo_id *u = lua_newuserdatauv(L, sizeof *u, 0);
   *u = *id;
   lua_rawgetp(L, LUA_REGISTRYINDEX, &PID_KEY);
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
   pogo_chunks_set(L, &N->pidcache, t, id->serial);
+}
+
+/* A pid of this node: interned in the chunked pid cache (chunks.c), by serial. */
+static void push_local_pid(pogo_node *N, lua_State *L, const pogo_id *id) {
+  pogo_chunks_push(L, &N->pidcache);
+  int t = lua_gettop(L);
+  pogo_chunks_get(L, t, id->serial);
+  if (lua_type(L, -1) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
+    new_local_pid(N, L, id, t);
+  }
+  lua_remove(L, t);
+}
+
+void pogo_ident_push_new_pid(pogo_node *N, lua_State *L, const pogo_id *id) {
+  pogo_chunks_push(L, &N->pidcache);
+  int t = lua_gettop(L);
+  new_local_pid(N, L, id, t);
   lua_remove(L, t);
 }
 

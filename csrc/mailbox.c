@@ -33,6 +33,7 @@ static void push_mbox(pogo_node *N, lua_State *L, pogo_proc *p, int create) {
     lua_createtable(L, 4, 0);
     lua_pushvalue(L, -1);
     pogo_chunks_set(L, &N->mbox, t, p->slot);
+    p->flags |= PF_MBOX;
   }
   lua_remove(L, t);
 }

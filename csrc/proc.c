@@ -75,7 +75,8 @@ void pogo_proc_push_pid(pogo_node *N, lua_State *L, pogo_proc *p) {
   lua_remove(L, -2);
 }
 
-/* New process record with its pid; NULL on allocation failure. */
+/* New process record with its pid, left on the stack; NULL on allocation
+ * failure (nothing pushed). */
 static pogo_proc *proc_new(pogo_node *N, lua_State *L) {
   pogo_proc *p = calloc(1, sizeof *p);
   if (!p) return NULL;
@@ -90,9 +91,10 @@ static pogo_proc *proc_new(pogo_node *N, lua_State *L) {
   pogo_id id;
   pogo_proc_id(N, p, &id);
   pogo_chunks_push(L, &N->pids);
-  pogo_ident_push(N, L, &id);
-  pogo_chunks_set(L, &N->pids, -2, slot);
-  lua_pop(L, 1);
+  pogo_ident_push_new_pid(N, L, &id); /* (a new serial: not in the cache) */
+  lua_pushvalue(L, -1);
+  pogo_chunks_set(L, &N->pids, -3, slot);
+  lua_remove(L, -2);
   return p;
 }
 
@@ -100,6 +102,7 @@ pogo_proc *pogo_proc_external(pogo_node *N, lua_State *L) {
   if (N->external) return N->external;
   pogo_proc *p = proc_new(N, L);
   if (!p) luaL_error(L, "pogo: out of memory");
+  lua_pop(L, 1);
   p->flags = PF_EXTERNAL | PF_TRAP_EXIT;
   p->state = PS_WAITING;
   N->external = p;
@@ -140,6 +143,7 @@ static void set_pending(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx
   lua_pushvalue(L, reason_idx);
   lua_rawseti(L, -2, p->slot);
   lua_pop(L, 1);
+  p->flags |= PF_PENDING;
 }
 
 void pogo_proc_kill(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) {
@@ -192,9 +196,8 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
   pogo_timer_cancel(N, p);
   pogo_id me;
   pogo_proc_id(N, p, &me);
-  /* Keep the pid alive for the messages below even after the slot is freed. */
-  pogo_proc_push_pid(N, L, p);
-  int pid_idx = lua_gettop(L);
+  /* (N->pids keeps its pid, the one the messages below name, until the end) */
+  int top = lua_gettop(L);
   pogo_names_release(N, L, p);
 
   /* Detach the sets first: the fan-out may touch other processes' sets. */
@@ -236,32 +239,39 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
     close_thread(p->co, L);
     lua_pop(L, 2);
   }
+  /* its coroutine (or its body, if it never ran) */
+  pogo_chunks_push(L, &N->threads);
   if (p->co && (p->flags & PF_RETURNED) && N->npool < N->pool_max) {
     pogo_node_push_ref(L, N->ref_pool);
-    pogo_chunks_push(L, &N->threads);
-    pogo_chunks_get(L, lua_gettop(L), p->slot);
-    lua_remove(L, -2);
+    pogo_chunks_get(L, lua_gettop(L) - 1, p->slot);
     lua_rawseti(L, -2, ++N->npool); /* (the pool's array part is made for pool_max) */
     lua_pop(L, 1);
   }
-  /* (a process that never ran has its body there) */
-  pogo_chunks *tabs[] = {&N->threads, &N->mbox, &N->pids};
-  for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) {
-    pogo_chunks_push(L, tabs[i]);
+  lua_pushnil(L);
+  pogo_chunks_set(L, &N->threads, -2, p->slot);
+  lua_pop(L, 1);
+  pogo_chunks_push(L, &N->pids);
+  lua_pushnil(L);
+  pogo_chunks_set(L, &N->pids, -2, p->slot);
+  lua_pop(L, 1);
+  if (p->flags & PF_MBOX) {
+    pogo_chunks_push(L, &N->mbox);
     lua_pushnil(L);
-    pogo_chunks_set(L, tabs[i], -2, p->slot);
+    pogo_chunks_set(L, &N->mbox, -2, p->slot);
     lua_pop(L, 1);
   }
-  pogo_node_push_ref(L, N->ref_pending);
-  lua_pushnil(L);
-  lua_rawseti(L, -2, p->slot);
-  lua_pop(L, 1);
+  if (p->flags & PF_PENDING) {
+    pogo_node_push_ref(L, N->ref_pending);
+    lua_pushnil(L);
+    lua_rawseti(L, -2, p->slot);
+    lua_pop(L, 1);
+  }
   if (N->external == p) N->external = NULL;
   free(p->abandoned);
   slot_free(N, p->slot);
   N->live--;
   free(p);
-  lua_settop(L, pid_idx - 1);
+  lua_settop(L, top);
   pogo_proc_drain_exits(N, L);
   pogo_mem_strict(N, strict);
 }
@@ -328,7 +338,7 @@ static int spawn_impl(lua_State *L, int link, int monitor) {
   luaL_checktype(L, 1, LUA_TFUNCTION);
   int n = lua_gettop(L);
   pogo_proc *parent = (link || monitor) ? pogo_proc_current(N, L, NULL) : NULL;
-  pogo_proc *p = proc_new(N, L);
+  pogo_proc *p = proc_new(N, L); /* its pid on the stack, at n + 1 */
   if (!p) return luaL_error(L, "pogo.spawn: out of memory");
   pogo_chunks_push(L, &N->threads);
   if (n == 1) {
@@ -341,7 +351,7 @@ static int spawn_impl(lua_State *L, int link, int monitor) {
     }
   }
   pogo_chunks_set(L, &N->threads, -2, p->slot);
-  lua_settop(L, n);
+  lua_settop(L, n + 1);
   p->nargs = n - 1;
   p->resume = RK_START;
   pogo_sched_enqueue(N, p);
@@ -353,7 +363,6 @@ static int spawn_impl(lua_State *L, int link, int monitor) {
     pogo_idset_add(&parent->links, &cid);
     pogo_idset_add(&p->links, &pid);
   }
-  pogo_proc_push_pid(N, L, p);
   if (monitor) {
     pogo_id pid, ref = {.serial = N->next_ref++, .creation = N->creation, .kind = POGO_KIND_REF};
     pogo_proc_id(N, parent, &pid);

@@ -69,6 +69,8 @@ enum {
 #define PF_TIMER_FIRED 0x10u
 #define PF_PENDING_EXIT 0x20u /* an exit signal killed it while it was running */
 #define PF_RETURNED 0x40u /* its body returned: its coroutine has nothing left to close */
+#define PF_MBOX 0x80u     /* it has a mailbox table (mailbox.c) */
+#define PF_PENDING 0x100u /* an exit reason waits for it in ref_pending */
 
 /* Identity kinds (pid and ref userdata). */
 #define POGO_KIND_PID 1
@@ -117,9 +119,8 @@ typedef struct pogo_proc {
   lua_State *co;      /* NULL for the external (main chunk) process, and until the first run */
   uint32_t slot;
   uint8_t state;
-  uint8_t flags;
   uint8_t resume;     /* RK_* */
-  uint8_t pad_;
+  uint16_t flags;
   int32_t nargs;      /* RK_START: number of arguments */
   int32_t heap_pos;   /* index in the timer heap, -1 if no timer */
   uint32_t mb_head, mb_tail; /* mailbox holds keys [mb_head, mb_tail) */
@@ -242,6 +243,7 @@ void pogo_chunks_set(lua_State *L, pogo_chunks *c, int t, uint64_t key);
 
 /* ---- ident.c ---- */
 void pogo_ident_push(pogo_node *N, lua_State *L, const pogo_id *id); /* interned userdata */
+void pogo_ident_push_new_pid(pogo_node *N, lua_State *L, const pogo_id *id); /* a new local pid, never pushed before */
 int pogo_ident_get(lua_State *L, int idx, pogo_id *out);            /* 1 if idx is a pid/ref */
 int pogo_ident_is_pid(lua_State *L, int idx, pogo_id *out);
 void pogo_ident_setup(pogo_node *N, lua_State *L);

@@ -164,7 +164,7 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
       break;
   }
   p->resume = RK_NONE;
-  p->flags &= (uint8_t)~PF_TIMER_FIRED;
+  p->flags &= (uint16_t)~PF_TIMER_FIRED;
   p->state = PS_RUNNING;
   p->reductions++;
   if (++N->slice == 0) N->slice = 1;
@@ -177,7 +177,7 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
   pogo_preempt_slice_end(N, p, co);
   pogo_mem_strict(N, strict);
   if (p->flags & PF_PENDING_EXIT) {
-    p->flags &= (uint8_t)~PF_PENDING_EXIT;
+    p->flags &= (uint16_t)~PF_PENDING_EXIT;
     if (st == LUA_YIELD || st == LUA_OK) lua_pop(co, nres);
     pogo_node_push_ref(L, N->ref_pending);
     lua_rawgeti(L, -1, p->slot);
@@ -221,7 +221,7 @@ int pogo_sched_run_batch(pogo_node *N, int budget) {
     N->rq_len--;
     pogo_proc *p = e.slot <= N->nslots ? N->procs[e.slot] : NULL;
     if (!p || p->serial != e.serial) continue;
-    p->flags &= (uint8_t)~PF_IN_RUNQ;
+    p->flags &= (uint16_t)~PF_IN_RUNQ;
     if (p->state != PS_RUNNABLE) continue;
     N->preempted = 0;
     resume_one(N, L, p, mbox_idx);
@@ -255,7 +255,7 @@ static void check_can_drive(pogo_node *N, lua_State *L, const char *what) {
 
 int pogo_sched_drive(pogo_node *N, lua_State *L, pogo_proc *ext, uint32_t mb_tail0, int64_t timeout) {
   (void)L;
-  ext->flags &= (uint8_t)~PF_TIMER_FIRED;
+  ext->flags &= (uint16_t)~PF_TIMER_FIRED;
   if (timeout >= 0) pogo_timer_arm(N, ext, pogo_node_now(N) + (uint64_t)timeout);
   N->driving++;
   int result;
@@ -271,7 +271,7 @@ int pogo_sched_drive(pogo_node *N, lua_State *L, pogo_proc *ext, uint32_t mb_tai
   }
   N->driving--;
   pogo_timer_cancel(N, ext);
-  ext->flags &= (uint8_t)~PF_TIMER_FIRED;
+  ext->flags &= (uint16_t)~PF_TIMER_FIRED;
   return result;
 }
 
@@ -328,12 +328,12 @@ static int l_sleep(lua_State *L) {
   check_can_drive(N, L, "pogo.sleep");
   pogo_proc *ext = pogo_proc_external(N, L);
   /* a sleep ignores messages: drive until the timer fires */
-  ext->flags &= (uint8_t)~PF_TIMER_FIRED;
+  ext->flags &= (uint16_t)~PF_TIMER_FIRED;
   pogo_timer_arm(N, ext, pogo_node_now(N) + (uint64_t)ms);
   N->driving++;
   while (!(ext->flags & PF_TIMER_FIRED)) uv_run(N->loop, UV_RUN_ONCE);
   N->driving--;
-  ext->flags &= (uint8_t)~PF_TIMER_FIRED;
+  ext->flags &= (uint16_t)~PF_TIMER_FIRED;
   return 0;
 }
 
