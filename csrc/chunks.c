@@ -7,8 +7,8 @@
  *   again, at every minor collection, each old table that a young value was
  *   written into since the last one (the write barrier marks it "touched"):
  *   the whole table. The runtime's per-process tables (slot -> coroutine,
- *   mailbox, pid) and its pid cache (serial -> pid) get such a write at every
- *   spawn. With 300,000 processes alive, each minor collection went through
+ *   pid) and its pid cache (serial -> pid) get such a write at every spawn,
+ *   its ref cache (serial -> ref) at every call. With 300,000 processes alive, each minor collection went through
  *   hundreds of thousands of entries of each, and a spawn cost three times
  *   what it costs with 1,000 alive (measured: README, bench/local.lua).
  * - Here a table is a top-level table of chunks of CHUNK entries (array

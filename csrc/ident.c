@@ -5,8 +5,9 @@
  * Contract
  * - A pid or ref is a userdata holding a pogo_id. Equal ids are the same Lua
  *   value (interned through a weak-valued cache), so `==` and table keys work.
- *   This node's pids are interned by serial in a chunked cache (chunks.c:
- *   one is made at every spawn), the others by key in a plain one.
+ *   This node's pids and refs are interned by serial in chunked caches
+ *   (chunks.c: one is made at every spawn, one at every call), the others
+ *   by key in a plain one.
  * - tostring(pid) is "<node.N>", tostring(ref) is "#Ref<node.N>".
  * - An id names its node by its index in the node-name table (nodenames.c);
  *   index 0 is this node. A pid of an earlier incarnation of this node (other
@@ -49,11 +50,7 @@ static pogo_id *test_ident(lua_State *L, int idx, uint32_t want) {
   return hit ? lua_touserdata(L, idx) : NULL;
 }
 
-static void push_key(pogo_node *N, lua_State *L, const pogo_id *id) {
-  if (id->node == 0 && id->creation == N->creation) {
-    lua_pushinteger(L, id->kind == POGO_KIND_PID ? (lua_Integer)id->serial : -(lua_Integer)id->serial);
-    return;
-  }
+static void push_key(lua_State *L, const pogo_id *id) {
   char k[17];
   k[0] = (char)id->kind;
   memcpy(k + 1, &id->node, 4);
@@ -62,24 +59,26 @@ static void push_key(pogo_node *N, lua_State *L, const pogo_id *id) {
   lua_pushlstring(L, k, sizeof k);
 }
 
-/* Make the userdata of pid id and put it in the pid cache (at index t). */
-static void new_local_pid(pogo_node *N, lua_State *L, const pogo_id *id, int t) {
+/* Make the userdata of id, a pid or ref of this node, and put it in its
+ * cache c (at index t). */
+static void new_local_id(lua_State *L, const pogo_id *id, pogo_chunks *c, int t) {
   pogo_id *u = lua_newuserdatauv(L, sizeof *u, 0);
   *u = *id;
-  lua_rawgetp(L, LUA_REGISTRYINDEX, &PID_KEY);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, id->kind == POGO_KIND_PID ? &PID_KEY : &REF_KEY);
   lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
-  pogo_chunks_set(L, &N->pidcache, t, id->serial);
+  pogo_chunks_set(L, c, t, id->serial);
 }
 
-/* A pid of this node: interned in the chunked pid cache (chunks.c), by serial. */
-static void push_local_pid(pogo_node *N, lua_State *L, const pogo_id *id) {
-  pogo_chunks_push(L, &N->pidcache);
+/* A pid or ref of this node: interned in a chunked cache (chunks.c), by serial. */
+static void push_local_id(pogo_node *N, lua_State *L, const pogo_id *id) {
+  pogo_chunks *c = id->kind == POGO_KIND_PID ? &N->pidcache : &N->refcache;
+  pogo_chunks_push(L, c);
   int t = lua_gettop(L);
   pogo_chunks_get(L, t, id->serial);
   if (lua_type(L, -1) != LUA_TUSERDATA) {
     lua_pop(L, 1);
-    new_local_pid(N, L, id, t);
+    new_local_id(L, id, c, t);
   }
   lua_remove(L, t);
 }
@@ -87,17 +86,17 @@ static void push_local_pid(pogo_node *N, lua_State *L, const pogo_id *id) {
 void pogo_ident_push_new_pid(pogo_node *N, lua_State *L, const pogo_id *id) {
   pogo_chunks_push(L, &N->pidcache);
   int t = lua_gettop(L);
-  new_local_pid(N, L, id, t);
+  new_local_id(L, id, &N->pidcache, t);
   lua_remove(L, t);
 }
 
 void pogo_ident_push(pogo_node *N, lua_State *L, const pogo_id *id) {
-  if (id->kind == POGO_KIND_PID && id->node == 0 && id->creation == N->creation) {
-    push_local_pid(N, L, id);
+  if (id->node == 0 && id->creation == N->creation) {
+    push_local_id(N, L, id);
     return;
   }
   pogo_node_push_ref(L, N->ref_idents);
-  push_key(N, L, id);
+  push_key(L, id);
   lua_pushvalue(L, -1);
   if (lua_rawget(L, -3) == LUA_TUSERDATA) {
     lua_replace(L, -3);

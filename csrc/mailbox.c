@@ -25,17 +25,15 @@
 
 /* Push the mailbox table of p (creating it if `create`); pushes nil if none. */
 static void push_mbox(pogo_node *N, lua_State *L, pogo_proc *p, int create) {
-  pogo_chunks_push(L, &N->mbox);
-  int t = lua_gettop(L);
-  pogo_chunks_get(L, t, p->slot);
-  if (lua_isnil(L, -1) && create) {
+  pogo_node_push_ref(L, N->ref_mbox);
+  if (lua_rawgeti(L, -1, p->slot) == LUA_TNIL && create) {
     lua_pop(L, 1);
     lua_createtable(L, 4, 0);
     lua_pushvalue(L, -1);
-    pogo_chunks_set(L, &N->mbox, t, p->slot);
+    lua_rawseti(L, -3, p->slot);
     p->flags |= PF_MBOX;
   }
-  lua_remove(L, t);
+  lua_remove(L, -2);
 }
 
 /* Is the message at idx a late reply {ref, ...} to a call p gave up? Then it

@@ -28,18 +28,6 @@
  *   allocator.
  * - Transport buffers and other C allocations are not Lua heap: max_memory
  *   does not count them (each connection's backlog has its own bound).
- * - A cache of freed blocks (up to an eighth of the heap, at least
- *   CACHE_MIN_BYTES; sizes multiple of 8 up to CACHE_MAX_SIZE, one LIFO list
- *   per size; trimmed after each batch when the heap shrank) serves the next allocation of
- *   the same size: a process's coroutine (its state, stack and call info),
- *   its pid and its mailbox are blocks of a few fixed sizes that the
- *   collector frees by the thousand, far more than malloc's own per-size
- *   cache (tcache) keeps, so spawning processes that soon end no longer goes
- *   through malloc's slow paths (measured: bench/local.lua, README). A
- *   cached block is one the wrapped allocator gave, of exactly that size,
- *   so it may later be reallocated or freed through it; it counts as freed
- *   (`used`), and the cache is emptied when the allocator is removed. Not
- *   built under AddressSanitizer, which must see every free.
  */
 #include <stdlib.h>
 
@@ -48,17 +36,6 @@
 #define RESERVE (8u << 20)
 #define MIN_HEADROOM ((size_t)4 << 20)
 #define RETAKE_MS 100
-#define CACHE_MAX_SIZE 1024
-#define CACHE_MIN_BYTES ((size_t)256 << 10) /* the cache may hold this, or an eighth of the heap */
-#if defined(__SANITIZE_ADDRESS__)
-#define CACHE_ON 0
-#else
-#define CACHE_ON 1
-#endif
-
-typedef struct mem_block {
-  struct mem_block *next;
-} mem_block;
 
 typedef struct pogo_mem {
   lua_Alloc f; /* the allocator this one wraps */
@@ -73,57 +50,13 @@ typedef struct pogo_mem {
   uint64_t refused;  /* allocations failed by the limit */
   uint64_t failed;   /* allocations malloc failed */
   uint64_t retake_at;
-  size_t cached; /* bytes in `cache` */
-  mem_block *cache[CACHE_MAX_SIZE / 8 + 1]; /* [size / 8]: freed blocks of that size */
 } pogo_mem;
-
-static size_t cache_cap(const pogo_mem *m) {
-  return m->used / 8 > CACHE_MIN_BYTES ? m->used / 8 : CACHE_MIN_BYTES;
-}
-
-/* Keep the freed block p of `size` bytes for reuse: 1, or 0 (free it). */
-static int cache_put(pogo_mem *m, void *p, size_t size) {
-  if (!CACHE_ON || size > CACHE_MAX_SIZE || (size & 7) || !size || m->cached + size > cache_cap(m)) return 0;
-  mem_block *b = p;
-  b->next = m->cache[size >> 3];
-  m->cache[size >> 3] = b;
-  m->cached += size;
-  return 1;
-}
-
-/* A kept block of `size` bytes, or NULL. */
-static void *cache_get(pogo_mem *m, size_t size) {
-  if (!CACHE_ON || size > CACHE_MAX_SIZE || (size & 7)) return NULL;
-  mem_block *b = m->cache[size >> 3];
-  if (!b) return NULL;
-  m->cache[size >> 3] = b->next;
-  m->cached -= size;
-  return b;
-}
-
-/* Give blocks back to the wrapped allocator until the cache holds at most
- * `keep` bytes (the biggest blocks first). */
-static void cache_trim(pogo_mem *m, size_t keep) {
-  for (size_t c = CACHE_MAX_SIZE / 8; c >= 1 && m->cached > keep; c--) {
-    while (m->cache[c] && m->cached > keep) {
-      mem_block *b = m->cache[c];
-      m->cache[c] = b->next;
-      m->cached -= c << 3;
-      m->f(m->ud, b, c << 3, 0);
-    }
-  }
-}
-
-static void cache_flush(pogo_mem *m) {
-  cache_trim(m, 0);
-  m->cached = SIZE_MAX / 2; /* and closed: the allocator goes (a wrapper over it may still call it) */
-}
 
 static void *mem_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   pogo_mem *m = ud;
   size_t old = ptr ? osize : 0; /* for a new block osize is a type tag */
   if (nsize == 0) {
-    if (!ptr || !cache_put(m, ptr, osize)) m->f(m->ud, ptr, osize, 0);
+    m->f(m->ud, ptr, osize, 0);
     m->used -= old;
     return NULL;
   }
@@ -135,8 +68,7 @@ static void *mem_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
       return NULL;
     }
   }
-  void *np = ptr ? NULL : cache_get(m, nsize);
-  if (!np) np = m->f(m->ud, ptr, osize, nsize);
+  void *np = m->f(m->ud, ptr, osize, nsize);
   if (!np) {
     m->failed++;
     if (strict || !m->reserve) return NULL;
@@ -168,7 +100,6 @@ void pogo_mem_uninstall(pogo_node *N, lua_State *L) {
   pogo_mem *m = N->mem;
   if (!m) return;
   N->mem = NULL;
-  cache_flush(m);
   void *ud = NULL;
   if (lua_getallocf(L, &ud) != mem_alloc || ud != m) {
     m->limit = 0; /* wrapped by someone else: it may still call us (the node goes) */
@@ -190,9 +121,7 @@ size_t pogo_mem_room(pogo_node *N) {
 
 void pogo_mem_tidy(pogo_node *N) {
   pogo_mem *m = N->mem;
-  if (!m) return;
-  if (m->cached > cache_cap(m)) cache_trim(m, cache_cap(m)); /* the heap shrank */
-  if (m->reserve) return;
+  if (!m || m->reserve) return;
   uint64_t now = uv_now(N->loop);
   if (m->released) {
     m->released = 0;
@@ -205,9 +134,8 @@ void pogo_mem_tidy(pogo_node *N) {
 
 /* ---- Lua API ---- */
 
-/* memory() -> {total =, limit =, headroom =, peak =, refused =, malloc_failed =, reserve =, cached =}:
- * bytes of the Lua heap (total = collectgarbage("count") * 1024); cached:
- * bytes of freed blocks kept for reuse (not in total) */
+/* memory() -> {total =, limit =, headroom =, peak =, refused =, malloc_failed =, reserve =}:
+ * bytes of the Lua heap (total = collectgarbage("count") * 1024) */
 static int l_memory(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   pogo_mem *m = N->mem;
@@ -230,8 +158,6 @@ static int l_memory(lua_State *L) {
   lua_setfield(L, -2, "malloc_failed");
   lua_pushboolean(L, m->reserve != NULL);
   lua_setfield(L, -2, "reserve");
-  lua_pushinteger(L, (lua_Integer)m->cached);
-  lua_setfield(L, -2, "cached");
   return 1;
 }
 

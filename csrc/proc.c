@@ -255,9 +255,9 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
   pogo_chunks_set(L, &N->pids, -2, p->slot);
   lua_pop(L, 1);
   if (p->flags & PF_MBOX) {
-    pogo_chunks_push(L, &N->mbox);
+    pogo_node_push_ref(L, N->ref_mbox);
     lua_pushnil(L);
-    pogo_chunks_set(L, &N->mbox, -2, p->slot);
+    lua_rawseti(L, -2, p->slot);
     lua_pop(L, 1);
   }
   if (p->flags & PF_PENDING) {

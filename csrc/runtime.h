@@ -10,7 +10,9 @@
  *   process each run their own node.
  * - A process is a Lua coroutine plus a pogo_proc record in a slot table.
  *   Lua-side objects of a process (its coroutine, mailbox table, pid userdata)
- *   live in Lua tables indexed by slot, reached through registry refs.
+ *   live in Lua tables indexed by slot, in chunks (chunks.c), reached through
+ *   registry refs. Its coroutine is made (or taken from a pool of coroutines
+ *   whose body returned) when it first runs (proc.c, sched.c).
  * - The scheduler runs ready processes from a libuv idle handle on luv's loop;
  *   timers for sleep/receive timeouts live in one binary heap driven by one
  *   uv_timer.
@@ -205,12 +207,13 @@ typedef struct pogo_node {
 
   /* registry refs of Lua tables */
   pogo_chunks threads; /* slot -> coroutine (before the first run: body, or {body, args...}) */
-  pogo_chunks mbox;    /* slot -> mailbox table */
+  int ref_mbox;        /* slot -> mailbox table (made once per process, on its first queued message: not chunked) */
   pogo_chunks pids;    /* slot -> pid userdata */
   pogo_chunks pidcache; /* weak: serial -> pid userdata of this node */
+  pogo_chunks refcache; /* weak: serial -> ref userdata of this node */
   int ref_pool;     /* coroutines whose body returned, for the next processes (proc.c) */
   uint32_t npool, pool_max;
-  int ref_idents;   /* weak-valued cache: key -> ref, or pid of another node, userdata */
+  int ref_idents;   /* weak-valued cache: key -> pid or ref userdata of another node */
   int ref_names;    /* name -> pid userdata */
   int ref_slotname; /* slot -> registered name */
   int ref_pending;  /* slot -> pending exit reason */

@@ -12,6 +12,9 @@
  *   that spins cannot keep the loop from I/O, timers and signals.
  * - While a process runs, allocations are strict (mem.c): past max_memory
  *   they fail in that process, which exits "out of memory" (LUA_ERRMEM).
+ * - A process's first run gives it its coroutine (from the pool of proc.c, or
+ *   a new one, in strict mode: if memory fails there it exits "out of
+ *   memory"); until then its body and arguments wait in N->threads.
  * - A process's Lua error, its return, or an exit aimed at it ends that process
  *   only; the scheduler turns it into an exit reason ("normal", the pending
  *   reason, or a crash {error=, traceback=}).
@@ -143,7 +146,7 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
       break;
     case RK_MSG:
       if (p->mb_head < p->mb_tail) {
-        pogo_chunks_get(L, mbox_idx, p->slot);
+        lua_rawgeti(L, mbox_idx, p->slot);
         lua_rawgeti(L, -1, p->mb_head);
         lua_pushnil(L);
         lua_rawseti(L, -3, p->mb_head);
@@ -210,7 +213,7 @@ int pogo_sched_run_batch(pogo_node *N, int budget) {
   lua_State *L = N->L;
   int top = lua_gettop(L);
   if (!lua_checkstack(L, 20)) return 0;
-  pogo_chunks_push(L, &N->mbox);
+  pogo_node_push_ref(L, N->ref_mbox);
   int mbox_idx = lua_gettop(L);
   pogo_chunks_push(L, &N->threads); /* at mbox_idx + 1 */
   int n = 0;
