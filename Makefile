@@ -1,10 +1,14 @@
 # pogo: make test | make demo | make asan | make valgrind | make lint | make bench | make fuzz | make docs
-#       make rock | make pack
+#       make rock | make pack | make demo DASHBOARD=1 (the demo's cluster and its web page, until Ctrl-C)
+#       make screenshot (examples/service_monitor/dashboard.png, the page in headless Chromium)
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
 DEB_PACKAGES := lua5.4 liblua5.4-dev libuv1-dev lua-luv lua-luv-dev lua-busted prosody lua-cqueues lua-socket \
-	libmsgpack-dev libxxhash-dev libssl-dev libc-ares-dev dnsmasq-base openssl lua-check lua-ldoc lua-argparse cmake pkg-config gcc make
+	libmsgpack-dev libxxhash-dev libssl-dev libc-ares-dev dnsmasq-base openssl lua-check lua-ldoc lua-argparse cmake pkg-config gcc make \
+	libhttp-parser-dev lua-cjson lua-penlight lua-readline
+# what the specs need beyond the build: a real browser for the web page, promtool for /metrics
+TEST_PACKAGES := chromium prometheus
 BUILD ?= build
 LUA ?= lua5.4
 BUSTED ?= busted
@@ -14,7 +18,7 @@ PACK_VERSION ?= $(VERSION)
 export LUA_PATH := $(CURDIR)/lua/?.lua;$(CURDIR)/lua/?/init.lua;$(CURDIR)/examples/?.lua;$(CURDIR)/?.lua;/usr/local/share/lua/5.4/?.lua;/usr/local/share/lua/5.4/?/init.lua;/usr/share/lua/5.4/?.lua;/usr/share/lua/5.4/?/init.lua
 export LUA_CPATH = $(CURDIR)/$(BUILD)/?.so;/usr/local/lib/lua/5.4/?.so;/usr/lib/x86_64-linux-gnu/lua/5.4/?.so;/usr/lib/lua/5.4/?.so
 
-.PHONY: deps build test asan valgrind lint bench demo fuzz docs clean rock pack
+.PHONY: deps build test asan valgrind lint bench demo screenshot fuzz docs clean rock pack
 
 # Install missing Debian packages (needs root, as on CI and fresh machines). A
 # package removed but not purged is missing ("dpkg -s" would say it is there).
@@ -33,6 +37,7 @@ build: deps
 	@cmake --build $(BUILD) -j2
 
 test: build
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="$(TEST_PACKAGES)"
 	@BUILD=$(BUILD) LUA=$(LUA) BUSTED=$(BUSTED) bash spec/support/run_tests.sh $(SPECS)
 
 asan:
@@ -40,7 +45,7 @@ asan:
 	  POGO_SANITIZE=1
 
 valgrind: build
-	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES=valgrind
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="valgrind $(TEST_PACKAGES)"
 	@BUILD=$(BUILD) POGO_VALGRIND=1 bash spec/support/run_tests.sh $(SPECS)
 
 lint: deps
@@ -48,14 +53,19 @@ lint: deps
 	@bash csrc/ctest/layers.sh
 
 bench: build
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES=chromium
 	@for b in bench/*.lua; do echo "== $$b"; $(LUA) $$b || exit 1; done
 
 demo: build
-	@$(LUA) examples/service_monitor/demo.lua
+	@DASHBOARD=$(DASHBOARD) $(LUA) examples/service_monitor/demo.lua
+
+screenshot: build
+	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES=chromium
+	@SCREENSHOT=examples/service_monitor/dashboard.png $(LUA) examples/service_monitor/demo.lua
 
 fuzz:
 	@$(MAKE) --no-print-directory deps EXTRA_PACKAGES="clang libclang-rt-14-dev"
-	@bash csrc/fuzz/run.sh $(or $(FUZZ_SECONDS),60)
+	@bash csrc/fuzz/run.sh $(or $(FUZZ_SECONDS),120)
 
 docs: deps
 	@env -u LUA_PATH -u LUA_CPATH ldoc -q -d $(BUILD)/docs lua/pogo && echo "API docs in $(BUILD)/docs/index.html"

@@ -8,7 +8,9 @@
  * - The scheduler builds one when a process's coroutine fails
  *   (pogo_crash_push). Crossing to another node drops the metatable (the codec
  *   sends plain tables): the receiving side gives it back
- *   (pogo_crash_restore) to any table with a string `traceback`.
+ *   (pogo_crash_restore) to any table with a string `traceback`; so does
+ *   core.crash_restore, for reasons that cross inside a message (pogo.registry
+ *   replicates the exit reasons of name holders).
  */
 #include "runtime.h"
 
@@ -50,4 +52,17 @@ void pogo_crash_restore(pogo_node *N, lua_State *L, int idx) {
   if (!is_crash) return;
   pogo_node_push_ref(L, N->ref_crash_mt);
   lua_setmetatable(L, idx);
+}
+
+/* crash_restore(v) -> v, a crash reason again if it was one before crossing */
+static int l_crash_restore(lua_State *L) {
+  luaL_checkany(L, 1);
+  lua_settop(L, 1);
+  pogo_crash_restore(POGO_NODE(L), L, 1);
+  return 1;
+}
+
+void pogo_crash_register(lua_State *L) {
+  static const luaL_Reg fns[] = {{"crash_restore", l_crash_restore}, {NULL, NULL}};
+  pogo_node_setfuncs(L, fns);
 }

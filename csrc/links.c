@@ -13,6 +13,8 @@
  *   The main chunk's process always traps.
  * - A monitor on a process that does not exist gives {"DOWN", ref, pid, "noproc"}
  *   at once. demonitor(ref) also removes a DOWN for ref already in the mailbox.
+ *   A monitor of {"via", module, name} (via.c) monitors the process the name
+ *   gives now; nothing: {"DOWN", ref, {"via", module, name}, "noproc"} at once.
  * - Links and monitors across nodes: the local side is recorded here, the
  *   other node is told through remote.h (which applies "noconnection" when it
  *   is not connected). What a peer does to local processes arrives through
@@ -266,6 +268,18 @@ static int l_monitor(lua_State *L) {
   pogo_proc *p = pogo_proc_current(N, L, NULL);
   pogo_proc_id(N, p, &me);
   pogo_id ref = {.serial = N->next_ref++, .node = 0, .creation = N->creation, .slot = 0, .kind = POGO_KIND_REF};
+  if (pogo_via_is(L, 1)) {
+    /* {"via", module, name}: the process it names now (see via.c) */
+    lua_settop(L, 1);
+    pogo_via_whereis(L, 1);
+    if (lua_isnil(L, 2)) {
+      lua_pushliteral(L, "noproc");
+      pogo_links_deliver_down(N, L, p, ref.serial, 1, -1);
+      pogo_ident_push(N, L, &ref);
+      return 1;
+    }
+    lua_replace(L, 1);
+  }
   if (lua_type(L, 1) == LUA_TTABLE && !pogo_ident_is_pid(L, 1, NULL)) {
     /* {name, node}: a name on this node, or a remote monitor by name */
     lua_settop(L, 1);

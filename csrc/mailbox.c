@@ -16,6 +16,7 @@
  * - A message to a pid or a name on another node goes through remote.h (it is
  *   serialized there, or dropped if that node is not connected); one from
  *   another node arrives through pogo_mailbox_post, already decoded.
+ * - A message to {"via", module, name} goes to the pid that via.c resolves.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -75,6 +76,7 @@ void pogo_mailbox_deliver(pogo_node *N, lua_State *L, pogo_proc *p, int msg_idx)
   lua_pushvalue(L, msg_idx);
   lua_rawseti(L, -2, p->mb_tail++);
   lua_pop(L, 1);
+  N->delivered++;
   if (p->state == PS_WAITING) pogo_sched_wake(N, p);
 }
 
@@ -123,26 +125,41 @@ static int send_named_local(pogo_node *N, lua_State *L, int name_idx, int msg_id
   return 0;
 }
 
-/* send(dest, msg): dest is a pid, a registered name, or {name, node} */
+/* Send the message at msg_idx to the pid `id` (a dead local pid: nothing). */
+static int send_pid(pogo_node *N, lua_State *L, const pogo_id *id, int msg_idx) {
+  if (id->node == 0) {
+    pogo_proc *p = pogo_proc_get(N, id);
+    if (p) pogo_mailbox_deliver(N, L, p, msg_idx);
+    return 0;
+  }
+  char err[POGO_CODEC_ERRLEN];
+  int r = pogo_remote_send(N, L, id, msg_idx, err);
+  if (r < 0) return luaL_error(L, "%s", err);
+  if (r > 0) return lua_yield(L, 0); /* suspended until the link's backlog drains */
+  return 0;
+}
+
+/* send(dest, msg): dest is a pid, a registered name, {name, node} or
+ * {"via", module, name} (see via.c) */
 static int l_send(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   luaL_checkany(L, 2);
   lua_settop(L, 2);
   pogo_id id;
   char err[POGO_CODEC_ERRLEN];
-  if (pogo_ident_is_pid(L, 1, &id)) {
-    if (id.node == 0) {
-      pogo_proc *p = pogo_proc_get(N, &id);
-      if (p) pogo_mailbox_deliver(N, L, p, 2);
-    } else {
-      int r = pogo_remote_send(N, L, &id, 2, err);
-      if (r < 0) return luaL_error(L, "%s", err);
-      if (r > 0) return lua_yield(L, 0); /* suspended until the link's backlog drains */
-    }
-    return 0;
-  }
+  if (pogo_ident_is_pid(L, 1, &id)) return send_pid(N, L, &id, 2);
   int t = lua_type(L, 1);
   if (t == LUA_TSTRING) return send_named_local(N, L, 1, 2);
+  if (t == LUA_TTABLE && pogo_via_is(L, 1)) {
+    pogo_via_whereis(L, 1);
+    if (!pogo_ident_is_pid(L, 3, &id)) {
+      lua_rawgeti(L, 1, 3);
+      lua_rawgeti(L, 1, 2);
+      return luaL_error(L, "noproc: no process registered as '%s' in %s", luaL_tolstring(L, 4, NULL),
+                        lua_tostring(L, 5));
+    }
+    return send_pid(N, L, &id, 2);
+  }
   if (t == LUA_TTABLE) {
     lua_rawgeti(L, 1, 1);
     lua_rawgeti(L, 1, 2);
@@ -157,7 +174,7 @@ static int l_send(lua_State *L) {
     if (r > 0) return lua_yield(L, 0);
     return 0;
   }
-  return luaL_argerror(L, 1, "pid, registered name or {name, node} expected");
+  return luaL_argerror(L, 1, "pid, registered name, {name, node} or {\"via\", module, name} expected");
 }
 
 /* receive([timeout_ms]) -> msg | nothing on timeout */

@@ -185,6 +185,9 @@ void pogo_node_register(lua_State *L) {
   pogo_mailbox_register(L);
   pogo_links_register(L);
   pogo_names_register(L);
+  pogo_node_stats_register(L);
   pogo_preempt_register(L);
   pogo_mem_register(L);
+  pogo_via_register(L);
+  pogo_crash_register(L);
 }

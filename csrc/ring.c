@@ -436,6 +436,31 @@ static int ring_nodes(lua_State *L) {
   return 1;
 }
 
+/* r:shares() -> {[node] = fraction of the hash space it owns}: point i owns
+ * the arc from the point before it (exclusive) to itself (inclusive), the
+ * first point the arc that wraps round from the last one. */
+static int ring_shares(lua_State *L) {
+  pogo_ring *r = ring_check(L);
+  lua_getiuservalue(L, 1, 1);
+  lua_createtable(L, 0, (int)r->nnodes);
+  if (r->count == 0) return 1;
+  double *share = lua_newuserdatauv(L, r->nnodes * sizeof *share, 0);
+  for (uint32_t i = 0; i < r->nnodes; i++) share[i] = 0;
+  const double full = 18446744073709551616.0; /* 2^64 */
+  for (size_t i = 0; i < r->count; i++) {
+    uint64_t prev = r->hash[i == 0 ? r->count - 1 : i - 1];
+    uint64_t arc = r->hash[i] - prev; /* mod 2^64: the wrap round for i == 0 */
+    share[r->owner[i]] += r->count == 1 ? full : (double)arc;
+  }
+  for (uint32_t i = 0; i < r->nnodes; i++) {
+    lua_rawgeti(L, -3, (lua_Integer)i + 1);
+    lua_pushnumber(L, share[i] / full);
+    lua_rawset(L, -4);
+  }
+  lua_pop(L, 1);
+  return 1;
+}
+
 /* r:weight(node) -> weight | nil */
 static int ring_weight(lua_State *L) {
   pogo_ring *r = ring_check(L);
@@ -541,7 +566,7 @@ static int ring_new(lua_State *L) {
 void pogo_ring_register(lua_State *L, const pogo_codec_ext *ext) {
   static const luaL_Reg methods[] = {
     {"add", ring_add}, {"remove", ring_remove}, {"key_to_node", ring_key_to_node},
-    {"key_to_nodes", ring_key_to_nodes}, {"nodes", ring_nodes}, {"weight", ring_weight},
+    {"key_to_nodes", ring_key_to_nodes}, {"nodes", ring_nodes}, {"weight", ring_weight}, {"shares", ring_shares},
     {"size", ring_size}, {"points", ring_points}, {"point", ring_point}, {"vnodes", ring_vnodes},
     {"memory", ring_memory}, {NULL, NULL}};
   static const luaL_Reg meta[] = {

@@ -1,8 +1,14 @@
 /*
  * runtime.h: the per-Lua-state node runtime: processes, mailboxes, links and
  * monitors, the scheduler, timers, registered names, pids and refs
+<<<<<<< HEAD
  * (node.c, chunks.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, preempt.c, host.c,
  * timer.c, mailbox.c, links.c, names.c, sets.c, remote.c, mem.c, guard.c).
+=======
+ * (node.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, preempt.c, host.c,
+ * timer.c, mailbox.c, links.c, names.c, via.c, sets.c, remote.c, mem.c, guard.c,
+ * node_stats.c).
+>>>>>>> main
  *
  * Contract
  * - One pogo_node per Lua state, owned by a userdata anchored in the registry;
@@ -177,6 +183,7 @@ typedef struct pogo_node {
   uint64_t next_serial;
   uint64_t next_ref;
   uint32_t live;
+  uint64_t delivered; /* messages put in local mailboxes, ever (node_stats.c) */
 
   /* run queue (ring buffer) */
   pogo_rq_entry *rq;
@@ -265,6 +272,7 @@ void pogo_crash_push(pogo_node *N, lua_State *L, lua_State *co);
 /* The value at idx came from another node: if it is a crash reason, give it
  * back its metatable. */
 void pogo_crash_restore(pogo_node *N, lua_State *L, int idx);
+void pogo_crash_register(lua_State *L);
 
 /* ---- proc.c ---- */
 pogo_proc *pogo_proc_get(pogo_node *N, const pogo_id *pid); /* local live process or NULL */
@@ -381,6 +389,9 @@ void pogo_mailbox_deliver(pogo_node *N, lua_State *L, pogo_proc *p, int msg_idx)
 int pogo_mailbox_post(pogo_node *N, lua_State *L, const pogo_id *to, int msg_idx);
 void pogo_mailbox_register(lua_State *L);
 
+/* ---- node_stats.c ---- */
+void pogo_node_stats_register(lua_State *L);
+
 /* ---- sets.c ---- */
 int pogo_idset_add(pogo_idset *s, const pogo_id *id);
 void pogo_idset_remove_at(pogo_idset *s, uint32_t pos);
@@ -393,6 +404,11 @@ int pogo_monset_add(pogo_monset *s, uint64_t ref, const pogo_id *other);
 int pogo_monset_remove(pogo_monset *s, uint64_t ref, pogo_mon *out);
 /* Remove the monitor (ref, other): refs of different nodes may share a serial. */
 int pogo_monset_remove_pair(pogo_monset *s, uint64_t ref, const pogo_id *other);
+
+/* ---- via.c ---- */
+int pogo_via_is(lua_State *L, int idx);        /* is idx {"via", module, name}? */
+void pogo_via_whereis(lua_State *L, int idx);  /* push require(module).whereis(name): pid or nil */
+void pogo_via_register(lua_State *L);
 
 /* ---- links.c ---- */
 /* Exit signal from `from` with the reason at idx to local process p.

@@ -28,7 +28,9 @@ consistent hash ring.
 -- must be the same library that `require "luv"` loads, so it is not a rock dependency.
 -- bin/pogo parses its arguments with argparse, from Debian's lua-argparse (the
 -- argparse rock works too); it is not listed so that an offline install that has
--- Debian's package does not look for the rock.
+-- Debian's package does not look for the rock. The same goes for the web page's
+-- JSON (lua-cjson: the lua-cjson rock) and the consoles' pretty-printer
+-- (lua-penlight: the penlight rock).
 dependencies = {
   "lua >= 5.4, < 5.5",
 }
@@ -38,6 +40,7 @@ external_dependencies = {
   XXHASH = { header = "xxhash.h" },
   OPENSSL = { header = "openssl/ssl.h" },
   CARES = { header = "ares.h" },
+  HTTP_PARSER = { header = "http_parser.h" },
 }
 build = {
   type = "cmake",

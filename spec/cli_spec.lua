@@ -105,7 +105,7 @@ describe("bin/pogo", function()
       ["--seeds A[,B...]"] = "none", ["--cookie COOKIE"] = "$POGO_COOKIE, else ~/.pogo.cookie",
       ["--cookie-file FILE"] = "none", ["--heartbeat-ms N"] = "1000", ["--timeout-ms N"] = "5000",
       ["--max-frame N"] = "16777216, 16 MiB", ["--log-level LEVEL"] = "$POGO_LOG_LEVEL, else info",
-      ["--max-memory BYTES"] = "none", ["--preempt-ms MS"] = "0.5",
+      ["--max-memory BYTES"] = "none", ["--preempt-ms MS"] = "0.5", ["--stop-timeout-ms N"] = "15000",
     }
     -- each option's entry on one line: continuation lines are indented deeper
     local text = out:gsub("\n     +", " ")
@@ -140,6 +140,7 @@ describe("bin/pogo", function()
       { { "--discover", "nodes.test:4370" }, "--discover: dns:NAME:PORT or dns:_service._tcp.NAME expected" },
       { { "--dns-server", "127.0.0.1:53" }, "--dns-server and --discover-interval-ms need --discover" },
       { { "--discover", "dns:x.test:1", "--discover-interval-ms", "5" }, "an integer 10 or more expected" },
+      { { "--stop-timeout-ms", "soon" }, "--stop-timeout-ms: an integer 0 or more expected, got 'soon'" },
     }
     for _, case in ipairs(cases) do
       local code, _, err = run(case[1])

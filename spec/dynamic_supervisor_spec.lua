@@ -397,8 +397,11 @@ describe("pogo.dynamic_supervisor on one node", function()
         if l[3].module == "pogo.dynamic_supervisor" and l[2]:match("logged failed to start") then return l end
       end
     end)
-    assert.equal("warning", line[1])
+    assert.equal("error", line[1]) -- a start error report, as OTP's supervisor gives
     assert.equal(sup, line[3].supervisor)
+    assert.equal("start_error", line[3].report)
+    assert.equal("logged", line[3].id)
+    assert.equal("refused to start", line[3].reason)
     stop(spid)
   end)
 

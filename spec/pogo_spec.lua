@@ -405,16 +405,18 @@ describe("links", function()
   it("exit signals cascade through a long chain without recursion", function()
     local n = 20000
     local me = pogo.self()
+    -- each link of the chain links to the one before it, then spawns the next:
+    -- the tail reports only once the whole chain is linked
+    local function link_of(prev, left)
+      pogo.link(prev)
+      if left == 0 then pogo.send(me, pogo.self()) else pogo.spawn(link_of, pogo.self(), left - 1) end
+      pogo.receive()
+    end
     local head = pogo.spawn(function()
-      local prev = pogo.self()
-      for _ = 1, n do
-        prev = pogo.spawn(function(p) pogo.link(p); pogo.receive() end, prev)
-      end
-      pogo.send(me, prev)
+      pogo.spawn(link_of, pogo.self(), n - 1)
       pogo.receive()
     end)
     local tail = must_receive(nil, 5000)
-    pogo.sleep(5)
     local ref = pogo.monitor(tail)
     pogo.exit(head, "chain")
     local m = must_receive(is_msg("DOWN"), 5000)

@@ -237,4 +237,71 @@ describe("pogo.server", function()
     assert.equal(5, server.call(pid, "get"))
     server.stop(pid)
   end)
+
+  describe("state handoff", function()
+    local function handing(extra)
+      local m = counter(extra)
+      m.init = function(n, data) return data and data.n or n end
+      m.handoff = function(s) return { n = s } end
+      m.terminate = function(reason) pogo.send(pogo.whereis("handoff_spec"), { "terminated", reason }) end
+      return m
+    end
+
+    before_each(function() pogo.register("handoff_spec", pogo.self()) end)
+    after_each(function() pogo.unregister("handoff_spec") end)
+
+    it("\"$handoff\" runs handoff, sends the data, terminates with \"shutdown\"; handing_over gives init the data",
+       function()
+      local me = pogo.self()
+      local old = assert(server.start(handing(), 5))
+      server.cast(old, 2)
+      local ref = pogo.monitor(old)
+      pogo.send(old, { "$handoff", me, "k" })
+      assert.same({ "$handoff_data", "k", { n = 7 }, pogo.node() }, pogo.receive(1000))
+      assert.same({ "terminated", "shutdown" }, pogo.receive(1000))
+      assert.same({ "DOWN", ref, old, "shutdown" }, pogo.receive(1000))
+      -- the first server the start function starts gets the data; a second one does not
+      local new, err, takes = server.handing_over({ n = 7 }, function()
+        local p = server.start(handing(), 0)
+        local other = server.start(handing(), 1)
+        assert.equal(1, server.call(other, "get"))
+        server.stop(other)
+        return p
+      end)
+      assert.is_nil(err)
+      assert.is_true(takes)
+      assert.equal(7, server.call(new, "get"))
+      server.stop(new)
+      local plain = server.handing_over(nil, server.start, counter(), 3)
+      assert.same({ 3, false }, { server.call(plain, "get"), select(3, server.handing_over(nil, function()
+        return server.start(counter(), 4)
+      end)) })
+    end)
+
+    it("data that cannot be serialized is logged and nil is sent", function()
+      local lines = {}
+      pogo.log.set_handler(function(level, msg) lines[#lines + 1] = level .. " " .. msg end)
+      finally(function() pogo.log.set_handler(nil) end)
+      local m = handing()
+      m.handoff = function() return { f = print } end
+      local bad = assert(server.start(m, 1))
+      pogo.send(bad, { "$handoff", pogo.self(), "b" })
+      assert.same({ "$handoff_data", "b", nil, pogo.node() }, pogo.receive(function(x) return x[1] ~= "terminated" end,
+        1000))
+      assert.matches("error handoff data cannot be serialized, nil is handed over", lines[1], 1, true)
+    end)
+
+    it("\"$resolve_conflict\" merges the data of the other copy; without resolve_conflict it is ignored", function()
+      local m = handing()
+      m.resolve_conflict = function(s, data) return s + data.n end
+      local pid = assert(server.start(m, 5))
+      pogo.send(pid, { "$resolve_conflict", { n = 4 } })
+      assert.equal(9, server.call(pid, "get"))
+      server.stop(pid)
+      local plain = assert(server.start(counter(), 5))
+      pogo.send(plain, { "$resolve_conflict", { n = 4 } })
+      assert.equal(5, server.call(plain, "get"))
+      server.stop(plain)
+    end)
+  end)
 end)

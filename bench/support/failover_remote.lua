@@ -14,9 +14,20 @@ function M.start_children(from, to, report_node)
   return true
 end
 
---- The options of the bench's supervisor (failover_node.lua).
-function M.opts()
-  return { name = "bench", settle_ms = 200, log = function() end }
+--- The options of the bench's supervisor (failover_node.lua); `settle_ms`
+-- 200 unless given.
+function M.opts(settle_ms)
+  return { name = "bench", settle_ms = settle_ms or 200, log = function() end }
+end
+
+--- Request stateful children from..to (bench/support/handoff_child.lua, with
+-- or without `handoff`) pinned to `node`.
+function M.start_stateful(from, to, report_node, node, handoff)
+  for id = from, to do
+    assert(dsup.start_child("bench", { id = id, start = { "handoff_child", "start_link", id, report_node, handoff } },
+      node))
+  end
+  return true
 end
 
 --- Request children from..to pinned to `node`.

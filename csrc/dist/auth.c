@@ -76,7 +76,7 @@ static int hs_fail(pogo_conn *c, const char *reason) {
     pogo_mesh_dial_failed(c, c->d->N->L, reason);
   } else {
     pogo_dist *d = c->d;
-    pogo_log_line(d, "handshake with %s failed: %s", who, reason);
+    pogo_log_at(d, POGO_LOG_WARNING, who, "handshake with %s failed: %s", who, reason);
     pogo_conn_close(c);
     pogo_mesh_schedule(d);
   }
@@ -118,7 +118,7 @@ static int settle_duplicate(pogo_conn *c) {
     pogo_mesh_conn_lost(u, "connection_closed");
     return 0;
   }
-  pogo_log_line(d, "a second link to %s came up; keeping one", c->peer_name);
+  pogo_log_at(d, POGO_LOG_DEBUG, c->peer_name, "a second link to %s came up; keeping one", c->peer_name);
   if (!c->outgoing) return refuse(c, "duplicate");
   /* keep the connection dialed by the node with the smaller name */
   if (!u->outgoing && strcmp(d->name, c->peer_name) > 0) {
@@ -140,11 +140,11 @@ static int on_hello(pogo_conn *c, const char *p, uint32_t n) {
   if (h.version != POGO_PROTO_VERSION) {
     snprintf(reason, sizeof reason, "protocol version mismatch (this node speaks %d, the dialer %d)",
              POGO_PROTO_VERSION, h.version);
-    pogo_log_line(d, "refused %s: %s", c->addr, reason);
+    pogo_log_at(d, POGO_LOG_WARNING, c->addr, "refused %s: %s", c->addr, reason);
     return refuse(c, reason);
   }
   if (h.name_len == d->name_len && memcmp(h.name, d->name, h.name_len) == 0) {
-    pogo_log_line(d, "refused %s: it uses this node's name", c->addr);
+    pogo_log_at(d, POGO_LOG_WARNING, c->addr, "refused %s: it uses this node's name", c->addr);
     return refuse(c, "node name already in use");
   }
   if (h.to_len && (h.to_len != d->name_len || memcmp(h.to, d->name, h.to_len) != 0)) {
@@ -155,7 +155,7 @@ static int on_hello(pogo_conn *c, const char *p, uint32_t n) {
   if (set_peer(c, &h) != 0) return hs_fail(c, "out of memory");
   pogo_peer *peer = d->peers[c->peer];
   if (peer->blocked) {
-    pogo_log_line(d, "refused %s: blocked", c->peer_name);
+    pogo_log_at(d, POGO_LOG_INFO, c->peer_name, "refused %s: blocked", c->peer_name);
     return refuse(c, "blocked");
   }
   /* simultaneous dials: the dial of the node with the smaller name wins */
@@ -189,7 +189,8 @@ static int on_refuse(pogo_conn *c, const char *p, uint32_t n) {
   const char *err;
   if (pogo_hs_parse_refuse(p, n, reason, &err) != 0) return hs_fail(c, err);
   if (!c->outgoing) {
-    pogo_log_line(d, "handshake with %s failed: refused: %s", c->peer_name ? c->peer_name : c->addr, reason);
+    const char *who = c->peer_name ? c->peer_name : c->addr;
+    pogo_log_at(d, POGO_LOG_WARNING, who, "handshake with %s failed: refused: %s", who, reason);
     pogo_conn_close(c);
     pogo_mesh_schedule(d);
     return -1;
@@ -218,7 +219,8 @@ int pogo_auth_on_frame(pogo_conn *c, const char *p, uint32_t n) {
     if (pogo_hs_parse_response(p, n, c->nonce_d, dg, &err) != 0) return hs_fail(c, err);
     if (digest(c, 'D', want) != 0) return hs_fail(c, "HMAC failed");
     if (!pogo_hs_digest_eq(dg, want)) {
-      pogo_log_line(d, "refused %s (%s): authentication failed (wrong cookie?)", c->peer_name, c->addr);
+      pogo_log_at(d, POGO_LOG_WARNING, c->peer_name, "refused %s (%s): authentication failed (wrong cookie?)",
+                  c->peer_name, c->addr);
       return refuse(c, "authentication failed (wrong cookie?)");
     }
     int how = settle_duplicate(c);

@@ -131,10 +131,12 @@ static int frames_fn(lua_State *L, void *arg) {
     }
     if (r < 0) {
       if (!c->outgoing && c->state == CS_HANDSHAKE && c->hs_step == 0 && pogo_tls_refuse_tls(c)) return 0;
-      pogo_log_line(c->d, "closing link to %s: %s", c->peer_name ? c->peer_name : c->addr, c->in.error);
+      const char *who = c->peer_name ? c->peer_name : c->addr;
+      pogo_log_at(c->d, POGO_LOG_WARNING, who, "closing link to %s: %s", who, c->in.error);
       pogo_mesh_conn_lost(c, "protocol_error");
       return 0;
     }
+    if (c->state == CS_UP) pogo_stats_in(c, (size_t)n + POGO_FRAME_HDR);
     c->cur_kind = c->state == CS_UP ? (uint8_t)p[0] : 0;
     r = c->state == CS_HANDSHAKE ? pogo_auth_on_frame(c, p, n) : c->state == CS_UP ? pogo_inbound_frame(c, p, n) : 0;
     if (r != 0) return 0;
@@ -171,10 +173,10 @@ int pogo_conn_frames(pogo_conn *c) {
     if (!c->d || c->state == CS_DEAD || c->state == CS_CLOSING) return -1;
     const char *who = c->peer_name ? c->peer_name : c->addr;
     if (c->state == CS_UP && (c->cur_kind == POGO_W_SEND || c->cur_kind == POGO_W_SEND_NAMED)) {
-      pogo_log_line(c->d, "dropped a message from %s: %s", who, why);
+      pogo_log_at(c->d, POGO_LOG_WARNING, who, "dropped a message from %s: %s", who, why);
       continue; /* the frame is consumed: on with the next ones */
     }
-    pogo_log_line(c->d, "closing link to %s: %s", who, why);
+    pogo_log_at(c->d, POGO_LOG_WARNING, who, "closing link to %s: %s", who, why);
     conn_lost(c, "out of memory");
     return -1;
   }
@@ -237,7 +239,9 @@ size_t pogo_conn_begin(pogo_conn *c, uint8_t kind, size_t hint) {
 void pogo_conn_cancel(pogo_conn *c, size_t start) { c->out.len = start; }
 
 int pogo_conn_end(pogo_conn *c, size_t start) {
-  if (pogo_frame_end(&c->out, start, c->peer_max_frame) < 0) return -1;
+  long n = pogo_frame_end(&c->out, start, c->peer_max_frame);
+  if (n < 0) return -1;
+  pogo_stats_out(c, (size_t)n + POGO_FRAME_HDR);
   c->sent = 1;
   if (c->out.len >= POGO_FLUSH_AT && !c->writing) pogo_conn_flush(c);
   else pogo_conn_dirty(c);

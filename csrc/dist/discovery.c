@@ -202,11 +202,11 @@ static int round_done_fn(lua_State *L, void *arg) {
   pogo_dist *d = x->d;
   if (x->failed) {
     if (!x->logged)
-      pogo_log_line(d, "discovery: cannot read %s from DNS: %s (trying again every %u ms)", x->name,
-                    ares_strerror(x->failed), x->interval_ms);
+      pogo_log_at(d, POGO_LOG_WARNING, NULL, "discovery: cannot read %s from DNS: %s (trying again every %u ms)",
+                  x->name, ares_strerror(x->failed), x->interval_ms);
     x->logged = 1;
   } else if (x->logged) {
-    pogo_log_line(d, "discovery: %s read from DNS again", x->name);
+    pogo_log_at(d, POGO_LOG_INFO, NULL, "discovery: %s read from DNS again", x->name);
     x->logged = 0;
   }
   uv_interface_address_t *ifs = NULL;
@@ -216,8 +216,8 @@ static int round_done_fn(lua_State *L, void *arg) {
     const disc_addr *a = &x->addrs[i];
     if (is_self(d, a->host, a->port, ifs, nifs)) continue;
     if (pogo_mesh_found(d, a->host, a->port, x->gen) == 1)
-      pogo_log_line(d, "discovery: %s%s%s:%d found in DNS (%s)", strchr(a->host, ':') ? "[" : "", a->host,
-                    strchr(a->host, ':') ? "]" : "", a->port, x->name);
+      pogo_log_at(d, POGO_LOG_INFO, NULL, "discovery: %s%s%s:%d found in DNS (%s)", strchr(a->host, ':') ? "[" : "",
+                  a->host, strchr(a->host, ':') ? "]" : "", a->port, x->name);
   }
   if (ifs) uv_free_interface_addresses(ifs, nifs);
   if (!x->failed) pogo_mesh_found_sweep(d, L, x->gen);

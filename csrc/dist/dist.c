@@ -17,13 +17,31 @@
  *   waits (main chunk only) until they are closed. Other functions: connect,
  *   disconnect, block, nodes, monitor_nodes, info, inject (a test hook),
  *   random. Functions that need a started node raise "not started".
+ * - SIGPIPE: a write to a peer that has just died may raise it, and its
+ *   default action ends the OS process. dist_start ignores it (as Node and
+ *   the Erlang VM do) when its disposition is still the default, so a host
+ *   that installed its own handler keeps it; writes then fail with EPIPE,
+ *   which closes that link only.
  * - pogo_dist_register(L) adds these functions to the core table; core.c
  *   calls it (the runtime never does).
  */
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "dist/dist.h"
+
+/* SIG_IGN for SIGPIPE, unless someone chose a disposition (see the contract). */
+static void ignore_sigpipe(void) {
+  struct sigaction sa;
+  if (sigaction(SIGPIPE, NULL, &sa) != 0) return;
+  if (!(sa.sa_flags & SA_SIGINFO) && sa.sa_handler == SIG_DFL) {
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_IGN;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGPIPE, &sa, NULL);
+  }
+}
 
 static void op_close(void *ctx, lua_State *L);
 
@@ -44,10 +62,12 @@ static const pogo_remote_ops ops = {
 
 /* The node's transport, if this one runs. */
 static pogo_dist *dist_of(pogo_node *N) { return N->remote == &ops ? N->remote_ctx : NULL; }
+pogo_dist *pogo_dist_of(pogo_node *N) { return dist_of(N); }
 
 static void dist_free(pogo_dist *d, lua_State *L) {
   pogo_discovery_stop(d);
   pogo_mesh_free(d);
+  pogo_log_close(d);
   pogo_tls_ctx_free(d->tls); /* connections still closing keep their reference */
   d->tls = NULL;
   luaL_unref(L, LUA_REGISTRYINDEX, d->ref_subs);
@@ -124,6 +144,7 @@ static int l_dist_start(lua_State *L) {
   pogo_dist *old = dist_of(N);
   if (old && !old->stopping) return luaL_error(L, "pogo.start: the node is already started as %s", old->name);
   if (old) close_dist(N, L);
+  ignore_sigpipe();
   lua_getfield(L, 1, "name");
   size_t nl;
   const char *base = luaL_checklstring(L, -1, &nl);
@@ -170,6 +191,7 @@ static int l_dist_start(lua_State *L) {
   }
   memcpy(d->cookie, cookie, cl);
   d->cookie_len = cl;
+  pogo_log_open(d);
   lua_newtable(L);
   d->ref_subs = luaL_ref(L, LUA_REGISTRYINDEX);
   pogo_remote_set(N, &ops, d);
@@ -193,8 +215,8 @@ static int l_dist_start(lua_State *L) {
     return luaL_error(L, "pogo.start: %s", err);
   }
   if (is_wildcard(d->adv_host))
-    pogo_log_line(d, "warning: listening on %s without advertise: peers cannot reach this node by its name",
-                  d->adv_host);
+    pogo_log_at(d, POGO_LOG_WARNING, NULL,
+                "listening on %s without advertise: peers cannot reach this node by its name", d->adv_host);
 
   lua_getfield(L, 1, "block");
   if (lua_istable(L, -1)) {
@@ -343,7 +365,7 @@ static const char *state_name(int s) {
 }
 
 /* dist_info() -> {name=, port=, listen=, tls=, started=, peers = {[node] = {dialer=,
- *   creation=, backlog=, wanted=, blocked=, seed=}}, links = {{state=, peer=,
+ *   creation=, backlog=, wanted=, blocked=, seed=, left=}}, links = {{state=, peer=,
  *   outgoing=, tls=}, ...}, targets = {{addr=, seed=, found=, name=}, ...}} */
 static int l_dist_info(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
@@ -382,6 +404,8 @@ static int l_dist_info(lua_State *L) {
     lua_setfield(L, -2, "blocked");
     lua_pushboolean(L, p->seed);
     lua_setfield(L, -2, "seed");
+    lua_pushboolean(L, p->left);
+    lua_setfield(L, -2, "left");
     lua_setfield(L, -2, pogo_nodenames_get(N, L, i));
   }
   lua_setfield(L, -2, "peers");
@@ -438,4 +462,5 @@ void pogo_dist_register(lua_State *L) {
     {"dist_nodes", l_dist_nodes}, {"dist_monitor_nodes", l_dist_monitor_nodes}, {"dist_info", l_dist_info},
     {"dist_inject", l_dist_inject}, {"dist_random", l_dist_random}, {NULL, NULL}};
   pogo_node_setfuncs(L, fns);
+  pogo_stats_register(L);
 }

@@ -5,13 +5,14 @@
  *   wire.c      data payloads once a connection is up (pure; wire.h)
  *   handshake.c handshake messages and HMAC proofs (pure; handshake.h)
  *   addr.c      node names and addresses (pure; addr.h)
- *   log.c       the transport's log lines
+ *   log.c       the transport's log lines, handed to pogo.log
  *   conn.c      one TCP connection: reading frames, batched writes, backlog
  *   tls.c       mutual TLS 1.3 on a connection (OpenSSL over libuv streams)
  *   auth.c      the handshake state machine
  *   admit.c     how many unauthenticated connections are kept, per address
  *   mesh.c      peers, dialing, gossip, heartbeats, node events
  *   discovery.c seeds read from DNS (c-ares driven by libuv)
+ *   stats.c     counters of each link and the node, round-trip times (PING)
  *   outbound.c  the remote operations (remote.h ops): frames for remote pids
  *   inbound.c   frames from peers applied to local processes
  *   dist.c      the transport's lifetime and the core.dist_* Lua functions
@@ -62,10 +63,16 @@ enum {
 
 typedef struct pogo_dist pogo_dist;
 typedef struct pogo_conn pogo_conn;
+
+/* Traffic counters (stats.c): process messages and frame bytes, each way. */
+typedef struct pogo_link_stats {
+  uint64_t msgs_in, msgs_out, bytes_in, bytes_out;
+} pogo_link_stats;
 typedef struct pogo_target pogo_target;
 typedef struct pogo_tls pogo_tls;             /* tls.c: one connection's TLS */
 typedef struct pogo_tls_ctx pogo_tls_ctx;     /* tls.c: the node's TLS settings */
 typedef struct pogo_discovery pogo_discovery; /* discovery.c */
+typedef struct pogo_log_q pogo_log_q;         /* log.c: lines waiting for pogo.log */
 
 /* A host name being resolved for a dial; outlives its connection if need be. */
 typedef struct pogo_gai {
@@ -104,6 +111,9 @@ typedef struct pogo_conn {
   /* senders suspended on this connection's backlog */
   pogo_rq_entry *busy;
   uint32_t nbusy, busy_cap;
+  /* stats.c: traffic once up, the PING in flight (uv_hrtime ns, 0: none), round trips */
+  pogo_link_stats stats;
+  uint64_t ping_at, rtt_ns, rtt_avg_ns;
 } pogo_conn;
 
 typedef struct pogo_peer {
@@ -113,6 +123,7 @@ typedef struct pogo_peer {
   uint8_t seed;        /* learned from a seed: never forgotten */
   uint8_t blocked;     /* pogo.block: never connected until unblocked */
   uint8_t shunned;     /* disconnected on purpose: not even its seed entry redials */
+  uint8_t left;        /* it stopped cleanly (BYE "shutdown"): dialed again only as a seed */
   uint8_t logged;      /* a failure was logged since the last success */
   uint32_t backoff;    /* next retry delay, ms */
   uint64_t next_at;    /* earliest next dial (loop ms) */
@@ -168,11 +179,21 @@ struct pogo_dist {
   int ref_subs;      /* monitor_nodes subscribers: pid -> true */
   pogo_tls_ctx *tls; /* NULL: plain links */
   pogo_discovery *disc;
+  pogo_link_stats stats; /* the node's traffic, every link since pogo.start (stats.c) */
+  pogo_log_q *logq;  /* NULL: lines go straight to stderr */
   uint32_t admit_evicted;   /* handshakes closed to make room, not yet logged (admit.c) */
   uint64_t admit_logged_at;
 };
 
 /* ---- log.c ---- */
+/* pogo.log's levels. */
+enum { POGO_LOG_DEBUG = 1, POGO_LOG_INFO, POGO_LOG_NOTICE, POGO_LOG_WARNING, POGO_LOG_ERROR };
+void pogo_log_open(pogo_dist *d);  /* at the transport's start */
+void pogo_log_close(pogo_dist *d); /* at its end: lines still queued go to stderr */
+/* A line at `level` about `peer` (a node name or an address; NULL: none). */
+void pogo_log_at(pogo_dist *d, int level, const char *peer, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* A line at level info, about no peer in particular. */
 void pogo_log_line(pogo_dist *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* ---- conn.c ---- */
@@ -269,6 +290,34 @@ void pogo_mesh_push_targets(pogo_dist *d, lua_State *L);
 int pogo_discovery_start(pogo_dist *d, lua_State *L, int opts_idx, char *err, size_t errlen);
 void pogo_discovery_stop(pogo_dist *d); /* pogo.stop, or the transport's end */
 
+/* ---- stats.c ---- */
+/* Count a frame of n bytes (length prefix included) on an up connection. */
+static inline void pogo_stats_in(pogo_conn *c, size_t n) {
+  c->stats.bytes_in += n;
+  c->d->stats.bytes_in += n;
+}
+static inline void pogo_stats_out(pogo_conn *c, size_t n) {
+  c->stats.bytes_out += n;
+  c->d->stats.bytes_out += n;
+}
+/* Count a process message received or sent on c. */
+static inline void pogo_stats_msg_in(pogo_conn *c) {
+  c->stats.msgs_in++;
+  c->d->stats.msgs_in++;
+}
+static inline void pogo_stats_msg_out(pogo_conn *c) {
+  c->stats.msgs_out++;
+  c->d->stats.msgs_out++;
+}
+/* The heartbeat of an up connection: a PING unless one is unanswered (then a
+ * TICK if nothing else went out since the last beat). */
+void pogo_stats_beat(pogo_conn *c);
+/* A PING (answered with PONG) or PONG (a round trip measured) arrived. */
+void pogo_stats_ping_in(pogo_conn *c, uint64_t token);
+void pogo_stats_pong_in(pogo_conn *c, uint64_t token);
+/* Adds core.dist_stats to the table at -2 (node userdata at -1). */
+void pogo_stats_register(lua_State *L);
+
 /* ---- outbound.c ---- */
 /* The ops of remote.h (ctx is the pogo_dist). */
 int pogo_outbound_send(void *ctx, lua_State *L, const pogo_id *to, int msg_idx, char err[POGO_CODEC_ERRLEN]);
@@ -299,6 +348,7 @@ void pogo_outbound_put_down(pogo_dist *d, lua_State *L, pogo_conn *c, const pogo
 int pogo_inbound_frame(pogo_conn *c, const char *p, uint32_t n);
 
 /* ---- dist.c ---- */
+pogo_dist *pogo_dist_of(pogo_node *N); /* the node's transport, or NULL (not started) */
 /* Adds the core.dist_* functions to the table at -2 (node userdata at -1). */
 void pogo_dist_register(lua_State *L);
 

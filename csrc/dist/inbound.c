@@ -9,6 +9,7 @@
  *   DEMONITOR(_NAME) and DOWN go to pogo_links_peer_* with the same semantics
  *   as local operations; a LINK or MONITOR of a process that does not exist is
  *   answered at once (EXIT or DOWN "noproc"). TICK only proves the peer is
+ *   alive, PING and PONG measure the round trip too (stats.c);
  *   alive; PEERS is gossip for the mesh; BYE closes the connection with the
  *   peer's reason.
  * - Ids in a frame carry no node name: those of the sender's processes get
@@ -99,6 +100,7 @@ static int on_data(pogo_dist *d, pogo_conn *c, const pogo_wire_msg *m, const cha
     id_of(0, &m->a, &a);
     if (!pogo_proc_get(N, &a)) break;
     if ((rc = decode_tail(d, c, L, m, err)) != 0) { rc = rc > 0 ? 0 : -1; break; } /* too big: dropped */
+    pogo_stats_msg_in(c);
     pogo_mailbox_post(N, L, &a, -1);
     break;
   case POGO_W_SEND_NAMED:
@@ -179,6 +181,8 @@ int pogo_inbound_frame(pogo_conn *c, const char *p, uint32_t n) {
   const char *err = NULL;
   if (pogo_wire_parse(p, n, &m, &err) == 0) {
     if (m.kind == POGO_W_TICK) return 0;
+    if (m.kind == POGO_W_PING) return pogo_stats_ping_in(c, m.ref), 0;
+    if (m.kind == POGO_W_PONG) return pogo_stats_pong_in(c, m.ref), 0;
     if (m.kind == POGO_W_BYE) {
       on_bye(d, c, &m);
       return -1;
@@ -186,7 +190,7 @@ int pogo_inbound_frame(pogo_conn *c, const char *p, uint32_t n) {
     if (on_data(d, c, &m, &err) == 0) return 0;
   }
   if (c->state != CS_UP || c->d != d) return -1;
-  pogo_log_line(d, "closing link to %s: %s", c->peer_name, err ? err : "protocol error");
+  pogo_log_at(d, POGO_LOG_WARNING, c->peer_name, "closing link to %s: %s", c->peer_name, err ? err : "protocol error");
   pogo_mesh_conn_lost(c, "protocol_error");
   return -1;
 }

@@ -1,22 +1,253 @@
 /*
- * log.c: the transport's log lines (connections made, lost and refused).
+ * log.c: the transport's log lines (connections made, lost and refused),
+ * through pogo.log.
  *
  * Contract
- * - One line per event on stderr, "pogo[<node name>]: <message>", unless the
- *   node was started with log = false. Never raises, never allocates.
+ * - pogo_log_at(d, level, peer, fmt, ...) records one event: its level
+ *   (POGO_LOG_DEBUG .. POGO_LOG_ERROR), its message and the peer it is about
+ *   (a node name or an address; NULL: none). pogo_log_line(d, fmt, ...) is the
+ *   same at level info without a peer. Nothing is recorded when the node was
+ *   started with log = false (bin/pogo --quiet).
+ * - The lines go to Lua's pogo.log.emit(level, msg, {module = "pogo.dist",
+ *   peer = peer}), so pogo.log's level and handler apply to them as to every
+ *   line of the node. They are handed over from an idle callback of their
+ *   own, in order, in the loop iteration that logged them, never from inside
+ *   the transport's work: the transport logs while it changes its state (a
+ *   connection going, a loop over the peers), and a handler is user code that
+ *   may call anything, the transport included.
+ * - Never raises, and a line is never lost silently: it goes to stderr, in
+ *   pogo.log's default one-line format, when it cannot be queued (no memory;
+ *   beyond QUEUE_MAX waiting lines the others are counted and the count is
+ *   logged), when pogo.log is not loaded or its emit fails (the node's Lua
+ *   state is closing, say), and when the transport closes with lines queued
+ *   (no Lua call then: that may be the Lua state's own end).
+ * - The queue (pogo_log_q) is its own allocation: its idle handle frees it
+ *   in its close callback, so a callback never reaches freed state.
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
 
 #include "dist/dist.h"
 
-void pogo_log_line(pogo_dist *d, const char *fmt, ...) {
+#define QUEUE_MAX 1000 /* lines waiting for the idle callback; more are counted */
+
+typedef struct log_entry {
+  struct log_entry *next;
+  int level;
+  char *peer; /* NULL: none */
+  char msg[];
+} log_entry;
+
+struct pogo_log_q {
+  uv_idle_t idle;
+  pogo_dist *d; /* NULL once the transport is gone */
+  log_entry *head, *tail;
+  unsigned n, dropped;
+};
+
+static const char *const LEVELS[] = {"?", "debug", "info", "notice", "warning", "error"};
+
+static const char *level_name(int level) {
+  return level >= POGO_LOG_DEBUG && level <= POGO_LOG_ERROR ? LEVELS[level] : LEVELS[POGO_LOG_ERROR];
+}
+
+/* ---- the stderr fallback: pogo.log.format's line ---- */
+
+/* One character as pogo.log writes it: control characters escaped, and in a
+ * quoted value quotes and backslashes too. */
+static void put_char(unsigned char ch, int quoted) {
+  if (ch == '\n') fputs("\\n", stderr);
+  else if (ch == '\r') fputs("\\r", stderr);
+  else if (ch == '\t') fputs("\\t", stderr);
+  else if (ch < 0x20 || ch == 0x7f) fprintf(stderr, "\\x%02x", ch);
+  else if (quoted && (ch == '"' || ch == '\\')) fprintf(stderr, "\\%c", ch);
+  else fputc(ch, stderr);
+}
+
+static void put_escaped(const char *s) {
+  for (; *s; s++) put_char((unsigned char)*s, 0);
+}
+
+/* A key=value value: quoted when empty or when it holds white space, '=',
+ * quotes, backslashes or control characters. */
+static void put_value(const char *s) {
+  int quoted = !*s;
+  for (const char *p = s; *p && !quoted; p++) {
+    unsigned char ch = (unsigned char)*p;
+    quoted = ch <= 0x20 || ch == 0x7f || ch == '"' || ch == '=' || ch == '\\';
+  }
+  if (quoted) fputc('"', stderr);
+  for (; *s; s++) put_char((unsigned char)*s, quoted);
+  if (quoted) fputc('"', stderr);
+}
+
+static void to_stderr(const char *node, int level, const char *peer, const char *msg) {
+  uv_timeval64_t tv;
+  char stamp[40] = "?";
+  if (uv_gettimeofday(&tv) == 0) {
+    time_t secs = (time_t)tv.tv_sec;
+    struct tm tm;
+    if (gmtime_r(&secs, &tm)) {
+      size_t k = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
+      snprintf(stamp + k, sizeof stamp - k, ".%03dZ", (int)(tv.tv_usec / 1000));
+    }
+  }
+  fprintf(stderr, "%s %s %s ", stamp, level_name(level), node ? node : "nonode@nohost");
+  put_escaped(msg);
+  fputs(" module=pogo.dist", stderr);
+  if (peer) {
+    fputs(" peer=", stderr);
+    put_value(peer);
+  }
+  fputc('\n', stderr);
+  fflush(stderr);
+}
+
+/* ---- handing the lines to pogo.log ---- */
+
+/* emit(entry): pogo.log.emit(level, msg, {module =, peer =}) -> true, or false
+ * when pogo.log is not loaded. Runs under lua_pcall. */
+static int emit_entry(lua_State *L) {
+  const log_entry *e = lua_touserdata(L, 1);
+  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
+  if (lua_getfield(L, -1, "pogo.log") != LUA_TTABLE || lua_getfield(L, -1, "emit") != LUA_TFUNCTION) {
+    lua_pushboolean(L, 0);
+    return 1;
+  }
+  lua_pushstring(L, level_name(e->level));
+  lua_pushstring(L, e->msg);
+  lua_createtable(L, 0, 2);
+  lua_pushliteral(L, "pogo.dist");
+  lua_setfield(L, -2, "module");
+  if (e->peer) {
+    lua_pushstring(L, e->peer);
+    lua_setfield(L, -2, "peer");
+  }
+  lua_call(L, 3, 0);
+  lua_pushboolean(L, 1);
+  return 1;
+}
+
+/* 1 when pogo.log took the line. */
+static int to_lua(pogo_dist *d, const log_entry *e) {
+  lua_State *L = d->N->L;
+  if (d->N->closed || !lua_checkstack(L, 4)) return 0;
+  int top = lua_gettop(L);
+  lua_pushcfunction(L, emit_entry);
+  lua_pushlightuserdata(L, (void *)e);
+  int ok = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_toboolean(L, -1);
+  lua_settop(L, top);
+  return ok;
+}
+
+static log_entry *entry_new(int level, const char *peer, const char *msg) {
+  size_t n = strlen(msg);
+  log_entry *e = malloc(sizeof *e + n + 1);
+  if (!e) return NULL;
+  memcpy(e->msg, msg, n + 1);
+  e->next = NULL;
+  e->level = level;
+  e->peer = NULL;
+  if (peer && !(e->peer = strdup(peer))) {
+    free(e);
+    return NULL;
+  }
+  return e;
+}
+
+static void entry_free(log_entry *e) {
+  free(e->peer);
+  free(e);
+}
+
+/* The lines queued when the callback starts (lines logged meanwhile wait for
+ * the next round). A handler may stop the transport, or start a new one: the
+ * queue outlives that (q->d is then NULL). */
+static void idle_cb(uv_idle_t *h) {
+  pogo_log_q *q = h->data;
+  uv_idle_stop(h);
+  log_entry *e = q->head;
+  unsigned dropped = q->dropped;
+  q->head = q->tail = NULL;
+  q->n = q->dropped = 0;
+  while (e) {
+    log_entry *next = e->next;
+    pogo_dist *d = q->d;
+    if (!d || !to_lua(d, e)) to_stderr(d ? d->name : NULL, e->level, e->peer, e->msg);
+    entry_free(e);
+    e = next;
+  }
+  if (dropped && q->d) {
+    char msg[96];
+    snprintf(msg, sizeof msg, "%u transport log lines dropped (more than %d at once)", dropped, QUEUE_MAX);
+    log_entry *x = entry_new(POGO_LOG_WARNING, NULL, msg);
+    if (!x || !to_lua(q->d, x)) to_stderr(q->d->name, POGO_LOG_WARNING, NULL, msg);
+    if (x) entry_free(x);
+  }
+}
+
+static void q_close_cb(uv_handle_t *h) { free(h->data); }
+
+void pogo_log_open(pogo_dist *d) {
+  pogo_log_q *q = calloc(1, sizeof *q);
+  if (!q) return; /* its lines go to stderr */
+  if (uv_idle_init(d->N->loop, &q->idle) != 0) {
+    free(q);
+    return;
+  }
+  q->idle.data = q;
+  q->d = d;
+  d->logq = q;
+}
+
+void pogo_log_close(pogo_dist *d) {
+  pogo_log_q *q = d->logq;
+  if (!q) return;
+  d->logq = NULL;
+  q->d = NULL;
+  for (log_entry *e = q->head, *next; e; e = next) {
+    next = e->next;
+    to_stderr(d->name, e->level, e->peer, e->msg);
+    entry_free(e);
+  }
+  q->head = q->tail = NULL;
+  uv_close((uv_handle_t *)&q->idle, q_close_cb);
+}
+
+static void vlog(pogo_dist *d, int level, const char *peer, const char *fmt, va_list ap) {
   if (!d->log) return;
   char buf[1024];
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  pogo_log_q *q = d->logq;
+  if (q && q->n >= QUEUE_MAX) {
+    q->dropped++;
+    return;
+  }
+  log_entry *e = q ? entry_new(level, peer, buf) : NULL;
+  if (!e) {
+    to_stderr(d->name, level, peer, buf);
+    return;
+  }
+  if (q->tail) q->tail->next = e;
+  else q->head = e;
+  q->tail = e;
+  q->n++;
+  if (!uv_is_active((uv_handle_t *)&q->idle)) uv_idle_start(&q->idle, idle_cb);
+}
+
+void pogo_log_at(pogo_dist *d, int level, const char *peer, const char *fmt, ...) {
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(buf, sizeof buf, fmt, ap);
+  vlog(d, level, peer, fmt, ap);
   va_end(ap);
-  fprintf(stderr, "pogo[%s]: %s\n", d->name ? d->name : "?", buf);
-  fflush(stderr);
+}
+
+void pogo_log_line(pogo_dist *d, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vlog(d, POGO_LOG_INFO, NULL, fmt, ap);
+  va_end(ap);
 }

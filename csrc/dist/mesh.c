@@ -19,8 +19,10 @@
  * - Gossip: when a connection comes up, each side sends the other the names
  *   of all its other peers and tells every other peer about the new one; a
  *   node learning a name it does not know dials it, so one seed joins the mesh.
- * - Heartbeats: every heartbeat_ms a TICK goes on each connection that
- *   carried nothing since the last beat; one silent for timeout_ms is down
+ * - Heartbeats: every heartbeat_ms a PING goes on each up connection (its
+ *   PONG gives the round-trip time; while a PING is unanswered, a TICK if
+ *   the connection carried nothing since the last beat: stats.c); one
+ *   silent for timeout_ms is down
  *   ("timeout"), and so is a handshake not finished in timeout_ms. A graceful
  *   close (BYE, REFUSE) waits at most CLOSE_WAIT_MS for the peer to close its
  *   end.
@@ -34,6 +36,12 @@
  * - pogo.block(node): never dialed, refused when it dials; pogo.disconnect
  *   and a peer's BYE "disconnect" stop redialing until the name is learned
  *   again (gossip, connect).
+ * - A peer that stops cleanly (BYE "shutdown", pogo.stop) is not redialed:
+ *   nor is its name taken from gossip again (a message about it may still be
+ *   on its way), until it connects again or pogo.connect names it. If it is a
+ *   seed (or found in DNS) its address is dialed again, every backoff_max
+ *   (2000 ms by default) from the first try on, so a seed that restarts is
+ *   found again without a burst of dials while it is away.
  * - Discovered addresses (discovery.c) are seeds while they stay in DNS: a
  *   target per address, marked with the round that last saw it. When a round
  *   no longer lists one, its target goes and, if its node is down, the node
@@ -210,6 +218,11 @@ static void node_event(pogo_dist *d, lua_State *L, const char *what, uint32_t id
 
 static void nodeup(pogo_dist *d, lua_State *L, uint32_t idx) { node_event(d, L, "nodeup", idx, NULL); }
 
+/* A loss that is no news: the peer stopped, or was disconnected on purpose. */
+static int is_orderly(const char *reason) {
+  return strcmp(reason, "shutdown") == 0 || strcmp(reason, "disconnect") == 0;
+}
+
 /* The up connection of node idx is gone: the runtime's links and monitors
  * there first, then {"nodedown", node, reason} to subscribers. */
 static void nodedown(pogo_dist *d, lua_State *L, uint32_t idx, const char *reason) {
@@ -320,7 +333,11 @@ void pogo_mesh_dial_failed(pogo_conn *c, lua_State *L, const char *reason) {
   if (t) {
     t->dial = NULL;
     int again = t->seed || t->found;
-    if (!t->logged) pogo_log_line(d, "cannot connect to %s: %s%s", who, reason, again ? " (will retry)" : "");
+    uint32_t idx = t->name ? pogo_nodenames_index(d->N, L, t->name, strlen(t->name)) : 0;
+    pogo_peer *p = pogo_mesh_peer(d, idx, 0);
+    if (!t->logged)
+      pogo_log_at(d, p && p->left ? POGO_LOG_INFO : POGO_LOG_WARNING, who, "cannot connect to %s: %s%s", who, reason,
+                  !again ? "" : p && p->left ? " (it stopped; will retry)" : " (will retry)");
     t->logged = 1;
     notify_waiters(d, L, t, 0, reason);
     if (again) bump_backoff(d, &t->backoff, &t->next_at);
@@ -329,7 +346,7 @@ void pogo_mesh_dial_failed(pogo_conn *c, lua_State *L, const char *reason) {
   if (c->dial_peer) {
     pogo_peer *p = d->peers[c->dial_peer];
     p->dial = NULL;
-    if (!p->logged && !t) pogo_log_line(d, "cannot connect to %s: %s (will retry)", who, reason);
+    if (!p->logged && !t) pogo_log_at(d, POGO_LOG_WARNING, who, "cannot connect to %s: %s (will retry)", who, reason);
     p->logged = 1;
     bump_backoff(d, &p->backoff, &p->next_at);
   }
@@ -477,7 +494,7 @@ void pogo_mesh_gossip_in(pogo_dist *d, lua_State *L, pogo_conn *c) {
     if (name && pogo_addr_of_node(name, len, NULL, NULL)) {
       uint32_t idx = pogo_nodenames_index(d->N, L, name, len);
       pogo_peer *p = idx ? pogo_mesh_peer(d, idx, 1) : NULL;
-      if (p && !p->blocked && !p->up && !p->wanted) {
+      if (p && !p->blocked && !p->up && !p->wanted && !p->left) {
         p->wanted = 1;
         p->shunned = 0;
         p->backoff = d->backoff_min;
@@ -502,9 +519,11 @@ void pogo_mesh_conn_up(pogo_conn *c, lua_State *L, int quiet) {
   c->in.max = d->max_frame;
   c->peer_max_frame = c->peer_max_frame < POGO_HS_MAX_FRAME ? POGO_HS_MAX_FRAME : c->peer_max_frame;
   p->up = c;
+  pogo_stats_beat(c); /* a first PING: the round-trip time is known at once */
   p->creation = c->peer_creation;
   p->wanted = 1;
   p->shunned = 0;
+  p->left = 0;
   p->backoff = d->backoff_min;
   p->logged = 0;
   p->down_since = 0;
@@ -531,7 +550,7 @@ void pogo_mesh_conn_up(pogo_conn *c, lua_State *L, int quiet) {
     else target_remove(d, L, t);
   }
   if (quiet) return;
-  pogo_log_line(d, "connected to %s", c->peer_name);
+  pogo_log_at(d, POGO_LOG_INFO, c->peer_name, "connected to %s", c->peer_name);
   send_peers(d, L, c, 0);
   for (uint32_t i = 1; i < d->npeers; i++)
     if (d->peers[i] && d->peers[i]->up && i != idx) send_peers(d, L, d->peers[i]->up, idx);
@@ -550,7 +569,8 @@ void pogo_mesh_conn_lost(pogo_conn *c, const char *reason) {
     p->down_since = now_ms(d);
     p->next_at = now_ms(d) + p->backoff;
     pogo_conn_close(c);
-    pogo_log_line(d, "lost %s: %s", node_name(d, idx), reason);
+    pogo_log_at(d, is_orderly(reason) ? POGO_LOG_INFO : POGO_LOG_WARNING, node_name(d, idx), "lost %s: %s",
+                node_name(d, idx), reason);
     nodedown(d, L, idx, reason);
   } else if (c->outgoing && is_pending(c)) {
     pogo_mesh_dial_failed(c, L, reason);
@@ -561,9 +581,23 @@ void pogo_mesh_conn_lost(pogo_conn *c, const char *reason) {
   pogo_mesh_schedule(d);
 }
 
+/* Node idx stopped cleanly: no more dials by name; its seed entry (by
+ * address) waits backoff_max before each try. */
+static void left_cleanly(pogo_dist *d, uint32_t idx) {
+  pogo_peer *p = d->peers[idx];
+  p->wanted = 0;
+  p->left = 1;
+  for (pogo_target *t = d->targets; t; t = t->next) {
+    if (!(t->seed || t->found) || !target_matches(d, t, idx)) continue;
+    t->backoff = d->backoff_max;
+    t->next_at = now_ms(d) + d->backoff_max;
+  }
+}
+
 void pogo_mesh_bye(pogo_conn *c, const char *reason) {
   pogo_peer *peer = c->d->peers[c->peer];
   if (strcmp(reason, "disconnect") == 0) peer->wanted = 0, peer->shunned = 1;
+  else if (strcmp(reason, "shutdown") == 0) left_cleanly(c->d, c->peer);
   pogo_mesh_conn_lost(c, reason);
 }
 
@@ -613,13 +647,10 @@ static int tick_fn(lua_State *L, void *arg) {
       break;
     case CS_UP:
       if (now - c->last_recv > d->timeout_ms) {
-        pogo_log_line(d, "%s did not answer for %u ms", c->peer_name, d->timeout_ms);
+        pogo_log_at(d, POGO_LOG_WARNING, c->peer_name, "%s did not answer for %u ms", c->peer_name, d->timeout_ms);
         pogo_mesh_conn_lost(c, "timeout");
       } else {
-        if (!c->sent) {
-          size_t s = pogo_conn_begin(c, POGO_W_TICK, 0);
-          if (s != (size_t)-1) pogo_conn_end(c, s);
-        }
+        pogo_stats_beat(c); /* a PING, or a TICK (stats.c) */
         c->sent = 0;
       }
       break;
@@ -780,6 +811,7 @@ int pogo_mesh_connect(pogo_dist *d, lua_State *L, const char *addr, int pid_idx,
       return -1;
     }
     p->shunned = 0;
+    p->left = 0;
     if (p->up) {
       lua_pushstring(L, addr);
       return 1;
@@ -844,8 +876,8 @@ void pogo_mesh_found_sweep(pogo_dist *d, lua_State *L, uint32_t gen) {
       p->wanted = 0;
       if (p->dial) pogo_mesh_dial_abandon(p->dial);
     }
-    pogo_log_line(d, "%s is no longer in DNS%s", t->name ? t->name : t->addr,
-                  p && p->up ? " (still connected)" : ": not dialed any more");
+    pogo_log_at(d, POGO_LOG_INFO, t->name ? t->name : t->addr, "%s is no longer in DNS%s", t->name ? t->name : t->addr,
+                p && p->up ? " (still connected)" : ": not dialed any more");
     if (t->dial) pogo_mesh_dial_abandon(t->dial);
     notify_waiters(d, L, t, 0, "no longer in DNS");
     target_remove(d, L, t);
@@ -930,6 +962,7 @@ void pogo_mesh_block(pogo_dist *d, lua_State *L, uint32_t idx, int flag) {
   } else if (p->blocked) {
     p->blocked = 0;
     p->shunned = 0;
+    p->left = 0;
     p->wanted = 1;
     p->backoff = d->backoff_min;
     p->next_at = now_ms(d);

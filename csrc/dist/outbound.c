@@ -97,6 +97,7 @@ static int put_msg(pogo_dist *d, lua_State *L, pogo_conn *c, size_t start, int m
     return POGO_REMOTE_ERROR;
   }
   if (end(c, start, err) != 0) return POGO_REMOTE_ERROR;
+  pogo_stats_msg_out(c);
   return after_send(d, L, c);
 }
 

@@ -167,8 +167,9 @@ static void check_own(pogo_dist *d, SSL_CTX *ctx, const char *cert, const char *
     return;
   }
   if (X509_verify_cert(s) != 1)
-    pogo_log_line(d, "warning: this node's certificate %s does not verify against %s (%s): peers will refuse it",
-                  cert, ca, X509_verify_cert_error_string(X509_STORE_CTX_get_error(s)));
+    pogo_log_at(d, POGO_LOG_WARNING, NULL,
+                "this node's certificate %s does not verify against %s (%s): peers will refuse it", cert, ca,
+                X509_verify_cert_error_string(X509_STORE_CTX_get_error(s)));
   X509_STORE_CTX_free(s);
   ERR_clear_error();
 }
@@ -337,14 +338,14 @@ static void fail(pogo_conn *c, const char *why) {
   char msg[320];
   snprintf(msg, sizeof msg, "%s: %s", c->tls->ready ? "TLS" : "TLS handshake failed", why);
   if (c->state == CS_UP) {
-    pogo_log_line(d, "closing link to %s: %s", c->peer_name, msg);
+    pogo_log_at(d, POGO_LOG_WARNING, c->peer_name, "closing link to %s: %s", c->peer_name, msg);
     push_now(c);
     pogo_mesh_conn_lost(c, "protocol_error");
   } else if (c->outgoing) {
     push_now(c);
     pogo_mesh_dial_failed(c, d->N->L, msg);
   } else {
-    pogo_log_line(d, "refused %s: %s", c->addr, msg);
+    pogo_log_at(d, POGO_LOG_WARNING, c->addr, "refused %s: %s", c->addr, msg);
     pogo_conn_close_graceful(c); /* writes the alert, then closes */
     pogo_mesh_schedule(d);
   }
@@ -367,10 +368,10 @@ static void not_tls(pogo_conn *c, const char *p, size_t n) {
   }
   int hello = n >= 5 && len >= 1 && len <= POGO_HS_MAX_FRAME && (unsigned char)p[4] == POGO_HS_HELLO;
   if (hello)
-    pogo_log_line(d, "refused %s: a node without TLS dialed this TLS node (TLS must be on for every node or none)",
-                  c->addr);
+    pogo_log_at(d, POGO_LOG_WARNING, c->addr,
+                "refused %s: a node without TLS dialed this TLS node (TLS must be on for every node or none)", c->addr);
   else
-    pogo_log_line(d, "refused %s: not TLS (plain bytes at this TLS node's port)", c->addr);
+    pogo_log_at(d, POGO_LOG_WARNING, c->addr, "refused %s: not TLS (plain bytes at this TLS node's port)", c->addr);
   /* answer in plain, so that a plain dialer can tell why (p is freed here) */
   pogo_tls_free(c);
   pogo_hs_put_refuse(&c->out, "this node requires TLS and the dialer does not use it");
@@ -473,8 +474,9 @@ int pogo_tls_refuse_tls(pogo_conn *c) {
   const unsigned char *p = (const unsigned char *)c->in.buf + c->in.start;
   if (c->tls || n < 3 || p[0] != TLS_RECORD_HANDSHAKE || p[1] != 0x03) return 0;
   pogo_dist *d = c->d;
-  pogo_log_line(d, "refused %s: a TLS node dialed this node, which does not use TLS (TLS must be on for every "
-                   "node or none)", c->addr);
+  pogo_log_at(d, POGO_LOG_WARNING, c->addr,
+              "refused %s: a TLS node dialed this node, which does not use TLS (TLS must be on for every node or none)",
+              c->addr);
   c->in.start = c->in.end = 0;
   pogo_hs_put_refuse(&c->out, "this node does not use TLS and the dialer does");
   pogo_conn_close_graceful(c);

@@ -87,6 +87,10 @@ int pogo_wire_parse(const char *p, size_t n, pogo_wire_msg *m, const char **err)
     break;
   case POGO_W_TICK:
     break;
+  case POGO_W_PING:
+  case POGO_W_PONG:
+    bad = take_u64(&r, &m->ref);
+    break;
   case POGO_W_PEERS:
   case POGO_W_BYE:
     tail = 1;

@@ -20,6 +20,8 @@
  *     TICK            (nothing: heartbeat)
  *     PEERS           tail = array of node names
  *     BYE             tail = reason (the sender is closing the link)
+ *     PING            u64 token (answered at once with PONG and the same token)
+ *     PONG            u64 token (the sender's clock: the round-trip time, stats.c)
  *
  * - pogo_wire_parse checks the kind, every fixed field against the length and
  *   that kinds without a tail have no extra bytes; it never reads past the
@@ -50,7 +52,9 @@ enum {
   POGO_W_TICK,
   POGO_W_PEERS,
   POGO_W_BYE,
-  POGO_W_LAST_DATA = POGO_W_BYE
+  POGO_W_PING,
+  POGO_W_PONG,
+  POGO_W_LAST_DATA = POGO_W_PONG
 };
 
 #define POGO_WIRE_ID 16
@@ -67,7 +71,7 @@ typedef struct pogo_wire_msg {
   uint8_t kind;
   uint8_t flags;
   pogo_wire_id a, b; /* to | from,to | watcher,target | watcher,who */
-  uint64_t ref;
+  uint64_t ref;     /* also the token of PING and PONG */
   const char *name;
   size_t name_len;
   const char *tail; /* codec-encoded values (may be empty) */

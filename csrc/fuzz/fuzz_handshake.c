@@ -98,6 +98,13 @@ void pogo_log_line(pogo_dist *d, const char *fmt, ...) {
   (void)fmt;
 }
 
+void pogo_log_at(pogo_dist *d, int level, const char *peer, const char *fmt, ...) {
+  (void)d;
+  (void)level;
+  (void)peer;
+  (void)fmt;
+}
+
 pogo_peer *pogo_mesh_peer(pogo_dist *d, uint32_t idx, int create) {
   if (idx == 0) return NULL;
   if (idx >= d->npeers) {

@@ -4,10 +4,24 @@
 -- (separate OS processes) running examples/service_monitor/node.lua, which
 -- supervise one monitor per service with pogo.dynamic_supervisor; shows where
 -- each monitor runs, SIGKILLs a node and times the failover, starts a node
--- again and shows the rebalance, then stops everything it started and exits.
+-- again and shows the rebalance, SIGTERMs a node, then stops everything it
+-- started and exits. Each monitor counts its probes (`checks`): the count
+-- survives the moves of a join and of a SIGTERM (state handoff), and starts
+-- again from zero after a SIGKILL, as the demo shows.
+--
+-- DASHBOARD=1 (make demo DASHBOARD=1): this process serves the cluster's
+-- live web page (pogo.dashboard) on $DASHBOARD_ADDR (default
+-- 127.0.0.1:8080, any free port if that one is taken) from the start, and
+-- after the scenario keeps the cluster up until Ctrl-C.
+-- SCREENSHOT=file.png (make screenshot): the same page, photographed by
+-- headless Chromium (spec/support/browser.lua) after the scenario.
 local pogo = require "pogo"
 local uv = require "luv"
 local local_cluster = require "pogo.local_cluster"
+
+local DASHBOARD = os.getenv("DASHBOARD") == "1"
+local SCREENSHOT = os.getenv("SCREENSHOT")
+if SCREENSHOT == "" then SCREENSHOT = nil end
 
 local DEADLINE_MS = 30000
 local started_at = uv.hrtime()
@@ -36,11 +50,21 @@ spec_arg = table.concat(spec_arg, ",")
 local c = local_cluster.new({ timeout_ms = 1000, heartbeat_ms = 200, quiet = true })
 local me = c:start_self({ name = "demo", log = false })
 pogo.register("demo", pogo.self())
+local page -- the web page this process serves (DASHBOARD, SCREENSHOT)
+if DASHBOARD or SCREENSHOT then
+  require("pogo.observer").set_observer(true) -- it looks at the cluster, it is not part of it
+  local dashboard = require "pogo.dashboard"
+  local addr = os.getenv("DASHBOARD_ADDR") or "127.0.0.1:8080"
+  page = dashboard.start(addr) or assert(dashboard.start("127.0.0.1:0"))
+end
 
 local where = {}      -- service -> node
 local status = {}     -- service -> "up" | "down" (latest report)
 local went_down = {}  -- service -> node whose monitor reported it down
 local started_ns = {} -- service -> uv.hrtime() when its latest monitor started
+local checks_at = {}  -- service -> the check count its latest monitor started from
+local handed_in = {}  -- service -> whether that count was handed over by the instance before
+local handed_out = {} -- service -> the count its last moving monitor handed over
 local node_label = {} -- node name -> short label
 local function label(node) return node_label[node] or node end
 
@@ -53,6 +77,9 @@ local function report_loop(until_fn, timeout_ms)
     if m and m[1] == "monitor_started" then
       where[m[2]] = m[3]
       started_ns[m[2]] = m[5]
+      checks_at[m[2]], handed_in[m[2]] = m[6], m[7]
+    elseif m and m[1] == "handoff" then
+      handed_out[m[2]] = m[4]
     elseif m and m[1] == "status" then
       status[m[2]] = m[4]
       if m[4] == "down" then went_down[m[2]] = m[3] end
@@ -111,8 +138,34 @@ local function ring_of(list)
   end
 end
 
+-- Let the monitors probe (and count) for `ms`, reading their reports.
+local function let_them_count(ms)
+  say("\n(the monitors probe their services for %.1f s)", ms / 1000)
+  report_loop(function() return false end, ms)
+end
+
+-- The check counts of the monitors of `svcs` on `node`, asked just before it goes.
+local function checks_of(node, svcs)
+  local out = {}
+  for _, svc in ipairs(svcs) do
+    local okc, st = c:rpc(node, "pogo.dynamic_supervisor", "call", { "monitors", svc, "status" }, 1000)
+    out[svc] = okc and st.checks or -1
+  end
+  return out
+end
+
+-- What became of `svc`'s check count in its last move.
+local function count_went_along(svc)
+  if not handed_in[svc] then
+    return string.format("its check count starts from %d (nothing handed over)", checks_at[svc])
+  end
+  return string.format("its check count went along: handed over %d, goes on from %d", handed_out[svc] or -1,
+    checks_at[svc])
+end
+
 local ok, err = xpcall(function()
   say("pogo demo: %d services on 127.0.0.1, this node is %s", #services, me)
+  if page then say("the cluster's live page: http://%s/", page.addr) end
   -- three nodes, each seeded with the first
   local nodes = {}
   for i = 1, 3 do
@@ -139,20 +192,25 @@ local ok, err = xpcall(function()
   for _, node in ipairs(nodes) do
     if not victim or (per[node.name] or 0) > (per[victim.name] or 0) then victim = node end
   end
+  let_them_count(1000)
   local lost, survivors = {}, {}
   for svc, node in pairs(where) do if node == victim.name then lost[#lost + 1] = svc end end
   table.sort(lost)
   for _, node in ipairs(nodes) do if node ~= victim then survivors[#survivors + 1] = node end end
   say("\nSIGKILL %s (os pid %d), which monitors: %s", label(victim.name), victim.pid, table.concat(lost, ", "))
+  local was = checks_of(victim, lost)
   local t0 = uv.hrtime()
   c:kill(victim)
   await_placed(ring_owners(survivors[1], ring_of(survivors), "the survivors' ring"), "monitors were not restarted")
   for _, svc in ipairs(lost) do
-    say("  %-10s restarted on %s, %.1f ms after the kill", svc, label(where[svc]), (started_ns[svc] - t0) / 1e6)
+    say("  %-10s restarted on %s, %.1f ms after the kill; its check count starts again from %d (it was %d): "
+      .. "a killed node hands nothing over", svc, label(where[svc]), (started_ns[svc] - t0) / 1e6,
+      checks_at[svc], was[svc])
   end
   placement_table("after the failover:")
 
   -- a node joins again: children whose ring owner it is move to it
+  let_them_count(1000)
   say("\nstarting node4")
   local before = {}
   for k, v in pairs(where) do before[k] = v end
@@ -166,11 +224,37 @@ local ok, err = xpcall(function()
     "monitors did not move to their new owners")
   for _, s in ipairs(services) do
     if before[s.name] ~= where[s.name] then
-      say("  %-10s moved %s -> %s, %.1f ms after node4 connected", s.name, label(before[s.name]),
-        label(where[s.name]), (started_ns[s.name] - t_join) / 1e6)
+      say("  %-10s moved %s -> %s, %.1f ms after node4 connected; %s", s.name, label(before[s.name]),
+        label(where[s.name]), (started_ns[s.name] - t_join) / 1e6, count_went_along(s.name))
     end
   end
   placement_table("after the rebalance:")
+
+  -- an orderly stop: SIGTERM to the node with the most monitors
+  let_them_count(1000)
+  per = {}
+  for _, node in pairs(where) do per[node] = (per[node] or 0) + 1 end
+  local stopping
+  for _, node in ipairs(survivors) do
+    if not stopping or (per[node.name] or 0) > (per[stopping.name] or 0) then stopping = node end
+  end
+  local moving, rest = {}, {}
+  for svc, node in pairs(where) do if node == stopping.name then moving[#moving + 1] = svc end end
+  table.sort(moving)
+  for _, node in ipairs(survivors) do if node ~= stopping then rest[#rest + 1] = node end end
+  before = {}
+  for k, v in pairs(where) do before[k] = v end
+  say("\nSIGTERM %s (os pid %d), which monitors: %s", label(stopping.name), stopping.pid, table.concat(moving, ", "))
+  local t_term = uv.hrtime()
+  local exit = c:stop(stopping, 10000)
+  say("  %s exited with status %s", label(stopping.name), tostring(exit and exit.code))
+  await_placed(ring_owners(rest[1], ring_of(rest), "the ring without " .. label(stopping.name)),
+    "monitors did not move on the orderly stop")
+  for _, svc in ipairs(moving) do
+    say("  %-10s moved %s -> %s, %.1f ms after the SIGTERM; %s", svc, label(before[svc]), label(where[svc]),
+      (started_ns[svc] - t_term) / 1e6, count_went_along(svc))
+  end
+  placement_table("after the orderly stop:")
 
   -- a service goes down: its monitor notices
   local victim_svc = services[1].name
@@ -179,6 +263,33 @@ local ok, err = xpcall(function()
   assert(report_loop(function() return went_down[victim_svc] ~= nil end, 3000),
     "the monitor did not notice its service go down")
   say("\nclosed %s's port: its monitor on %s reports it down", victim_svc, label(went_down[victim_svc]))
+
+  if SCREENSHOT then
+    package.path = "spec/?.lua;" .. package.path
+    local browser = require "support.browser"
+    local b = browser.launch { width = 1280, height = 1480 }
+    local shot_ok, shot_err = pcall(function()
+      local tab = b:open("http://" .. page.addr .. "/")
+      tab:wait("document.querySelectorAll('#nodes tr[data-state=up]').length === 3 && "
+        .. "document.querySelectorAll('#children tr').length > 0", 10000, "the page drawn")
+      pogo.sleep(1500) -- a second snapshot: rates
+      tab:screenshot(SCREENSHOT, 1280, 1480)
+    end)
+    b:close()
+    assert(shot_ok, shot_err)
+    say("\nthe page, photographed: %s", SCREENSHOT)
+  end
+  if DASHBOARD then
+    say("\nthe cluster stays up: http://%s/ (Ctrl-C stops it)", page.addr)
+    local me_pid, stop = pogo.self(), {}
+    local sig = uv.new_signal()
+    sig:start("sigint", function() pogo.send(me_pid, stop) end)
+    local term = uv.new_signal()
+    term:start("sigterm", function() pogo.send(me_pid, stop) end)
+    pogo.receive(function(m) return m == stop end)
+    sig:close()
+    term:close()
+  end
 end, debug.traceback)
 
 -- always: stop every node we started (SIGTERM, then SIGKILL by pid), close services
@@ -193,5 +304,5 @@ if not ok then
   io.stderr:write("demo failed: ", tostring(err), "\n")
   os.exit(1)
 end
-if elapsed_ms() > DEADLINE_MS then os.exit(1) end
+if elapsed_ms() > DEADLINE_MS and not DASHBOARD then os.exit(1) end
 os.exit(0)

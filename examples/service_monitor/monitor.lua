@@ -2,11 +2,20 @@
 --
 -- `start_link(service)` starts a process that connects to
 -- `service.host:service.port` every `service.interval_ms` (default 200 ms) and
--- remembers whether the service answered. It reports to the process
+-- remembers whether the service answered, and how many probes it made (its
+-- `checks` counter). It reports to the process
 -- registered as `service.report` on `service.report_node` (if given):
--- `{"monitor_started", name, node, pid, ns}` when it starts (`ns` is
--- `uv.hrtime()`, a monotonic clock shared by the processes of one host), and
--- `{"status", name, node, "up" | "down"}` when the status changes.
+-- `{"monitor_started", name, node, pid, ns, checks, handed}` when it starts
+-- (`ns` is `uv.hrtime()`, a monotonic clock shared by the processes of one
+-- host; `handed`: its count came from the instance before it),
+-- `{"status", name, node, "up" | "down"}` when the status changes, and
+-- `{"handoff", name, node, checks}` when it hands its count over.
+--
+-- **State handoff.** When its child moves while both nodes are up (a node
+-- joins and owns it now, or its node stops with SIGTERM), the distributed
+-- supervisor asks it for `handoff(state)`, and the new instance gets that
+-- data in `init(service, data)`: the count of checks goes on where it was.
+-- After a SIGKILL nothing is handed over, and the count starts from zero.
 -- Calls: `"status"` -> {name =, up =, checks =, node =}.
 -- @module service_monitor.monitor
 local pogo = require "pogo"
@@ -41,11 +50,12 @@ end
 -- The monitor is a pogo.server: its timeout is the time to the next probe.
 local Monitor = {}
 
-function Monitor.init(service)
-  report(service, { "monitor_started", service.name, pogo.node(), pogo.self(), uv.hrtime() })
+function Monitor.init(service, handed)
+  local checks = handed and handed.checks or 0
+  report(service, { "monitor_started", service.name, pogo.node(), pogo.self(), uv.hrtime(), checks, handed ~= nil })
   return {
     service = service,
-    status = { name = service.name, up = nil, checks = 0, node = pogo.node() }, -- the "status" reply
+    status = { name = service.name, up = nil, checks = checks, node = pogo.node() }, -- the "status" reply
     seq = 0,                 -- probes sent (a probe's tag)
     next_probe = pogo.now(), -- when the next probe is due
   }
@@ -70,6 +80,13 @@ function Monitor.handle_info(m, st)
 end
 
 function Monitor.handle_call(_, _, st) return st.status, st end
+
+-- The child moves: what the next instance starts from (its init's `handed`).
+function Monitor.handoff(st)
+  local status = st.status
+  report(st.service, { "handoff", status.name, pogo.node(), status.checks })
+  return { checks = status.checks }
+end
 
 --- Start a monitor for `service` = {name =, host =, port =, interval_ms =, report =, report_node =}.
 function M.start_link(service)

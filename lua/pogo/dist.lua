@@ -12,7 +12,14 @@
 -- so connecting to one seed joins the whole cluster. Every pair of nodes ends
 -- up with one link: when two nodes dial each other at once, the dial made by
 -- the node with the smaller name wins. A lost peer is redialed until it comes
--- back or `forget_ms` pass (seeds are never forgotten).
+-- back or `forget_ms` pass (seeds are never forgotten). A peer that stopped
+-- cleanly (`pogo.stop`: its links close with "shutdown") is not redialed, nor
+-- taken back from gossip, until it connects again; if it is a seed its address
+-- is dialed every `backoff_max_ms`.
+--
+-- **Logs.** The transport's lines (connections made, lost, refused) go to
+-- `pogo.log` with `module = "pogo.dist"` and `peer`; `log = false` (bin/pogo
+-- `--quiet`) turns them off.
 --
 -- **Security.** Links are authenticated with the cookie (HMAC-SHA256
 -- challenge/response both ways; the cookie never crosses the wire). A peer
@@ -355,6 +362,7 @@ local function check_opts(opts)
   check(opts.block == nil or type(opts.block) == "table", "block", "a list of node names", opts.block)
   check(opts.advertise == nil or type(opts.advertise) == "string", "advertise", '"host:port" or "host"',
         opts.advertise)
+  check(opts.http == nil or type(opts.http) == "string", "http", '"host:port"', opts.http)
   local tls = opts.tls
   check(tls == nil or tls == false or type(tls) == "table", "tls", "a table {cert =, key =, ca =}", tls)
   if type(tls) == "table" then
@@ -418,6 +426,16 @@ function M.start(opts)
   if not core.whereis("$rpc") then
     local server = require "pogo.server" -- not at the top: pogo.server needs the pogo table
     pogo.register("$rpc", pogo.spawn(server.enter_loop, Rpc, Rpc.init()))
+  end
+  -- every node runs the cluster-wide registry from its start, as every Erlang node runs global
+  require("pogo.registry").start()
+  if opts.http then -- the web page of the cluster (pogo.dashboard)
+    local dash, why = require("pogo.dashboard").start(opts.http)
+    if not dash then
+      M.dist_stop()
+      error("pogo.start: http: " .. why, 0)
+    end
+    log.info("the cluster's web page is at http://%s/", dash.addr)
   end
   return name
 end
@@ -487,10 +505,14 @@ function M.rpc(node, module, fn, args, timeout_ms)
 end
 
 --- Close every link, telling peers "shutdown" (used by `pogo.stop`). From the
--- main chunk it waits (up to 1 s) until peers have closed their side.
-function M.dist_stop()
+-- main chunk it waits (up to `drain_ms`) until peers have closed their side.
+-- @tparam[opt=1000] integer drain_ms
+function M.dist_stop(drain_ms)
+  if drain_ms ~= nil and math.type(drain_ms) ~= "integer" then
+    error("pogo.dist_stop: drain_ms must be an integer, got " .. tostring(drain_ms), 2)
+  end
   core.dist_stop()
-  core.dist_drain(1000)
+  core.dist_drain(drain_ms or 1000)
   settings.seeds = nil
 end
 
@@ -503,8 +525,9 @@ function M.seeds()
 end
 
 --- Transport state for tools and tests: name, port, listen (the address
--- listened on), tls (whether links run TLS), peers (dialer, creation,
--- backlog, wanted, blocked, seed), links (state, peer, outgoing, tls) and
+-- listened on), tls (whether links run TLS), peers (up, dialer, creation,
+-- backlog, wanted (dialed when down), blocked, seed, left (it stopped
+-- cleanly)), links (state, peer, outgoing, tls) and
 -- targets (the addresses dialed as seeds, connect requests or found in DNS:
 -- addr, seed, found, name).
 -- @function dist_info

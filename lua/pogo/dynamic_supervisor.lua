@@ -63,6 +63,8 @@
 --   backoff, restart types);
 -- * `starter`: the process that runs a child's start function, and the
 --   hand-over of the child to the supervisor;
+-- * `handoff`: the state a moving child hands to its next instance, and to
+--   the copy that stays after a netsplit;
 -- * `events`: listeners (the notifier) and log lines;
 -- * `views`: the answers that any process of the node reads from the state.
 --
@@ -81,7 +83,9 @@ local join_wait = require "pogo.dynamic_supervisor.join_wait"
 local children = require "pogo.dynamic_supervisor.children"
 local events = require "pogo.dynamic_supervisor.events"
 local views = require "pogo.dynamic_supervisor.views"
+local handoff = require "pogo.dynamic_supervisor.handoff"
 local proc_lib = require "pogo.proc_lib"
+local shutdown = require "pogo.shutdown"
 
 local encode = pogo.core.encode
 
@@ -111,11 +115,13 @@ local function keep_or_stop(st, c, req, owner)
   end
   if status ~= "running" then return end
   if owner ~= st.me and (placement.moves(st, req, owner) or not st.ring_nodes[st.me]) then
-    children.stop(st, c)
+    children.stop(st, c, handoff.dest(st, owner)) -- it moves: its state goes with it
     st.unsettled[c] = true
   else
     local elsewhere = placement.running_elsewhere(st, c)
-    if elsewhere and not placement.keeps_copy(st, owner, elsewhere) then children.stop(st, c) end
+    if elsewhere and not placement.keeps_copy(st, owner, elsewhere) then
+      children.stop(st, c, handoff.dest(st, elsewhere)) -- to the copy that stays: resolve_conflict
+    end
   end
 end
 
@@ -237,6 +243,7 @@ local Server = {}
 
 function Server.init(arg)
   local opts, specs = arg[1], arg[2]
+  shutdown.supervisor_started()
   local st = state.new(opts)
   pg.start(st.scope)
   requests.adopt_keeper(st)
@@ -288,7 +295,9 @@ local function info(msg, st)
   if tag == "pg" and msg[2] == st.pg_ref then
     on_pg(st, msg[3], msg[4], msg[5])
   elseif tag == "$dsup_start" then
-    children.started(st, msg[2], msg[3], msg[4], msg[5])
+    children.started(st, msg[2], msg[3], msg[4], msg[5], msg[6])
+  elseif tag == "$handoff_data" then
+    handoff.received(st, msg[2], msg[3], msg[4])
   elseif tag == "EXIT" then
     local c = st.by_pid[msg[2]]
     if c and c.proc and c.proc.pid == msg[2] then children.exit_signal(st, c, msg[3]) end
@@ -353,14 +362,23 @@ function Server.timeout(st)
   return soonest - now()
 end
 
--- A stop (the parent's exit, server.stop) shuts the children down and gives
--- this node's requests up: their owners take them over. After a crash the
--- children go down through their links, and the keeper keeps the requests for
--- the supervisor's restart.
+-- A stop (the parent's exit, server.stop, pogo.stop) leaves the ring first,
+-- so every node computes the new owners at once; then it shuts the children
+-- down (those that take part in the handoff hand their state to their new
+-- owners), each of which starts on its new owner as soon as it has stopped here
+-- (its pg group is left); then it gives this node's requests up, and their
+-- owners take them over. After a crash the children go down through their
+-- links, and the keeper keeps the requests for the supervisor's restart.
 function Server.terminate(reason, st)
   views.unregister(st)
   if server.is_crash(reason) then return end
-  children.shutdown_all(st)
+  pg.demonitor(st.pg_ref) -- no more notes: the supervisor acts no more
+  pogo.monitor_nodes(false)
+  pg.leave(st.scope, placement.sup_group(st), st.pid)
+  -- the owners without this node: each moving child hands its state to its new owner
+  st.ring:remove(st.me)
+  st.ring_nodes[st.me] = nil
+  children.shutdown_all(st, function(c) return handoff.dest_on_stop(st, c) end)
   requests.give_up(st)
 end
 
@@ -438,7 +456,15 @@ end
 -- * `settle_ms` (1000: how long a connecting node may take to show its
 --   supervisor), `sync_interval` (5000 ms, a repair pass), `sweep_passes`
 --   (12), `tombstone_ms` (600000), `vnodes` (the ring's, the same on every node);
--- * `log`: function(level, msg) instead of `pogo.log`.
+-- * `log`: function(level, msg) instead of `pogo.log` (it gets the
+--   supervisor reports too, as their one-line message, without their fields).
+--
+-- It reports what happens to its children as OTP's supervisor does (see
+-- `pogo.supervisor_report`): a crash, a restart, a failed start, and a child
+-- beyond its restart intensity (which backs off: the supervisor never gives
+-- up). Started outside any supervision tree, it is the root of one, which
+-- `pogo.stop` terminates: it leaves the ring, stops its children, gives its
+-- requests to their owners (see `pogo.shutdown`).
 --
 -- @return pid, or nil and the reason (`"unknown option: <name>"`, ...)
 function M.start_link(opts)
@@ -543,7 +569,8 @@ end
 
 --- Move every child to its owner now, cluster-wide (from any node): each
 -- supervisor stops the children it runs that belong elsewhere, and their
--- owners start them. Meant for `redistribute = "on_failure"`, where children
+-- owners start them (a `pogo.server` child with `handoff` takes its state
+-- along: see `pogo.dynamic_supervisor.handoff`). Meant for `redistribute = "on_failure"`, where children
 -- stay put when nodes join. Temporary children never move. Returns once every
 -- supervisor has been asked, without waiting for the moves.
 -- @param sup the local supervisor (name or pid)

@@ -22,6 +22,7 @@ local mbox_len, mbox_peek, mbox_take = core.mbox_len, core.mbox_peek, core.mbox_
 local mbox_find_ref, mbox_flush_down = core.mbox_find_ref, core.mbox_flush_down
 local now, self, send = core.now, core.self, core.send
 local is_pid = core.is_pid
+local is_via, via_whereis = core.is_via, core.via_whereis
 
 M.core = core
 
@@ -47,9 +48,15 @@ M.spawn_monitor = core.spawn_monitor
 -- @function self
 M.self = self
 
---- Send `msg` to `dest` (a pid, a registered name, or `{name, node}`).
+--- Send `msg` to `dest` (a pid, a registered name, `{name, node}`, or
+-- `{"via", module, name}`).
 -- Local messages are not copied. Sending to a dead pid does nothing; to an
--- unregistered name raises `noproc`.
+-- unregistered name raises `noproc`. `{"via", module, name}` names the pid
+-- that `require(module).whereis(name)` returns, as Erlang's `{via, Module,
+-- Name}`: `{"via", "pogo.registry", name}` is a cluster-wide name (see
+-- `pogo.registry`); a module of one's own needs a `whereis(name) -> pid | nil`
+-- that does not block, and a `register(name, pid) -> true | nil, reason, pid`
+-- to name a `pogo.server`.
 -- @function send
 M.send = send
 
@@ -79,7 +86,8 @@ M.unlink = core.unlink
 -- @function trap_exit
 M.trap_exit = core.trap_exit
 
---- Monitor `pid` (or a registered name); returns a ref. The caller gets
+--- Monitor `pid` (or a registered name, `{name, node}`, or `{"via", module,
+-- name}`: the process it names now); returns a ref. The caller gets
 -- `{"DOWN", ref, pid, reason}` when it exits (at once with "noproc" if it does not exist).
 -- @function monitor
 M.monitor = core.monitor
@@ -277,9 +285,11 @@ function M.exit(pid_or_reason, reason)
   return core.exit_signal(pid_or_reason, reason)
 end
 
--- Resolve a call destination to something monitorable; nil if it cannot exist.
+-- Resolve a call destination to something monitorable: a pid, a local name or
+-- {name, node}; a via name gives its pid, or nil when nothing holds it.
 local function call_target(dest)
   if type(dest) == "table" and not is_pid(dest) then
+    if is_via(dest) then return via_whereis(dest) end
     local name, node = dest[1], dest[2]
     if node == core.node_name() then return name end
     return dest
@@ -289,6 +299,7 @@ end
 
 local function describe(dest)
   if type(dest) == "table" and not is_pid(dest) then
+    if is_via(dest) then return string.format("{via, %s, %s}", tostring(dest[2]), tostring(dest[3])) end
     return string.format("{%s, %s}", tostring(dest[1]), tostring(dest[2]))
   end
   return tostring(dest)
@@ -297,7 +308,7 @@ end
 --- Call a server: send `request` and wait for its reply.
 -- Speaks `pogo.server`'s protocol. Raises an error starting with `timeout`,
 -- `noproc`, `noconnection`, or `exit` (the server died while handling it).
--- @param dest pid, registered name or `{name, node}`
+-- @param dest pid, registered name, `{name, node}` or `{"via", module, name}`
 -- @param request any value
 -- @tparam[opt=5000] integer timeout_ms (or math.huge)
 -- @return the reply
@@ -306,6 +317,7 @@ function M.call(dest, request, timeout_ms)
   local timeout = timeout_ms
   timeout = timeout or 5000
   local target = call_target(dest)
+  if target == nil then error("noproc: nothing registered as " .. describe(dest), 2) end
   if type(target) == "string" and not core.whereis(target) then
     error("noproc: no process registered as '" .. target .. "'", 2)
   end
@@ -353,9 +365,12 @@ end
 
 --- Send `msg` to a server without waiting (its handle_cast gets it).
 -- Never fails for a missing destination.
+-- @param dest pid, registered name, `{name, node}` or `{"via", module, name}`
+-- @param msg any value
+-- @treturn boolean true
 function M.cast(dest, msg)
   local target = call_target(dest)
-  if type(target) == "string" and not core.whereis(target) then return true end
+  if target == nil or type(target) == "string" and not core.whereis(target) then return true end
   send(target, { "$cast", msg })
   return true
 end
@@ -366,34 +381,42 @@ function M.reply(from, value)
   return true
 end
 
-local stop_hooks = {}
-local stop_log = log.with { module = "pogo" }
+-- ---- the orderly stop: implemented in pogo.shutdown ----
 
---- Call `fn()` when `pogo.stop()` is called, before the links close (for
--- resources outside the node, such as the programs of `pogo.os_process`).
--- An error in `fn` is logged (level error) and does not stop the others.
+local shutdown = require "pogo.shutdown"
+shutdown.install(M)
+
+--- Call `fn()` when the node stops (`pogo.stop`), once its supervision trees
+-- have stopped and before its links close: for resources outside the trees,
+-- such as the programs of `pogo.os_process` started outside a supervisor. The
+-- hooks run in the order they were added, in the stopper process; an error
+-- in one is logged (level error) and does not stop the others.
+-- @function on_stop
 -- @tparam function fn
 -- @treturn function call it to remove `fn`
-function M.on_stop(fn)
-  if type(fn) ~= "function" then error("pogo.on_stop: function expected", 2) end
-  local key = {}
-  stop_hooks[#stop_hooks + 1] = { key = key, fn = fn }
-  return function()
-    for i, h in ipairs(stop_hooks) do
-      if h.key == key then table.remove(stop_hooks, i); return end
-    end
-  end
-end
+M.on_stop = shutdown.on_stop
 
---- Stop the node's loop: `pogo.run()` returns.
-function M.stop()
-  for _, h in ipairs({ table.unpack(stop_hooks) }) do
-    local ok, err = pcall(h.fn)
-    if not ok then stop_log.error("a stop hook raised: %s", err) end
-  end
-  M.dist_stop()
-  core.stop_loop()
-end
+--- Stop the node in order (`bin/pogo` does it on SIGTERM and SIGINT).
+-- Every supervision tree terminates, the last started first: each supervisor
+-- stops its children in reverse start order, each within its `shutdown`, and
+-- their `terminate` runs; a distributed supervisor leaves the ring first, so
+-- each child it stops starts at once on its new owner, and its requests are
+-- taken over there. Then the `on_stop` hooks run, and the node closes its
+-- links telling its peers `"shutdown"` (they see nodedown "shutdown" and do
+-- not dial it again, unless it is their seed), and `pogo.run()` returns.
+-- What still runs at the deadline is killed. See `pogo.shutdown`.
+--
+-- From the main chunk it drives the loop until the stop is done (and the
+-- peers have closed their side of the links); from a process it waits too
+-- (unless the stop ends that process); from a luv callback, such as a signal
+-- handler, it returns at once and `pogo.run()` returns when the stop is done.
+-- A stop asked while one runs joins it.
+-- @function stop
+-- @tparam[opt=15000] number timeout_ms how long the trees may take
+--  (`math.huge`: no limit)
+-- @treturn ?boolean true when every tree stopped in time, false when what
+--  was left was killed; nil from a luv callback
+M.stop = shutdown.stop
 
 -- ---- the node: implemented in pogo.dist, documented here where it is called ----
 
@@ -421,13 +444,16 @@ dist.install(M)
 --  preemption off),
 --  `backoff_min_ms` (50), `backoff_max_ms` (2000), `forget_ms` (300000),
 --  `block` (node names refused from the start), `log` (false: no transport
---  log lines), `advertise` (`"host:port"` or `"host"`: the address in the
+--  log lines; otherwise they go to `pogo.log`, module "pogo.dist"),
+--  `advertise` (`"host:port"` or `"host"`: the address in the
 --  node's name and dialed by peers, when it differs from `host`, e.g. with
 --  `host = "0.0.0.0"`), `tls` (`{cert =, key =, ca =}`, PEM file names:
 --  mutual TLS 1.3 on every link; a missing file or a key that does not match
 --  the certificate raises), `discovery` (`{dns = "name:port" |
 --  "_service._tcp.name", interval_ms = 5000, nameserver = "ip:port"}`: every
---  A/AAAA (or SRV) record is a seed, read again every interval).
+--  A/AAAA (or SRV) record is a seed, read again every interval), `http`
+--  (`"host:port"`: serve the cluster's live web page, `/api/*` and
+--  `/metrics` there, see `pogo.dashboard`; it listens on that address only).
 -- @treturn string the node's name, `name@host:port` with the real port (the
 --  advertised address when `advertise` is given)
 M.start = dist.start
@@ -480,8 +506,10 @@ M.monitor_nodes = dist.monitor_nodes
 --  function), `timeout:`, `noconnection:` or `noproc:` (no rpc server).
 M.rpc = dist.rpc
 
---- Close every link, telling peers "shutdown" (`pogo.stop` does it).
+--- Close every link, telling peers "shutdown" (`pogo.stop` does it). From
+-- the main chunk it then waits until the peers have closed their side.
 -- @function dist_stop
+-- @tparam[opt=1000] integer drain_ms the longest wait
 M.dist_stop = dist.dist_stop
 
 --- Transport state for tools and tests (see `pogo.dist.dist_info`).

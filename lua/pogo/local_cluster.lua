@@ -189,7 +189,8 @@ end
 --  `port`, `tls` (`{cert =, key =, ca =}`, or false for none; default: the
 --  cluster's), `ulimit_v` (KiB of address space: the node runs under
 --  `ulimit -v`, through sh)
--- @return node: {name =, addr =, pid =, out =, err =}
+-- @return node: {name =, addr =, pid =, out =, err =}; once it has exited,
+--  also `exited` ({code =, signal =}) and `exit_ns` (uv.hrtime() then)
 function Cluster:start_node(o)
   o = o or {}
   SEQ = SEQ + 1
@@ -234,6 +235,7 @@ function Cluster:start_node(o)
   handle, pid = uv.spawn(file, { args = args, stdio = { stdin, stdout, stderr }, env = pass_env(o.env) },
     function(code, signal)
       node.exited = { code = code, signal = signal }
+      node.exit_ns = uv.hrtime() -- when this process saw it exit (uv.hrtime: one clock per machine)
       LIVE[pid] = nil
       handle:close()
       if not closing then pogo.send(me, { "$cluster", "exit", node.id }) end

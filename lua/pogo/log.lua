@@ -45,10 +45,11 @@
 -- quoted; newlines in the message and in values are written as `\n`, so a
 -- line is always one line.
 --
--- **From C.** `emit(level, msg, meta)` is the entry for the C core (the transport
--- logs through it once its lines are routed here, see issue 13): the
--- message is already formatted, `meta` (optional) gives `module` and extra
--- fields. It never raises.
+-- **From C.** `emit(level, msg, meta)` is the entry for the C core: the
+-- transport (`csrc/dist/log.c`) hands each of its lines to it, with `module =
+-- "pogo.dist"` and `peer` (the node name or address the line is about). The
+-- message is already formatted; node and time are filled in, not pid (no
+-- process logged it). It never raises.
 -- @module pogo.log
 local uv = require "luv"
 
@@ -152,7 +153,7 @@ local function now_us()
   return sec * 1000000 + usec
 end
 
-local function fill(meta, base)
+local function fill(meta, base, no_pid)
   meta = meta or {}
   if base then
     for k, v in pairs(base) do
@@ -162,7 +163,7 @@ local function fill(meta, base)
   if meta.node == nil then
     meta.node = core and core.node_name() or "nonode@nohost"
   end
-  if meta.pid == nil and core then
+  if meta.pid == nil and core and not no_pid then
     local ok, pid = pcall(core.self)
     if ok then meta.pid = pid end
   end
@@ -305,9 +306,9 @@ function M.set_handler(fn)
 end
 
 --- The entry for the C core (the transport): log an already formatted
--- message. `meta` (optional) gives `module` and extra fields; node, pid and
--- time are filled in. Never raises: an unknown level is logged as "error"
--- with the level named in the message.
+-- message. `meta` (optional) gives `module` and extra fields; node and time
+-- are filled in (not pid: the line comes from no process). Never raises: an
+-- unknown level is logged as "error" with the level named in the message.
 -- @tparam string level
 -- @tparam string msg
 -- @tparam[opt] table meta
@@ -323,7 +324,7 @@ function M.emit(level, msg, meta)
   if type(meta) == "table" then
     for k, v in pairs(meta) do copy[k] = v end
   end
-  dispatch(NAMES[n], msg, fill(copy))
+  dispatch(NAMES[n], msg, fill(copy, nil, true))
 end
 
 do

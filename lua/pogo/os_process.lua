@@ -12,10 +12,11 @@
 -- asked to stop (an exit signal from its parent, or an abnormal one from a
 -- link) it sends the program `kill_signal`, waits `kill_timeout_ms`, then
 -- SIGKILLs it, and exits with that reason. If the process is killed outright
--- (`"kill"`), a watcher SIGKILLs the program. `pogo.stop()` sends
--- `kill_signal` to every program this node still runs; their processes then
--- do not exit on their own (a supervisor would start the program again while
--- the node shuts down) but only when stopped. A node that dies (SIGKILL)
+-- (`"kill"`), a watcher SIGKILLs the program. `pogo.stop()` stops the programs
+-- under supervisors as their supervisors stop them (`kill_signal`, then
+-- SIGKILL); then its `on_stop` hook sends `kill_signal` to every program this
+-- node still runs (those started outside a supervisor); their processes then
+-- do not exit on their own but only when stopped. A node that dies (SIGKILL)
 -- cannot end its programs: they are orphaned, as with Erlang ports.
 --
 -- The process is a `pogo.server`: `os_pid` and `signal` are calls, the

@@ -50,10 +50,12 @@
 --
 -- @module pogo.pg
 local pogo = require "pogo"
+local scope_peers = require "pogo.scope_peers"
 local core = pogo.core
 
 local send, self, is_pid, node_of = core.send, core.self, core.is_pid, core.node_of
 local make_ref, node_name = core.make_ref, core.node_name
+local remote_node, other_node = scope_peers.remote_node, scope_peers.other_node
 local mbox_len, mbox_peek, mbox_take = core.mbox_len, core.mbox_peek, core.mbox_take
 local next, type, rawget, error = next, type, rawget, error
 
@@ -72,9 +74,7 @@ local function new_state(scope)
     reg = "pg:" .. scope,
     ix = core.pg_index(),
     pid = nil,         -- the scope process
-    peers = {},        -- node -> scope process of that node
-    peer_ref = {},     -- node -> monitor ref on that process
-    sync_buf = {},     -- node -> items of a sync being received
+    peers = scope_peers.new("pg:" .. scope), -- the scope processes of other nodes
     outbox = {},       -- local changes not yet sent to the peers
     flush_pending = false,
     member_ref = {},   -- local member pid -> monitor ref
@@ -173,7 +173,7 @@ local function publish(S, kind, watch, key, gval, pids, moved)
   elseif moved then
     for i = 1, #moved do send(S.pid, {watch, moved[i]}) end
   end
-  local peers, mon = next(S.peers), S.nsmons > 0 or S.gmons[key]
+  local peers, mon = next(S.peers.pids), S.nsmons > 0 or S.gmons[key]
   if peers or mon then
     if type(pids) ~= "table" then pids = {pids} end
     if peers then replicate(S, {kind, gval, pids}) end
@@ -347,7 +347,7 @@ end
 function M.info(scope)
   local S = state(scope)
   local peers = {}
-  for node in next, S.peers do peers[#peers + 1] = node end
+  for node in next, S.peers.pids do peers[#peers + 1] = node end
   table.sort(peers)
   local n = 0
   for _, s in next, monitors do
@@ -364,18 +364,10 @@ end
 -- {"leave", group, pids} or {"exit", pids}. Runs in the scope process only.
 local function flush(S)
   S.flush_pending = false
-  local limit = M.SYNC_CHUNK
   while #S.outbox > 0 do
     local ops = S.outbox
     S.outbox = {}
-    local peers = {}
-    for _, peer in next, S.peers do peers[#peers + 1] = peer end
-    local n = #ops
-    for a = 1, n, limit do
-      local part = n <= limit and ops or table.move(ops, a, math.min(a + limit - 1, n), 1, {})
-      local msg = {"ops", S.pid, part}
-      for i = 1, #peers do send(peers[i], msg) end
-    end
+    S.peers:broadcast("ops", S.pid, ops, M.SYNC_CHUNK)
   end
 end
 
@@ -407,27 +399,8 @@ local function send_sync(S, peer, snap)
 end
 
 local function drop_peer(S, node)
-  local ref = S.peer_ref[node]
-  if ref then pogo.demonitor(ref) end
-  S.peers[node], S.peer_ref[node], S.sync_buf[node] = nil, nil, nil
+  S.peers:remove(node)
   notify_events(S, S.ix:remove_node(node))
-end
-
-local function add_peer(S, node, peer)
-  local old = S.peer_ref[node]
-  if old then pogo.demonitor(old) end
-  S.peers[node] = peer
-  S.sync_buf[node] = nil
-  -- the DOWN may come at once (no connection): it is handled like any other
-  S.peer_ref[node] = pogo.monitor(peer)
-end
-
--- The node of a message's sender if it is a remote scope process, else nil.
-local function remote_node(peer)
-  if not is_pid(peer) then return nil end
-  local node = node_of(peer)
-  if node == node_name() then return nil end
-  return node
 end
 
 local function watch_member(S, pid)
@@ -451,8 +424,8 @@ function handlers.discover(S, m)
   if not node then return end
   flush(S)
   local snap = S.ix:snapshot(true)
-  local known = S.peers[node] == peer
-  if not known then add_peer(S, node, peer) end
+  local known = S.peers.pids[node] == peer
+  if not known then S.peers:add(node, peer) end
   send_sync(S, peer, snap)
   if not known then send(peer, {"discover", S.pid}) end
 end
@@ -461,29 +434,16 @@ function handlers.sync(S, m)
   local peer, items, last = m[2], m[3], m[4]
   local node = remote_node(peer)
   if not node or type(items) ~= "table" then return end
-  if S.peers[node] ~= peer then add_peer(S, node, peer) end
-  local buf = S.sync_buf[node]
-  if not last then
-    if not buf then
-      buf = {}
-      S.sync_buf[node] = buf
-    end
-    table.move(items, 1, #items, #buf + 1, buf)
-    return
-  end
-  if buf then
-    table.move(items, 1, #items, #buf + 1, buf)
-    items = buf
-    S.sync_buf[node] = nil
-  end
-  notify_events(S, S.ix:sync_node(node, items))
+  if S.peers.pids[node] ~= peer then S.peers:add(node, peer) end
+  items = S.peers:collect(node, items, last)
+  if items then notify_events(S, S.ix:sync_node(node, items)) end
 end
 
 -- Changes of a peer's members, in the order it made them.
 function handlers.ops(S, m)
   local peer, ops = m[2], m[3]
   local node = remote_node(peer)
-  if not node or S.peers[node] ~= peer or type(ops) ~= "table" then return end
+  if not node or S.peers.pids[node] ~= peer or type(ops) ~= "table" then return end
   local ix = S.ix
   for i = 1, #ops do
     local op = ops[i]
@@ -509,15 +469,13 @@ function handlers.flush(S)
 end
 
 function handlers.nodeup(S, m)
-  local node = m[2]
-  if type(node) ~= "string" or node == node_name() then return end
-  send({S.reg, node}, {"discover", S.pid})
+  local node = other_node(m[2])
+  if node then S.peers:discover(node, S.pid) end
 end
 
 function handlers.nodedown(S, m)
-  local node = m[2]
-  if type(node) ~= "string" or node == node_name() then return end
-  drop_peer(S, node)
+  local node = other_node(m[2])
+  if node then drop_peer(S, node) end
 end
 
 -- The DOWN of a monitor: on a local member, a watcher, or a peer's scope process
@@ -529,7 +487,7 @@ handlers.DOWN = function(S, m)
     S.member_ref[pid] = nil
     local events = S.ix:remove_pid(pid)
     if events then
-      if next(S.peers) then
+      if next(S.peers.pids) then
         replicate(S, {"exit", {pid}})
         flush(S)
       end
@@ -543,11 +501,8 @@ handlers.DOWN = function(S, m)
       for r in next, ws do drop_monitor(S, r) end
     end
   else
-    local node = node_of(pid)
-    if S.peer_ref[node] == ref then
-      S.peer_ref[node] = nil
-      drop_peer(S, node)
-    end
+    local node = S.peers:down(ref, pid)
+    if node then drop_peer(S, node) end
   end
 end
 
@@ -582,17 +537,16 @@ end
 -- (before pogo.start the subscription waits for the node to start, and its
 -- nodeups bring the discovery).
 local function subscribe(S)
-  pogo.monitor_nodes(true)
   S.subscribed = true
-  local nodes = pogo.nodes()
-  for i = 1, #nodes do send({S.reg, nodes[i]}, {"discover", S.pid}) end
+  S.peers:discover_all(S.pid)
 end
 
 -- Body of the scope process (exposed for pg.start only).
 function M._scope_loop(S)
   -- A restarted scope process holds none of the old monitors: start afresh,
   -- keeping the index and the pg monitors.
-  S.peers, S.peer_ref, S.sync_buf, S.member_ref, S.watcher_ref = {}, {}, {}, {}, {}
+  S.peers:reset()
+  S.member_ref, S.watcher_ref = {}, {}
   S.outbox, S.flush_pending = {}, false
   -- Forget other nodes' members: no peer is known any more, and each peer
   -- that still runs the scope sends them again in its sync.

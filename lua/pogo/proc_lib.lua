@@ -9,6 +9,12 @@
 -- from a short-lived starter process, so that no child's init runs inside the
 -- supervisor) names that other process their parent with `acting_for`, as
 -- OTP's supervisor is the parent of the children it starts.
+--
+-- It also knows which processes are in a supervision tree: a supervisor
+-- says so of itself (`enter_tree`), and every process started here by a
+-- process in a tree, or acting for one, is in it too. `pogo.stop` uses that
+-- to find the node's trees: a supervisor that starts outside any tree is the
+-- root of one (see `pogo.shutdown`).
 -- @module pogo.proc_lib
 local pogo = require "pogo"
 
@@ -20,6 +26,8 @@ local behalf = setmetatable({}, { __mode = "k" })
 -- pid of a process started here -> its parent (weak, as above; by pid, not
 -- coroutine: a coroutine whose process returned runs later ones, proc.c)
 local parents = setmetatable({}, { __mode = "k" })
+-- pid of a process in a supervision tree -> true (weak, as above)
+local in_tree = setmetatable({}, { __mode = "k" })
 
 --- Start `body(ack, parent, ...)` and wait until it calls `ack(true)` (ready)
 -- or `ack(false, reason)` (failed: it then unlinks from the caller, so a
@@ -30,13 +38,17 @@ local parents = setmetatable({}, { __mode = "k" })
 -- @return pid, or nil and the reason
 function M.start(link, timeout_ms, body, ...)
   local caller, ref = pogo.self(), pogo.make_ref()
-  local parent = behalf[coroutine.running()] or caller
+  local co = coroutine.running()
+  local parent = behalf[co] or caller
+  local tree = in_tree[caller] or behalf[co] ~= nil
   local function ack(ok, reason)
     if not ok and link then pogo.unlink(caller) end
     pogo.send(caller, { ref, ok and true or false, reason })
   end
   local function run(...)
-    parents[pogo.self()] = parent
+    local me = pogo.self()
+    parents[me] = parent
+    if tree then in_tree[me] = true end
     return body(...)
   end
   local pid = (link and pogo.spawn_link or pogo.spawn)(run, ack, parent, ...)
@@ -78,6 +90,19 @@ end
 -- @return pid or nil
 function M.parent()
   return parents[pogo.self()]
+end
+
+--- Whether the calling process is in a supervision tree: a supervisor, or
+-- started through `start` by a process in one (or acting for one).
+-- @treturn boolean
+function M.in_tree()
+  return in_tree[pogo.self()] == true or behalf[coroutine.running()] ~= nil
+end
+
+--- Mark the calling process as part of a supervision tree (a supervisor
+-- does, as it starts): the processes it starts through `start` are in it too.
+function M.enter_tree()
+  in_tree[pogo.self()] = true
 end
 
 return M

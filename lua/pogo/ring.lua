@@ -109,6 +109,12 @@ end
 -- @return[2] "empty ring"
 -- @raise on a bad key or `n < 1`
 
+--- The share of the hash space each node owns (the fraction of keys it
+-- gets, on average): point `i` owns the keys from the point before it
+-- (exclusive) up to itself. The shares add up to 1 (empty on an empty ring).
+-- @function Ring:shares
+-- @treturn table node name -> fraction from 0 to 1
+
 --- The weight of a node.
 -- @function Ring:weight
 -- @string node

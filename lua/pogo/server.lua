@@ -2,7 +2,8 @@
 --
 -- The callback module (a table, or a `require` name) has:
 --
--- * `init(arg) -> state` or `nil, reason` (start fails with reason)
+-- * `init(arg, data) -> state` or `nil, reason` (start fails with reason);
+--   `data` is nil unless the server takes over a moved child (see below)
 -- * `handle_call(request, from, state) -> reply, state` (or `nil, state, "noreply"`
 --   and later `server.reply(from, value)`; or `reply, state, "stop", reason`)
 -- * `handle_cast(msg, state) -> state` (or `state, "stop", reason`)
@@ -23,19 +24,48 @@
 --   supervisor reconciles only after it has read every pg change) notes what
 --   each message changes and acts here: drain, then act.
 --
+-- Two optional callbacks carry a server's state across a move (the
+-- distributed supervisor's state handoff, as Swarm's):
+--
+-- * `handoff(state) -> data`: the server is asked to stop because its child
+--   moves to another node; `data` goes to the new instance, whose `init` gets
+--   it as its second argument: `init(arg, data)` (nil when nothing came).
+-- * `resolve_conflict(state, data) -> state`: after a netsplit heals, the
+--   copy that stops hands its `handoff` data to the copy that stays.
+--
 -- The loop, for each message: `"$call"` goes to `handle_call`, `"$cast"` to
 -- `handle_cast`, `"$stop"` (from `stop`) ends the server, an `"EXIT"` from the
 -- parent ends it when it traps exits (`opts.trap_exit`), and anything else goes
--- to `handle_info`. Missing handlers: an unexpected call crashes the server,
--- unexpected casts and infos are ignored (as gen_server logs and drops them).
+-- to `handle_info`. Two system messages serve the handoff:
+--
+-- * `{"$handoff", dest, key}`: run `handoff(state)` (nil without one), send
+--   `{"$handoff_data", key, data, node}` (`node`: this node) to `dest`, then
+--   stop as on a "shutdown" (`terminate("shutdown", state)`, exit
+--   "shutdown"). Data that cannot be serialized is logged and nil is sent;
+--   a `handoff` that raises is logged, nil is sent, and the server ends with
+--   the error, as after any handler.
+-- * `{"$resolve_conflict", data}`: `state = resolve_conflict(state, data)`
+--   (ignored without one).
+--
+-- The data reaches `init` through the process that starts the new instance:
+-- it runs the child's start function inside `handing_over(data, fn)`, and the
+-- first server that start function starts gets `data`.
+--
+-- Missing handlers: an unexpected call crashes the server, unexpected casts
+-- and infos are ignored (as gen_server logs and drops them).
 -- A handler that raises ends the server: `terminate` gets the error as its
 -- reason (see `is_crash`) and the server exits with it.
 -- @module pogo.server
 local pogo = require "pogo"
 local proc_lib = require "pogo.proc_lib"
+local log = require("pogo.log").with { module = "pogo.server" }
 local core = pogo.core
 
 local M = {}
+
+-- coroutine of a process inside handing_over -> {data =, taken =, capable =
+-- {pid -> true}} (weak: an entry goes with its process)
+local handing = setmetatable({}, { __mode = "k" })
 
 local function resolve(module)
   if type(module) == "string" then
@@ -85,6 +115,30 @@ local function next_state(mod, state, ok, a, b, c)
   if not ok then pogo.exit(terminate(mod, failed(a), state)) end
   if b == "stop" then pogo.exit(terminate(mod, c == nil and "normal" or c, a)) end
   return a
+end
+
+-- {"$handoff", dest, key}: hand the state's data to `dest` and stop (see
+-- the module text). Never returns.
+local function hand_off(mod, state, dest, key)
+  local data, reason = nil, "shutdown"
+  if mod.handoff then
+    local ok, d = xpcall(mod.handoff, crash, state)
+    if ok then
+      data = d
+    else
+      reason = failed(d)
+      log.error("handoff raised, nil is handed over: %s", tostring(reason))
+    end
+  end
+  if data ~= nil then
+    local ok, err = pcall(core.encode, data)
+    if not ok then
+      log.error("handoff data cannot be serialized, nil is handed over: %s", tostring(err))
+      data = nil
+    end
+  end
+  if pogo.is_pid(dest) then pcall(core.send, dest, { "$handoff_data", key, data, pogo.node() }) end
+  pogo.exit(terminate(mod, reason, state))
 end
 
 local type, xpcall = type, xpcall
@@ -150,6 +204,13 @@ local function loop(mod, state, parent)
       local r = terminate(mod, msg[3], state)
       pcall(pogo.reply, msg[2], true)
       pogo.exit(r)
+    elseif tag == "$handoff" then
+      hand_off(mod, state, msg[2], msg[3])
+    elseif tag == "$resolve_conflict" then
+      if mod.resolve_conflict then
+        local ok, a, b, c = xpcall(mod.resolve_conflict, crash, state, msg[2])
+        if ok and b == nil then state = a else state = next_state(mod, state, ok, a, b, c) end
+      end
     elseif tag == "EXIT" and msg[2] == parent and core.trap_exit() then
       pogo.exit(terminate(mod, msg[3], state))
     elseif handle_info then
@@ -159,22 +220,39 @@ local function loop(mod, state, parent)
   end
 end
 
+-- The `name` option: a local name, or {"via", module, name} (registered with
+-- module.register, looked up as pogo.send does).
+local function whereis_name(name)
+  if core.is_via(name) then return core.via_whereis(name) end
+  return core.whereis(name)
+end
+
+local function register_name(name)
+  if core.is_via(name) then
+    return require(name[2]).register(name[3], pogo.self()) == true
+  end
+  return pcall(core.register, name, pogo.self())
+end
+
 local function start(module, arg, opts, link)
   opts = opts or {}
   local mod, err = resolve(module)
   if not mod then return nil, err end
   if type(mod.init) ~= "function" then return nil, "server module has no init function" end
   if opts.name ~= nil then
-    local existing = core.whereis(opts.name)
+    local existing = whereis_name(opts.name)
     if existing then return nil, "already started: " .. tostring(existing) end
   end
   local timeout = opts.timeout ~= math.huge and opts.timeout or nil
-  return proc_lib.start(link, timeout, function(ack, parent)
-    if opts.name ~= nil and not pcall(core.register, opts.name, pogo.self()) then
-      return ack(false, "already started: " .. tostring(core.whereis(opts.name)))
+  local h = handing[coroutine.running()]
+  local data
+  if h and not h.taken then h.taken, data = true, h.data end
+  local pid, why = proc_lib.start(link, timeout, function(ack, parent)
+    if opts.name ~= nil and not register_name(opts.name) then
+      return ack(false, "already started: " .. tostring(whereis_name(opts.name)))
     end
     if opts.trap_exit then core.trap_exit(true) end
-    local ok, state, reason = xpcall(mod.init, crash, arg)
+    local ok, state, reason = xpcall(mod.init, crash, arg, data)
     if not ok or state == nil then
       local why = ok and (reason == nil and "init returned nil" or reason) or state
       ack(false, why)
@@ -183,12 +261,34 @@ local function start(module, arg, opts, link)
     ack(true)
     return loop(mod, state, parent)
   end)
+  if pid and h and (mod.handoff or mod.resolve_conflict) then h.capable[pid] = true end
+  return pid, why
+end
+
+--- Run `fn(...)`, a child's start function, handing `data` over: the first
+-- server it starts (from this process) gets `data` as the second argument of
+-- its `init`. Used by the distributed supervisor to start a child that moved.
+-- @param data the old instance's `handoff` data (nil: none)
+-- @tparam function fn
+-- @return what `fn` returns (a pid, or nil and a reason), then whether that
+--  pid is a server started here whose module has `handoff` or
+--  `resolve_conflict` (so it understands `"$handoff"` and `"$resolve_conflict"`)
+function M.handing_over(data, fn, ...)
+  local co = coroutine.running()
+  local h = { data = data, capable = {} }
+  handing[co] = h
+  local ok, pid, err = pcall(fn, ...)
+  handing[co] = nil
+  if not ok then error(pid, 0) end
+  return pid, err, pid ~= nil and h.capable[pid] == true
 end
 
 --- Start a server linked to the caller. Returns after `init` has returned.
 -- @param module callback table or `require` name
 -- @param arg passed to `init`
--- @tparam[opt] table opts `name` (register it), `trap_exit` (trap before init), `timeout` (ms for init)
+-- @tparam[opt] table opts `name` (register it: a local name, or `{"via",
+--  module, name}` such as `{"via", "pogo.registry", name}` for a cluster-wide
+--  name), `trap_exit` (trap before init), `timeout` (ms for init)
 -- @return pid, or nil and the reason
 function M.start_link(module, arg, opts)
   return start(module, arg, opts, true)

@@ -9,13 +9,24 @@
 --
 -- It is a `pogo.server`: requests are calls, child exits (it traps exits) and
 -- retries of a failed restart (`{"$restart", child}`, sent to itself) are
--- infos, and `terminate` (the parent's exit, `server.stop`, giving up) shuts
--- the children down. The restart intensity is a `pogo.restart_intensity` window.
+-- infos, and `terminate` (the parent's exit, `server.stop`, giving up,
+-- `pogo.stop`) shuts the children down. The restart intensity is a
+-- `pogo.restart_intensity` window.
+--
+-- It reports what happens to its children as OTP's supervisor does (see
+-- `pogo.supervisor_report`), through `pogo.log` with module
+-- `pogo.supervisor`: a crash report for each child that exits abnormally, a
+-- restart report for each child started again, a start error, and a report
+-- when it gives up. A supervisor started outside any supervision tree is the
+-- root of one, which `pogo.stop` terminates (see `pogo.shutdown`).
 -- @module pogo.supervisor
 local pogo = require "pogo"
 local child_spec = require "pogo.child_spec"
 local server = require "pogo.server"
 local intensity = require "pogo.restart_intensity"
+local report = require "pogo.supervisor_report"
+local shutdown = require "pogo.shutdown"
+local log = require "pogo.log"
 
 local M = {}
 
@@ -57,12 +68,18 @@ function Sup:remove(child)
   end
 end
 
+-- Log a report (level, msg, fields) of pogo.supervisor_report.
+function Sup:report(level, msg, fields)
+  self.log.with(fields).log(level, msg)
+end
+
 function Sup:start_child_record(child)
   local pid, err = child_spec.start(child.spec)
   if not pid then return nil, err end
   if pogo.is_pid(pid) then
     pogo.link(pid)
     self.by_pid[pid] = child
+    shutdown.track(pid)
   end
   child.pid = pid
   return pid
@@ -82,9 +99,20 @@ end
 -- "restarting" and is tried again from the mailbox (as one more restart, so
 -- a child that cannot start ends in the supervisor giving up); false then.
 function Sup:start_again(child)
-  if self:start_child_record(child) then return true end
+  local pid, err = self:start_child_record(child)
+  if pid then
+    self:report(report.restart(self.name, child.id, pid))
+    return true
+  end
+  self:report(report.start_error(self.name, child.id, err, "retrying"))
   child.pid = "restarting"
   pogo.send(pogo.self(), { "$restart", child })
+  return false
+end
+
+-- Beyond the restart intensity (child exited last): the give-up report.
+function Sup:give_up(child)
+  self:report(report.give_up(self.name, pogo.self(), child.id, self.restarts.intensity, self.restarts.period))
   return false
 end
 
@@ -104,7 +132,7 @@ end
 -- Restart a child that exited (and, by the strategy, its siblings); false
 -- when that is beyond the restart intensity: the supervisor then gives up.
 function Sup:restart(child)
-  if not self.restarts:add(pogo.now()) then return false end
+  if not self.restarts:add(pogo.now()) then return self:give_up(child) end
   local _, index = self:find(child.id)
   if not index then return true end
   if self.strategy == "one_for_one" then
@@ -120,6 +148,7 @@ end
 -- A child exited; false when restarting it is beyond the restart intensity.
 function Sup:child_exited(child, reason)
   self.by_pid[child.pid] = nil
+  if not report.is_normal(reason) then self:report(report.crash(self.name, child.id, child.pid, reason)) end
   child.pid = nil
   local r = child.spec.restart
   if r == "temporary" then
@@ -205,15 +234,20 @@ local Server = {}
 
 function Server.init(arg)
   local specs, opts = arg[1], arg[2]
+  shutdown.supervisor_started()
+  local name = opts.name ~= nil and tostring(opts.name) or tostring(pogo.self())
   local self = setmetatable({
     strategy = opts.strategy or "one_for_one",
     restarts = intensity.new(opts.intensity or 3, opts.period_ms or 5000),
     children = {}, by_pid = {}, by_key = {},
+    name = name, -- in reports
+    log = log.with { module = "pogo.supervisor", supervisor = name },
   }, Sup)
   for _, spec in ipairs(specs) do
     local child = { id = spec.id, spec = spec }
     local pid, err = self:start_child_record(child)
     if not pid then
+      self:report(report.start_error(self.name, spec.id, err))
       self:terminate_all()
       return nil, "failed to start child " .. tostring(spec.id) .. ": " .. tostring(err)
     end
@@ -244,7 +278,7 @@ function Server.handle_info(msg, self)
         local _, i = self:find(child.id)
         self:restart_from(i)
       else
-        going_on = false
+        going_on = self:give_up(child)
       end
     end
   end

@@ -191,4 +191,27 @@ describe("failures", function()
     assert.is_false(m[2])
     assert.matches("^noconnection", m[3])
   end)
+
+  it("keeps running when the peer it writes to is SIGKILLed mid-stream (no SIGPIPE)", function()
+    local k = c:start_node { name = "gone" }
+    c:connect(k)
+    c:call(a, R, "connect", { k.addr })
+    cluster.wait_until(function() return has(c:call(a, R, "nodes"), k.name) end, 5000, "a linked to k")
+    local me = pogo.self()
+    local sink = c:call(k, R, "order_checker", { me, 1 })
+    -- a streams 64 KiB messages to k: k dies with unread bytes (its kernel answers RST), a writes on
+    pogo.spawn(function() pogo.send(me, { "flood", c:rpc(a, R, "flood", { sink, 400, 5, 65536, 1 }, 20000) }) end)
+    cluster.expect(function(m) return m[1] == "order" end, 5000, "the stream to reach k")
+    c:kill(k)
+    local m = cluster.expect(function(msg) return msg[1] == "flood" end, 20000, "the flood to end")
+    assert.is_true(m[2], tostring(m[3]) .. "; a exited: " .. tostring(a.exited and a.exited.signal))
+    assert.is_nil(a.exited)
+    assert.are.same({ true, "ABC" }, { c:rpc(a, "string", "upper", { "abc" }) })
+    -- whether the race above came to a write after the RST or not: the node ignores SIGPIPE
+    local ignored
+    for line in io.lines("/proc/" .. a.pid .. "/status") do
+      ignored = ignored or line:match("^SigIgn:%s*(%x+)")
+    end
+    assert.is_true(math.tointeger(tonumber(ignored, 16)) & (1 << 12) ~= 0, "SigIgn: " .. tostring(ignored))
+  end)
 end)

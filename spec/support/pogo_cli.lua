@@ -18,7 +18,7 @@ local M = {}
 -- @tparam table args the arguments
 -- @tparam[opt] table opts `env` (more environment, name -> value), `prefix`
 --  (a command and its arguments to run bin/pogo under, e.g. setpriv),
---  `timeout_ms` (10000)
+--  `timeout_ms` (10000), `stdin` (bytes written to its stdin, then closed)
 -- @return exit code, stdout, stderr, signal
 function M.run(args, opts)
   opts = opts or {}
@@ -30,14 +30,19 @@ function M.run(args, opts)
   for _, a in ipairs(args) do argv[#argv + 1] = a end
   local file = table.remove(argv, 1)
   local out, err = uv.new_pipe(false), uv.new_pipe(false)
+  local input = opts.stdin and uv.new_pipe(false)
   local buf = { "", "" }
   local handle, pid
-  handle, pid = uv.spawn(file, { args = argv, stdio = { nil, out, err }, env = cluster.env(opts.env) },
+  handle, pid = uv.spawn(file, { args = argv, stdio = { input, out, err }, env = cluster.env(opts.env) },
     function(code, signal)
       handle:close()
       pogo.send(me, { tag, "exit", code, signal })
     end)
   assert(handle, pid)
+  if input then
+    input:write(opts.stdin)
+    input:shutdown(function() input:close() end)
+  end
   for i, p in ipairs { out, err } do
     p:read_start(function(_, data)
       if data then

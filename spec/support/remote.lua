@@ -76,6 +76,16 @@ function M.server(name)
   return pid
 end
 
+--- Send `pid` `rounds` bursts of `n` strings of `size` bytes, `gap_ms` apart.
+function M.flood(pid, rounds, n, size, gap_ms)
+  local s = string.rep("x", size)
+  for r = 1, rounds do
+    for _ = 1, n do pogo.send(pid, s) end
+    if r < rounds then pogo.sleep(gap_ms) end
+  end
+  return true
+end
+
 function M.nodes() return pogo.nodes() end
 function M.info() return pogo.dist_info() end
 function M.connect(addr) return pogo.connect(addr) end

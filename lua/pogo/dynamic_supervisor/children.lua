@@ -13,9 +13,12 @@
 --       recheck = true,     -- starting: reconcile looked at it meanwhile (do it again once started)
 --       error = reason,     -- why its last start failed (or it exited past the intensity)
 --       restarts = window,  -- its pogo.restart_intensity window (from its first exit)
+--       restarted = true,   -- it exited (or failed to start): its next start is a restart (reported)
 --       backoff = ms,       -- the delay before the next retry (0: restart at once)
 --       retry_at = ms,      -- restarting: when it is started again
 --       kill_at = ms,       -- stopping: when it is killed (its spec's shutdown time)
+--       takes = true,       -- it is a pogo.server that takes part in the handoff (handoff.lua)
+--       handing = true,     -- stopping: it was asked to hand its state over
 --     }
 --
 -- A child starts in a starter process (starter.lua), so the supervisor never
@@ -27,7 +30,12 @@
 -- the restart intensity, beyond it (and after a failed start) with a backoff
 -- doubling from `min_backoff_ms` to `max_backoff_ms`, so a child that cannot
 -- start never takes the supervisor down. Stopping sends "shutdown" and kills
--- after the spec's `shutdown` ms ("brutal_kill": kill at once).
+-- after the spec's `shutdown` ms ("brutal_kill": kill at once). What happens
+-- is reported as OTP's supervisor does (`pogo.supervisor_report`): a crash,
+-- a restart, a failed start, a child beyond its restart intensity. A child
+-- that moves while both nodes are up is asked to hand its state over instead
+-- of getting "shutdown", within the same time (handoff.lua); its start on
+-- the new owner gets the data.
 --
 -- **Restart types, cluster-wide** (as OTP's, for one supervisor):
 --
@@ -47,13 +55,15 @@
 -- @module pogo.dynamic_supervisor.children
 local pogo = require "pogo"
 local pg = require "pogo.pg"
-local child_spec = require "pogo.child_spec"
 local intensity = require "pogo.restart_intensity"
 local state = require "pogo.dynamic_supervisor.state"
 local requests = require "pogo.dynamic_supervisor.requests"
 local placement = require "pogo.dynamic_supervisor.placement"
 local starter = require "pogo.dynamic_supervisor.starter"
+local handoff = require "pogo.dynamic_supervisor.handoff"
 local events = require "pogo.dynamic_supervisor.events"
+local report = require "pogo.supervisor_report"
+local node_stop = require "pogo.shutdown"
 
 local M = {}
 
@@ -71,14 +81,14 @@ local function drop(st, c)
   st.timed[c] = nil
 end
 
-local idstr = events.describe
-
 --- Whether an exit reason ends a transient child for good (OTP's rule).
+-- @function is_normal
 -- @param reason
 -- @treturn boolean
-function M.is_normal(reason)
-  return reason == "normal" or reason == "shutdown" or (type(reason) == "table" and reason[1] == "shutdown")
-end
+M.is_normal = report.is_normal
+
+-- The supervisor's name in its reports.
+local function sup_name(st) return tostring(st.name or st.scope) end
 
 --- Whether the temporary child of request `req` has run (so it must not
 -- start again): this node saw it in its child group, or started it.
@@ -116,7 +126,7 @@ local function take_batch(st, pid, s)
   if head > n then return nil end
   local last = math.min(n, head + starter.BATCH - 1)
   local records, msg = s.records, s.msg
-  local k = 0
+  local k, data = 0, nil
   for i = head, last do
     local c = queue[i]
     queue[i] = nil
@@ -124,7 +134,12 @@ local function take_batch(st, pid, s)
     records[k] = c
     msg[k + 1] = c.proc.request.spec
     c.proc.starter = pid
+    if c.handoff ~= nil then -- it moved here: its old instance's data (handoff.lua)
+      data = data or {}
+      data[k + 1], c.handoff, c.handoff_from = c.handoff, nil, nil
+    end
   end
+  msg.data = data
   for i = k + 2, #msg do msg[i] = nil end
   if last == n then
     st.to_start_head, st.to_start_tail = 1, 0 -- empty: the array is used again from the start
@@ -197,17 +212,18 @@ local function failed(st, c, err)
   if proc.request.spec.restart == "temporary" then
     drop(st, c)
     requests.terminate(st, id)
-    events.log(st, "warning", "temporary child %s failed to start, not retried: %s", idstr(id), tostring(err))
+    events.report(st, report.start_error(sup_name(st), id, err, "temporary: not retried"))
     return
   end
   proc.pid, proc.status, proc.error = nil, "restarting", err
+  events.start_failed(st, id, err)
   proc.retry_at = now() + back_off(st, proc)
+  proc.restarted = true
   st.timed[c] = true
-  events.log(st, "warning", "child %s failed to start (retry in %d ms): %s", idstr(id), proc.backoff,
-    tostring(err))
+  events.report(st, report.start_error(sup_name(st), id, err, "retrying in " .. proc.backoff .. " ms"))
 end
 
---- A starter's `{"$dsup_start", starter, i, pid | nil, err}`: take the child
+--- A starter's `{"$dsup_start", starter, i, pid | nil, err, takes}`: take the child
 -- over (link it, join its pg group, tell the listeners), or note the failure.
 -- After the last child of its batch the starter is told it may let them go.
 -- @tparam table st
@@ -215,7 +231,8 @@ end
 -- @tparam integer i the child's place in the starter's batch
 -- @param pid the child, or nil
 -- @param err why the start failed
-function M.started(st, from, i, pid, err)
+-- @param takes whether the child takes part in the handoff
+function M.started(st, from, i, pid, err, takes)
   local s = st.starters[from]
   local c = s and i <= s.n and start_done(s, from, i)
   if not c then
@@ -227,9 +244,14 @@ function M.started(st, from, i, pid, err)
     pogo.link(pid) -- a child already dead gives {"EXIT", pid, "noproc"} (see exit_signal)
     local spec = proc.request.spec
     local id = spec.id
-    proc.pid, proc.status, proc.error = pid, "running", nil
+    proc.pid, proc.status, proc.error, proc.takes = pid, "running", nil, takes
     st.by_pid[pid] = c
     st.handed[#st.handed + 1] = c
+    node_stop.track(pid)
+    if proc.restarted then
+      proc.restarted = nil
+      events.report(st, report.restart(sup_name(st), id, pid))
+    end
     if spec.restart == "temporary" then st.memory.ran[proc.request.uid] = true end
     pg.join(st.scope, { "child", id }, pid)
     local from_node = c.last_node
@@ -320,10 +342,14 @@ end
 
 --- Stop record `c`'s child here (if it runs): "shutdown", then "kill" after
 -- its shutdown time. Its exit (`exited`) ends it. A child still starting is
--- looked at again once it is handed over.
+-- looked at again once it is handed over. Given `dest` (the supervisor of
+-- the node the child moves to, or of the copy that stays after a netsplit),
+-- a child that takes part in the handoff is asked to hand its state to
+-- `dest` instead of "shutdown" (handoff.lua).
 -- @tparam table st
 -- @tparam table c
-function M.stop(st, c)
+-- @param[opt] dest pid
+function M.stop(st, c, dest)
   local proc = c.proc
   if not proc or proc.status == "stopping" then return end
   if proc.status == "starting" then
@@ -336,7 +362,12 @@ function M.stop(st, c)
   if shutdown == "brutal_kill" then
     pogo.exit(proc.pid, "kill")
   else
-    pogo.exit(proc.pid, "shutdown")
+    if handoff.applies(proc, dest) then
+      proc.handing = true
+      handoff.ask(proc.pid, proc.request.spec.id, dest)
+    else
+      pogo.exit(proc.pid, "shutdown")
+    end
     if shutdown ~= "infinity" then
       proc.kill_at = now() + shutdown
       st.timed[c] = true
@@ -357,8 +388,12 @@ function M.exited(st, c, reason)
     st.awaiting[proc.awaiting] = nil
     pogo.demonitor(proc.awaiting)
   end
-  proc.pid, proc.kill_at, proc.starter, proc.awaiting = nil, nil, nil, nil
+  local pid = proc.pid
+  proc.pid, proc.kill_at, proc.starter, proc.awaiting, proc.handing = nil, nil, nil, nil, nil
   events.notify(st, "child_stopped", id, reason)
+  if proc.status ~= "stopping" and not M.is_normal(reason) then
+    events.report(st, report.crash(sup_name(st), id, pid, reason))
+  end
   if proc.status == "stopping" then
     drop(st, c)
     state.mark(st, c)
@@ -373,6 +408,8 @@ function M.exited(st, c, reason)
   -- restart intensity: within it restart at once, beyond it back off
   local t = now()
   proc.status = "restarting"
+  events.restarting(st, id, reason)
+  proc.restarted = true
   st.timed[c] = true
   proc.restarts = proc.restarts or intensity.new(st.intensity, st.period)
   if proc.restarts:add(t) then
@@ -380,8 +417,7 @@ function M.exited(st, c, reason)
   else
     proc.retry_at = t + back_off(st, proc)
     proc.error = reason
-    events.log(st, "warning", "child %s exceeded %d restarts in %d ms; retrying in %d ms",
-      idstr(id), st.intensity, st.period, proc.backoff)
+    events.report(st, report.backoff(sup_name(st), id, st.intensity, st.period, proc.backoff))
   end
 end
 
@@ -411,6 +447,7 @@ function M.due(st, t)
         proc.kill_at = nil
         st.timed[c] = nil
         pogo.exit(proc.pid, "kill")
+        if proc.handing then handoff.timed_out(st, proc.request.spec.id, proc.request.spec.shutdown) end
       end
     else
       st.timed[c] = nil
@@ -455,14 +492,62 @@ function M.next_deadline(st)
   return soonest
 end
 
---- Terminate every child this node runs, each as its spec says, and wait for
--- them. (Children still starting are ended by their starters, which see the
--- supervisor go.)
+--- Terminate every child this node runs, all at once (as OTP's
+-- simple_one_for_one supervisor does), each as its spec says: "shutdown",
+-- then "kill" after its `shutdown` ms ("brutal_kill": at once; "infinity":
+-- never), and wait until all are gone. The supervisor is terminating: every
+-- other message it gets meanwhile is dropped. (Children still starting are
+-- ended by their starters, which see the supervisor go.) With `dest_of`,
+-- a child that takes part in the handoff is asked to hand its state to
+-- `dest_of(record)` (its new owner's supervisor) instead of "shutdown".
 -- @tparam table st
-function M.shutdown_all(st)
+-- @tparam[opt] function dest_of
+function M.shutdown_all(st, dest_of)
+  local waiting, n, timed = {}, 0, {}
   for _, c in pairs(st.children) do
     local proc = c.proc
-    if proc and pogo.is_pid(proc.pid) then child_spec.shutdown(proc.pid, proc.request.spec.shutdown) end
+    local pid = proc and proc.pid
+    if pogo.is_pid(pid) then
+      local shutdown_ms = proc.request.spec.shutdown
+      local w = { pid = pid }
+      waiting[pogo.monitor(pid)] = w
+      n = n + 1
+      pogo.unlink(pid)
+      local dest = dest_of and dest_of(c)
+      if shutdown_ms == "brutal_kill" then
+        pogo.exit(pid, "kill")
+      elseif handoff.applies(proc, dest) then
+        w.id = proc.request.spec.id
+        handoff.ask(pid, w.id, dest)
+      else
+        pogo.exit(pid, "shutdown")
+      end
+      if shutdown_ms ~= "brutal_kill" and shutdown_ms ~= "infinity" then
+        w.kill_at, w.kill_ms = now() + shutdown_ms, shutdown_ms
+        timed[#timed + 1] = w
+      end
+    end
+  end
+  table.sort(timed, function(a, b) return a.kill_at < b.kill_at end)
+  local k = 1
+  while n > 0 do
+    while timed[k] and timed[k].done do k = k + 1 end
+    local m = pogo.receive(timed[k] and math.max(0, timed[k].kill_at - now()) or nil)
+    if m == nil then
+      local t = now()
+      while timed[k] and timed[k].kill_at <= t do
+        local w = timed[k]
+        if not w.done then
+          pogo.exit(w.pid, "kill")
+          if w.id ~= nil then handoff.timed_out(st, w.id, w.kill_ms) end
+        end
+        k = k + 1
+      end
+    elseif type(m) == "table" and m[1] == "DOWN" and waiting[m[2]] then
+      waiting[m[2]].done = true
+      waiting[m[2]] = nil
+      n = n - 1
+    end
   end
 end
 

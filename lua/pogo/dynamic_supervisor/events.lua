@@ -17,9 +17,16 @@
 -- listener ended it (`pogo.exit`).
 --
 -- Log lines go to `pogo.log` (module `pogo.dynamic_supervisor`, with the
--- supervisor's name as `supervisor`), or to the `log` option's function.
+-- supervisor's name as `supervisor`), or to the `log` option's function; so
+-- do the supervisor reports (`report`, see `pogo.supervisor_report`).
+--
+-- Every event, and every restart and failed start, is also counted for the
+-- tools that look at the cluster (`pogo.observer.timeline`; a counter
+-- increment, whether or not there are listeners).
 -- @module pogo.dynamic_supervisor.events
 local pogo = require "pogo"
+local supervisor_report = require "pogo.supervisor_report"
+local timeline = require "pogo.observer.timeline"
 
 local M = {}
 
@@ -40,23 +47,12 @@ function M.check(listeners)
 end
 
 --- A child id as text for log lines and errors: `{"job", 42}` for a table
--- (nested tables too, a few levels deep), `tostring` for the rest.
+-- (see `pogo.supervisor_report.describe`).
+-- @function describe
 -- @param id
--- @param[opt] depth the nesting level (strings inside a table are quoted)
 -- @treturn string
-function M.describe(id, depth)
-  if type(id) == "string" then return depth and string.format("%q", id) or id end
-  if type(id) ~= "table" or (depth or 0) > 3 then return tostring(id) end
-  local parts = {}
-  for i, v in ipairs(id) do parts[i] = M.describe(v, (depth or 0) + 1) end
-  local keys = {}
-  for k in pairs(id) do
-    if math.type(k) ~= "integer" or k < 1 or k > #id then keys[#keys + 1] = k end
-  end
-  table.sort(keys, function(a, b) return tostring(a) < tostring(b) end)
-  for _, k in ipairs(keys) do parts[#parts + 1] = tostring(k) .. " = " .. M.describe(id[k], (depth or 0) + 1) end
-  return "{" .. table.concat(parts, ", ") .. "}"
-end
+M.describe = supervisor_report.describe
+timeline.describe_with(M.describe)
 
 --- A log line: to `opts.log(level, msg)` if given, else to `pogo.log`.
 -- @tparam table st the supervisor's state
@@ -68,6 +64,20 @@ function M.log(st, level, fmt, ...)
     pcall(st.opts.log, level, ok and msg or fmt)
   else
     st.logger.log(level, fmt, ...)
+  end
+end
+
+--- A supervisor report (the `level, msg, fields` of a `pogo.supervisor_report`
+-- function): to `pogo.log` with its fields, or to the `log` option's function.
+-- @tparam table st the supervisor's state
+-- @tparam string level
+-- @tparam string msg
+-- @tparam table fields
+function M.report(st, level, msg, fields)
+  if st.opts.log then
+    pcall(st.opts.log, level, msg)
+  else
+    st.logger.with(fields).log(level, msg)
   end
 end
 
@@ -116,8 +126,33 @@ end
 -- @tparam table st the supervisor's state
 -- @tparam string event one of `EVENTS`
 function M.notify(st, event, ...)
+  timeline.supervisor_event(M.name(st), event, ...)
   local n = st.notifier
   if n then pogo.send(n, table.pack(event, ...)) end
+end
+
+--- The supervisor's name for tools and logs: its `name`, else its scope.
+-- @tparam table st
+-- @treturn string
+function M.name(st)
+  return tostring(st.name or st.scope)
+end
+
+--- Count a restart of child `id` (it exited with `reason` and starts again
+-- here) for the tools (`pogo.observer.timeline`).
+-- @tparam table st
+-- @param id
+-- @param reason
+function M.restarting(st, id, reason)
+  timeline.supervisor_event(M.name(st), "restart", id, reason)
+end
+
+--- Count a failed start of child `id` for the tools.
+-- @tparam table st
+-- @param id
+-- @param err
+function M.start_failed(st, id, err)
+  timeline.supervisor_event(M.name(st), "start_failed", id, err)
 end
 
 --- Whether the calling process is this supervisor's notifier (a listener runs).

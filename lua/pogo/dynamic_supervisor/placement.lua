@@ -21,7 +21,9 @@
 -- with `"on_failure"` it stays until its node goes, or until `rebalance`
 -- asks every node to move its children now. A pinned child goes back to its
 -- node when that node's supervisor returns, in both modes. A temporary child
--- never moves: starting it elsewhere would run it again.
+-- never moves: starting it elsewhere would run it again. A moving child hands
+-- its state to its next instance (handoff.lua): the old node stops it with
+-- the new owner's supervisor as the destination of its data.
 --
 -- After a netsplit heals, a child may run on two nodes: the owner's copy
 -- stays, else the copy of the lowest node name.
@@ -223,6 +225,11 @@ function M.on_child(st, kind, group, pids)
   if kind == "join" then
     c = c or state.child(st, id, key)
     for _, pid in ipairs(pids or {}) do c.last_node = node_of(pid) end
+    -- started on a third node: the data that came here is stale (the join of
+    -- the very copy that sent it may still come after the data, through pg)
+    if c.handoff_from and c.last_node ~= st.me and c.last_node ~= c.handoff_from then
+      c.handoff, c.handoff_from = nil, nil
+    end
   end
   if not c then return end
   local req = requests.active(st, c)
@@ -255,7 +262,8 @@ function M.rebalance(st, children)
     if proc and proc.status == "running" and proc.request.spec.restart ~= "temporary" then
       local owner = M.owner(st, c)
       if owner and owner ~= st.me then
-        children.stop(st, c)
+        local s = st.sups[owner]
+        children.stop(st, c, s and s.pid) -- its state goes with it (handoff.lua)
         st.unsettled[c] = true
       end
     end

@@ -21,14 +21,20 @@
 -- children over:
 --
 --     starter                                   supervisor
---                                           <-  {"$dsup_batch", spec...}
+--                                           <-  {"$dsup_batch", spec...; data = {[i] = data}}
 --     for each spec of the batch:
 --       start(spec) -> pid or error
---       {"$dsup_start", starter, i, pid | nil, err}  ->  link(pid), join {"child", id}
+--       {"$dsup_start", starter, i, pid | nil, err, takes}  ->  link(pid), join {"child", id}
 --                        <-  the next batch, or {"$dsup_linked"} (after the last one)
 --     unlink every child of the batch
 --     [the EXIT of each child that died while linked to the starter]
 --     {"$dsup_died", pid, reason}                ->  (used only if it waits for one)
+--
+-- A child that moved gets its old instance's handoff data (`data`, see
+-- `children`): the starter runs its start function inside
+-- `pogo.server.handing_over`, so the server it starts gets the data in its
+-- `init`, and `takes` says whether that server handles `"$handoff"` (its
+-- module has `handoff` or `resolve_conflict`).
 --
 -- The start function links each child to its caller, the starter, which
 -- traps exits: a child that dies before the supervisor links it leaves its
@@ -47,6 +53,7 @@
 -- @module pogo.dynamic_supervisor.starter
 local pogo = require "pogo"
 local proc_lib = require "pogo.proc_lib"
+local server = require "pogo.server"
 local child_spec = require "pogo.child_spec"
 
 local core = pogo.core
@@ -63,15 +70,16 @@ M.IDLE = 2
 
 local receive, mbox_len = core.receive, core.mbox_len
 
--- Start the children of batch `b` ({"$dsup_batch", spec...}), report each;
--- false if the supervisor went.
+-- Start the children of batch `b` ({"$dsup_batch", spec...; data = {[i] =
+-- handoff data}}), report each; false if the supervisor went.
 local function start_batch(sup, b, me, is_sup_down, children)
   local n = #b
+  local data = b.data
   for i = 2, n do
-    local pid, err = proc_lib.acting_for(sup, child_spec.start, b[i])
+    local pid, err, takes = proc_lib.acting_for(sup, server.handing_over, data and data[i], child_spec.start, b[i])
     if is_pid(pid) then
       children[#children + 1] = pid
-      send(sup, { "$dsup_start", me, i - 1, pid })
+      send(sup, { "$dsup_start", me, i - 1, pid, nil, takes or nil })
     else
       send(sup, { "$dsup_start", me, i - 1, nil, err or "start did not return a pid" })
     end
@@ -150,7 +158,8 @@ function M.spawn(sup)
 end
 
 --- A new batch message: `{"$dsup_batch", spec...}`, the specs (at most
--- `BATCH`) set by the supervisor.
+-- `BATCH`) set by the supervisor, and in `data` the handoff data of the
+-- children that have some (by index in the message; nil when none has).
 -- @treturn table
 function M.batch()
   return { "$dsup_batch" }

@@ -138,6 +138,8 @@ function M.child(st, id, key)
       ran_uid = nil,   -- the request that counted when its child group was last seen joined or
                        -- left: a temporary child of that request has run (children.lua)
       proc = nil,      -- the child process this node supervises for it, or nil (children.lua)
+      handoff = nil,   -- the data its old instance handed over, for its next start here (handoff.lua),
+      handoff_from = nil, -- and the node of that instance
     }
     st.children[key] = c
   end
@@ -152,12 +154,13 @@ function M.mark(st, c)
 end
 
 --- Forget record `c` when it holds nothing any more: no request, no child
--- process here, and no copy running anywhere (whose node would be the
+-- process here, no handoff data (which may come before this node has heard
+-- of the child), and no copy running anywhere (whose node would be the
 -- `last_node` of a later start).
 -- @tparam table st
 -- @tparam table c
 function M.release(st, c)
-  if next(c.requests) == nil and c.proc == nil and st.children[c.key] == c
+  if next(c.requests) == nil and c.proc == nil and c.handoff == nil and st.children[c.key] == c
       and #pg.get_members(st.scope, { "child", c.id }) == 0 then
     st.children[c.key] = nil
     st.unsettled[c] = nil

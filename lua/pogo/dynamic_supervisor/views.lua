@@ -37,6 +37,17 @@ function M.register(st)
   registry[st.pid] = st
 end
 
+--- The states of the live supervisors of this node (for `pogo.observer`),
+-- in no particular order.
+-- @treturn {table,...}
+function M.list()
+  local out = {}
+  for pid, st in pairs(registry) do
+    if core.alive(pid) then out[#out + 1] = st end
+  end
+  return out
+end
+
 --- Forget state `st` (the supervisor is going).
 -- @tparam table st
 function M.unregister(st)

@@ -53,7 +53,9 @@ function M.tmpdir()
   return dir
 end
 
---- Remove a directory made by `tmpdir` and everything in it.
+--- Remove a directory made by `tmpdir` and everything in it (any other
+-- path is left alone).
+-- @tparam string dir from `tmpdir`
 function M.remove(dir)
   if dir and dir:match("/pogo%-test%.") then os.execute("rm -rf " .. q(dir)) end
 end

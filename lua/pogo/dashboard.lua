@@ -1,0 +1,341 @@
+--- The live web page of the cluster, served by a node started with
+-- `pogo.start{http = "127.0.0.1:8080"}` (or `bin/pogo --http`): the nodes and
+-- their links, each supervisor's ring with the nodes' shares, its children
+-- per node, a timeline of events (restarts, moves, nodes up and down) and,
+-- per node, its memory, processes and message rates.
+--
+-- Routes (GET and HEAD):
+--
+-- * `/` and its files (`index.html`, `app.js`, `style.css`, `favicon.svg`,
+--   installed with the modules in `pogo/web/`): static; the page asks
+--   nothing of any other host (its Content-Security-Policy says so too);
+-- * `/api/cluster`: the last snapshot (JSON, at most 1 s old);
+-- * `/api/stream`: the same as server-sent events, one every `interval_ms`
+--   (500) while someone watches, and at once when a node comes or goes;
+-- * `/api/children?sup=NAME&page=1&per_page=50&node=&q=`: one page of a
+--   supervisor's children (its global view, read on a node that runs it),
+--   with the count per node: the page never holds more than one page of
+--   rows, whatever the number of children;
+-- * `/api/events?since=SEQ`: the timeline (the last 500 events);
+-- * `/api/nodes/NAME`: what node NAME tells about itself;
+-- * `/metrics`: Prometheus' text format (`pogo.metrics`).
+--
+-- **The collector.** One process per page gathers the cluster
+-- (`pogo.observer.gather`, every node asked at once, each answer bounded by
+-- `timeout_ms`) every `interval_ms` while an event stream is open or an API
+-- request came in the last 10 s, and otherwise not at all; it also gathers
+-- at once when this node sees a node come or go (monitor_nodes), so a node
+-- that dies leaves the page within a round trip of its nodedown. It keeps
+-- the rates (`pogo.observer.rates`) and the timeline, and encodes each
+-- snapshot once for every watcher.
+-- @module pogo.dashboard
+local pogo = require "pogo"
+local cjson = require "cjson"
+local http = require "pogo.http"
+local observer = require "pogo.observer"
+local metrics = require "pogo.metrics"
+local timeline = require "pogo.observer.timeline"
+
+local M = {}
+
+local TIMELINE_MAX = 500 -- events kept by the collector
+local SNAPSHOT_EVENTS = 100 -- events in each snapshot sent to the page
+local WATCH_MS = 10000 -- an API request keeps the collector polling this long
+
+local FILES = {
+  ["/"] = { "index.html", "text/html; charset=utf-8" },
+  ["/index.html"] = { "index.html", "text/html; charset=utf-8" },
+  ["/app.js"] = { "app.js", "text/javascript; charset=utf-8" },
+  ["/style.css"] = { "style.css", "text/css; charset=utf-8" },
+  ["/favicon.svg"] = { "favicon.svg", "image/svg+xml" },
+}
+
+local SECURITY = {
+  ["Content-Security-Policy"] = "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; "
+    .. "script-src 'self'; connect-src 'self'; frame-ancestors 'none'",
+  ["X-Content-Type-Options"] = "nosniff",
+  ["Referrer-Policy"] = "no-referrer",
+}
+
+--- Where the page's files are: `web/` beside this module.
+-- @treturn string a directory
+function M.web_dir()
+  local here = package.searchpath("pogo.dashboard", package.path)
+  local dir = here and here:match("^(.*)/[^/]*$") or "."
+  return dir .. "/web"
+end
+
+local function load_files()
+  local dir = M.web_dir()
+  local files = {}
+  for path, f in pairs(FILES) do
+    if not files[f[1]] then
+      local h = io.open(dir .. "/" .. f[1], "rb")
+      if not h then return nil, "the web page's files are missing (no " .. dir .. "/" .. f[1] .. ")" end
+      files[f[1]] = h:read("a")
+      h:close()
+    end
+    files[path] = files[f[1]]
+  end
+  return files
+end
+
+-- ---- the collector ----
+
+-- What the page gets: the snapshot without the per-node detail it does not show.
+local function page_view(snap, events, seq)
+  local nodes = {}
+  for i, n in ipairs(snap.nodes) do
+    if n.error then
+      nodes[i] = { name = n.name, error = n.error }
+    else
+      nodes[i] = { name = n.name, processes = n.processes, run_queue = n.run_queue, children = n.children,
+                   memory = n.memory, rates = n.rates, http = n.http, links = n.link_count, rtt_ms = n.rtt_ms,
+                   messages = n.messages, messages_in = n.dist.messages_in, messages_out = n.dist.messages_out }
+    end
+  end
+  local sups = {}
+  for i, s in ipairs(snap.supervisors) do
+    sups[i] = { name = s.name, scope = s.scope, children = s.children, specs = s.specs, ring = s.ring,
+                shares = s.shares, per_node = s.per_node, restarts = s.restarts, moves = s.moves,
+                starts = s.starts, stops = s.stops }
+  end
+  local recent = {}
+  for i = math.max(1, #events - SNAPSHOT_EVENTS + 1), #events do recent[#recent + 1] = events[i] end
+  return { time = snap.time, via = snap.via, nodes = nodes, observers = snap.observers, supervisors = sups,
+           links = snap.links, events = recent, seq = seq }
+end
+
+local function collector(cfg)
+  local st = { snap = nil, json = nil, at = -math.huge, since = {}, events = {}, seq = 0,
+               watchers = {}, nwatchers = 0, wanted_until = -math.huge, prev = nil }
+  pogo.monitor_nodes(true)
+
+  local function add_event(e)
+    st.seq = st.seq + 1
+    e.cseq = st.seq
+    st.events[#st.events + 1] = e
+    if #st.events > TIMELINE_MAX then table.remove(st.events, 1) end
+  end
+
+  local refresh
+  refresh = function()
+    local snap = observer.gather { timeout_ms = cfg.timeout_ms, since = st.since }
+    observer.rates(st.prev, snap)
+    st.prev, st.since = snap, snap.seqs
+    for _, e in ipairs(snap.events) do add_event(e) end
+    st.snap, st.at = snap, pogo.now()
+    st.json = cjson.encode(page_view(snap, st.events, st.seq))
+    for pid in pairs(st.watchers) do pogo.send(pid, { "$dash_snapshot", st.json }) end
+  end
+
+  local function due()
+    if st.nwatchers == 0 and pogo.now() > st.wanted_until then return nil end
+    return math.max(0, st.at + cfg.interval_ms - pogo.now())
+  end
+
+  local log = require("pogo.log").with { module = "pogo.dashboard" }
+  local gather = refresh
+  refresh = function()
+    local ok, err = pcall(gather)
+    if not ok then
+      log.error("gathering the cluster failed: %s", tostring(err))
+      st.at = pogo.now() -- not again at once
+    end
+  end
+
+  while true do
+    local m = pogo.receive(due())
+    if m == nil then
+      refresh()
+    elseif type(m) == "table" then
+      local tag = m[1]
+      if tag == "get" then -- {"get", pid, ref, max_age}
+        st.wanted_until = pogo.now() + WATCH_MS
+        if not st.snap or pogo.now() - st.at > m[4] then refresh() end
+        pogo.send(m[2], { m[3], st.snap, st.json, st.events })
+      elseif tag == "watch" then -- {"watch", pid}
+        if not st.watchers[m[2]] then
+          st.watchers[m[2]] = pogo.monitor(m[2])
+          st.nwatchers = st.nwatchers + 1
+        end
+        if not st.snap or pogo.now() - st.at > cfg.interval_ms then refresh() end
+        pogo.send(m[2], { "$dash_snapshot", st.json })
+      elseif tag == "DOWN" and st.watchers[m[3]] == m[2] then
+        st.watchers[m[3]] = nil
+        st.nwatchers = st.nwatchers - 1
+      elseif tag == "nodeup" or tag == "nodedown" then
+        add_event({ time = timeline.wall_ms(), kind = tag == "nodeup" and "node_up" or "node_down", node = m[2],
+                    detail = m[3] and tostring(m[3]) or nil, seq = 0 })
+        if st.nwatchers > 0 or pogo.now() <= st.wanted_until then refresh() end
+      elseif tag == "stop" then
+        return
+      end
+    end
+  end
+end
+
+-- Ask the collector for a snapshot at most `max_age` ms old.
+local function snapshot(dash, max_age)
+  local ref = pogo.make_ref()
+  local mref = pogo.monitor(dash.collector)
+  pogo.send(dash.collector, { "get", pogo.self(), ref, max_age })
+  local m = pogo.receive(function(msg)
+    return type(msg) == "table" and (msg[1] == ref or (msg[1] == "DOWN" and msg[2] == mref))
+  end, dash.timeout_ms * 3 + 1000)
+  pogo.demonitor(mref)
+  if not m or m[1] ~= ref then return nil end
+  return m[2], m[3], m[4]
+end
+
+-- ---- routes ----
+
+local JSON = { ["Content-Type"] = "application/json", ["Cache-Control"] = "no-store" }
+
+local function json(res, status, v)
+  return res:send(status, JSON, type(v) == "string" and v or cjson.encode(v))
+end
+
+local function int(v, default, min, max)
+  local n = math.tointeger(tonumber(v))
+  if not n then return default end
+  return math.max(min, math.min(max, n))
+end
+
+local function children_page(dash, req, res)
+  local q = req.query
+  local sup = q.sup
+  if not sup or sup == "" then return json(res, 400, { error = "sup (the supervisor's name) is required" }) end
+  local per_page = int(q.per_page, 50, 1, 500)
+  local page = int(q.page, 1, 1, 1e9)
+  local opts = { offset = (page - 1) * per_page, limit = per_page, node = q.node, q = q.q }
+  local via
+  local views = require "pogo.dynamic_supervisor.views"
+  if views.state_of(sup) then
+    via = pogo.node()
+  else
+    local snap = snapshot(dash, 5000)
+    for _, s in ipairs(snap and snap.supervisors or {}) do
+      if s.name == sup then
+        for node in pairs(s.per_node) do
+          if not via or node < via then via = node end
+        end
+      end
+    end
+  end
+  if not via then return json(res, 404, { error = "no node runs a supervisor named " .. sup }) end
+  local ok, r, why
+  if via == pogo.node() then
+    ok, r, why = true, observer.children(sup, opts)
+  else
+    ok, r, why = pogo.rpc(via, "pogo.observer", "children", { sup, opts }, dash.timeout_ms * 2)
+  end
+  if not ok or not r then return json(res, 502, { error = tostring(ok and why or r), via = via }) end
+  r.via, r.page, r.per_page = via, page, per_page
+  return json(res, 200, r)
+end
+
+local function stream(dash, res)
+  if not res:stream(200, { ["Content-Type"] = "text/event-stream", ["Cache-Control"] = "no-store",
+                           ["X-Accel-Buffering"] = "no" }) then
+    return
+  end
+  pogo.send(dash.collector, { "watch", pogo.self() })
+  local ref = pogo.monitor(dash.collector)
+  res:write("retry: 1000\n\n")
+  while true do
+    local m = pogo.receive(function(msg)
+      return type(msg) == "table" and (msg[1] == "$dash_snapshot" or (msg[1] == "DOWN" and msg[2] == ref))
+    end, 15000)
+    local ok
+    if m == nil then
+      ok = res:write(": keep-alive\n\n")
+    elseif m[1] == "DOWN" then
+      break
+    elseif m[2] then
+      ok = res:write("data: " .. m[2] .. "\n\n")
+    else
+      ok = true
+    end
+    if not ok then break end
+  end
+  res:finish()
+end
+
+local function route(dash, req, res)
+  if req.method ~= "GET" and req.method ~= "HEAD" then
+    return res:send(405, { Allow = "GET, HEAD", ["Content-Type"] = "text/plain; charset=utf-8" },
+      "method not allowed\n")
+  end
+  local path = req.path
+  local f = FILES[path]
+  if f then
+    local headers = { ["Content-Type"] = f[2], ["Cache-Control"] = "no-cache" }
+    for k, v in pairs(SECURITY) do headers[k] = v end
+    return res:send(200, headers, dash.files[path])
+  end
+  if path == "/api/cluster" then
+    local _, body = snapshot(dash, 1000)
+    if not body then return json(res, 503, { error = "the collector did not answer" }) end
+    return json(res, 200, body)
+  elseif path == "/api/stream" then
+    return stream(dash, res)
+  elseif path == "/api/children" then
+    return children_page(dash, req, res)
+  elseif path == "/api/events" then
+    local since = int(req.query.since, 0, 0, math.maxinteger)
+    local _, _, events = snapshot(dash, 1000)
+    local list = {}
+    for _, e in ipairs(events or {}) do
+      if e.cseq > since then list[#list + 1] = e end
+    end
+    return json(res, 200, { events = list })
+  elseif path:match("^/api/nodes/") then
+    local node = http.parse_query("n=" .. path:sub(#"/api/nodes/" + 1)).n
+    local ok, st
+    if node == pogo.node() then
+      ok, st = true, observer.node_stats()
+    else
+      ok, st = pogo.rpc(node, "pogo.observer", "node_stats", {}, dash.timeout_ms)
+    end
+    if not ok then return json(res, 502, { error = tostring(st) }) end
+    return json(res, 200, require("pogo.observer.console").jsonable(st))
+  elseif path == "/metrics" then
+    local snap = snapshot(dash, 1000)
+    if not snap then
+      return res:send(503, { ["Content-Type"] = "text/plain; charset=utf-8" }, "the collector did not answer\n")
+    end
+    return res:send(200, { ["Content-Type"] = metrics.CONTENT_TYPE }, metrics.render(snap))
+  end
+  return res:send(404, { ["Content-Type"] = "text/plain; charset=utf-8" }, "not found\n")
+end
+
+--- Serve the page on `addr`.
+-- @tparam string addr "host:port" (port 0: any free port); it listens there only
+-- @tparam[opt] table opts `interval_ms` (500: how often the page is
+--  refreshed while watched), `timeout_ms` (800: the longest wait for a node's answer)
+-- @return[1] the dashboard `{port =, addr =, close = fn}`
+-- @return[2] nil
+-- @return[2] string why
+function M.start(addr, opts)
+  opts = opts or {}
+  local files, err = load_files()
+  if not files then return nil, err end
+  local dash = { files = files, interval_ms = opts.interval_ms or 500, timeout_ms = opts.timeout_ms or 800 }
+  dash.collector = pogo.spawn(collector, dash)
+  local srv, why = http.serve(addr, function(req, res) return route(dash, req, res) end)
+  if not srv then
+    pogo.send(dash.collector, { "stop" })
+    return nil, why
+  end
+  dash.port, dash.addr, dash.server = srv.port, srv.addr, srv
+  observer.set_http(srv.addr)
+  function dash.close()
+    srv:close()
+    pogo.send(dash.collector, { "stop" })
+    observer.set_http(nil)
+  end
+  return dash
+end
+
+return M

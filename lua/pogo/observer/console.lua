@@ -1,0 +1,145 @@
+--- Lua evaluated on a node for a remote tool: `bin/pogo eval NODE CODE`
+-- (`eval`, one chunk in a fresh process) and `bin/pogo remote NODE` (`open`:
+-- a console session, as `iex --remsh`).
+--
+-- A chunk is compiled as an expression first (`return <code>`, as the Lua
+-- REPL does), then as statements. It runs in a process of the node, so it
+-- may block, call and receive. Its globals live in an environment of its
+-- own whose misses fall back to `_G` (`pogo` is defined): in a session they
+-- persist from one chunk to the next, as in a console. `print` writes to
+-- the tool, not to the node's stdout.
+--
+-- The results are made readable here, on the node that has them (pids,
+-- functions and tables with cycles cannot all cross the wire): `text`, one
+-- string per result (tables pretty-printed by Penlight's `pl.pretty`), and
+-- `json`, the same values reduced to what JSON can hold (tables keep their
+-- shape, with string keys; anything else becomes its text).
+--
+-- A session is a process of the node that monitors the tool's process:
+-- when the tool goes (it quits, or its node goes), the session ends.
+-- @module pogo.observer.console
+local pogo = require "pogo"
+local pretty = require "pl.pretty"
+
+local M = {}
+
+local MAX_TEXT = 1024 * 1024 -- a result's text is cut there
+
+--- A value as readable text.
+-- @param v
+-- @treturn string
+function M.text(v)
+  local s
+  if type(v) == "table" then
+    local ok, out = pcall(pretty.write, v)
+    s = ok and out or tostring(v)
+  elseif type(v) == "string" then
+    s = string.format("%q", v)
+  else
+    s = tostring(v)
+  end
+  if #s > MAX_TEXT then s = s:sub(1, MAX_TEXT) .. "\n... (cut at " .. MAX_TEXT .. " bytes)" end
+  return s
+end
+
+--- A value reduced to what JSON holds: strings, finite numbers, booleans,
+-- arrays (keys 1..n) and objects (other keys made text); anything else
+-- (pids, functions, cycles, nesting past 32 levels) becomes its text.
+-- @param v
+-- @return the value for cjson
+function M.jsonable(v, seen, depth)
+  local t = type(v)
+  if t == "string" or t == "boolean" then return v end
+  if t == "number" then
+    if v ~= v or v == math.huge or v == -math.huge then return tostring(v) end
+    return v
+  end
+  if t ~= "table" then return tostring(v) end
+  seen, depth = seen or {}, depth or 0
+  if seen[v] or depth >= 32 then return "<cycle>" end
+  seen[v] = true
+  local n, count = #v, 0
+  for _ in pairs(v) do count = count + 1 end
+  local out = {}
+  if count == n and n > 0 then
+    for i = 1, n do out[i] = M.jsonable(v[i], seen, depth + 1) end
+  else
+    for k, x in pairs(v) do out[tostring(k)] = M.jsonable(x, seen, depth + 1) end
+  end
+  seen[v] = nil
+  return out
+end
+
+local function new_env()
+  local env = setmetatable({}, { __index = _G })
+  env.pogo = pogo
+  return env
+end
+
+--- Run chunk `code` in environment `env` (compiled as an expression first).
+-- @tparam string code
+-- @tparam table env
+-- @treturn table `{ok =, n =, text = {...}, json = {...}, output = "printed
+--  text", error = "message" (when not ok)}`
+function M.run(code, env)
+  if type(code) ~= "string" then return { ok = false, error = "code must be a string", output = "" } end
+  local out = {}
+  env.print = function(...)
+    local parts = table.pack(...)
+    for i = 1, parts.n do parts[i] = tostring(parts[i]) end
+    out[#out + 1] = table.concat(parts, "\t", 1, parts.n) .. "\n"
+  end
+  local f = load("return " .. code, "=remote", "t", env)
+  local err
+  if not f then f, err = load(code, "=remote", "t", env) end
+  if not f then return { ok = false, error = err, output = "" } end
+  local res = table.pack(xpcall(f, function(e)
+    local tb = debug.traceback(type(e) == "string" and e or M.text(e), 2)
+    return (tb:gsub("\n\t%[C%]: in function 'xpcall'.*$", "")) -- the frames of the chunk only
+  end))
+  local r = { ok = res[1], output = table.concat(out) }
+  if not res[1] then
+    r.error = tostring(res[2])
+    return r
+  end
+  r.n, r.text, r.json = res.n - 1, {}, {}
+  for i = 2, res.n do
+    r.text[i - 1] = M.text(res[i])
+    r.json[i - 1] = res[i] == nil and "nil" or M.jsonable(res[i])
+  end
+  return r
+end
+
+--- Evaluate `code` once, in a fresh environment (`bin/pogo eval`; asked by rpc).
+-- @tparam string code
+-- @treturn table as `run`
+function M.eval(code)
+  return M.run(code, new_env())
+end
+
+-- The session process: answers {"eval", code} calls, ends when its tool's
+-- process goes.
+local function session(owner)
+  local env = new_env()
+  local ref = pogo.monitor(owner)
+  while true do
+    local m = pogo.receive()
+    if type(m) == "table" then
+      if m[1] == "DOWN" and m[2] == ref then return end
+      if m[1] == "$call" and type(m[3]) == "table" and m[3][1] == "eval" then
+        pogo.reply(m[2], M.run(m[3][2], env))
+      end
+    end
+  end
+end
+
+--- Open a console session for the process `owner` (a tool's process on
+-- another node; asked by rpc): its pid, to `pogo.call` with `{"eval", code}`.
+-- @param owner pid
+-- @return pid
+function M.open(owner)
+  if not pogo.is_pid(owner) then error("console.open: pid expected", 2) end
+  return pogo.spawn(session, owner)
+end
+
+return M

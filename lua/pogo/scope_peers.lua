@@ -1,0 +1,125 @@
+--- The processes of other nodes that a replicated service's process talks to:
+-- the bookkeeping that `pogo.pg`'s scope processes and `pogo.registry`'s
+-- registry process share.
+--
+-- Such a service runs one process per node, registered under the same local
+-- name on each (`reg`). On nodeup it sends `{"discover", self}` to that name
+-- on the new node; each side then knows the other's process (its peer on
+-- that node), monitors it, and sends it a sync, in chunks, then its changes
+-- in order. A peer is forgotten on nodedown or on the DOWN of its process.
+-- What the messages carry is the service's own; this module keeps the peers,
+-- their monitors and the chunks of the syncs being received.
+-- @module pogo.scope_peers
+local pogo = require "pogo"
+
+local core = pogo.core
+local send, is_pid, node_of, node_name = core.send, core.is_pid, core.node_of, core.node_name
+local next, type = next, type
+
+local M = {}
+
+local Peers = {}
+Peers.__index = Peers
+
+--- The peers of a service whose process is registered as `reg` on every node.
+-- @tparam string reg
+-- @return peers: `peers.pids` is node -> that node's process (read-only)
+function M.new(reg)
+  return setmetatable({ reg = reg, pids = {}, refs = {}, bufs = {} }, Peers)
+end
+
+--- Forget every peer, without demonitoring (for a restarted process, which
+-- holds none of the old monitors).
+function Peers:reset()
+  self.pids, self.refs, self.bufs = {}, {}, {}
+end
+
+--- The node of `pid` if it is a process of another node, else nil (to check
+-- the sender named in a peer's message).
+function M.remote_node(pid)
+  if not is_pid(pid) then return nil end
+  local node = node_of(pid)
+  if node == node_name() then return nil end
+  return node
+end
+
+--- `node` of a `{"nodeup" | "nodedown", node}` message, unless it is this node.
+function M.other_node(node)
+  if type(node) ~= "string" or node == node_name() then return nil end
+  return node
+end
+
+--- `pid` is the process of `node`: monitor it (instead of an older one).
+function Peers:add(node, pid)
+  local old = self.refs[node]
+  if old then pogo.demonitor(old) end
+  self.pids[node] = pid
+  self.bufs[node] = nil
+  -- the DOWN may come at once (no connection): it is handled like any other
+  self.refs[node] = pogo.monitor(pid)
+end
+
+--- Forget the process of `node` (and the sync being received from it).
+function Peers:remove(node)
+  local ref = self.refs[node]
+  if ref then pogo.demonitor(ref) end
+  self.pids[node], self.refs[node], self.bufs[node] = nil, nil, nil
+end
+
+--- If `{"DOWN", ref, pid}` is about a peer, the peer's node (the caller
+-- then removes it); else nil.
+function Peers:down(ref, pid)
+  local node = node_of(pid)
+  if self.refs[node] ~= ref then return nil end
+  self.refs[node] = nil
+  return node
+end
+
+--- Gather the chunks of a sync from `node`: every item so far once `last`
+-- is true, nil before.
+-- @tparam string node
+-- @tparam table items this chunk's items
+-- @tparam boolean last whether this chunk ends the sync
+function Peers:collect(node, items, last)
+  local buf = self.bufs[node]
+  if buf then
+    table.move(items, 1, #items, #buf + 1, buf)
+    items = buf
+  end
+  if not last then
+    self.bufs[node] = items
+    return nil
+  end
+  self.bufs[node] = nil
+  return items
+end
+
+--- Send `{tag, from, part}` to every peer, `items` cut into parts of at
+-- most `limit` (a send may suspend the caller: the peers are those of the
+-- moment of the call).
+function Peers:broadcast(tag, from, items, limit)
+  local list = {}
+  for _, pid in next, self.pids do list[#list + 1] = pid end
+  local n = #items
+  for a = 1, n, limit do
+    local part = n <= limit and items or table.move(items, a, math.min(a + limit - 1, n), 1, {})
+    local msg = { tag, from, part }
+    for i = 1, #list do send(list[i], msg) end
+  end
+end
+
+--- Send `{"discover", from}` to the service's process on `node`.
+function Peers:discover(node, from)
+  send({ self.reg, node }, { "discover", from })
+end
+
+--- Subscribe the caller to nodeup/nodedown (before pogo.start the
+-- subscription waits for the node to start) and discover the service on
+-- every connected node.
+function Peers:discover_all(from)
+  pogo.monitor_nodes(true)
+  local nodes = pogo.nodes()
+  for i = 1, #nodes do self:discover(nodes[i], from) end
+end
+
+return M

@@ -1,0 +1,241 @@
+--- The orderly stop of a node (`pogo.stop`), as OTP's application controller
+-- stops its applications: every supervision tree of the node terminates, the
+-- last started first, then the node leaves its peers.
+--
+-- **The trees.** A supervisor of either kind (`pogo.supervisor`,
+-- `pogo.dynamic_supervisor`) that starts outside any supervision tree is the
+-- root of one: it says so as it starts (`supervisor_started`), and the roots
+-- are kept in start order. A supervisor is inside a tree when a supervisor
+-- started it (directly, or through a starter acting for it), when a process
+-- started that way started it (`pogo.proc_lib.in_tree`), or when the process
+-- that started it is a child of a supervisor (`track`: each supervisor
+-- records the children it starts).
+--
+-- **The stop** runs in a process of its own, the stopper:
+--
+-- 1. The roots, last started first, each stopped as `pogo.server.stop(root,
+--    "shutdown")` would: its `terminate` stops its children (a local
+--    supervisor in reverse start order, each within its `shutdown`; a
+--    distributed one leaves the ring, stops its children, which start on
+--    their new owners, and hands its requests over). A root started
+--    meanwhile is stopped too.
+-- 2. At the deadline (`timeout_ms` after the stop began), what is left is
+--    killed (`"kill"`): every root and every child a supervisor started that
+--    still lives. (An `pogo.os_process` child's watcher then SIGKILLs its
+--    program.)
+-- 3. The `pogo.on_stop` hooks run, in the order they were added.
+-- 4. The node closes its links, telling its peers `"shutdown"`: they see
+--    nodedown `"shutdown"` and do not dial it again, unless it is their seed.
+-- 5. `pogo.run()` returns.
+--
+-- **The caller.** `pogo.stop` from the main chunk drives the loop until the
+-- stop is done, then waits (at most until the deadline, and 100 ms at least)
+-- until the peers have closed their side of the links. From a process it
+-- waits too (its process may be one the stop terminates: it then ends there).
+-- From a luv callback (a signal handler) it cannot wait: it returns at once,
+-- and `pogo.run()` returns when the stop is done. A stop asked while one runs
+-- joins it.
+-- @module pogo.shutdown
+local core = require "pogo.core"
+local log = require("pogo.log").with { module = "pogo" }
+
+local M = {}
+
+--- The default timeout of `pogo.stop` and of `bin/pogo --stop-timeout-ms`,
+-- in ms: three times a child's default `shutdown` (5000 ms), under
+-- Kubernetes' default grace period (30 s) and systemd's stop timeout (90 s).
+M.DEFAULT_TIMEOUT_MS = 15000
+
+local pogo -- the pogo table, given to install
+
+local roots = {}      -- the roots of the node's supervision trees, in start order
+local members = {}    -- pid -> true: every supervisor and every child a supervisor started
+local nmembers = 0    -- entries in members
+local prune_at = 256  -- members are pruned of the dead when they pass this count
+local hooks = {}      -- {key =, fn =} of pogo.on_stop, in order
+local current         -- the stop in progress: {pid =, timeout =, deadline =, clean =, done =}
+local last            -- the last stop begun (its deadline serves the drain of bin/pogo)
+
+--- Give this module the `pogo` table (it spawns, stops and closes the node's
+-- links through it).
+-- @tparam table p the `pogo` module
+function M.install(p)
+  pogo = p
+end
+
+--- A child a supervisor started: killed at the stop's deadline if it still
+-- lives then, and a supervisor it starts is not a root.
+-- @param pid
+function M.track(pid)
+  members[pid] = true
+  nmembers = nmembers + 1
+  if nmembers > prune_at then
+    nmembers = 0
+    for p in pairs(members) do
+      if core.alive(p) then nmembers = nmembers + 1 else members[p] = nil end
+    end
+    prune_at = 2 * nmembers + 256
+  end
+end
+
+--- A supervisor starts (called from its `init`): it is the root of a tree
+-- unless it is inside one (see the module text), and the processes it starts
+-- are inside its tree.
+function M.supervisor_started()
+  local proc_lib = require "pogo.proc_lib"
+  local me, parent = core.self(), proc_lib.parent()
+  if not proc_lib.in_tree() and not (parent and members[parent]) then
+    for i = #roots, 1, -1 do -- the dead go, as the list is written anyway
+      if not core.alive(roots[i]) then table.remove(roots, i) end
+    end
+    roots[#roots + 1] = me
+  end
+  proc_lib.enter_tree()
+  M.track(me)
+end
+
+--- The roots of the node's supervision trees that live, in start order.
+-- @treturn {pid,...}
+function M.roots()
+  local out = {}
+  for _, pid in ipairs(roots) do
+    if core.alive(pid) then out[#out + 1] = pid end
+  end
+  return out
+end
+
+--- Call `fn()` when the node stops (see `pogo.on_stop`).
+-- @tparam function fn
+-- @treturn function call it to remove `fn`
+function M.on_stop(fn)
+  if type(fn) ~= "function" then error("pogo.on_stop: function expected", 2) end
+  local key = {}
+  hooks[#hooks + 1] = { key = key, fn = fn }
+  return function()
+    for i, h in ipairs(hooks) do
+      if h.key == key then table.remove(hooks, i); return end
+    end
+  end
+end
+
+-- The last root that lives (the dead at the end of the list go).
+local function last_root()
+  while #roots > 0 do
+    local pid = roots[#roots]
+    if core.alive(pid) then return pid end
+    roots[#roots] = nil
+  end
+end
+
+local function remaining(stop)
+  return stop.deadline - core.now()
+end
+
+-- Kill every root and tracked child that still lives.
+local function kill_left(stop)
+  local n = 0
+  for i = #roots, 1, -1 do
+    if core.alive(roots[i]) then
+      pogo.exit(roots[i], "kill")
+      n = n + 1
+    end
+  end
+  for pid in pairs(members) do
+    if core.alive(pid) then
+      pogo.exit(pid, "kill")
+      n = n + 1
+    end
+  end
+  roots, members, nmembers, prune_at = {}, {}, 0, 256
+  log.warning("the supervision trees did not stop within %d ms: killed the %d processes left", stop.timeout, n)
+  pogo.yield() -- their monitors fire (the watcher of an os_process program ends it)
+end
+
+local function run_hooks()
+  for _, h in ipairs({ table.unpack(hooks) }) do
+    local ok, err = pcall(h.fn)
+    if not ok then log.error("a stop hook raised: %s", err) end
+  end
+end
+
+-- Steps 1 and 2: the trees.
+local function stop_trees(stop)
+  local server = require "pogo.server"
+  log.debug("stopping %d supervision trees (timeout %s ms)", #M.roots(), tostring(stop.timeout))
+  while true do
+    local root = last_root()
+    if not root then break end
+    local left = remaining(stop)
+    if left <= 0 or not pcall(server.stop, root, "shutdown", left) then
+      stop.clean = false
+      break
+    end
+  end
+  if not stop.clean then kill_left(stop) end
+end
+
+local function stopper(stop)
+  local t0 = core.now()
+  local ok, err = pcall(stop_trees, stop)
+  if not ok then
+    stop.clean = false
+    log.error("stopping the supervision trees failed: %s", err)
+  end
+  run_hooks()
+  ok, err = pcall(pogo.dist_stop)
+  if not ok then log.error("closing the links failed: %s", err) end
+  log.debug("stopped in %d ms", core.now() - t0)
+  stop.done = true
+  if current == stop then current = nil end
+  core.stop_loop()
+end
+
+local function check_timeout(t)
+  if t == nil then return M.DEFAULT_TIMEOUT_MS end
+  if type(t) ~= "number" or t < 0 or t ~= t then
+    error("pogo.stop: timeout_ms must be a non-negative number of ms, got " .. tostring(t), 3)
+  end
+  return t
+end
+
+--- Stop the node in order (see the module text and `pogo.stop`).
+-- @tparam[opt] number timeout_ms (default `DEFAULT_TIMEOUT_MS`; `math.huge`: none)
+-- @treturn ?boolean true when every tree stopped in time, false when what was
+--  left was killed; nil at once from a luv callback
+function M.stop(timeout_ms)
+  local timeout = check_timeout(timeout_ms)
+  local stop = current
+  if not stop then
+    stop = { timeout = timeout, deadline = core.now() + timeout, clean = true, done = false }
+    current, last = stop, stop
+    stop.pid = pogo.spawn(stopper, stop)
+  end
+  -- can the caller wait? a process yields, the main chunk drives the loop, a
+  -- luv callback cannot (pogo.yield raises there)
+  if not pcall(core.yield) then return nil end
+  if not stop.done then
+    local ref = pogo.monitor(stop.pid)
+    pogo.receive(function(m) return type(m) == "table" and m[1] == "DOWN" and m[2] == ref end,
+                 math.max(0, remaining(stop)) + 1000) -- the hooks may take a little longer
+    pogo.demonitor(ref)
+  end
+  pogo.dist_stop(M.drain_ms())
+  return stop.clean
+end
+
+--- How long the main chunk may wait for the peers to close their side of the
+-- links once the last stop is done: what is left until its deadline, at least
+-- 100 ms and at most 1000 ms.
+-- @treturn integer ms
+function M.drain_ms()
+  local left = last and remaining(last) or 1000
+  return math.tointeger(math.max(100, math.min(1000, math.floor(left)))) or 1000
+end
+
+--- Whether a stop is in progress.
+-- @treturn boolean
+function M.stopping()
+  return current ~= nil
+end
+
+return M

@@ -1,0 +1,192 @@
+-- Specs for the cluster's web page as a server (pogo.dashboard): a node of a
+-- 3-node cluster started with --http serves the page's files, /api/* (JSON
+-- and server-sent events) and /metrics, checked with Prometheus' own
+-- promtool and with a strict reader of the format. (The page in a real
+-- browser: spec/cluster/browser_spec.lua.)
+local uv = require "luv"
+local cjson = require "cjson"
+local cluster = require "support.cluster"
+local client = require "support.http_client"
+local prom = require "support.prom_text"
+
+local N = 30
+local R = "support.observed_node"
+
+describe("the web page's server", function()
+  local c, nodes, port
+
+  setup(function()
+    c = cluster.new { quiet = true }
+    local http
+    nodes, http = require(R).start_cluster(c, { prefix = "d", children = N, http = true })
+    port = tonumber(http:match("^127%.0%.0%.1:(%d+)$"))
+    assert(port, http)
+  end)
+
+  teardown(function() c:teardown() end)
+
+  local function get_json(path)
+    local status, headers, body = client.get(port, path)
+    assert.are.equal("application/json", headers["content-type"], body)
+    return status, cjson.decode(body)
+  end
+
+  it("/api/cluster: the nodes, their links and round trips, the ring and children per node", function()
+    local status, s = get_json("/api/cluster")
+    assert.are.equal(200, status)
+    assert.are.equal(nodes[1].name, s.via)
+    assert.are.equal(3, #s.nodes)
+    for _, n in ipairs(s.nodes) do
+      assert.is_nil(n.error)
+      assert.is_true(n.processes > 0 and n.memory.lua > 0 and n.memory.rss > 0, n.name)
+      assert.are.equal(2, n.links)
+    end
+    assert.are.equal(3, #s.links)
+    for _, l in ipairs(s.links) do assert.is_true(l.rtt_ms > 0 and l.rtt_ms < 1000) end
+    assert.are.same({ c.self_name }, s.observers)
+    local sup = s.supervisors[1]
+    assert.are.equal("jobs", sup.name)
+    assert.are.equal(N, sup.children)
+    local sum = 0
+    for _, k in pairs(sup.per_node) do sum = sum + k end
+    assert.are.equal(N, sum)
+    assert.are.equal(3, #sup.ring)
+  end)
+
+  it("serves the page's own files, with a policy that keeps it to this server", function()
+    local status, headers, body = client.get(port, "/")
+    assert.are.equal(200, status)
+    assert.are.equal("text/html; charset=utf-8", headers["content-type"])
+    assert.matches("<script src=\"app.js\" defer></script>", body, 1, true)
+    assert.matches("default-src 'self'", headers["content-security-policy"], 1, true)
+    assert.matches("connect-src 'self'", headers["content-security-policy"], 1, true)
+    assert.is_nil(body:find("https?://"), "the page names no other host")
+    for path, ctype in pairs { ["/app.js"] = "text/javascript", ["/style.css"] = "text/css",
+                               ["/favicon.svg"] = "image/svg+xml" } do
+      local st, h, b = client.get(port, path)
+      assert.are.equal(200, st, path)
+      assert.matches(ctype, h["content-type"], 1, true)
+      local refs = b:gsub('xmlns="http://www.w3.org/2000/svg"', "") -- a name, not a request
+      assert.is_nil(refs:find("https?://[%w.]"), path .. " names no other host")
+    end
+    assert.are.equal(404, (client.get(port, "/nothing")))
+    local st, h = client.get(port, "/api/cluster", "POST")
+    assert.are.equal(405, st)
+    assert.are.equal("GET, HEAD", h.allow)
+  end)
+
+  it("/api/children: one page at a time, per node, filtered", function()
+    local status, r = get_json("/api/children?sup=jobs&per_page=7&page=1")
+    assert.are.equal(200, status)
+    assert.are.equal(N, r.total)
+    assert.are.equal(7, #r.entries)
+    local seen, sum = {}, 0
+    for _, k in pairs(r.per_node) do sum = sum + k end
+    assert.are.equal(N, sum)
+    for page = 1, 5 do
+      local _, p = get_json("/api/children?sup=jobs&per_page=7&page=" .. page)
+      assert.are.equal(page < 5 and 7 or 2, #p.entries)
+      for _, e in ipairs(p.entries) do
+        assert.is_nil(seen[e.id], e.id)
+        seen[e.id] = true
+        assert.matches("^<" .. e.node:gsub("%p", "%%%0") .. "%.%d+>$", e.pid)
+      end
+    end
+    local k = 0
+    for _ in pairs(seen) do k = k + 1 end
+    assert.are.equal(N, k)
+    local node = nodes[2].name
+    local _, f = get_json("/api/children?sup=jobs&node=" .. node:gsub("[@:]", function(ch)
+      return string.format("%%%02X", ch:byte())
+    end))
+    assert.are.equal(r.per_node[node], f.matched)
+    for _, e in ipairs(f.entries) do assert.are.equal(node, e.node) end
+    local _, q = get_json("/api/children?sup=jobs&q=job1&per_page=500")
+    assert.are.equal(11, q.matched) -- job1, job10 .. job19
+    local st = get_json("/api/children?sup=nosuch")
+    assert.are.equal(404, st)
+    st = get_json("/api/children")
+    assert.are.equal(400, st)
+  end)
+
+  it("/metrics: Prometheus' text format, checked by promtool and a strict reader", function()
+    local status, headers, text = client.get(port, "/metrics")
+    assert.are.equal(200, status)
+    assert.are.equal("text/plain; version=0.0.4; charset=utf-8", headers["content-type"])
+    local fams = prom.parse(text)
+    assert.are.equal(3, prom.sum(fams, "pogo_nodes"))
+    assert.are.equal(N, prom.sum(fams, "pogo_supervisor_children", { supervisor = "jobs" }))
+    assert.are.equal(6, #fams.pogo_link_rtt_seconds.samples)
+    for _, s in ipairs(fams.pogo_link_rtt_seconds.samples) do assert.is_true(s.value > 0 and s.value < 1) end
+    for _, name in ipairs { "pogo_processes", "pogo_dist_messages_received_total", "pogo_dist_messages_sent_total",
+                            "pogo_dist_bytes_received_total", "pogo_dist_bytes_sent_total",
+                            "pogo_messages_delivered_total" } do
+      assert.are.equal(3, #fams[name].samples, name)
+      assert.is_true(prom.sum(fams, name) > 0, name)
+    end
+    assert.are.equal("counter", fams.pogo_restarts_total.type)
+    assert.are.equal("counter", fams.pogo_moves_total.type)
+    local shares = prom.sum(fams, "pogo_ring_share", { supervisor = "jobs" })
+    assert.is_true(math.abs(shares - 1) < 1e-9)
+    local promtool = uv.fs_access("/usr/bin/promtool", "X") and "/usr/bin/promtool"
+    if promtool then -- Debian's prometheus package (make test installs it)
+      local path = os.tmpname()
+      local f = assert(io.open(path, "w"))
+      f:write(text)
+      f:close()
+      local p = io.popen(promtool .. " check metrics < " .. path .. " 2>&1")
+      local said = p:read("a")
+      local ok = p:close()
+      os.remove(path)
+      assert.is_true(ok, "promtool check metrics: " .. said)
+    end
+    -- the strict reader does refuse what promtool would
+    assert.has_error(function() prom.parse("# TYPE x counter\nx 1\n") end)
+    assert.has_error(function() prom.parse('a{b="\\q"} 1\n') end)
+    assert.has_error(function() prom.parse("a 1\nb 1\na 2\n") end)
+  end)
+
+  it("a restart is counted, and shows in the timeline and the event stream", function()
+    local s = client.stream(port, "/api/stream")
+    local data, why = s:next(3000)
+    assert(data, why)
+    local first = cjson.decode(data)
+    assert.are.equal(3, #first.nodes)
+    local ok, crashed = c:rpc(nodes[1], R, "crash", { "job5" })
+    assert.is_true(ok and crashed)
+    local seen
+    local deadline = uv.now() + 5000
+    while not seen and uv.now() < deadline do
+      local more = s:next(2000)
+      if more then
+        for _, e in ipairs(cjson.decode(more).events) do
+          if e.kind == "restart" and e.id == "job5" then seen = e end
+        end
+      end
+      uv.update_time()
+    end
+    s:close()
+    assert.is_not_nil(seen, "the restart of job5 in the stream")
+    assert.matches("crashed on purpose", seen.detail)
+    local _, ev = get_json("/api/events?since=0")
+    local found = false
+    for _, e in ipairs(ev.events) do found = found or (e.kind == "restart" and e.id == "job5") end
+    assert.is_true(found)
+    local _, _, text = client.get(port, "/metrics")
+    assert.are.equal(1, prom.sum(prom.parse(text), "pogo_restarts_total", { supervisor = "jobs" }))
+  end)
+
+  it("listens only where told", function()
+    local conn, err = client.connect(port, "127.0.0.2")
+    if conn then conn.close() end
+    assert.is_nil(conn)
+    assert.matches("ECONNREFUSED", tostring(err))
+  end)
+
+  it("a port that is taken: the node does not start, one clear line", function()
+    local cli = require "support.pogo_cli"
+    local code, _, err = cli.run { "--cookie", "x", "--http", "127.0.0.1:" .. port }
+    assert.are.equal(1, code)
+    assert.are.equal("pogo: http: cannot listen on 127.0.0.1:" .. port .. ": address already in use\n", err)
+  end)
+end)

@@ -1,0 +1,247 @@
+-- State handoff of the distributed supervisor over real node processes: a
+-- counter (support.handoff_remote) keeps its count when it moves on a join,
+-- on `rebalance` and on an orderly stop, and two instances never overlap
+-- (the new one starts after the old one's terminate, by the uv.hrtime()
+-- stamps each reports to this process, registered as "handoff_events"); the
+-- failures (old node SIGKILLed mid-handoff, a handoff past the child's
+-- shutdown, data that cannot be serialized) start the new instance with nil;
+-- after a netsplit heals, resolve_conflict merges the copy that stopped.
+local pogo = require "pogo"
+local uv = require "luv"
+local cluster = require "support.cluster"
+
+local S = "spec/support/handoff_node.lua"
+local R = "support.handoff_remote"
+
+local function is(kind, node, id)
+  return function(m)
+    return type(m) == "table" and m[1] == kind and (node == nil or m[2] == node) and (id == nil or m[3] == id)
+  end
+end
+
+describe("state handoff", function()
+  local c
+
+  setup(function()
+    c = cluster.new { timeout_ms = 1000, heartbeat_ms = 200 }
+    c:start_self()
+    pogo.register("handoff_events", pogo.self())
+  end)
+
+  before_each(function()
+    while pogo.receive(0) do end
+  end)
+
+  after_each(function()
+    c:teardown() -- every node, killed by pid
+  end)
+
+  teardown(function()
+    pogo.stop()
+  end)
+
+  local function node(redistribute, seed)
+    return c:start_node { script = S, args = { c.self_name, redistribute or "" }, seeds = seed and { seed } or nil }
+  end
+
+  local function await_ring(nodes)
+    c:wait_meshed(nodes)
+    cluster.wait_until(function()
+      for _, n in ipairs(nodes) do
+        local ok, ns = c:rpc(n, R, "nodes", {}, 1000)
+        if not ok or #ns ~= #nodes then return false end
+      end
+      return true
+    end, 10000, "every supervisor in the ring")
+  end
+
+  -- Two nodes (redistribute active) in one ring: a, b.
+  local function two_nodes()
+    local b = node()
+    local a = node(nil, b)
+    await_ring { a, b }
+    return a, b
+  end
+
+  local function twelve()
+    local ids = {}
+    for i = 1, 12 do ids[i] = "k" .. i end
+    return ids
+  end
+
+  -- Those of `ids` that `via` says `owner` owns now (at least one).
+  local function owned_among(via, ids, owner)
+    local out = {}
+    for _, id in ipairs(ids) do
+      if c:call(via, R, "node_for", { id }) == owner then out[#out + 1] = id end
+    end
+    assert.is_true(#out > 0, "no counter moves to " .. owner)
+    return out
+  end
+
+  -- Ids "<prefix>1".. that `via` says `owner` owns, `count` of them.
+  local function owned_by(via, owner, count, prefix)
+    local out = {}
+    for i = 1, 1000 do
+      local id = (prefix or "k") .. i
+      if c:call(via, R, "node_for", { id }) == owner then
+        out[#out + 1] = id
+        if #out == count then return out end
+      end
+    end
+    error("no id owned by " .. owner)
+  end
+
+  -- Request counters `ids` on `via` (each `arg`), wait for their starts,
+  -- and add i to the i-th: returns id -> count.
+  local function counters(via, ids, arg, shutdown)
+    local want = {}
+    for i, id in ipairs(ids) do
+      local a = {}
+      for k, v in pairs(arg or {}) do a[k] = v end
+      c:call(via, R, "request", { c.self_name, id, a, shutdown })
+      cluster.expect(is("started", nil, id), 5000, "counter " .. id .. " started")
+      assert.equal(i + 10, c:call(via, R, "add", { id, i + 10 }))
+      want[id] = i + 10
+    end
+    return want
+  end
+
+  -- Wait until each of `ids` started on `to` (after it ran on `from`), and
+  -- check: the new instance got the old one's count (`want[id]`, or 0 and no
+  -- data when `want` is false), and (with `want`) it started after the old
+  -- one's handoff and terminate had ended: the instances never overlap.
+  local function moved(ids, from, to, want)
+    local ends, terms, starts = {}, {}, {}
+    local mine = {}
+    for _, id in ipairs(ids) do mine[id] = true end
+    local function complete()
+      for _, id in ipairs(ids) do
+        if not starts[id] or (want and not (ends[id] and terms[id])) then return false end
+      end
+      return true
+    end
+    while not complete() do
+      local m = cluster.expect(function(x)
+        return type(x) == "table" and mine[x[3]] and (is("handoff_end", from)(x) or is("terminated", from)(x)
+          or is("started", to)(x))
+      end, 10000, "the moves of " .. table.concat(ids, " "))
+      if m[1] == "handoff_end" then ends[m[3]] = m[4]
+      elseif m[1] == "terminated" then terms[m[3]] = m[5]
+      else
+        assert.is_nil(starts[m[3]], m[3] .. " started twice on " .. to)
+        starts[m[3]] = m
+      end
+    end
+    for _, id in ipairs(ids) do
+      local s = starts[id]
+      if want then
+        assert.are.same({ want[id], true }, { s[4], s[5] }, id .. ": count and data on the new instance")
+        assert.is_true(ends[id] < s[6], id .. ": the new instance started before the old one's handoff ended")
+        assert.is_true(terms[id] < s[6], id .. ": the new instance started before the old one terminated")
+      else
+        assert.are.same({ 0, false }, { s[4], s[5] }, id .. ": the new instance starts with nil")
+      end
+    end
+    return starts
+  end
+
+  it("the count survives a join (redistribute active), and the instances never overlap", function()
+    local a = node()
+    await_ring { a }
+    local ids = twelve()
+    local want = counters(a, ids)
+    local b = node(nil, a)
+    await_ring { a, b }
+    local to_b = owned_among(a, ids, b.name)
+    moved(to_b, a.name, b.name, want)
+    for _, id in ipairs(ids) do assert.equal(want[id], c:call(b, R, "get", { id })) end
+  end)
+
+  it("the count survives rebalance", function()
+    local a = node("on_failure")
+    await_ring { a }
+    local ids = twelve()
+    local want = counters(a, ids)
+    local b = node("on_failure", a)
+    await_ring { a, b }
+    pogo.sleep(300) -- on_failure: nothing moves on a join
+    assert.is_nil(pogo.receive(is("started"), 0))
+    local to_b = owned_among(a, ids, b.name)
+    assert.is_true(c:call(b, R, "rebalance"))
+    moved(to_b, a.name, b.name, want)
+    for _, id in ipairs(ids) do assert.equal(want[id], c:call(a, R, "get", { id })) end
+  end)
+
+  it("the count survives an orderly stop (SIGTERM) of its node", function()
+    local a, b = two_nodes()
+    local ids = owned_by(a, a.name, 3)
+    local want = counters(a, ids)
+    assert.equal(0, uv.kill(a.pid, "sigterm"))
+    moved(ids, a.name, b.name, want)
+    assert.are.same({ code = 0, signal = 0 }, c:wait_exit(a, 20000))
+    for _, id in ipairs(ids) do assert.equal(want[id], c:call(b, R, "get", { id })) end
+  end)
+
+  it("a node SIGKILLed mid-handoff: the new instance starts with nil", function()
+    local a, b = two_nodes()
+    local id = owned_by(a, a.name, 1)[1]
+    counters(a, { id }, { slow_ms = 5000 }, 20000)
+    assert.equal(0, uv.kill(a.pid, "sigterm"))
+    cluster.expect(is("handoff_begin", a.name, id), 5000, "the handoff to begin")
+    c:kill(a)
+    moved({ id }, a.name, b.name, false)
+    assert.equal(0, c:call(b, R, "get", { id }))
+  end)
+
+  it("a handoff past the child's shutdown time: killed, logged, the new instance starts with nil", function()
+    local a = node("on_failure")
+    await_ring { a }
+    local ids = twelve()
+    counters(a, ids, { slow_ms = 3000 }, 300)
+    local b = node("on_failure", a)
+    await_ring { a, b }
+    local to_b = owned_among(a, ids, b.name)
+    local t0 = uv.hrtime()
+    assert.is_true(c:call(a, R, "rebalance"))
+    moved(to_b, a.name, b.name, false)
+    local ms = (uv.hrtime() - t0) / 1e6
+    assert.is_true(ms < 2500, "the moves took " .. ms .. " ms: not bounded by the 300 ms shutdown")
+    for _, id in ipairs(to_b) do
+      cluster.wait_until(function()
+        return a.err:find("handoff of child " .. id .. " did not finish within 300 ms", 1, true) ~= nil
+      end, 2000, "the log line of " .. id .. " on " .. a.name)
+    end
+  end)
+
+  it("data that cannot be serialized: logged, the new instance starts with nil", function()
+    local a, b = two_nodes()
+    local id = owned_by(a, a.name, 1)[1]
+    counters(a, { id }, { unserializable = true })
+    assert.is_true(c:call(b, R, "rebalance")) -- nothing moves: every child is on its owner
+    assert.equal(0, uv.kill(a.pid, "sigterm"))
+    moved({ id }, a.name, b.name, false)
+    c:wait_exit(a, 20000)
+    assert.matches("handoff data cannot be serialized, nil is handed over", a.err, 1, true)
+  end)
+
+  it("after a netsplit heals, the copy that stops hands its count to the staying copy's resolve_conflict",
+     function()
+    local a, b = two_nodes()
+    local id = owned_by(a, a.name, 1)[1]
+    local want = counters(a, { id })
+    c:call(a, "pogo", "block", { b.name, true })
+    -- b starts its own copy (from 0: a is gone for it), a keeps its own
+    cluster.expect(is("started", b.name, id), 10000, "b's copy during the split")
+    assert.equal(want[id] + 3, c:call(a, R, "add", { id, 3 }))
+    assert.equal(4, c:call(b, R, "add", { id, 4 }))
+    c:call(a, "pogo", "block", { b.name, false })
+    -- a is the owner: its copy stays and takes b's count
+    local m = cluster.expect(is("resolved", a.name, id), 10000, "resolve_conflict on a")
+    assert.are.same({ want[id] + 3, 4 }, { m[4], m[5] })
+    cluster.expect(is("terminated", b.name, id), 5000, "b's copy stopped")
+    assert.equal(want[id] + 7, c:call(a, R, "get", { id }))
+    cluster.wait_until(function() return c:call(b, R, "where", { id }) == a.name end, 5000, "one copy, on a")
+    assert.equal(want[id] + 7, c:call(b, R, "get", { id }))
+  end)
+end)

@@ -1,0 +1,73 @@
+-- A node of the clusters the observer and dashboard specs look at: run by
+-- bin/pogo as `observed_node.lua N SETTLE_MS` (also require'd by rpc for its
+-- helpers). It starts distributed supervisor "jobs" with N children
+-- {"job<i>", support.worker} and serves until stopped.
+local pogo = require "pogo"
+local dsup = require "pogo.dynamic_supervisor"
+
+local M = {}
+
+--- The children specs of `jobs`: ids "job1" .. "job<n>".
+function M.specs(n)
+  local list = {}
+  for i = 1, n do list[i] = { id = "job" .. i, start = { "support.worker", "start_link" } } end
+  return list
+end
+
+--- How many nodes the supervisor of this node waits for (its join wait).
+function M.waiting(sup)
+  local st = require("pogo.dynamic_supervisor.views").state_of(sup or "jobs")
+  local n = 0
+  for _ in pairs(st and st.waiting or {}) do n = n + 1 end
+  return n
+end
+
+--- Crash the child `id` wherever it runs (its supervisor restarts it).
+function M.crash(id)
+  local pid = dsup.whereis("jobs", id)
+  if not pid then return false end
+  pogo.send(pid, "crash")
+  return true
+end
+
+--- Start the cluster the specs look at (from the spec's process, with
+-- local_cluster `c`): 3 nodes named `prefix`1..3 running this script, the
+-- first one serving the web page when `http`; this process's node joins as
+-- an observer. Waits for the mesh and for the children to run.
+-- @tparam table opts `prefix`, `children`, `settle_ms` (300), `http`
+--  (boolean), `first_only` (only the first node requests the children)
+-- @return the nodes, and the page's "host:port" (with `http`)
+function M.start_cluster(c, opts)
+  local cluster = require "pogo.local_cluster"
+  c:start_self()
+  require("pogo.observer").set_observer(true) -- the spec looks, and counts nowhere
+  local nodes = {}
+  for i = 1, 3 do
+    local n = (i == 1 or not opts.first_only) and opts.children or 0
+    nodes[i] = c:start_node { name = opts.prefix .. i, script = "spec/support/observed_node.lua",
+                              args = { tostring(n), tostring(opts.settle_ms or 300) },
+                              seeds = i > 1 and { nodes[1] } or nil,
+                              extra = (i == 1 and opts.http) and { "--http", "127.0.0.1:0" } or nil }
+  end
+  c:connect(nodes[1])
+  c:wait_meshed(nodes)
+  cluster.wait_until(function()
+    local ok, k = c:rpc(nodes[1], "pogo.dynamic_supervisor", "count_children", { "jobs", "global" }, 5000)
+    return ok and k.active == opts.children
+  end, 60000, opts.children .. " children running")
+  return nodes, opts.http and c:call(nodes[1], "pogo.observer", "node_stats", {}).http or nil
+end
+
+--- What the transport of this node knows of node `name`: wanted (redialed), up.
+function M.peer(name)
+  local p = pogo.dist_info().peers[name]
+  return p and { wanted = p.wanted, up = p.up } or nil
+end
+
+if tonumber((...)) then -- run as a script: N [SETTLE_MS]
+  local n, settle = tonumber((...)), tonumber((select(2, ...))) or 300
+  assert(dsup.start_link { name = "jobs", children = M.specs(n), settle_ms = settle })
+  pogo.receive()
+end
+
+return M
