@@ -1,14 +1,9 @@
 /*
  * runtime.h: the per-Lua-state node runtime: processes, mailboxes, links and
  * monitors, the scheduler, timers, registered names, pids and refs
-<<<<<<< HEAD
- * (node.c, chunks.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, preempt.c, host.c,
- * timer.c, mailbox.c, links.c, names.c, sets.c, remote.c, mem.c, guard.c).
-=======
- * (node.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, preempt.c, host.c,
- * timer.c, mailbox.c, links.c, names.c, via.c, sets.c, remote.c, mem.c, guard.c,
- * node_stats.c).
->>>>>>> main
+ * (node.c, chunks.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, preempt.c,
+ * host.c, timer.c, mailbox.c, links.c, names.c, via.c, sets.c, remote.c, mem.c,
+ * guard.c, node_stats.c).
  *
  * Contract
  * - One pogo_node per Lua state, owned by a userdata anchored in the registry;
