@@ -5,6 +5,9 @@
  * Contract
  * - A pid or ref is a userdata holding a pogo_id. Equal ids are the same Lua
  *   value (interned through a weak-valued cache), so `==` and table keys work.
+ *   This node's pids and refs are interned by serial in chunked caches
+ *   (chunks.c: one is made at every spawn, one at every call), the others
+ *   by key in a plain one.
  * - tostring(pid) is "<node.N>", tostring(ref) is "#Ref<node.N>".
  * - An id names its node by its index in the node-name table (nodenames.c);
  *   index 0 is this node. A pid of an earlier incarnation of this node (other
@@ -21,11 +24,33 @@
 #define PID_MT "pogo.pid"
 #define REF_MT "pogo.ref"
 
-static void push_key(pogo_node *N, lua_State *L, const pogo_id *id) {
-  if (id->node == 0 && id->creation == N->creation) {
-    lua_pushinteger(L, id->kind == POGO_KIND_PID ? (lua_Integer)id->serial : -(lua_Integer)id->serial);
-    return;
+/* The metatables are also in the registry under these addresses (constant,
+ * only their addresses are used): a light-userdata key is found without
+ * hashing a string, where luaL_testudata looks the name up on every check. */
+static const char PID_KEY = 'p';
+static const char REF_KEY = 'r';
+
+/* The pogo_id at idx if it is a pid (want POGO_KIND_PID), a ref
+ * (POGO_KIND_REF) or either (0); NULL otherwise. */
+static pogo_id *test_ident(lua_State *L, int idx, uint32_t want) {
+  if (lua_type(L, idx) != LUA_TUSERDATA || lua_rawlen(L, idx) != sizeof(pogo_id)) return NULL;
+  if (!lua_getmetatable(L, idx)) return NULL;
+  int hit = 0;
+  if (want != POGO_KIND_REF) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &PID_KEY);
+    hit = lua_rawequal(L, -1, -2);
+    lua_pop(L, 1);
   }
+  if (!hit && want != POGO_KIND_PID) {
+    lua_rawgetp(L, LUA_REGISTRYINDEX, &REF_KEY);
+    hit = lua_rawequal(L, -1, -2);
+    lua_pop(L, 1);
+  }
+  lua_pop(L, 1);
+  return hit ? lua_touserdata(L, idx) : NULL;
+}
+
+static void push_key(lua_State *L, const pogo_id *id) {
   char k[17];
   k[0] = (char)id->kind;
   memcpy(k + 1, &id->node, 4);
@@ -34,9 +59,44 @@ static void push_key(pogo_node *N, lua_State *L, const pogo_id *id) {
   lua_pushlstring(L, k, sizeof k);
 }
 
+/* Make the userdata of id, a pid or ref of this node, and put it in its
+ * cache c (at index t). */
+static void new_local_id(lua_State *L, const pogo_id *id, pogo_chunks *c, int t) {
+  pogo_id *u = lua_newuserdatauv(L, sizeof *u, 0);
+  *u = *id;
+  lua_rawgetp(L, LUA_REGISTRYINDEX, id->kind == POGO_KIND_PID ? &PID_KEY : &REF_KEY);
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  pogo_chunks_set(L, c, t, id->serial);
+}
+
+/* A pid or ref of this node: interned in a chunked cache (chunks.c), by serial. */
+static void push_local_id(pogo_node *N, lua_State *L, const pogo_id *id) {
+  pogo_chunks *c = id->kind == POGO_KIND_PID ? &N->pidcache : &N->refcache;
+  pogo_chunks_push(L, c);
+  int t = lua_gettop(L);
+  pogo_chunks_get(L, t, id->serial);
+  if (lua_type(L, -1) != LUA_TUSERDATA) {
+    lua_pop(L, 1);
+    new_local_id(L, id, c, t);
+  }
+  lua_remove(L, t);
+}
+
+void pogo_ident_push_new_pid(pogo_node *N, lua_State *L, const pogo_id *id) {
+  pogo_chunks_push(L, &N->pidcache);
+  int t = lua_gettop(L);
+  new_local_id(L, id, &N->pidcache, t);
+  lua_remove(L, t);
+}
+
 void pogo_ident_push(pogo_node *N, lua_State *L, const pogo_id *id) {
+  if (id->node == 0 && id->creation == N->creation) {
+    push_local_id(N, L, id);
+    return;
+  }
   pogo_node_push_ref(L, N->ref_idents);
-  push_key(N, L, id);
+  push_key(L, id);
   lua_pushvalue(L, -1);
   if (lua_rawget(L, -3) == LUA_TUSERDATA) {
     lua_replace(L, -3);
@@ -46,7 +106,8 @@ void pogo_ident_push(pogo_node *N, lua_State *L, const pogo_id *id) {
   lua_pop(L, 1);
   pogo_id *u = lua_newuserdatauv(L, sizeof *u, 0);
   *u = *id;
-  luaL_setmetatable(L, id->kind == POGO_KIND_PID ? PID_MT : REF_MT);
+  lua_rawgetp(L, LUA_REGISTRYINDEX, id->kind == POGO_KIND_PID ? &PID_KEY : &REF_KEY);
+  lua_setmetatable(L, -2);
   lua_pushvalue(L, -1);
   lua_insert(L, -4); /* result below cache */
   lua_rawset(L, -3); /* cache[key] = ud */
@@ -54,15 +115,14 @@ void pogo_ident_push(pogo_node *N, lua_State *L, const pogo_id *id) {
 }
 
 int pogo_ident_get(lua_State *L, int idx, pogo_id *out) {
-  pogo_id *u = luaL_testudata(L, idx, PID_MT);
-  if (!u) u = luaL_testudata(L, idx, REF_MT);
+  pogo_id *u = test_ident(L, idx, 0);
   if (!u) return 0;
   if (out) *out = *u;
   return 1;
 }
 
 int pogo_ident_is_pid(lua_State *L, int idx, pogo_id *out) {
-  pogo_id *u = luaL_testudata(L, idx, PID_MT);
+  pogo_id *u = test_ident(L, idx, POGO_KIND_PID);
   if (!u) return 0;
   if (out) *out = *u;
   return 1;
@@ -127,12 +187,12 @@ void pogo_ident_setup(pogo_node *N, lua_State *L) {
     lua_pushcfunction(L, ident_tostring);
     lua_setfield(L, -2, "__tostring");
   }
-  lua_pop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &PID_KEY);
   if (luaL_newmetatable(L, REF_MT)) {
     lua_pushcfunction(L, ident_tostring);
     lua_setfield(L, -2, "__tostring");
   }
-  lua_pop(L, 1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &REF_KEY);
   lua_pushlightuserdata(L, N);
   lua_setfield(L, LUA_REGISTRYINDEX, "pogo.node.ptr");
   N->ext.ud = N;
@@ -148,7 +208,7 @@ static int l_is_pid(lua_State *L) {
 }
 
 static int l_is_ref(lua_State *L) {
-  lua_pushboolean(L, luaL_testudata(L, 1, REF_MT) != NULL);
+  lua_pushboolean(L, test_ident(L, 1, POGO_KIND_REF) != NULL);
   return 1;
 }
 

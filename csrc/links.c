@@ -361,7 +361,7 @@ static int l_trap_exit(lua_State *L) {
   int old = (p->flags & PF_TRAP_EXIT) != 0;
   if (!lua_isnoneornil(L, 1) && !(p->flags & PF_EXTERNAL)) {
     if (lua_toboolean(L, 1)) p->flags |= PF_TRAP_EXIT;
-    else p->flags &= (uint8_t)~PF_TRAP_EXIT;
+    else p->flags &= (uint16_t)~PF_TRAP_EXIT;
   }
   lua_pushboolean(L, old);
   return 1;

@@ -7,6 +7,10 @@
  *   copied, never serialized.
  * - Order is kept; taking a message from the middle (selective receive) keeps
  *   the order of the others.
+ * - A message to a process that waits in receive() with an empty mailbox is
+ *   handed to it (pushed onto its coroutine's stack, RK_HANDED) instead of
+ *   queued: it is the value its receive returns; it counts in
+ *   message_queue_len until then.
  * - receive() takes the head; a process blocks by yielding, the main chunk by
  *   driving the loop (see sched.c).
  * - A message to a pid or a name on another node goes through remote.h (it is
@@ -28,6 +32,7 @@ static void push_mbox(pogo_node *N, lua_State *L, pogo_proc *p, int create) {
     lua_createtable(L, 4, 0);
     lua_pushvalue(L, -1);
     lua_rawseti(L, -3, p->slot);
+    p->flags |= PF_MBOX;
   }
   lua_remove(L, -2);
 }
@@ -57,6 +62,16 @@ static int late_reply(pogo_node *N, lua_State *L, pogo_proc *p, int idx) {
 void pogo_mailbox_deliver(pogo_node *N, lua_State *L, pogo_proc *p, int msg_idx) {
   msg_idx = lua_absindex(L, msg_idx);
   if (p->abandoned && late_reply(N, L, p, msg_idx)) return;
+  if (p->state == PS_WAITING && p->resume == RK_MSG && p->mb_head == p->mb_tail && p->co &&
+      lua_checkstack(p->co, 1)) {
+    /* it waits in receive() with an empty mailbox: this message is what it
+     * gets when it runs next, so it goes straight onto its stack */
+    lua_pushvalue(L, msg_idx);
+    lua_xmove(L, p->co, 1);
+    p->resume = RK_HANDED;
+    pogo_sched_wake(N, p);
+    return;
+  }
   push_mbox(N, L, p, 1);
   lua_pushvalue(L, msg_idx);
   lua_rawseti(L, -2, p->mb_tail++);

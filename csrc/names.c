@@ -12,7 +12,7 @@
 
 void pogo_names_release(pogo_node *N, lua_State *L, pogo_proc *p) {
   if (!(p->flags & PF_NAMED)) return;
-  p->flags &= (uint8_t)~PF_NAMED;
+  p->flags &= (uint16_t)~PF_NAMED;
   pogo_node_push_ref(L, N->ref_slotname);
   lua_rawgeti(L, -1, p->slot);
   pogo_node_push_ref(L, N->ref_names);

@@ -95,7 +95,11 @@ static int node_gc(lua_State *L) {
   N->exq = NULL;
   N->nslots = N->cap = N->nfree = N->free_cap = 0;
   N->rq_len = N->rq_cap = N->heap_len = N->heap_cap = N->exq_len = N->exq_cap = 0;
-  int refs[] = {N->ref_threads, N->ref_mbox, N->ref_pids, N->ref_idents, N->ref_names,
+  pogo_chunks_free(L, &N->threads);
+  pogo_chunks_free(L, &N->pids);
+  pogo_chunks_free(L, &N->pidcache);
+  pogo_chunks_free(L, &N->refcache);
+  int refs[] = {N->ref_mbox, N->ref_pool, N->ref_idents, N->ref_names,
                 N->ref_slotname, N->ref_pending, N->ref_nodenames, N->ref_crash_mt, N->ref_namemon};
   for (size_t i = 0; i < sizeof refs / sizeof refs[0]; i++)
     luaL_unref(L, LUA_REGISTRYINDEX, refs[i]);
@@ -137,11 +141,16 @@ pogo_node *pogo_node_open(lua_State *L) {
   N->next_ref = 1;
   N->preempt_us = POGO_DEFAULT_PREEMPT_US;
 
-  N->ref_threads = new_table_ref(L, NULL);
+  pogo_chunks_init(L, &N->threads, 0);
   N->ref_mbox = new_table_ref(L, NULL);
-  N->ref_pids = new_table_ref(L, NULL);
+  pogo_chunks_init(L, &N->pids, 0);
+  pogo_chunks_init(L, &N->pidcache, 1);
+  pogo_chunks_init(L, &N->refcache, 1);
   N->ref_idents = new_table_ref(L, "v");
   N->ref_names = new_table_ref(L, NULL);
+  lua_createtable(L, POGO_DEFAULT_THREAD_POOL, 0);
+  N->ref_pool = luaL_ref(L, LUA_REGISTRYINDEX);
+  N->pool_max = POGO_DEFAULT_THREAD_POOL;
   N->ref_slotname = new_table_ref(L, NULL);
   N->ref_pending = new_table_ref(L, NULL);
   N->ref_nodenames = new_table_ref(L, NULL);

@@ -13,6 +13,14 @@
  * - The running process is never torn down under its own feet: a kill aimed at
  *   it is recorded (PF_PENDING_EXIT) and carried out when it yields back to the
  *   scheduler.
+ * - A process's coroutine is made when it first runs (sched.c). When its body
+ *   returns, the coroutine (then empty, as a new one) goes to a pool of at
+ *   most pool_max (set_thread_pool, default POGO_DEFAULT_THREAD_POOL) and
+ *   runs the next process that starts: making and collecting a coroutine
+ *   was half the cost of a short process (measured: README). So
+ *   coroutine.running() of a process that has returned may be the coroutine
+ *   of a later one: per-process data is keyed by pogo.self(). A coroutine
+ *   that ended otherwise (crash, kill) is closed and left to the collector.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -62,12 +70,13 @@ void pogo_proc_id(pogo_node *N, pogo_proc *p, pogo_id *out) {
 }
 
 void pogo_proc_push_pid(pogo_node *N, lua_State *L, pogo_proc *p) {
-  pogo_node_push_ref(L, N->ref_pids);
-  lua_rawgeti(L, -1, p->slot);
+  pogo_chunks_push(L, &N->pids);
+  pogo_chunks_get(L, lua_gettop(L), p->slot);
   lua_remove(L, -2);
 }
 
-/* New process record with its pid; NULL on allocation failure. */
+/* New process record with its pid, left on the stack; NULL on allocation
+ * failure (nothing pushed). */
 static pogo_proc *proc_new(pogo_node *N, lua_State *L) {
   pogo_proc *p = calloc(1, sizeof *p);
   if (!p) return NULL;
@@ -81,10 +90,11 @@ static pogo_proc *proc_new(pogo_node *N, lua_State *L) {
   N->live++;
   pogo_id id;
   pogo_proc_id(N, p, &id);
-  pogo_node_push_ref(L, N->ref_pids);
-  pogo_ident_push(N, L, &id);
-  lua_rawseti(L, -2, slot);
-  lua_pop(L, 1);
+  pogo_chunks_push(L, &N->pids);
+  pogo_ident_push_new_pid(N, L, &id); /* (a new serial: not in the cache) */
+  lua_pushvalue(L, -1);
+  pogo_chunks_set(L, &N->pids, -3, slot);
+  lua_remove(L, -2);
   return p;
 }
 
@@ -92,6 +102,7 @@ pogo_proc *pogo_proc_external(pogo_node *N, lua_State *L) {
   if (N->external) return N->external;
   pogo_proc *p = proc_new(N, L);
   if (!p) luaL_error(L, "pogo: out of memory");
+  lua_pop(L, 1);
   p->flags = PF_EXTERNAL | PF_TRAP_EXIT;
   p->state = PS_WAITING;
   N->external = p;
@@ -132,6 +143,7 @@ static void set_pending(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx
   lua_pushvalue(L, reason_idx);
   lua_rawseti(L, -2, p->slot);
   lua_pop(L, 1);
+  p->flags |= PF_PENDING;
 }
 
 void pogo_proc_kill(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) {
@@ -184,9 +196,8 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
   pogo_timer_cancel(N, p);
   pogo_id me;
   pogo_proc_id(N, p, &me);
-  /* Keep the pid alive for the messages below even after the slot is freed. */
-  pogo_proc_push_pid(N, L, p);
-  int pid_idx = lua_gettop(L);
+  /* (N->pids keeps its pid, the one the messages below name, until the end) */
+  int top = lua_gettop(L);
   pogo_names_release(N, L, p);
 
   /* Detach the sets first: the fan-out may touch other processes' sets. */
@@ -222,18 +233,35 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
   pogo_monset_free(&watching);
 
   /* Lua side */
-  if (p->co) {
-    pogo_node_push_ref(L, N->ref_threads);
-    lua_rawgeti(L, -1, p->slot); /* keep the thread alive while closing it */
-    if (p != N->current) close_thread(p->co, L);
+  if (p->co && p != N->current && !(p->flags & PF_RETURNED)) {
+    pogo_chunks_push(L, &N->threads);
+    pogo_chunks_get(L, lua_gettop(L), p->slot); /* keep the thread alive while closing it */
+    close_thread(p->co, L);
+    lua_pop(L, 2);
+  }
+  /* its coroutine (or its body, if it never ran) */
+  pogo_chunks_push(L, &N->threads);
+  if (p->co && (p->flags & PF_RETURNED) && N->npool < N->pool_max) {
+    pogo_node_push_ref(L, N->ref_pool);
+    pogo_chunks_get(L, lua_gettop(L) - 1, p->slot);
+    lua_rawseti(L, -2, ++N->npool); /* (the pool's array part is made for pool_max) */
     lua_pop(L, 1);
+  }
+  lua_pushnil(L);
+  pogo_chunks_set(L, &N->threads, -2, p->slot);
+  lua_pop(L, 1);
+  pogo_chunks_push(L, &N->pids);
+  lua_pushnil(L);
+  pogo_chunks_set(L, &N->pids, -2, p->slot);
+  lua_pop(L, 1);
+  if (p->flags & PF_MBOX) {
+    pogo_node_push_ref(L, N->ref_mbox);
     lua_pushnil(L);
     lua_rawseti(L, -2, p->slot);
     lua_pop(L, 1);
   }
-  int tabs[] = {N->ref_mbox, N->ref_pids, N->ref_pending};
-  for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) {
-    pogo_node_push_ref(L, tabs[i]);
+  if (p->flags & PF_PENDING) {
+    pogo_node_push_ref(L, N->ref_pending);
     lua_pushnil(L);
     lua_rawseti(L, -2, p->slot);
     lua_pop(L, 1);
@@ -243,7 +271,7 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
   slot_free(N, p->slot);
   N->live--;
   free(p);
-  lua_settop(L, pid_idx - 1);
+  lua_settop(L, top);
   pogo_proc_drain_exits(N, L);
   pogo_mem_strict(N, strict);
 }
@@ -266,25 +294,64 @@ void pogo_proc_free_all(pogo_node *N, lua_State *L) {
   N->heap_len = 0;
 }
 
+lua_State *pogo_proc_pooled_thread(pogo_node *N, lua_State *L) {
+  if (!N->npool) return NULL;
+  pogo_node_push_ref(L, N->ref_pool);
+  lua_rawgeti(L, -1, N->npool);
+  lua_pushnil(L);
+  lua_rawseti(L, -3, N->npool--);
+  lua_remove(L, -2);
+  return lua_tothread(L, -1);
+}
+
+/* set_thread_pool(n) -> previous: keep up to n coroutines of returned
+ * processes for new ones (0: none, every process gets a new coroutine) */
+static int l_set_thread_pool(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  lua_Integer prev = N->pool_max;
+  if (lua_isnoneornil(L, 1)) {
+    lua_pushinteger(L, prev);
+    return 1;
+  }
+  lua_Integer n = luaL_checkinteger(L, 1);
+  if (n < 0 || n > 65536) return luaL_argerror(L, 1, "thread pool: 0 to 65536 coroutines");
+  pogo_node_push_ref(L, N->ref_pool);
+  while (N->npool > (uint32_t)n) { /* the surplus goes to the collector */
+    lua_pushnil(L);
+    lua_rawseti(L, -2, N->npool--);
+  }
+  lua_pop(L, 1);
+  N->pool_max = (uint32_t)n;
+  lua_pushinteger(L, prev);
+  return 1;
+}
+
 /* ---- Lua API ---- */
 
-/* spawn_impl(fn, ...) with optional link/monitor to the caller. */
+/* spawn_impl(fn, ...) with optional link/monitor to the caller. The
+ * coroutine is made when the process first runs (sched.c, start_thread):
+ * until then its slot in N->threads holds the body, or {body, args...}. A
+ * spawn then costs no coroutine, and a process that ends before the next
+ * starts hands its memory on while it is still in the cache. */
 static int spawn_impl(lua_State *L, int link, int monitor) {
   pogo_node *N = POGO_NODE(L);
   luaL_checktype(L, 1, LUA_TFUNCTION);
   int n = lua_gettop(L);
   pogo_proc *parent = (link || monitor) ? pogo_proc_current(N, L, NULL) : NULL;
-  pogo_proc *p = proc_new(N, L);
+  pogo_proc *p = proc_new(N, L); /* its pid on the stack, at n + 1 */
   if (!p) return luaL_error(L, "pogo.spawn: out of memory");
-  lua_State *co = lua_newthread(L);
-  p->co = co;
-  pogo_preempt_arm(N, co);
-  pogo_node_push_ref(L, N->ref_threads);
-  lua_pushvalue(L, -2);
-  lua_rawseti(L, -2, p->slot);
-  lua_pop(L, 2);
-  lua_checkstack(co, n + 1);
-  lua_xmove(L, co, n); /* body and arguments */
+  pogo_chunks_push(L, &N->threads);
+  if (n == 1) {
+    lua_pushvalue(L, 1);
+  } else {
+    lua_createtable(L, n, 0);
+    for (int i = 1; i <= n; i++) {
+      lua_pushvalue(L, i);
+      lua_rawseti(L, -2, i);
+    }
+  }
+  pogo_chunks_set(L, &N->threads, -2, p->slot);
+  lua_settop(L, n + 1);
   p->nargs = n - 1;
   p->resume = RK_START;
   pogo_sched_enqueue(N, p);
@@ -296,7 +363,6 @@ static int spawn_impl(lua_State *L, int link, int monitor) {
     pogo_idset_add(&parent->links, &cid);
     pogo_idset_add(&p->links, &pid);
   }
-  pogo_proc_push_pid(N, L, p);
   if (monitor) {
     pogo_id pid, ref = {.serial = N->next_ref++, .creation = N->creation, .kind = POGO_KIND_REF};
     pogo_proc_id(N, parent, &pid);
@@ -379,7 +445,7 @@ static int l_process_info(lua_State *L) {
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "status");
   lua_setfield(L, -2, "state"); /* the name before Erlang's */
-  lua_pushinteger(L, p->mb_tail - p->mb_head);
+  lua_pushinteger(L, p->mb_tail - p->mb_head + (p->resume == RK_HANDED));
   lua_pushvalue(L, -1);
   lua_setfield(L, -3, "message_queue_len");
   lua_setfield(L, -2, "messages"); /* the name before Erlang's */
@@ -408,6 +474,7 @@ void pogo_proc_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"spawn", l_spawn}, {"spawn_link", l_spawn_link}, {"spawn_monitor", l_spawn_monitor},
     {"self", l_self}, {"alive", l_alive},
-    {"processes", l_processes}, {"process_info", l_process_info}, {NULL, NULL}};
+    {"processes", l_processes}, {"process_info", l_process_info},
+    {"set_thread_pool", l_set_thread_pool}, {NULL, NULL}};
   pogo_node_setfuncs(L, fns);
 }

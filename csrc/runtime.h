@@ -1,9 +1,9 @@
 /*
  * runtime.h: the per-Lua-state node runtime: processes, mailboxes, links and
  * monitors, the scheduler, timers, registered names, pids and refs
- * (node.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, preempt.c, host.c,
- * timer.c, mailbox.c, links.c, names.c, via.c, sets.c, remote.c, mem.c, guard.c,
- * node_stats.c).
+ * (node.c, chunks.c, ident.c, nodenames.c, crash.c, proc.c, sched.c, preempt.c,
+ * host.c, timer.c, mailbox.c, links.c, names.c, via.c, sets.c, remote.c, mem.c,
+ * guard.c, node_stats.c).
  *
  * Contract
  * - One pogo_node per Lua state, owned by a userdata anchored in the registry;
@@ -11,7 +11,9 @@
  *   process each run their own node.
  * - A process is a Lua coroutine plus a pogo_proc record in a slot table.
  *   Lua-side objects of a process (its coroutine, mailbox table, pid userdata)
- *   live in Lua tables indexed by slot, reached through registry refs.
+ *   live in Lua tables indexed by slot, in chunks (chunks.c), reached through
+ *   registry refs. Its coroutine is made (or taken from a pool of coroutines
+ *   whose body returned) when it first runs (proc.c, sched.c).
  * - The scheduler runs ready processes from a libuv idle handle on luv's loop;
  *   timers for sleep/receive timeouts live in one binary heap driven by one
  *   uv_timer.
@@ -58,7 +60,8 @@ enum {
   RK_NONE = 0, /* nothing */
   RK_START,    /* first run: body and arguments are already on its stack */
   RK_MSG,      /* the head of the mailbox, or nothing if the timer fired */
-  RK_WAKE      /* true if a message arrived, false if the timer fired */
+  RK_WAKE,     /* true if a message arrived, false if the timer fired */
+  RK_HANDED    /* the message it waited for is on its stack already (mailbox.c) */
 };
 
 /* Process flags. */
@@ -68,6 +71,9 @@ enum {
 #define PF_NAMED 0x08u
 #define PF_TIMER_FIRED 0x10u
 #define PF_PENDING_EXIT 0x20u /* an exit signal killed it while it was running */
+#define PF_RETURNED 0x40u /* its body returned: its coroutine has nothing left to close */
+#define PF_MBOX 0x80u     /* it has a mailbox table (mailbox.c) */
+#define PF_PENDING 0x100u /* an exit reason waits for it in ref_pending */
 
 /* Identity kinds (pid and ref userdata). */
 #define POGO_KIND_PID 1
@@ -113,12 +119,11 @@ typedef struct pogo_abandoned {
 
 typedef struct pogo_proc {
   uint64_t serial;
-  lua_State *co;      /* NULL for the external (main chunk) process */
+  lua_State *co;      /* NULL for the external (main chunk) process, and until the first run */
   uint32_t slot;
   uint8_t state;
-  uint8_t flags;
   uint8_t resume;     /* RK_* */
-  uint8_t pad_;
+  uint16_t flags;
   int32_t nargs;      /* RK_START: number of arguments */
   int32_t heap_pos;   /* index in the timer heap, -1 if no timer */
   uint32_t mb_head, mb_tail; /* mailbox holds keys [mb_head, mb_tail) */
@@ -143,6 +148,15 @@ typedef struct pogo_uvh {
   uv_timer_t timer;
   int open;
 } pogo_uvh;
+
+/* A table of Lua values split into chunks (chunks.c). */
+typedef struct pogo_chunks {
+  int ref;          /* registry ref of the top-level table */
+  int weak;         /* weak values (the pid cache) */
+  uint64_t *idx;    /* weak: the indexes of its chunks */
+  uint32_t n, cap, cursor;
+  uint64_t newest;  /* weak: the chunk made last */
+} pogo_chunks;
 
 struct pogo_remote_ops; /* remote.h */
 struct pogo_mem;         /* mem.c */
@@ -194,10 +208,14 @@ typedef struct pogo_node {
   uint32_t exq_len, exq_cap;
 
   /* registry refs of Lua tables */
-  int ref_threads;  /* slot -> coroutine */
-  int ref_mbox;     /* slot -> mailbox table */
-  int ref_pids;     /* slot -> pid userdata */
-  int ref_idents;   /* weak-valued cache: key -> pid/ref userdata */
+  pogo_chunks threads; /* slot -> coroutine (before the first run: body, or {body, args...}) */
+  int ref_mbox;        /* slot -> mailbox table (made once per process, on its first queued message: not chunked) */
+  pogo_chunks pids;    /* slot -> pid userdata */
+  pogo_chunks pidcache; /* weak: serial -> pid userdata of this node */
+  pogo_chunks refcache; /* weak: serial -> ref userdata of this node */
+  int ref_pool;     /* coroutines whose body returned, for the next processes (proc.c) */
+  uint32_t npool, pool_max;
+  int ref_idents;   /* weak-valued cache: key -> pid or ref userdata of another node */
   int ref_names;    /* name -> pid userdata */
   int ref_slotname; /* slot -> registered name */
   int ref_pending;  /* slot -> pending exit reason */
@@ -219,8 +237,18 @@ uint64_t pogo_node_now(pogo_node *N); /* loop time in ms (updated) */
 pogo_node *pogo_node_of(lua_State *L); /* the node of L's Lua state, or NULL */
 void pogo_node_push_ref(lua_State *L, int ref);
 
+/* ---- chunks.c ---- */
+void pogo_chunks_init(lua_State *L, pogo_chunks *c, int weak);
+void pogo_chunks_free(lua_State *L, pogo_chunks *c);
+void pogo_chunks_push(lua_State *L, const pogo_chunks *c); /* the top-level table */
+/* Push the value at key of the chunked table whose top level is at index t. */
+void pogo_chunks_get(lua_State *L, int t, uint64_t key);
+/* Pop a value and store it at key (t: the top level's index). */
+void pogo_chunks_set(lua_State *L, pogo_chunks *c, int t, uint64_t key);
+
 /* ---- ident.c ---- */
 void pogo_ident_push(pogo_node *N, lua_State *L, const pogo_id *id); /* interned userdata */
+void pogo_ident_push_new_pid(pogo_node *N, lua_State *L, const pogo_id *id); /* a new local pid, never pushed before */
 int pogo_ident_get(lua_State *L, int idx, pogo_id *out);            /* 1 if idx is a pid/ref */
 int pogo_ident_is_pid(lua_State *L, int idx, pogo_id *out);
 void pogo_ident_setup(pogo_node *N, lua_State *L);
@@ -254,6 +282,9 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx);
 void pogo_proc_drain_exits(pogo_node *N, lua_State *L);
 void pogo_proc_free_all(pogo_node *N, lua_State *L);
 void pogo_proc_register(lua_State *L);
+/* A coroutine for a process's first run, from the pool (pushed), or NULL. */
+lua_State *pogo_proc_pooled_thread(pogo_node *N, lua_State *L);
+#define POGO_DEFAULT_THREAD_POOL 64
 
 /* ---- sched.c ---- */
 void pogo_sched_enqueue(pogo_node *N, pogo_proc *p);

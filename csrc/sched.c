@@ -12,6 +12,9 @@
  *   that spins cannot keep the loop from I/O, timers and signals.
  * - While a process runs, allocations are strict (mem.c): past max_memory
  *   they fail in that process, which exits "out of memory" (LUA_ERRMEM).
+ * - A process's first run gives it its coroutine (from the pool of proc.c, or
+ *   a new one, in strict mode: if memory fails there it exits "out of
+ *   memory"); until then its body and arguments wait in N->threads.
  * - A process's Lua error, its return, or an exit aimed at it ends that process
  *   only; the scheduler turns it into an exit reason ("normal", the pending
  *   reason, or a crash {error=, traceback=}).
@@ -87,11 +90,58 @@ void pogo_sched_wake(pogo_node *N, pogo_proc *p) {
   pogo_sched_enqueue(N, p);
 }
 
+static int new_thread_fn(lua_State *L) {
+  lua_newthread(L);
+  return 1;
+}
+
+/* The first run of p: take a coroutine from the pool (proc.c) or make one
+ * (in strict mode: it is the process's own memory), and move its body and
+ * arguments (N->threads, at thr_idx) onto it. NULL if memory fails; p is
+ * then left as it was. */
+static lua_State *start_thread(pogo_node *N, lua_State *L, pogo_proc *p, int thr_idx) {
+  int strict = pogo_mem_strict(N, 1);
+  lua_State *co = pogo_proc_pooled_thread(N, L);
+  if (!co) {
+    lua_pushcfunction(L, new_thread_fn);
+    if (lua_pcall(L, 0, 1, 0) != LUA_OK) goto out; /* the error is popped below */
+    co = lua_tothread(L, -1);
+  }
+  int n = p->nargs + 1;
+  if (!lua_checkstack(co, n + 1)) {
+    co = NULL;
+    goto out;
+  }
+  pogo_preempt_arm(N, co);
+  pogo_chunks_get(L, thr_idx, p->slot);
+  if (lua_type(L, -1) == LUA_TFUNCTION) {
+    lua_xmove(L, co, 1);
+  } else { /* {body, args...} */
+    for (int i = 1; i <= n; i++) lua_rawgeti(L, -i, i);
+    lua_xmove(L, co, n);
+    lua_pop(L, 1);
+  }
+  lua_pushvalue(L, -1);
+  pogo_chunks_set(L, &N->threads, thr_idx, p->slot);
+  p->co = co;
+out:
+  lua_pop(L, 1);
+  pogo_mem_strict(N, strict);
+  return co;
+}
+
 static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
   lua_State *co = p->co;
   int nargs = 0;
   switch (p->resume) {
     case RK_START:
+      co = start_thread(N, L, p, mbox_idx + 1);
+      if (!co) {
+        lua_pushliteral(L, "out of memory");
+        pogo_proc_finish(N, L, p, -1);
+        lua_pop(L, 1);
+        return;
+      }
       nargs = p->nargs;
       break;
     case RK_MSG:
@@ -106,6 +156,9 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
         nargs = 1;
       }
       break;
+    case RK_HANDED: /* mailbox.c put the message on its stack */
+      nargs = 1;
+      break;
     case RK_WAKE:
       lua_pushboolean(co, p->mb_tail != (uint32_t)p->nargs);
       nargs = 1;
@@ -114,7 +167,7 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
       break;
   }
   p->resume = RK_NONE;
-  p->flags &= (uint8_t)~PF_TIMER_FIRED;
+  p->flags &= (uint16_t)~PF_TIMER_FIRED;
   p->state = PS_RUNNING;
   p->reductions++;
   if (++N->slice == 0) N->slice = 1;
@@ -127,7 +180,7 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
   pogo_preempt_slice_end(N, p, co);
   pogo_mem_strict(N, strict);
   if (p->flags & PF_PENDING_EXIT) {
-    p->flags &= (uint8_t)~PF_PENDING_EXIT;
+    p->flags &= (uint16_t)~PF_PENDING_EXIT;
     if (st == LUA_YIELD || st == LUA_OK) lua_pop(co, nres);
     pogo_node_push_ref(L, N->ref_pending);
     lua_rawgeti(L, -1, p->slot);
@@ -140,6 +193,7 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
     if (p->state == PS_RUNNING) pogo_sched_enqueue(N, p); /* plain coroutine.yield() */
   } else if (st == LUA_OK) {
     lua_pop(co, nres);
+    p->flags |= PF_RETURNED;
     lua_pushliteral(L, "normal");
     pogo_proc_finish(N, L, p, -1);
     lua_pop(L, 1);
@@ -161,6 +215,7 @@ int pogo_sched_run_batch(pogo_node *N, int budget) {
   if (!lua_checkstack(L, 20)) return 0;
   pogo_node_push_ref(L, N->ref_mbox);
   int mbox_idx = lua_gettop(L);
+  pogo_chunks_push(L, &N->threads); /* at mbox_idx + 1 */
   int n = 0;
   pogo_preempt_batch(N);
   while (N->rq_len && n < budget) {
@@ -169,7 +224,7 @@ int pogo_sched_run_batch(pogo_node *N, int budget) {
     N->rq_len--;
     pogo_proc *p = e.slot <= N->nslots ? N->procs[e.slot] : NULL;
     if (!p || p->serial != e.serial) continue;
-    p->flags &= (uint8_t)~PF_IN_RUNQ;
+    p->flags &= (uint16_t)~PF_IN_RUNQ;
     if (p->state != PS_RUNNABLE) continue;
     N->preempted = 0;
     resume_one(N, L, p, mbox_idx);
@@ -203,7 +258,7 @@ static void check_can_drive(pogo_node *N, lua_State *L, const char *what) {
 
 int pogo_sched_drive(pogo_node *N, lua_State *L, pogo_proc *ext, uint32_t mb_tail0, int64_t timeout) {
   (void)L;
-  ext->flags &= (uint8_t)~PF_TIMER_FIRED;
+  ext->flags &= (uint16_t)~PF_TIMER_FIRED;
   if (timeout >= 0) pogo_timer_arm(N, ext, pogo_node_now(N) + (uint64_t)timeout);
   N->driving++;
   int result;
@@ -219,7 +274,7 @@ int pogo_sched_drive(pogo_node *N, lua_State *L, pogo_proc *ext, uint32_t mb_tai
   }
   N->driving--;
   pogo_timer_cancel(N, ext);
-  ext->flags &= (uint8_t)~PF_TIMER_FIRED;
+  ext->flags &= (uint16_t)~PF_TIMER_FIRED;
   return result;
 }
 
@@ -276,12 +331,12 @@ static int l_sleep(lua_State *L) {
   check_can_drive(N, L, "pogo.sleep");
   pogo_proc *ext = pogo_proc_external(N, L);
   /* a sleep ignores messages: drive until the timer fires */
-  ext->flags &= (uint8_t)~PF_TIMER_FIRED;
+  ext->flags &= (uint16_t)~PF_TIMER_FIRED;
   pogo_timer_arm(N, ext, pogo_node_now(N) + (uint64_t)ms);
   N->driving++;
   while (!(ext->flags & PF_TIMER_FIRED)) uv_run(N->loop, UV_RUN_ONCE);
   N->driving--;
-  ext->flags &= (uint8_t)~PF_TIMER_FIRED;
+  ext->flags &= (uint16_t)~PF_TIMER_FIRED;
   return 0;
 }
 

@@ -29,6 +29,25 @@ describe("max_memory", function()
     assert.is_true(m.headroom >= 4 * 1024 * 1024)
   end)
 
+  it("a process whose coroutine cannot be made when it first runs exits 'out of memory'", function()
+    local prev = core.set_thread_pool(0) -- (else a coroutine kept from an earlier process runs it)
+    finally(function() core.set_thread_pool(prev) end)
+    -- the main chunk may use the headroom: it fills the heap past the limit
+    -- with what a collection cannot free
+    local base, fill, n = string.rep("x", 65536), {}, 0
+    repeat
+      while core.memory().total <= limit do
+        n = n + 1
+        fill[n] = base .. n
+      end
+      collectgarbage()
+    until core.memory().total > limit
+    local pid, ref = pogo.spawn_monitor(function() end)
+    local down = pogo.receive(function(m) return m[1] == "DOWN" and m[2] == ref end, 10000)
+    assert.are.equal(n, #fill) -- (held until now)
+    assert.same({ "DOWN", ref, pid, "out of memory" }, down)
+  end)
+
   it("ends the process that allocates past it with 'out of memory'; links and monitors fire", function()
     local watcher = pogo.spawn(function()
       pogo.trap_exit(true)

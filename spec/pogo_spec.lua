@@ -104,6 +104,47 @@ describe("spawn", function()
     assert.has_error(function() pogo.spawn("nope") end)
   end)
 
+  it("a process killed before its first run exits killed and never runs", function()
+    local p, ref = pogo.spawn_monitor(function(t) pogo.send(t.to, "ran") end, { to = pogo.self() })
+    pogo.exit(p, "kill") -- the main chunk has not let it run
+    local m = must_receive(function(x) return type(x) == "table" and x[1] == "DOWN" and x[2] == ref end)
+    assert.equal("killed", m[4])
+    assert.is_nil(pogo.receive(function(x) return x == "ran" end, 20))
+  end)
+
+  it("a process's coroutine is reused once its body has returned (set_thread_pool(0): never)", function()
+    local me = pogo.self()
+    local function run_one()
+      local _, ref = pogo.spawn_monitor(function() pogo.send(me, coroutine.running()) end)
+      local co = must_receive(function(x) return type(x) == "thread" end)
+      must_receive(function(x) return type(x) == "table" and x[2] == ref end)
+      return co
+    end
+    local a = run_one()
+    assert.equal(a, run_one()) -- from the pool, empty: a dead coroutine until then
+    assert.equal("dead", coroutine.status(a))
+    local prev = pogo.core.set_thread_pool(0)
+    finally(function() pogo.core.set_thread_pool(prev) end)
+    local b = run_one()
+    assert.are_not.equal(b, run_one())
+  end)
+
+  it("a reused coroutine starts without the hook or the parent of the process before", function()
+    local me = pogo.self()
+    local proc_lib = require "pogo.proc_lib"
+    local hook = function() end
+    local first = assert(proc_lib.start(false, 1000, function(ack)
+      debug.sethook(hook, "", 1000)
+      ack(true)
+    end))
+    local _, ref = pogo.spawn_monitor(function() end) -- runs after `first` returned
+    must_receive(function(x) return type(x) == "table" and x[2] == ref end)
+    assert.is_false(pogo.alive(first))
+    pogo.spawn(function() pogo.send(me, { debug.gethook() == hook, proc_lib.parent() or "none" }) end)
+    local m = must_receive(function(x) return type(x) == "table" and x[2] ~= nil end)
+    assert.same({ false, "none" }, m)
+  end)
+
   it("holds 100,000 live processes", function()
     local n = 100000
     local pids = {}
@@ -168,6 +209,24 @@ describe("receive", function()
     pogo.send(me, "keep")
     assert.is_nil(pogo.receive(function(m) return m == "never" end, 20))
     assert.equal("keep", pogo.receive(0))
+  end)
+
+  it("a message to a process waiting in receive counts in its queue until it runs, and keeps its order", function()
+    local me = pogo.self()
+    local p = pogo.spawn(function()
+      local got = {}
+      for i = 1, 3 do got[i] = pogo.receive() end
+      pogo.send(me, got)
+    end)
+    pogo.yield() -- it runs, and waits in receive
+    assert.equal("waiting", pogo.process_info(p).status)
+    pogo.send(p, 1) -- handed to it
+    pogo.send(p, 2) -- queued behind it
+    local info = pogo.process_info(p)
+    assert.equal("runnable", info.status)
+    assert.equal(2, info.message_queue_len)
+    pogo.send(p, 3)
+    assert.same({ 1, 2, 3 }, must_receive(function(x) return type(x) == "table" end))
   end)
 
   it("local messages are not copied", function()

@@ -223,6 +223,7 @@ end
 -- @tparam[opt] integer timeout_ms
 -- @return the message, or nil on timeout
 function M.receive(match, timeout_ms)
+  if match == nil and timeout_ms == nil then return c_receive() end -- the common case, first
   local timeout = timeout_ms
   if match == nil or type(match) == "number" then
     if type(match) == "number" then timeout = match end

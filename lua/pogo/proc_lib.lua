@@ -23,9 +23,10 @@ local M = {}
 -- coroutine of a process inside acting_for -> the parent it gives the
 -- processes it starts (weak: an entry goes with its process)
 local behalf = setmetatable({}, { __mode = "k" })
--- coroutine of a process started here -> its parent (weak, as above)
+-- pid of a process started here -> its parent (weak, as above; by pid, not
+-- coroutine: a coroutine whose process returned runs later ones, proc.c)
 local parents = setmetatable({}, { __mode = "k" })
--- coroutine of a process in a supervision tree -> true (weak, as above)
+-- pid of a process in a supervision tree -> true (weak, as above)
 local in_tree = setmetatable({}, { __mode = "k" })
 
 --- Start `body(ack, parent, ...)` and wait until it calls `ack(true)` (ready)
@@ -39,13 +40,13 @@ function M.start(link, timeout_ms, body, ...)
   local caller, ref = pogo.self(), pogo.make_ref()
   local co = coroutine.running()
   local parent = behalf[co] or caller
-  local tree = in_tree[co] or behalf[co] ~= nil
+  local tree = in_tree[caller] or behalf[co] ~= nil
   local function ack(ok, reason)
     if not ok and link then pogo.unlink(caller) end
     pogo.send(caller, { ref, ok and true or false, reason })
   end
   local function run(...)
-    local me = coroutine.running()
+    local me = pogo.self()
     parents[me] = parent
     if tree then in_tree[me] = true end
     return body(...)
@@ -88,21 +89,20 @@ end
 --- The parent of the calling process, if `start` started it (nil otherwise).
 -- @return pid or nil
 function M.parent()
-  return parents[coroutine.running()]
+  return parents[pogo.self()]
 end
 
 --- Whether the calling process is in a supervision tree: a supervisor, or
 -- started through `start` by a process in one (or acting for one).
 -- @treturn boolean
 function M.in_tree()
-  local co = coroutine.running()
-  return in_tree[co] == true or behalf[co] ~= nil
+  return in_tree[pogo.self()] == true or behalf[coroutine.running()] ~= nil
 end
 
 --- Mark the calling process as part of a supervision tree (a supervisor
 -- does, as it starts): the processes it starts through `start` are in it too.
 function M.enter_tree()
-  in_tree[coroutine.running()] = true
+  in_tree[pogo.self()] = true
 end
 
 return M
