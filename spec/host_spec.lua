@@ -21,8 +21,11 @@ end
 
 -- Run ready work until nothing is ready at once (a host would do this over
 -- several turns of its loop).
+-- Step until nothing is ready and nothing comes for 50 ms (a peer's answers,
+-- such as its registry's sync after the link came up, may still be on the way).
 local function settle()
-  host.step_until(function() return not pogo.step() and pogo.timeout() ~= 0 end, 2000, "the node to settle")
+  host.step_until(function() return not pogo.step() and pogo.timeout() ~= 0 and not host.readable(50) end, 5000,
+    "the node to settle")
 end
 
 describe("a hosted node", function()
