@@ -43,6 +43,14 @@
  *   of a preempted slice: a spinning process's count grows by about 10^6 a
  *   second, one that handles messages by one per message.
  *
+ * Critical sections: a module whose state is shared by the processes of a
+ * node (pg's outbox, the registry's tables) brackets a change that must look
+ * atomic to the others with core.critical_enter() / core.critical_leave()
+ * (they nest). The hook then leaves the process alone and tries again every
+ * HOOK_RETRY instructions until the section is left. A section also ends
+ * with its slice (a receive, a send that waits, an error that ends the
+ * process): one left open by an error does not outlive the slice.
+ *
  * Where preemption cannot apply (the slice goes on until the code returns
  * somewhere it can yield; the node is frozen meanwhile, as before):
  * - a coroutine nested in the process (coroutine.wrap, an iterator): only the
@@ -111,7 +119,7 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
     p->hook_slice = N->slice;
     return;
   }
-  if (!lua_isyieldable(L)) { /* inside a call from C: try again a little later */
+  if (p->critical || !lua_isyieldable(L)) { /* a critical section, or a call from C: try again a little later */
     if (w->signo) lua_sethook(L, preempt_hook, LUA_MASKCOUNT, HOOK_RETRY);
     return;
   }
@@ -322,6 +330,23 @@ static int l_set_preempt_ms(lua_State *L) {
   return 1;
 }
 
+/* critical_enter(): the running process is not preempted until the matching
+ * critical_leave() (sections nest). Outside a process (the main chunk, a luv
+ * callback) there is nothing to preempt: both do nothing. */
+static int l_critical_enter(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_proc *p = N->current;
+  if (p && p->co == L) p->critical++;
+  return 0;
+}
+
+static int l_critical_leave(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_proc *p = N->current;
+  if (p && p->co == L && p->critical > 0) p->critical--;
+  return 0;
+}
+
 /* preempt_info() -> {preempt_ms =, mechanism = "signal" | "count hook" | "off" | "idle", signal =,
  * preemptions = slices preempted, signals = signals the watchdog sent} */
 static int l_preempt_info(lua_State *L) {
@@ -345,6 +370,8 @@ static int l_preempt_info(lua_State *L) {
 }
 
 void pogo_preempt_register(lua_State *L) {
-  static const luaL_Reg fns[] = {{"set_preempt_ms", l_set_preempt_ms}, {"preempt_info", l_preempt_info}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"set_preempt_ms", l_set_preempt_ms}, {"preempt_info", l_preempt_info},
+                                  {"critical_enter", l_critical_enter}, {"critical_leave", l_critical_leave},
+                                  {NULL, NULL}};
   pogo_node_setfuncs(L, fns);
 }

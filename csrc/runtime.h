@@ -134,6 +134,7 @@ typedef struct pogo_proc {
   pogo_abandoned *abandoned; /* NULL until a call of this process times out */
   uint64_t reductions;  /* one per resume, one per µs of a preempted slice (preempt.c) */
   uint32_t hook_slice;  /* the slice in which the fallback count hook last fired */
+  uint32_t critical;    /* > 0: inside critical_enter/leave, not preempted (preempt.c) */
 } pogo_proc;
 
 typedef struct pogo_rq_entry {

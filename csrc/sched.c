@@ -172,6 +172,7 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
   p->reductions++;
   if (++N->slice == 0) N->slice = 1;
   N->current = p;
+  p->critical = 0; /* a critical section ends when its slice does (preempt.c) */
   int nres = 0;
   int strict = pogo_mem_strict(N, 1);
   pogo_preempt_slice_begin(N);

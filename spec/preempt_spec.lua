@@ -44,6 +44,60 @@ describe("preemption", function()
     pogo.send(pong, "stop")
   end)
 
+  it("leaves a critical section alone, and preempts again once it is left", function()
+    local uv = require "luv"
+    local me = pogo.self()
+    local function spin(ms)
+      local t0 = uv.hrtime()
+      while uv.hrtime() - t0 < ms * 1e6 do end
+    end
+    -- `other` is in the run queue behind the spinner: it runs when the spinner is preempted
+    local spinner_pid = pogo.spawn(function()
+      core.critical_enter()
+      core.critical_enter() -- (sections nest)
+      local t0 = uv.hrtime()
+      spin(20)
+      core.critical_leave()
+      spin(5) -- still inside the outer section
+      local t1 = uv.hrtime()
+      core.critical_leave()
+      spin(20)
+      pogo.send(me, { "spinner", t0, t1, uv.hrtime() })
+    end)
+    pogo.spawn(function() pogo.send(me, { "other", uv.hrtime() }) end)
+    local other = pogo.receive(function(m) return m[1] == "other" end, 5000)
+    local sp = pogo.receive(function(m) return m[1] == "spinner" end, 5000)
+    assert.is_truthy(other and sp, "no report")
+    assert.is_false(pogo.alive(spinner_pid))
+    local t0, t1, t2 = sp[2], sp[3], sp[4]
+    assert.is_true(other[2] > t1, "the other process ran inside the critical section")
+    assert.is_true(other[2] < t2, "the spinner was not preempted once it left the section")
+    assert.is_true(other[2] > t0)
+  end)
+
+  it("ends a critical section left open with the slice", function()
+    local uv = require "luv"
+    local me = pogo.self()
+    pogo.spawn(function()
+      pcall(function()
+        core.critical_enter()
+        error("raised inside the section")
+      end)
+      pogo.sleep(1) -- a new slice
+      pogo.send(me, { "spinning" })
+      local t0 = uv.hrtime()
+      while uv.hrtime() - t0 < 30e6 do end
+      pogo.send(me, { "spinner", uv.hrtime() })
+    end)
+    -- this process gets "spinning" only when the spinner is preempted, and
+    -- `other` runs before the spin ends only if it is preempted once more
+    assert.is_truthy(pogo.receive(function(m) return m[1] == "spinning" end, 5000))
+    pogo.spawn(function() pogo.send(me, { "other", uv.hrtime() }) end)
+    local other = pogo.receive(function(m) return m[1] == "other" end, 5000)
+    local sp = pogo.receive(function(m) return m[1] == "spinner" end, 5000)
+    assert.is_true(other[2] < sp[2], "the spinner was never preempted: its section outlived the slice")
+  end)
+
   it("lets timers fire and the main chunk's receive time out while a process spins", function()
     local s = spinner()
     local t0 = pogo.now()

@@ -54,6 +54,7 @@ local scope_peers = require "pogo.scope_peers"
 local core = pogo.core
 
 local send, self, is_pid, node_of = core.send, core.self, core.is_pid, core.node_of
+local critical_enter, critical_leave = core.critical_enter, core.critical_leave
 local make_ref, node_name = core.make_ref, core.node_name
 local remote_node, other_node = scope_peers.remote_node, scope_peers.other_node
 local mbox_len, mbox_peek, mbox_take = core.mbox_len, core.mbox_peek, core.mbox_take
@@ -190,8 +191,13 @@ end
 function M.join(scope, group, pid_or_pids)
   local S = scopes[scope]
   if not S then not_started(scope) end
+  -- the index, the outbox and the notifications change as one step: a
+  -- preemption in between would let the scope process flush the outbox this
+  -- op is being added to (and lose it) or sync a new peer twice
+  critical_enter()
   local key, gval, joined, fresh = S.ix:join(group, pid_or_pids)
   if joined then publish(S, "join", "watch", key, gval, joined, fresh) end
+  critical_leave()
   return true
 end
 
@@ -203,10 +209,11 @@ end
 function M.leave(scope, group, pid_or_pids)
   local S = scopes[scope]
   if not S then not_started(scope) end
+  critical_enter() -- (as in join)
   local key, gval, left, gone = S.ix:leave(group, pid_or_pids)
-  if not left then return false end
-  publish(S, "leave", "unwatch", key, gval, left, gone)
-  return true
+  if left then publish(S, "leave", "unwatch", key, gval, left, gone) end
+  critical_leave()
+  return left ~= nil and left ~= false
 end
 
 --- Members of `group` on every node of the scope, a pid once per join.

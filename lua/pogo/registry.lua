@@ -77,6 +77,7 @@ local uv = require "luv"
 local core = pogo.core
 local send, self, is_pid, node_of, node_name = core.send, core.self, core.is_pid, core.node_of, core.node_name
 local encode, make_ref, alive = core.encode, core.make_ref, core.alive
+local critical_enter, critical_leave = core.critical_enter, core.critical_leave
 local gettimeofday = uv.gettimeofday
 local next, type, rawget, error, pcall, tostring = next, type, rawget, error, pcall, tostring
 local byte, math_type = string.byte, math.type
@@ -285,18 +286,28 @@ function M.register(name, pid)
   end
   if not alive(pid) then return nil, "noproc" end
   ensure_process()
+  -- look and take as one step: preempted in between, another process (or the
+  -- registry process applying a peer's change) could take the name too
+  critical_enter()
   local h = holder[key]
   if h then
     -- a local holder that has exited (the registry process has not seen it
     -- yet): its names are free now, so that a restarted process gets them
-    if node_of(h) ~= node_name() or alive(h) then return nil, "taken", h end
+    if node_of(h) ~= node_name() or alive(h) then
+      critical_leave()
+      return nil, "taken", h
+    end
     drop_local(key, h, nil)
-    if holder[key] then return nil, "taken", holder[key] end
+    if holder[key] then
+      critical_leave()
+      return nil, "taken", holder[key]
+    end
   end
   local t = now_us()
   set_holder(key, name, pid, t)
   own(pid, key)
   replicate({ "reg", name, pid, t })
+  critical_leave()
   return true
 end
 
@@ -312,7 +323,9 @@ function M.unregister(name)
   local node = node_of(pid)
   if node == node_name() then
     ensure_process()
-    drop_local(key, pid, "unregistered")
+    critical_enter()
+    if holder[key] == pid then drop_local(key, pid, "unregistered") end
+    critical_leave()
   else
     send({ MOD, node }, { "unregister", name, pid })
   end
@@ -730,7 +743,11 @@ local function loop()
   while true do
     local m = receive()
     local h = type(m) == "table" and handlers[rawget(m, 1)]
-    if h then h(m) end
+    if h then
+      critical_enter() -- (the tables change as one step for the other processes)
+      h(m)
+      critical_leave()
+    end
   end
 end
 
