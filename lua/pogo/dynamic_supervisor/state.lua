@@ -113,8 +113,9 @@ function M.new(opts)
     order = {},                         -- the keys of the records in the global view, sorted,
     order_new = {},                     -- and those that came since, unsorted
     order_gone = 0,                     -- how many keys of `order` and `order_new` are of records gone
-    running = {},                       -- key -> the pid running that child (or an array of the pids
-                                        -- of its copies) as pg said when the record was last settled
+    running = {},                       -- key -> the entry of which_children(sup, "global") for the
+                                        -- copy running that child (or the list of its copies' entries,
+                                        -- by node) as pg said when the record was last settled
 
     -- the join wait (join_wait.lua)
     waiting = {},                       -- node (or "$connect host:port") -> {deadline =, probe = ref}
