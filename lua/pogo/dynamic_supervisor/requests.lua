@@ -36,6 +36,7 @@ local pogo = require "pogo"
 local pg = require "pogo.pg"
 local state = require "pogo.dynamic_supervisor.state"
 local events = require "pogo.dynamic_supervisor.events"
+local child_spec = require "pogo.child_spec"
 
 local core = pogo.core
 local encode = core.encode
@@ -131,9 +132,11 @@ end
 -- @treturn table the request
 -- @treturn boolean whether it was new
 function M.learn(st, group, key)
-  local uid, spec = group[2], group[3]
+  local uid = group[2]
   local req = st.requests[uid]
   if req then return req, false end
+  -- the spec in its replicated form (child_spec.compact): its defaults read back
+  local spec = child_spec.with_defaults(group[3])
   local c = state.child(st, spec.id, key)
   -- every node keeps one per request in the cluster: four fields fill the
   -- table's four slots (a fifth would double them), so `held`, which only
@@ -197,6 +200,7 @@ end
 function M.request(st, spec)
   local ok, key = pcall(encode, spec.id)
   if not ok then return nil, M.invalid(spec) end
+  spec = child_spec.compact(spec) -- as every node will hold it
   local c = st.children[key]
   local active = c and M.active(st, c)
   if active then
@@ -416,14 +420,15 @@ function M.expire_markers(st, t)
   end
 end
 
---- The spec of every child id requested and not terminated, as this node knows them.
+--- The spec of every child id requested and not terminated, as this node
+-- knows them (normalised copies, the caller's).
 -- @tparam table st
 -- @treturn {table,...}
 function M.specs(st)
   local out = {}
   for _, c in pairs(st.children) do
     local req = M.active(st, c)
-    if req then out[#out + 1] = req.spec end
+    if req then out[#out + 1] = child_spec.expand(req.spec) end
   end
   return out
 end
