@@ -141,19 +141,23 @@ function M.child(st, id, key)
   key = key or encode(id)
   local c = st.children[key]
   if not c then
+    -- every node holds one per child id of the cluster: the constructor names
+    -- only the fields set now (a field named nil here would still get a slot:
+    -- ten names make sixteen slots, 440 bytes; the usual seven fields set
+    -- later fit in eight, 248 bytes)
     c = {
       id = id,         -- the child id, as first seen
       key = key,       -- its canonical encoding: its key in st.children
       requests = {},   -- uid -> request for this id: one, or more after a conflict or
                        -- while a terminated one is let go (requests.lua)
-      owner = nil,     -- the ring's owner when it was last looked at (placement.lua)
-      last_node = nil, -- the node that last started it (pg): a start elsewhere is a move
-      ran_uid = nil,   -- the request that counted when its child group was last seen joined or
-                       -- left: a temporary child of that request has run (children.lua)
-      proc = nil,      -- the child process this node supervises for it, or nil (children.lua)
-      tally = nil,     -- what it adds to the global view, nil while not in it (tally.lua)
-      handoff = nil,   -- the data its old instance handed over, for its next start here (handoff.lua),
-      handoff_from = nil, -- and the node of that instance
+      -- owner:        the ring's owner when it was last looked at (placement.lua)
+      -- last_node:    the node that last started it (pg): a start elsewhere is a move
+      -- ran_uid:      the request that counted when its child group was last seen joined or
+      --               left: a temporary child of that request has run (children.lua)
+      -- proc:         the child process this node supervises for it, or nil (children.lua)
+      -- tally:        what it adds to the global view, nil while not in it (tally.lua)
+      -- handoff:      the data its old instance handed over, for its next start here (handoff.lua),
+      -- handoff_from: and the node of that instance
     }
     st.children[key] = c
   end
