@@ -54,6 +54,56 @@ local function keeper_holds(st, group)
   return false
 end
 
+-- ---- a record's requests ----
+--
+-- `c.requests` is nil (none), the request itself (one: the usual case), or
+-- uid -> request (several: a conflict, or a terminated one being let go). A
+-- table of one entry per child id on every node cost 80 bytes each. A request
+-- has a `uid` field; the uids that key the map are never "uid".
+
+--- The requests of record `c`: `for uid, req in requests.each(c)`.
+-- @tparam table c
+-- @return an iterator
+function M.each(c)
+  local r = c.requests
+  if r == nil then return next, {} end
+  if r.uid ~= nil then
+    return function(_, uid)
+      if uid == nil then return r.uid, r end
+    end
+  end
+  return next, r
+end
+
+-- The only request of record `c`, or nil (none, or several).
+local function only(c)
+  local r = c.requests
+  if r ~= nil and r.uid ~= nil then return r end
+  return nil
+end
+
+local function add_request(c, req)
+  local r = c.requests
+  if r == nil then
+    c.requests = req
+  elseif r.uid ~= nil then
+    c.requests = { [r.uid] = r, [req.uid] = req }
+  else
+    r[req.uid] = req
+  end
+end
+
+local function remove_request(c, req)
+  local r = c.requests
+  if r == req then
+    c.requests = nil
+  elseif r ~= nil and r.uid == nil and r[req.uid] == req then
+    r[req.uid] = nil
+    local uid, one = next(r)
+    if uid ~= nil and next(r, uid) == nil then c.requests = one end
+  end
+end
+
 -- ---- the keeper ----
 
 -- requests made on this node: the last part of their uids (never reused by a
@@ -149,7 +199,7 @@ function M.learn(st, group, key)
     -- held = true: this node's keeper holds it (nil: it does not)
   }
   st.requests[uid] = req
-  c.requests[uid] = req
+  add_request(c, req)
   state.touch(st, c)
   return req, true
 end
@@ -161,7 +211,7 @@ end
 function M.forget(st, req)
   if st.requests[req.uid] ~= req then return end
   st.requests[req.uid] = nil
-  req.child.requests[req.uid] = nil
+  remove_request(req.child, req)
   state.touch(st, req.child)
   st.memory.ran[req.uid] = nil
   local m = st.markers[req.uid]
@@ -184,11 +234,16 @@ end
 -- @tparam table c
 -- @treturn ?table the request, or nil when every one is terminated
 function M.active(st, c)
-  local best
-  for uid in pairs(c.requests) do
-    if not st.markers[uid] and (best == nil or uid < best) then best = uid end
+  local one = only(c)
+  if one then
+    if st.markers[one.uid] then return nil end
+    return one
   end
-  return best and c.requests[best]
+  local best
+  for uid, req in M.each(c) do
+    if not st.markers[uid] and (best == nil or uid < best.uid) then best = req end
+  end
+  return best
 end
 
 --- Request a child (`start_child`): a new spec group, held by the keeper,
@@ -263,7 +318,7 @@ function M.terminate(st, id)
   local c = st.children[encode(id)]
   if not c then return false end
   local found = false
-  for uid in pairs(c.requests) do
+  for uid in M.each(c) do
     if not st.markers[uid] then
       found = true
       M.mark_terminated(st, uid)
@@ -280,11 +335,13 @@ end
 -- @tparam table c
 -- @treturn ?table the request that counts, or nil
 function M.settle(st, c)
-  local uid, only = next(c.requests)
-  if uid == nil then return nil end
-  if next(c.requests, uid) == nil and not st.markers[uid] then return only end -- one live request
+  if c.requests == nil then return nil end
+  local one = only(c)
+  if one and not st.markers[one.uid] then return one end -- one live request
   local active = M.active(st, c)
-  for _, req in pairs(c.requests) do
+  local all = {} -- forget() below changes c.requests
+  for _, req in M.each(c) do all[#all + 1] = req end
+  for _, req in ipairs(all) do
     if req ~= active then
       if req.held then
         pg.leave(st.scope, req.group, st.keeper)

@@ -148,8 +148,9 @@ function M.child(st, id, key)
     c = {
       id = id,         -- the child id, as first seen
       key = key,       -- its canonical encoding: its key in st.children
-      requests = {},   -- uid -> request for this id: one, or more after a conflict or
-                       -- while a terminated one is let go (requests.lua)
+      -- requests:     the requests for this id (requests.each): nil, the request, or
+      --               uid -> request when there are more, after a conflict or while a
+      --               terminated one is let go (requests.lua)
       -- owner:        the ring's owner when it was last looked at (placement.lua)
       -- last_node:    the node that last started it (pg): a start elsewhere is a move
       -- ran_uid:      the request that counted when its child group was last seen joined or
@@ -187,7 +188,7 @@ end
 -- @tparam table st
 -- @tparam table c
 function M.release(st, c)
-  if next(c.requests) == nil and c.proc == nil and c.handoff == nil and st.children[c.key] == c
+  if c.requests == nil and c.proc == nil and c.handoff == nil and st.children[c.key] == c
       and #pg.get_members(st.scope, { "child", c.id }) == 0 then
     st.children[c.key] = nil
     st.unsettled[c] = nil
