@@ -379,6 +379,12 @@ function M.on_spec(st, kind, group)
   local uid = group[2]
   if kind == "join" then
     local req, new = M.learn(st, group)
+    -- a request made here was learned from the group given to pg.join: keep
+    -- pg's copy instead (the one every other node holds), not both
+    if req.group ~= group and req.group[3] ~= group[3] and type(group[3]) == "table"
+        and encode(group[3]) == encode(req.spec) then
+      req.group, req.spec = group, child_spec.with_defaults(group[3])
+    end
     -- another node joining a request we know changes nothing here
     if new or not req.held then state.mark(st, req.child) end
     -- a node back from a partition may bring a terminated request back
