@@ -52,6 +52,57 @@ local function groups_tagged(scope, tag)
 end
 
 describe("pogo.dynamic_supervisor on one node", function()
+  it("replicates a spec without its defaults, reads them back, and lists normalised copies", function()
+    local sup, spid = start({})
+    assert.is_true(dsup.start_child(sup, worker("lean")))
+    assert.is_true(dsup.start_child(sup, worker("full", nil, { restart = "transient", shutdown = 250,
+      type = "supervisor", modules = { "a", "b" } })))
+    await(function() return dsup.whereis(sup, "lean") and dsup.whereis(sup, "full") end)
+    local by_id = {}
+    for _, g in ipairs(groups_tagged(sup, "spec")) do by_id[g[3].id] = g[3] end
+    -- the group holds the spec without the fields normalize filled in
+    assert.same({ id = "lean", start = { "support.worker", "start_link" } }, by_id.lean)
+    assert.same({ id = "full", start = { "support.worker", "start_link" }, restart = "transient",
+      shutdown = 250, type = "supervisor", modules = { "a", "b" } }, by_id.full)
+    -- specs() gives every field, in tables of the caller's own
+    local specs = {}
+    for _, spec in ipairs(dsup.specs(sup)) do specs[spec.id] = spec end
+    assert.same({ id = "lean", start = { "support.worker", "start_link" }, restart = "permanent", shutdown = 5000,
+      type = "worker", modules = { "support.worker" } }, specs.lean)
+    assert.is_nil(getmetatable(specs.lean))
+    assert.equal("supervisor", specs.full.type)
+    -- the views read the defaults back
+    local g = dsup.which_children(sup, "global")
+    assert.same({ "full", "lean" }, { g[1].id, g[2].id })
+    assert.same({ "supervisor", { "a", "b" } }, { g[1].type, g[1].modules })
+    assert.same({ "worker", { "support.worker" } }, { g[2][3], g[2][4] })
+    assert.same({ specs = 2, active = 2, supervisors = 1, workers = 1 }, dsup.count_children(sup, "global"))
+    -- the same spec again is the same request; another one is refused
+    assert.is_true(dsup.start_child(sup, worker("lean")))
+    assert.same({ nil, "already started: lean" }, { dsup.start_child(sup, worker("lean", nil,
+      { restart = "temporary" })) })
+    stop(spid)
+  end)
+
+  it("which_children global: a restarted child's entry has its new pid; the list is the caller's", function()
+    local sup, spid = start({})
+    assert.is_true(dsup.start_child(sup, worker("e1")))
+    local pid = await(function() return dsup.whereis(sup, "e1") end)
+    local g = dsup.which_children(sup, "global")
+    assert.same({ "e1", pid, "worker", pogo.node() }, { g[1].id, g[1].pid, g[1].type, g[1].node })
+    g[1] = nil
+    assert.equal(pid, dsup.which_children(sup, "global")[1].pid)
+    pogo.exit(pid, "kill")
+    local new = await(function()
+      local p = dsup.whereis(sup, "e1")
+      return p ~= pid and p
+    end)
+    await(function() return dsup.which_children(sup, "global")[1].pid == new end, 2000, "the new pid in the view")
+    local e = dsup.which_children(sup, "global")[1]
+    assert.same({ "e1", new, "worker", { "support.worker" } }, { e[1], e[2], e[3], e[4] })
+    stop(spid)
+  end)
+
   it("starts a requested child here and shows it locally and globally", function()
     local sup, spid = start({})
     assert.is_true(dsup.start_child(sup, worker("w1")))

@@ -81,6 +81,84 @@ function M.normalize(spec)
   return s
 end
 
+-- ---- the replicated form ----
+--
+-- A distributed supervisor gives every spec to every node of its scope, in a
+-- pg group, for as long as the child is requested: 100,000 children are
+-- 100,000 specs on each node. Its replicated form leaves out the defaults
+-- that `normalize` filled in (`restart` "permanent", `type` "worker", the
+-- type's `shutdown`, `modules` `{start module}`), and a metatable reads them
+-- back, so the code that reads a spec's fields sees the normalised spec:
+-- 168 bytes less per spec decoded on each node (266 instead of 434 bytes
+-- for the benchmark's spec), and about 40 fewer in pg's key of its group.
+-- Tables are encoded raw (metatables ignored), so the canonical bytes of a
+-- replicated spec are those of its compact table.
+
+local DEFAULT_MODULES = setmetatable({}, { __mode = "v" }) -- module name -> {name} (shared, read-only)
+
+local function default_modules(name)
+  local m = DEFAULT_MODULES[name]
+  if m == nil and type(name) == "string" then
+    m = { name }
+    DEFAULT_MODULES[name] = m
+  end
+  return m
+end
+
+local DEFAULTS = {
+  __index = function(s, k)
+    if k == "restart" then return "permanent" end
+    if k == "type" then return "worker" end
+    if k == "shutdown" then return rawget(s, "type") == "supervisor" and "infinity" or 5000 end
+    if k == "modules" then
+      local start = rawget(s, "start")
+      return type(start) == "table" and default_modules(start[1]) or nil
+    end
+  end,
+}
+
+--- The replicated form of normalised spec `spec`: a new table without the
+-- defaults, which it reads back through its metatable (see above).
+-- @tparam table spec a normalised spec
+-- @treturn table
+function M.compact(spec)
+  local s = {}
+  for k, v in pairs(spec) do s[k] = v end
+  local kind = spec.type
+  if s.restart == "permanent" then s.restart = nil end
+  if s.type == "worker" then s.type = nil end
+  if s.shutdown == (kind == "supervisor" and "infinity" or 5000) and math.type(s.shutdown) ~= "float" then
+    s.shutdown = nil
+  end
+  local m, start = s.modules, s.start
+  if type(m) == "table" and type(start) == "table" and m[1] == start[1] and next(m, next(m)) == nil
+      and getmetatable(m) == nil then
+    s.modules = nil
+  end
+  return setmetatable(s, DEFAULTS)
+end
+
+--- Read the defaults of replicated spec `spec` (decoded from its canonical
+-- bytes, without its metatable) back through the metatable; returns it.
+-- @tparam table spec
+-- @treturn table
+function M.with_defaults(spec)
+  if type(spec) == "table" and getmetatable(spec) == nil then setmetatable(spec, DEFAULTS) end
+  return spec
+end
+
+--- A normalised spec of its own (every field present, no metatable) from a
+-- replicated one, for the caller to keep.
+-- @tparam table spec
+-- @treturn table
+function M.expand(spec)
+  local s = {}
+  for k, v in pairs(spec) do s[k] = v end
+  s.restart, s.type, s.shutdown = spec.restart, spec.type, spec.shutdown
+  if s.modules == nil and type(s.start) == "table" then s.modules = { s.start[1] } end
+  return s
+end
+
 --- Start the child of a normalised spec: `require(m)[f](args...)`.
 -- Never raises: a start that raises, returns nil, or whose module is missing
 -- gives `nil, err`.

@@ -88,7 +88,7 @@ end
 -- @tparam table st
 function M.owners_changed(st)
   for _, c in pairs(st.children) do
-    if next(c.requests) ~= nil then
+    if c.requests ~= nil then
       local before = c.owner
       if M.owner(st, c) ~= before then state.mark(st, c) end
     end

@@ -36,6 +36,7 @@ local pogo = require "pogo"
 local pg = require "pogo.pg"
 local state = require "pogo.dynamic_supervisor.state"
 local events = require "pogo.dynamic_supervisor.events"
+local child_spec = require "pogo.child_spec"
 
 local core = pogo.core
 local encode = core.encode
@@ -51,6 +52,56 @@ local function keeper_holds(st, group)
     if pid == st.keeper then return true end
   end
   return false
+end
+
+-- ---- a record's requests ----
+--
+-- `c.requests` is nil (none), the request itself (one: the usual case), or
+-- uid -> request (several: a conflict, or a terminated one being let go). A
+-- table of one entry per child id on every node cost 80 bytes each. A request
+-- has a `uid` field; the uids that key the map are never "uid".
+
+--- The requests of record `c`: `for uid, req in requests.each(c)`.
+-- @tparam table c
+-- @return an iterator
+function M.each(c)
+  local r = c.requests
+  if r == nil then return next, {} end
+  if r.uid ~= nil then
+    return function(_, uid)
+      if uid == nil then return r.uid, r end
+    end
+  end
+  return next, r
+end
+
+-- The only request of record `c`, or nil (none, or several).
+local function only(c)
+  local r = c.requests
+  if r ~= nil and r.uid ~= nil then return r end
+  return nil
+end
+
+local function add_request(c, req)
+  local r = c.requests
+  if r == nil then
+    c.requests = req
+  elseif r.uid ~= nil then
+    c.requests = { [r.uid] = r, [req.uid] = req }
+  else
+    r[req.uid] = req
+  end
+end
+
+local function remove_request(c, req)
+  local r = c.requests
+  if r == req then
+    c.requests = nil
+  elseif r ~= nil and r.uid == nil and r[req.uid] == req then
+    r[req.uid] = nil
+    local uid, one = next(r)
+    if uid ~= nil and next(r, uid) == nil then c.requests = one end
+  end
 end
 
 -- ---- the keeper ----
@@ -131,9 +182,11 @@ end
 -- @treturn table the request
 -- @treturn boolean whether it was new
 function M.learn(st, group, key)
-  local uid, spec = group[2], group[3]
+  local uid = group[2]
   local req = st.requests[uid]
   if req then return req, false end
+  -- the spec in its replicated form (child_spec.compact): its defaults read back
+  local spec = child_spec.with_defaults(group[3])
   local c = state.child(st, spec.id, key)
   -- every node keeps one per request in the cluster: four fields fill the
   -- table's four slots (a fifth would double them), so `held`, which only
@@ -146,7 +199,7 @@ function M.learn(st, group, key)
     -- held = true: this node's keeper holds it (nil: it does not)
   }
   st.requests[uid] = req
-  c.requests[uid] = req
+  add_request(c, req)
   state.touch(st, c)
   return req, true
 end
@@ -158,7 +211,7 @@ end
 function M.forget(st, req)
   if st.requests[req.uid] ~= req then return end
   st.requests[req.uid] = nil
-  req.child.requests[req.uid] = nil
+  remove_request(req.child, req)
   state.touch(st, req.child)
   st.memory.ran[req.uid] = nil
   local m = st.markers[req.uid]
@@ -181,11 +234,16 @@ end
 -- @tparam table c
 -- @treturn ?table the request, or nil when every one is terminated
 function M.active(st, c)
-  local best
-  for uid in pairs(c.requests) do
-    if not st.markers[uid] and (best == nil or uid < best) then best = uid end
+  local one = only(c)
+  if one then
+    if st.markers[one.uid] then return nil end
+    return one
   end
-  return best and c.requests[best]
+  local best
+  for uid, req in M.each(c) do
+    if not st.markers[uid] and (best == nil or uid < best.uid) then best = req end
+  end
+  return best
 end
 
 --- Request a child (`start_child`): a new spec group, held by the keeper,
@@ -197,6 +255,7 @@ end
 function M.request(st, spec)
   local ok, key = pcall(encode, spec.id)
   if not ok then return nil, M.invalid(spec) end
+  spec = child_spec.compact(spec) -- as every node will hold it
   local c = st.children[key]
   local active = c and M.active(st, c)
   if active then
@@ -259,7 +318,7 @@ function M.terminate(st, id)
   local c = st.children[encode(id)]
   if not c then return false end
   local found = false
-  for uid in pairs(c.requests) do
+  for uid in M.each(c) do
     if not st.markers[uid] then
       found = true
       M.mark_terminated(st, uid)
@@ -276,11 +335,13 @@ end
 -- @tparam table c
 -- @treturn ?table the request that counts, or nil
 function M.settle(st, c)
-  local uid, only = next(c.requests)
-  if uid == nil then return nil end
-  if next(c.requests, uid) == nil and not st.markers[uid] then return only end -- one live request
+  if c.requests == nil then return nil end
+  local one = only(c)
+  if one and not st.markers[one.uid] then return one end -- one live request
   local active = M.active(st, c)
-  for _, req in pairs(c.requests) do
+  local all = {} -- forget() below changes c.requests
+  for _, req in M.each(c) do all[#all + 1] = req end
+  for _, req in ipairs(all) do
     if req ~= active then
       if req.held then
         pg.leave(st.scope, req.group, st.keeper)
@@ -318,6 +379,12 @@ function M.on_spec(st, kind, group)
   local uid = group[2]
   if kind == "join" then
     local req, new = M.learn(st, group)
+    -- a request made here was learned from the group given to pg.join: keep
+    -- pg's copy instead (the one every other node holds), not both
+    if req.group ~= group and req.group[3] ~= group[3] and type(group[3]) == "table"
+        and encode(group[3]) == encode(req.spec) then
+      req.group, req.spec = group, child_spec.with_defaults(group[3])
+    end
     -- another node joining a request we know changes nothing here
     if new or not req.held then state.mark(st, req.child) end
     -- a node back from a partition may bring a terminated request back
@@ -416,14 +483,15 @@ function M.expire_markers(st, t)
   end
 end
 
---- The spec of every child id requested and not terminated, as this node knows them.
+--- The spec of every child id requested and not terminated, as this node
+-- knows them (normalised copies, the caller's).
 -- @tparam table st
 -- @treturn {table,...}
 function M.specs(st)
   local out = {}
   for _, c in pairs(st.children) do
     local req = M.active(st, c)
-    if req then out[#out + 1] = req.spec end
+    if req then out[#out + 1] = child_spec.expand(req.spec) end
   end
   return out
 end

@@ -113,8 +113,9 @@ function M.new(opts)
     order = {},                         -- the keys of the records in the global view, sorted,
     order_new = {},                     -- and those that came since, unsorted
     order_gone = 0,                     -- how many keys of `order` and `order_new` are of records gone
-    running = {},                       -- key -> the pid running that child (or an array of the pids
-                                        -- of its copies) as pg said when the record was last settled
+    running = {},                       -- key -> the entry of which_children(sup, "global") for the
+                                        -- copy running that child (or the list of its copies' entries,
+                                        -- by node) as pg said when the record was last settled
 
     -- the join wait (join_wait.lua)
     waiting = {},                       -- node (or "$connect host:port") -> {deadline =, probe = ref}
@@ -140,19 +141,24 @@ function M.child(st, id, key)
   key = key or encode(id)
   local c = st.children[key]
   if not c then
+    -- every node holds one per child id of the cluster: the constructor names
+    -- only the fields set now (a field named nil here would still get a slot:
+    -- ten names make sixteen slots, 440 bytes; the usual seven fields set
+    -- later fit in eight, 248 bytes)
     c = {
       id = id,         -- the child id, as first seen
       key = key,       -- its canonical encoding: its key in st.children
-      requests = {},   -- uid -> request for this id: one, or more after a conflict or
-                       -- while a terminated one is let go (requests.lua)
-      owner = nil,     -- the ring's owner when it was last looked at (placement.lua)
-      last_node = nil, -- the node that last started it (pg): a start elsewhere is a move
-      ran_uid = nil,   -- the request that counted when its child group was last seen joined or
-                       -- left: a temporary child of that request has run (children.lua)
-      proc = nil,      -- the child process this node supervises for it, or nil (children.lua)
-      tally = nil,     -- what it adds to the global view, nil while not in it (tally.lua)
-      handoff = nil,   -- the data its old instance handed over, for its next start here (handoff.lua),
-      handoff_from = nil, -- and the node of that instance
+      -- requests:     the requests for this id (requests.each): nil, the request, or
+      --               uid -> request when there are more, after a conflict or while a
+      --               terminated one is let go (requests.lua)
+      -- owner:        the ring's owner when it was last looked at (placement.lua)
+      -- last_node:    the node that last started it (pg): a start elsewhere is a move
+      -- ran_uid:      the request that counted when its child group was last seen joined or
+      --               left: a temporary child of that request has run (children.lua)
+      -- proc:         the child process this node supervises for it, or nil (children.lua)
+      -- tally:        what it adds to the global view, nil while not in it (tally.lua)
+      -- handoff:      the data its old instance handed over, for its next start here (handoff.lua),
+      -- handoff_from: and the node of that instance
     }
     st.children[key] = c
   end
@@ -182,7 +188,7 @@ end
 -- @tparam table st
 -- @tparam table c
 function M.release(st, c)
-  if next(c.requests) == nil and c.proc == nil and c.handoff == nil and st.children[c.key] == c
+  if c.requests == nil and c.proc == nil and c.handoff == nil and st.children[c.key] == c
       and #pg.get_members(st.scope, { "child", c.id }) == 0 then
     st.children[c.key] = nil
     st.unsettled[c] = nil

@@ -101,7 +101,7 @@ end
 -- @tparam string mode "local" or "global"
 -- @treturn {table,...}
 function M.which_children(st, mode)
-  if mode == "global" then return tally.which_children(st, core.node_of) end
+  if mode == "global" then return tally.which_children(st) end
   local out, keys, children = {}, {}, st.children
   for key, c in pairs(children) do
     if c.proc then keys[#keys + 1] = key end
