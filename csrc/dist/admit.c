@@ -8,12 +8,17 @@
  *   peer's "ip:port" in c->addr) before it is read from. Pending incoming
  *   handshakes are counted per peer IP address (the port does not count): at
  *   most POGO_ADMIT_PER_ADDR from one address, POGO_ADMIT_MAX in all. When
- *   c would pass either bound, the oldest pending handshake from its address
- *   (or, for the total, the oldest of all) is closed to make room: a flood
- *   from one address only ever evicts its own connections once it holds its
- *   share, and a node dialing from elsewhere always gets a slot; a flood
- *   from many addresses makes each pending handshake last at least
- *   POGO_ADMIT_MAX arrivals, far more than a handshake needs.
+ *   c would pass either bound, the oldest pending handshake from its own
+ *   address is closed to make room; only an address with nothing else
+ *   pending (a node dialing once) takes the oldest slot of all. So a flood,
+ *   from one address or from many that each keep several connections open,
+ *   only ever evicts its own connections, and a node dialing from an
+ *   address of its own keeps its slot for as long as its handshake takes
+ *   (over TLS, on a loaded machine, that was longer than the 128 arrivals
+ *   the previous rule, the oldest of all, gave it). A flood from more than
+ *   POGO_ADMIT_MAX addresses, one connection each, can still take turns
+ *   with it: each pending handshake then lasts at least POGO_ADMIT_MAX
+ *   arrivals.
  * - A handshake not finished in timeout_ms is closed anyway (mesh.c's tick).
  * - Evictions are logged at most once a second, with how many there were.
  */
@@ -53,17 +58,11 @@ void pogo_admit(pogo_dist *d, pogo_conn *c) {
       oldest_here = o;
     }
   }
-  if (here >= POGO_ADMIT_PER_ADDR && oldest_here) {
-    if (oldest == oldest_here) oldest = NULL;
-    evict(d, oldest_here);
-    total--;
-  }
-  if (total >= POGO_ADMIT_MAX) {
-    if (!oldest) /* the oldest was just evicted: find the next one */
-      for (pogo_conn *o = d->conns; o; o = o->next)
-        if (o != c && pending_in(o)) oldest = o;
-    if (oldest) evict(d, oldest);
-  }
+  /* (total counts the others: at most POGO_ADMIT_MAX, so one eviction makes room) */
+  pogo_conn *victim = NULL;
+  if (here >= POGO_ADMIT_PER_ADDR) victim = oldest_here;
+  else if (total >= POGO_ADMIT_MAX) victim = oldest_here ? oldest_here : oldest;
+  if (victim) evict(d, victim);
   uint64_t now = uv_now(d->N->loop);
   if (d->admit_evicted && now - d->admit_logged_at >= LOG_EVERY_MS) {
     pogo_log_line(d, "too many unauthenticated connections (latest from %.*s): closed the oldest %u", (int)host_len(c->addr),
