@@ -45,9 +45,7 @@ if ... == "--node-b" then return node_b() end
 local N = 100000
 local rows, failures = {}, {}
 
-local function row(what, value, note)
-  rows[#rows + 1] = {what, value, note or ""}
-end
+local function row(what, value, note) stats.row(rows, what, value, note) end
 
 local rate = stats.rate
 
@@ -212,14 +210,7 @@ end
 
 -- report ------------------------------------------------------------------------
 print(string.format("pogo.pg: %d groups, %s", N, _VERSION))
-local w1, w2 = 0, 0
-for _, r in ipairs(rows) do
-  w1 = math.max(w1, #r[1])
-  w2 = math.max(w2, #r[2])
-end
-for _, r in ipairs(rows) do
-  print(string.format("%-" .. w1 .. "s  %" .. w2 .. "s  %s", r[1], r[2], r[3]))
-end
+stats.print_rows(rows)
 if #failures == 0 then
   print("targets: met (>= 200k local joins/s, get_members independent of the number of groups" ..
     (res and ", remote p99 < 5 ms)" or "; remote visibility not measured)"))

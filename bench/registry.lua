@@ -35,9 +35,7 @@ local local_cluster = require "pogo.local_cluster"
 local N = 100000
 local rows, failures = {}, {}
 
-local function row(what, value, note)
-  rows[#rows + 1] = {what, value, note or ""}
-end
+local function row(what, value, note) stats.row(rows, what, value, note) end
 
 local rate = stats.rate
 
@@ -225,14 +223,7 @@ c:teardown()
 
 -- report ------------------------------------------------------------------------
 print(string.format("pogo.registry (%s)", _VERSION))
-local w1, w2 = 0, 0
-for _, r in ipairs(rows) do
-  w1 = math.max(w1, #r[1])
-  w2 = math.max(w2, #r[2])
-end
-for _, r in ipairs(rows) do
-  print(string.format("%-" .. w1 .. "s  %" .. w2 .. "s  %s", r[1], r[2], r[3]))
-end
+stats.print_rows(rows)
 if #failures == 0 then
   print("targets: met (whereis >= 2 M/s" .. (ok_cluster and ", visibility p99 <= 5 ms)" or
     "; visibility not measured)"))

@@ -1,5 +1,6 @@
 --- What the benchmarks compute over their samples, in one place: medians,
--- percentiles, rates as text, the live Lua heap, milliseconds since a mark.
+-- percentiles, rates as text, the live Lua heap, milliseconds since a mark,
+-- and the table of rows some of them print.
 local uv = require "luv"
 
 local M = {}
@@ -32,6 +33,24 @@ function M.heap()
   collectgarbage("collect")
   collectgarbage("collect")
   return collectgarbage("count") * 1024
+end
+
+--- Add a row {what, value, note} to `rows` (a table printed by `print_rows`).
+function M.row(rows, what, value, note)
+  rows[#rows + 1] = { what, value, note or "" }
+end
+
+--- Print `rows`: the names left-aligned, the values right-aligned, each
+-- column as wide as its widest cell, then the notes.
+function M.print_rows(rows)
+  local w1, w2 = 0, 0
+  for _, r in ipairs(rows) do
+    w1 = math.max(w1, #r[1])
+    w2 = math.max(w2, #r[2])
+  end
+  for _, r in ipairs(rows) do
+    print(string.format("%-" .. w1 .. "s  %" .. w2 .. "s  %s", r[1], r[2], r[3]))
+  end
 end
 
 --- Milliseconds since `t0` (a `uv.hrtime()` value).
