@@ -12,11 +12,7 @@ local function new_scope()
   return s
 end
 
--- A pid of another node, made the way the transport decodes one.
-local function remote_pid(node, serial, creation)
-  local payload = string.pack(">s2I4I4I4I4", node, creation or 7, 0, serial, serial)
-  return core.decode("\xc7" .. string.char(#payload) .. "\x01" .. payload)
-end
+local remote_pid = require "support.remote_pid"
 
 -- A process that waits until told to stop (or crash).
 local function worker()

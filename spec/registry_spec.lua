@@ -8,11 +8,7 @@ local core = pogo.core
 
 local VIA = "pogo.registry"
 
--- A pid of another node, made the way the transport decodes one.
-local function remote_pid(node, serial)
-  local payload = string.pack(">s2I4I4I4I4", node, 7, 0, serial, serial)
-  return core.decode("\xc7" .. string.char(#payload) .. "\x01" .. payload)
-end
+local remote_pid = require "support.remote_pid"
 
 -- A process that waits for one message: "crash" makes it raise, anything else ends it.
 local function worker()
