@@ -28,14 +28,27 @@
  *   allocator.
  * - Transport buffers and other C allocations are not Lua heap: max_memory
  *   does not count them (each connection's backlog has its own bound).
+ * - Memory the collector freed goes back to the system (glibc's malloc_trim,
+ *   from pogo_mem_tidy after a batch): malloc keeps freed blocks for reuse,
+ *   so without it a node's RSS stays at the highest its heap ever reached
+ *   (a burst of messages, a major collection that came late) and grows with
+ *   fragmentation under churn. A trim runs when the heap has shrunk by
+ *   TRIM_MIN bytes and a quarter since its high point after the last trim,
+ *   at most once every TRIM_EVERY_MS: a heap that only grows, or moves by
+ *   small steps, never pays for it. Elsewhere than glibc it does nothing.
  */
 #include <stdlib.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 
 #include "runtime.h"
 
 #define RESERVE (8u << 20)
 #define MIN_HEADROOM ((size_t)4 << 20)
 #define RETAKE_MS 100
+#define TRIM_MIN ((size_t)4 << 20)
+#define TRIM_EVERY_MS 250
 
 typedef struct pogo_mem {
   lua_Alloc f; /* the allocator this one wraps */
@@ -43,6 +56,9 @@ typedef struct pogo_mem {
   pogo_node *N;
   size_t used;     /* bytes of Lua heap */
   size_t peak;     /* highest `used` seen */
+  size_t high;     /* highest `used` since the last trim */
+  uint64_t trim_at; /* no trim before (loop time, ms) */
+  uint64_t trims;   /* malloc_trim calls */
   size_t limit;    /* max_memory, 0 = none */
   size_t headroom; /* beyond the limit, outside strict mode (N->mem_strict) */
   void *reserve;
@@ -79,7 +95,10 @@ static void *mem_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     if (!np) return NULL;
   }
   m->used = m->used - old + nsize;
-  if (m->used > m->peak) m->peak = m->used;
+  if (m->used > m->high) {
+    m->high = m->used;
+    if (m->used > m->peak) m->peak = m->used;
+  }
   return np;
 }
 
@@ -90,7 +109,7 @@ void pogo_mem_install(pogo_node *N, lua_State *L) {
   m->N = N;
   m->f = lua_getallocf(L, &m->ud);
   m->used = (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
-  m->peak = m->used;
+  m->peak = m->high = m->used;
   m->reserve = malloc(RESERVE);
   lua_setallocf(L, mem_alloc, m);
   N->mem = m;
@@ -119,9 +138,28 @@ size_t pogo_mem_room(pogo_node *N) {
   return m->used < m->limit ? m->limit - m->used : 0;
 }
 
+/* Give the memory the collector freed back to the system (see the contract). */
+static void give_back(pogo_node *N, pogo_mem *m) {
+#ifdef __GLIBC__
+  size_t drop = m->high - m->used;
+  if (drop < TRIM_MIN || drop < m->high / 4) return;
+  uint64_t now = uv_now(N->loop);
+  if (now < m->trim_at) return;
+  m->trim_at = now + TRIM_EVERY_MS;
+  m->high = m->used;
+  m->trims++;
+  malloc_trim(0);
+#else
+  (void)N;
+  (void)m;
+#endif
+}
+
 void pogo_mem_tidy(pogo_node *N) {
   pogo_mem *m = N->mem;
-  if (!m || m->reserve) return;
+  if (!m) return;
+  give_back(N, m);
+  if (m->reserve) return;
   uint64_t now = uv_now(N->loop);
   if (m->released) {
     m->released = 0;
@@ -134,13 +172,13 @@ void pogo_mem_tidy(pogo_node *N) {
 
 /* ---- Lua API ---- */
 
-/* memory() -> {total =, limit =, headroom =, peak =, refused =, malloc_failed =, reserve =}:
+/* memory() -> {total =, limit =, headroom =, peak =, refused =, malloc_failed =, reserve =, trims =}:
  * bytes of the Lua heap (total = collectgarbage("count") * 1024) */
 static int l_memory(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   pogo_mem *m = N->mem;
   size_t used = m ? m->used : (size_t)lua_gc(L, LUA_GCCOUNT, 0) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB, 0);
-  lua_createtable(L, 0, 7); /* (after reading the count: it is not in it) */
+  lua_createtable(L, 0, 8); /* (after reading the count: it is not in it) */
   lua_pushinteger(L, (lua_Integer)used);
   lua_setfield(L, -2, "total");
   if (!m) return 1;
@@ -158,6 +196,8 @@ static int l_memory(lua_State *L) {
   lua_setfield(L, -2, "malloc_failed");
   lua_pushboolean(L, m->reserve != NULL);
   lua_setfield(L, -2, "reserve");
+  lua_pushinteger(L, (lua_Integer)m->trims);
+  lua_setfield(L, -2, "trims");
   return 1;
 }
 

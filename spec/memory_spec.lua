@@ -122,6 +122,62 @@ describe("max_memory", function()
   end)
 end)
 
+describe("memory the collector freed", function()
+  local UNDER_ASAN = (os.getenv("LD_PRELOAD") or ""):find("asan", 1, true) ~= nil
+
+  local function rss_kib()
+    local f = assert(io.open("/proc/self/statm"))
+    local _, res = f:read("n", "n")
+    f:close()
+    return res * 4
+  end
+
+  it("goes back to the system once the heap has shrunk (a trim after the next batch)", function()
+    collectgarbage()
+    collectgarbage()
+    local trims = pogo.memory().trims
+    -- a burst of small tables (malloc serves them from its heap, not mmap),
+    -- then one that stays, above them: free alone could not give them back
+    local function burst()
+      local t = {}
+      for i = 1, 300000 do t[i] = { i, i, i, i } end
+      return #t, rss_kib()
+    end
+    local n, peak = burst()
+    assert.equal(300000, n)
+    local pin = { "allocated after the burst" }
+    collectgarbage()
+    collectgarbage()
+    -- the trim runs after a batch of the scheduler, at most every 250 ms
+    local me = pogo.self()
+    local deadline = pogo.now() + 2000
+    repeat
+      pogo.spawn(function() pogo.send(me, "ran") end)
+      assert.equal("ran", pogo.receive(1000))
+      if pogo.memory().trims > trims then break end
+      pogo.sleep(20)
+    until pogo.now() > deadline
+    assert.is_true(pogo.memory().trims > trims)
+    -- (AddressSanitizer's allocator is not glibc's: only the count applies there)
+    if not UNDER_ASAN then
+      assert.is_true(rss_kib() < peak - 16 * 1024, "RSS " .. rss_kib() .. " KiB after a peak of " .. peak)
+    end
+    assert.equal("allocated after the burst", pin[1])
+  end)
+
+  it("is not given back while the heap only grows", function()
+    collectgarbage()
+    local trims = pogo.memory().trims
+    local keep = {}
+    for i = 1, 100000 do keep[i] = { i } end
+    local me = pogo.self()
+    pogo.spawn(function() pogo.send(me, "ran") end)
+    assert.equal("ran", pogo.receive(1000))
+    assert.equal(trims, pogo.memory().trims)
+    assert.equal(100000, #keep)
+  end)
+end)
+
 describe("luv callbacks", function()
   it("that raise are logged, and the node goes on (luv alone would end the OS process)", function()
     local uv = require "luv"

@@ -200,7 +200,9 @@ M.process_info = core.process_info
 -- `max_memory`: allocations made by processes fail past `limit`, the node's
 -- own work may go `headroom` beyond it), `peak`, `refused` (allocations
 -- failed by the limit), `malloc_failed` (allocations malloc itself failed),
--- `reserve` (false while the reserve kept for malloc failures is in use).
+-- `reserve` (false while the reserve kept for malloc failures is in use),
+-- `trims` (times the memory the collector freed was given back to the
+-- system, after the heap shrank by a quarter and 4 MiB).
 -- @function memory
 -- @treturn table
 M.memory = core.memory
