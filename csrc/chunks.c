@@ -19,10 +19,11 @@
  * Contract
  * - Keys are integers >= 0: process slots (bounded by the most processes
  *   alive at once: slot chunks are never freed), or serials, which only grow.
- * - A weak table (weak values: the pid cache) keeps the indexes of its chunks
- *   in C; whenever it makes a chunk it looks at two older ones, in turn, and
- *   drops those its collector has emptied, so the chunks stay within about
- *   twice those that hold a live value. The newest chunk is never dropped.
+ * - A weak table (weak values: the pid and ref caches) keeps the indexes of
+ *   its chunks in C; whenever it needs a chunk it looks at two older ones, in
+ *   turn: the first its collector has emptied becomes the new chunk, a second
+ *   is dropped, so the chunks stay within about twice those that hold a live
+ *   value. The newest chunk is never taken.
  * - pogo_chunks_set pops the value; storing nil never makes a chunk. Making
  *   a chunk allocates and may raise (as a table write may).
  */
@@ -65,9 +66,14 @@ void pogo_chunks_get(lua_State *L, int t, uint64_t key) {
   lua_remove(L, -2);
 }
 
-/* A weak table made chunk `ci`: remember it, and drop up to two older
- * chunks its collector has emptied. Stack-neutral. */
-static void weak_made(lua_State *L, pogo_chunks *c, int t, uint64_t ci) {
+/* A weak table needs a new chunk: look at up to two older chunks, in turn,
+ * for ones its collector has emptied. The first one found is taken off its
+ * index and left on the stack (return 1) to serve as the new chunk: its
+ * array part is still allocated, so a node that makes refs at every call
+ * allocates no chunks in a steady state (a 4 KiB allocation every 256 calls
+ * made glibc consolidate its fast bins each time). A second one is dropped. */
+static int weak_take_empty(lua_State *L, pogo_chunks *c, int t) {
+  int taken = 0;
   for (int k = 0; k < 2 && c->n > 1; k++) {
     if (c->cursor >= c->n) c->cursor = 0;
     uint64_t old = c->idx[c->cursor];
@@ -82,16 +88,28 @@ static void weak_made(lua_State *L, pogo_chunks *c, int t, uint64_t ci) {
         lua_pop(L, 2);
         empty = 0;
       }
+    } else {
+      empty = -1; /* no table (cannot happen): nothing to take */
     }
-    lua_pop(L, 1);
     if (empty) {
+      if (empty > 0 && !taken) {
+        taken = 1; /* the chunk stays on the stack */
+      } else {
+        lua_pop(L, 1);
+      }
       lua_pushnil(L);
       lua_rawseti(L, t, (lua_Integer)old);
       c->idx[c->cursor] = c->idx[--c->n];
     } else {
+      lua_pop(L, 1);
       c->cursor++;
     }
   }
+  return taken;
+}
+
+/* A weak table made (or took again) chunk `ci`: remember it. */
+static void weak_made(pogo_chunks *c, uint64_t ci) {
   if (c->n == c->cap) {
     uint32_t ncap = c->cap ? c->cap * 2 : 64;
     uint64_t *ni = realloc(c->idx, ncap * sizeof *ni);
@@ -112,14 +130,16 @@ void pogo_chunks_set(lua_State *L, pogo_chunks *c, int t, uint64_t key) {
       lua_pop(L, 1);
       return;
     }
-    lua_createtable(L, (int)CHUNK, 0);
-    if (c->weak) {
-      lua_rawgeti(L, t, WEAK_MT_KEY);
-      lua_setmetatable(L, -2);
+    if (!c->weak || !weak_take_empty(L, c, t)) {
+      lua_createtable(L, (int)CHUNK, 0);
+      if (c->weak) {
+        lua_rawgeti(L, t, WEAK_MT_KEY);
+        lua_setmetatable(L, -2);
+      }
     }
     lua_pushvalue(L, -1);
     lua_rawseti(L, t, ci);
-    if (c->weak) weak_made(L, c, t, (uint64_t)ci);
+    if (c->weak) weak_made(c, (uint64_t)ci);
   }
   lua_insert(L, -2);
   lua_rawseti(L, -2, (lua_Integer)(key & (CHUNK - 1)) + 1);

@@ -145,6 +145,24 @@ describe("spawn", function()
     assert.same({ false, "none" }, m)
   end)
 
+  it("a ref made after its cache took back an emptied chunk decodes to the very same value", function()
+    local encode, decode = pogo.core.encode, pogo.core.decode
+    for _ = 1, 4096 do pogo.make_ref() end -- 16 chunks of the ref cache, then nobody holds them
+    collectgarbage()
+    collectgarbage()
+    local refs, keyed = {}, {}
+    for i = 1, 4096 do -- their chunks are the emptied ones, taken back
+      refs[i] = pogo.make_ref()
+      keyed[refs[i]] = i
+    end
+    collectgarbage()
+    for i = 1, #refs do
+      local back = decode(encode(refs[i]))
+      assert.is_true(rawequal(refs[i], back))
+      assert.equal(i, keyed[back])
+    end
+  end)
+
   it("holds 100,000 live processes", function()
     local n = 100000
     local pids = {}
