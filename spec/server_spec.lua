@@ -257,8 +257,13 @@ describe("pogo.server", function()
       server.cast(old, 2)
       local ref = pogo.monitor(old)
       pogo.send(old, { "$handoff", me, "k" })
-      assert.same({ "$handoff_data", "k", { n = 7 }, pogo.node() }, pogo.receive(1000))
+      local d = pogo.receive(1000)
+      assert.same({ "$handoff_data", "k", { n = 7 }, pogo.node(), old }, { d[1], d[2], d[3], d[4], d[5] })
       assert.same({ "terminated", "shutdown" }, pogo.receive(1000))
+      -- it exits once the destination has answered that it has the data
+      assert.is_nil(pogo.receive(function(x) return x[1] == "DOWN" end, 50))
+      assert.is_true(pogo.alive(old))
+      pogo.send(d[5], { "$handoff_ack", d[6] })
       assert.same({ "DOWN", ref, old, "shutdown" }, pogo.receive(1000))
       -- the first server the start function starts gets the data; a second one does not
       local new, err, takes = server.handing_over({ n = 7 }, function()
@@ -286,9 +291,19 @@ describe("pogo.server", function()
       m.handoff = function() return { f = print } end
       local bad = assert(server.start(m, 1))
       pogo.send(bad, { "$handoff", pogo.self(), "b" })
-      assert.same({ "$handoff_data", "b", nil, pogo.node() }, pogo.receive(function(x) return x[1] ~= "terminated" end,
-        1000))
+      local d = pogo.receive(function(x) return x[1] ~= "terminated" end, 1000)
+      assert.same({ "$handoff_data", "b", nil, pogo.node(), bad }, { d[1], d[2], d[3], d[4], d[5] })
       assert.matches("error handoff data cannot be serialized, nil is handed over", lines[1], 1, true)
+      pogo.send(bad, { "$handoff_ack", d[6] })
+    end)
+
+    it("a destination that goes without answering lets the old server exit at once", function()
+      local old = assert(server.start(handing(), 5))
+      local ref = pogo.monitor(old)
+      local dest = pogo.spawn(function() pogo.receive() end) -- takes the data, and ends
+      pogo.send(old, { "$handoff", dest, "g" })
+      assert.same({ "terminated", "shutdown" }, pogo.receive(1000))
+      assert.same({ "DOWN", ref, old, "shutdown" }, pogo.receive(1000))
     end)
 
     it("\"$resolve_conflict\" merges the data of the other copy; without resolve_conflict it is ignored", function()

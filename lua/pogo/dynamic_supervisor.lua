@@ -315,7 +315,7 @@ local function info(msg, st)
   elseif tag == "$dsup_start" then
     children.started(st, msg[2], msg[3], msg[4], msg[5], msg[6])
   elseif tag == "$handoff_data" then
-    handoff.received(st, msg[2], msg[3], msg[4])
+    handoff.received(st, msg[2], msg[3], msg[4], msg[5], msg[6])
   elseif tag == "EXIT" then
     local c = st.by_pid[msg[2]]
     if c and c.proc and c.proc.pid == msg[2] then children.exit_signal(st, c, msg[3]) end
@@ -395,11 +395,17 @@ function Server.terminate(reason, st)
   if server.is_crash(reason) then return end
   pg.demonitor(st.pg_ref) -- no more notes: the supervisor acts no more
   pogo.monitor_nodes(false)
+  -- (one step: the data this node holds for children it was to start reaches
+  -- their new owners before the leave that makes them their owners)
+  pogo.core.critical_enter()
   pg.leave(st.scope, placement.sup_group(st), st.pid)
   -- the owners without this node: each moving child hands its state to its new owner
   st.ring:remove(st.me)
   st.ring_nodes[st.me] = nil
-  children.shutdown_all(st, function(c) return handoff.dest_on_stop(st, c) end)
+  local passing = handoff.passing()
+  handoff.pass_held(st, passing)
+  pogo.core.critical_leave()
+  children.shutdown_all(st, function(c) return handoff.dest_on_stop(st, c) end, passing)
   requests.give_up(st)
 end
 

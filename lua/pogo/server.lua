@@ -39,9 +39,13 @@
 -- to `handle_info`. Two system messages serve the handoff:
 --
 -- * `{"$handoff", dest, key}`: run `handoff(state)` (nil without one), send
---   `{"$handoff_data", key, data, node}` (`node`: this node) to `dest`, then
---   stop as on a "shutdown" (`terminate("shutdown", state)`, exit
---   "shutdown"). Data that cannot be serialized is logged and nil is sent;
+--   `{"$handoff_data", key, data, node, self, ref}` (`node`: this node,
+--   `ref`: a monitor of `dest`) to `dest`, run `terminate("shutdown",
+--   state)`, wait until `dest` answers `{"$handoff_ack", ref}` (or is gone,
+--   or 5 s passed), and exit "shutdown": the next instance, which starts
+--   once this one has exited, finds the data where it starts, even when
+--   `dest` had to pass it on (its node was stopping too). Data that cannot
+--   be serialized is logged and nil is sent;
 --   a `handoff` that raises is logged, nil is sent, and the server ends with
 --   the error, as after any handler.
 -- * `{"$resolve_conflict", data}`: `state = resolve_conflict(state, data)`
@@ -123,6 +127,10 @@ local function next_state(mod, state, ok, a, b, c)
   return a
 end
 
+-- How long a server that handed its data over waits for its destination's
+-- answer, at most (its supervisor bounds it too, by the child's shutdown time).
+local HANDOFF_ACK_MS = 5000
+
 -- {"$handoff", dest, key}: hand the state's data to `dest` and stop (see
 -- the module text); with `rival` (a "$name_conflict"), the data goes to the
 -- rival as {"$resolve_conflict", data} and the server stops with `why`.
@@ -145,12 +153,26 @@ local function hand_off(mod, state, dest, key, rival, why)
       data = nil
     end
   end
+  local ack -- the monitor of `dest`, whose answer this server waits for before it exits
   if rival ~= nil then
     if data ~= nil and pogo.is_pid(rival) then pcall(core.send, rival, { "$resolve_conflict", data }) end
   elseif pogo.is_pid(dest) then
-    pcall(core.send, dest, { "$handoff_data", key, data, pogo.node() })
+    ack = pogo.monitor(dest)
+    if not pcall(core.send, dest, { "$handoff_data", key, data, pogo.node(), pogo.self(), ack }) then
+      pogo.demonitor(ack)
+      ack = nil
+    end
   end
-  pogo.exit(terminate(mod, reason, state))
+  local r = terminate(mod, reason, state)
+  if ack then
+    -- the next instance starts once this one has gone: go once `dest` has the
+    -- data (or is gone itself), so it cannot start without it
+    local m = pogo.receive(function(x)
+      return type(x) == "table" and (x[1] == "$handoff_ack" or x[1] == "DOWN") and x[2] == ack
+    end, HANDOFF_ACK_MS)
+    if not (m and m[1] == "DOWN") then pogo.demonitor(ack) end
+  end
+  pogo.exit(r)
 end
 
 local type, xpcall = type, xpcall

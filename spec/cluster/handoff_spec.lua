@@ -183,6 +183,52 @@ describe("state handoff", function()
     for _, id in ipairs(ids) do assert.equal(want[id], c:call(b, R, "get", { id })) end
   end)
 
+  it("two nodes stopped at the same instant (SIGTERM): every count reaches the node that stays", function()
+    local x = node()
+    local a = node(nil, x)
+    local b = node(nil, x)
+    await_ring { x, a, b }
+    -- the owners of an id among some of the nodes, as every supervisor's ring says
+    local ring = require "pogo.ring"
+    local function owner(id, nodes)
+      local r = ring.new()
+      for _, n in ipairs(nodes) do r:add(n.name, 1) end
+      return r:key_to_node(id)
+    end
+    -- ids that a runs and hands to b when a leaves alone (b, stopping too,
+    -- must pass the data on to x), and the other way round
+    local ids, per = {}, { [a.name] = 0, [b.name] = 0 }
+    for i = 1, 5000 do
+      local id = "k" .. i
+      local o = owner(id, { x, a, b })
+      local other = o == a.name and b or a
+      if o ~= x.name and per[o] < 3 and owner(id, { x, other }) == other.name then
+        per[o] = per[o] + 1
+        ids[#ids + 1] = id
+      end
+      if #ids == 6 then break end
+    end
+    assert.equal(6, #ids)
+    for _, id in ipairs(ids) do assert.equal(owner(id, { x, a, b }), c:call(x, R, "node_for", { id })) end
+    local want = counters(x, ids)
+    assert.equal(0, uv.kill(a.pid, "sigterm"))
+    assert.equal(0, uv.kill(b.pid, "sigterm"))
+    local mine, got = {}, {}
+    for _, id in ipairs(ids) do mine[id] = true end
+    for _ = 1, #ids do
+      local m = cluster.expect(function(m)
+        return is("started", x.name)(m) and mine[m[3]] and not got[m[3]]
+      end, 10000, "the counters on " .. x.name)
+      got[m[3]] = { m[4], m[5] }
+    end
+    for _, id in ipairs(ids) do
+      assert.are.same({ want[id], true }, got[id], id .. ": count and data on the node that stays")
+    end
+    assert.are.same({ code = 0, signal = 0 }, c:wait_exit(a, 20000))
+    assert.are.same({ code = 0, signal = 0 }, c:wait_exit(b, 20000))
+    for _, id in ipairs(ids) do assert.equal(want[id], c:call(x, R, "get", { id })) end
+  end)
+
   it("a node SIGKILLed mid-handoff: the new instance starts with nil", function()
     local a, b = two_nodes()
     local id = owned_by(a, a.name, 1)[1]

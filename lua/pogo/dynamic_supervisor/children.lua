@@ -496,14 +496,17 @@ end
 --- Terminate every child this node runs, all at once (as OTP's
 -- simple_one_for_one supervisor does), each as its spec says: "shutdown",
 -- then "kill" after its `shutdown` ms ("brutal_kill": at once; "infinity":
--- never), and wait until all are gone. The supervisor is terminating: every
--- other message it gets meanwhile is dropped. (Children still starting are
+-- never), and wait until all are gone. The supervisor is terminating:
+-- handoff data that comes meanwhile, for children it will not start, is
+-- passed on to their owners and the stop waits for their answers
+-- (handoff.on_passing); every other message is dropped. (Children still starting are
 -- ended by their starters, which see the supervisor go.) With `dest_of`,
 -- a child that takes part in the handoff is asked to hand its state to
 -- `dest_of(record)` (its new owner's supervisor) instead of "shutdown".
 -- @tparam table st
 -- @tparam[opt] function dest_of
-function M.shutdown_all(st, dest_of)
+-- @tparam[opt] table passing the data passed on already (handoff.passing)
+function M.shutdown_all(st, dest_of, passing)
   local waiting, n, timed = {}, 0, {}
   for _, c in pairs(st.children) do
     local proc = c.proc
@@ -531,11 +534,16 @@ function M.shutdown_all(st, dest_of)
   end
   table.sort(timed, function(a, b) return a.kill_at < b.kill_at end)
   local k = 1
-  while n > 0 do
+  passing = passing or handoff.passing() -- the data passed on, whose answers the stop waits for
+  while n > 0 or passing.n > 0 do
     while timed[k] and timed[k].done do k = k + 1 end
-    local m = pogo.receive(timed[k] and math.max(0, timed[k].kill_at - now()) or nil)
+    local wait = timed[k] and math.max(0, timed[k].kill_at - now()) or nil
+    local pass_wait = passing.n > 0 and math.max(0, passing.until_ms - now()) or nil
+    if pass_wait and (wait == nil or pass_wait < wait) then wait = pass_wait end
+    local m = pogo.receive(wait)
     if m == nil then
       local t = now()
+      if passing.n > 0 and passing.until_ms <= t then handoff.give_up_passing(passing) end
       while timed[k] and timed[k].kill_at <= t do
         local w = timed[k]
         if not w.done then
@@ -544,10 +552,14 @@ function M.shutdown_all(st, dest_of)
         end
         k = k + 1
       end
-    elseif type(m) == "table" and m[1] == "DOWN" and waiting[m[2]] then
+    elseif type(m) ~= "table" then -- luacheck: ignore 542
+      -- dropped
+    elseif m[1] == "DOWN" and waiting[m[2]] then
       waiting[m[2]].done = true
       waiting[m[2]] = nil
       n = n - 1
+    else
+      handoff.on_passing(st, passing, m) -- data that came meanwhile, or an answer to data passed on
     end
   end
 end

@@ -14,28 +14,30 @@
 -- **How the data travels.** The old node sends the child, instead of the
 -- exit signal "shutdown", the system message `{"$handoff", dest, id}` where
 -- `dest` is the supervisor of the new owner. The server runs
--- `handoff(state)`, sends `{"$handoff_data", id, data}` to `dest`, runs
--- `terminate("shutdown", state)` and exits "shutdown" (see `pogo.server`).
--- The new owner keeps the data on the child's record (`c.handoff`) and gives
--- it to the child's next start: the starter runs the start function inside
--- `pogo.server.handing_over`, so the server it starts gets
+-- `handoff(state)`, sends `{"$handoff_data", id, data, node, self, ref}` to
+-- `dest`, runs `terminate("shutdown", state)`, waits for `dest`'s
+-- `{"$handoff_ack", ref}` and exits "shutdown" (see `pogo.server`). The new
+-- owner keeps the data on the child's record (`c.handoff`), answers, and
+-- gives the data to the child's next start: the starter runs the start
+-- function inside `pogo.server.handing_over`, so the server it starts gets
 -- `init(arg, data)`.
 --
 --     old node: supervisor      child                 new owner: supervisor
 --     {"$handoff", dest, id} ->
 --                               handoff(state)
---                               {"$handoff_data", id, data, node} ->  c.handoff = data
---                               terminate, exit
+--                               {"$handoff_data", id, data, node, self, ref} ->  c.handoff = data
+--                               terminate      <-  {"$handoff_ack", ref}
+--                               exit
 --     pg: leave {"child", id} ------------------------------>  start(spec) with data
 --
 -- **No overlap, and the wait.** The new owner starts a moved child only once
 -- no other node runs it: on the pg leave of the old copy, which its node's pg
--- scope sends when the old process has exited. The data was sent before that
--- exit, on the same connection (one per pair of nodes, frames kept in
--- order), so it is in the new owner's mailbox before the leave; the
--- supervisor reads its whole mailbox before it acts. The new owner thus waits
--- for the data exactly as long as it waits for the old copy to go, which the
--- old node bounds by the child's `shutdown` time.
+-- scope sends when the old process has exited, after the answer: the data
+-- is in the new owner's mailbox before the leave, even when it came through
+-- a third node (below); the supervisor reads its whole mailbox before it
+-- acts. The new owner thus waits for the data exactly as long as it waits
+-- for the old copy to go, which the old node bounds by the child's
+-- `shutdown` time.
 --
 -- **Failures** (the new instance then starts with `init(arg, nil)`):
 --
@@ -63,8 +65,13 @@ local placement = require "pogo.dynamic_supervisor.placement"
 local events = require "pogo.dynamic_supervisor.events"
 
 local encode = pogo.core.encode
+local now = pogo.now
 
 local M = {}
+
+-- How long a stopping node waits, at most, for the answers of the owners it
+-- passed data on to.
+local PASS_MS = 5000
 
 --- The supervisor on `node` that handoff data goes to, or nil (this node,
 -- or a node whose supervisor is not known).
@@ -115,14 +122,35 @@ function M.timed_out(st, id, shutdown)
     events.describe(id), tostring(shutdown))
 end
 
---- `{"$handoff_data", id, data}` came from a child that moved here, or from
--- the copy of a conflict that stopped: kept for the child's start, or passed
--- to the copy that runs here.
+--- Tell the instance (or the stopping node) that sent handoff data that it
+-- has arrived: the server waits for that before it exits (pogo.server).
+-- @param reply_to its pid (nil: nobody waits)
+-- @param ref its reference
+function M.ack(reply_to, ref)
+  if ref ~= nil and pogo.is_pid(reply_to) then pogo.send(reply_to, { "$handoff_ack", ref }) end
+end
+
+--- `{"$handoff_data", id, data, from, reply_to, ref}` came from a child that
+-- moved here (or from a stopping node that passed it on), or from the copy
+-- of a conflict that stopped: kept for the child's start, or passed to the
+-- copy that runs here; then answered.
 -- @tparam table st
 -- @param id
 -- @param data
 -- @tparam string from the node of the instance that sent it
-function M.received(st, id, data, from)
+-- @param[opt] reply_to who waits for the answer
+-- @param[opt] ref the reference of the answer
+function M.received(st, id, data, from, reply_to, ref)
+  M.keep(st, id, data, from)
+  M.ack(reply_to, ref)
+end
+
+--- Keep handoff data for the child's start here (see `received`).
+-- @tparam table st
+-- @param id
+-- @param data
+-- @tparam string from
+function M.keep(st, id, data, from)
   local ok, key = pcall(encode, id)
   if not ok then return end
   local c = st.children[key]
@@ -140,6 +168,112 @@ function M.received(st, id, data, from)
     events.log(st, "debug", "handoff data of child %s dropped: it is %s here", events.describe(id), proc.status)
   end
   state.mark(st, c)
+end
+
+-- ---- a stopping node passes data on ----
+--
+-- Two nodes that stop at the same instant each hand their children to the
+-- other, as far as they know: a node that is stopping does not start what
+-- it is handed. It passes the data on to the child's owner among the nodes
+-- that are not known to be stopping (not itself, not the node of the
+-- instance, not the nodes the data went through), and answers the sender
+-- once that owner has answered; the old instance exits only then, so the
+-- new one, which starts on that exit, finds the data. Data a stopping node
+-- held already for a child it was to start goes on to the new owner in the
+-- step in which the node leaves the ring, so it comes before the leave that
+-- makes that node the owner.
+
+--- The data passed on by a stopping node, whose answers it waits for.
+-- @treturn table
+function M.passing()
+  return { n = 0, until_ms = 0, refs = {} } -- refs: monitor ref of the owner -> {reply_to, ref}
+end
+
+-- Send `data` of child `id` (from the instance on node `from`) on to the
+-- owner of record `c` among the nodes not `excluded`: the monitor ref of its
+-- supervisor, or nil (no node left: the data is dropped and logged).
+local function send_on(st, c, id, data, from, excluded)
+  local node = placement.owner_among(st, c, excluded)
+  local dest = node and M.dest(st, node)
+  if not dest then
+    events.log(st, "warning", "handoff data of child %s dropped: every node it could go to is stopping",
+      events.describe(id))
+    return nil
+  end
+  local visited = {}
+  for n in pairs(excluded) do visited[#visited + 1] = n end
+  table.sort(visited)
+  local mref = pogo.monitor(dest)
+  pogo.send(dest, { "$handoff_data", id, data, from, st.pid, mref, visited })
+  return mref
+end
+
+local function wait_for(passing, mref, reply_to, ref)
+  passing.refs[mref] = { reply_to, ref }
+  passing.n = passing.n + 1
+  passing.until_ms = now() + PASS_MS
+end
+
+--- This node has left the ring (it stops): the data it holds for children
+-- it was to start goes to their new owners.
+-- @tparam table st
+-- @tparam table passing (see `passing`)
+function M.pass_held(st, passing)
+  for _, c in pairs(st.children) do
+    local data = c.handoff
+    if data ~= nil and not (c.proc and c.proc.pid) then
+      local excluded = { [st.me] = true }
+      if c.handoff_from then excluded[c.handoff_from] = true end
+      local mref = send_on(st, c, c.id, data, c.handoff_from, excluded)
+      if mref then wait_for(passing, mref, nil, nil) end
+      c.handoff, c.handoff_from = nil, nil
+    end
+  end
+end
+
+--- While the node stops (children.shutdown_all): `m` is handoff data for a
+-- child (passed on), or the answer to data passed on, or the DOWN of its
+-- destination (the sender is answered). Other messages are not ours.
+-- @tparam table st
+-- @tparam table passing
+-- @tparam table m
+-- @treturn boolean whether `m` was one of those
+function M.on_passing(st, passing, m)
+  local tag = m[1]
+  if tag == "$handoff_data" then
+    local id, data, from, reply_to, ref, visited = m[2], m[3], m[4], m[5], m[6], m[7]
+    local excluded = { [st.me] = true }
+    if type(from) == "string" then excluded[from] = true end
+    if type(visited) == "table" then
+      for _, node in ipairs(visited) do
+        if type(node) == "string" then excluded[node] = true end
+      end
+    end
+    local ok, key = pcall(encode, id)
+    local c = ok and st.children[key]
+    local mref = c and data ~= nil and send_on(st, c, id, data, from, excluded)
+    if mref then wait_for(passing, mref, reply_to, ref) else M.ack(reply_to, ref) end
+    return true
+  elseif tag == "$handoff_ack" or tag == "DOWN" then
+    local p = passing.refs[m[2]]
+    if not p then return false end
+    passing.refs[m[2]] = nil
+    passing.n = passing.n - 1
+    if tag == "$handoff_ack" then pogo.demonitor(m[2]) end
+    M.ack(p[1], p[2])
+    return true
+  end
+  return false
+end
+
+--- The owners did not answer in time: answer the senders anyway.
+-- @tparam table passing
+function M.give_up_passing(passing)
+  for mref, p in pairs(passing.refs) do
+    pogo.demonitor(mref)
+    M.ack(p[1], p[2])
+  end
+  passing.refs, passing.n = {}, 0
 end
 
 return M

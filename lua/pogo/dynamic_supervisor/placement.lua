@@ -62,6 +62,25 @@ function M.owner(st, c, req)
   return owner
 end
 
+--- The owner of record `c` among the nodes of the ring but `excluded`
+-- (node -> true), or nil: where a stopping node passes the handoff data of
+-- a child on, when the nodes it would go to are stopping too. Not noted.
+-- @tparam table st
+-- @tparam table c
+-- @tparam table excluded
+-- @treturn ?string
+function M.owner_among(st, c, excluded)
+  local req = requests.active(st, c)
+  local pin = req and req.spec.node
+  if pin and st.ring_nodes[pin] and not excluded[pin] then return pin end
+  local n = 0
+  for _ in pairs(st.ring_nodes) do n = n + 1 end
+  for _, node in ipairs(n > 0 and st.ring:key_to_nodes(c.id, n) or {}) do
+    if not excluded[node] then return node end
+  end
+  return nil
+end
+
 --- The owner of child `id` (see `owner`), for any id, known or not.
 -- @tparam table st
 -- @param id
