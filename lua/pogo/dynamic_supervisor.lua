@@ -556,6 +556,43 @@ local function in_listener_or_start(st)
   return proc_lib.parent() == st.pid and st.by_pid[me] == nil
 end
 
+-- How long terminate_child waits for the other supervisors of the scope when
+-- its own has not heard of the id.
+local ASK_OTHERS_MS = 2000
+
+-- `terminate_child` of an id that this node's supervisor has not heard of:
+-- its request may not have reached this node yet (it was made a moment ago
+-- on another, or this node is cut off from that one). Ask every other
+-- supervisor of the scope at once (a process each); true if one of them knew
+-- it, and so marked it terminated for the whole cluster.
+local function terminate_elsewhere(sup, id)
+  local st = views.state_of(sup)
+  if not st then return nil, "not found" end
+  local others = {}
+  for node, s in pairs(st.sups) do
+    if node ~= st.me then others[#others + 1] = s.pid end
+  end
+  if #others == 0 then return nil, "not found" end
+  local me, tag = pogo.self(), pogo.make_ref()
+  for _, pid in ipairs(others) do
+    pogo.spawn(function()
+      local ok, r = pcall(pogo.call, pid, { "terminate_child", id }, ASK_OTHERS_MS)
+      pogo.send(me, { tag, ok and type(r) == "table" and r[1] == true })
+    end)
+  end
+  local found = false
+  local deadline = now() + ASK_OTHERS_MS + 500
+  for _ = 1, #others do
+    local m = pogo.receive(function(x) return type(x) == "table" and x[1] == tag end,
+      math.max(0, deadline - now()))
+    if not m then break end
+    found = found or m[2]
+  end
+  while pogo.receive(function(x) return type(x) == "table" and x[1] == tag end, 0) do end
+  if found then return true end
+  return nil, "not found"
+end
+
 --- Terminate a child wherever it runs, from any node, and forget its spec.
 --
 -- Waits (up to `timeout_ms`, default 5000) until no copy runs any more,
@@ -565,12 +602,16 @@ end
 -- stop: it returns once the termination is recorded on this node, from which
 -- every node stops its copy (waiting there would hold up the node's later
 -- events, or that child's start, for as long as the other child's shutdown).
+-- An id this node has not heard of (its request was made a moment ago on
+-- another node, or this node is cut off from that one) is asked of the other
+-- supervisors of the scope: if one knows it, it marks it terminated.
 -- @param sup the local supervisor (name or pid)
 -- @param id the child id
 -- @tparam[opt=5000] integer timeout_ms
--- @return true, or nil and "not found"
+-- @return true, or nil and "not found" (no supervisor of the scope knows it)
 function M.terminate_child(sup, id, timeout_ms)
   local ok, err = call(sup, { "terminate_child", id })
+  if not ok and err == "not found" then ok, err = terminate_elsewhere(sup, id) end
   if not ok then return nil, err end
   local st = views.state_of(sup)
   if st and in_listener_or_start(st) then return true end

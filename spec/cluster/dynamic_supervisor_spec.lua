@@ -857,6 +857,34 @@ describe("distributed supervisor restart types across the cluster", function()
   end)
 end)
 
+describe("distributed supervisor terminate_child", function()
+  it("on a node that has not heard of the request: another supervisor that knows it terminates it", function()
+    local nodes = start_nodes(3)
+    await_ring()
+    local a, b, x = nodes[1], nodes[2], nodes[3]
+    -- a and b cut off from each other, both still linked to x
+    c:call(a, "pogo", "block", { b.name, true })
+    finally(function() pcall(c.call, c, a, "pogo", "block", { b.name, false }) end)
+    cluster.wait_until(function()
+      return #c:call(a, R, "nodes") == 2 and #c:call(b, R, "nodes") == 2
+    end, 10000, "a and b to see each other gone")
+    local id = "cut-off"
+    local spec = { id = id, start = { "support.worker", "start_link", false, { id = id } } }
+    assert.is_true(c:call(a, R, "start_spec", { spec, a.name }))
+    cluster.wait_until(function()
+      return c:call(a, R, "whereis_id", { id }) ~= nil and #c:call(x, R, "specs_for", { id }) == 1
+    end, 5000, "the child running on a, its request known on x")
+    assert.same({}, c:call(b, R, "specs_for", { id }))
+    assert.is_true(c:call(b, R, "terminate_id", { id }))
+    cluster.wait_until(function()
+      return c:call(a, R, "whereis_id", { id }) == nil and #c:call(a, R, "specs_for", { id }) == 0
+        and #c:call(x, R, "specs_for", { id }) == 0
+    end, 5000, "the child gone, and its request with it")
+    -- an id no supervisor knows is still not found
+    assert.same({ nil, "not found" }, { c:call(b, R, "terminate_id", { "nobody" }) })
+  end)
+end)
+
 describe("distributed supervisor conflicting requests", function()
   local function spec(tag)
     return { id = "conflict", start = { "support.worker", "start_link", false, { id = tag } } }
