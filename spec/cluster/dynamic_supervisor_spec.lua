@@ -442,16 +442,24 @@ describe("distributed supervisor beyond Pogo", function()
       if m[2] == "child_started" or m[2] == "child_stopped" then events[#events + 1] = m end
     end
     table.sort(events, function(a, b) return a.ns < b.ns end)
+    -- (a failure shows the worker's events, in order)
+    local function history(key)
+      local lines = {}
+      for _, e in ipairs(events) do
+        if e[4][2] == key then lines[#lines + 1] = string.format("%.3f ms %s %s", e.ns / 1e6, e[2], e[3]) end
+      end
+      return table.concat(lines, "; ")
+    end
     local running, starts = {}, 0
     for _, m in ipairs(events) do
       local key = m[4][2]
       if m[2] == "child_started" then
         starts = starts + 1
         assert.is_nil(running[key], "worker " .. key .. " started on " .. m[3] .. " while running on "
-          .. tostring(running[key]))
+          .. tostring(running[key]) .. ": " .. history(key))
         running[key] = m[3]
       else
-        assert.equal(m[3], running[key])
+        assert.equal(m[3], running[key], "worker " .. key .. " stopped on " .. m[3] .. ": " .. history(key))
         running[key] = nil
       end
     end
