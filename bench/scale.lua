@@ -36,6 +36,7 @@ local pogo = require "pogo"
 local uv = require "luv"
 local argparse = require "argparse"
 local local_cluster = require "pogo.local_cluster"
+local stats = require "stats"
 
 local function numbers(s)
   local out = {}
@@ -83,14 +84,9 @@ local SETTLE_MS = 6000
 local c = local_cluster.new({ timeout_ms = 10000, heartbeat_ms = 500, quiet = true })
 c:start_self({ name = "bench", log = false })
 
-local function ms_since(t0) return (uv.hrtime() - t0) / 1e6 end
+local ms_since, median = stats.ms_since, stats.median
 local T0 = uv.hrtime()
 local function phase(what) io.stderr:write(string.format("[%6.1f s] %s\n", ms_since(T0) / 1000, what)) end
-local function median(t)
-  local s = { table.unpack(t) }
-  table.sort(s)
-  return s[(#s + 1) // 2]
-end
 
 local function live()
   local out = {}

@@ -167,10 +167,10 @@ local function hand_off(mod, state, dest, key, rival, why)
   if ack then
     -- the next instance starts once this one has gone: go once `dest` has the
     -- data (or is gone itself), so it cannot start without it
-    local m = pogo.receive(function(x)
+    pogo.receive(function(x)
       return type(x) == "table" and (x[1] == "$handoff_ack" or x[1] == "DOWN") and x[2] == ack
     end, HANDOFF_ACK_MS)
-    if not (m and m[1] == "DOWN") then pogo.demonitor(ack) end
+    pogo.demonitor(ack) -- (after a DOWN it has nothing left to do)
   end
   pogo.exit(r)
 end

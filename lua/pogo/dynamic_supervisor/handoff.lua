@@ -130,27 +130,8 @@ function M.ack(reply_to, ref)
   if ref ~= nil and pogo.is_pid(reply_to) then pogo.send(reply_to, { "$handoff_ack", ref }) end
 end
 
---- `{"$handoff_data", id, data, from, reply_to, ref}` came from a child that
--- moved here (or from a stopping node that passed it on), or from the copy
--- of a conflict that stopped: kept for the child's start, or passed to the
--- copy that runs here; then answered.
--- @tparam table st
--- @param id
--- @param data
--- @tparam string from the node of the instance that sent it
--- @param[opt] reply_to who waits for the answer
--- @param[opt] ref the reference of the answer
-function M.received(st, id, data, from, reply_to, ref)
-  M.keep(st, id, data, from)
-  M.ack(reply_to, ref)
-end
-
---- Keep handoff data for the child's start here (see `received`).
--- @tparam table st
--- @param id
--- @param data
--- @tparam string from
-function M.keep(st, id, data, from)
+-- Keep handoff data for the child's start here (see `received`).
+local function keep(st, id, data, from)
   local ok, key = pcall(encode, id)
   if not ok then return end
   local c = st.children[key]
@@ -168,6 +149,21 @@ function M.keep(st, id, data, from)
     events.log(st, "debug", "handoff data of child %s dropped: it is %s here", events.describe(id), proc.status)
   end
   state.mark(st, c)
+end
+
+--- `{"$handoff_data", id, data, from, reply_to, ref}` came from a child that
+-- moved here (or from a stopping node that passed it on), or from the copy
+-- of a conflict that stopped: kept for the child's start, or passed to the
+-- copy that runs here; then answered.
+-- @tparam table st
+-- @param id
+-- @param data
+-- @tparam string from the node of the instance that sent it
+-- @param[opt] reply_to who waits for the answer
+-- @param[opt] ref the reference of the answer
+function M.received(st, id, data, from, reply_to, ref)
+  keep(st, id, data, from)
+  M.ack(reply_to, ref)
 end
 
 -- ---- a stopping node passes data on ----
@@ -190,9 +186,17 @@ function M.passing()
 end
 
 -- Send `data` of child `id` (from the instance on node `from`) on to the
--- owner of record `c` among the nodes not `excluded`: the monitor ref of its
+-- owner of record `c` among the nodes that are not this one, `from`, or one
+-- of `visited` (the nodes the data went through): the monitor ref of its
 -- supervisor, or nil (no node left: the data is dropped and logged).
-local function send_on(st, c, id, data, from, excluded)
+local function send_on(st, c, id, data, from, visited)
+  local excluded = { [st.me] = true }
+  if type(from) == "string" then excluded[from] = true end
+  if type(visited) == "table" then
+    for _, node in ipairs(visited) do
+      if type(node) == "string" then excluded[node] = true end
+    end
+  end
   local node = placement.owner_among(st, c, excluded)
   local dest = node and M.dest(st, node)
   if not dest then
@@ -200,11 +204,11 @@ local function send_on(st, c, id, data, from, excluded)
       events.describe(id))
     return nil
   end
-  local visited = {}
-  for n in pairs(excluded) do visited[#visited + 1] = n end
-  table.sort(visited)
+  local through = {}
+  for n in pairs(excluded) do through[#through + 1] = n end
+  table.sort(through)
   local mref = pogo.monitor(dest)
-  pogo.send(dest, { "$handoff_data", id, data, from, st.pid, mref, visited })
+  pogo.send(dest, { "$handoff_data", id, data, from, st.pid, mref, through })
   return mref
 end
 
@@ -222,9 +226,7 @@ function M.pass_held(st, passing)
   for _, c in pairs(st.children) do
     local data = c.handoff
     if data ~= nil and not (c.proc and c.proc.pid) then
-      local excluded = { [st.me] = true }
-      if c.handoff_from then excluded[c.handoff_from] = true end
-      local mref = send_on(st, c, c.id, data, c.handoff_from, excluded)
+      local mref = send_on(st, c, c.id, data, c.handoff_from, nil)
       if mref then wait_for(passing, mref, nil, nil) end
       c.handoff, c.handoff_from = nil, nil
     end
@@ -242,16 +244,9 @@ function M.on_passing(st, passing, m)
   local tag = m[1]
   if tag == "$handoff_data" then
     local id, data, from, reply_to, ref, visited = m[2], m[3], m[4], m[5], m[6], m[7]
-    local excluded = { [st.me] = true }
-    if type(from) == "string" then excluded[from] = true end
-    if type(visited) == "table" then
-      for _, node in ipairs(visited) do
-        if type(node) == "string" then excluded[node] = true end
-      end
-    end
     local ok, key = pcall(encode, id)
     local c = ok and st.children[key]
-    local mref = c and data ~= nil and send_on(st, c, id, data, from, excluded)
+    local mref = c and data ~= nil and send_on(st, c, id, data, from, visited)
     if mref then wait_for(passing, mref, reply_to, ref) else M.ack(reply_to, ref) end
     return true
   elseif tag == "$handoff_ack" or tag == "DOWN" then
