@@ -74,6 +74,7 @@ enum {
 #define PF_RETURNED 0x40u /* its body returned: its coroutine has nothing left to close */
 #define PF_MBOX 0x80u     /* it has a mailbox table (mailbox.c) */
 #define PF_PENDING 0x100u /* an exit reason waits for it in ref_pending */
+#define PF_PREEMPTED 0x200u /* its last slice was preempted: the watchdog watches its next one closely (preempt.c) */
 
 /* Identity kinds (pid and ref userdata). */
 #define POGO_KIND_PID 1

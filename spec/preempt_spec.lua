@@ -205,6 +205,68 @@ describe("process_info", function()
     pogo.exit(other, "kill")
   end)
 
+  it("counts the CPU time of a slice, not the time on the clock: a slice blocked in a system call goes on",
+    function()
+    local uv = require "luv"
+    local me = pogo.self()
+    pogo.sleep(5) -- the watchdog exists (it comes with the first process)
+    local before = core.preempt_info().preemptions
+    pogo.spawn(function()
+      uv.sleep(250) -- blocks the node's thread for 250 ms without using its CPU
+      local x = 0
+      for i = 1, 1000 do x = x + i end -- Lua instructions, where an armed hook would yield
+      pogo.send(me, { "done", x })
+    end)
+    assert.same({ "done", 500500 }, pogo.receive(5000))
+    -- with the time on the clock the watchdog saw that slice at two looks
+    -- and preempted it at its first instruction after the sleep
+    assert.are.equal(before, core.preempt_info().preemptions)
+  end)
+
+  it("watches closely only the next slice of a process it preempted, not the node", function()
+    local uv = require "luv"
+    local me = pogo.self()
+    local before = core.preempt_info().preemptions
+    local p = pogo.spawn(function()
+      local t, x = uv.hrtime(), 0
+      while uv.hrtime() - t < 20e6 do x = x + 1 end -- 20 ms of CPU: preempted
+      pogo.send(me, "spun")
+      pogo.receive()
+    end)
+    assert.are.equal("spun", pogo.receive(5000))
+    assert.is_true(core.preempt_info().preemptions > before)
+    local t0 = pogo.now()
+    while pogo.process_info(p).status ~= "waiting" and pogo.now() - t0 < 5000 do pogo.sleep(1) end
+    -- 100 ms of short slices (round trips) after it: the watchdog looks
+    -- every 8 time slices (4 ms), about 25 times; watching the node closely
+    -- for 100 ms after a preemption, as it did, it looked every 0.5 ms (200)
+    local pong = pogo.spawn(function()
+      while true do
+        local m = pogo.receive()
+        if m == "stop" then return end
+        pogo.send(m, "pong")
+      end
+    end)
+    local looks0 = core.preempt_info().looks
+    local done = false
+    pogo.spawn(function()
+      local s = pogo.self()
+      local t = pogo.now()
+      while pogo.now() - t < 100 do
+        pogo.send(pong, s)
+        pogo.receive()
+      end
+      done = true
+      pogo.send(me, "100 ms")
+    end)
+    assert.are.equal("100 ms", pogo.receive(5000))
+    assert.is_true(done)
+    local looks = core.preempt_info().looks - looks0
+    assert.is_true(looks <= 60, "the watchdog looked " .. looks .. " times in 100 ms")
+    pogo.send(pong, "stop")
+    pogo.exit(p, "kill")
+  end)
+
   it("counts a spinning process's reductions by the microsecond", function()
     local s = spinner()
     local t0, r = pogo.now(), 0
