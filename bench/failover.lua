@@ -49,15 +49,9 @@ local function start_nodes(n, settle_ms)
   return list
 end
 
-local function live()
-  local out = {}
-  for _, node in ipairs(c.nodes) do if not node.exited then out[#out + 1] = node end end
-  return out
-end
-
 local function await_ring(n)
   local_cluster.wait_until(function()
-    for _, node in ipairs(live()) do
+    for _, node in ipairs(c:alive()) do
       local ok, size = c:rpc(node, R, "ring_size", {}, 2000)
       if not ok or size ~= n then return false end
     end
@@ -67,7 +61,7 @@ end
 
 local function counts()
   local t, total = {}, 0
-  for _, node in ipairs(live()) do
+  for _, node in ipairs(c:alive()) do
     local k = c:call(node, R, "local_count", {}, 5000)
     t[#t + 1] = k
     total = total + k
@@ -119,7 +113,7 @@ local function free_port()
 end
 
 local function join_moves()
-  for _, node in ipairs(live()) do c:stop(node) end
+  for _, node in ipairs(c:alive()) do c:stop(node) end
   flush()
   start_nodes(NODES - 1, SETTLE_MS)
   await_ring(NODES - 1)
@@ -130,7 +124,7 @@ local function join_moves()
     for id = from + 1, from + 1000 do ids[id] = true end
     variants[i] = { handoff = handoff, port = port, name = "mv" .. i .. "@127.0.0.1:" .. port, ids = ids, runs = {} }
     pogo.spawn(function()
-      c:call(live()[1], R, "start_stateful", { from + 1, from + 1000, me, variants[i].name, handoff }, 60000)
+      c:call(c:alive()[1], R, "start_stateful", { from + 1, from + 1000, me, variants[i].name, handoff }, 60000)
     end)
     await_started(1000, uv.hrtime(), ids)
   end
@@ -140,7 +134,7 @@ local function join_moves()
       flush()
       local t0 = uv.hrtime()
       local mv = c:start_node({ name = "mv" .. i, port = v.port, script = "bench/support/failover_node.lua",
-        args = { me, SETTLE_MS }, seeds = { live()[1] } })
+        args = { me, SETTLE_MS }, seeds = { c:alive()[1] } })
       c:connect(mv)
       local seen, got, deadline = {}, 0, uv.now() + 30000
       while got < 1000 do
@@ -198,11 +192,11 @@ local ok, err = xpcall(function()
   -- 3. idle cost with 10,000 children (measured now, while they sit idle)
   pogo.sleep(1000)
   local before = {}
-  for i, node in ipairs(live()) do before[i] = { c:call(node, R, "usage") } end
+  for i, node in ipairs(c:alive()) do before[i] = { c:call(node, R, "usage") } end
   local window = 5
   pogo.sleep(window * 1000)
   local cpu, rss = {}, {}
-  for i, node in ipairs(live()) do
+  for i, node in ipairs(c:alive()) do
     local secs, kib = c:call(node, R, "usage")
     cpu[i] = (secs - before[i][1]) / window * 100
     rss[i] = kib
@@ -210,7 +204,7 @@ local ok, err = xpcall(function()
   results.cpu, results.rss = cpu, rss
 
   -- 2. failover: 1,000 children, SIGKILL one node, time until all run again
-  for _, node in ipairs(live()) do c:stop(node) end
+  for _, node in ipairs(c:alive()) do c:stop(node) end
   flush()
   nodes = start_nodes(NODES)
   await_ring(NODES)
@@ -220,7 +214,7 @@ local ok, err = xpcall(function()
   -- children all run again elsewhere (and, for SIGTERM, until it exited);
   -- then a new node takes its place
   local function lose_one(run, signal)
-    local alive = live()
+    local alive = c:alive()
     local victim = alive[(run % #alive) + 1]
     local lost = {}
     local n_lost = 0
@@ -241,7 +235,7 @@ local ok, err = xpcall(function()
     local_cluster.wait_until(function()
       local _, tot = counts()
       if tot ~= 1000 or c:call(fresh, R, "local_count") == 0 then return false end
-      for _, node in ipairs(live()) do
+      for _, node in ipairs(c:alive()) do
         if not c:call(node, R, "settled", {}, 5000) then return false end
       end
       return true
@@ -268,7 +262,7 @@ local ok, err = xpcall(function()
   results.stop_back, results.stop_exit, results.stop_late = stop_back, exited, late
 
   -- 4. pinned children return to their node when its supervisor rejoins
-  local alive = live()
+  local alive = c:alive()
   local home = alive[2]
   local pinned = {}
   for id = 1001, 1200 do pinned[id] = true end
@@ -288,7 +282,7 @@ local ok, err = xpcall(function()
     back[run] = ms
     -- let the other children that came back settle before the next run
     local_cluster.wait_until(function()
-      for _, node in ipairs(live()) do
+      for _, node in ipairs(c:alive()) do
         if not c:call(node, R, "settled", {}, 5000) then return false end
       end
       return true

@@ -309,6 +309,17 @@ local function signal(node, sig)
   return uv.kill(node.pid, sig) == 0
 end
 
+--- The nodes started by this cluster whose process has not exited, in the
+-- order they were started.
+-- @treturn {table,...}
+function Cluster:alive()
+  local out = {}
+  for _, node in ipairs(self.nodes) do
+    if not node.exited then out[#out + 1] = node end
+  end
+  return out
+end
+
 --- SIGTERM (a clean stop) and wait for the exit.
 function Cluster:stop(node, timeout_ms)
   signal(node, "sigterm")

@@ -30,8 +30,8 @@ end
 
 local function alive_nodes()
   local out = {}
-  for _, node in ipairs(c.nodes) do
-    if not node.exited and not node.gone then out[#out + 1] = node end
+  for _, node in ipairs(c:alive()) do
+    if not node.gone then out[#out + 1] = node end
   end
   return out
 end

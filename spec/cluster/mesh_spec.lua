@@ -118,6 +118,11 @@ describe("mesh", function()
     assert.are.equal(gone.name, back.name)
     cluster.expect(function(m) return m[1] == "nodeup" and m[2] == back.name end, 3000, "nodeup")
     c:wait_meshed { nodes[1], back, nodes[3] }
+    -- the killed node's record stays in c.nodes; alive() lists the running ones
+    local alive = {}
+    for _, n in ipairs(c:alive()) do alive[n] = true end
+    assert.is_nil(alive[gone])
+    assert.is_true(alive[back] and alive[nodes[1]] and alive[nodes[3]])
     pogo.monitor_nodes(false)
     for _, n in ipairs { nodes[1], back, nodes[3] } do c:kill(n) end
   end)
