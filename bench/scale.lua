@@ -13,6 +13,14 @@
 --     the others (full mesh) and until every supervisor's ring holds every
 --     node; idle CPU per node with 1,000 children; the failover of 1,000
 --     children (median of 3 SIGKILLs of one node: until its children run again);
+--   * the cost of a child by the role of the node (10,000 children on 5 nodes,
+--     all requested from the first and pinned to the second): the CPU each
+--     node spent per child while they were placed, for the node that
+--     requested them, the node that runs them, and the three others (mean),
+--     and what a child costs the others in Lua heap and RSS once placed.
+--     Every node holds every child's request and its place (README, "at
+--     scale"): the last figures are what the design costs per child on a node
+--     that has nothing else to do with it;
 --   * churn on 5 nodes: 1,000 start_child and 1,000 terminate_child per second
 --     from one node (each child lives 1 s) after a 20 s warm-up: the growth of
 --     each node's RSS, read every second, from the median of the first 10 s
@@ -27,6 +35,7 @@
 -- Run: lua5.4 bench/scale.lua [options] (with the Makefile's LUA_PATH/LUA_CPATH);
 --   --sizes 10000,50000,100000   children on 5 nodes ("" to skip)
 --   --meshes 25,50               node counts of the mesh rows ("" to skip)
+--   --roles 10000                children of the rows by role (0 to skip)
 --   --churn-seconds 60           measured churn (0 to skip); --churn-rate 1000
 --   --repeat N                   runs per size (median); default 3 up to 10,000, else 1
 --   --quick                      10,000 once, 25 nodes, 10 s of churn
@@ -52,6 +61,7 @@ local parser = argparse("scale.lua", "The distributed supervisor at scale (issue
 parser:option("--sizes", "children on 5 nodes, comma-separated (\"\" to skip)", "10000,50000,100000")
   :convert(numbers)
 parser:option("--meshes", "node counts of the mesh rows (\"\" to skip)", "25,50"):convert(numbers)
+parser:option("--roles", "children of the rows by role (0 to skip)", "10000"):convert(math.tointeger)
 parser:option("--churn-seconds", "seconds of measured churn (0 to skip)", "60"):convert(math.tointeger)
 parser:option("--churn-rate", "start_child (and terminate_child) per second", "1000"):convert(math.tointeger)
 parser:option("--repeat", "runs per size, the median is shown (default 3 up to 10,000 children, else 1)")
@@ -88,12 +98,6 @@ local ms_since, median = stats.ms_since, stats.median
 local T0 = uv.hrtime()
 local function phase(what) io.stderr:write(string.format("[%6.1f s] %s\n", ms_since(T0) / 1000, what)) end
 
-local function live()
-  local out = {}
-  for _, node in ipairs(c.nodes) do if not node.exited then out[#out + 1] = node end end
-  return out
-end
-
 -- SIGKILL `node` and wait for its exit (a node started by another process
 -- of the bench tells that process of its exit: watch `exited` instead).
 local function kill(node)
@@ -103,7 +107,7 @@ end
 
 local function kill_all()
   phase("kill")
-  for _, node in ipairs(live()) do c:kill(node, 0) end
+  for _, node in ipairs(c:alive()) do c:kill(node, 0) end
   for _, node in ipairs(c.nodes) do kill(node) end
 end
 
@@ -205,6 +209,31 @@ local function placement_run(n)
   if not ok then phase("count_children global failed: " .. tostring(ms)) end
   kill_all()
   return r
+end
+
+-- ---- the cost of a child by role: n children requested from the first
+-- node and pinned to the second ----
+
+local function roles(n)
+  local nodes = start_chain(PLACE_NODES)
+  phase(string.format("%d children pinned to one node: placing", n))
+  local function usage()
+    return each(nodes, function(node) return c:call(node, R, "usage", {}, 120000) end)
+  end
+  local m0 = { c:call(nodes[3], R, "memory", {}, 120000) }
+  local u0 = usage()
+  c:call(nodes[1], R, "start_children", { 1, n, nodes[2].name }, 600000)
+  await_starts(nodes, n, 600000)
+  local u1 = usage()
+  pogo.sleep(SETTLE_MS) -- the tail (see SETTLE_MS), then the memory of the placed children
+  local m1 = { c:call(nodes[3], R, "memory", {}, 120000) }
+  kill_all()
+  local cpu = {}
+  for i = 1, #nodes do cpu[i] = (u1[i][1] - u0[i][1]) / n * 1e6 end
+  return {
+    requesting = cpu[1], running = cpu[2], others = (cpu[3] + cpu[4] + cpu[5]) / 3,
+    heap = (m1[2] - m0[2]) * 1024 / n, rss = (m1[3] - m0[3]) * 1024 / n,
+  }
 end
 
 local function placement(n, runs)
@@ -389,6 +418,13 @@ local ok, err = xpcall(function()
       "< 1 %", r.cpu < 1)
     row("  failover of 1,000 children (median / worst of 3)",
       string.format("%.1f / %.1f ms", r.failover_ms, r.failover_worst), "< 50 ms", r.failover_ms < 50)
+  end
+  if args.roles > 0 then
+    local r = roles(args.roles)
+    row(string.format("a child's cost by role, %d pinned to 1 of 5 nodes", args.roles))
+    row("  CPU a child: requesting / running / others", string.format("%.0f / %.0f / %.0f us", r.requesting,
+      r.running, r.others), "", nil)
+    row("  a child on each other node: Lua heap / RSS", string.format("%.0f / %.0f bytes", r.heap, r.rss), "", nil)
   end
   if args.churn_seconds > 0 then
     local r = churn(args.churn_seconds, args.churn_rate)

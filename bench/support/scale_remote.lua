@@ -17,10 +17,10 @@ local function spec(id, requested)
   return { id = id, start = { "scale_child", "start_link", id, requested }, shutdown = "brutal_kill" }
 end
 
---- Request children from..to on this node (from a process here); returns
--- when all are requested.
-function M.start_children(from, to)
-  for id = from, to do assert(dsup.start_child(SUP, spec(id))) end
+--- Request children from..to on this node (from a process here), pinned to
+-- node `pin` if given; returns when all are requested.
+function M.start_children(from, to, pin)
+  for id = from, to do assert(dsup.start_child(SUP, spec(id), pin)) end
   return true
 end
 
