@@ -10,6 +10,17 @@ local function spinner()
   end)
 end
 
+-- A process that answers "pong" to each pid sent to it, until "stop".
+local function ponger()
+  return pogo.spawn(function()
+    while true do
+      local m = pogo.receive()
+      if m == "stop" then return end
+      pogo.send(m, "pong")
+    end
+  end)
+end
+
 describe("preemption", function()
   it("is on, through the watchdog's signal", function()
     local p = pogo.spawn(function() end) -- the watchdog comes with the first process
@@ -22,13 +33,7 @@ describe("preemption", function()
 
   it("lets other processes run while one spins, and exit(pid, 'kill') ends the spinner", function()
     local s = spinner()
-    local pong = pogo.spawn(function()
-      while true do
-        local m = pogo.receive()
-        if m == "stop" then return end
-        pogo.send(m, "pong")
-      end
-    end)
+    local pong = ponger()
     local me = pogo.self()
     pogo.spawn(function()
       for _ = 1, 50 do
@@ -240,13 +245,7 @@ describe("process_info", function()
     -- 100 ms of short slices (round trips) after it: the watchdog looks
     -- every 8 time slices (4 ms), about 25 times; watching the node closely
     -- for 100 ms after a preemption, as it did, it looked every 0.5 ms (200)
-    local pong = pogo.spawn(function()
-      while true do
-        local m = pogo.receive()
-        if m == "stop" then return end
-        pogo.send(m, "pong")
-      end
-    end)
+    local pong = ponger()
     local looks0 = core.preempt_info().looks
     local done = false
     pogo.spawn(function()
