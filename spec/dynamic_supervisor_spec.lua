@@ -150,6 +150,34 @@ describe("pogo.dynamic_supervisor on one node", function()
     stop(spid)
   end)
 
+  it("keeps a tombstone a repair interval after its marker went, and no longer while it is busy", function()
+    local views = require "pogo.dynamic_supervisor.views"
+    local sup, spid = start({ sync_interval = 600 })
+    dsup.start_child(sup, worker("tomb"))
+    await(function() return dsup.whereis(sup, "tomb") end)
+    assert.is_true(dsup.terminate_child(sup, "tomb"))
+    await(function() return #groups_tagged(sup, "term") == 0 end)
+    local went = pogo.now()
+    local st = views.state_of(sup)
+    assert.is_not_nil(next(st.markers), "the tombstone of the terminated request")
+    -- a busy supervisor: a message every 20 ms
+    local busy = pogo.spawn(function()
+      while true do
+        pogo.send(spid, { "noise" })
+        pogo.sleep(20)
+      end
+    end)
+    pogo.sleep(400)
+    assert.is_not_nil(next(st.markers), "a tombstone lasts a repair interval")
+    await(function() return next(st.markers) == nil end, 3000, "the tombstone forgotten")
+    local age = pogo.now() - went
+    -- the repair passes alone (every 600 ms) forgot it at the first one past
+    -- its interval: up to 1,200 ms after it went
+    assert.is_true(age < 850, "forgotten " .. age .. " ms after its marker went")
+    pogo.exit(busy, "kill")
+    stop(spid)
+  end)
+
   it("a terminated id can be started again", function()
     local sup, spid = start({})
     dsup.start_child(sup, worker("again"))

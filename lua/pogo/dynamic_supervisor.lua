@@ -364,6 +364,7 @@ function Server.handle_drained(st)
   join_wait.expire(st, t) -- joining nodes that took longer than settle_ms
   t = now()
   if t >= st.next_sync then repair_pass(st, t) end
+  requests.expire_gone(st, t) -- tombstones done with: as soon as they are (it stops at the first that is not)
   reconcile_dirty(st)
   children.launch(st)        -- the starts decided by now go to starters
   -- peers that asked which nodes we know, once nothing starts here

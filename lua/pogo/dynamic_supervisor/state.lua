@@ -74,6 +74,8 @@ function M.new(opts)
     children = {},                      -- key -> the record of that child id (`child` below)
     requests = {},                      -- uid -> request {uid, spec, group, held, child} (requests.lua)
     markers = {},                       -- uid -> termination marker {group, present, held, since}
+    gone = { head = 1, tail = 0 },      -- markers that went (no node holds them), in order: [i] = uid,
+                                        -- [-i] = its `since` then (requests.expire_gone)
     by_pid = {},                        -- pid of a child this node runs -> its record
     to_start = {},                      -- records waiting for a starter (children.launch): a queue,
     to_start_head = 1,                  -- from this index
