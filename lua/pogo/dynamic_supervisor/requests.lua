@@ -497,8 +497,8 @@ end
 -- or more, in the order they went, when they have done their work (see
 -- `expired`). The supervisor calls it whenever its mailbox is drained, so
 -- that under churn a tombstone lasts a repair interval, not up to two
--- (measured at 1,000 terminations a second: 5,000 to 10,000 tombstones
--- when only the repair pass forgot them); it costs the tombstones it looks
+-- (measured at 1,000 terminations a second: 5,000 tombstones, where the
+-- repair pass alone left 5,000 to 10,000); it costs the tombstones it looks
 -- at, and stops at the first that went less than a repair interval ago.
 -- Those not done yet (their request is still known here, or a node went
 -- down) are left to the repair pass's `expire_markers`.
