@@ -269,6 +269,24 @@ end
 
 local ensure_process -- starts the registry process (defined with it, below)
 
+-- Give `key` (of `name`) to local `pid` unless a live process holds it
+-- (register, inside its critical section): true, or nil, "taken", holder.
+local function take(key, name, pid)
+  local h = holder[key]
+  if h then
+    -- a local holder that has exited (the registry process has not seen it
+    -- yet): its names are free now, so that a restarted process gets them
+    if node_of(h) ~= node_name() or alive(h) then return nil, "taken", h end
+    drop_local(key, h, nil)
+    if holder[key] then return nil, "taken", holder[key] end
+  end
+  local t = now_us()
+  set_holder(key, name, pid, t)
+  own(pid, key)
+  replicate({ "reg", name, pid, t })
+  return true
+end
+
 --- Register `name` for `pid` (default: the caller) across the cluster.
 -- @param name any serializable value but nil
 -- @param[opt] pid a process of this node
@@ -289,26 +307,9 @@ function M.register(name, pid)
   -- look and take as one step: preempted in between, another process (or the
   -- registry process applying a peer's change) could take the name too
   critical_enter()
-  local h = holder[key]
-  if h then
-    -- a local holder that has exited (the registry process has not seen it
-    -- yet): its names are free now, so that a restarted process gets them
-    if node_of(h) ~= node_name() or alive(h) then
-      critical_leave()
-      return nil, "taken", h
-    end
-    drop_local(key, h, nil)
-    if holder[key] then
-      critical_leave()
-      return nil, "taken", holder[key]
-    end
-  end
-  local t = now_us()
-  set_holder(key, name, pid, t)
-  own(pid, key)
-  replicate({ "reg", name, pid, t })
+  local ok, err, h = take(key, name, pid)
   critical_leave()
-  return true
+  return ok, err, h
 end
 
 --- Remove the registration of `name`. On the node of its holder it is gone at

@@ -552,14 +552,14 @@ function M.shutdown_all(st, dest_of, passing)
         end
         k = k + 1
       end
-    elseif type(m) ~= "table" then -- luacheck: ignore 542
-      -- dropped
-    elseif m[1] == "DOWN" and waiting[m[2]] then
-      waiting[m[2]].done = true
-      waiting[m[2]] = nil
-      n = n - 1
-    else
-      handoff.on_passing(st, passing, m) -- data that came meanwhile, or an answer to data passed on
+    elseif type(m) == "table" then -- (anything else is dropped)
+      if m[1] == "DOWN" and waiting[m[2]] then
+        waiting[m[2]].done = true
+        waiting[m[2]] = nil
+        n = n - 1
+      else
+        handoff.on_passing(st, passing, m) -- data that came meanwhile, or an answer to data passed on
+      end
     end
   end
 end

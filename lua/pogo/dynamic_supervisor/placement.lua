@@ -73,8 +73,7 @@ function M.owner_among(st, c, excluded)
   local req = requests.active(st, c)
   local pin = req and req.spec.node
   if pin and st.ring_nodes[pin] and not excluded[pin] then return pin end
-  local n = 0
-  for _ in pairs(st.ring_nodes) do n = n + 1 end
+  local n = #st.ring
   for _, node in ipairs(n > 0 and st.ring:key_to_nodes(c.id, n) or {}) do
     if not excluded[node] then return node end
   end
