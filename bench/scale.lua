@@ -20,7 +20,9 @@
 --     and what a child costs the others in Lua heap and RSS once placed.
 --     Every node holds every child's request and its place (README, "at
 --     scale"): the last figures are what the design costs per child on a node
---     that has nothing else to do with it;
+--     that has nothing else to do with it. With --profile, pogo.profile
+--     samples the requesting, the running and one other node during that
+--     placement, and their longest lines are printed after the table;
 --   * churn on 5 nodes: 1,000 start_child and 1,000 terminate_child per second
 --     from one node (each child lives 1 s) after a 20 s warm-up: the growth of
 --     each node's RSS, read every second, from the median of the first 10 s
@@ -36,6 +38,7 @@
 --   --sizes 10000,50000,100000   children on 5 nodes ("" to skip)
 --   --meshes 25,50               node counts of the mesh rows ("" to skip)
 --   --roles 10000                children of the rows by role (0 to skip)
+--   --profile                    profile the nodes of the rows by role (pogo.profile)
 --   --churn-seconds 60           measured churn (0 to skip); --churn-rate 1000
 --   --repeat N                   runs per size (median); default 3 up to 10,000, else 1
 --   --quick                      10,000 once, 25 nodes, 10 s of churn
@@ -62,6 +65,7 @@ parser:option("--sizes", "children on 5 nodes, comma-separated (\"\" to skip)", 
   :convert(numbers)
 parser:option("--meshes", "node counts of the mesh rows (\"\" to skip)", "25,50"):convert(numbers)
 parser:option("--roles", "children of the rows by role (0 to skip)", "10000"):convert(math.tointeger)
+parser:flag("--profile", "profile the nodes of the rows by role (pogo.profile), printed after the table")
 parser:option("--churn-seconds", "seconds of measured churn (0 to skip)", "60"):convert(math.tointeger)
 parser:option("--churn-rate", "start_child (and terminate_child) per second", "1000"):convert(math.tointeger)
 parser:option("--repeat", "runs per size, the median is shown (default 3 up to 10,000 children, else 1)")
@@ -221,10 +225,17 @@ local function roles(n)
     return each(nodes, function(node) return c:call(node, R, "usage", {}, 120000) end)
   end
   local m0 = { c:call(nodes[3], R, "memory", {}, 120000) }
+  local profiled = { nodes[1], nodes[2], nodes[3] }
+  if args.profile then
+    each(profiled, function(node) assert(c:call(node, "pogo.profile", "start", {}, 120000)) end)
+  end
   local u0 = usage()
   c:call(nodes[1], R, "start_children", { 1, n, nodes[2].name }, 600000)
   await_starts(nodes, n, 600000)
   local u1 = usage()
+  local profiles = args.profile and each(profiled, function(node)
+    return assert(c:call(node, "pogo.profile", "stop", {}, 120000))
+  end)
   pogo.sleep(SETTLE_MS) -- the tail (see SETTLE_MS), then the memory of the placed children
   local m1 = { c:call(nodes[3], R, "memory", {}, 120000) }
   kill_all()
@@ -233,6 +244,7 @@ local function roles(n)
   return {
     requesting = cpu[1], running = cpu[2], others = (cpu[3] + cpu[4] + cpu[5]) / 3,
     heap = (m1[2] - m0[2]) * 1024 / n, rss = (m1[3] - m0[3]) * 1024 / n,
+    profiles = profiles and { requesting = profiles[1][1], running = profiles[2][1], other = profiles[3][1] },
   }
 end
 
@@ -378,6 +390,7 @@ local function row(name, value, target, pass)
   rows[#rows + 1] = { name, value or "", target or "", pass == nil and "" or (pass and "ok" or "MISSED") }
 end
 
+local profiles -- of the rows by role, printed after the table
 local ok, err = xpcall(function()
   local rate10k
   for _, n in ipairs(args.sizes) do
@@ -425,6 +438,7 @@ local ok, err = xpcall(function()
     row("  CPU a child: requesting / running / others", string.format("%.0f / %.0f / %.0f us", r.requesting,
       r.running, r.others), "", nil)
     row("  a child on each other node: Lua heap / RSS", string.format("%.0f / %.0f bytes", r.heap, r.rss), "", nil)
+    profiles = r.profiles
   end
   if args.churn_seconds > 0 then
     local r = churn(args.churn_seconds, args.churn_rate)
@@ -446,6 +460,13 @@ pogo.stop()
 print(string.format("%-52s %-26s %-22s %s", "measure (loopback, " .. os.date("!%H:%M UTC") .. ")", "value",
   "target", "status"))
 for _, r in ipairs(rows) do print(string.format("%-52s %-26s %-22s %s", r[1], r[2], r[3], r[4])) end
+if profiles then
+  local format = require("pogo.profile").format
+  for _, role in ipairs { "requesting", "running", "other" } do
+    print(string.format("\nprofile of the %s node during the placement by role (pogo.profile):", role))
+    print(format(profiles[role], 12))
+  end
+end
 if not ok then
   io.stderr:write("bench failed: ", tostring(err), "\n")
   os.exit(1)

@@ -70,6 +70,7 @@ static int node_gc(lua_State *L) {
   if (N->closed) return 0;
   pogo_remote_close(N, L);
   pogo_preempt_close(N);
+  pogo_profile_close(N);
   pogo_host_close(N);
   pogo_proc_free_all(N, L);
   N->closed = 1;
@@ -187,6 +188,7 @@ void pogo_node_register(lua_State *L) {
   pogo_names_register(L);
   pogo_node_stats_register(L);
   pogo_preempt_register(L);
+  pogo_profile_register(L);
   pogo_mem_register(L);
   pogo_via_register(L);
   pogo_crash_register(L);

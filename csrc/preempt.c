@@ -351,6 +351,12 @@ void pogo_preempt_arm(pogo_node *N, lua_State *co) {
   else if (lua_gethook(co)) lua_sethook(co, NULL, 0, 0); /* a coroutine inherits its creator's hook */
 }
 
+int pogo_preempt_hook_free(pogo_node *N) {
+  if (N->preempt_us == 0) return 1;
+  if (!N->wd) N->wd = wd_new(N); /* (made with the first process otherwise) */
+  return N->wd && N->wd->signo;
+}
+
 void pogo_preempt_close(pogo_node *N) {
   if (!N->wd) return;
   wd_free(N->wd);

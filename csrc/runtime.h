@@ -163,6 +163,7 @@ typedef struct pogo_chunks {
 struct pogo_remote_ops; /* remote.h */
 struct pogo_mem;         /* mem.c */
 typedef struct pogo_watchdog pogo_watchdog; /* preempt.c */
+typedef struct pogo_profile pogo_profile;   /* profile.c */
 typedef struct pogo_host pogo_host; /* host.c */
 
 typedef struct pogo_node {
@@ -197,6 +198,7 @@ typedef struct pogo_node {
   int preempt_us;      /* the time slice, µs: a slice running longer is preempted; 0: off (preempt.c) */
   int preempted;       /* the last resume ended in a preemption */
   struct pogo_watchdog *wd; /* preempt.c */
+  struct pogo_profile *prof; /* the running profile, or NULL (profile.c) */
   struct pogo_mem *mem; /* the counting allocator (mem.c) */
   int mem_strict;      /* allocations fail past max_memory (mem.c; pogo_mem_strict) */
   pogo_proc *external; /* the main chunk's process, created on demand */
@@ -326,6 +328,16 @@ void pogo_preempt_slice_begin(pogo_node *N);
 void pogo_preempt_slice_end(pogo_node *N, pogo_proc *p, lua_State *co);
 void pogo_preempt_close(pogo_node *N); /* stop the watchdog (node gc) */
 void pogo_preempt_register(lua_State *L);
+/* Whether processes' coroutines are free of the permanent preemption hook
+ * (signals work, or preemption is off), so another hook may use them. */
+int pogo_preempt_hook_free(pogo_node *N);
+
+/* ---- profile.c ---- */
+/* A slice of co begins / ends: sample it while a profile runs. */
+void pogo_profile_slice_begin(pogo_node *N, lua_State *co);
+void pogo_profile_slice_end(pogo_node *N);
+void pogo_profile_close(pogo_node *N); /* drop a running profile (node gc) */
+void pogo_profile_register(lua_State *L);
 
 /* ---- mem.c ---- */
 /* Install the counting allocator on N->L (node open); remove it (node gc). */

@@ -176,7 +176,9 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
   int nres = 0;
   int strict = pogo_mem_strict(N, 1);
   pogo_preempt_slice_begin(N);
+  pogo_profile_slice_begin(N, co);
   int st = lua_resume(co, L, nargs, &nres);
+  pogo_profile_slice_end(N);
   N->current = NULL;
   pogo_preempt_slice_end(N, p, co);
   pogo_mem_strict(N, strict);
