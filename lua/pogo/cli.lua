@@ -1,6 +1,6 @@
 --- The commands of `bin/pogo` that look at a running cluster: `status`,
--- `children SUP`, `eval NODE CODE`, `remote NODE` and `top` (bin/pogo's
--- COMMANDS table is this module's `COMMANDS`).
+-- `children SUP`, `eval NODE CODE`, `remote NODE`, `top` and `profile NODE`
+-- (bin/pogo's COMMANDS table is this module's `COMMANDS`).
 --
 -- Each command joins the cluster as an observer node (`join`): a node of its
 -- own, named `observer-<random>`, started with the cookie (`--cookie`,
@@ -15,7 +15,7 @@
 --
 -- Output is for people (aligned tables, sizes in KiB/MiB); `--json` prints
 -- the same data as JSON (lua-cjson) for scripts: one object for `status`,
--- `children` and `eval`, one per line for each frame of `top` and each
+-- `children`, `eval` and `profile`, one per line for each frame of `top` and each
 -- chunk of `remote`. Errors are one line on stderr, "pogo: <what>".
 --
 -- This module loads nothing heavy until a command runs, so `pogo --help`
@@ -375,6 +375,29 @@ local function run_eval(args, opts)
   finish(r.ok and 0 or EXIT_FAILURE)
 end
 
+-- ---- profile ----
+
+-- pogo.profile on NODE for --ms, its longest lines printed.
+local function run_profile(args, opts)
+  local pogo = require "pogo"
+  local node = target_node(args, opts)
+  local for_ms, top = args.ms or 2000, args.top or 20
+  local ok, r, why = pogo.rpc(node, "pogo.profile", "run", { for_ms }, for_ms + (args.wait_ms or 5000))
+  if not ok or not r then
+    M.leave()
+    fail(EXIT_FAILURE, "profile of " .. node .. " failed: " .. tostring(ok and why or r))
+  end
+  if args.json then
+    local lines = {}
+    for i = 1, math.min(top, #r.lines) do lines[i] = r.lines[i] end
+    out(json_encode({ node = node, wall_ms = r.wall_ms, slices_ms = r.slices_ms, outside_ms = r.outside_ms,
+                      lines = lines }), "\n")
+  else
+    out(string.format("profile of %s for %d ms\n", node, for_ms), require("pogo.profile").format(r, top), "\n")
+  end
+  finish(0)
+end
+
 -- ---- remote ----
 
 -- Lines of stdin as messages {tag, line} to `me` ({tag} at its end): from a
@@ -672,6 +695,12 @@ M.COMMANDS = {
   eval = command("evaluate Lua CODE in a process of NODE", "the results", run_eval, on_node("CODE")),
   remote = command("a Lua console on NODE (as iex --remsh)", "each chunk's results (one line each)", run_remote,
     on_node("a chunk")),
+  profile = command("where NODE's processes spend their time, by line (pogo.profile)", "the longest lines",
+    run_profile, function(cmd)
+      cmd:argument("node", "the node: its full name, its name before @, or host:port"):argname("NODE")
+      cmd:option("--ms", "how long to profile, ms (default 2000)"):argname("N"):convert(positive("--ms"))
+      cmd:option("--top", "how many files and lines to print (default 20)"):argname("N"):convert(positive("--top"))
+    end),
   top = command("a live view of the nodes (q or Ctrl-C quits)", "each refresh (one line each)", run_top,
     function(cmd)
       cmd:option("--interval-ms", "time between refreshes, ms (default 1000)"):argname("N")

@@ -1,5 +1,5 @@
 -- Specs for bin/pogo's commands that look at a running cluster (status,
--- children, eval, remote, top), run as real processes against a cluster of
+-- children, eval, remote, top, profile), run as real processes against a cluster of
 -- 3 node processes that supervise 30 children, and for what an observer
 -- costs the cluster (nothing: no ring, no join wait, no redial).
 local pogo = require "pogo"
@@ -135,6 +135,24 @@ describe("bin/pogo observer commands", function()
     code, _, err = run { "eval", "o1", "1 +" }
     assert.are.equal(1, code)
     assert.matches("^remote:1: unexpected symbol near '1'\n$", err)
+  end)
+
+  it("profile NODE: where its processes spent their time, by line", function()
+    local _
+    local code, out, err = run { "profile", "o2", "--ms", "300", "--top", "5" }
+    assert.are.equal(0, code, err)
+    assert.matches("^profile of " .. nodes[2].name:gsub("%p", "%%%0") .. " for 300 ms\n", out)
+    assert.matches("ms of wall time; processes ran ", out, 1, true)
+    code, out, err = run { "profile", nodes[3].name, "--ms", "200", "--json" }
+    assert.are.equal(0, code, err)
+    local j = cjson.decode(out)
+    assert.are.equal(nodes[3].name, j.node)
+    assert.is_true(j.wall_ms >= 200)
+    assert.is_true(j.slices_ms >= 0 and j.slices_ms <= j.wall_ms)
+    assert.is_table(j.lines)
+    code, _, err = run { "profile", "o1", "--ms", "0" }
+    assert.are.equal(2, code)
+    assert.matches("%-%-ms: a positive integer expected, got '0'", err)
   end)
 
   it("remote NODE: a console whose globals persist, fed from stdin", function()
