@@ -24,6 +24,7 @@
 -- on a node. Erlang users: as `eprof`/`fprof` over a whole node, by line.
 -- @module pogo.profile
 local pogo = require "pogo"
+local uv = require "luv"
 
 local core = pogo.core
 
@@ -58,7 +59,11 @@ function M.run(ms)
   if type(ms) ~= "number" or ms < 0 then error("profile.run: ms must be a number >= 0, got " .. tostring(ms), 2) end
   local ok, err = M.start()
   if not ok then return nil, err end
-  pogo.sleep(ms)
+  -- (a timer counts from the loop's cached time, and may end a little early)
+  local deadline = uv.hrtime() + ms * 1e6
+  repeat
+    pogo.sleep(math.max(1, math.ceil((deadline - uv.hrtime()) / 1e6)))
+  until uv.hrtime() >= deadline
   return M.stop()
 end
 
