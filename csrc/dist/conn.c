@@ -7,7 +7,11 @@
  *   a read is handed on in order: to the handshake (auth.c) until the
  *   connection is authenticated, then to the frame dispatch (inbound.c). A
  *   malformed or oversize frame, a read error or EOF ends this connection
- *   only (the mesh is told: pogo_mesh_conn_lost).
+ *   only (the mesh is told: pogo_mesh_conn_lost). The nodedown reason of a
+ *   peer that closed the connection or died (EOF, or a reset: a process
+ *   killed with bytes unread resets it) is "connection_closed", as
+ *   Erlang's; other read errors give "connection_error", write errors
+ *   "write error".
  * - The frames of a read are handled under pogo_guard (lua_pcall): when one
  *   fails (out of memory while decoding or delivering it), a message (SEND,
  *   SEND_NAMED) is dropped and the next frames go on; any other frame, or a
@@ -197,6 +201,13 @@ static int tls_read_fn(lua_State *L, void *arg) {
   return 0;
 }
 
+/* The reason a connection is lost on libuv error err: the peer closed it
+ * (an orderly close, or a reset: a peer that died with bytes unread, a
+ * SIGKILL, resets the connection instead of closing it) or `other`. */
+static const char *lost_reason(ssize_t err, const char *other) {
+  return err == UV_EOF || err == UV_ECONNRESET || err == UV_EPIPE ? "connection_closed" : other;
+}
+
 static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   pogo_conn *c = s->data;
   if (!c->d || c->state == CS_DEAD) return;
@@ -204,7 +215,7 @@ static void read_cb(uv_stream_t *s, ssize_t nread, const uv_buf_t *buf) {
   if (nread < 0) {
     if (nread == UV_ENOBUFS) conn_lost(c, "out of memory");
     else if (c->state == CS_CLOSING) pogo_conn_close(c);
-    else conn_lost(c, nread == UV_EOF ? "connection_closed" : "connection_error");
+    else conn_lost(c, lost_reason(nread, "connection_error"));
     return;
   }
   c->last_recv = uv_now(c->d->N->loop);
@@ -281,7 +292,7 @@ static void write_cb(uv_write_t *req, int status) {
   c->woff = 0;
   if (!c->d || c->state == CS_DEAD) return;
   if (status < 0) {
-    c->fail = "write error";
+    c->fail = lost_reason(status, "write error");
     pogo_conn_dirty(c);
     return;
   }
@@ -314,7 +325,7 @@ void pogo_conn_write(pogo_conn *c, pogo_buf *src) {
   int n = uv_try_write((uv_stream_t *)&c->tcp, &b, 1);
   if (n == UV_EAGAIN || n == UV_ENOSYS) n = 0;
   if (n < 0) {
-    c->fail = "write error";
+    c->fail = lost_reason(n, "write error");
     pogo_conn_dirty(c);
     return;
   }
@@ -332,9 +343,10 @@ void pogo_conn_write(pogo_conn *c, pogo_buf *src) {
   c->woff = (size_t)n;
   b = uv_buf_init(c->wbuf.data + n, (unsigned int)(c->wbuf.len - (size_t)n));
   c->wreq.data = c;
-  if (uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_cb) != 0) {
+  int w = uv_write(&c->wreq, (uv_stream_t *)&c->tcp, &b, 1, write_cb);
+  if (w != 0) {
     c->wbuf.len = 0;
-    c->fail = "write error";
+    c->fail = lost_reason(w, "write error");
     pogo_conn_dirty(c);
     return;
   }

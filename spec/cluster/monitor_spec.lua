@@ -13,6 +13,26 @@ local function exit_from(pid)
   return function(m) return type(m) == "table" and m[1] == "EXIT" and m[2] == pid end
 end
 
+-- Bytes waiting in the receive queues of process pid's TCP sockets: its
+-- socket inodes (/proc/PID/fd), their rx_queue in /proc/net/tcp.
+local function unread_by(pid)
+  local inodes = {}
+  local dir = uv.fs_scandir("/proc/" .. pid .. "/fd")
+  while dir do
+    local name = uv.fs_scandir_next(dir)
+    if not name then break end
+    local target = uv.fs_readlink("/proc/" .. pid .. "/fd/" .. name)
+    local inode = target and target:match("^socket:%[(%d+)%]$")
+    if inode then inodes[inode] = true end
+  end
+  local n = 0
+  for line in io.lines("/proc/net/tcp") do
+    local rx, inode = line:match("^%s*%d+:%s+%S+%s+%S+%s+%x+%s+%x+:(%x+)%s+%S+%s+%S+%s+%d+%s+%d+%s+(%d+)")
+    if rx and inodes[inode] then n = n + tonumber(rx, 16) end
+  end
+  return n
+end
+
 describe("remote monitors and links", function()
   local c, a
 
@@ -186,6 +206,31 @@ describe("remote monitors and links", function()
       end
     end
     assert.are.same({ monitor = true, named = true, link = true, linked_proc = true, nodedown = true }, seen)
+    pogo.monitor_nodes(false)
+    c:wait_exit(k)
+  end)
+
+  it("says connection_closed for a peer killed with bytes unread (a reset, not a close)", function()
+    local k = c:start_node { name = "stuck" }
+    c:connect(k)
+    local e = c:call(k, R, "echo")
+    pogo.monitor_nodes(true)
+    local sign = os.tmpname()
+    os.remove(sign)
+    pogo.spawn(function() pcall(c.call, c, k, R, "stall", { sign, 10000 }, 15000) end)
+    cluster.wait_until(function()
+      local f = io.open(sign)
+      if f then f:close() end
+      return f ~= nil
+    end, 5000, "the node to block")
+    os.remove(sign)
+    -- its loop is blocked: these stay unread in its socket, so the kill resets the connection
+    local chunk = string.rep("x", 64 * 1024)
+    for _ = 1, 4 do pogo.send(e, chunk) end
+    cluster.wait_until(function() return unread_by(k.pid) > 0 end, 5000, "bytes unread by the blocked node")
+    uv.kill(k.pid, "sigkill")
+    local m = cluster.expect(function(x) return x[1] == "nodedown" and x[2] == k.name end, 5000, "the nodedown")
+    assert.are.same({ "nodedown", k.name, "connection_closed" }, m)
     pogo.monitor_nodes(false)
     c:wait_exit(k)
   end)

@@ -118,6 +118,16 @@ function M.sleep(ms)
   return "slept"
 end
 
+--- Block the node's loop for `ms` (a blocking sleep: nothing is read from
+-- the network), having made the file `path` just before (the sign that it
+-- blocks, which the node itself can no longer send).
+function M.stall(path, ms)
+  local f = assert(io.open(path, "w"))
+  f:close()
+  require("luv").sleep(ms)
+  return true
+end
+
 function M.fail(msg) error(msg, 0) end
 function M.fail_table() error({ code = 42 }) end
 function M.fail_function() error(function() end) end
