@@ -12,30 +12,35 @@
  *   the collector's steps that its allocations paid for. At each return the
  *   caller's line runs again (Lua has no line event for it: without the
  *   return hook, a C call after a call to a Lua function on the same line,
- *   or after a metamethod, went to the callee's last line). A slice's last line
- *   gets the time up to the slice's end: the line that yielded (in
- *   pogo.receive, or preempted), and the next slice of that process goes on
- *   with that line until its next one (read from the suspended coroutine's
- *   stack), so the ten-microsecond slices of a server answering one message
- *   are counted in full, which a timer sampling every millisecond would
- *   almost never see. What runs outside process slices (the
- *   scheduler, the transport's decoding, I/O, idle) is in no line:
- *   `slices_ms` against `wall_ms` tells how much that is; `outside_ms` is
- *   the time of slices in no line (a new process before its first line)
- *   and of the hook's own work.
+ *   or after a metamethod, went to the callee's last line).
+ * - A slice's last line gets the time up to the slice's end: the line that
+ *   yielded (in pogo.receive) or was preempted; the next slice of that
+ *   process goes on with that line until its next event (read from the
+ *   suspended coroutine's stack). So the ten-microsecond slices of a server
+ *   answering one message are counted in full, which a timer sampling every
+ *   millisecond would almost never see.
+ * - What runs outside process slices (the scheduler, the transport's
+ *   decoding, I/O, idle) is in no line: `slices_ms` against `wall_ms` tells
+ *   how much that is. `outside_ms` is the time of slices in no line (a new
+ *   process before its first line) and of the hook's own work.
  * - Its cost, while it runs: a hook call, a lua_getinfo, a lookup and two
  *   clock reads per line run and per return, some 150 ns each, so Lua code
- *   runs several times slower (long C functions do not). The hook's own work is in no line; Lua's hook
- *   dispatch, some 30 ns a line, is in the lines, so lines of plain Lua
- *   weigh a little more than they would. Off, it costs nothing (one pointer
- *   test as a slice begins).
+ *   runs several times slower (long C functions do not). The hook's own
+ *   work is in no line; Lua's hook dispatch, some 30 ns a line, is in the
+ *   lines, so lines of plain Lua weigh a little more than they would. Off,
+ *   it costs nothing (one pointer test as a slice begins).
  * - Lines are keyed by (source, line): the source pointer of a function's
  *   chunk (lua_Debug.source) is stable while the function lives; the entry
  *   keeps a copy of its short_src and its function's name for the report.
  *   The table is an open addressing hash, grown by doubling; it is the
  *   profile's own memory, freed when the profile stops or the node goes.
+ * - Limits: the instruction at which a slice was preempted runs again at
+ *   the next slice without a line event (Lua's CIST_HOOKYIELD), so when it
+ *   begins a new line, that line's time up to its next event goes to the
+ *   line before; a function's chunk freed and another loaded at the same
+ *   address would share its lines' entries (the first name stays).
  * - Preemption keeps working: its signal replaces the hook of the slice it
- *   preempts, and the next slice gets the sampler's hook again. With the
+ *   preempts, and the next slice gets the profiler's hook again. With the
  *   permanent preemption hook (no real-time signal for the watchdog) the
  *   two would fight over the one hook a coroutine has: profile_start
  *   refuses then.
@@ -43,7 +48,7 @@
  * Lua API (pogo.core; lua/pogo/profile.lua wraps it):
  *   profile_start() -> true | nil, reason
  *   profile_stop() -> {wall_ms =, slices_ms =, outside_ms =, lines = {{where =, fn =, ms =}, ...}}
- *     (lines unsorted) | nil, "no profile runs"
+ *     (lines unsorted) | nil, "no profile runs on this node"
  */
 #include <stdlib.h>
 #include <string.h>
