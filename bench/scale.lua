@@ -21,7 +21,7 @@
 --     Every node holds every child's request and its place (README, "at
 --     scale"): the last figures are what the design costs per child on a node
 --     that has nothing else to do with it. With --profile, pogo.profile
---     samples the requesting, the running and one other node during that
+--     times the lines of the requesting, the running and one other node during that
 --     placement, and their longest lines are printed after the table;
 --   * churn on 5 nodes: 1,000 start_child and 1,000 terminate_child per second
 --     from one node (each child lives 1 s) after a 20 s warm-up: the growth of

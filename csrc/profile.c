@@ -67,7 +67,7 @@ typedef struct prof_line {
 
 struct pogo_profile {
   uint64_t started;  /* uv_hrtime at profile_start */
-  uint64_t last;     /* the previous firing in this slice, or the slice's start */
+  uint64_t last;     /* the previous event in this slice, or the slice's start */
   uint64_t slice_ns; /* sum of the slices' durations */
   uint64_t slice_at; /* when the running slice began (0: none) */
   uint64_t lines_ns; /* time given to lines */
@@ -134,6 +134,13 @@ static size_t lua_line_from(pogo_profile *pr, lua_State *L, int level) {
   return NO_LINE;
 }
 
+/* Give the running line the time since the last event. */
+static void charge(pogo_profile *pr, uint64_t now) {
+  if (pr->cur == NO_LINE) return;
+  pr->tab[pr->cur].ns += now - pr->last;
+  pr->lines_ns += now - pr->last;
+}
+
 static void profile_hook(lua_State *L, lua_Debug *ar) {
   pogo_node *N = pogo_node_of(L);
   pogo_profile *pr = N && !N->closed ? N->prof : NULL;
@@ -142,11 +149,7 @@ static void profile_hook(lua_State *L, lua_Debug *ar) {
     return;
   }
   if (!pr->slice_at) return; /* not inside a slice (a coroutine resumed by a luv callback) */
-  uint64_t now = uv_hrtime();
-  if (pr->cur != NO_LINE) {
-    pr->tab[pr->cur].ns += now - pr->last;
-    pr->lines_ns += now - pr->last;
-  }
+  charge(pr, uv_hrtime());
   pr->cur = NO_LINE;
   if (ar->event == LUA_HOOKLINE) {
     if (lua_getinfo(L, "S", ar) && ar->source) pr->cur = line_index(pr, L, ar);
@@ -172,22 +175,17 @@ void pogo_profile_slice_end(pogo_node *N) {
   uint64_t now = uv_hrtime();
   pr->slice_ns += now - pr->slice_at;
   pr->slice_at = 0;
-  if (pr->cur != NO_LINE) { /* the slice ended in its last line (a yield, in pogo.receive) */
-    pr->tab[pr->cur].ns += now - pr->last;
-    pr->lines_ns += now - pr->last;
-    pr->cur = NO_LINE;
-  }
+  charge(pr, now); /* the slice ended in its last line (a yield, in pogo.receive) */
+  pr->cur = NO_LINE;
 }
 
-static void profile_free(pogo_node *N) {
+void pogo_profile_close(pogo_node *N) {
   pogo_profile *pr = N->prof;
   if (!pr) return;
   N->prof = NULL;
   free(pr->tab);
   free(pr);
 }
-
-void pogo_profile_close(pogo_node *N) { profile_free(N); }
 
 /* profile_start() -> true | nil, reason */
 static int l_profile_start(lua_State *L) {
@@ -213,7 +211,7 @@ static int l_profile_start(lua_State *L) {
   pr->cap = INITIAL_CAP;
   pr->started = uv_hrtime();
   N->prof = pr;
-  /* the caller's own slice runs on: it is sampled from now */
+  /* the caller's own slice runs on: it is timed from now */
   if (N->current && N->current->co) pogo_profile_slice_begin(N, N->current->co);
   lua_pushboolean(L, 1);
   return 1;
@@ -234,7 +232,10 @@ static int l_profile_stop(lua_State *L) {
     return 2;
   }
   uint64_t now = uv_hrtime();
-  if (pr->slice_at) pr->slice_ns += now - pr->slice_at; /* the caller's slice, so far */
+  if (pr->slice_at) { /* the caller's slice, so far */
+    pr->slice_ns += now - pr->slice_at;
+    charge(pr, now);
+  }
   /* the hooks go: on the caller at once, on the others as they next fire */
   if (N->current && N->current->co && lua_gethook(N->current->co) == profile_hook)
     lua_sethook(N->current->co, NULL, 0, 0);
@@ -258,7 +259,7 @@ static int l_profile_stop(lua_State *L) {
     lua_rawseti(L, -2, ++k);
   }
   lua_setfield(L, -2, "lines");
-  profile_free(N);
+  pogo_profile_close(N);
   return 1;
 }
 
