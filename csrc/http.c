@@ -21,7 +21,9 @@
  *   server:port(), server:connections(), server:close() (also on __gc).
  *
  * Connections
- * - At most HTTP_MAX_CONNS at once; more are accepted and closed.
+ * - At most HTTP_MAX_CONNS at once; more are accepted and closed. At most
+ *   a batch is accepted per turn of the loop (acceptor.c), so clients that
+ *   reconnect as fast as they are closed cannot hold the node's loop.
  * - One request at a time per connection: while it is being answered the
  *   connection reads ahead (up to HTTP_BUF_MAX bytes, then it stops reading)
  *   so that a client that leaves is noticed, and pipelined requests wait.
@@ -47,6 +49,7 @@
 #include "runtime.h"
 #include "http.h"
 #include "http_request.h"
+#include "acceptor.h"
 
 #define HTTP_MT "pogo.http_server"
 #define HTTP_MAX_CONNS 128
@@ -79,6 +82,7 @@ typedef struct http_conn {
 typedef struct http_uv {
   uv_tcp_t listener;
   uv_timer_t timer;
+  pogo_acceptor acceptor; /* a batch of accepts per turn of the loop */
   int open;
   http_server *s; /* NULL once closed */
 } http_uv;
@@ -357,7 +361,7 @@ static void read_cb(uv_stream_t *st, ssize_t nread, const uv_buf_t *buf) {
 static void on_connection(uv_stream_t *srv, int status) {
   http_uv *u = srv->data;
   http_server *s = u->s;
-  if (!s || status < 0) return;
+  if (!s || status < 0 || !pogo_acceptor_take(&u->acceptor)) return;
   http_conn *c = calloc(1, sizeof *c);
   if (!c) return;
   if (uv_tcp_init(s->N->loop, &c->tcp) != 0) {
@@ -410,6 +414,7 @@ static void server_close(http_server *s) {
   u->s = NULL;
   uv_close((uv_handle_t *)&u->listener, uv_block_close_cb);
   uv_close((uv_handle_t *)&u->timer, uv_block_close_cb);
+  uv_close((uv_handle_t *)&u->acceptor.check, uv_block_close_cb);
 }
 
 static http_server *check_server(lua_State *L) { return luaL_checkudata(L, 1, HTTP_MT); }
@@ -494,7 +499,8 @@ static int l_http_listen(lua_State *L) {
   uv_tcp_init(N->loop, &u->listener);
   uv_timer_init(N->loop, &u->timer);
   u->listener.data = u->timer.data = u;
-  u->open = 2;
+  pogo_acceptor_init(&u->acceptor, N->loop, (uv_stream_t *)&u->listener, on_connection, u);
+  u->open = 3;
   u->s = s;
   s->uv = u;
   int r = uv_tcp_bind(&u->listener, (struct sockaddr *)&ss, 0);

@@ -41,6 +41,7 @@
 #include "dist/wire.h"
 #include "dist/handshake.h"
 #include "dist/addr.h"
+#include "acceptor.h"
 
 /* Connection states. */
 enum {
@@ -152,6 +153,7 @@ typedef struct pogo_dist_uv {
   uv_timer_t tick;   /* heartbeats and handshake timeouts */
   uv_timer_t dialt;  /* next (re)dial */
   uv_prepare_t prep; /* flush batched writes before the loop polls */
+  pogo_acceptor acceptor; /* a batch of accepts per turn of the loop */
   int open;
   pogo_dist *d;
 } pogo_dist_uv;

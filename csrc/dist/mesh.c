@@ -4,9 +4,11 @@
  *
  * Contract
  * - Listening: one TCP listener on host:port (port 0 = ephemeral; the name
- *   carries the real port). Each accepted connection gets a slot among the
- *   unauthenticated ones (admit.c: bounded per peer address and in all, the
- *   oldest evicted) and is handed to the handshake (auth.c).
+ *   carries the real port), at most a batch of accepts per turn of the loop
+ *   (acceptor.c: a flood cannot hold the loop). Each accepted connection
+ *   gets a slot among the unauthenticated ones (admit.c: bounded per peer
+ *   address and in all, the oldest evicted) and is handed to the handshake
+ *   (auth.c).
  * - Dialing: seeds (and pogo.connect targets) by address, known nodes by name.
  *   A failed dial is retried after a delay that doubles from backoff_min up to
  *   backoff_max. Seeds are retried forever; a node learned from gossip or a
@@ -606,7 +608,7 @@ void pogo_mesh_bye(pogo_conn *c, const char *reason) {
 static void on_connection(uv_stream_t *srv, int status) {
   pogo_dist_uv *u = srv->data;
   pogo_dist *d = u->d;
-  if (!d || status < 0) return;
+  if (!d || status < 0 || !pogo_acceptor_take(&u->acceptor)) return;
   pogo_conn *c = pogo_conn_new(d, 0);
   if (!c) return;
   if (uv_accept(srv, (uv_stream_t *)&c->tcp) != 0 || d->stopping) {
@@ -685,7 +687,7 @@ static void close_handle(uv_handle_t *h) {
   if (!uv_is_closing(h)) uv_close(h, uv_block_close_cb);
 }
 
-/* Close the node's own handles (listener, timers, prepare). */
+/* Close the node's own handles (listener, timers, prepare, the acceptor's check). */
 static void close_uv(pogo_dist *d) {
   pogo_dist_uv *u = d->uv;
   if (!u) return;
@@ -695,6 +697,7 @@ static void close_uv(pogo_dist *d) {
   close_handle((uv_handle_t *)&u->tick);
   close_handle((uv_handle_t *)&u->dialt);
   close_handle((uv_handle_t *)&u->prep);
+  close_handle((uv_handle_t *)&u->acceptor.check);
 }
 
 int pogo_mesh_start(pogo_dist *d, lua_State *L, char *err, size_t errlen) {
@@ -710,8 +713,9 @@ int pogo_mesh_start(pogo_dist *d, lua_State *L, char *err, size_t errlen) {
   uv_timer_init(loop, &u->tick);
   uv_timer_init(loop, &u->dialt);
   uv_prepare_init(loop, &u->prep);
+  pogo_acceptor_init(&u->acceptor, loop, (uv_stream_t *)&u->listener, on_connection, u);
   u->listener.data = u->tick.data = u->dialt.data = u->prep.data = u;
-  u->open = 4;
+  u->open = 5;
   d->uv = u;
   struct sockaddr_storage ss;
   int r = resolve_now(d->host, d->port, &ss);

@@ -243,18 +243,21 @@ describe("attacks", function()
     local open_conns, made, stopped = {}, { n = 0 }, false
     local function open(src)
       if stopped then return end
-      local t = uv.new_tcp()
-      open_conns[t] = true
-      local function gone()
+      local t, closed = uv.new_tcp(), false
+      local function gone() -- once: luv may still call back a closed handle (from its __gc)
+        if closed then return end
+        closed = true
         open_conns[t] = nil
-        if not t:is_closing() then t:close() end
+        t:close()
       end
+      open_conns[t] = gone
       if not t:bind(src, 0) then gone() return end
       t:connect(host, tonumber(port), function(err)
+        if closed then return end
         if err then gone() return end
         made.n = made.n + 1
         t:read_start(function(_, data)
-          if data then return end
+          if data or closed then return end
           gone()
           open(src) -- closed by the node: again
         end)
@@ -265,15 +268,15 @@ describe("attacks", function()
     end
     return function()
       stopped = true
-      for t in pairs(open_conns) do
-        if not t:is_closing() then t:close() end
-      end
+      for _, gone in pairs(open_conns) do gone() end
       pogo.sleep(20)
     end, made
   end
 
   it("a connection flood from one address, or from many, does not keep a new node from joining", function()
     local t, before = target("flooded")
+    -- (over TLS, accepting without a bound per turn of the loop let a flood
+    -- that reconnects at once hold the node's loop: no heartbeats for 3 s)
     for round, sources in ipairs { { "127.0.0.2" }, (function()
       local many = {}
       for i = 3, 42 do many[#many + 1] = "127.0.0." .. i end
@@ -295,12 +298,40 @@ describe("attacks", function()
       end
       stop()
       assert(ok, err)
+      local down = pogo.receive(nodedown_of(t), 0)
+      assert.is_nil(down, "the flooded node's link went down: " .. tostring(down and down[3]))
       assert.is_true(pending <= 128, pending .. " handshakes pending")
       assert.is_true(made.n > 200, "the flood made " .. made.n .. " connections")
       c:kill(n)
     end
     recovered(t, before)
     c:kill(t)
+  end)
+
+  it("a connection flood at the web page's port does not hold the node's loop: its links stay up, it answers",
+     function()
+    local w = target("webflooded", { extra = { "--http", "127.0.0.1:0" } })
+    local http = c:call(w, "pogo.observer", "node_stats", {}).http
+    local before = health(w) -- (with pogo.observer loaded)
+    -- more connections than the server keeps (128): the others are accepted
+    -- and closed, and the flood opens them again at once
+    local stop, made = flood(http, { "127.0.0.2" }, 300)
+    finally(stop)
+    cluster.wait_until(function() return made.n >= 300 end, 5000, "the flood to start")
+    local t0, calls = uv.hrtime(), 0
+    while (uv.hrtime() - t0) / 1e6 < 4000 do -- longer than timeout_ms (3000): a held loop loses its links
+      local ok, err = c:rpc(w, A, "ping", {}, 2000)
+      assert(ok, "the flooded node did not answer an rpc: " .. tostring(err))
+      calls = calls + 1
+      pogo.sleep(100)
+    end
+    stop()
+    local down = pogo.receive(nodedown_of(w), 0)
+    assert.is_nil(down, "the flooded node's link went down: " .. tostring(down and down[3]))
+    assert.is_true(made.n > 500, "the flood made " .. made.n .. " connections")
+    assert.is_true(calls >= 10, calls .. " rpcs answered")
+    recovered(w, before)
+    c:kill(w)
   end)
 
   it("an allocation without bound under max_memory ends its process alone; its supervisor restarts it", function()
