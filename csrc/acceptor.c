@@ -16,6 +16,10 @@
  *   until the connection is accepted, and the check phase at the end of this
  *   turn calls cb(listener, 0) again, which accepts it as the next batch's
  *   first (and re-arms the listener).
+ * - A connection the owner cannot take now (no memory for its record) is
+ *   left the same way with pogo_acceptor_later(a): tried again after the
+ *   turn, so a moment without memory does not leave the listener stopped
+ *   for good (libuv watches it again only once a connection is accepted).
  * - The check handle is active only in a turn that accepted; it does not
  *   keep the loop alive on its own (the listener does). Its data pointer is
  *   the owner's, for the owner's close callback: the owner closes
@@ -37,11 +41,17 @@ static void check_cb(uv_check_t *h) {
 
 void pogo_acceptor_init(pogo_acceptor *a, uv_loop_t *loop, uv_stream_t *listener, uv_connection_cb cb, void *data) {
   uv_check_init(loop, &a->check);
+  uv_unref((uv_handle_t *)&a->check);
   a->check.data = data;
   a->listener = listener;
   a->cb = cb;
   a->accepted = 0;
   a->deferred = 0;
+}
+
+void pogo_acceptor_later(pogo_acceptor *a) {
+  a->deferred = 1;
+  uv_check_start(&a->check, check_cb);
 }
 
 int pogo_acceptor_take(pogo_acceptor *a) {

@@ -17,5 +17,6 @@ typedef struct pogo_acceptor {
 
 void pogo_acceptor_init(pogo_acceptor *a, uv_loop_t *loop, uv_stream_t *listener, uv_connection_cb cb, void *data);
 int pogo_acceptor_take(pogo_acceptor *a);
+void pogo_acceptor_later(pogo_acceptor *a);
 
 #endif

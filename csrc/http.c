@@ -363,9 +363,9 @@ static void on_connection(uv_stream_t *srv, int status) {
   http_server *s = u->s;
   if (!s || status < 0 || !pogo_acceptor_take(&u->acceptor)) return;
   http_conn *c = calloc(1, sizeof *c);
-  if (!c) return;
-  if (uv_tcp_init(s->N->loop, &c->tcp) != 0) {
+  if (!c || uv_tcp_init(s->N->loop, &c->tcp) != 0) {
     free(c);
+    pogo_acceptor_later(&u->acceptor);
     return;
   }
   c->tcp.data = c;

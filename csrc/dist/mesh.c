@@ -610,7 +610,10 @@ static void on_connection(uv_stream_t *srv, int status) {
   pogo_dist *d = u->d;
   if (!d || status < 0 || !pogo_acceptor_take(&u->acceptor)) return;
   pogo_conn *c = pogo_conn_new(d, 0);
-  if (!c) return;
+  if (!c) {
+    pogo_acceptor_later(&u->acceptor);
+    return;
+  }
   if (uv_accept(srv, (uv_stream_t *)&c->tcp) != 0 || d->stopping) {
     pogo_conn_close(c);
     return;
