@@ -94,10 +94,24 @@ static void bump_backoff(pogo_dist *d, uint32_t *backoff, uint64_t *next_at) {
 
 static int is_pending(const pogo_conn *c) { return c->state == CS_CONNECTING || c->state == CS_HANDSHAKE; }
 
+/* Does node idx's name carry the address host:port? */
+static int name_at(pogo_dist *d, uint32_t idx, const char *host, int port) {
+  char h[POGO_HOST_MAX];
+  int p;
+  const char *name = node_name(d, idx);
+  return name && pogo_addr_of_node(name, strlen(name), h, &p) && p == port && strcmp(h, host) == 0;
+}
+
 /* Is connection c about node idx (whose address is host:port, if known)? A dial for
- * a target is matched by the target's name once known, else by address. */
+ * a target is matched by the target's name once known, else by address; a
+ * connection whose peer said who it is (its HELLO), by the address its name
+ * carries. So a dial by address does not start while that node's own dial to
+ * this one is being answered: the two would settle on different connections,
+ * one side bringing up the one the other drops (a nodedown, and what was
+ * sent on it lost). */
 static int conn_is_for(pogo_dist *d, const pogo_conn *c, uint32_t idx, const char *host, int port) {
   if (idx && (c->peer == idx || c->dial_peer == idx)) return 1;
+  if (!idx && host && c->peer && name_at(d, c->peer, host, port)) return 1;
   if (!c->target) return 0;
   if (c->target->name) return idx && strcmp(c->target->name, node_name(d, idx)) == 0;
   return host && c->target->port == port && strcmp(c->target->host, host) == 0;
@@ -370,11 +384,8 @@ void pogo_mesh_dial_abandon(pogo_conn *c) {
 
 /* Do node idx's name and target t name the same node? */
 static int target_matches(pogo_dist *d, pogo_target *t, uint32_t idx) {
-  const char *name = node_name(d, idx);
-  if (t->name) return strcmp(t->name, name) == 0;
-  char host[POGO_HOST_MAX];
-  int port;
-  return pogo_addr_of_node(name, strlen(name), host, &port) && port == t->port && strcmp(host, t->host) == 0;
+  if (t->name) return strcmp(t->name, node_name(d, idx)) == 0;
+  return name_at(d, idx, t->host, t->port);
 }
 
 static int dial_due(pogo_dist *d, pogo_target *t, uint64_t *at) {
@@ -826,14 +837,9 @@ int pogo_mesh_connect(pogo_dist *d, lua_State *L, const char *addr, int pid_idx,
   } else {
     for (uint32_t i = 1; i < d->npeers; i++) {
       pogo_peer *p = d->peers[i];
-      if (!p || !p->up) continue;
-      char h2[POGO_HOST_MAX];
-      int p2;
-      const char *name = node_name(d, i);
-      if (pogo_addr_of_node(name, strlen(name), h2, &p2) && p2 == port && strcmp(h2, host) == 0) {
-        lua_pushstring(L, name);
-        return 1;
-      }
+      if (!p || !p->up || !name_at(d, i, host, port)) continue;
+      lua_pushstring(L, node_name(d, i));
+      return 1;
     }
   }
   pogo_target *t = target_add(d, host, port, 0);

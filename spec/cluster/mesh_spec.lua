@@ -89,6 +89,55 @@ describe("mesh", function()
     end
   end)
 
+  it("a node and the spec's node dialing each other by address at once: one link, no nodedown, nothing lost",
+     function()
+    -- this node dials the node and stops its own loop for a moment once its
+    -- HELLO is out; the node, seeing that handshake, dials this one and then
+    -- sends. A dial that starts while the other's is being answered must wait
+    -- for it: the two sides once settled on different links (this one
+    -- dropped its own dial for the node's, which the node had brought up:
+    -- the node saw a nodedown and what it had sent on it was lost)
+    local me = pogo.node()
+    local addr = me:match("@(.+)$")
+    pogo.register("dial_back_sink", pogo.self())
+    pogo.monitor_nodes(true)
+    finally(function()
+      pogo.monitor_nodes(false)
+      pogo.unregister("dial_back_sink")
+    end)
+    for round = 1, 8 do
+      local n = c:start_node { name = "db" .. round, script = "spec/support/dial_back_node.lua",
+                               args = { addr, me, "100" } }
+      pogo.spawn(function() c:connect(n) end)
+      cluster.wait_until(function()
+        for _, l in ipairs(pogo.dist_info().links) do
+          if l.outgoing and l.state == "handshake" then return true end
+        end
+        return false
+      end, 5000, "this node's dial to " .. n.name)
+      pogo.yield() -- a turn of the loop: the HELLO goes out
+      local t0 = os.clock()
+      while os.clock() - t0 < 0.2 do end -- the node answers, sees the handshake and dials meanwhile
+      local got = 0
+      while true do
+        local m = pogo.receive(function(x) return type(x) == "table" and x[1] == "db" and x[2] == n.name end, 5000)
+        assert(m, string.format("round %d: %d of 100 messages, then nothing", round, got))
+        if m[3] == "done" then break end
+        got = got + 1
+        assert.are.equal(got, m[3], "round " .. round .. ": the messages in order, none lost")
+      end
+      assert.are.equal(100, got)
+      assert.are.same({}, c:call(n, "support.dial_back", "downs"))
+      local down = pogo.receive(function(x) return type(x) == "table" and x[1] == "nodedown" and x[2] == n.name end, 0)
+      assert.is_nil(down, "this node saw " .. n.name .. " go down")
+      local function up() return pogo.receive(function(x) return x[1] == "nodeup" and x[2] == n.name end, 0) end
+      assert.is_not_nil(up(), "a nodeup of " .. n.name)
+      assert.is_nil(up(), "a second nodeup of " .. n.name)
+      c:kill(n)
+      cluster.expect(function(x) return x[1] == "nodedown" and x[2] == n.name end, 5000, n.name .. "'s nodedown")
+    end
+  end)
+
   it("retries an unreachable seed and joins once it listens", function()
     local s = c:start_node { name = "late" }
     local port = s.addr:match(":(%d+)$")
