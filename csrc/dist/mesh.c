@@ -17,7 +17,9 @@
  *   never starts inside another callback's work.
  * - One connection per pair of nodes carries the traffic (pogo_peer.up);
  *   the handshake settles duplicates and hands the winner over
- *   (pogo_mesh_conn_up).
+ *   (pogo_mesh_conn_up). No dial starts, by name or by address, while that
+ *   node's own dial is being answered here (conn_is_for): both sides must
+ *   settle on the same connection before either brings one up.
  * - Gossip: when a connection comes up, each side sends the other the names
  *   of all its other peers and tells every other peer about the new one; a
  *   node learning a name it does not know dials it, so one seed joins the mesh.
