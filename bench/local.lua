@@ -121,10 +121,6 @@ local function spawns(n)
   return assert(m, "the spawner did not report")[2]
 end
 
--- spawn_run from the main chunk: it cannot be preempted, so every process
--- is queued (its body and record held) before the first one runs
-local function spawns_main(n) return spawn_run(n) end
-
 local function idle_memory(n)
   collectgarbage("collect")
   collectgarbage("collect")
@@ -215,7 +211,9 @@ local per_lua, per_rss = idle_memory(100000)
 pingpong(100000) -- warm up
 local rt = best_of(3, function() return pingpong(1000000) end)
 local sp = best_of(3, function() return spawns(300000) end)
-local sp_main = best_of(3, function() return spawns_main(300000) end)
+-- from the main chunk: it cannot be preempted, so every process is queued
+-- (its body and record held) before the first one runs
+local sp_main = best_of(3, function() return spawn_run(300000) end)
 local cl = best_of(3, function() return calls(200000, 0) end)
 local clq = best_of(3, function() return calls(100000, 1000) end)
 local scl = best_of(3, function() return server_calls(200000) end)

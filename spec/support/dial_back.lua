@@ -15,7 +15,7 @@ local downs = {}
 -- @tparam string sink_node the spec's node's name
 -- @tparam integer count
 function M.start(addr, sink_node, count)
-  local watcher = pogo.spawn(function()
+  pogo.spawn(function()
     pogo.monitor_nodes(true)
     while true do
       local m = pogo.receive()
@@ -37,7 +37,6 @@ function M.start(addr, sink_node, count)
     for i = 1, count do pogo.send(sink, { "db", pogo.node(), i }) end
     pogo.send(sink, { "db", pogo.node(), "done" })
   end)
-  return watcher
 end
 
 --- rpc: the nodedowns this node saw, as "node: reason" strings.
