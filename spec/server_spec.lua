@@ -306,6 +306,30 @@ describe("pogo.server", function()
       assert.same({ "DOWN", ref, old, "shutdown" }, pogo.receive(1000))
     end)
 
+    it("with `via`, a destination that goes without answering: the data goes to `via`, which it waits for",
+       function()
+      local me = pogo.self()
+      local old = assert(server.start(handing(), 5))
+      local ref = pogo.monitor(old)
+      local dest = pogo.spawn(function() pogo.receive() end) -- takes the data, and ends
+      pogo.send(old, { "$handoff", dest, "v", me })
+      assert.same({ "terminated", "shutdown" }, pogo.receive(1000))
+      local d = pogo.receive(function(x) return x[1] == "$handoff_data" end, 1000)
+      assert.same({ "$handoff_data", "v", { n = 5 }, pogo.node(), old, { pogo.node() } },
+        { d[1], d[2], d[3], d[4], d[5], d[7] })
+      -- it exits once `via` has answered
+      assert.is_nil(pogo.receive(function(x) return x[1] == "DOWN" end, 50))
+      pogo.send(d[5], { "$handoff_ack", d[6] })
+      assert.same({ "DOWN", ref, old, "shutdown" }, pogo.receive(1000))
+      -- a `via` that goes too: the server exits, and sends no more
+      local gone = pogo.spawn(function() end)
+      local other = assert(server.start(handing(), 6))
+      ref = pogo.monitor(other)
+      pogo.send(other, { "$handoff", gone, "w", gone })
+      assert.same({ "terminated", "shutdown" }, pogo.receive(1000))
+      assert.same({ "DOWN", ref, other, "shutdown" }, pogo.receive(1000))
+    end)
+
     it("\"$resolve_conflict\" merges the data of the other copy; without resolve_conflict it is ignored", function()
       local m = handing()
       m.resolve_conflict = function(s, data) return s + data.n end

@@ -38,13 +38,17 @@
 -- parent ends it when it traps exits (`opts.trap_exit`), and anything else goes
 -- to `handle_info`. Two system messages serve the handoff:
 --
--- * `{"$handoff", dest, key}`: run `handoff(state)` (nil without one), send
---   `{"$handoff_data", key, data, node, self, ref}` (`node`: this node,
---   `ref`: a monitor of `dest`) to `dest`, run `terminate("shutdown",
+-- * `{"$handoff", dest, key[, via]}`: run `handoff(state)` (nil without
+--   one), send `{"$handoff_data", key, data, node, self, ref}` (`node`: this
+--   node, `ref`: a monitor of `dest`) to `dest`, run `terminate("shutdown",
 --   state)`, wait until `dest` answers `{"$handoff_ack", ref}` (or is gone,
 --   or 5 s passed), and exit "shutdown": the next instance, which starts
 --   once this one has exited, finds the data where it starts, even when
---   `dest` had to pass it on (its node was stopping too). Data that cannot
+--   `dest` had to pass it on (its node was stopping too). When `dest` is
+--   gone before it answered and `via` is given (the supervisor of a node
+--   that stops), the data goes to `via` instead, as
+--   `{"$handoff_data", key, data, node, self, ref, {dest's node}}`, and the
+--   server waits for its answer in the same 5 s. Data that cannot
 --   be serialized is logged and nil is sent;
 --   a `handoff` that raises is logged, nil is sent, and the server ends with
 --   the error, as after any handler.
@@ -131,11 +135,22 @@ end
 -- answer, at most (its supervisor bounds it too, by the child's shutdown time).
 local HANDOFF_ACK_MS = 5000
 
--- {"$handoff", dest, key}: hand the state's data to `dest` and stop (see
--- the module text); with `rival` (a "$name_conflict"), the data goes to the
--- rival as {"$resolve_conflict", data} and the server stops with `why`.
+-- Send handoff data to `dest` with a monitor of it: the monitor's ref, or
+-- nil (the send failed).
+local function send_data(dest, key, data, visited)
+  local ack = pogo.monitor(dest)
+  if not pcall(core.send, dest, { "$handoff_data", key, data, pogo.node(), pogo.self(), ack, visited }) then
+    pogo.demonitor(ack)
+    return nil
+  end
+  return ack
+end
+
+-- {"$handoff", dest, key[, via]}: hand the state's data to `dest` and stop
+-- (see the module text); with `rival` (a "$name_conflict"), the data goes to
+-- the rival as {"$resolve_conflict", data} and the server stops with `why`.
 -- Never returns.
-local function hand_off(mod, state, dest, key, rival, why)
+local function hand_off(mod, state, dest, key, rival, why, via)
   local data, reason = nil, why or "shutdown"
   if mod.handoff then
     local ok, d = xpcall(mod.handoff, crash, state)
@@ -157,20 +172,25 @@ local function hand_off(mod, state, dest, key, rival, why)
   if rival ~= nil then
     if data ~= nil and pogo.is_pid(rival) then pcall(core.send, rival, { "$resolve_conflict", data }) end
   elseif pogo.is_pid(dest) then
-    ack = pogo.monitor(dest)
-    if not pcall(core.send, dest, { "$handoff_data", key, data, pogo.node(), pogo.self(), ack }) then
-      pogo.demonitor(ack)
-      ack = nil
-    end
+    ack = send_data(dest, key, data)
   end
   local r = terminate(mod, reason, state)
-  if ack then
+  local until_ms = pogo.now() + HANDOFF_ACK_MS
+  while ack do
     -- the next instance starts once this one has gone: go once `dest` has the
     -- data (or is gone itself), so it cannot start without it
-    pogo.receive(function(x)
+    local m = pogo.receive(function(x)
       return type(x) == "table" and (x[1] == "$handoff_ack" or x[1] == "DOWN") and x[2] == ack
-    end, HANDOFF_ACK_MS)
+    end, math.max(0, until_ms - pogo.now()))
     pogo.demonitor(ack) -- (after a DOWN it has nothing left to do)
+    ack = nil
+    if m and m[1] == "DOWN" and data ~= nil and pogo.is_pid(via) then
+      -- `dest` went before it answered (its node stopped too, and had gone
+      -- through its stop before this data came): the supervisor that asked,
+      -- stopping itself, passes the data on to an owner that stays
+      ack = send_data(via, key, data, { pogo.node_of(dest) })
+      via = nil
+    end
   end
   pogo.exit(r)
 end
@@ -239,7 +259,7 @@ local function loop(mod, state, parent)
       pcall(pogo.reply, msg[2], true)
       pogo.exit(r)
     elseif tag == "$handoff" then
-      hand_off(mod, state, msg[2], msg[3])
+      hand_off(mod, state, msg[2], msg[3], nil, nil, msg[4])
     elseif tag == "$name_conflict" then
       hand_off(mod, state, nil, nil, msg[2], msg[3])
     elseif tag == "$resolve_conflict" then

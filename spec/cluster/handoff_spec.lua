@@ -105,6 +105,9 @@ describe("state handoff", function()
       for k, v in pairs(arg or {}) do a[k] = v end
       c:call(via, R, "request", { c.self_name, id, a, shutdown })
       cluster.expect(is("started", nil, id), 5000, "counter " .. id .. " started")
+      -- (the child reports from its init; `via` learns where it runs from pg)
+      cluster.wait_until(function() return c:call(via, R, "where", { id }) ~= nil end, 5000,
+        "counter " .. id .. " known on " .. via.name)
       assert.equal(i + 10, c:call(via, R, "add", { id, i + 10 }))
       want[id] = i + 10
     end

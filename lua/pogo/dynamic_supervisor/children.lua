@@ -19,6 +19,9 @@
 --       kill_at = ms,       -- stopping: when it is killed (its spec's shutdown time)
 --       takes = true,       -- it is a pogo.server that takes part in the handoff (handoff.lua)
 --       handing = true,     -- stopping: it was asked to hand its state over
+--       handoff = data,     -- starting: the handoff data its start was given, with
+--       handoff_from = node, -- the node it came from, until the start is reported
+--                           -- (a node that stops meanwhile passes it on: handoff.pass_held)
 --     }
 --
 -- A child starts in a starter process (starter.lua), so the supervisor never
@@ -112,6 +115,7 @@ function M.start(st, c, req)
     c.proc = proc
   end
   proc.request, proc.status, proc.pid, proc.retry_at, proc.starter = req, "starting", nil, nil, nil
+  proc.handoff, proc.handoff_from = nil, nil
   st.timed[c] = nil
   local tail = st.to_start_tail + 1
   st.to_start[tail], st.to_start_tail = c, tail
@@ -136,7 +140,8 @@ local function take_batch(st, pid, s)
     c.proc.starter = pid
     if c.handoff ~= nil then -- it moved here: its old instance's data (handoff.lua)
       data = data or {}
-      data[k + 1], c.handoff, c.handoff_from = c.handoff, nil, nil
+      data[k + 1], c.proc.handoff, c.proc.handoff_from = c.handoff, c.handoff, c.handoff_from
+      c.handoff, c.handoff_from = nil, nil
     end
   end
   msg.data = data
@@ -200,7 +205,10 @@ local function start_done(s, from, i)
   s.done = i
   local c = s.records[i]
   local proc = c.proc
-  if proc and proc.status == "starting" and proc.starter == from then return c end
+  if proc and proc.status == "starting" and proc.starter == from then
+    proc.handoff, proc.handoff_from = nil, nil
+    return c
+  end
 end
 
 -- Record `c`'s start failed with `err`: a temporary child is terminated
@@ -522,7 +530,7 @@ function M.shutdown_all(st, dest_of, passing)
         pogo.exit(pid, "kill")
       elseif handoff.applies(proc, dest) then
         w.id = proc.request.spec.id
-        handoff.ask(pid, w.id, dest)
+        handoff.ask(pid, w.id, dest, st.pid)
       else
         pogo.exit(pid, "shutdown")
       end

@@ -109,8 +109,11 @@ end
 -- @param pid
 -- @param id
 -- @param dest
-function M.ask(pid, id, dest)
-  pogo.send(pid, { "$handoff", dest, id })
+-- @param[opt] via the supervisor of this node when it stops: the child sends
+--  its data there if `dest` is gone before it answered (`on_passing` passes
+--  it on)
+function M.ask(pid, id, dest, via)
+  pogo.send(pid, { "$handoff", dest, id, via })
 end
 
 --- A child was killed at its shutdown time while it handed over: log it.
@@ -177,7 +180,11 @@ end
 -- new one, which starts on that exit, finds the data. Data a stopping node
 -- held already for a child it was to start goes on to the new owner in the
 -- step in which the node leaves the ring, so it comes before the leave that
--- makes that node the owner.
+-- makes that node the owner. A node that stops may learn too late that the
+-- other stops as well: it hands a child to a supervisor that has already
+-- gone through its stop. The child then sees its destination go without an
+-- answer and sends the data to its own node's supervisor (`ask`'s `via`),
+-- which passes it on like data handed to it, leaving out the node that went.
 
 --- The data passed on by a stopping node, whose answers it waits for.
 -- @treturn table
@@ -219,17 +226,25 @@ local function wait_for(passing, mref, reply_to, ref)
 end
 
 --- This node has left the ring (it stops): the data it holds for children
--- it was to start goes to their new owners.
+-- it was to start, or is starting (their starters end them as the
+-- supervisor goes), goes to their new owners.
 -- @tparam table st
 -- @tparam table passing (see `passing`)
 function M.pass_held(st, passing)
   for _, c in pairs(st.children) do
-    local data = c.handoff
-    if data ~= nil and not (c.proc and c.proc.pid) then
-      local mref = send_on(st, c, c.id, data, c.handoff_from, nil)
-      if mref then wait_for(passing, mref, nil, nil) end
-      c.handoff, c.handoff_from = nil, nil
+    local proc = c.proc
+    local data, from = c.handoff, c.handoff_from
+    if proc and proc.status == "starting" and proc.handoff ~= nil then
+      data, from = proc.handoff, proc.handoff_from
+      proc.handoff, proc.handoff_from = nil, nil
+    elseif proc and proc.pid then
+      data = nil -- (it runs: it hands its own state over)
     end
+    if data ~= nil then
+      local mref = send_on(st, c, c.id, data, from, nil)
+      if mref then wait_for(passing, mref, nil, nil) end
+    end
+    c.handoff, c.handoff_from = nil, nil
   end
 end
 
