@@ -364,13 +364,26 @@ local function churn(seconds, rate)
   if not m or not m[2] then error("churn failed: " .. tostring(m and m[3])) end
   local secs = ms_since(t0) / 1000
   phase("churned")
-  local delays = {}
+  -- the nodes' histograms of the delays (support/scale_child.lua), merged
+  local n, counts, over = 0, {}, {}
   for _, d in ipairs(each(nodes, function(node) return c:call(node, R, "take_delays", {}, 30000) end)) do
-    table.move(d[1], 1, #d[1], #delays + 1, delays)
+    d = d[1]
+    n = n + d.n
+    for k, count in pairs(d.counts) do counts[k] = (counts[k] or 0) + count end
+    table.move(d.over, 1, #d.over, #over + 1, over)
   end
-  table.sort(delays)
-  r.p99 = delays[math.max(1, math.ceil(#delays * 0.99))] or 0/0
-  r.rate = #delays / secs
+  local buckets = {}
+  for k in pairs(counts) do buckets[#buckets + 1] = k end
+  table.sort(buckets)
+  table.sort(over)
+  local rank, seen = math.max(1, math.ceil(n * 0.99)), 0
+  r.p99 = 0 / 0
+  for _, k in ipairs(buckets) do
+    seen = seen + counts[k]
+    if seen >= rank then r.p99 = k / 10; break end -- (the bucket's upper bound)
+  end
+  if seen < rank and over[rank - seen] then r.p99 = over[rank - seen] end
+  r.rate = n / secs
   r.rss0, r.rss1, r.growth = 0, 0, -math.huge
   for i = 1, #nodes do
     local s = samples[i]

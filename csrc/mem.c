@@ -172,8 +172,9 @@ void pogo_mem_tidy(pogo_node *N) {
 
 /* ---- Lua API ---- */
 
-/* memory() -> {total =, limit =, headroom =, peak =, refused =, malloc_failed =, reserve =, trims =}:
- * bytes of the Lua heap (total = collectgarbage("count") * 1024) */
+/* memory() -> {total =, limit =, headroom =, peak =, refused =, malloc_failed =, reserve =, trims =,
+ * malloc_in_use =, malloc_free =}: bytes of the Lua heap (total = collectgarbage("count") * 1024);
+ * the last two (glibc 2.33 and later) are the whole process's malloc, from mallinfo2 */
 static int l_memory(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   pogo_mem *m = N->mem;
@@ -198,6 +199,14 @@ static int l_memory(lua_State *L) {
   lua_setfield(L, -2, "reserve");
   lua_pushinteger(L, (lua_Integer)m->trims);
   lua_setfield(L, -2, "trims");
+#if defined(__GLIBC__) && (__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 33))
+  /* the process's malloc (every node of it, C and Lua alike) */
+  struct mallinfo2 mi = mallinfo2();
+  lua_pushinteger(L, (lua_Integer)(mi.uordblks + mi.hblkhd));
+  lua_setfield(L, -2, "malloc_in_use");
+  lua_pushinteger(L, (lua_Integer)mi.fordblks);
+  lua_setfield(L, -2, "malloc_free");
+#endif
   return 1;
 }
 

@@ -165,6 +165,32 @@ describe("memory the collector freed", function()
     assert.equal("allocated after the burst", pin[1])
   end)
 
+  it("is seen in malloc_in_use and malloc_free (the process's malloc, glibc)", function()
+    local m = pogo.memory()
+    if m.malloc_in_use == nil then
+      -- not glibc 2.33+: both are absent together
+      assert.is_nil(m.malloc_free)
+      return
+    end
+    assert.equal("integer", math.type(m.malloc_in_use))
+    assert.equal("integer", math.type(m.malloc_free))
+    assert.is_true(m.malloc_free >= 0)
+    if UNDER_ASAN then return end -- ASan's allocator keeps its own books
+    collectgarbage()
+    collectgarbage()
+    local before = pogo.memory().malloc_in_use
+    local keep = {}
+    for i = 1, 100000 do keep[i] = { i, i } end
+    local during = pogo.memory().malloc_in_use
+    assert.is_true(during - before >= 4 * 1024 * 1024, "in use " .. before .. " then " .. during)
+    assert.equal(100000, #keep)
+    keep = nil -- luacheck: ignore 311
+    collectgarbage()
+    collectgarbage()
+    local after = pogo.memory().malloc_in_use
+    assert.is_true(after < during - 4 * 1024 * 1024, "in use " .. during .. " then " .. after)
+  end)
+
   it("is not given back while the heap only grows", function()
     collectgarbage()
     local trims = pogo.memory().trims

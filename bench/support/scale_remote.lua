@@ -174,11 +174,8 @@ function M.churn(first, rate, ms, life_ms)
   return id - first, terminated
 end
 
---- The start delays recorded here (ms) since the last call, and forget them.
-function M.take_delays()
-  local d = child.delays
-  child.delays = {}
-  return d
-end
+--- The start delays recorded here since the last call, and forget them
+-- (scale_child.take_delays).
+function M.take_delays() return child.take_delays() end
 
 return M

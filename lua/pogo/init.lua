@@ -202,7 +202,10 @@ M.process_info = core.process_info
 -- failed by the limit), `malloc_failed` (allocations malloc itself failed),
 -- `reserve` (false while the reserve kept for malloc failures is in use),
 -- `trims` (times the memory the collector freed was given back to the
--- system, after the heap shrank by a quarter and 4 MiB).
+-- system, after the heap shrank by a quarter and 4 MiB). With glibc 2.33 or
+-- later, also `malloc_in_use` and `malloc_free`: the whole OS process's
+-- malloc (every node in it, C and Lua alike), bytes handed out and bytes held
+-- free in its arenas (mallinfo2); absent elsewhere.
 -- @function memory
 -- @treturn table
 M.memory = core.memory
