@@ -14,13 +14,20 @@
  *   another node ("wrong node"), a node that is stopping, a blocked node, a
  *   wrong cookie ("authentication failed (wrong cookie?)"). Both sides log
  *   why; no process ever sees a peer that did not prove the cookie.
- * - One connection per pair of nodes. Simultaneous dials are settled when A
- *   reads HELLO: if A is itself dialing that node, the dial started by the
- *   node with the smaller name wins (the loser is refused with
- *   "simultaneous", or abandoned quietly). A second connection that still
- *   authenticates (e.g. a seed spelled as a host name) is settled the same way
- *   then (settle_duplicate); a new incarnation of a node (other creation)
- *   replaces the old connection.
+ * - One connection per pair of nodes. Simultaneous dials: the dial started
+ *   by the node with the smaller name wins (the loser is refused with
+ *   "simultaneous", or abandoned quietly). A reads a HELLO while dialing that
+ *   node: if its own dial wins, it refuses the HELLO's connection at once; if
+ *   the HELLO's wins, A abandons its dial only once that dialer has proved
+ *   the cookie (settle_dials), and only then drops older incoming handshakes
+ *   in the same name: a HELLO proves nothing, and one sent in a node's name
+ *   by someone without the cookie must not drop that node's connections. A
+ *   second connection that still authenticates (e.g. a seed spelled as a
+ *   host name) is settled the same way then (settle_duplicate); a new
+ *   incarnation of a node (other creation) replaces the old connection.
+ * - An incoming handshake that ends without proving the cookie marks the node
+ *   it named as unproven (pogo_auth_closing): its later HELLOs no longer hold
+ *   back our dials to it (mesh.c, pogo_mesh_pending_for) until it comes up.
  * - Outcomes go to the mesh: an authenticated connection is handed over with
  *   pogo_mesh_conn_up; a failed dial with pogo_mesh_dial_failed (it retries
  *   with backoff), a dropped one with pogo_mesh_dial_abandon.
@@ -130,6 +137,45 @@ static int settle_duplicate(pogo_conn *c) {
   return 1;
 }
 
+/* Our pending dial to the node that c's HELLO names, if any. */
+static pogo_conn *my_dial_to(pogo_conn *c) {
+  char host[POGO_HOST_MAX];
+  int port = 0;
+  pogo_addr_of_node(c->peer_name, c->peer_name_len, host, &port);
+  return pogo_mesh_pending_for(c->d, c->peer, host, port, c, 1);
+}
+
+/* The dialer of incoming c proved the cookie: now (not at its HELLO, which
+ * anyone may send) its connection displaces the others about that node: our
+ * pending dial (simultaneous dials: theirs wins unless ours was refused at
+ * HELLO; ours may have started since, then the smaller name's still wins),
+ * and older incoming handshakes naming it (stale, e.g. from before it
+ * restarted). Returns -1 if c itself was refused. */
+static int settle_dials(pogo_conn *c) {
+  pogo_dist *d = c->d;
+  pogo_conn *mine = my_dial_to(c);
+  if (mine) {
+    if (strcmp(d->name, c->peer_name) < 0) return refuse(c, "simultaneous");
+    if (mine->target && !mine->target->name) mine->target->name = strdup(c->peer_name);
+    pogo_mesh_dial_abandon(mine);
+  }
+  for (pogo_conn *o = d->conns, *next; o; o = next) {
+    next = o->next;
+    if (o != c && !o->outgoing && o->state == CS_HANDSHAKE && o->peer == c->peer) pogo_conn_close(o);
+  }
+  return 0;
+}
+
+/* Incoming c is closing mid-handshake. If its dialer named a node (HELLO) and
+ * never proved the cookie, that node's name no longer holds back our own
+ * dials to it (pogo_mesh_pending_for): whoever sends HELLOs in a node's name
+ * cannot keep us from dialing that node. Cleared when the node comes up. */
+void pogo_auth_closing(pogo_conn *c) {
+  if (c->outgoing || c->state != CS_HANDSHAKE || c->hs_step != 1 || !c->peer || !c->d) return;
+  pogo_peer *p = pogo_mesh_peer(c->d, c->peer, 0);
+  if (p) p->unproven = 1;
+}
+
 static int on_hello(pogo_conn *c, const char *p, uint32_t n) {
   pogo_dist *d = c->d;
   pogo_hs_hello h;
@@ -158,21 +204,11 @@ static int on_hello(pogo_conn *c, const char *p, uint32_t n) {
     pogo_log_at(d, POGO_LOG_INFO, c->peer_name, "refused %s: blocked", c->peer_name);
     return refuse(c, "blocked");
   }
-  /* simultaneous dials: the dial of the node with the smaller name wins */
-  char host[POGO_HOST_MAX];
-  int port = 0;
-  pogo_addr_of_node(c->peer_name, c->peer_name_len, host, &port);
-  pogo_conn *mine = pogo_mesh_pending_for(d, c->peer, host, port, c, 1);
-  if (mine) {
-    if (strcmp(d->name, c->peer_name) < 0) return refuse(c, "simultaneous");
-    if (mine->target && !mine->target->name) mine->target->name = strdup(c->peer_name);
-    pogo_mesh_dial_abandon(mine);
-  }
-  /* an older incoming handshake from the same node is stale */
-  for (pogo_conn *o = d->conns, *next; o; o = next) {
-    next = o->next;
-    if (o != c && !o->outgoing && o->state == CS_HANDSHAKE && o->peer == c->peer) pogo_conn_close(o);
-  }
+  /* simultaneous dials: the dial of the node with the smaller name wins. Ours
+   * wins: refuse (only this connection, whoever sent it). Theirs wins: only
+   * once they prove the cookie (settle_dials), so that a HELLO that merely
+   * names a node drops nothing of ours. */
+  if (my_dial_to(c) && strcmp(d->name, c->peer_name) < 0) return refuse(c, "simultaneous");
   pogo_hs_hello ch;
   hello_init(d, &ch);
   if (pogo_hs_random(c->nonce_a, POGO_HS_NONCE) != 0) return hs_fail(c, "no random bytes");
@@ -223,6 +259,8 @@ int pogo_auth_on_frame(pogo_conn *c, const char *p, uint32_t n) {
                   c->peer_name, c->addr);
       return refuse(c, "authentication failed (wrong cookie?)");
     }
+    c->hs_step = 2; /* proved */
+    if (settle_dials(c) < 0) return -1;
     int how = settle_duplicate(c);
     if (how < 0) return -1;
     if (digest(c, 'A', dg) != 0) return hs_fail(c, "HMAC failed");

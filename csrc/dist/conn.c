@@ -90,6 +90,7 @@ static void unlist(pogo_conn *c) {
 
 void pogo_conn_close(pogo_conn *c) {
   if (c->state == CS_DEAD) return;
+  pogo_auth_closing(c);
   pogo_conn_wake_busy(c);
   unlist(c);
   if (c->gai) c->gai->c = NULL;
@@ -359,6 +360,7 @@ void pogo_conn_close_graceful(pogo_conn *c) {
     pogo_conn_close(c);
     return;
   }
+  pogo_auth_closing(c);
   pogo_conn_wake_busy(c);
   c->state = CS_CLOSING;
   c->t_state = uv_now(c->d->N->loop);

@@ -126,6 +126,7 @@ typedef struct pogo_peer {
   uint8_t shunned;     /* disconnected on purpose: not even its seed entry redials */
   uint8_t left;        /* it stopped cleanly (BYE "shutdown"): dialed again only as a seed */
   uint8_t logged;      /* a failure was logged since the last success */
+  uint8_t unproven;    /* a handshake in its name ended unproven: its HELLOs no longer hold our dials */
   uint32_t backoff;    /* next retry delay, ms */
   uint64_t next_at;    /* earliest next dial (loop ms) */
   uint64_t down_since; /* when it was last lost (for forgetting) */
@@ -242,6 +243,7 @@ int pogo_tls_refuse_tls(pogo_conn *c);
 void pogo_auth_hello(pogo_conn *c); /* a dial connected: send HELLO */
 /* A frame during the handshake: 0, or -1 if c was closed. */
 int pogo_auth_on_frame(pogo_conn *c, const char *p, uint32_t n);
+void pogo_auth_closing(pogo_conn *c); /* c is closing (notes an incoming handshake that never proved the cookie) */
 
 /* ---- admit.c ---- */
 /* c was just accepted: make room for it among the pending handshakes. */

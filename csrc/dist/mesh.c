@@ -19,7 +19,11 @@
  *   the handshake settles duplicates and hands the winner over
  *   (pogo_mesh_conn_up). No dial starts, by name or by address, while that
  *   node's own dial is being answered here (conn_is_for): both sides must
- *   settle on the same connection before either brings one up.
+ *   settle on the same connection before either brings one up. Once a
+ *   handshake in a node's name ended without proving the cookie (auth.c:
+ *   someone else may be sending HELLOs in its name), its pending handshakes
+ *   no longer hold our dials back, until it comes up; simultaneous dials are
+ *   then settled by the handshake as always.
  * - Gossip: when a connection comes up, each side sends the other the names
  *   of all its other peers and tells every other peer about the new one; a
  *   node learning a name it does not know dials it, so one seed joins the mesh.
@@ -119,11 +123,23 @@ static int conn_is_for(pogo_dist *d, const pogo_conn *c, uint32_t idx, const cha
   return host && c->target->port == port && strcmp(c->target->host, host) == 0;
 }
 
-/* A pending connection about node idx other than `except`; outgoing_only: our dials. */
+/* Does c hold back our dials to the node it is about? Our own dials do, and
+ * so does a node's incoming handshake, unless one in its name ended unproven
+ * (pogo_auth_closing): then anyone may be sending HELLOs in its name, and we
+ * dial it anyway (simultaneous dials are settled as always). */
+static int holds_dials(pogo_dist *d, const pogo_conn *c) {
+  if (c->outgoing || !c->peer) return 1;
+  pogo_peer *p = pogo_mesh_peer(d, c->peer, 0);
+  return !p || !p->unproven;
+}
+
+/* A pending connection about node idx other than `except`; outgoing_only: our
+ * dials; else also the incoming handshakes that hold our dials back. */
 pogo_conn *pogo_mesh_pending_for(pogo_dist *d, uint32_t idx, const char *host, int port, const pogo_conn *except,
                                  int outgoing_only) {
   for (pogo_conn *c = d->conns; c; c = c->next)
-    if (c != except && is_pending(c) && (!outgoing_only || c->outgoing) && conn_is_for(d, c, idx, host, port))
+    if (c != except && is_pending(c) && (outgoing_only ? c->outgoing : holds_dials(d, c)) &&
+        conn_is_for(d, c, idx, host, port))
       return c;
   return NULL;
 }
@@ -541,6 +557,7 @@ void pogo_mesh_conn_up(pogo_conn *c, lua_State *L, int quiet) {
   p->left = 0;
   p->backoff = d->backoff_min;
   p->logged = 0;
+  p->unproven = 0;
   p->down_since = 0;
   free(p->dialer);
   p->dialer = strdup(c->outgoing ? d->name : c->peer_name);

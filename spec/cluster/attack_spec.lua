@@ -1,8 +1,9 @@
 -- Attacks on real node processes (issue 12): a busy loop, a big message to a
 -- node short of memory, a big send, rpcs whose callers give up, a connection
--- flood, an allocation without bound. After each, the node answers an rpc
--- within 1 s, its Lua heap is back within 10% of what it was, and it runs
--- the same children (support/attack_node.lua starts them).
+-- flood, HELLOs in another node's name, an allocation without bound. After
+-- each, the node answers an rpc within 1 s, its Lua heap is back within 10%
+-- of what it was, and it runs the same children (support/attack_node.lua
+-- starts them).
 local pogo = require "pogo"
 local uv = require "luv"
 local cluster = require "support.cluster"
@@ -332,6 +333,111 @@ describe("attacks", function()
     assert.is_true(calls >= 10, calls .. " rpcs answered")
     recovered(w, before)
     c:kill(w)
+  end)
+
+  -- A HELLO frame (csrc/dist/handshake.h) in the name of node `as`, to node `to`.
+  local function hello_frame(as, to)
+    local payload = string.pack(">B I2 I4 I4 s2 s2", 0x20, 2, 1, 1 << 20, as, to)
+    return string.pack(">I4", #payload) .. payload
+  end
+
+  -- Every 100 ms a new connection to `node` that sends `bytes` and gives up
+  -- 250 ms later, never proving the cookie (over TLS through openssl
+  -- s_client with the cluster's certificate: someone who has one but not the
+  -- cookie). Returns the stop function (it kills every s_client by pid) and
+  -- a counter of the connections made.
+  local function claims(node, bytes)
+    local host, port = node.addr:match("^(.*):(%d+)$")
+    local live, made, stopped = {}, { n = 0 }, false
+    local function open()
+      if c.tls then
+        local pipes = { uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false) }
+        local handle, pid
+        handle, pid = uv.spawn("openssl", {
+          args = { "s_client", "-quiet", "-connect", host .. ":" .. port, "-cert", c.tls.cert, "-key", c.tls.key,
+                   "-CAfile", c.tls.ca },
+          stdio = pipes }, function() handle:close() end)
+        if not handle then
+          for _, p in ipairs(pipes) do p:close() end
+          return nil
+        end
+        pipes[2]:read_start(function() end)
+        pipes[3]:read_start(function() end)
+        pipes[1]:write(bytes)
+        made.n = made.n + 1
+        return function()
+          if not handle:is_closing() then uv.kill(pid, "sigkill") end
+          for _, p in ipairs(pipes) do if not p:is_closing() then p:close() end end
+        end
+      end
+      local t = uv.new_tcp()
+      t:bind("127.0.0.2", 0)
+      t:connect(host, tonumber(port), function(err)
+        if err or t:is_closing() then return end
+        made.n = made.n + 1
+        t:write(bytes)
+        t:read_start(function() end)
+      end)
+      return function() if not t:is_closing() then t:close() end end
+    end
+    local timer = uv.new_timer()
+    timer:start(0, 100, function()
+      local now = uv.now()
+      for close, at in pairs(live) do
+        if now - at >= 250 then
+          live[close] = nil
+          close()
+        end
+      end
+      local close = open()
+      if close then live[close] = now end
+    end)
+    return function()
+      if stopped then return end
+      stopped = true
+      timer:stop()
+      timer:close()
+      for close in pairs(live) do close() end
+      live = {}
+    end, made
+  end
+
+  it("HELLOs in a node's name from someone without the cookie neither keep this node from dialing it "
+     .. "nor drop its own handshakes", function()
+    -- (the claimed node's name sorts before this one's: a HELLO from it would
+    -- win a simultaneous dial, once proved)
+    local a, before = target("zclaimed")
+    local b = c:start_node { name = "bclaimed" }
+    finally(function() c:kill(b) end)
+    local stop, made = claims(a, hello_frame(b.name, a.name))
+    finally(stop)
+    cluster.wait_until(function() return made.n >= 3 end, 5000, "the claims to start")
+    -- the claims are answered (a challenge), held as handshakes in b's name
+    cluster.wait_until(function()
+      for _, l in ipairs(c:call(a, R, "info").links) do
+        if l.state == "handshake" and not l.outgoing and l.peer == b.name then return true end
+      end
+      return false
+    end, 5000, "a handshake in " .. b.name .. "'s name on " .. a.name)
+    -- a dials b while they go on
+    local ok, name, why = c:rpc(a, "pogo", "connect", { b.addr, 8000 }, 10000)
+    assert.is_true(ok, tostring(name))
+    assert.are.equal(b.name, name, "pogo.connect on " .. a.name .. ": " .. tostring(why))
+    -- and b dials a while they go on (its own handshake is not dropped by a
+    -- later claim): b is told to drop the link, then to connect again
+    c:connect(b)
+    assert.is_true(c:call(b, "pogo", "disconnect", { a.name }))
+    for _ = 1, 5 do
+      ok, name, why = c:rpc(b, "pogo", "connect", { a.addr, 8000 }, 10000)
+      assert.is_true(ok, tostring(name))
+      assert.are.equal(a.name, name, "pogo.connect on " .. b.name .. ": " .. tostring(why))
+      assert.is_true(c:call(b, "pogo", "disconnect", { a.name }))
+    end
+    stop()
+    assert.is_true(made.n >= 3)
+    recovered(a, before)
+    c:kill(b)
+    c:kill(a)
   end)
 
   it("an allocation without bound under max_memory ends its process alone; its supervisor restarts it", function()
