@@ -134,6 +134,7 @@ void pogo_conn_close(pogo_conn *c) {
   if (!f) die("close of an unknown connection");
   if (f->closed) return;
   f->closed = 1;
+  pogo_auth_closing(c); /* as conn.c does */
   if (c->d) {
     for (uint32_t i = 1; i < dist.npeers; i++)
       if (dist.peers[i] && dist.peers[i]->up == c) dist.peers[i]->up = NULL;
@@ -145,6 +146,7 @@ void pogo_conn_close(pogo_conn *c) {
 
 void pogo_conn_close_graceful(pogo_conn *c) {
   if (c->state == CS_DEAD || c->state == CS_CLOSING) return;
+  pogo_auth_closing(c); /* as conn.c does */
   c->state = CS_CLOSING;
 }
 

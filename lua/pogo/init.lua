@@ -205,7 +205,9 @@ M.process_info = core.process_info
 -- system, after the heap shrank by a quarter and 4 MiB). With glibc 2.33 or
 -- later, also `malloc_in_use` and `malloc_free`: the whole OS process's
 -- malloc (every node in it, C and Lua alike), bytes handed out and bytes held
--- free in its arenas (mallinfo2); absent elsewhere.
+-- free in its arenas (mallinfo2; glibc's own: under a replacement
+-- allocator, such as ASan's or valgrind's, they stay near zero); absent
+-- elsewhere.
 -- @function memory
 -- @treturn table
 M.memory = core.memory
