@@ -5,8 +5,10 @@
  * Contract
  * - Index 0 is this node; its name is "nonode@nohost" until pogo.start sets
  *   it (core.set_node_name). Other names get the next index the first time
- *   they are seen (a decoded pid, a {name, node} destination, a peer's
- *   handshake) and keep it for the node's life, so indexes never dangle.
+ *   they are seen (a decoded pid, a {name, node} destination, the node this
+ *   one dialed, a dialer once it proved the cookie) and keep it for the node's life, so
+ *   indexes never dangle. pogo_nodenames_find looks a name up without
+ *   adding it: what an unauthenticated peer says must not grow the table.
  * - The transport keys its peers by these indexes: a remote pid's node field
  *   leads straight to its connection.
  * - The table is one Lua table (index -> name, name -> index) held by the node.
@@ -19,6 +21,15 @@ const char *pogo_nodenames_get(pogo_node *N, lua_State *L, uint32_t node) {
   const char *s = lua_tostring(L, -1); /* anchored in the table */
   lua_pop(L, 2);
   return s ? s : "?";
+}
+
+uint32_t pogo_nodenames_find(pogo_node *N, lua_State *L, const char *name, size_t len) {
+  pogo_node_push_ref(L, N->ref_nodenames);
+  lua_pushlstring(L, name, len);
+  lua_rawget(L, -2);
+  uint32_t idx = lua_isinteger(L, -1) ? (uint32_t)lua_tointeger(L, -1) : 0;
+  lua_pop(L, 2);
+  return idx;
 }
 
 uint32_t pogo_nodenames_index(pogo_node *N, lua_State *L, const char *name, size_t len) {

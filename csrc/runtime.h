@@ -261,6 +261,7 @@ void pogo_ident_register(lua_State *L);
 /* ---- nodenames.c ---- */
 const char *pogo_nodenames_get(pogo_node *N, lua_State *L, uint32_t node); /* pushes nothing */
 uint32_t pogo_nodenames_index(pogo_node *N, lua_State *L, const char *name, size_t len);
+uint32_t pogo_nodenames_find(pogo_node *N, lua_State *L, const char *name, size_t len); /* 0: unknown */
 void pogo_nodenames_setup(pogo_node *N, lua_State *L);
 void pogo_nodenames_register(lua_State *L);
 

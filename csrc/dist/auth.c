@@ -19,15 +19,21 @@
  *   "simultaneous", or abandoned quietly). A reads a HELLO while dialing that
  *   node: if its own dial wins, it refuses the HELLO's connection at once; if
  *   the HELLO's wins, A abandons its dial only once that dialer has proved
- *   the cookie (settle_dials), and only then drops older incoming handshakes
- *   in the same name: a HELLO proves nothing, and one sent in a node's name
- *   by someone without the cookie must not drop that node's connections. A
- *   second connection that still authenticates (e.g. a seed spelled as a
- *   host name) is settled the same way then (settle_duplicate); a new
- *   incarnation of a node (other creation) replaces the old connection.
+ *   the cookie (settle_dials), and only then drops incoming handshakes in
+ *   the same name from another incarnation: a HELLO proves nothing, and one
+ *   sent in a node's name by someone without the cookie must not drop that
+ *   node's connections. A second connection that still authenticates (e.g. a
+ *   seed spelled as a host name, or a gossip dial and a pogo.connect at once)
+ *   is settled the same way then (settle_duplicate: the acceptor refuses it
+ *   with "duplicate", and its dialer drops it quietly, as the link is up or
+ *   about to be); a new incarnation of a node (other creation) replaces the
+ *   old connection.
  * - An incoming handshake that ends without proving the cookie marks the node
  *   it named as unproven (pogo_auth_closing): its later HELLOs no longer hold
  *   back our dials to it (mesh.c, pogo_mesh_pending_for) until it comes up.
+ * - A dialer's name is interned (node-name table, peer entry) only once it
+ *   proved the cookie (set_peer): HELLOs in made-up names, however many,
+ *   leave nothing behind.
  * - Outcomes go to the mesh: an authenticated connection is handed over with
  *   pogo_mesh_conn_up; a failed dial with pogo_mesh_dial_failed (it retries
  *   with backoff), a dropped one with pogo_mesh_dial_abandon.
@@ -90,7 +96,12 @@ static int hs_fail(pogo_conn *c, const char *reason) {
   return -1;
 }
 
-static int set_peer(pogo_conn *c, const pogo_hs_hello *h) {
+/* The peer of c says who it is. Its name gets an index and a peer entry
+ * (intern) only once it is trusted: the node we dialed, or a dialer that
+ * proved the cookie (settle_dials); until then c->peer is the name's index
+ * if this node already knew it, else 0, so that names made up by someone
+ * without the cookie never grow the node-name table. */
+static int set_peer(pogo_conn *c, const pogo_hs_hello *h, int intern) {
   pogo_dist *d = c->d;
   free(c->peer_name);
   c->peer_name = malloc(h->name_len + 1);
@@ -100,6 +111,10 @@ static int set_peer(pogo_conn *c, const pogo_hs_hello *h) {
   c->peer_name_len = h->name_len;
   c->peer_creation = h->creation;
   c->peer_max_frame = h->max_frame;
+  if (!intern) {
+    c->peer = pogo_nodenames_find(d->N, d->N->L, h->name, h->name_len);
+    return 0;
+  }
   c->peer = pogo_nodenames_index(d->N, d->N->L, h->name, h->name_len);
   return pogo_mesh_peer(d, c->peer, 1) ? 0 : -1;
 }
@@ -149,19 +164,24 @@ static pogo_conn *my_dial_to(pogo_conn *c) {
  * anyone may send) its connection displaces the others about that node: our
  * pending dial (simultaneous dials: theirs wins unless ours was refused at
  * HELLO; ours may have started since, then the smaller name's still wins),
- * and older incoming handshakes naming it (stale, e.g. from before it
- * restarted). Returns -1 if c itself was refused. */
+ * and incoming handshakes from another incarnation of it (stale: from before
+ * it restarted). Returns -1 if c itself was refused. */
 static int settle_dials(pogo_conn *c) {
   pogo_dist *d = c->d;
+  c->peer = pogo_nodenames_index(d->N, d->N->L, c->peer_name, c->peer_name_len);
+  if (!pogo_mesh_peer(d, c->peer, 1)) return hs_fail(c, "out of memory");
   pogo_conn *mine = my_dial_to(c);
   if (mine) {
     if (strcmp(d->name, c->peer_name) < 0) return refuse(c, "simultaneous");
     if (mine->target && !mine->target->name) mine->target->name = strdup(c->peer_name);
     pogo_mesh_dial_abandon(mine);
   }
+  /* (the same incarnation's other dials are duplicates, settled when they end) */
   for (pogo_conn *o = d->conns, *next; o; o = next) {
     next = o->next;
-    if (o != c && !o->outgoing && o->state == CS_HANDSHAKE && o->peer == c->peer) pogo_conn_close(o);
+    if (o != c && !o->outgoing && o->state == CS_HANDSHAKE && o->peer_name &&
+        o->peer_creation != c->peer_creation && strcmp(o->peer_name, c->peer_name) == 0)
+      pogo_conn_close(o);
   }
   return 0;
 }
@@ -171,9 +191,8 @@ static int settle_dials(pogo_conn *c) {
  * dials to it (pogo_mesh_pending_for): whoever sends HELLOs in a node's name
  * cannot keep us from dialing that node. Cleared when the node comes up. */
 void pogo_auth_closing(pogo_conn *c) {
-  if (c->outgoing || c->state != CS_HANDSHAKE || c->hs_step != 1 || !c->peer || !c->d) return;
-  pogo_peer *p = pogo_mesh_peer(c->d, c->peer, 0);
-  if (p) p->unproven = 1;
+  if (c->outgoing || c->state != CS_HANDSHAKE || c->hs_step != 1 || !c->peer_name || !c->d) return;
+  pogo_mesh_unproven(c);
 }
 
 static int on_hello(pogo_conn *c, const char *p, uint32_t n) {
@@ -198,9 +217,9 @@ static int on_hello(pogo_conn *c, const char *p, uint32_t n) {
     return refuse(c, reason);
   }
   if (d->stopping) return refuse(c, "shutting down");
-  if (set_peer(c, &h) != 0) return hs_fail(c, "out of memory");
-  pogo_peer *peer = d->peers[c->peer];
-  if (peer->blocked) {
+  if (set_peer(c, &h, 0) != 0) return hs_fail(c, "out of memory");
+  pogo_peer *peer = pogo_mesh_peer(d, c->peer, 0); /* (a blocked node's name is known) */
+  if (peer && peer->blocked) {
     pogo_log_at(d, POGO_LOG_INFO, c->peer_name, "refused %s: blocked", c->peer_name);
     return refuse(c, "blocked");
   }
@@ -231,8 +250,9 @@ static int on_refuse(pogo_conn *c, const char *p, uint32_t n) {
     pogo_mesh_schedule(d);
     return -1;
   }
-  if (strcmp(reason, "simultaneous") == 0) {
-    pogo_mesh_dial_abandon(c); /* the peer's own dial brings the connection up */
+  if (strcmp(reason, "simultaneous") == 0 || strcmp(reason, "duplicate") == 0) {
+    /* the peer's own dial brings the connection up, or another of ours did */
+    pogo_mesh_dial_abandon(c);
     pogo_mesh_schedule(d);
     return -1;
   }
@@ -274,7 +294,7 @@ int pogo_auth_on_frame(pogo_conn *c, const char *p, uint32_t n) {
     if (pogo_hs_parse_hello(p, n, POGO_HS_CHALLENGE, &h, &err) != 0) return hs_fail(c, err);
     if (h.version != POGO_PROTO_VERSION) return hs_fail(c, "protocol version mismatch");
     if (h.name_len == d->name_len && memcmp(h.name, d->name, h.name_len) == 0) return hs_fail(c, "connected to itself");
-    if (set_peer(c, &h) != 0) return hs_fail(c, "out of memory");
+    if (set_peer(c, &h, 1) != 0) return hs_fail(c, "out of memory");
     if (c->dial_peer && c->dial_peer != c->peer) return hs_fail(c, "another node answers at that address");
     if (d->peers[c->peer]->blocked) return hs_fail(c, "blocked");
     if (c->target && !c->target->name) c->target->name = strdup(c->peer_name);

@@ -142,6 +142,7 @@ struct pogo_target {
   char addr[POGO_HOST_MAX + 8];
   char *name;          /* learned from its handshake */
   uint8_t seed, logged;
+  uint8_t unproven;    /* nameless: a handshake in a name at this address ended unproven (auth.c) */
   uint32_t found;      /* discovery round that last saw it (0: not discovered) */
   pogo_conn *dial;
   uint32_t backoff;
@@ -173,6 +174,7 @@ struct pogo_dist {
   uint32_t heartbeat_ms, timeout_ms, max_frame, backoff_min, backoff_max, forget_ms;
   int log;
   int stopping;      /* pogo.stop in progress: no new connections */
+  int freeing;       /* pogo_mesh_free: the Lua state may be closing (no name lookups) */
   pogo_conn *conns;
   pogo_conn *dirty;
   pogo_peer **peers; /* by node index */
@@ -261,6 +263,7 @@ void pogo_mesh_dial_failed(pogo_conn *c, lua_State *L, const char *reason);
 void pogo_mesh_dial_abandon(pogo_conn *c); /* quietly: another connection will do */
 /* A pending connection about node idx (or host:port) other than `except`;
  * outgoing_only: our dials. */
+void pogo_mesh_unproven(pogo_conn *c); /* incoming c ends without proving the cookie */
 pogo_conn *pogo_mesh_pending_for(pogo_dist *d, uint32_t idx, const char *host, int port, const pogo_conn *except,
                                  int outgoing_only);
 void pogo_mesh_schedule(pogo_dist *d); /* arm the dial timer for the next due dial */

@@ -100,12 +100,17 @@ static void bump_backoff(pogo_dist *d, uint32_t *backoff, uint64_t *next_at) {
 
 static int is_pending(const pogo_conn *c) { return c->state == CS_CONNECTING || c->state == CS_HANDSHAKE; }
 
-/* Does node idx's name carry the address host:port? */
-static int name_at(pogo_dist *d, uint32_t idx, const char *host, int port) {
+/* Does node name `name` carry the address host:port? */
+static int name_is_at(const char *name, size_t len, const char *host, int port) {
   char h[POGO_HOST_MAX];
   int p;
+  return name && pogo_addr_of_node(name, len, h, &p) && p == port && strcmp(h, host) == 0;
+}
+
+/* Does node idx's name carry the address host:port? */
+static int name_at(pogo_dist *d, uint32_t idx, const char *host, int port) {
   const char *name = node_name(d, idx);
-  return name && pogo_addr_of_node(name, strlen(name), h, &p) && p == port && strcmp(h, host) == 0;
+  return name && name_is_at(name, strlen(name), host, port);
 }
 
 /* Is connection c about node idx (whose address is host:port, if known)? A dial for
@@ -117,6 +122,11 @@ static int name_at(pogo_dist *d, uint32_t idx, const char *host, int port) {
  * sent on it lost). */
 static int conn_is_for(pogo_dist *d, const pogo_conn *c, uint32_t idx, const char *host, int port) {
   if (idx && (c->peer == idx || c->dial_peer == idx)) return 1;
+  if (!c->outgoing) { /* an incoming handshake: by the name its HELLO gave (interned only once proved) */
+    if (!c->peer_name) return 0;
+    if (idx) return strcmp(c->peer_name, node_name(d, idx)) == 0;
+    return host && name_is_at(c->peer_name, c->peer_name_len, host, port);
+  }
   if (!idx && host && c->peer && name_at(d, c->peer, host, port)) return 1;
   if (!c->target) return 0;
   if (c->target->name) return idx && strcmp(c->target->name, node_name(d, idx)) == 0;
@@ -128,9 +138,27 @@ static int conn_is_for(pogo_dist *d, const pogo_conn *c, uint32_t idx, const cha
  * (pogo_auth_closing): then anyone may be sending HELLOs in its name, and we
  * dial it anyway (simultaneous dials are settled as always). */
 static int holds_dials(pogo_dist *d, const pogo_conn *c) {
-  if (c->outgoing || !c->peer) return 1;
-  pogo_peer *p = pogo_mesh_peer(d, c->peer, 0);
-  return !p || !p->unproven;
+  if (c->outgoing || !c->peer_name) return 1;
+  uint32_t idx = c->peer ? c->peer : pogo_nodenames_find(d->N, d->N->L, c->peer_name, c->peer_name_len);
+  pogo_peer *p = pogo_mesh_peer(d, idx, 0);
+  if (p && p->unproven) return 0;
+  for (pogo_target *t = d->targets; t; t = t->next)
+    if (t->unproven && !t->name && name_is_at(c->peer_name, c->peer_name_len, t->host, t->port)) return 0;
+  return 1;
+}
+
+/* Incoming c, in the name its HELLO gave, ends without proving the cookie:
+ * that node, and a nameless target (seed, connect) at the address the name
+ * carries, are unproven: handshakes in that name hold back no dial of ours
+ * until the node comes up (holds_dials). Nothing is interned. */
+void pogo_mesh_unproven(pogo_conn *c) {
+  pogo_dist *d = c->d;
+  if (!d || d->freeing || !c->peer_name) return;
+  uint32_t idx = c->peer ? c->peer : pogo_nodenames_find(d->N, d->N->L, c->peer_name, c->peer_name_len);
+  pogo_peer *p = pogo_mesh_peer(d, idx, 0);
+  if (p) p->unproven = 1;
+  for (pogo_target *t = d->targets; t; t = t->next)
+    if (!t->name && name_is_at(c->peer_name, c->peer_name_len, t->host, t->port)) t->unproven = 1;
 }
 
 /* A pending connection about node idx other than `except`; outgoing_only: our
@@ -574,6 +602,7 @@ void pogo_mesh_conn_up(pogo_conn *c, lua_State *L, int quiet) {
     next = t->next;
     if (!target_matches(d, t, idx)) continue;
     if (!t->name) t->name = strdup(c->peer_name);
+    t->unproven = 0;
     if (t->dial) pogo_mesh_dial_abandon(t->dial);
     t->logged = 0;
     t->backoff = d->backoff_min;
@@ -1031,6 +1060,7 @@ void pogo_mesh_stop(pogo_dist *d, lua_State *L, const char *reason) {
 
 /* Free everything the mesh owns, closing connections without notice (node gc). */
 void pogo_mesh_free(pogo_dist *d) {
+  d->freeing = 1;
   while (d->conns) pogo_conn_close(d->conns);
   close_uv(d);
   while (d->targets) {

@@ -87,6 +87,14 @@ uint32_t pogo_nodenames_index(pogo_node *N, lua_State *L, const char *name, size
   return nnames++;
 }
 
+uint32_t pogo_nodenames_find(pogo_node *N, lua_State *L, const char *name, size_t len) {
+  (void)N;
+  (void)L;
+  for (uint32_t i = 0; i < nnames; i++)
+    if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0) return i;
+  return 0;
+}
+
 const char *pogo_nodenames_get(pogo_node *N, lua_State *L, uint32_t idx) {
   (void)N;
   (void)L;
@@ -155,6 +163,11 @@ void pogo_conn_dirty(pogo_conn *c) {
 }
 
 void pogo_mesh_schedule(pogo_dist *d) { (void)d; }
+
+void pogo_mesh_unproven(pogo_conn *c) {
+  pogo_peer *p = pogo_mesh_peer(&dist, c->peer, 0);
+  if (p) p->unproven = 1;
+}
 
 void pogo_mesh_dial_failed(pogo_conn *c, lua_State *L, const char *reason) {
   (void)L;

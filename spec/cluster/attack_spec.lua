@@ -440,6 +440,80 @@ describe("attacks", function()
     c:kill(a)
   end)
 
+  it("HELLOs in made-up names, without the cookie, leave no trace: no peer, no name kept, the heap back",
+     function()
+    local a, before = target("namestable")
+    local host, port = a.addr:match("^(.*):(%d+)$")
+    -- over TLS each HELLO takes an openssl s_client (with the cluster's
+    -- certificate); over TCP, a few thousand
+    local n = c.tls and 40 or 3000
+    local names, answered, pending, i = {}, 0, 0, 0
+    local procs = {}
+    finally(function()
+      for _, pr in ipairs(procs) do
+        if not pr.handle:is_closing() then uv.kill(pr.pid, "sigkill") end
+      end
+    end)
+    local function one()
+      i = i + 1
+      local name = string.format("madeup%05d@127.0.0.%d:%d", i, 2 + i % 200, 1024 + i)
+      names[#names + 1] = name
+      local bytes = hello_frame(name, a.name)
+      pending = pending + 1
+      local function done()
+        pending = pending - 1
+        answered = answered + 1
+      end
+      if c.tls then
+        local pipes = { uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false) }
+        local pr = {}
+        pr.handle, pr.pid = uv.spawn("openssl", {
+          args = { "s_client", "-quiet", "-connect", host .. ":" .. port, "-cert", c.tls.cert, "-key", c.tls.key,
+                   "-CAfile", c.tls.ca },
+          stdio = pipes }, function() pr.handle:close() end)
+        assert(pr.handle, pr.pid)
+        procs[#procs + 1] = pr
+        local got = false
+        pipes[2]:read_start(function(_, data) -- the challenge: enough
+          if data and not got then
+            got = true
+            done()
+            uv.kill(pr.pid, "sigkill")
+          end
+        end)
+        pipes[3]:read_start(function() end)
+        pipes[1]:write(bytes)
+        return
+      end
+      local t = uv.new_tcp()
+      t:connect(host, tonumber(port), function(err)
+        if err then t:close() return done() end
+        t:write(bytes)
+        t:read_start(function() -- the challenge (or the end): enough
+          if t:is_closing() then return end
+          t:close()
+          done()
+        end)
+      end)
+    end
+    cluster.wait_until(function()
+      while pending < (c.tls and 8 or 50) and i < n do one() end
+      return answered >= n
+    end, 60000, "the HELLOs to be answered")
+    assert.are.equal(n, answered)
+    local peers = c:call(a, R, "info").peers
+    for _, name in ipairs(names) do assert.is_nil(peers[name], "a peer entry for " .. name) end
+    -- (the handshakes end with their connections: the node keeps nothing of them)
+    cluster.wait_until(function()
+      for _, l in ipairs(c:call(a, R, "info").links) do
+        if l.peer:find("^madeup") then return false end
+      end
+      return true
+    end, 10000, "the made-up handshakes to end")
+    recovered(a, before)
+    c:kill(a)
+  end)
+
   it("an allocation without bound under max_memory ends its process alone; its supervisor restarts it", function()
     local m, before = target("hogged", { extra = { "--max-memory", "64M" } })
     local ok, err = c:call(m, A, "hog", {}, 20000)
