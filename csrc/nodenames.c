@@ -6,9 +6,10 @@
  * - Index 0 is this node; its name is "nonode@nohost" until pogo.start sets
  *   it (core.set_node_name). Other names get the next index the first time
  *   they are seen (a decoded pid, a {name, node} destination, the node this
- *   one dialed, a dialer once it proved the cookie) and keep it for the node's life, so
- *   indexes never dangle. pogo_nodenames_find looks a name up without
- *   adding it: what an unauthenticated peer says must not grow the table.
+ *   one dialed, a dialer once it proved the cookie) and keep it for the
+ *   node's life, so indexes never dangle. pogo_nodenames_find looks a name
+ *   up without adding it: what an unauthenticated peer says must not grow
+ *   the table.
  * - The transport keys its peers by these indexes: a remote pid's node field
  *   leads straight to its connection.
  * - The table is one Lua table (index -> name, name -> index) held by the node.

@@ -261,9 +261,10 @@ void pogo_mesh_conn_up(pogo_conn *c, lua_State *L, int quiet);
 void pogo_mesh_bye(pogo_conn *c, const char *reason); /* the peer closes c */
 void pogo_mesh_dial_failed(pogo_conn *c, lua_State *L, const char *reason);
 void pogo_mesh_dial_abandon(pogo_conn *c); /* quietly: another connection will do */
+/* Incoming c (c->d and c->peer_name set) ends without proving the cookie. */
+void pogo_mesh_unproven(pogo_conn *c);
 /* A pending connection about node idx (or host:port) other than `except`;
  * outgoing_only: our dials. */
-void pogo_mesh_unproven(pogo_conn *c); /* incoming c ends without proving the cookie */
 pogo_conn *pogo_mesh_pending_for(pogo_dist *d, uint32_t idx, const char *host, int port, const pogo_conn *except,
                                  int outgoing_only);
 void pogo_mesh_schedule(pogo_dist *d); /* arm the dial timer for the next due dial */

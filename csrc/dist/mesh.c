@@ -137,10 +137,16 @@ static int conn_is_for(pogo_dist *d, const pogo_conn *c, uint32_t idx, const cha
  * so does a node's incoming handshake, unless one in its name ended unproven
  * (pogo_auth_closing): then anyone may be sending HELLOs in its name, and we
  * dial it anyway (simultaneous dials are settled as always). */
+/* The peer entry of the name incoming c's HELLO gave, if this node has one
+ * (c->peer is 0 when the name was unknown at the HELLO; it may be known since). */
+static pogo_peer *claimed_peer(pogo_dist *d, const pogo_conn *c) {
+  uint32_t idx = c->peer ? c->peer : pogo_nodenames_find(d->N, d->N->L, c->peer_name, c->peer_name_len);
+  return pogo_mesh_peer(d, idx, 0);
+}
+
 static int holds_dials(pogo_dist *d, const pogo_conn *c) {
   if (c->outgoing || !c->peer_name) return 1;
-  uint32_t idx = c->peer ? c->peer : pogo_nodenames_find(d->N, d->N->L, c->peer_name, c->peer_name_len);
-  pogo_peer *p = pogo_mesh_peer(d, idx, 0);
+  pogo_peer *p = claimed_peer(d, c);
   if (p && p->unproven) return 0;
   for (pogo_target *t = d->targets; t; t = t->next)
     if (t->unproven && !t->name && name_is_at(c->peer_name, c->peer_name_len, t->host, t->port)) return 0;
@@ -153,9 +159,8 @@ static int holds_dials(pogo_dist *d, const pogo_conn *c) {
  * until the node comes up (holds_dials). Nothing is interned. */
 void pogo_mesh_unproven(pogo_conn *c) {
   pogo_dist *d = c->d;
-  if (!d || d->freeing || !c->peer_name) return;
-  uint32_t idx = c->peer ? c->peer : pogo_nodenames_find(d->N, d->N->L, c->peer_name, c->peer_name_len);
-  pogo_peer *p = pogo_mesh_peer(d, idx, 0);
+  if (d->freeing) return;
+  pogo_peer *p = claimed_peer(d, c);
   if (p) p->unproven = 1;
   for (pogo_target *t = d->targets; t; t = t->next)
     if (!t->name && name_is_at(c->peer_name, c->peer_name_len, t->host, t->port)) t->unproven = 1;

@@ -77,11 +77,18 @@ static fake *fake_of(pogo_conn *c) {
   return NULL;
 }
 
+/* The index of `name`, or nnames if it has none. */
+static uint32_t name_slot(const char *name, size_t len) {
+  uint32_t i = 0;
+  while (i < nnames && !(strlen(names[i]) == len && memcmp(names[i], name, len) == 0)) i++;
+  return i;
+}
+
 uint32_t pogo_nodenames_index(pogo_node *N, lua_State *L, const char *name, size_t len) {
   (void)N;
   (void)L;
-  for (uint32_t i = 0; i < nnames; i++)
-    if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0) return i;
+  uint32_t i = name_slot(name, len);
+  if (i < nnames) return i;
   if (nnames == sizeof names / sizeof names[0]) die("too many names");
   names[nnames] = strndup(name, len);
   return nnames++;
@@ -90,9 +97,8 @@ uint32_t pogo_nodenames_index(pogo_node *N, lua_State *L, const char *name, size
 uint32_t pogo_nodenames_find(pogo_node *N, lua_State *L, const char *name, size_t len) {
   (void)N;
   (void)L;
-  for (uint32_t i = 0; i < nnames; i++)
-    if (strlen(names[i]) == len && memcmp(names[i], name, len) == 0) return i;
-  return 0;
+  uint32_t i = name_slot(name, len);
+  return i < nnames ? i : 0;
 }
 
 const char *pogo_nodenames_get(pogo_node *N, lua_State *L, uint32_t idx) {

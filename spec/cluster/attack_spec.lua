@@ -344,45 +344,51 @@ describe("attacks", function()
     return string.pack(">I4", #payload) .. payload
   end
 
-  -- Every 100 ms a new connection to `node` that sends `bytes` and gives up
-  -- 250 ms later, never proving the cookie (over TLS through openssl
-  -- s_client with the cluster's certificate: someone who has one but not the
-  -- cookie). Returns the stop function (it kills every s_client by pid) and
-  -- a counter of the connections made.
-  local function claims(node, bytes)
+  -- One connection to `node` that sends `bytes` (a HELLO) and never proves
+  -- the cookie: plain TCP from 127.0.0.2, or over TLS an openssl s_client
+  -- with the cluster's certificate (someone who has one but not the
+  -- cookie). `on_end` runs once, when the node answers or closes it, or the
+  -- connection fails. Returns the function that closes it (the s_client is
+  -- killed by pid).
+  local function hello_conn(node, bytes, on_end)
     local host, port = node.addr:match("^(.*):(%d+)$")
-    local live, made, stopped = {}, { n = 0 }, false
-    local function open()
-      if c.tls then
-        local pipes = { uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false) }
-        local handle, pid
-        handle, pid = uv.spawn("openssl", {
-          args = { "s_client", "-quiet", "-connect", host .. ":" .. port, "-cert", c.tls.cert, "-key", c.tls.key,
-                   "-CAfile", c.tls.ca },
-          stdio = pipes }, function() handle:close() end)
-        if not handle then
-          for _, p in ipairs(pipes) do p:close() end
-          return nil
-        end
-        pipes[2]:read_start(function() end)
-        pipes[3]:read_start(function() end)
-        pipes[1]:write(bytes)
-        made.n = made.n + 1
-        return function()
-          if not handle:is_closing() then uv.kill(pid, "sigkill") end
-          for _, p in ipairs(pipes) do if not p:is_closing() then p:close() end end
-        end
-      end
-      local t = uv.new_tcp()
-      t:bind("127.0.0.2", 0)
-      t:connect(host, tonumber(port), function(err)
-        if err or t:is_closing() then return end
-        made.n = made.n + 1
-        t:write(bytes)
-        t:read_start(function() end)
-      end)
-      return function() if not t:is_closing() then t:close() end end
+    local ended = false
+    local function finish()
+      if ended then return end
+      ended = true
+      on_end()
     end
+    if c.tls then
+      local pipes = { uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false) }
+      local handle, pid
+      handle, pid = uv.spawn("openssl", {
+        args = { "s_client", "-quiet", "-connect", host .. ":" .. port, "-cert", c.tls.cert, "-key", c.tls.key,
+                 "-CAfile", c.tls.ca },
+        stdio = pipes }, function() handle:close() end)
+      assert(handle, pid)
+      pipes[2]:read_start(function(_, data) if data then finish() end end)
+      pipes[3]:read_start(function() end)
+      pipes[1]:write(bytes)
+      return function()
+        if not handle:is_closing() then uv.kill(pid, "sigkill") end
+        for _, p in ipairs(pipes) do if not p:is_closing() then p:close() end end
+      end
+    end
+    local t = uv.new_tcp()
+    t:bind("127.0.0.2", 0)
+    t:connect(host, tonumber(port), function(err)
+      if err then return finish() end
+      t:write(bytes)
+      t:read_start(finish)
+    end)
+    return function() if not t:is_closing() then t:close() end end
+  end
+
+  -- Every 100 ms a new hello_conn to `node` that gives up 250 ms later.
+  -- Returns the stop function and a counter of the connections the node
+  -- answered.
+  local function claims(node, bytes)
+    local live, made, stopped = {}, { n = 0 }, false
     local timer = uv.new_timer()
     timer:start(0, 100, function()
       local now = uv.now()
@@ -392,8 +398,7 @@ describe("attacks", function()
           close()
         end
       end
-      local close = open()
-      if close then live[close] = now end
+      live[hello_conn(node, bytes, function() made.n = made.n + 1 end)] = now
     end)
     return function()
       if stopped then return end
@@ -446,58 +451,23 @@ describe("attacks", function()
   it("HELLOs in made-up names, without the cookie, leave no trace: no peer, no name kept, the heap back",
      function()
     local a, before = target("namestable")
-    local host, port = a.addr:match("^(.*):(%d+)$")
-    -- over TLS each HELLO takes an openssl s_client (with the cluster's
-    -- certificate); over TCP, a few thousand
+    -- over TLS each HELLO takes an openssl s_client; over TCP, a few thousand
     local n = c.tls and 40 or 3000
     local names, answered, pending, i = {}, 0, 0, 0
-    local procs = {}
-    finally(function()
-      for _, pr in ipairs(procs) do
-        if not pr.handle:is_closing() then uv.kill(pr.pid, "sigkill") end
-      end
-    end)
+    local closes = {}
+    finally(function() for _, close in ipairs(closes) do close() end end)
     local function one()
       i = i + 1
       local name = string.format("madeup%05d@127.0.0.%d:%d", i, 2 + i % 200, 1024 + i)
       names[#names + 1] = name
-      local bytes = hello_frame(name, a.name)
       pending = pending + 1
-      local function done()
+      local close
+      close = hello_conn(a, hello_frame(name, a.name), function() -- the challenge (or the end): enough
         pending = pending - 1
         answered = answered + 1
-      end
-      if c.tls then
-        local pipes = { uv.new_pipe(false), uv.new_pipe(false), uv.new_pipe(false) }
-        local pr = {}
-        pr.handle, pr.pid = uv.spawn("openssl", {
-          args = { "s_client", "-quiet", "-connect", host .. ":" .. port, "-cert", c.tls.cert, "-key", c.tls.key,
-                   "-CAfile", c.tls.ca },
-          stdio = pipes }, function() pr.handle:close() end)
-        assert(pr.handle, pr.pid)
-        procs[#procs + 1] = pr
-        local got = false
-        pipes[2]:read_start(function(_, data) -- the challenge: enough
-          if data and not got then
-            got = true
-            done()
-            uv.kill(pr.pid, "sigkill")
-          end
-        end)
-        pipes[3]:read_start(function() end)
-        pipes[1]:write(bytes)
-        return
-      end
-      local t = uv.new_tcp()
-      t:connect(host, tonumber(port), function(err)
-        if err then t:close() return done() end
-        t:write(bytes)
-        t:read_start(function() -- the challenge (or the end): enough
-          if t:is_closing() then return end
-          t:close()
-          done()
-        end)
+        close()
       end)
+      closes[#closes + 1] = close
     end
     cluster.wait_until(function()
       while pending < (c.tls and 8 or 50) and i < n do one() end
