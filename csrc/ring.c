@@ -155,26 +155,39 @@ static void ring_index_reserve(lua_State *L, pogo_ring *r, size_t count) {
   ring_grow(L, (void **)&r->index, &r->index_cap, need, sizeof(uint32_t));
 }
 
-/* Rebuilds the index (capacity reserved beforehand; never fails). */
+/* Rebuilds the index (capacity reserved beforehand; never fails): index[j]
+ * is the number of points in the buckets before j, counted and summed
+ * without a branch per point or bucket (a walk that compared each bucket's
+ * start with the next point mispredicted about once a bucket: 0.35 ms of a
+ * 0.6 ms remove at 50 nodes). */
 static void ring_index_build(pogo_ring *r) {
   if (r->count == 0) return;
   unsigned b = ring_index_bits(r->count);
-  size_t buckets = (size_t)1 << b, p = 0;
+  size_t buckets = (size_t)1 << b;
   r->index_bits = b;
-  for (size_t j = 0; j < buckets; j++) {
-    uint64_t start = b ? (uint64_t)j << (64 - b) : 0;
-    while (p < r->count && r->hash[p] < start) p++;
-    r->index[j] = (uint32_t)p;
+  if (b == 0) {
+    r->index[0] = 0;
+    r->index[1] = (uint32_t)r->count;
+    return;
   }
-  r->index[buckets] = (uint32_t)r->count;
+  memset(r->index, 0, (buckets + 1) * sizeof *r->index);
+  for (size_t p = 0; p < r->count; p++) r->index[(r->hash[p] >> (64 - b)) + 1]++;
+  for (size_t j = 1; j <= buckets; j++) r->index[j] += r->index[j - 1];
+}
+
+/* Gives back the unused part of *p when it is more than a quarter of it: a
+ * node leaving a ring of many gives back little, and a realloc of a big
+ * block (mremap) costs a TLB flush on every core. */
+static void ring_trim(lua_State *L, void **p, size_t *cap, size_t n, size_t elem) {
+  if (n == 0 || n < *cap - *cap / 4) ring_shrink(L, p, cap, n, elem);
 }
 
 /* After a change: gives back unused memory (never fails), rebuilds the index. */
 static void ring_fit(lua_State *L, pogo_ring *r) {
   size_t buckets = r->count ? ((size_t)1 << ring_index_bits(r->count)) + 1 : 0;
-  ring_shrink(L, (void **)&r->hash, &r->hash_cap, r->count, sizeof(uint64_t));
-  ring_shrink(L, (void **)&r->owner, &r->owner_cap, r->count, sizeof(uint32_t));
-  ring_shrink(L, (void **)&r->index, &r->index_cap, buckets, sizeof(uint32_t));
+  ring_trim(L, (void **)&r->hash, &r->hash_cap, r->count, sizeof(uint64_t));
+  ring_trim(L, (void **)&r->owner, &r->owner_cap, r->count, sizeof(uint32_t));
+  ring_trim(L, (void **)&r->index, &r->index_cap, buckets, sizeof(uint32_t));
   size_t ncap = r->nodecap;
   ring_shrink(L, (void **)&r->nodes, &ncap, r->nnodes, sizeof(ring_node));
   r->nodecap = (uint32_t)ncap;
@@ -203,12 +216,15 @@ static void ring_node_points(const char *name, size_t len, uint32_t n, uint64_t 
 /* Removes the points of node `rank`; if `renumber`, owners above it shift down. */
 static void ring_drop_points(pogo_ring *r, uint32_t rank, int renumber) {
   size_t o = 0;
+  uint32_t shift = renumber ? 1 : 0;
+  /* without a branch per point: each point is written, and kept (o moves
+   * on) unless it is the node's; the node's points are spread over the
+   * whole ring, so a branch on them mispredicts often */
   for (size_t i = 0; i < r->count; i++) {
     uint32_t w = r->owner[i];
-    if (w == rank) continue;
     r->hash[o] = r->hash[i];
-    r->owner[o] = (renumber && w > rank) ? w - 1 : w;
-    o++;
+    r->owner[o] = w - (shift & (uint32_t)(w > rank));
+    o += (w != rank);
   }
   r->count = o;
 }

@@ -443,6 +443,25 @@ describe("pogo.ring", function()
       assert.are.equal(empty, r:memory())
     end)
 
+    it("keeps a little slack as nodes leave one by one, and gives it back", function()
+      local r = ring.new{vnodes = 64}
+      local names = node_names(10)
+      r:add(names[1])
+      local one = r:memory()
+      for i = 2, 10 do r:add(names[i]) end
+      local ten = r:memory()
+      r:remove(names[10])
+      assert.is_true(r:memory() <= ten)
+      for i = 9, 2, -1 do
+        r:remove(names[i])
+        assert.is_true(r:memory() <= ten)
+      end
+      assert.are.equal(one, r:memory())
+      local fresh = ring.new{vnodes = 64}
+      fresh:add(names[1])
+      for k = 1, 200 do assert.are.equal(fresh:key_to_node(k), r:key_to_node(k)) end
+    end)
+
     it("frees rings that are collected", function()
       for _ = 1, 50 do
         local r = ring.new{vnodes = 64}

@@ -12,7 +12,7 @@ local uv = require "luv"
 -- its own growth to the RSS growth the churn measures.
 local HIST_N = 20000 -- buckets of 0.1 ms: [0, 2 s); longer delays are kept one by one
 
-local M = { starts = 0, last = 0, delays = { n = 0, over = {} } }
+local M = { starts = 0, last = 0, delays = { n = 0, over = {} }, watcher = nil }
 for k = 1, HIST_N do M.delays[k] = 0 end
 
 local function idle() pogo.receive() end
@@ -21,6 +21,7 @@ function M.start_link(_, requested)
   local pid = pogo.spawn_link(idle)
   local t = uv.hrtime()
   M.starts, M.last = M.starts + 1, t
+  if M.watcher then pogo.send(M.watcher, { "$start", t }) end -- the bench's failover rows
   if requested then
     local d = M.delays
     local ms = (t - requested) / 1e6

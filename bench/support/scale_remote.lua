@@ -27,6 +27,13 @@ end
 --- How many children started on this node, and the uv.hrtime of the last start.
 function M.starts() return child.starts, child.last end
 
+--- Send {"$start", uv.hrtime()} to `pid` at each start of a child here from
+-- now on (nil: stop): the bench hears of starts without asking every node.
+function M.watch_starts(pid)
+  child.watcher = pid
+  return true
+end
+
 --- This node's running children (count_children local).
 function M.local_count() return dsup.count_children(SUP, "local").active end
 

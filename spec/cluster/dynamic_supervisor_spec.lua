@@ -238,6 +238,50 @@ describe("distributed supervisor (Pogo's suite)", function()
     await_placement({ 1 }, 5000)
   end)
 
+  it("when a node dies, only its children move: pins to it go to their ring owner, the others keep their pids",
+    function()
+      local nodes = start_nodes(4)
+      await_ring()
+      local victim = nodes[3]
+      local ids = {}
+      for n = 1, 60 do
+        ids[n] = n
+        assert.is_true(c:call(nodes[1], R, "start_child", { n }))
+      end
+      -- pinned to the node that dies, and to one that stays
+      for n = 61, 64 do
+        ids[n] = n
+        assert.is_true(c:call(nodes[1], R, "start_pinned", { n, victim.name }))
+      end
+      for n = 65, 68 do
+        ids[n] = n
+        assert.is_true(c:call(nodes[2], R, "start_pinned", { n, nodes[4].name }))
+      end
+      await_placement(ids)
+      local before, on_victim = {}, 0
+      for _, n in ipairs(ids) do
+        local pid, node = c:call(nodes[1], R, "whereis", { n }), c:call(nodes[1], R, "node_for", { n })
+        before[n] = { pid = pid, node = node }
+        if node == victim.name then on_victim = on_victim + 1 end
+      end
+      assert.is_true(on_victim >= 4, "the node that dies runs children")
+      c:kill(victim)
+      await_ring()
+      await_placement(ids)
+      local moved = 0
+      for _, n in ipairs(ids) do
+        local pid = c:call(nodes[1], R, "whereis", { n })
+        if before[n].node == victim.name then
+          moved = moved + 1
+          assert.are_not.equal(victim.name, c:call(nodes[1], R, "node_for", { n }))
+        else
+          assert.are.equal(before[n].pid, pid, "worker " .. n .. " kept its pid")
+          assert.are.equal(before[n].node, c:call(nodes[2], R, "node_for", { n }))
+        end
+      end
+      assert.are.equal(on_victim, moved)
+    end)
+
   it("places initial children across 3 nodes, each once", function()
     start_nodes(3, 6)
     await_ring()

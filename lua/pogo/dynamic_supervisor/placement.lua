@@ -58,7 +58,7 @@ function M.owner(st, c, req)
   local pin = req and req.spec.node
   local owner
   if pin and st.ring_nodes[pin] then owner = pin else owner = st.ring:key_to_node(c.id) end
-  c.owner = owner
+  state.note_owner(st, c, owner)
   return owner
 end
 
@@ -103,8 +103,33 @@ end
 
 --- The ring changed: reconcile the ids whose owner is not the one they had,
 -- and the children this node runs.
+--
+-- When nodes only left (`gone`, and this node is still in the ring), an id
+-- changes owner only if its owner was one of them: removing a node's points
+-- moves only the keys on them, and a pin elsewhere still holds. Every
+-- record with a request had its owner noted (`state.note_owner`) by the last
+-- pass over all of them or by its own reconcile (one not reconciled yet is
+-- marked already), so `st.owned` names those records: at 50 nodes the walk
+-- over every record and its ring lookup were most of what a node spent on a
+-- failover.
 -- @tparam table st
-function M.owners_changed(st)
+-- @tparam[opt] table gone node -> true: the only change was that these left
+function M.owners_changed(st, gone)
+  if gone and not gone[st.me] then
+    local moved = {}
+    for node in pairs(gone) do
+      for c in pairs(st.owned[node] or {}) do moved[#moved + 1] = c end
+      st.owned[node] = nil
+    end
+    for i = 1, #moved do
+      local c = moved[i]
+      c.owner = nil -- its set went with the node
+      if c.requests ~= nil then M.owner(st, c) end
+      state.mark(st, c)
+    end
+    for _, c in pairs(st.by_pid) do state.mark(st, c) end
+    return
+  end
   for _, c in pairs(st.children) do
     if c.requests ~= nil then
       local before = c.owner
@@ -138,10 +163,12 @@ function M.update_ring(st)
   for node, s in pairs(st.sups) do
     if eligible(st, node) then nodes[node] = s end
   end
-  local changed = false
+  local changed, gone, added = false, nil, false
   for node in pairs(st.ring_nodes) do
     if not nodes[node] then
       changed = true
+      gone = gone or {}
+      gone[node] = true
       st.ring:remove(node)
       if node ~= st.me then events.notify(st, "node_down", node, st.down_reason[node] or "left") end
     end
@@ -149,13 +176,13 @@ function M.update_ring(st)
   for node, s in pairs(nodes) do
     local had = st.ring_nodes[node]
     if not had or had.weight ~= s.weight then
-      changed = true
+      changed, added = true, true
       st.ring:add(node, s.weight)
       if not had and node ~= st.me then events.notify(st, "node_up", node) end
     end
   end
   st.ring_nodes = nodes
-  if changed then M.owners_changed(st) end
+  if changed then M.owners_changed(st, not added and gone or nil) end
 end
 
 -- A supervisor `pid` joined a {"sup", weight, nodes} group.

@@ -77,6 +77,9 @@ function M.new(opts)
     gone = { head = 1, tail = 0 },      -- markers that went (no node holds them), in order: [i] = uid,
                                         -- [-i] = its `since` then (requests.expire_gone)
     by_pid = {},                        -- pid of a child this node runs -> its record
+    owned = {},                         -- node (false: none) -> {record -> true}: the records whose
+                                        -- noted owner it is (M.note_owner), so the records of a node
+                                        -- that leaves are found without a walk over all of them
     to_start = {},                      -- records waiting for a starter (children.launch): a queue,
     to_start_head = 1,                  -- from this index
     to_start_tail = 0,                  -- to this one
@@ -167,6 +170,26 @@ function M.child(st, id, key)
   return c
 end
 
+--- Note `owner` (a node, or nil) as record `c`'s owner, in the record and
+-- in `owned`.
+-- @tparam table st
+-- @tparam table c
+-- @tparam ?string owner
+function M.note_owner(st, c, owner)
+  local before = c.owner
+  if before == owner and owner ~= nil then return end
+  local owned = st.owned
+  local set = owned[before or false]
+  if set then set[c] = nil end
+  c.owner = owner
+  set = owned[owner or false]
+  if not set then
+    set = {}
+    owned[owner or false] = set
+  end
+  set[c] = true
+end
+
 --- Have record `c` reconciled once the mailbox is drained.
 -- @tparam table st
 -- @tparam table c
@@ -194,6 +217,8 @@ function M.release(st, c)
       and #pg.get_members(st.scope, { "child", c.id }) == 0 then
     st.children[c.key] = nil
     st.unsettled[c] = nil
+    local set = st.owned[c.owner or false]
+    if set then set[c] = nil end
     M.touch(st, c)
   end
 end
