@@ -112,9 +112,11 @@ typedef struct pogo_conn {
   /* senders suspended on this connection's backlog */
   pogo_rq_entry *busy;
   uint32_t nbusy, busy_cap;
-  /* stats.c: traffic once up, the PING in flight (uv_hrtime ns, 0: none), round trips */
+  /* stats.c: traffic once up, the PING in flight (uv_hrtime ns, 0: none), round trips,
+   * and the beats since the accepting side's last PING */
   pogo_link_stats stats;
   uint64_t ping_at, rtt_ns, rtt_avg_ns;
+  uint8_t quiet_beats;
 } pogo_conn;
 
 typedef struct pogo_peer {
@@ -317,8 +319,12 @@ static inline void pogo_stats_msg_out(pogo_conn *c) {
   c->stats.msgs_out++;
   c->d->stats.msgs_out++;
 }
+/* A PING on c, unless one is unanswered (the link coming up: its round trip
+ * is known at once, on both sides). */
+void pogo_stats_ping(pogo_conn *c);
 /* The heartbeat of an up connection: a PING unless one is unanswered (then a
- * TICK if nothing else went out since the last beat). */
+ * TICK if nothing else went out since the last beat); on the accepting side,
+ * a PING every few beats only (stats.c). */
 void pogo_stats_beat(pogo_conn *c);
 /* A PING (answered with PONG) or PONG (a round trip measured) arrived. */
 void pogo_stats_ping_in(pogo_conn *c, uint64_t token);

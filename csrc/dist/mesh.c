@@ -27,10 +27,11 @@
  * - Gossip: when a connection comes up, each side sends the other the names
  *   of all its other peers and tells every other peer about the new one; a
  *   node learning a name it does not know dials it, so one seed joins the mesh.
- * - Heartbeats: every heartbeat_ms a PING goes on each up connection (its
- *   PONG gives the round-trip time; while a PING is unanswered, a TICK if
- *   the connection carried nothing since the last beat: stats.c); one
- *   silent for timeout_ms is down
+ * - Heartbeats: every heartbeat_ms a PING goes on each up connection this
+ *   node dialed, and every few beats on those it accepted (its PONG gives
+ *   the round-trip time; while a PING is unanswered, a TICK if the
+ *   connection carried nothing since the last beat: stats.c); one silent
+ *   for timeout_ms is down
  *   ("timeout"), and so is a handshake not finished in timeout_ms. A graceful
  *   close (BYE, REFUSE) waits at most CLOSE_WAIT_MS for the peer to close its
  *   end.
@@ -583,7 +584,7 @@ void pogo_mesh_conn_up(pogo_conn *c, lua_State *L, int quiet) {
   c->in.max = d->max_frame;
   c->peer_max_frame = c->peer_max_frame < POGO_HS_MAX_FRAME ? POGO_HS_MAX_FRAME : c->peer_max_frame;
   p->up = c;
-  pogo_stats_beat(c); /* a first PING: the round-trip time is known at once */
+  pogo_stats_ping(c); /* a first PING: the round-trip time is known at once */
   p->creation = c->peer_creation;
   p->wanted = 1;
   p->shunned = 0;

@@ -138,6 +138,37 @@ describe("mesh", function()
     end
   end)
 
+  it("an idle link carries one heartbeat exchange a beat, and both ends know its round trip", function()
+    local a = c:start_node { name = "beat_a", heartbeat_ms = 50 }
+    local b = c:start_node { name = "beat_b", heartbeat_ms = 50 }
+    c:connect(a)
+    c:connect(b)
+    assert.are.equal(b.name, c:call(a, R, "connect", { b.addr }))
+    local function link(node, peer)
+      local l
+      cluster.wait_until(function()
+        l = c:call(node, R, "dist_stats").links[peer]
+        return l and l.rtt_ms
+      end, 3000, "the round trip of " .. node.name .. " to " .. peer)
+      return l
+    end
+    local a0, b0 = link(a, b.name), link(b, a.name)
+    local t0 = pogo.now()
+    pogo.sleep(1000)
+    local a1 = link(a, b.name)
+    local beats = (pogo.now() - t0) / 50
+    -- a PING or a PONG: a 4-byte length, a kind and an 8-byte token
+    local frame = 13
+    local frames = (a1.bytes_in - a0.bytes_in + a1.bytes_out - a0.bytes_out) / frame
+    -- the dialer's PING and its PONG every beat, the other side's every 8th:
+    -- 2.25 frames a beat (both sides PINGing every beat made it 4)
+    assert.is_true(frames <= 2.7 * beats, string.format("%.0f frames in %.0f beats", frames, beats))
+    assert.is_true(frames >= 1.5 * beats, string.format("%.0f frames in %.0f beats", frames, beats))
+    assert.is_true(a1.rtt_ms > 0 and b0.rtt_ms > 0)
+    c:kill(a)
+    c:kill(b)
+  end)
+
   it("retries an unreachable seed and joins once it listens", function()
     local s = c:start_node { name = "late" }
     local port = s.addr:match(":(%d+)$")

@@ -88,6 +88,7 @@ end
 
 function M.nodes() return pogo.nodes() end
 function M.info() return pogo.dist_info() end
+function M.dist_stats() return pogo.core.dist_stats() end
 function M.connect(addr) return pogo.connect(addr) end
 function M.disconnect(node) return pogo.disconnect(node) end
 function M.block(node, flag) pogo.block(node, flag) return true end
