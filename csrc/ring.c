@@ -194,14 +194,31 @@ static void ring_fit(lua_State *L, pogo_ring *r) {
   ring_index_build(r);
 }
 
-static int u64_cmp(const void *a, const void *b) {
-  uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-  return x < y ? -1 : x > y;
+/* Sorts a[0..n) with tmp[0..n) as scratch: LSD radix, a byte a pass (8
+ * passes, so the result ends in a). A node's 2048 points sort in about a
+ * tenth of qsort's time, which compares through a function pointer. */
+static void ring_sort_u64(uint64_t *a, uint64_t *tmp, size_t n) {
+  uint64_t *src = a, *dst = tmp;
+  for (unsigned shift = 0; shift < 64; shift += 8) {
+    size_t count[256] = {0};
+    for (size_t i = 0; i < n; i++) count[(src[i] >> shift) & 255]++;
+    size_t sum = 0;
+    for (unsigned b = 0; b < 256; b++) {
+      size_t c = count[b];
+      count[b] = sum;
+      sum += c;
+    }
+    for (size_t i = 0; i < n; i++) dst[count[(src[i] >> shift) & 255]++] = src[i];
+    uint64_t *t = src;
+    src = dst;
+    dst = t;
+  }
 }
 
-/* Hashes of points 0..n-1 of a node, sorted, into out. buf holds len + 4 bytes. */
+/* Hashes of points 0..n-1 of a node, sorted, into out; tmp holds n more, and
+ * buf len + 4 bytes. */
 static void ring_node_points(const char *name, size_t len, uint32_t n, uint64_t *out,
-                             unsigned char *buf) {
+                             uint64_t *tmp, unsigned char *buf) {
   memcpy(buf, name, len);
   for (uint32_t i = 0; i < n; i++) {
     buf[len] = (unsigned char)(i >> 24);
@@ -210,7 +227,7 @@ static void ring_node_points(const char *name, size_t len, uint32_t n, uint64_t 
     buf[len + 3] = (unsigned char)i;
     out[i] = XXH3_64bits_withSeed(buf, len + 4, RING_POINT_SEED);
   }
-  qsort(out, n, sizeof *out, u64_cmp);
+  ring_sort_u64(out, tmp, n);
 }
 
 /* Removes the points of node `rank`; if `renumber`, owners above it shift down. */
@@ -234,10 +251,16 @@ static void ring_drop_points(pogo_ring *r, uint32_t rank, int renumber) {
 static void ring_merge_points(pogo_ring *r, uint32_t rank, const uint64_t *pts, size_t m,
                               int renumber) {
   size_t i = r->count, k = m, out = r->count + m;
+  uint32_t up = renumber ? 1 : 0;
+  /* owners at or above rank move up without a branch: the ranks of the
+   * points are in no order, so a branch on them mispredicted half the time
+   * (the merge was 55 % of an add, 4 times what it is now). Adding 50 nodes
+   * one by one, as every node of a 50-node mesh does: 30-37 ms before this
+   * and the radix sort, 8-11 ms now. */
   while (k > 0) {
     if (i > 0) {
       uint32_t w = r->owner[i - 1];
-      if (renumber && w >= rank) w++;
+      w += up & (uint32_t)(w >= rank);
       uint64_t h = r->hash[i - 1];
       /* order by (hash, rank): the old point goes last if it is greater */
       if (h > pts[k - 1] || (h == pts[k - 1] && w > rank)) {
@@ -254,8 +277,7 @@ static void ring_merge_points(pogo_ring *r, uint32_t rank, const uint64_t *pts, 
     r->owner[out] = rank;
   }
   if (renumber)
-    for (size_t j = 0; j < i; j++)
-      if (r->owner[j] >= rank) r->owner[j]++;
+    for (size_t j = 0; j < i; j++) r->owner[j] += (uint32_t)(r->owner[j] >= rank);
   r->count += m;
 }
 
@@ -311,8 +333,8 @@ static int ring_add(lua_State *L) {
   if (newcount > RING_MAX_POINTS) luaL_error(L, "ring: too many points (at most %d)", (int)RING_MAX_POINTS);
 
   /* Everything that may fail, before any change. */
-  uint64_t *pts = (uint64_t *)lua_newuserdatauv(L, (size_t)np * 8 + len + 4, 0); /* 6 */
-  ring_node_points(name, len, np, pts, (unsigned char *)(pts + np));
+  uint64_t *pts = (uint64_t *)lua_newuserdatauv(L, (size_t)np * 16 + len + 4, 0); /* 6 */
+  ring_node_points(name, len, np, pts, pts + np, (unsigned char *)(pts + 2 * (size_t)np));
   ring_grow(L, (void **)&r->hash, &r->hash_cap, newcount, sizeof(uint64_t));
   ring_grow(L, (void **)&r->owner, &r->owner_cap, newcount, sizeof(uint32_t));
   ring_index_reserve(L, r, newcount);

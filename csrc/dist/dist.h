@@ -324,7 +324,8 @@ static inline void pogo_stats_msg_out(pogo_conn *c) {
 void pogo_stats_ping(pogo_conn *c);
 /* The heartbeat of an up connection: a PING unless one is unanswered (then a
  * TICK if nothing else went out since the last beat); on the accepting side,
- * a PING every few beats only (stats.c). */
+ * a PING every few beats only, a TICK at the others if nothing went out
+ * (stats.c). */
 void pogo_stats_beat(pogo_conn *c);
 /* A PING (answered with PONG) or PONG (a round trip measured) arrived. */
 void pogo_stats_ping_in(pogo_conn *c, uint64_t token);

@@ -18,7 +18,12 @@
  *   every beat, and its PINGs and the other's PONGs are what each side
  *   hears from the other (a side is down when it is silent for timeout_ms,
  *   whoever pings). The accepting side PINGs only every ACCEPTOR_PING_BEATS
- *   beats, to measure its own round trip. Both sides PINGing at every beat
+ *   beats, to measure its own round trip, and at the other beats sends a
+ *   TICK if it sent nothing since the last one: its PONGs answer the
+ *   dialer's PINGs, but a PING queued behind a big frame is read only
+ *   after it, and the dialer must still hear from it every beat (a 20 MB
+ *   message taking longer than timeout_ms to arrive and be dropped took
+ *   the link down under ASan without the TICK). Both sides PINGing at every beat
  *   woke every node twice a beat per peer: at 50 nodes, 140 wake-ups a
  *   second and about 1 % of a core for an idle node. Kept: the last round trip and a moving
  *   average (each new sample weighs 1/8), both in ns. The time includes
@@ -52,8 +57,8 @@ void pogo_stats_ping(pogo_conn *c) {
 }
 
 void pogo_stats_beat(pogo_conn *c) {
-  if (c->ping_at == 0) {
-    if (c->outgoing || ++c->quiet_beats >= ACCEPTOR_PING_BEATS) pogo_stats_ping(c);
+  if (c->ping_at == 0 && (c->outgoing || ++c->quiet_beats >= ACCEPTOR_PING_BEATS)) {
+    pogo_stats_ping(c);
   } else if (!c->sent) {
     size_t s = pogo_conn_begin(c, POGO_W_TICK, 0);
     if (s != (size_t)-1) pogo_conn_end(c, s);

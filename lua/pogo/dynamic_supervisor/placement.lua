@@ -147,10 +147,10 @@ local function allow_set(list)
   return set
 end
 
--- Is `node` named by every published list?
-local function eligible(st, node)
-  for _, s in pairs(st.sups) do
-    if s.allow and not s.allow[node] then return false end
+-- Is `node` named by every published list (`allows`, the lists)?
+local function eligible(allows, node)
+  for i = 1, #allows do
+    if not allows[i][node] then return false end
   end
   return true
 end
@@ -159,9 +159,12 @@ end
 -- came and went, and reconcile the ids whose owner changed.
 -- @tparam table st
 function M.update_ring(st)
-  local nodes = {}
+  local nodes, allows = {}, {}
+  for _, s in pairs(st.sups) do
+    if s.allow then allows[#allows + 1] = s.allow end
+  end
   for node, s in pairs(st.sups) do
-    if eligible(st, node) then nodes[node] = s end
+    if eligible(allows, node) then nodes[node] = s end
   end
   local changed, gone, added = false, nil, false
   for node in pairs(st.ring_nodes) do
