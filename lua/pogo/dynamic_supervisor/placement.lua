@@ -166,10 +166,9 @@ function M.update_ring(st)
   for node, s in pairs(st.sups) do
     if eligible(allows, node) then nodes[node] = s end
   end
-  local changed, gone, added = false, nil, false
+  local gone, added = nil, false
   for node in pairs(st.ring_nodes) do
     if not nodes[node] then
-      changed = true
       gone = gone or {}
       gone[node] = true
       st.ring:remove(node)
@@ -179,13 +178,17 @@ function M.update_ring(st)
   for node, s in pairs(nodes) do
     local had = st.ring_nodes[node]
     if not had or had.weight ~= s.weight then
-      changed, added = true, true
+      added = true
       st.ring:add(node, s.weight)
       if not had and node ~= st.me then events.notify(st, "node_up", node) end
     end
   end
   st.ring_nodes = nodes
-  if changed then M.owners_changed(st, not added and gone or nil) end
+  if added then
+    M.owners_changed(st)
+  elseif gone then
+    M.owners_changed(st, gone)
+  end
 end
 
 -- A supervisor `pid` joined a {"sup", weight, nodes} group.

@@ -170,19 +170,23 @@ function M.child(st, id, key)
   return c
 end
 
+-- Take record `c` out of the `owned` set of its noted owner.
+local function unlist_owner(st, c)
+  local set = st.owned[c.owner or false]
+  if set then set[c] = nil end
+end
+
 --- Note `owner` (a node, or nil) as record `c`'s owner, in the record and
 -- in `owned`.
 -- @tparam table st
 -- @tparam table c
 -- @tparam ?string owner
 function M.note_owner(st, c, owner)
-  local before = c.owner
-  if before == owner and owner ~= nil then return end
+  if c.owner == owner and owner ~= nil then return end
+  unlist_owner(st, c)
   local owned = st.owned
-  local set = owned[before or false]
-  if set then set[c] = nil end
   c.owner = owner
-  set = owned[owner or false]
+  local set = owned[owner or false]
   if not set then
     set = {}
     owned[owner or false] = set
@@ -217,8 +221,7 @@ function M.release(st, c)
       and #pg.get_members(st.scope, { "child", c.id }) == 0 then
     st.children[c.key] = nil
     st.unsettled[c] = nil
-    local set = st.owned[c.owner or false]
-    if set then set[c] = nil end
+    unlist_owner(st, c)
     M.touch(st, c)
   end
 end
