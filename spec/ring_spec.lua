@@ -462,6 +462,26 @@ describe("pogo.ring", function()
       for k = 1, 200 do assert.are.equal(fresh:key_to_node(k), r:key_to_node(k)) end
     end)
 
+    it("grows with room to spare, so most adds of a big ring need no realloc", function()
+      local r = ring.new{vnodes = 64}
+      local names = node_names(40)
+      local grew, last = 0, r:memory()
+      for i = 1, 40 do
+        r:add(names[i])
+        -- (a node's own entry is a few dozen bytes; its 64 points, 768)
+        if r:memory() - last > 256 then grew = grew + 1 end
+        last = r:memory()
+      end
+      -- an eighth more room each time: from 10 nodes on, an add of 1/10 or
+      -- less of the points fits in the room of the one before it, or nearly
+      assert.is_true(grew <= 25, "the arrays were reallocated at " .. grew .. " adds of 40")
+      assert.is_true(r:memory() <= (40 * 64 * 12 + (40 * 64 // 2 + 1) * 4) * 1.25 + 4096,
+        "too much room: " .. r:memory() .. " bytes")
+      local fresh = ring.new{vnodes = 64}
+      for i = 40, 1, -1 do fresh:add(names[i]) end
+      for k = 1, 500 do assert.are.equal(fresh:key_to_node(k), r:key_to_node(k)) end
+    end)
+
     it("frees rings that are collected", function()
       for _ = 1, 50 do
         local r = ring.new{vnodes = 64}

@@ -43,7 +43,9 @@
 -- 100,000 keys are only 1,000 per node, and counting noise alone puts max/mean
 -- near 1.08 however many points.) The price is memory, about 13.5 bytes per
 -- point (8 hash, 4 owner, 1 to 2 index): 0.27 MiB for 10 nodes, 2.6 MiB for
--- 100, and an add or remove costs O(points) (a merge). Use
+-- 100 (up to an eighth more: the arrays grow with that much room, so that
+-- most adds need no realloc), and an add or remove costs O(points) (a
+-- merge). Use
 -- `ring.new{vnodes = 256}` where memory matters more than balance (libring's
 -- default is 128 points per node). Lookup time hardly depends on the size: a
 -- bucket index on the top bits of the hash narrows the binary search to a few
