@@ -271,6 +271,32 @@ describe("process_info", function()
     pogo.exit(p, "kill")
   end)
 
+  it("looks seldom at a node whose processes run often but briefly", function()
+    local uv = require "luv"
+    local me = pogo.self()
+    -- 0.1 ms of work every 3 ms (a few % of a core): about one look in
+    -- thirty finds it running. The watchdog looked every 4 ms as long as one
+    -- look in a hundred did (250 times a second on every such node); now
+    -- each look that finds the loop thread this idle doubles the wait
+    local stop = false
+    pogo.spawn(function()
+      while not stop do
+        local t = os.clock()
+        while os.clock() - t < 0.0001 do end
+        pogo.sleep(3)
+      end
+      pogo.send(me, "stopped")
+    end)
+    pogo.sleep(200) -- (the waits double from 4 ms up to 100 ms)
+    local looks0, t0 = core.preempt_info().looks, uv.hrtime()
+    pogo.sleep(500)
+    local looks = core.preempt_info().looks - looks0
+    local ms = (uv.hrtime() - t0) / 1e6
+    stop = true
+    assert.are.equal("stopped", pogo.receive(5000))
+    assert.is_true(looks <= 50, string.format("the watchdog looked %d times in %.0f ms", looks, ms))
+  end)
+
   it("counts a spinning process's reductions by the microsecond", function()
     local s = spinner()
     local t0, r = pogo.now(), 0
