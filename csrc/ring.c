@@ -50,7 +50,8 @@ typedef struct ring_node {
   size_t len;
   double weight;
   uint32_t npoints;
-  uint32_t stamp; /* key_to_nodes: last walk that saw this node */
+  uint32_t stamp;  /* key_to_nodes: last walk that saw this node */
+  uint8_t pending; /* added, its points not yet on the ring (ring_settle) */
 } ring_node;
 
 typedef struct pogo_ring {
@@ -64,6 +65,10 @@ typedef struct pogo_ring {
   unsigned index_bits;
   uint32_t vnodes;
   uint32_t stamp;
+  size_t pending;      /* points of the pending nodes */
+  size_t pending_len;  /* the longest pending name */
+  void *scratch;       /* room to settle them (ring_settle), reserved by add */
+  size_t scratch_cap;  /* bytes */
 } pogo_ring;
 
 /* ---- memory (the Lua state's allocator) ---- */
@@ -202,9 +207,12 @@ static void ring_fit(lua_State *L, pogo_ring *r) {
 
 /* Sorts a[0..n) with tmp[0..n) as scratch: LSD radix, a byte a pass (8
  * passes, so the result ends in a). A node's 2048 points sort in about a
- * tenth of qsort's time, which compares through a function pointer. */
-static void ring_sort_u64(uint64_t *a, uint64_t *tmp, size_t n) {
+ * tenth of qsort's time, which compares through a function pointer. If pa
+ * is not NULL, pa[i] (ptmp its scratch) moves with a[i]; the sort is
+ * stable, so equal hashes keep the order they had. */
+static void ring_sort_u64(uint64_t *a, uint64_t *tmp, uint32_t *pa, uint32_t *ptmp, size_t n) {
   uint64_t *src = a, *dst = tmp;
+  uint32_t *psrc = pa, *pdst = ptmp;
   for (unsigned shift = 0; shift < 64; shift += 8) {
     size_t count[256] = {0};
     for (size_t i = 0; i < n; i++) count[(src[i] >> shift) & 255]++;
@@ -214,17 +222,26 @@ static void ring_sort_u64(uint64_t *a, uint64_t *tmp, size_t n) {
       count[b] = sum;
       sum += c;
     }
-    for (size_t i = 0; i < n; i++) dst[count[(src[i] >> shift) & 255]++] = src[i];
+    if (psrc) {
+      for (size_t i = 0; i < n; i++) {
+        size_t j = count[(src[i] >> shift) & 255]++;
+        dst[j] = src[i];
+        pdst[j] = psrc[i];
+      }
+      uint32_t *t = psrc;
+      psrc = pdst;
+      pdst = t;
+    } else {
+      for (size_t i = 0; i < n; i++) dst[count[(src[i] >> shift) & 255]++] = src[i];
+    }
     uint64_t *t = src;
     src = dst;
     dst = t;
   }
 }
 
-/* Hashes of points 0..n-1 of a node, sorted, into out; tmp holds n more, and
- * buf len + 4 bytes. */
-static void ring_node_points(const char *name, size_t len, uint32_t n, uint64_t *out,
-                             uint64_t *tmp, unsigned char *buf) {
+/* Hashes of points 0..n-1 of a node into out (unsorted); buf holds len + 4 bytes. */
+static void ring_hash_points(const char *name, size_t len, uint32_t n, uint64_t *out, unsigned char *buf) {
   memcpy(buf, name, len);
   for (uint32_t i = 0; i < n; i++) {
     buf[len] = (unsigned char)(i >> 24);
@@ -233,7 +250,14 @@ static void ring_node_points(const char *name, size_t len, uint32_t n, uint64_t 
     buf[len + 3] = (unsigned char)i;
     out[i] = XXH3_64bits_withSeed(buf, len + 4, RING_POINT_SEED);
   }
-  ring_sort_u64(out, tmp, n);
+}
+
+/* Hashes of points 0..n-1 of a node, sorted, into out; tmp holds n more, and
+ * buf len + 4 bytes. */
+static void ring_node_points(const char *name, size_t len, uint32_t n, uint64_t *out,
+                             uint64_t *tmp, unsigned char *buf) {
+  ring_hash_points(name, len, n, out, buf);
+  ring_sort_u64(out, tmp, NULL, NULL, n);
 }
 
 /* Removes the points of node `rank`; if `renumber`, owners above it shift down. */
@@ -252,24 +276,21 @@ static void ring_drop_points(pogo_ring *r, uint32_t rank, int renumber) {
   r->count = o;
 }
 
-/* Merges m sorted points of node `rank` (capacity reserved); if `renumber`,
- * existing owners >= rank shift up first. Backward merge, in place. */
-static void ring_merge_points(pogo_ring *r, uint32_t rank, const uint64_t *pts, size_t m,
-                              int renumber) {
+/* Merges m sorted points into the ring (capacity reserved): point k is of
+ * node ranks[k], or of node `rank` for every k if ranks is NULL. If map is
+ * not NULL, the old points' owners are old ranks, renumbered through it.
+ * Backward merge, in place: the old points that go after a new one move up
+ * by the new ones still to place. Ordered by (hash, rank). */
+static void ring_merge_points(pogo_ring *r, const uint64_t *pts, const uint32_t *ranks, uint32_t rank,
+                              size_t m, const uint32_t *map) {
   size_t i = r->count, k = m, out = r->count + m;
-  uint32_t up = renumber ? 1 : 0;
-  /* owners at or above rank move up without a branch: the ranks of the
-   * points are in no order, so a branch on them mispredicted half the time
-   * (the merge was 55 % of an add, 4 times what it is now). Adding 50 nodes
-   * one by one, as every node of a 50-node mesh does: 30-37 ms before this
-   * and the radix sort, 8-11 ms now. */
   while (k > 0) {
+    uint32_t rk = ranks ? ranks[k - 1] : rank;
     if (i > 0) {
-      uint32_t w = r->owner[i - 1];
-      w += up & (uint32_t)(w >= rank);
+      uint32_t w = map ? map[r->owner[i - 1]] : r->owner[i - 1];
       uint64_t h = r->hash[i - 1];
-      /* order by (hash, rank): the old point goes last if it is greater */
-      if (h > pts[k - 1] || (h == pts[k - 1] && w > rank)) {
+      /* the old point goes last if it is greater */
+      if (h > pts[k - 1] || (h == pts[k - 1] && w > rk)) {
         out--;
         i--;
         r->hash[out] = h;
@@ -280,11 +301,56 @@ static void ring_merge_points(pogo_ring *r, uint32_t rank, const uint64_t *pts, 
     out--;
     k--;
     r->hash[out] = pts[k];
-    r->owner[out] = rank;
+    r->owner[out] = rk;
   }
-  if (renumber)
-    for (size_t j = 0; j < i; j++) r->owner[j] += (uint32_t)(r->owner[j] >= rank);
+  if (map)
+    for (size_t j = 0; j < i; j++) r->owner[j] = map[r->owner[j]];
   r->count += m;
+}
+
+/* The bytes ring_settle needs for `points` pending points whose longest
+ * name is `len` bytes, among `nodes` nodes: hashes and ranks, each with the
+ * radix sort's room, the map of old ranks to new, and the name buffer. */
+static size_t ring_scratch_bytes(size_t points, size_t nodes, size_t len) {
+  return points * (2 * sizeof(uint64_t) + 2 * sizeof(uint32_t)) + nodes * sizeof(uint32_t) + len + 4;
+}
+
+/* Puts the points of the pending nodes on the ring, all in one merge. Adding
+ * nodes one by one merged each node's points into all those already there:
+ * O(points) per node, and a 50-node mesh, whose every node adds the 49
+ * others (mostly one at a time, as their links come up, but several at once
+ * when their supervisors' groups come in together: placement.lua), spent a
+ * sixth of its CPU there (perf). Now an add only places the node among the
+ * nodes, and the first call that needs the points merges every node added
+ * since, renumbering the owners of the points already there on the way
+ * (they name the ranks from before the adds until then). Never fails: add
+ * reserved the room (arrays, index, scratch). */
+static void ring_settle(lua_State *L, pogo_ring *r) {
+  if (r->pending == 0) return;
+  size_t m = r->pending;
+  uint64_t *pts = r->scratch, *tmp = pts + m;
+  uint32_t *ranks = (uint32_t *)(tmp + m), *rtmp = ranks + m, *map = rtmp + m;
+  unsigned char *buf = (unsigned char *)(map + r->nnodes);
+  size_t k = 0;
+  uint32_t old = 0; /* the points on the ring still name the ranks the nodes had before the adds */
+  for (uint32_t i = 0; i < r->nnodes; i++) { /* in rank order: a stable sort keeps ties in it */
+    ring_node *n = &r->nodes[i];
+    if (!n->pending) {
+      map[old++] = i;
+      continue;
+    }
+    ring_hash_points(n->name, n->len, n->npoints, pts + k, buf);
+    for (uint32_t j = 0; j < n->npoints; j++) ranks[k + j] = i;
+    k += n->npoints;
+    n->pending = 0;
+  }
+  ring_sort_u64(pts, tmp, ranks, rtmp, m);
+  ring_merge_points(r, pts, ranks, 0, m, map);
+  r->pending = 0;
+  r->pending_len = 0;
+  r->scratch = ring_realloc(L, r->scratch, r->scratch_cap, 0);
+  r->scratch_cap = 0;
+  ring_fit(L, r);
 }
 
 /* ---- methods ---- */
@@ -297,7 +363,8 @@ static uint32_t ring_points_for(lua_State *L, const pogo_ring *r, double w) {
   return x < 1 ? 1 : (uint32_t)x;
 }
 
-/* r:add(node [, weight]) -> r */
+/* r:add(node [, weight]) -> r. A new node goes among the nodes at once and
+ * its points at the next call that needs them (ring_settle). */
 static int ring_add(lua_State *L) {
   pogo_ring *r = ring_check(L);
   size_t len;
@@ -314,74 +381,78 @@ static int ring_add(lua_State *L) {
   lua_settop(L, 3);
   lua_getiuservalue(L, 1, 1); /* 4: names */
   lua_pushvalue(L, 2);
-  int existing = lua_rawget(L, 4) != LUA_TNIL; /* 5: rank + 1 or nil */
-  uint32_t rank;
-  size_t oldpts = 0;
-  if (existing) {
-    rank = (uint32_t)lua_tointeger(L, 5) - 1;
-    if (r->nodes[rank].npoints == np) {
-      r->nodes[rank].weight = w;
-      lua_settop(L, 1);
-      return 1;
+  if (lua_rawget(L, 4) != LUA_TNIL) { /* 5: rank + 1 */
+    uint32_t rank = (uint32_t)lua_tointeger(L, 5) - 1;
+    if (r->nodes[rank].npoints != np) {
+      /* a weight change: the node's points move on a settled ring */
+      ring_settle(L, r);
+      size_t newcount = r->count - r->nodes[rank].npoints + np;
+      if (newcount > RING_MAX_POINTS) luaL_error(L, "ring: too many points (at most %d)", (int)RING_MAX_POINTS);
+      /* everything that may fail, before any change */
+      uint64_t *pts = (uint64_t *)lua_newuserdatauv(L, (size_t)np * 16 + len + 4, 0);
+      ring_node_points(name, len, np, pts, pts + np, (unsigned char *)(pts + 2 * (size_t)np));
+      ring_grow(L, (void **)&r->hash, &r->hash_cap, newcount, sizeof(uint64_t));
+      ring_grow(L, (void **)&r->owner, &r->owner_cap, newcount, sizeof(uint32_t));
+      ring_index_reserve(L, r, newcount);
+      ring_drop_points(r, rank, 0);
+      ring_merge_points(r, pts, NULL, rank, np, NULL);
+      r->nodes[rank].npoints = np;
+      ring_fit(L, r);
     }
-    oldpts = r->nodes[rank].npoints;
-  } else {
-    if (r->nnodes >= UINT32_MAX - 1) luaL_error(L, "ring: too many nodes");
-    uint32_t lo = 0, hi = r->nnodes; /* rank: first node whose name is greater */
-    while (lo < hi) {
-      uint32_t mid = lo + (hi - lo) / 2;
-      if (name_cmp(r->nodes[mid].name, r->nodes[mid].len, name, len) < 0) lo = mid + 1;
-      else hi = mid;
-    }
-    rank = lo;
+    r->nodes[rank].weight = w;
+    lua_settop(L, 1);
+    return 1;
   }
-  size_t newcount = r->count - oldpts + np;
-  if (newcount > RING_MAX_POINTS) luaL_error(L, "ring: too many points (at most %d)", (int)RING_MAX_POINTS);
+  if (r->nnodes >= UINT32_MAX - 1) luaL_error(L, "ring: too many nodes");
+  uint32_t lo = 0, hi = r->nnodes; /* rank: first node whose name is greater */
+  while (lo < hi) {
+    uint32_t mid = lo + (hi - lo) / 2;
+    if (name_cmp(r->nodes[mid].name, r->nodes[mid].len, name, len) < 0) lo = mid + 1;
+    else hi = mid;
+  }
+  uint32_t rank = lo;
+  size_t total = r->count + r->pending + np;
+  if (total > RING_MAX_POINTS) luaL_error(L, "ring: too many points (at most %d)", (int)RING_MAX_POINTS);
 
-  /* Everything that may fail, before any change. */
-  uint64_t *pts = (uint64_t *)lua_newuserdatauv(L, (size_t)np * 16 + len + 4, 0); /* 6 */
-  ring_node_points(name, len, np, pts, pts + np, (unsigned char *)(pts + 2 * (size_t)np));
-  ring_grow(L, (void **)&r->hash, &r->hash_cap, newcount, sizeof(uint64_t));
-  ring_grow(L, (void **)&r->owner, &r->owner_cap, newcount, sizeof(uint32_t));
-  ring_index_reserve(L, r, newcount);
-  if (!existing) {
-    size_t ncap = r->nodecap;
-    ring_grow(L, (void **)&r->nodes, &ncap, (size_t)r->nnodes + 1, sizeof(ring_node));
-    r->nodecap = (uint32_t)ncap;
-    /* the two new table slots; the shifts below only overwrite existing keys */
-    lua_pushvalue(L, 2);
-    lua_rawseti(L, 4, (lua_Integer)r->nnodes + 1);
-    lua_pushvalue(L, 2);
-    lua_pushinteger(L, (lua_Integer)rank + 1);
-    lua_rawset(L, 4);
-  }
+  /* Everything that may fail, before any change: the room ring_settle needs,
+   * the node's entry and its two table slots (the shifts below only
+   * overwrite existing keys). */
+  size_t plen = len > r->pending_len ? len : r->pending_len;
+  ring_grow(L, (void **)&r->hash, &r->hash_cap, total, sizeof(uint64_t));
+  ring_grow(L, (void **)&r->owner, &r->owner_cap, total, sizeof(uint32_t));
+  ring_index_reserve(L, r, total);
+  ring_grow(L, &r->scratch, &r->scratch_cap, ring_scratch_bytes(r->pending + np, (size_t)r->nnodes + 1, plen), 1);
+  size_t ncap = r->nodecap;
+  ring_grow(L, (void **)&r->nodes, &ncap, (size_t)r->nnodes + 1, sizeof(ring_node));
+  r->nodecap = (uint32_t)ncap;
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, 4, (lua_Integer)r->nnodes + 1);
+  lua_pushvalue(L, 2);
+  lua_pushinteger(L, (lua_Integer)rank + 1);
+  lua_rawset(L, 4);
 
   /* Commit: nothing below raises. */
-  if (existing) {
-    ring_drop_points(r, rank, 0);
-    ring_merge_points(r, rank, pts, np, 0);
-  } else {
-    for (uint32_t i = r->nnodes; i > rank; i--) { /* names[i+1] = names[i] */
-      lua_rawgeti(L, 4, i);
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, 4, (lua_Integer)i + 1);
-      lua_pushinteger(L, (lua_Integer)i + 1);
-      lua_rawset(L, 4);
-    }
-    lua_pushvalue(L, 2);
-    lua_rawseti(L, 4, (lua_Integer)rank + 1);
-    memmove(r->nodes + rank + 1, r->nodes + rank, (size_t)(r->nnodes - rank) * sizeof(ring_node));
-    r->nnodes++;
-    ring_node *n = &r->nodes[rank];
-    lua_rawgeti(L, 4, (lua_Integer)rank + 1);
-    n->name = lua_tolstring(L, -1, &n->len); /* anchored in the names table */
-    lua_pop(L, 1);
-    n->stamp = 0;
-    ring_merge_points(r, rank, pts, np, 1);
+  for (uint32_t i = r->nnodes; i > rank; i--) { /* names[i+1] = names[i] */
+    lua_rawgeti(L, 4, i);
+    lua_pushvalue(L, -1);
+    lua_rawseti(L, 4, (lua_Integer)i + 1);
+    lua_pushinteger(L, (lua_Integer)i + 1);
+    lua_rawset(L, 4);
   }
-  r->nodes[rank].weight = w;
-  r->nodes[rank].npoints = np;
-  ring_fit(L, r);
+  lua_pushvalue(L, 2);
+  lua_rawseti(L, 4, (lua_Integer)rank + 1);
+  memmove(r->nodes + rank + 1, r->nodes + rank, (size_t)(r->nnodes - rank) * sizeof(ring_node));
+  r->nnodes++;
+  ring_node *n = &r->nodes[rank];
+  lua_rawgeti(L, 4, (lua_Integer)rank + 1);
+  n->name = lua_tolstring(L, -1, &n->len); /* anchored in the names table */
+  lua_pop(L, 1);
+  n->stamp = 0;
+  n->weight = w;
+  n->npoints = np;
+  n->pending = 1; /* (the points on the ring are renumbered when it is settled) */
+  r->pending += np;
+  r->pending_len = plen;
   lua_settop(L, 1);
   return 1;
 }
@@ -389,6 +460,7 @@ static int ring_add(lua_State *L) {
 /* r:remove(node) -> true | false (absent) */
 static int ring_remove(lua_State *L) {
   pogo_ring *r = ring_check(L);
+  ring_settle(L, r);
   size_t len;
   ring_checkname(L, 2, &len);
   lua_settop(L, 2);
@@ -423,6 +495,7 @@ static int ring_remove(lua_State *L) {
 /* r:key_to_node(key) -> node | nil, "empty ring" */
 static int ring_key_to_node(lua_State *L) {
   pogo_ring *r = ring_check(L);
+  ring_settle(L, r);
   uint64_t h = ring_keyhash(L, 2);
   if (r->count == 0) {
     lua_pushnil(L);
@@ -438,6 +511,7 @@ static int ring_key_to_node(lua_State *L) {
 /* r:key_to_nodes(key, n) -> {node, ...} (up to n distinct, clockwise) | nil, "empty ring" */
 static int ring_key_to_nodes(lua_State *L) {
   pogo_ring *r = ring_check(L);
+  ring_settle(L, r);
   uint64_t h = ring_keyhash(L, 2);
   lua_Integer n = luaL_checkinteger(L, 3);
   if (n < 1) luaL_argerror(L, 3, "n must be at least 1");
@@ -485,6 +559,7 @@ static int ring_nodes(lua_State *L) {
  * first point the arc that wraps round from the last one. */
 static int ring_shares(lua_State *L) {
   pogo_ring *r = ring_check(L);
+  ring_settle(L, r);
   lua_getiuservalue(L, 1, 1);
   lua_createtable(L, 0, (int)r->nnodes);
   if (r->count == 0) return 1;
@@ -527,6 +602,7 @@ static int ring_size(lua_State *L) {
 /* r:points() -> number of points on the ring */
 static int ring_points(lua_State *L) {
   pogo_ring *r = ring_check(L);
+  ring_settle(L, r);
   lua_pushinteger(L, (lua_Integer)r->count);
   return 1;
 }
@@ -536,6 +612,7 @@ static int ring_points(lua_State *L) {
  * tools. Out of range -> nil. */
 static int ring_point(lua_State *L) {
   pogo_ring *r = ring_check(L);
+  ring_settle(L, r);
   lua_Integer i = luaL_checkinteger(L, 2);
   if (i < 1 || (lua_Unsigned)i > r->count) {
     lua_pushnil(L);
@@ -558,6 +635,7 @@ static int ring_vnodes(lua_State *L) {
 /* r:memory() -> bytes of C memory held (arrays as allocated, excluding the names table) */
 static int ring_memory(lua_State *L) {
   pogo_ring *r = ring_check(L);
+  ring_settle(L, r);
   size_t bytes = sizeof *r + r->hash_cap * sizeof(uint64_t) + r->owner_cap * sizeof(uint32_t) +
                  (size_t)r->nodecap * sizeof(ring_node) + r->index_cap * sizeof(uint32_t);
   lua_pushinteger(L, (lua_Integer)bytes);
@@ -566,6 +644,7 @@ static int ring_memory(lua_State *L) {
 
 static int ring_tostring(lua_State *L) {
   pogo_ring *r = ring_check(L);
+  ring_settle(L, r);
   lua_pushfstring(L, "pogo.ring (%d nodes, %d points, vnodes %d)", (int)r->nnodes,
                   (int)r->count, (int)r->vnodes);
   return 1;
@@ -577,6 +656,7 @@ static int ring_gc(lua_State *L) {
   ring_realloc(L, r->owner, r->owner_cap * sizeof(uint32_t), 0);
   ring_realloc(L, r->nodes, (size_t)r->nodecap * sizeof(ring_node), 0);
   ring_realloc(L, r->index, r->index_cap * sizeof(uint32_t), 0);
+  ring_realloc(L, r->scratch, r->scratch_cap, 0);
   memset(r, 0, sizeof *r);
   r->vnodes = 1;
   return 0;

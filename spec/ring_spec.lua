@@ -262,6 +262,48 @@ describe("pogo.ring", function()
       assert.are.same(owners(direct, keys), owners(churned, keys))
     end)
 
+    it("places nodes added in a row as if each were placed before the next came", function()
+      -- (an add leaves its points to the next call that needs them, which
+      -- places all the nodes added since in one merge)
+      local names = node_names(30)
+      local one, batch = ring.new{vnodes = 64}, ring.new{vnodes = 64}
+      local points = 0
+      for i, n in ipairs(shuffled(names, 7)) do
+        local w = (i % 4 == 0) and 2 or 1
+        points = points + 64 * w
+        one:add(n, w)
+        assert.are.equal(points, one:points()) -- (a read: `one` is settled after each add)
+        batch:add(n, w)
+      end
+      -- in `batch`, a weight change and a remove among pending adds
+      batch:add(names[5], 3)
+      one:add(names[5], 3)
+      batch:add("zz-late")
+      batch:remove("zz-late")
+      assert.are.same(one:nodes(), batch:nodes())
+      assert.are.equal(one:points(), batch:points())
+      for i = 1, one:points() do
+        local h1, n1 = one:point(i)
+        local h2, n2 = batch:point(i)
+        assert.are.equal(h1, h2)
+        assert.are.equal(n1, n2)
+      end
+      assert.are.same(owners(one, some_keys(2000)), owners(batch, some_keys(2000)))
+    end)
+
+    it("answers every read after adds with the nodes added (size, nodes, weight at once)", function()
+      local r = ring.new{vnodes = 16}
+      r:add("b"):add("a", 2):add("c")
+      assert.are.equal(3, r:size())
+      assert.are.same({ "a", "b", "c" }, r:nodes())
+      assert.are.equal(2, r:weight("a"))
+      assert.are.equal(64, r:points())
+      local seen = {}
+      for k = 1, 300 do seen[r:key_to_node(k)] = true end
+      assert.are.same({ a = true, b = true, c = true }, seen)
+      assert.matches("3 nodes, 64 points", tostring(r))
+    end)
+
     it("gives known owners (catches any change of hashing)", function()
       -- Fixed answers: every machine, endianness and version must agree, or
       -- nodes of a mixed cluster would place children differently.

@@ -358,6 +358,7 @@ end
 -- The mailbox is drained: act on one consistent view.
 function Server.handle_drained(st)
   st.version = st.version + 1
+  if st.ring_stale then placement.update_ring(st) end -- (the next change it waited for was taken otherwise)
   children.handed_over(st) -- an EXIT "noproc" of a hand-over has been read by now
   local t = now()
   children.due(st, t)     -- restarts and kills whose time has come

@@ -36,6 +36,7 @@ local join_wait = require "pogo.dynamic_supervisor.join_wait"
 local events = require "pogo.dynamic_supervisor.events"
 
 local encode = pogo.core.encode
+local mbox_len, mbox_peek = pogo.core.mbox_len, pogo.core.mbox_peek
 local node_of = pogo.node_of
 
 local M = {}
@@ -184,6 +185,7 @@ function M.update_ring(st)
     end
   end
   st.ring_nodes = nodes
+  st.ring_stale = false
   if added then
     M.owners_changed(st)
   elseif gone then
@@ -199,7 +201,20 @@ local function sup_joined(st, group, pid)
   if not known or known.pid ~= pid then join_wait.joined(st, node, pid) end
 end
 
+-- Is the next message in the supervisor's mailbox a change of a
+-- `{"sup", ...}` group?
+local function sup_change_next(st)
+  if mbox_len() == 0 then return false end
+  local m = mbox_peek(1)
+  return type(m) == "table" and m[1] == "pg" and m[2] == st.pg_ref and type(m[4]) == "table" and m[4][1] == "sup"
+end
+
 --- A `{"sup", weight, nodes}` group was joined or left (a pg notification).
+-- When the next message is another such change (the links of a joining
+-- node come up together, each bringing a supervisor), the ring is rebuilt
+-- once, at the last of them: the ring places the nodes added since it last
+-- looked up a key in one merge (csrc/ring.c), and the records are looked
+-- at once. Nothing in between reads the ring: the next message is that change.
 -- @tparam table st
 -- @tparam string kind "join" or "leave"
 -- @tparam table group
@@ -214,7 +229,11 @@ function M.on_sup(st, kind, group, pids)
       join_wait.clear(st, node) -- its supervisor went: nothing to wait for there
     end
   end
-  M.update_ring(st)
+  if sup_change_next(st) then
+    st.ring_stale = true
+  else
+    M.update_ring(st)
+  end
 end
 
 --- Read every supervisor's group again (at start, and with each rescan).

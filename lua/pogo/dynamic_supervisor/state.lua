@@ -66,6 +66,8 @@ function M.new(opts)
                                         -- supervisor of the scope (its {"sup", weight, nodes} group)
     ring_nodes = {},                    -- node -> its `sups` entry: the supervisors in the ring (those
                                         -- that every `nodes` list names)
+    ring_stale = false,                 -- `sups` changed and the ring is rebuilt at the next change of
+                                        -- them, which is the next message (placement.on_sup)
     down_reason = {},                   -- node -> the reason of its last nodedown (node_down listeners)
     last_down = nil,                    -- when a node last went down (pogo.now() ms; requests.lua's tombstones)
     pg_ref = nil,                       -- this process's monitor of the scope
