@@ -4,6 +4,8 @@ local pogo = require "pogo"
 local dsup = require "pogo.dynamic_supervisor"
 local remote = require "scale_remote"
 local expect = ...
-assert(dsup.start_link(remote.opts()))
+local opts = remote.opts()
+if expect then opts.listeners = { remote.mesh_listener(tonumber(expect)) } end
+assert(dsup.start_link(opts))
 if expect then remote.watch_mesh(tonumber(expect)) end
 pogo.receive()
