@@ -44,6 +44,7 @@
 #define RING_INDEX_SPARSE 1 /* 2^SPARSE to 2^(SPARSE+1) points per bucket */
 #define RING_KEY_SEED 0
 #define RING_POINT_SEED 0
+#define RING_GONE UINT32_MAX /* ring_settle's map: the node was removed */
 
 typedef struct ring_node {
   const char *name; /* bytes of the Lua string anchored in the user value */
@@ -52,6 +53,7 @@ typedef struct ring_node {
   uint32_t npoints;
   uint32_t stamp;  /* key_to_nodes: last walk that saw this node */
   uint8_t pending; /* added, its points not yet on the ring (ring_settle) */
+  uint8_t removed; /* removed, its points still on the ring, skipped (ring_settle) */
 } ring_node;
 
 typedef struct pogo_ring {
@@ -66,6 +68,8 @@ typedef struct pogo_ring {
   uint32_t vnodes;
   uint32_t stamp;
   size_t pending;      /* points of the pending nodes */
+  uint32_t nremoved;   /* removed nodes still in `nodes` */
+  size_t dead;         /* their points, still in the arrays */
   size_t pending_len;  /* the longest pending name */
   void *scratch;       /* room to settle them (ring_settle), reserved by add */
   size_t scratch_cap;  /* bytes */
@@ -315,42 +319,93 @@ static size_t ring_scratch_bytes(size_t points, size_t nodes, size_t len) {
   return points * (2 * sizeof(uint64_t) + 2 * sizeof(uint32_t)) + nodes * sizeof(uint32_t) + len + 4;
 }
 
-/* Puts the points of the pending nodes on the ring, all in one merge. Adding
- * nodes one by one merged each node's points into all those already there:
- * O(points) per node, and a 50-node mesh, whose every node adds the 49
- * others (mostly one at a time, as their links come up, but several at once
- * when their supervisors' groups come in together: placement.lua), spent a
- * sixth of its CPU there (perf). Now an add only places the node among the
- * nodes, and the first call that needs the points merges every node added
- * since, renumbering the owners of the points already there on the way
- * (they name the ranks from before the adds until then). Never fails: add
- * reserved the room (arrays, index, scratch). */
+/* Brings the points up to date with the nodes: drops the points of the
+ * nodes removed since the last call, and puts those of the nodes added
+ * since on the ring, all in one merge. Adding nodes one by one merged each
+ * node's points into all those already there: O(points) per node, and a
+ * 50-node mesh, whose every node adds the 49 others (mostly one at a time,
+ * as their links come up, but several at once when their supervisors'
+ * groups come in together: placement.lua), spent a sixth of its CPU there
+ * (perf). A remove only marks the node: lookups skip its points until
+ * then, so the failover of a node does not go through the whole ring on
+ * every other node (its points are a few in a hundred: a lookup that lands
+ * on one steps to the next). Until then the points name the ranks the
+ * nodes had at the last call; the map renumbers them. Never fails: add and
+ * remove reserved the room (arrays, index, scratch). */
 static void ring_settle(lua_State *L, pogo_ring *r) {
-  if (r->pending == 0) return;
+  if (r->pending == 0 && r->nremoved == 0) return;
   size_t m = r->pending;
   uint64_t *pts = r->scratch, *tmp = pts + m;
   uint32_t *ranks = (uint32_t *)(tmp + m), *rtmp = ranks + m, *map = rtmp + m;
   unsigned char *buf = (unsigned char *)(map + r->nnodes);
   size_t k = 0;
-  uint32_t old = 0; /* the points on the ring still name the ranks the nodes had before the adds */
+  uint32_t old = 0, now = 0;
   for (uint32_t i = 0; i < r->nnodes; i++) { /* in rank order: a stable sort keeps ties in it */
     ring_node *n = &r->nodes[i];
-    if (!n->pending) {
-      map[old++] = i;
-      continue;
+    if (n->removed) {
+      map[old++] = RING_GONE;
+    } else if (!n->pending) {
+      map[old++] = now++;
+    } else {
+      ring_hash_points(n->name, n->len, n->npoints, pts + k, buf);
+      for (uint32_t j = 0; j < n->npoints; j++) ranks[k + j] = now;
+      k += n->npoints;
+      now++;
     }
-    ring_hash_points(n->name, n->len, n->npoints, pts + k, buf);
-    for (uint32_t j = 0; j < n->npoints; j++) ranks[k + j] = i;
-    k += n->npoints;
-    n->pending = 0;
   }
-  ring_sort_u64(pts, tmp, ranks, rtmp, m);
-  ring_merge_points(r, pts, ranks, 0, m, map);
+  if (r->nremoved) { /* drop and renumber without a branch per point (they are in no order) */
+    size_t o = 0;
+    for (size_t i = 0; i < r->count; i++) {
+      uint32_t w = map[r->owner[i]];
+      r->hash[o] = r->hash[i];
+      r->owner[o] = w;
+      o += (w != RING_GONE);
+    }
+    r->count = o;
+  }
+  if (m) {
+    ring_sort_u64(pts, tmp, ranks, rtmp, m);
+    ring_merge_points(r, pts, ranks, 0, m, r->nremoved ? NULL : map);
+  }
+  if (r->nremoved) { /* the nodes and the names table (overwrites and deletions never allocate) */
+    lua_getiuservalue(L, 1, 1);
+    int names = lua_gettop(L);
+    uint32_t o = 0;
+    for (uint32_t i = 0; i < r->nnodes; i++) {
+      if (r->nodes[i].removed) continue;
+      r->nodes[o] = r->nodes[i];
+      if (o != i) {
+        lua_rawgeti(L, names, (lua_Integer)i + 1);
+        lua_pushvalue(L, -1);
+        lua_rawseti(L, names, (lua_Integer)o + 1);
+        lua_pushinteger(L, (lua_Integer)o + 1);
+        lua_rawset(L, names);
+      }
+      o++;
+    }
+    for (uint32_t i = o; i < r->nnodes; i++) {
+      lua_pushnil(L);
+      lua_rawseti(L, names, (lua_Integer)i + 1);
+    }
+    lua_pop(L, 1);
+    r->nnodes = o;
+    r->nremoved = 0;
+    r->dead = 0;
+  }
+  for (uint32_t i = 0; i < r->nnodes; i++) r->nodes[i].pending = 0;
   r->pending = 0;
   r->pending_len = 0;
   r->scratch = ring_realloc(L, r->scratch, r->scratch_cap, 0);
   r->scratch_cap = 0;
   ring_fit(L, r);
+}
+
+/* Reserves the scratch ring_settle needs, with `more` points and a node of
+ * a `len`-byte name to come (may raise). */
+static void ring_reserve_scratch(lua_State *L, pogo_ring *r, size_t more, size_t len) {
+  size_t plen = len > r->pending_len ? len : r->pending_len;
+  ring_grow(L, &r->scratch, &r->scratch_cap,
+            ring_scratch_bytes(r->pending + more, (size_t)r->nnodes + (more ? 1 : 0), plen), 1);
 }
 
 /* ---- methods ---- */
@@ -378,6 +433,7 @@ static int ring_add(lua_State *L) {
     if (!(w > 0) || isinf(w)) luaL_argerror(L, 3, "weight must be a positive finite number");
   }
   uint32_t np = ring_points_for(L, r, w);
+  if (r->nremoved) ring_settle(L, r); /* (a removed node may come back: one entry per name) */
   lua_settop(L, 3);
   lua_getiuservalue(L, 1, 1); /* 4: names */
   lua_pushvalue(L, 2);
@@ -421,7 +477,7 @@ static int ring_add(lua_State *L) {
   ring_grow(L, (void **)&r->hash, &r->hash_cap, total, sizeof(uint64_t));
   ring_grow(L, (void **)&r->owner, &r->owner_cap, total, sizeof(uint32_t));
   ring_index_reserve(L, r, total);
-  ring_grow(L, &r->scratch, &r->scratch_cap, ring_scratch_bytes(r->pending + np, (size_t)r->nnodes + 1, plen), 1);
+  ring_reserve_scratch(L, r, np, len);
   size_t ncap = r->nodecap;
   ring_grow(L, (void **)&r->nodes, &ncap, (size_t)r->nnodes + 1, sizeof(ring_node));
   r->nodecap = (uint32_t)ncap;
@@ -450,6 +506,7 @@ static int ring_add(lua_State *L) {
   n->stamp = 0;
   n->weight = w;
   n->npoints = np;
+  n->removed = 0;
   n->pending = 1; /* (the points on the ring are renumbered when it is settled) */
   r->pending += np;
   r->pending_len = plen;
@@ -457,10 +514,11 @@ static int ring_add(lua_State *L) {
   return 1;
 }
 
-/* r:remove(node) -> true | false (absent) */
+/* r:remove(node) -> true | false (absent). The node leaves the nodes at
+ * once and its points at the next call that needs them gone (ring_settle);
+ * lookups skip them meanwhile. */
 static int ring_remove(lua_State *L) {
   pogo_ring *r = ring_check(L);
-  ring_settle(L, r);
   size_t len;
   ring_checkname(L, 2, &len);
   lua_settop(L, 2);
@@ -471,23 +529,21 @@ static int ring_remove(lua_State *L) {
     return 1;
   }
   uint32_t rank = (uint32_t)lua_tointeger(L, 4) - 1;
-  ring_drop_points(r, rank, 1);
-  memmove(r->nodes + rank, r->nodes + rank + 1, (size_t)(r->nnodes - rank - 1) * sizeof(ring_node));
-  r->nnodes--;
-  /* names: shift down (overwrites and deletions never allocate) */
-  for (uint32_t i = rank + 1; i <= r->nnodes; i++) {
-    lua_rawgeti(L, 3, (lua_Integer)i + 1);
-    lua_pushvalue(L, -1);
-    lua_rawseti(L, 3, i);
-    lua_pushinteger(L, i);
-    lua_rawset(L, 3);
+  if (r->nodes[rank].pending) { /* added and removed before its points were placed: place them first */
+    ring_settle(L, r);
+    lua_settop(L, 3);
+    lua_pushvalue(L, 2);
+    lua_rawget(L, 3);
+    rank = (uint32_t)lua_tointeger(L, 4) - 1;
   }
-  lua_pushnil(L);
-  lua_rawseti(L, 3, (lua_Integer)r->nnodes + 1);
-  lua_pushvalue(L, 2);
+  ring_reserve_scratch(L, r, 0, 0); /* (may raise: before any change) */
+  ring_node *n = &r->nodes[rank];
+  n->removed = 1;
+  r->nremoved++;
+  r->dead += n->npoints;
+  lua_pushvalue(L, 2); /* names[node] = nil; names[rank + 1] stays until settled */
   lua_pushnil(L);
   lua_rawset(L, 3);
-  ring_fit(L, r);
   lua_pushboolean(L, 1);
   return 1;
 }
@@ -495,14 +551,16 @@ static int ring_remove(lua_State *L) {
 /* r:key_to_node(key) -> node | nil, "empty ring" */
 static int ring_key_to_node(lua_State *L) {
   pogo_ring *r = ring_check(L);
-  ring_settle(L, r);
+  if (r->pending) ring_settle(L, r);
   uint64_t h = ring_keyhash(L, 2);
-  if (r->count == 0) {
+  if (r->count == r->dead) {
     lua_pushnil(L);
     lua_pushliteral(L, "empty ring");
     return 2;
   }
   size_t p = ring_find(r, h);
+  while (r->nodes[r->owner[p]].removed) /* a removed node's point: the next one */
+    if (++p == r->count) p = 0;
   lua_getiuservalue(L, 1, 1);
   lua_rawgeti(L, -1, (lua_Integer)r->owner[p] + 1);
   return 1;
@@ -511,16 +569,17 @@ static int ring_key_to_node(lua_State *L) {
 /* r:key_to_nodes(key, n) -> {node, ...} (up to n distinct, clockwise) | nil, "empty ring" */
 static int ring_key_to_nodes(lua_State *L) {
   pogo_ring *r = ring_check(L);
-  ring_settle(L, r);
+  if (r->pending) ring_settle(L, r);
   uint64_t h = ring_keyhash(L, 2);
   lua_Integer n = luaL_checkinteger(L, 3);
   if (n < 1) luaL_argerror(L, 3, "n must be at least 1");
-  if (r->count == 0) {
+  if (r->count == r->dead) {
     lua_pushnil(L);
     lua_pushliteral(L, "empty ring");
     return 2;
   }
-  uint32_t want = n < (lua_Integer)r->nnodes ? (uint32_t)n : r->nnodes;
+  uint32_t live = r->nnodes - r->nremoved;
+  uint32_t want = n < (lua_Integer)live ? (uint32_t)n : live;
   if (++r->stamp == 0) { /* wrapped: forget old stamps */
     for (uint32_t i = 0; i < r->nnodes; i++) r->nodes[i].stamp = 0;
     r->stamp = 1;
@@ -532,7 +591,7 @@ static int ring_key_to_nodes(lua_State *L) {
   uint32_t got = 0;
   for (size_t seen = 0; got < want && seen < r->count; seen++) {
     uint32_t w = r->owner[p];
-    if (r->nodes[w].stamp != r->stamp) {
+    if (r->nodes[w].stamp != r->stamp && !r->nodes[w].removed) {
       r->nodes[w].stamp = r->stamp;
       lua_rawgeti(L, 4, (lua_Integer)w + 1);
       lua_rawseti(L, 5, ++got);
@@ -545,6 +604,7 @@ static int ring_key_to_nodes(lua_State *L) {
 /* r:nodes() -> sorted array of node names */
 static int ring_nodes(lua_State *L) {
   pogo_ring *r = ring_check(L);
+  ring_settle(L, r);
   lua_getiuservalue(L, 1, 1);
   lua_createtable(L, (int)r->nnodes, 0);
   for (uint32_t i = 1; i <= r->nnodes; i++) {
@@ -595,7 +655,7 @@ static int ring_weight(lua_State *L) {
 /* r:size() / #r -> number of nodes */
 static int ring_size(lua_State *L) {
   pogo_ring *r = ring_check(L);
-  lua_pushinteger(L, r->nnodes);
+  lua_pushinteger(L, r->nnodes - r->nremoved);
   return 1;
 }
 
