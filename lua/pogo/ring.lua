@@ -22,6 +22,12 @@
 --   is `>=` the key's hash, wrapping round to the first point. Points with equal
 --   hashes are ordered by node name bytes.
 -- * Changing a node's weight keeps its first points, so only the difference moves.
+-- * `add` and `remove` change the nodes at once (`nodes`, `size`, `weight`);
+--   the points follow at the next call that needs them, which places every
+--   node added and drops every node removed since in one pass (a lookup
+--   skips a removed node's points without it). So a run of adds costs one
+--   merge, and a remove followed by lookups (a failover) does not go through
+--   the whole ring; the answers are those of the ring with all the changes.
 --
 -- Choice of the default `vnodes` (2048), by measurement: 200 random sets of 10
 -- nodes, 100,000 string keys each; one join and one leave per set, moved keys
