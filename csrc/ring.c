@@ -19,6 +19,11 @@
  *   than a plain binary search at 100 nodes).
  * - The userdata's user value is a table: [rank] = name (the anchored Lua
  *   string, pushed without allocating on lookups) and [name] = rank.
+ * - add and remove change the nodes at once (a node added is `pending`, one
+ *   removed `removed`, and has no [name] entry any more); the points follow
+ *   at the first call that needs them (ring_settle), for every node added
+ *   and removed since in one pass. Lookups only need the added ones: they
+ *   step over a removed node's points.
  * - C memory comes from the Lua state's allocator and is freed in __gc.
  * - Mutations do every step that may fail (allocations, new table slots)
  *   before changing anything, so an error leaves the ring as it was.
