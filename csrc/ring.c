@@ -269,17 +269,17 @@ static void ring_node_points(const char *name, size_t len, uint32_t n, uint64_t 
   ring_sort_u64(out, tmp, NULL, NULL, n);
 }
 
-/* Removes the points of node `rank`; if `renumber`, owners above it shift down. */
-static void ring_drop_points(pogo_ring *r, uint32_t rank, int renumber) {
+/* Removes the points of node `rank` (a weight change; removes go through
+ * ring_settle, which drops and renumbers in one pass). */
+static void ring_drop_points(pogo_ring *r, uint32_t rank) {
   size_t o = 0;
-  uint32_t shift = renumber ? 1 : 0;
   /* without a branch per point: each point is written, and kept (o moves
    * on) unless it is the node's; the node's points are spread over the
    * whole ring, so a branch on them mispredicts often */
   for (size_t i = 0; i < r->count; i++) {
     uint32_t w = r->owner[i];
     r->hash[o] = r->hash[i];
-    r->owner[o] = w - (shift & (uint32_t)(w > rank));
+    r->owner[o] = w;
     o += (w != rank);
   }
   r->count = o;
@@ -455,7 +455,7 @@ static int ring_add(lua_State *L) {
       ring_grow(L, (void **)&r->hash, &r->hash_cap, newcount, sizeof(uint64_t));
       ring_grow(L, (void **)&r->owner, &r->owner_cap, newcount, sizeof(uint32_t));
       ring_index_reserve(L, r, newcount);
-      ring_drop_points(r, rank, 0);
+      ring_drop_points(r, rank);
       ring_merge_points(r, pts, NULL, rank, np, NULL);
       r->nodes[rank].npoints = np;
       ring_fit(L, r);

@@ -131,7 +131,6 @@ end
 -- ms woke each of 50 nodes 500 times a second while the mesh formed, on 2
 -- cores where a wake-up of a node is what the mesh costs.
 function M.watch_mesh(n)
-  mesh.n = n
   ring_check(n)
   pogo.spawn(function()
     pogo.monitor_nodes(true)
