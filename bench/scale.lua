@@ -7,7 +7,9 @@
 --     runs, and the rate; which_children(sup, "global") and
 --     count_children(sup, "global") as timed inside a node (median of a few
 --     calls); RSS and idle CPU of the worst node while the children sit idle
---     (a 5 s window from 6 s after the last start);
+--     (a 5 s window from 6 s after the last start); count_children and
+--     which_children(sup, "local") on the node that runs the most children
+--     (timed there, one node at a time);
 --   * for each mesh (25 and 50 nodes, each seeded with the first): the time
 --     from the moment every node process listens until every node sees all
 --     the others (full mesh) and until every supervisor's ring holds every
@@ -210,6 +212,17 @@ local function placement_run(n)
   r.count_ms = ok and ms or 0/0
   assert(not ok or k == n, string.format("%d children: count_children gave %d", n, k))
   if not ok then phase("count_children global failed: " .. tostring(ms)) end
+  -- the local views of the node that holds the most children (a fifth of them, about)
+  local most = 0
+  for _, l in ipairs(each(nodes, function(node) return c:call(node, R, "local_views", { 1 }, 600000) end)) do
+    most = math.max(most, l[2])
+  end
+  r.count_local_ms, r.which_local_ms, r.local_n = 0, 0, 0
+  for _, node in ipairs(nodes) do -- one node at a time: each alone on the machine
+    local count_ms, active, which_ms, entries = c:call(node, R, "local_views", { 5 }, 600000)
+    assert(active == entries, string.format("count_children local %d, which_children local %d", active, entries))
+    if active == most then r.count_local_ms, r.which_local_ms, r.local_n = count_ms, which_ms, active end
+  end
   kill_all()
   return r
 end
@@ -251,7 +264,8 @@ local function placement(n, runs)
   local all = {}
   for i = 1, runs do all[i] = placement_run(n) end
   local out = {}
-  for _, k in ipairs { "place_ms", "place_cpu", "cpu", "rss", "which_ms", "count_ms" } do
+  for _, k in ipairs { "place_ms", "place_cpu", "cpu", "rss", "which_ms", "count_ms", "count_local_ms",
+    "which_local_ms", "local_n" } do
     local v = {}
     for i = 1, runs do v[i] = all[i][k] end
     out[k] = median(v)
@@ -435,6 +449,10 @@ local ok, err = xpcall(function()
     row("  which_children global", string.format("%.1f ms", r.which_ms), wt and ("<= " .. wt .. " ms") or "",
       wt and r.which_ms <= wt)
     row("  count_children global", string.format("%.3f ms", r.count_ms), "<= 1 ms", r.count_ms <= 1)
+    row(string.format("  count_children local (%d children)", r.local_n), string.format("%.3f ms",
+      r.count_local_ms), "<= 1 ms", r.count_local_ms <= 1)
+    row(string.format("  which_children local (%d children)", r.local_n), string.format("%.1f ms",
+      r.which_local_ms), "", nil)
     local mt = n <= 10000 and 30 or (n >= 100000 and 150 or nil)
     row("  RSS per node (worst)", string.format("%.1f MiB", r.rss / 1024), mt and ("<= " .. mt .. " MiB") or "",
       mt and r.rss / 1024 <= mt)

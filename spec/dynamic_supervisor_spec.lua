@@ -137,6 +137,49 @@ describe("pogo.dynamic_supervisor on one node", function()
     stop(spid)
   end)
 
+  it("count_children local, kept as counters, agrees with the local children as they change", function()
+    local sup, spid = start({ max_backoff_ms = 40 })
+    -- the counts a walk over which_children local gives
+    local function walked()
+      local w = { specs = 0, active = 0, supervisors = 0, workers = 0 }
+      for _, e in ipairs(dsup.which_children(sup, "local")) do
+        w.specs = w.specs + 1
+        if pogo.is_pid(e.pid) and e.status ~= "starting" then w.active = w.active + 1 end
+        if e.type == "supervisor" then w.supervisors = w.supervisors + 1 else w.workers = w.workers + 1 end
+      end
+      return w
+    end
+    -- both agree on `want` (the children change between a start and the hand-over)
+    local function counts(want, what)
+      await(function()
+        local c = dsup.count_children(sup, "local")
+        local w = walked()
+        return c.specs == want.specs and c.active == want.active and c.supervisors == want.supervisors
+          and c.workers == want.workers and w.specs == want.specs and w.active == want.active
+          and w.supervisors == want.supervisors and w.workers == want.workers
+      end, 3000, what)
+      assert.same(want, dsup.count_children(sup)) -- "local" is the default
+    end
+    counts({ specs = 0, active = 0, supervisors = 0, workers = 0 }, "no children")
+    assert.is_true(dsup.start_child(sup, worker("a")))
+    assert.is_true(dsup.start_child(sup, worker("s", nil, { type = "supervisor" })))
+    assert.is_true(dsup.start_child(sup, worker("t", nil, { restart = "temporary" })))
+    assert.is_true(dsup.start_child(sup, worker("f", { fail = true })))
+    counts({ specs = 4, active = 3, supervisors = 1, workers = 3 }, "three running, one failing")
+    local a = dsup.whereis(sup, "a")
+    pogo.exit(a, "kill") -- restarted: active again with its new pid
+    await(function() local p = dsup.whereis(sup, "a") return p and p ~= a end, 2000, "the restart")
+    counts({ specs = 4, active = 3, supervisors = 1, workers = 3 }, "after a restart")
+    pogo.send(dsup.whereis(sup, "t"), "crash") -- temporary: gone
+    counts({ specs = 3, active = 2, supervisors = 1, workers = 2 }, "after a temporary child's exit")
+    assert.is_true(dsup.terminate_child(sup, "s"))
+    counts({ specs = 2, active = 1, supervisors = 0, workers = 2 }, "after terminate_child")
+    assert.is_true(dsup.terminate_child(sup, "f")) -- terminated between its retries
+    assert.is_true(dsup.terminate_child(sup, "a"))
+    counts({ specs = 0, active = 0, supervisors = 0, workers = 0 }, "all terminated")
+    stop(spid)
+  end)
+
   it("terminates a child and forgets its spec, leaving no marker", function()
     local sup, spid = start({})
     dsup.start_child(sup, worker("w3"))

@@ -65,6 +65,14 @@ function M.count_global(n)
   return ms, r.active
 end
 
+--- count_children and which_children local, timed here: median ms of `n`
+-- calls each, and `active` and the number of entries.
+function M.local_views(n)
+  local count_ms, counts = timed(n or 5, function() return dsup.count_children(SUP, "local") end)
+  local which_ms, list = timed(n or 5, function() return dsup.which_children(SUP, "local") end)
+  return count_ms, counts.active, which_ms, #list
+end
+
 --- CPU seconds (user + system) and RSS (KiB) of this OS process.
 M.usage = require("failover_remote").usage
 

@@ -655,7 +655,9 @@ function M.rebalance(sup) return (call(sup, { "rebalance" })) end
 -- ones `node`. Read from the supervisor's state, without waiting for it.
 function M.which_children(sup, mode) return (view(sup, "which_children", mode or "local")) end
 
---- Counts `{specs =, active =, supervisors =, workers =}`, `"local"` or `"global"`.
+--- Counts `{specs =, active =, supervisors =, workers =}`, `"local"` or `"global"`:
+-- both kept as counters as the children change, so a call costs the same at
+-- any size. `active` counts the children running (or stopping) with a pid.
 function M.count_children(sup, mode) return (view(sup, "count_children", mode or "local")) end
 
 --- Every child spec requested in the cluster and not terminated (running or

@@ -418,6 +418,14 @@ describe("distributed supervisor (Pogo's suite)", function()
       end
       return held == #want
     end, 10000, "every node to track every spec and no marker left")
+    -- each node's local counts (counters) match its local children, and add up to the global ones
+    local active = 0
+    for _, x in ipairs(live) do
+      local counted, walked = c:call(x, R, "local_counts")
+      assert.same(walked, counted)
+      active = active + counted.active
+    end
+    assert.equal(#want, active)
   end)
 end)
 

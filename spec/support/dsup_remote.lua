@@ -186,6 +186,19 @@ function M.specs_for(id)
   return out
 end
 
+--- count_children local (counters) and the same counts walked from
+-- which_children local, read together.
+function M.local_counts()
+  local walked = { specs = 0, active = 0, supervisors = 0, workers = 0 }
+  for _, e in ipairs(dsup.which_children(SUP, "local")) do
+    walked.specs = walked.specs + 1
+    if pogo.is_pid(e.pid) and e.status ~= "starting" then walked.active = walked.active + 1 end
+    local kind = e.type == "supervisor" and "supervisors" or "workers"
+    walked[kind] = walked[kind] + 1
+  end
+  return dsup.count_children(SUP, "local"), walked
+end
+
 --- This node's local entries as {id, pid-or-status, error} (failures included).
 function M.local_entries()
   local out = {}

@@ -78,10 +78,40 @@ local function back_off(st, proc)
   return proc.backoff
 end
 
+-- What child process `proc` adds to `count_children(sup, "local")`, as one
+-- number: nil for none, 1 for a worker, 2 for a worker that is active
+-- (running or stopping, with its pid), -1 and -2 for a supervisor.
+local function local_part(proc)
+  if not proc then return nil end
+  local n = (proc.status ~= "starting" and pogo.is_pid(proc.pid)) and 2 or 1
+  if proc.request.spec.type == "supervisor" then return -n end
+  return n
+end
+
+local function add_part(n, part, sign)
+  if not part then return end
+  n.specs = n.specs + sign
+  if part < 0 then n.supervisors = n.supervisors + sign else n.workers = n.workers + sign end
+  if part == 2 or part == -2 then n.active = n.active + sign end
+end
+
+-- Move the local counts from what the child added `before` a change of its
+-- `proc` (its status, pid or request) to what it adds now: every such
+-- change goes through here, so `count_children(sup, "local")` is read, not
+-- counted (`views.lua`).
+local function recount(st, c, before)
+  local after = local_part(c.proc)
+  if after == before then return end
+  add_part(st.local_count, before, -1)
+  add_part(st.local_count, after, 1)
+end
+
 -- This node runs no child for record `c` any more.
 local function drop(st, c)
+  local before = local_part(c.proc)
   c.proc = nil
   st.timed[c] = nil
+  recount(st, c, before)
 end
 
 --- Whether an exit reason ends a transient child for good (OTP's rule).
@@ -110,11 +140,13 @@ end
 -- @tparam table req
 function M.start(st, c, req)
   local proc = c.proc
+  local before = local_part(proc)
   if not proc then
     proc = { backoff = 0 } -- its restart window comes with its first exit
     c.proc = proc
   end
   proc.request, proc.status, proc.pid, proc.retry_at, proc.starter = req, "starting", nil, nil, nil
+  recount(st, c, before)
   proc.handoff, proc.handoff_from = nil, nil
   st.timed[c] = nil
   local tail = st.to_start_tail + 1
@@ -223,7 +255,9 @@ local function failed(st, c, err)
     events.report(st, report.start_error(sup_name(st), id, err, "temporary: not retried"))
     return
   end
+  local before = local_part(proc)
   proc.pid, proc.status, proc.error = nil, "restarting", err
+  recount(st, c, before)
   events.start_failed(st, id, err)
   proc.retry_at = now() + back_off(st, proc)
   proc.restarted = true
@@ -252,7 +286,9 @@ function M.started(st, from, i, pid, err, takes)
     pogo.link(pid) -- a child already dead gives {"EXIT", pid, "noproc"} (see exit_signal)
     local spec = proc.request.spec
     local id = spec.id
+    local before = local_part(proc)
     proc.pid, proc.status, proc.error, proc.takes = pid, "running", nil, takes
+    recount(st, c, before)
     st.by_pid[pid] = c
     st.handed[#st.handed + 1] = c
     node_stop.track(pid)
@@ -366,7 +402,7 @@ function M.stop(st, c, dest)
     return
   end
   if not pogo.is_pid(proc.pid) then return drop(st, c) end
-  proc.status = "stopping"
+  proc.status = "stopping" -- (still active: its part of the local counts stays)
   local shutdown = proc.request.spec.shutdown
   if shutdown == "brutal_kill" then
     pogo.exit(proc.pid, "kill")
@@ -398,7 +434,9 @@ function M.exited(st, c, reason)
     pogo.demonitor(proc.awaiting)
   end
   local pid = proc.pid
+  local before = local_part(proc)
   proc.pid, proc.kill_at, proc.starter, proc.awaiting, proc.handing = nil, nil, nil, nil, nil
+  recount(st, c, before)
   events.notify(st, "child_stopped", id, reason)
   if proc.status ~= "stopping" and not M.is_normal(reason) then
     events.report(st, report.crash(sup_name(st), id, pid, reason))

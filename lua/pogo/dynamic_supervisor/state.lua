@@ -111,6 +111,8 @@ function M.new(opts)
     unsettled = {},                     -- record -> true: this node should act on it but waits (its
                                         -- old owner still runs it, or a node is joining)
     timed = {},                         -- record -> true: its child process has a deadline (children.lua)
+    local_count = { specs = 0, active = 0, supervisors = 0, workers = 0 }, -- count_children(sup,
+                                        -- "local"), moved as the children here change (children.lua)
 
     -- the global view (tally.lua)
     count = { specs = 0, active = 0, supervisors = 0, workers = 0 }, -- count_children(sup, "global")

@@ -123,18 +123,9 @@ end
 -- @tparam string mode "local" or "global"
 -- @treturn table
 function M.count_children(st, mode)
-  local n = { specs = 0, active = 0, supervisors = 0, workers = 0 }
-  local function count(spec, active)
-    n.specs = n.specs + 1
-    n.active = n.active + active
-    if spec.type == "supervisor" then n.supervisors = n.supervisors + 1 else n.workers = n.workers + 1 end
-  end
   if mode == "global" then return tally.counts(st) end
-  for _, c in pairs(st.children) do
-    local proc = c.proc
-    if proc then count(proc.request.spec, (proc.status ~= "starting" and is_pid(proc.pid)) and 1 or 0) end
-  end
-  return n
+  local n = st.local_count
+  return { specs = n.specs, active = n.active, supervisors = n.supervisors, workers = n.workers }
 end
 
 --- The pid running child `id` anywhere, or nil.
