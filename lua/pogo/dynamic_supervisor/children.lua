@@ -65,6 +65,7 @@ local placement = require "pogo.dynamic_supervisor.placement"
 local starter = require "pogo.dynamic_supervisor.starter"
 local handoff = require "pogo.dynamic_supervisor.handoff"
 local events = require "pogo.dynamic_supervisor.events"
+local tally = require "pogo.dynamic_supervisor.tally"
 local report = require "pogo.supervisor_report"
 local node_stop = require "pogo.shutdown"
 
@@ -78,21 +79,14 @@ local function back_off(st, proc)
   return proc.backoff
 end
 
--- What child process `proc` adds to `count_children(sup, "local")`, as one
--- number: nil for none, 1 for a worker, 2 for a worker that is active
--- (running or stopping, with its pid), -1 and -2 for a supervisor.
+-- What child process `proc` adds to `count_children(sup, "local")`, in the
+-- global view's encoding (tally.lua): nil for none, else one plus its active
+-- copies (1 while running or stopping, with its pid), negative for a supervisor.
 local function local_part(proc)
   if not proc then return nil end
   local n = (proc.status ~= "starting" and pogo.is_pid(proc.pid)) and 2 or 1
   if proc.request.spec.type == "supervisor" then return -n end
   return n
-end
-
-local function add_part(n, part, sign)
-  if not part then return end
-  n.specs = n.specs + sign
-  if part < 0 then n.supervisors = n.supervisors + sign else n.workers = n.workers + sign end
-  if part == 2 or part == -2 then n.active = n.active + sign end
 end
 
 -- Move the local counts from what the child added `before` a change of its
@@ -102,8 +96,8 @@ end
 local function recount(st, c, before)
   local after = local_part(c.proc)
   if after == before then return end
-  add_part(st.local_count, before, -1)
-  add_part(st.local_count, after, 1)
+  tally.add(st.local_count, before, -1)
+  tally.add(st.local_count, after, 1)
 end
 
 -- This node runs no child for record `c` any more.

@@ -38,8 +38,13 @@ local node_of = pogo.core.node_of
 
 local M = {}
 
--- Add contribution `t` (see the module text), times `sign`, to the counters.
-local function add(count, t, sign)
+--- Add contribution `t` (see the module text), times `sign`, to the counters
+-- `count` (`{specs =, active =, supervisors =, workers =}`); the local counts
+-- (children.lua) use the same encoding, with one copy at most.
+-- @tparam table count
+-- @tparam ?integer t
+-- @tparam integer sign 1 or -1
+function M.add(count, t, sign)
   if not t or t == 0 then return end
   count.specs = count.specs + sign
   if t < 0 then
@@ -153,8 +158,8 @@ function M.settle(st)
     local before, now = c.tally, contribution(st, c)
     if now == nil and st.children[c.key] == nil then st.running[c.key] = nil end
     if before ~= now then
-      add(count, before, -1)
-      add(count, now, 1)
+      M.add(count, before, -1)
+      M.add(count, now, 1)
       if before == nil then new[#new + 1] = c.key end
       if now == nil then st.order_gone = st.order_gone + 1 end
       c.tally = now
@@ -164,11 +169,12 @@ function M.settle(st)
   if (#new >= 256 and #new >= size) or st.order_gone > size // 2 + 256 then M.compact(st) end
 end
 
---- The global counts (a copy).
+--- The global counts, or the counters `n` (the local ones), as a copy.
 -- @tparam table st
+-- @tparam[opt] table n
 -- @treturn table
-function M.counts(st)
-  local n = st.count
+function M.counts(st, n)
+  n = n or st.count
   return { specs = n.specs, active = n.active, supervisors = n.supervisors, workers = n.workers }
 end
 

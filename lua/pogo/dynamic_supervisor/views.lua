@@ -123,9 +123,7 @@ end
 -- @tparam string mode "local" or "global"
 -- @treturn table
 function M.count_children(st, mode)
-  if mode == "global" then return tally.counts(st) end
-  local n = st.local_count
-  return { specs = n.specs, active = n.active, supervisors = n.supervisors, workers = n.workers }
+  return tally.counts(st, mode ~= "global" and st.local_count or nil)
 end
 
 --- The pid running child `id` anywhere, or nil.
