@@ -7,7 +7,8 @@
 -- Targets (issue 18, the runtime ahead of Erlang's): >= 2,300,000 round trips/s,
 -- >= 1,500,000 spawns/s, <= 1.5 KiB (1,536 bytes) of RSS per idle process.
 -- Preemption (csrc/preempt.c): ping-pong and spawn rates with preemption on
--- next to the rates with it off, measured alternately (9 rounds each, medians),
+-- next to the rates with it off, measured alternately, each run in a fresh
+-- node process (9 rounds each, medians),
 -- target on/off >= 95%; and the round-trip latency of a ping-pong between two
 -- processes while a third one spins, p50 and p99 (target p99 <= 10 ms).
 -- Run: make bench (or lua5.4 bench/local.lua with LUA_PATH/LUA_CPATH set as in the Makefile).
@@ -150,16 +151,37 @@ local function median(xs)
   return t[(#t + 1) // 2]
 end
 
--- f with preemption off and on, alternately (off-on, then on-off: the run
--- after another pays for its garbage), each after a full collection:
--- medians of `rounds` runs each
-local function off_on(rounds, f)
+-- One measure in a fresh node process: `local.lua --one NAME MS` prints
+-- the best of 3 runs of NAME (pingpong or spawns) with preemption at MS
+-- (0: off), after a warm-up run.
+local one = { pingpong = function() return pingpong(300000) end, spawns = function() return spawns(300000) end }
+
+-- the interpreter and this script, to run a measure in a fresh process
+local function self_command()
+  local i = -1
+  while arg[i - 1] do i = i - 1 end
+  local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+  return q(arg[i]) .. " " .. q(arg[0])
+end
+
+-- `name` with preemption off and on, alternately (off-on, then on-off), each
+-- run in a fresh node process: medians of `rounds` runs each. In one process
+-- the runs measured the heap the previous one left: queued before the first
+-- runs, 300,000 spawns take the heap to 30 MiB with preemption off, against
+-- 1.7 MiB with it on (the spawner is preempted and they run in between), so
+-- a run after a switch paid for the other mode's memory (alternating in one
+-- process: 0.6-1.4 M/s either way, against 1.2-2.7 M/s in runs of one mode;
+-- spawns on / off came out at 87-98 % there, 100-122 % in fresh processes;
+-- measured 2026-12-03)
+local function off_on(rounds, name)
   local off, on = {}, {}
   local default = core.set_preempt_ms()
+  local cmd = self_command()
   local function run(ms)
-    core.set_preempt_ms(ms)
-    collectgarbage()
-    return f()
+    local p = assert(io.popen(string.format("%s --one %s %s", cmd, name, ms)))
+    local v = tonumber(p:read("a"))
+    p:close()
+    return assert(v, "the measure " .. name .. " gave no figure")
   end
   for i = 1, rounds do
     if i % 2 == 1 then
@@ -170,8 +192,15 @@ local function off_on(rounds, f)
       off[i] = run(0)
     end
   end
-  core.set_preempt_ms(default)
   return median(off), median(on)
+end
+
+if arg[1] == "--one" then
+  local f = assert(one[arg[2]], "--one: pingpong or spawns")
+  core.set_preempt_ms(assert(tonumber(arg[3]), "--one NAME MS: MS a number"))
+  f()
+  print(string.format("%.0f", best_of(3, f)))
+  os.exit(0)
 end
 
 -- round trips between two processes while a third spins: latencies in ms
@@ -217,8 +246,8 @@ local sp_main = best_of(3, function() return spawn_run(300000) end)
 local cl = best_of(3, function() return calls(200000, 0) end)
 local clq = best_of(3, function() return calls(100000, 1000) end)
 local scl = best_of(3, function() return server_calls(200000) end)
-local rt_off, rt_on = off_on(9, function() return pingpong(300000) end)
-local sp_off, sp_on = off_on(9, function() return spawns(300000) end)
+local rt_off, rt_on = off_on(9, "pingpong")
+local sp_off, sp_on = off_on(9, "spawns")
 local p50, p99 = latency_while_spinning(2000)
 
 local function row(name, value, unit, target, ok)
