@@ -24,6 +24,26 @@
 -- without pogo (`embed_ticker.lua --bare`, measured at the same time). On
 -- this VM a step right after a 10 ms sleep costs 10-20 µs (cold caches; warm,
 -- an idle step is 0.4 µs).
+-- The bench runs itself, and so every node it starts, on one CPU (the
+-- machine's last, through taskset; POGO_BENCH_CPU=all leaves them free):
+-- free, which processes happened to share a core with the bench's node
+-- decided the rows, a host's p50 coming out at 1.0 to 1.6 x native between
+-- runs of the same code (2026-12-03, 5 runs); on one CPU every round trip
+-- takes the same path through the scheduler (1.0-1.25 x).
+if not os.getenv("POGO_BENCH_PINNED") and os.getenv("POGO_BENCH_CPU") ~= "all" then
+  local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+  local nproc = io.popen("nproc 2>/dev/null")
+  local cpus = nproc and tonumber(nproc:read("a")) or 1
+  if nproc then nproc:close() end
+  if cpus > 1 and os.execute("command -v taskset >/dev/null 2>&1") then
+    local i = -1
+    while arg[i - 1] do i = i - 1 end
+    local cmd = { "POGO_BENCH_PINNED=1", "taskset", "-c", tostring(cpus - 1) }
+    for j = i, #arg do cmd[#cmd + 1] = q(arg[j]) end
+    local ok, how, code = os.execute(table.concat(cmd, " "))
+    os.exit(ok and 0 or (how == "exit" and code or 1))
+  end
+end
 local here = (arg and arg[0] or "bench/embed.lua"):match("^(.*)/[^/]*$") or "."
 package.path = here .. "/../spec/?.lua;" .. package.path
 
