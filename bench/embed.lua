@@ -31,16 +31,12 @@
 -- runs of the same code (2026-12-03, 5 runs); on one CPU every round trip
 -- takes the same path through the scheduler (1.0-1.25 x).
 if not os.getenv("POGO_BENCH_PINNED") and os.getenv("POGO_BENCH_CPU") ~= "all" then
-  local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
+  local relaunch = require "bench.support.relaunch"
   local nproc = io.popen("nproc 2>/dev/null")
   local cpus = nproc and tonumber(nproc:read("a")) or 1
   if nproc then nproc:close() end
   if cpus > 1 and os.execute("command -v taskset >/dev/null 2>&1") then
-    local i = -1
-    while arg[i - 1] do i = i - 1 end
-    local cmd = { "POGO_BENCH_PINNED=1", "taskset", "-c", tostring(cpus - 1) }
-    for j = i, #arg do cmd[#cmd + 1] = q(arg[j]) end
-    local ok, how, code = os.execute(table.concat(cmd, " "))
+    local ok, how, code = os.execute("POGO_BENCH_PINNED=1 taskset -c " .. (cpus - 1) .. " " .. relaunch.command())
     os.exit(ok and 0 or (how == "exit" and code or 1))
   end
 end

@@ -15,6 +15,7 @@
 local pogo = require "pogo"
 local uv = require "luv"
 local server = require "pogo.server"
+local relaunch = require "bench.support.relaunch"
 
 local function rss_kib()
   local f = io.open("/proc/self/statm")
@@ -156,14 +157,6 @@ end
 -- (0: off), after a warm-up run.
 local one = { pingpong = function() return pingpong(300000) end, spawns = function() return spawns(300000) end }
 
--- the interpreter and this script, to run a measure in a fresh process
-local function self_command()
-  local i = -1
-  while arg[i - 1] do i = i - 1 end
-  local function q(s) return "'" .. s:gsub("'", "'\\''") .. "'" end
-  return q(arg[i]) .. " " .. q(arg[0])
-end
-
 -- `name` with preemption off and on, alternately (off-on, then on-off), each
 -- run in a fresh node process: medians of `rounds` runs each. In one process
 -- the runs measured the heap the previous one left: queued before the first
@@ -176,9 +169,8 @@ end
 local function off_on(rounds, name)
   local off, on = {}, {}
   local default = core.set_preempt_ms()
-  local cmd = self_command()
   local function run(ms)
-    local p = assert(io.popen(string.format("%s --one %s %s", cmd, name, ms)))
+    local p = assert(io.popen(relaunch.command { "--one", name, tostring(ms) }))
     local v = tonumber(p:read("a"))
     p:close()
     return assert(v, "the measure " .. name .. " gave no figure")

@@ -87,7 +87,10 @@ static pogo_proc *proc_new(pogo_node *N, lua_State *L) {
   p->heap_pos = -1;
   p->mb_head = p->mb_tail = 1;
   N->procs[slot] = p;
-  N->live++;
+  if (++N->live > N->live_high) {
+    N->live_high = N->live;
+    N->live_high_at = uv_now(N->loop);
+  }
   pogo_id id;
   pogo_proc_id(N, p, &id);
   pogo_chunks_push(L, &N->pids);

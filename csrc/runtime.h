@@ -181,6 +181,8 @@ typedef struct pogo_node {
   uint64_t next_serial;
   uint64_t next_ref;
   uint32_t live;
+  uint32_t live_high;    /* most processes alive at once since the last collection of ended ones (mem.c) */
+  uint64_t live_high_at; /* loop time (ms) it was last reached */
   uint64_t delivered; /* messages put in local mailboxes, ever (node_stats.c) */
 
   /* run queue (ring buffer) */

@@ -205,6 +205,85 @@ describe("memory the collector freed", function()
   end)
 end)
 
+describe("what ended processes leave", function()
+  local N, AGE_MS = 20000, 1000 -- mem.c: ENDED_MIN, ENDED_AGE_MS
+
+  -- a batch of the scheduler has run (and pogo_mem_tidy after it)
+  local function one_batch()
+    local me = pogo.self()
+    pogo.spawn(function() pogo.send(me, "ran") end)
+    assert.equal("ran", pogo.receive(5000))
+  end
+
+  -- the collections after processes ended, once any pending one has run
+  -- (a high of an earlier spec, AGE_MS old, fires at the first quiet batch)
+  local function settled()
+    pogo.sleep(AGE_MS + 100)
+    one_batch()
+    return pogo.memory().collections
+  end
+
+  -- n processes waiting in receive, all of them started
+  local function idle_processes(n)
+    local pids = {}
+    for i = 1, n do pids[i] = pogo.spawn(pogo.receive) end
+    one_batch() -- (FIFO: it runs after all of them)
+    return pids
+  end
+
+  local function end_all(pids)
+    for i = 1, #pids do pogo.send(pids[i], "bye") end
+    one_batch()
+  end
+
+  it("is collected once three quarters of 20,000 processes that lived a second have ended", function()
+    local c0 = settled()
+    local pids = idle_processes(N)
+    collectgarbage() -- they live through collections: old, in the generational mode
+    collectgarbage()
+    pogo.sleep(AGE_MS + 100)
+    one_batch()
+    assert.equal(c0, pogo.memory().collections) -- all alive: nothing yet
+    local with = collectgarbage("count")
+    end_all(pids)
+    pids = nil -- luacheck: ignore 311
+    local deadline = pogo.now() + 5000
+    while pogo.memory().collections == c0 and pogo.now() < deadline do
+      pogo.sleep(10)
+      one_batch()
+    end
+    assert.equal(c0 + 1, pogo.memory().collections)
+    -- about 1.2 KiB each went with them
+    local after = collectgarbage("count")
+    assert.is_true(after < with - N * 0.75, ("heap %.0f KiB with them, %.0f after"):format(with, after))
+  end)
+
+  it("is left to the collector's pace after a burst that came and went at once", function()
+    local c0 = settled()
+    -- queued from here, all before the first runs; they end within a batch or two
+    local body = function() end
+    for _ = 1, N * 2 do pogo.spawn(body) end
+    one_batch()
+    one_batch()
+    assert.equal(c0, pogo.memory().collections)
+  end)
+
+  it("is not collected while the host has stopped the collector", function()
+    local c0 = settled()
+    local pids = idle_processes(N)
+    collectgarbage("stop")
+    local ok, err = pcall(function()
+      pogo.sleep(AGE_MS + 100)
+      end_all(pids)
+      pogo.sleep(20)
+      one_batch()
+      assert.equal(c0, pogo.memory().collections)
+    end)
+    collectgarbage("restart")
+    assert(ok, err)
+  end)
+end)
+
 describe("luv callbacks", function()
   it("that raise are logged, and the node goes on (luv alone would end the OS process)", function()
     local uv = require "luv"

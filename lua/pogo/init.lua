@@ -202,7 +202,11 @@ M.process_info = core.process_info
 -- failed by the limit), `malloc_failed` (allocations malloc itself failed),
 -- `reserve` (false while the reserve kept for malloc failures is in use),
 -- `trims` (times the memory the collector freed was given back to the
--- system, after the heap shrank by a quarter and 4 MiB). With glibc 2.33 or
+-- system, after the heap shrank by a quarter and 4 MiB), `collections`
+-- (full collections the node ran because processes ended: 10,000 or more
+-- were alive at once, a second or more ago, and three quarters of them have
+-- ended; in Lua's generational mode their memory would otherwise wait for
+-- the heap to double). With glibc 2.33 or
 -- later, also `malloc_in_use` and `malloc_free`: the whole OS process's
 -- malloc (every node in it, C and Lua alike), bytes handed out and bytes held
 -- free in its arenas (mallinfo2; glibc's own: under a replacement
