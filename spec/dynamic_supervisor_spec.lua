@@ -140,15 +140,7 @@ describe("pogo.dynamic_supervisor on one node", function()
   it("count_children local, kept as counters, agrees with the local children as they change", function()
     local sup, spid = start({ max_backoff_ms = 40 })
     -- the counts a walk over which_children local gives
-    local function walked()
-      local w = { specs = 0, active = 0, supervisors = 0, workers = 0 }
-      for _, e in ipairs(dsup.which_children(sup, "local")) do
-        w.specs = w.specs + 1
-        if pogo.is_pid(e.pid) and e.status ~= "starting" then w.active = w.active + 1 end
-        if e.type == "supervisor" then w.supervisors = w.supervisors + 1 else w.workers = w.workers + 1 end
-      end
-      return w
-    end
+    local function walked() return require("support.dsup_remote").walked_counts(sup) end
     -- both agree on `want` (the children change between a start and the hand-over)
     local function counts(want, what)
       await(function()

@@ -186,17 +186,23 @@ function M.specs_for(id)
   return out
 end
 
---- count_children local (counters) and the same counts walked from
--- which_children local, read together.
-function M.local_counts()
+--- The counts a walk over which_children(sup, "local") gives, as
+-- count_children reports them (`sup`: this node's "dsup" by default).
+function M.walked_counts(sup)
   local walked = { specs = 0, active = 0, supervisors = 0, workers = 0 }
-  for _, e in ipairs(dsup.which_children(SUP, "local")) do
+  for _, e in ipairs(dsup.which_children(sup or SUP, "local")) do
     walked.specs = walked.specs + 1
     if pogo.is_pid(e.pid) and e.status ~= "starting" then walked.active = walked.active + 1 end
     local kind = e.type == "supervisor" and "supervisors" or "workers"
     walked[kind] = walked[kind] + 1
   end
-  return dsup.count_children(SUP, "local"), walked
+  return walked
+end
+
+--- count_children local (counters) and the same counts walked from
+-- which_children local, read together.
+function M.local_counts()
+  return dsup.count_children(SUP, "local"), M.walked_counts(SUP)
 end
 
 --- This node's local entries as {id, pid-or-status, error} (failures included).
