@@ -32,9 +32,7 @@
 -- takes the same path through the scheduler (1.0-1.25 x).
 if not os.getenv("POGO_BENCH_PINNED") and os.getenv("POGO_BENCH_CPU") ~= "all" then
   local relaunch = require "bench.support.relaunch"
-  local nproc = io.popen("nproc 2>/dev/null")
-  local cpus = nproc and tonumber(nproc:read("a")) or 1
-  if nproc then nproc:close() end
+  local cpus = #(require("luv").cpu_info() or {})
   if cpus > 1 and os.execute("command -v taskset >/dev/null 2>&1") then
     local ok, how, code = os.execute("POGO_BENCH_PINNED=1 taskset -c " .. (cpus - 1) .. " " .. relaunch.command())
     os.exit(ok and 0 or (how == "exit" and code or 1))
