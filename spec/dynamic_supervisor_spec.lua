@@ -137,6 +137,54 @@ describe("pogo.dynamic_supervisor on one node", function()
     stop(spid)
   end)
 
+  it("which_children local finds this node's children in every status, as a walk over every record does", function()
+    local sup, spid = start({ min_backoff_ms = 10000, max_backoff_ms = 10000 })
+    local gate = "gate_" .. sup
+    pogo.register(gate, pogo.self())
+    -- the oracle: every record of the state that has a child here, walked
+    local st = require("pogo.dynamic_supervisor.views").state_of(sup)
+    local function walked()
+      local out = {}
+      for _, c in pairs(st.children) do
+        if c.proc then out[#out + 1] = c.proc.request.spec.id .. "=" .. c.proc.status end
+      end
+      table.sort(out)
+      return table.concat(out, " ")
+    end
+    local function listed()
+      local out = {}
+      for _, e in ipairs(dsup.which_children(sup, "local")) do out[#out + 1] = e.id .. "=" .. e.status end
+      table.sort(out) -- (the list is in the order of the ids' canonical keys: shorter strings first)
+      return table.concat(out, " ")
+    end
+    assert.is_true(dsup.start_child(sup, worker("run")))
+    assert.is_true(dsup.start_child(sup, worker("fail", { fail = true })))
+    assert.is_true(dsup.start_child(sup, worker("stub", { trap = true, ignore_shutdown = true }, { shutdown = 5000 })))
+    assert.is_true(dsup.start_child(sup, worker("slow", { gate = gate })))
+    local held = pogo.receive(function(m) return type(m) == "table" and m[1] == "starting" end, 2000)
+    assert.is_not_nil(held, "the slow start")
+    -- "stub" ignores its shutdown: stopping until killed 5 s later
+    local stub = await(function() return dsup.whereis(sup, "stub") end)
+    local me = pogo.self()
+    pogo.spawn(function() pogo.send(me, { "terminated", dsup.terminate_child(sup, "stub") }) end)
+    local want = "fail=restarting run=running slow=starting stub=stopping"
+    await(function() return walked() == want end, 3000, "every status")
+    assert.equal(want, listed())
+    -- the start goes on: running, and the others are where they were
+    pogo.send(held[3], "go")
+    want = "fail=restarting run=running slow=running stub=stopping"
+    await(function() return walked() == want end, 3000, "the slow child running")
+    assert.equal(want, listed())
+    pogo.send(stub, { "exit", "shutdown" })
+    local m = pogo.receive(function(x) return type(x) == "table" and x[1] == "terminated" end, 3000)
+    assert.same({ "terminated", true }, m)
+    want = "fail=restarting run=running slow=running"
+    await(function() return walked() == want end, 3000, "the stopped child gone")
+    assert.equal(want, listed())
+    pogo.unregister(gate)
+    stop(spid)
+  end)
+
   it("count_children local, kept as counters, agrees with the local children as they change", function()
     local sup, spid = start({ max_backoff_ms = 40 })
     -- the counts a walk over which_children local gives

@@ -200,9 +200,18 @@ function M.walked_counts(sup)
 end
 
 --- count_children local (counters) and the same counts walked from
--- which_children local, read together.
+-- which_children local, read together; and the ids of which_children local
+-- with those of a walk over every record of the state that has a child
+-- here (both sorted, joined): the two must be the same.
 function M.local_counts()
-  return dsup.count_children(SUP, "local"), M.walked_counts(SUP)
+  local listed, all = {}, {}
+  for _, e in ipairs(dsup.which_children(SUP, "local")) do listed[#listed + 1] = pogo.core.encode(e.id) end
+  for _, c in pairs(require("pogo.dynamic_supervisor.views").state_of(SUP).children) do
+    if c.proc then all[#all + 1] = pogo.core.encode(c.proc.request.spec.id) end
+  end
+  table.sort(listed)
+  table.sort(all)
+  return dsup.count_children(SUP, "local"), M.walked_counts(SUP), table.concat(listed, " "), table.concat(all, " ")
 end
 
 --- This node's local entries as {id, pid-or-status, error} (failures included).

@@ -2,7 +2,9 @@
 -- start_link(name, opts): registers `name` (if given), reports its start to
 -- the process registered as opts.report (if any), and obeys messages:
 -- "crash" (error), "stop" (exit normal), {"exit", reason}; {"id", from} is
--- answered {"id", opts.id, its own pid} (Pogo's Worker.get_id).
+-- answered {"id", opts.id, its own pid} (Pogo's Worker.get_id). With
+-- opts.gate (a registered name), the start first tells the gate
+-- {"starting", name, starter} and waits for "go" (a start that takes long).
 local pogo = require "pogo"
 
 local M = {}
@@ -11,6 +13,10 @@ function M.start_link(name, opts)
   opts = opts or {}
   if opts.fail then return nil, "refused to start" end
   if opts.raise then error("start exploded") end
+  if opts.gate then
+    pogo.send(opts.gate, { "starting", name, pogo.self() })
+    pogo.receive(function(m) return m == "go" end)
+  end
   local pid = pogo.spawn_link(function()
     if opts.trap then pogo.trap_exit(true) end
     if opts.report and pogo.whereis(opts.report) then

@@ -496,6 +496,35 @@ function M.due(st, t)
   end
 end
 
+--- The records whose child this node runs, starts, restarts or stops (those
+-- with a `proc`), each once, in no order. They are found where each status
+-- keeps them, not by a walk over every record of the cluster: a running or
+-- stopping child in `by_pid`, a restarting one (and a stopping one with a
+-- deadline) in `timed`, a starting one in the queue for starters or in a
+-- starter's batch. A record that is in none of them has no `proc`
+-- (`count_children(sup, "local")`'s counters count the same records, and the
+-- cluster specs check the two against each other).
+-- @tparam table st
+-- @treturn {table,...}
+function M.local_records(st)
+  local out, seen, n = {}, {}, 0
+  local children = st.children
+  local function add(c)
+    if c and c.proc and not seen[c] and children[c.key] == c then
+      seen[c] = true
+      n = n + 1
+      out[n] = c
+    end
+  end
+  for _, c in pairs(st.by_pid) do add(c) end
+  for c in pairs(st.timed) do add(c) end
+  for i = st.to_start_head, st.to_start_tail do add(st.to_start[i]) end
+  for _, s in pairs(st.starters) do
+    for i = 1, s.n do add(s.records[i]) end
+  end
+  return out
+end
+
 --- Whether a start is on its way here: a child waits for a starter, or a
 -- starter has been at its batch for less than `starter.STUCK_MS` (one that
 -- takes longer waits for a start function that may never return).

@@ -18,6 +18,7 @@ local pogo = require "pogo"
 local requests = require "pogo.dynamic_supervisor.requests"
 local placement = require "pogo.dynamic_supervisor.placement"
 local tally = require "pogo.dynamic_supervisor.tally"
+local children_mod = require "pogo.dynamic_supervisor.children"
 
 local core = pogo.core
 local is_pid = core.is_pid
@@ -96,16 +97,16 @@ end
 
 --- Entries sorted by the canonical encoding of their ids (then node), so every
 -- node lists the same children in the same order. The global view comes from
--- the order that `tally` keeps.
+-- the order that `tally` keeps; the local one from the records this node
+-- keeps by status (`children.local_records`), not from a walk over every
+-- record of the cluster.
 -- @tparam table st
 -- @tparam string mode "local" or "global"
 -- @treturn {table,...}
 function M.which_children(st, mode)
   if mode == "global" then return tally.which_children(st) end
   local out, keys, children = {}, {}, st.children
-  for key, c in pairs(children) do
-    if c.proc then keys[#keys + 1] = key end
-  end
+  for i, c in ipairs(children_mod.local_records(st)) do keys[i] = c.key end
   table.sort(keys)
   for i, key in ipairs(keys) do
     local proc = children[key].proc
