@@ -233,6 +233,48 @@ describe("pogo.dynamic_supervisor on one node", function()
     stop(spid)
   end)
 
+  it("the repair passes sweep every record in slices, and go on after records come and go", function()
+    local sup, spid = start({ sync_interval = 20, sweep_passes = 4 })
+    for i = 1, 40 do assert.is_true(dsup.start_child(sup, worker("sw" .. i))) end
+    await(function() return dsup.count_children(sup, "local").active == 40 end, 3000, "40 children")
+    local st = require("pogo.dynamic_supervisor.views").state_of(sup)
+    local state = require "pogo.dynamic_supervisor.state"
+    local mark = state.mark
+    local seen, marks, passes = {}, 0, 0
+    local next_sync = st.next_sync
+    state.mark = function(s, c)
+      if s == st then
+        if s.next_sync ~= next_sync then -- a new repair pass
+          next_sync, passes = s.next_sync, passes + 1
+        end
+        seen[c.id], marks = true, marks + 1
+      end
+      return mark(s, c)
+    end
+    finally(function() state.mark = mark end)
+    local function swept(ids, what)
+      await(function()
+        for _, id in ipairs(ids) do if not seen[id] then return false end end
+        return true
+      end, 3000, what)
+    end
+    local ids = {}
+    for i = 1, 40 do ids[i] = "sw" .. i end
+    swept(ids, "every record swept")
+    -- a slice is a quarter of the records: four passes at least, and no more marks than the sweep's
+    assert.is_true(passes >= 4, "passes: " .. passes)
+    assert.is_true(marks <= 10 * (passes + 1), "marks: " .. marks .. " in " .. passes .. " passes")
+    -- records go (the sweep's last key among them) and come: the next sweep finds the new ones
+    for i = 1, 40, 2 do assert.is_true(dsup.terminate_child(sup, "sw" .. i)) end
+    for i = 41, 60 do assert.is_true(dsup.start_child(sup, worker("sw" .. i))) end
+    seen = {}
+    ids = {}
+    for i = 2, 60, 2 do ids[#ids + 1] = "sw" .. i end
+    for i = 41, 59, 2 do ids[#ids + 1] = "sw" .. i end
+    swept(ids, "the records after the changes swept")
+    stop(spid)
+  end)
+
   it("keeps a tombstone a repair interval after its marker went, and no longer while it is busy", function()
     local views = require "pogo.dynamic_supervisor.views"
     local sup, spid = start({ sync_interval = 600 })

@@ -134,8 +134,8 @@ function M.new(opts)
 
     -- the repair pass
     next_sync = nil,                    -- when the next repair pass runs (pogo.now() ms)
-    sweep = nil,                        -- the keys of the sweep in progress,
-    sweep_i = 1,                        -- and the index of the next one to look at
+    sweep_after = nil,                  -- the key the sweep in progress looked at last (it goes on
+                                        -- after it in `order`), or nil: the next pass begins a sweep
     passes = 0,                         -- repair passes so far (each sweep_passes-th reads pg again)
   }
 end
@@ -170,6 +170,7 @@ function M.child(st, id, key)
       -- handoff_from: and the node of that instance
     }
     st.children[key] = c
+    M.touch(st, c) -- in the global view's order (tally.lua), which the sweep goes through
   end
   return c
 end
