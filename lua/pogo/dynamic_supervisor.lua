@@ -504,7 +504,8 @@ end
 --   backs off), `min_backoff_ms` (50), `max_backoff_ms` (5000);
 -- * `settle_ms` (1000: how long a connecting node may take to show its
 --   supervisor), `sync_interval` (5000 ms, a repair pass), `sweep_passes`
---   (12), `tombstone_ms` (600000), `vnodes` (the ring's, the same on every node);
+--   (12: repair passes per sweep over every record, each looking at 1,000
+--   records at most), `tombstone_ms` (600000), `vnodes` (the ring's, the same on every node);
 -- * `log`: function(level, msg) instead of `pogo.log` (it gets the
 --   supervisor reports too, as their one-line message, without their fields).
 --
