@@ -73,19 +73,18 @@ function M.settled()
   return true
 end
 
---- CPU seconds (user + system) and RSS (KiB) of this OS process.
+--- CPU seconds (user + system, every thread) and RSS (KiB) of this OS
+-- process. The CPU time is getrusage's, in microseconds: /proc/self/stat
+-- gives the same sum in ticks of 10 ms, 0.2 % of a core over the idle rows'
+-- 5 s windows.
 function M.usage()
-  local f = assert(io.open("/proc/self/stat"))
-  local stat = f:read("a")
-  f:close()
-  local fields = {}
-  for x in stat:match("%) (.*)$"):gmatch("%S+") do fields[#fields + 1] = x end
-  local ticks = tonumber(fields[12]) + tonumber(fields[13]) -- utime, stime (after the comm field)
+  local r = require("luv").getrusage()
+  local cpu = r.utime.sec + r.stime.sec + (r.utime.usec + r.stime.usec) / 1e6
   local rss
   for line in io.lines("/proc/self/status") do
     rss = rss or tonumber(line:match("^VmRSS:%s+(%d+)"))
   end
-  return ticks / 100, rss
+  return cpu, rss
 end
 
 return M
