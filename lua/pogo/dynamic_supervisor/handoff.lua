@@ -142,7 +142,10 @@ local function keep(st, id, data, from)
     if c then c.handoff, c.handoff_from = nil, nil end
     return
   end
-  c = c or state.child(st, id, key)
+  if not c then
+    c = state.child(st, id, key)
+    state.touch(st, c) -- (in the order the sweep goes through)
+  end
   local proc = c.proc
   if proc and proc.status == "running" then
     if proc.takes then pogo.send(proc.pid, { "$resolve_conflict", data }) end

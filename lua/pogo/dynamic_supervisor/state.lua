@@ -141,7 +141,9 @@ function M.new(opts)
 end
 
 --- The record of child id `id`, created on first sight (a request for it,
--- or its child group in pg).
+-- its child group in pg, or handoff data). A caller that creates one
+-- touches it (`touch`) in the same callback, so that it enters the global
+-- view's order (tally.lua), which the repair pass's sweep goes through.
 -- @tparam table st
 -- @param id the child id
 -- @tparam[opt] string key its canonical encoding, if known
@@ -170,7 +172,6 @@ function M.child(st, id, key)
       -- handoff_from: and the node of that instance
     }
     st.children[key] = c
-    M.touch(st, c) -- in the global view's order (tally.lua), which the sweep goes through
   end
   return c
 end
