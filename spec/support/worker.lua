@@ -4,7 +4,7 @@
 -- "crash" (error), "stop" (exit normal), {"exit", reason}; {"id", from} is
 -- answered {"id", opts.id, its own pid} (Pogo's Worker.get_id). With
 -- opts.gate (a registered name), the start first tells the gate
--- {"starting", name, starter} and waits for "go" (a start that takes long).
+-- {"starting", name or false, starter} and waits for "go" (a start that takes long).
 local pogo = require "pogo"
 
 local M = {}
@@ -14,7 +14,7 @@ function M.start_link(name, opts)
   if opts.fail then return nil, "refused to start" end
   if opts.raise then error("start exploded") end
   if opts.gate then
-    pogo.send(opts.gate, { "starting", name, pogo.self() })
+    pogo.send(opts.gate, { "starting", name or false, pogo.self() })
     pogo.receive(function(m) return m == "go" end)
   end
   local pid = pogo.spawn_link(function()
