@@ -199,25 +199,34 @@ function M.walked_counts(sup)
   return walked
 end
 
+--- How many records of supervisor `sup`'s state are missing from the order
+-- the repair pass sweeps (tally.lua's `order` and `order_new`): none.
+function M.unordered(sup)
+  local st = require("pogo.dynamic_supervisor.views").state_of(sup or SUP)
+  local ordered, missing = {}, 0
+  for _, key in ipairs(st.order) do ordered[key] = true end
+  for _, key in ipairs(st.order_new) do ordered[key] = true end
+  for key in pairs(st.children) do
+    if not ordered[key] then missing = missing + 1 end
+  end
+  return missing
+end
+
 --- count_children local (counters) and the same counts walked from
 -- which_children local, read together; the ids of which_children local
 -- with those of a walk over every record of the state that has a child
 -- here (both sorted, joined): the two must be the same; and how many
 -- records are missing from the order the repair pass sweeps (none).
 function M.local_counts()
-  local st = require("pogo.dynamic_supervisor.views").state_of(SUP)
-  local listed, all, ordered, unordered = {}, {}, {}, 0
+  local listed, all = {}, {}
   for _, e in ipairs(dsup.which_children(SUP, "local")) do listed[#listed + 1] = pogo.core.encode(e.id) end
-  for _, key in ipairs(st.order) do ordered[key] = true end
-  for _, key in ipairs(st.order_new) do ordered[key] = true end
-  for key, c in pairs(st.children) do
+  for _, c in pairs(require("pogo.dynamic_supervisor.views").state_of(SUP).children) do
     if c.proc then all[#all + 1] = pogo.core.encode(c.proc.request.spec.id) end
-    if not ordered[key] then unordered = unordered + 1 end
   end
   table.sort(listed)
   table.sort(all)
   return dsup.count_children(SUP, "local"), M.walked_counts(SUP), table.concat(listed, " "),
-    table.concat(all, " "), unordered
+    table.concat(all, " "), M.unordered(SUP)
 end
 
 --- This node's local entries as {id, pid-or-status, error} (failures included).
