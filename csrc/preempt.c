@@ -39,25 +39,39 @@
  *   A slice that blocks or ends before the watchdog sees it twice is never
  *   interrupted: short slices (a server answering a call) stay as atomic as
  *   they were; preemption changes nothing for them.
- * - How often the watchdog looks: every preempt_ms during a slice of a
- *   process whose last slice was preempted (PF_PREEMPTED: a spinner; the
- *   scheduler wakes the watchdog as that slice begins, so a process that
- *   spins is preempted every one to two time slices); every CALM_FACTOR time
- *   slices otherwise, while the loop thread is busy: a slice runs when it
+ * - The calm watch is a timer, not the watchdog: a POSIX timer on the loop
+ *   thread's CPU clock (timer_create, SIGEV_THREAD_ID) sends the same signal
+ *   to the loop thread every CALM_FACTOR time slices of its CPU time (4 ms;
+ *   the kernel checks CPU timers at its tick, 250 times a second here). The
+ *   handler (on_tick) hooks a slice that was running at the previous tick
+ *   too, so the first slice of a new spinner runs 4 to 8 ms. A node that
+ *   waits uses no CPU time and gets no tick, and a busy node's ticks come on
+ *   the thread that runs anyway: no other thread wakes up. (A tick may
+ *   interrupt a system call of that thread: the handler is SA_RESTART, and
+ *   the calls that are never restarted, such as epoll_wait, return EINTR,
+ *   which libuv and the hosts' loops retry.) The watchdog
+ *   thread only looks closely, every preempt_ms, during a slice of a process
+ *   whose last slice was preempted (PF_PREEMPTED: a spinner; the scheduler
+ *   wakes the watchdog as that slice begins, so a process that spins is
+ *   preempted every one to two time slices), and else waits up to TICKED_NS.
+ *   Before the tick the watchdog kept the calm watch itself, looking every
+ *   CALM_FACTOR time slices while the loop thread was busy (250 wake-ups a
+ *   second of a second thread, each an entry into the kernel that flushes
+ *   this VM's TLB, and often a context switch away from a loop thread):
+ *   10,000 children placed on 5 nodes (bench/scale.lua) took 225-232 us of
+ *   the nodes' CPU a child with the tick, 237-261 with the looks (same hour,
+ *   alternating). Without a tick (no CPU clock, or timer_create fails) the
+ *   watchdog keeps the calm watch as it did: every CALM_FACTOR time
+ *   slices while the loop thread is busy (a slice runs when it
  *   looks, or the thread used a quarter or more of the time since the last
- *   look (CPU time; a busy node that behaves wakes it 250 times a second,
- *   and the first slice of a new spinner runs 8 to 16 time slices, 4 to 8
- *   ms). Each look that finds the thread less busy than that and no slice
- *   running doubles the wait, up to 100 ms (an idle node wakes it 10 times
- *   a second, and a spinner starting then runs up to 100 ms more). A node
- *   whose processes run often but briefly (a timer every few ms, a link's
- *   traffic) used to count as busy as soon as one look in a hundred fell in
- *   a slice: each of 50 nodes on 2 cores woke its watchdog 250 times a
- *   second while the mesh formed (bench/scale.lua), and the wake-ups cost
- *   a quarter of the nodes' CPU: 2.2-3.9 s after all listened with
- *   preemption off, 3.6-5.1 s on, and 4.2-4.9 s with the watchdog looking
- *   but never signalling. Now its looks there are 17,436 in all instead of
- *   65,678, and the nodes' CPU 3.5-4.0 s.
+ *   look); each look that finds the thread less busy than that and no slice
+ *   running doubles the wait, up to 100 ms. That back-off came from the
+ *   mesh: a node whose processes run often but briefly used to count as
+ *   busy as soon as one look in a hundred fell in a slice, and each of 50
+ *   nodes on 2 cores woke its watchdog 250 times a second while the mesh
+ *   formed: the wake-ups cost a quarter of the nodes' CPU (2.2-3.9 s after
+ *   all listened with preemption off, 3.6-5.1 s on, 4.2-4.9 s with the
+ *   watchdog looking but never signalling).
  *   Without a CPU clock for the loop thread, the wait becomes 100 ms once no
  *   slice ran at IDLE_LOOKS looks in a row, as before.
  *   The close watch follows the process, not the node: it used to last 200
@@ -103,12 +117,18 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "runtime.h"
+
+#ifndef sigev_notify_thread_id /* glibc before 2.41 names the field only */
+#define sigev_notify_thread_id _sigev_un._tid
+#endif
 
 #define WD_MAGIC 0x706f676fu
 #define IDLE_LOOKS 100
 #define IDLE_NS 100000000ull
+#define TICKED_NS 1000000000ull /* with the tick, the longest wait between looks */
 #define CALM_FACTOR 8  /* otherwise every 8 periods */
 #define HOOK_RETRY 1000
 #define FALLBACK_COUNT 20000
@@ -134,6 +154,11 @@ struct pogo_watchdog {
   _Atomic uint64_t signals;   /* signals sent (watchdog) */
   _Atomic uint64_t looks;     /* times the watchdog woke up and looked (watchdog) */
   volatile sig_atomic_t armed; /* low bits of the slice the handler hooked (handler: loop thread) */
+  /* the calm watch: a timer on the loop thread's CPU clock (see the file's head) */
+  timer_t tick;               /* under mu */
+  int has_tick;               /* tick is armed (under mu) */
+  uint32_t tick_last;         /* the slice running at the last tick (handler: loop thread) */
+  _Atomic uint64_t ticks;     /* ticks that found a slice running (handler) */
 };
 
 /* ---- the hook ---- */
@@ -166,12 +191,40 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
 
 /* ---- the signal ---- */
 
+/* The calm watch's tick: the loop thread has used another CALM_FACTOR time
+ * slices of CPU. A slice that was running at the last tick as well has run
+ * at least that long: hook it. */
+static void on_tick(pogo_watchdog *w) {
+  pogo_node *N = w->N;
+  uint32_t s = atomic_load_explicit(&w->slice, memory_order_relaxed);
+  pogo_proc *p = N->current;
+  if (s == 0 || !p || !p->co || N->slice != s) {
+    w->tick_last = 0;
+    return;
+  }
+  atomic_fetch_add_explicit(&w->ticks, 1, memory_order_relaxed);
+  if (s != w->tick_last) {
+    w->tick_last = s;
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts); /* uv_hrtime's clock; this one is async-signal-safe */
+    atomic_store_explicit(&w->seen_ns, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec,
+                          memory_order_relaxed);
+    return;
+  }
+  w->armed = (sig_atomic_t)s;
+  lua_sethook(p->co, preempt_hook, LUA_MASKCOUNT, 1);
+}
+
 static void on_signal(int sig, siginfo_t *si, void *uc) {
   (void)sig;
   (void)uc;
-  if (!si || si->si_code != SI_QUEUE) return;
+  if (!si || (si->si_code != SI_QUEUE && si->si_code != SI_TIMER)) return;
   pogo_watchdog *w = si->si_value.sival_ptr;
   if (!w || w->magic != WD_MAGIC) return;
+  if (si->si_code == SI_TIMER) {
+    on_tick(w);
+    return;
+  }
   pogo_node *N = w->N;
   pogo_proc *p = N->current;
   if (!p || !p->co || N->slice != atomic_load_explicit(&w->target, memory_order_relaxed)) return;
@@ -207,9 +260,36 @@ static uint64_t loop_cpu_ns(pogo_watchdog *w) {
   return uv_hrtime();
 }
 
-/* Take the CPU clock of the loop thread (w->loop_thread). Under mu. */
+/* Set the tick's period to CALM_FACTOR time slices of CPU. Under mu. */
+static void tick_period(pogo_watchdog *w) {
+  uint64_t ns = CALM_FACTOR * (uint64_t)atomic_load_explicit(&w->period_ns, memory_order_relaxed);
+  struct itimerspec its;
+  its.it_value.tv_sec = its.it_interval.tv_sec = (time_t)(ns / 1000000000ull);
+  its.it_value.tv_nsec = its.it_interval.tv_nsec = (long)(ns % 1000000000ull);
+  if (timer_settime(w->tick, 0, &its, NULL) != 0) {
+    timer_delete(w->tick);
+    w->has_tick = 0;
+  }
+}
+
+/* Take the CPU clock of the loop thread (w->loop_thread), which is the
+ * calling thread, and start the tick on it (without either, the watchdog
+ * keeps the calm watch by looking). Under mu. */
 static void take_cpu_clock(pogo_watchdog *w) {
+  if (w->has_tick) timer_delete(w->tick);
+  w->has_tick = 0;
+  w->tick_last = 0;
   w->has_cpu = pthread_getcpuclockid(w->loop_thread, &w->loop_cpu) == 0;
+  if (!w->has_cpu || !w->signo) return;
+  struct sigevent ev;
+  memset(&ev, 0, sizeof ev);
+  ev.sigev_notify = SIGEV_THREAD_ID;
+  ev.sigev_signo = w->signo;
+  ev.sigev_value.sival_ptr = w;
+  ev.sigev_notify_thread_id = gettid();
+  if (timer_create(w->loop_cpu, &ev, &w->tick) != 0) return;
+  w->has_tick = 1;
+  tick_period(w);
 }
 
 static void wd_main(void *arg) {
@@ -226,8 +306,15 @@ static void wd_main(void *arg) {
     if (calm < busy_wait) calm = busy_wait;
     uint32_t hot = atomic_load_explicit(&w->hot, memory_order_relaxed);
     int close = hot != 0 && hot == atomic_load_explicit(&w->slice, memory_order_relaxed);
-    (void)uv_cond_timedwait(&w->cv, &w->mu, close ? period : calm);
+    (void)uv_cond_timedwait(&w->cv, &w->mu, close ? period : w->has_tick ? TICKED_NS : calm);
     if (w->stop) break;
+    if (w->has_tick) { /* the tick keeps the calm watch: look at a spinner's slice only */
+      hot = atomic_load_explicit(&w->hot, memory_order_relaxed);
+      if (hot == 0 || hot != atomic_load_explicit(&w->slice, memory_order_relaxed)) {
+        last = 0;
+        continue;
+      }
+    }
     atomic_fetch_add_explicit(&w->looks, 1, memory_order_relaxed);
     uint64_t now = uv_hrtime(), cpu = loop_cpu_ns(w);
     /* busy: the loop thread used a quarter of the time since the last look */
@@ -274,7 +361,6 @@ static pogo_watchdog *wd_new(pogo_node *N) {
   atomic_init(&w->looks, 0);
   atomic_init(&w->period_ns, (uint32_t)N->preempt_us * 1000u);
   w->loop_thread = pthread_self();
-  take_cpu_clock(w);
   sigset_t cur;
   int sig = claim_signal();
   if (sig && pthread_sigmask(SIG_BLOCK, NULL, &cur) == 0 && !sigismember(&cur, sig)) w->signo = sig;
@@ -288,7 +374,10 @@ static pogo_watchdog *wd_new(pogo_node *N) {
     w->signo = 0;
     return w;
   }
+  take_cpu_clock(w); /* no thread yet: mu is not needed */
   if (uv_thread_create(&w->thread, wd_main, w) != 0) {
+    if (w->has_tick) timer_delete(w->tick);
+    w->has_tick = 0;
     uv_cond_destroy(&w->cv);
     uv_mutex_destroy(&w->mu);
     w->signo = 0;
@@ -305,7 +394,8 @@ static void wd_free(pogo_watchdog *w) {
     uv_cond_signal(&w->cv);
     uv_mutex_unlock(&w->mu);
     uv_thread_join(&w->thread);
-    /* a signal it sent may still be pending for this thread: take it here */
+    if (w->has_tick) timer_delete(w->tick);
+    /* a signal it or the tick sent may still be pending for this thread: take it here */
     sigset_t one, old;
     sigemptyset(&one);
     sigaddset(&one, w->signo);
@@ -404,7 +494,12 @@ static int l_set_preempt_ms(lua_State *L) {
   pogo_watchdog *w = N->wd;
   if (w && w->signo) {
     if (us == 0) pogo_preempt_close(N); /* stop the thread; made again when turned on */
-    else atomic_store_explicit(&w->period_ns, (uint32_t)us * 1000u, memory_order_relaxed);
+    else {
+      uv_mutex_lock(&w->mu);
+      atomic_store_explicit(&w->period_ns, (uint32_t)us * 1000u, memory_order_relaxed);
+      if (w->has_tick) tick_period(w);
+      uv_mutex_unlock(&w->mu);
+    }
   } else if (w || us > 0) { /* the permanent hooks follow the setting */
     for (uint32_t s = 1; s <= N->nslots; s++) {
       pogo_proc *p = N->procs[s];
@@ -433,7 +528,8 @@ static int l_critical_leave(lua_State *L) {
 }
 
 /* preempt_info() -> {preempt_ms =, mechanism = "signal" | "count hook" | "off" | "idle", signal =,
- * preemptions = slices preempted, signals = signals the watchdog sent, looks = times it looked} */
+ * preemptions = slices preempted, signals = signals the watchdog sent, looks = times it looked,
+ * ticks = ticks of the calm watch that found a slice running} */
 static int l_preempt_info(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   pogo_watchdog *w = N->wd;
@@ -452,6 +548,8 @@ static int l_preempt_info(lua_State *L) {
     lua_setfield(L, -2, "signals");
     lua_pushinteger(L, (lua_Integer)atomic_load_explicit(&w->looks, memory_order_relaxed));
     lua_setfield(L, -2, "looks");
+    lua_pushinteger(L, (lua_Integer)atomic_load_explicit(&w->ticks, memory_order_relaxed));
+    lua_setfield(L, -2, "ticks");
   }
   return 1;
 }

@@ -21,6 +21,23 @@ local function ponger()
   end)
 end
 
+-- Round trips to `pong` from another process for `ms` milliseconds (short
+-- slices, each ending in a receive); returns when they are done.
+local function round_trips(pong, ms)
+  local me, done = pogo.self(), false
+  pogo.spawn(function()
+    local s, t = pogo.self(), pogo.now()
+    while pogo.now() - t < ms do
+      pogo.send(pong, s)
+      pogo.receive()
+    end
+    done = true
+    pogo.send(me, "round trips done")
+  end)
+  assert.are.equal("round trips done", pogo.receive(5000))
+  assert.is_true(done)
+end
+
 describe("preemption", function()
   it("is on, through the watchdog's signal", function()
     local p = pogo.spawn(function() end) -- the watchdog comes with the first process
@@ -252,19 +269,7 @@ describe("process_info", function()
     -- for 100 ms after a preemption, as it did, it looked every 0.5 ms (200)
     local pong = ponger()
     local looks0 = core.preempt_info().looks
-    local done = false
-    pogo.spawn(function()
-      local s = pogo.self()
-      local t = pogo.now()
-      while pogo.now() - t < 100 do
-        pogo.send(pong, s)
-        pogo.receive()
-      end
-      done = true
-      pogo.send(me, "100 ms")
-    end)
-    assert.are.equal("100 ms", pogo.receive(5000))
-    assert.is_true(done)
+    round_trips(pong, 100)
     local looks = core.preempt_info().looks - looks0
     assert.is_true(looks <= 60, "the watchdog looked " .. looks .. " times in 100 ms")
     pogo.send(pong, "stop")
@@ -295,6 +300,31 @@ describe("process_info", function()
     stop = true
     assert.are.equal("stopped", pogo.receive(5000))
     assert.is_true(looks <= 50, string.format("the watchdog looked %d times in %.0f ms", looks, ms))
+  end)
+
+  it("keeps a busy node's calm watch with a timer on its CPU clock, and the first slice of a spinner ends", function()
+    local me = pogo.self()
+    -- 300 ms of short slices (round trips): the tick fires every 4 ms of the
+    -- loop thread's CPU time, and the watchdog's thread does not look (it
+    -- looked every 4 ms, 75 times, while the node was busy)
+    local pong = ponger()
+    local i0 = core.preempt_info()
+    round_trips(pong, 300)
+    local i1 = core.preempt_info()
+    assert.is_true(i1.ticks > i0.ticks, "no tick while the node was busy")
+    assert.is_true(i1.looks - i0.looks <= 3, "the watchdog looked " .. (i1.looks - i0.looks) .. " times in 300 ms")
+    pogo.send(pong, "stop")
+    -- a process never preempted before: its first slice is the tick's to end
+    -- (the watchdog looks closely only at a process preempted last time)
+    pogo.spawn(function()
+      local x = 0
+      while core.preempt_info().preemptions == i1.preemptions do x = x + 1 end
+      pogo.send(me, "preempted")
+    end)
+    assert.are.equal("preempted", pogo.receive(5000))
+    local i2 = core.preempt_info()
+    assert.are.equal(i1.signals, i2.signals) -- not the watchdog's signal
+    assert.is_true(i2.ticks >= i1.ticks + 2)
   end)
 
   it("counts a spinning process's reductions by the microsecond", function()
