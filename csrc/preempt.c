@@ -58,9 +58,10 @@
  *   CALM_FACTOR time slices while the loop thread was busy (250 wake-ups a
  *   second of a second thread, each an entry into the kernel that flushes
  *   this VM's TLB, and often a context switch away from a loop thread):
- *   10,000 children placed on 5 nodes (bench/scale.lua) took 225-232 us of
- *   the nodes' CPU a child with the tick, 237-261 with the looks (same hour,
- *   alternating). Without a tick (no CPU clock, or timer_create fails) the
+ *   10,000 children placed on 5 nodes (bench/scale.lua, same hour,
+ *   alternating, 4 runs each) took 206-237 us of the nodes' CPU a child with
+ *   the tick (median 228), 209-261 with the looks (median 235); a node that
+ *   neither requests nor runs them 28-32 us against 30-34. Without a tick (no CPU clock, or timer_create fails) the
  *   watchdog keeps the calm watch as it did: every CALM_FACTOR time
  *   slices while the loop thread is busy (a slice runs when it
  *   looks, or the thread used a quarter or more of the time since the last
