@@ -8,83 +8,76 @@
  * - A count hook would do it alone, but in Lua 5.4 any count hook sends every
  *   VM instruction through the hook dispatch (luaG_traceexec): measured, it
  *   costs message passing about 18% and arithmetic loops 1.75x. So the hook
- *   is armed only on a slice that overruns:
- *   - the scheduler publishes the number of the running slice (N->slice) to a
- *     watchdog thread of the node (two plain stores per resume);
- *   - the watchdog looks every preempt_ms (see below); a slice it sees at two
- *     looks in a row, and in which the loop thread has used at least half
- *     of preempt_ms of CPU time since the first of them, has run at least
- *     that long: it sends the loop thread a real-time signal (pthread_sigqueue,
- *     with the watchdog as its value, so the handler needs no global state).
+ *   is armed only on a slice that overruns, from a signal handler:
+ *   - the scheduler publishes the number of the running slice (N->slice) for
+ *     the handler (two plain stores per resume);
+ *   - two POSIX timers of the node send one real-time signal to the loop
+ *     thread (timer_create, SIGEV_THREAD_ID, with the watchdog's fields as
+ *     the value, so the handler needs no global state):
+ *     - the calm watch, the tick: every CALM_FACTOR time slices (4 ms) of the
+ *       loop thread's CPU time (its CPU clock, pthread_getcpuclockid; the
+ *       kernel checks such timers at its tick, 250 times a second here). A
+ *       slice that was running at the previous tick too has run at least
+ *       that long, so the first slice of a new spinner runs 4 to 8 ms. A
+ *       node that waits uses no CPU time and gets no tick;
+ *     - the close watch: a one-shot timer on the clock, started as a slice
+ *       of a process whose last slice was preempted (PF_PREEMPTED: a
+ *       spinner, likely) begins, and stopped as it ends (two system calls
+ *       for such a slice only). When it fires, the slice has run for a time
+ *       slice if the loop thread used at least half of it in CPU time;
+ *       else it waited for the core or in a system call, and the timer looks
+ *       again a time slice later. So a process that spins is preempted
+ *       every one to two time slices;
  *     CPU time, not the time on the clock: on a busy machine (several nodes
  *     per core, a shared VM) the system often takes the core away from the
  *     loop thread in the middle of a short slice, and counting that wait
  *     preempted slices that had run for microseconds (measured with a node
  *     pinned to a shared core: 335 preemptions in a run of pogo.call, and
  *     the rate 25 % lower; with CPU time none, and the rate within 5 % of
- *     the rate with preemption off). A slice that waits in
- *     a blocking system call uses no CPU time either: it goes on when the
- *     call returns, until it has used its time slice. The thread's CPU clock
- *     is pthread_getcpuclockid's; without one, the time on the clock counts;
+ *     the rate with preemption off). A slice that waits in a blocking
+ *     system call uses no CPU time either: it goes on when the call
+ *     returns, until it has used its time slice;
  *   - the handler, on the loop thread, arms a count hook of 1 on the running
  *     process's coroutine with lua_sethook: the way lua.c stops a script on
- *     SIGINT, which ldebug.c documents as safe to call from a signal. (Calling
- *     lua_sethook from the watchdog thread itself was rejected: it walks the
- *     coroutine's CallInfo list while the VM changes it and the GC frees parts
- *     of it, luaE_shrinkCI.)
+ *     SIGINT, which ldebug.c documents as safe to call from a signal. (Arming
+ *     it from another thread was rejected: lua_sethook walks the coroutine's
+ *     CallInfo list while the VM changes it and the GC frees parts of it,
+ *     luaE_shrinkCI.) A signal may interrupt a system call of the loop
+ *     thread: the handler is SA_RESTART, and the calls that are never
+ *     restarted, such as epoll_wait, return EINTR, which libuv and the hosts'
+ *     loops retry. A host that moves the loop to another thread gets new
+ *     timers there at the next batch (pogo_preempt_batch);
  *   - the hook, at the next instruction, yields the coroutine (lua_yield from
  *     a count hook); the scheduler disarms it, puts the process at the back of
  *     the run queue and ends its batch, so I/O, timers, heartbeats and signals
  *     (SIGTERM) are served, and exit(pid, "kill") finds the spinner waiting.
- *   A slice that blocks or ends before the watchdog sees it twice is never
+ *   A slice that blocks or ends before a watch catches it is never
  *   interrupted: short slices (a server answering a call) stay as atomic as
  *   they were; preemption changes nothing for them.
- * - The calm watch is a timer, not the watchdog: a POSIX timer on the loop
- *   thread's CPU clock (timer_create, SIGEV_THREAD_ID) sends the same signal
- *   to the loop thread every CALM_FACTOR time slices of its CPU time (4 ms;
- *   the kernel checks CPU timers at its tick, 250 times a second here). The
- *   handler (on_tick) hooks a slice that was running at the previous tick
- *   too, so the first slice of a new spinner runs 4 to 8 ms. A node that
- *   waits uses no CPU time and gets no tick, and a busy node's ticks come on
- *   the thread that runs anyway: no other thread wakes up. (A tick may
- *   interrupt a system call of that thread: the handler is SA_RESTART, and
- *   the calls that are never restarted, such as epoll_wait, return EINTR,
- *   which libuv and the hosts' loops retry.) The watchdog
- *   thread only looks closely, every preempt_ms, during a slice of a process
- *   whose last slice was preempted (PF_PREEMPTED: a spinner; the scheduler
- *   wakes the watchdog as that slice begins, so a process that spins is
- *   preempted every one to two time slices), and else waits up to TICKED_NS.
- *   Before the tick the watchdog kept the calm watch itself, looking every
- *   CALM_FACTOR time slices while the loop thread was busy (250 wake-ups a
- *   second of a second thread, each an entry into the kernel that flushes
- *   this VM's TLB, and often a context switch away from a loop thread):
- *   10,000 children placed on 5 nodes (bench/scale.lua, same hour,
- *   alternating, 4 runs each) took 206-237 us of the nodes' CPU a child with
- *   the tick (median 228), 209-261 with the looks (median 235); a node that
- *   neither requests nor runs them 28-32 us against 30-34. Without a tick (no CPU clock, or timer_create fails) the
- *   watchdog keeps the calm watch as it did: every CALM_FACTOR time
- *   slices while the loop thread is busy (a slice runs when it
- *   looks, or the thread used a quarter or more of the time since the last
- *   look); each look that finds the thread less busy than that and no slice
- *   running doubles the wait, up to 100 ms. That back-off came from the
- *   mesh: a node whose processes run often but briefly used to count as
- *   busy as soon as one look in a hundred fell in a slice, and each of 50
- *   nodes on 2 cores woke its watchdog 250 times a second while the mesh
- *   formed: the wake-ups cost a quarter of the nodes' CPU (2.2-3.9 s after
- *   all listened with preemption off, 3.6-5.1 s on, 4.2-4.9 s with the
- *   watchdog looking but never signalling).
- *   Without a CPU clock for the loop thread, the wait becomes 100 ms once no
- *   slice ran at IDLE_LOOKS looks in a row, as before.
+ * - Why timers: a watchdog thread of the node used to look (every time slice
+ *   during a spinner's slice, every CALM_FACTOR while the loop thread was
+ *   busy, backing off to 100 ms on an idle node) and signal the loop thread.
+ *   Its wake-ups were the cost: on this VM each is an entry into the kernel
+ *   that flushes the TLB, and on 2 cores often a context switch away from a
+ *   loop thread. 50 nodes forming a mesh spent 2.2-3.9 s of CPU after all
+ *   listened with preemption off, 3.6-5.1 s with the watchdog, and 4.2-4.9 s
+ *   with it looking but never signalling. Placing 10,000 children on 5 nodes
+ *   (bench/scale.lua, same hour, alternating), a node that neither requests
+ *   nor runs them spent 30-34 us of CPU a child with the watchdog, 28-32 with
+ *   the tick instead of its calm looks, and 31-32 with the close timer too
+ *   (the requesting and running nodes 52-56 / 59-62 us against 53-58 /
+ *   60-64 with the tick alone). Beside a spinner, ping-pong's latency p50 /
+ *   p99 went from 1.30-1.32 / 1.61-1.62 ms to 1.06 / 1.08 ms.
  *   The close watch follows the process, not the node: it used to last 200
  *   looks (100 ms) after any preemption, and a collection that took a few
  *   ms inside some slice (a major one, after a burst of garbage) got that
- *   slice preempted and the node watched closely for 100 ms, waking the
- *   watchdog 2,000 times a second: pogo.call after 900,000 spawns ran 7 to
- *   20 % slower than with preemption off on a node pinned to one core (about
- *   100 preemptions during the calls; now 1 to 4, and 0 to 7 % slower); the
- *   preempted process's next slice, a short one, now ends the close watch.
- * - If the signal cannot be used (another handler owns each candidate signal,
- *   or the loop thread blocks it), every process gets a permanent count hook
+ *   slice preempted and the node watched closely for 100 ms: pogo.call after
+ *   900,000 spawns ran 7 to 20 % slower than with preemption off on a node
+ *   pinned to one core; the preempted process's next slice, a short one, now
+ *   ends the close watch.
+ * - If the signal or the timers cannot be used (another handler owns each
+ *   candidate signal, the loop thread blocks it, or the thread has no CPU
+ *   clock), every process gets a permanent count hook
  *   instead (FALLBACK_COUNT instructions; it yields at its second firing in
  *   one slice), with the cost above. pogo.core.preempt_info() says which.
  * - Reductions (process_info): one per resume, plus about one per microsecond
@@ -114,6 +107,7 @@
  */
 #include <pthread.h>
 #include <signal.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -126,39 +120,31 @@
 #define sigev_notify_thread_id _sigev_un._tid
 #endif
 
-#define WD_MAGIC 0x706f676fu
-#define IDLE_LOOKS 100
-#define IDLE_NS 100000000ull
-#define TICKED_NS 1000000000ull /* with the tick, the longest wait between looks */
-#define CALM_FACTOR 8  /* otherwise every 8 periods */
+#define WD_MAGIC 0x706f676fu    /* the tick's value points at `magic` */
+#define CLOSE_MAGIC 0x636c6f73u /* the close timer's value points at `close_magic` */
+#define CALM_FACTOR 8  /* the tick: every 8 time slices of CPU */
 #define HOOK_RETRY 1000
 #define FALLBACK_COUNT 20000
 
 struct pogo_watchdog {
-  uint32_t magic;
+  uint32_t magic;             /* WD_MAGIC (first: the tick's value is the watchdog itself) */
+  uint32_t close_magic;       /* CLOSE_MAGIC */
   pogo_node *N;
-  int signo; /* 0: the permanent count hook instead */
-  uv_thread_t thread;
-  int started;
-  uv_mutex_t mu;
-  uv_cond_t cv;
-  int stop;                   /* under mu */
-  pthread_t loop_thread;      /* under mu */
-  clockid_t loop_cpu;         /* its CPU-time clock (under mu) */
-  int has_cpu;                /* loop_cpu is valid (under mu) */
-  _Atomic uint32_t slice;     /* the running slice, 0 between slices */
-  _Atomic uint32_t target;    /* the slice the watchdog asked to preempt */
-  _Atomic uint32_t hot;       /* a slice of a process preempted last time: looked at every period */
-  _Atomic uint64_t seen_ns;   /* when the watchdog first saw the running slice */
-  _Atomic uint32_t period_ns; /* preempt_ms */
-  uint64_t preemptions;       /* slices preempted (loop thread) */
-  _Atomic uint64_t signals;   /* signals sent (watchdog) */
-  _Atomic uint64_t looks;     /* times the watchdog woke up and looked (watchdog) */
-  volatile sig_atomic_t armed; /* low bits of the slice the handler hooked (handler: loop thread) */
-  /* the calm watch: a timer on the loop thread's CPU clock (see the file's head) */
-  timer_t tick;               /* under mu */
-  int has_tick;               /* tick is armed (under mu) */
-  uint32_t tick_last;         /* the slice running at the last tick (handler: loop thread) */
+  int signo;                  /* 0: the permanent count hook instead */
+  int timers;                 /* the tick and the close timer exist */
+  pthread_t loop_thread;      /* the thread they signal, whose CPU clock the tick counts */
+  timer_t tick;               /* the calm watch: CPU time of the loop thread */
+  timer_t close;              /* the close watch: time on the clock, one shot */
+  uint32_t period_ns;         /* preempt_ms */
+  volatile uint32_t slice;    /* the running slice, 0 between slices */
+  volatile uint32_t close_slice; /* the slice the close timer watches, 0: none */
+  uint64_t close_cpu;         /* the loop thread's CPU time when that slice began */
+  uint32_t tick_last;         /* the slice running at the last tick (handler) */
+  uint64_t seen_ns;           /* when the slice being watched was first seen */
+  uint64_t preemptions;       /* slices preempted */
+  volatile sig_atomic_t armed; /* low bits of the slice the handler hooked (handler) */
+  _Atomic uint64_t signals;   /* slices hooked by either watch (handler) */
+  _Atomic uint64_t looks;     /* firings of the close timer (handler) */
   _Atomic uint64_t ticks;     /* ticks that found a slice running (handler) */
 };
 
@@ -192,48 +178,99 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
 
 /* ---- the signal ---- */
 
+static uint64_t ns_of(const struct timespec *ts) {
+  return (uint64_t)ts->tv_sec * 1000000000ull + (uint64_t)ts->tv_nsec;
+}
+
+/* The calling thread's CPU time (ns). clock_gettime is async-signal-safe. */
+static uint64_t thread_cpu_ns(void) {
+  struct timespec ts;
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0) return 0;
+  return ns_of(&ts);
+}
+
+/* uv_hrtime's clock, read the async-signal-safe way. */
+static uint64_t mono_ns(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ns_of(&ts);
+}
+
+/* Start timer t to fire once in ns (0: stop it). Async-signal-safe. */
+static int timer_once(timer_t t, uint64_t ns) {
+  struct itimerspec its;
+  memset(&its, 0, sizeof its);
+  its.it_value.tv_sec = (time_t)(ns / 1000000000ull);
+  its.it_value.tv_nsec = (long)(ns % 1000000000ull);
+  return timer_settime(t, 0, &its, NULL);
+}
+
+/* The running process of slice s, if s is still running. */
+static pogo_proc *running(pogo_watchdog *w, uint32_t s) {
+  pogo_node *N = w->N;
+  pogo_proc *p = N->current;
+  if (s == 0 || !p || !p->co || N->slice != s) return NULL;
+  return p;
+}
+
+/* Hook slice s of p: the process yields at its next instruction. */
+static void hook(pogo_watchdog *w, pogo_proc *p, uint32_t s) {
+  atomic_fetch_add_explicit(&w->signals, 1, memory_order_relaxed);
+  w->armed = (sig_atomic_t)s;
+  lua_sethook(p->co, preempt_hook, LUA_MASKCOUNT, 1);
+}
+
 /* The calm watch's tick: the loop thread has used another CALM_FACTOR time
  * slices of CPU. A slice that was running at the last tick as well has run
  * at least that long: hook it. */
 static void on_tick(pogo_watchdog *w) {
-  pogo_node *N = w->N;
-  uint32_t s = atomic_load_explicit(&w->slice, memory_order_relaxed);
-  pogo_proc *p = N->current;
-  if (s == 0 || !p || !p->co || N->slice != s) {
+  uint32_t s = w->slice;
+  pogo_proc *p = running(w, s);
+  if (!p) {
     w->tick_last = 0;
     return;
   }
   atomic_fetch_add_explicit(&w->ticks, 1, memory_order_relaxed);
   if (s != w->tick_last) {
     w->tick_last = s;
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts); /* uv_hrtime's clock; this one is async-signal-safe */
-    atomic_store_explicit(&w->seen_ns, (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec,
-                          memory_order_relaxed);
+    if (w->close_slice != s) w->seen_ns = mono_ns();
     return;
   }
-  w->armed = (sig_atomic_t)s;
-  lua_sethook(p->co, preempt_hook, LUA_MASKCOUNT, 1);
+  hook(w, p, s);
+}
+
+/* The close watch's timer: a time slice on the clock since a spinner's slice
+ * began (or since the last look). It has run that long if the loop thread
+ * used at least half of it in CPU time; else it waited for the core, or in
+ * a system call: look again a time slice later. */
+static void on_close(pogo_watchdog *w) {
+  atomic_fetch_add_explicit(&w->looks, 1, memory_order_relaxed);
+  uint32_t s = w->slice;
+  pogo_proc *p = running(w, s);
+  if (!p || w->close_slice != s) return;
+  if (thread_cpu_ns() - w->close_cpu < w->period_ns / 2) {
+    timer_once(w->close, w->period_ns);
+    return;
+  }
+  hook(w, p, s);
 }
 
 static void on_signal(int sig, siginfo_t *si, void *uc) {
   (void)sig;
   (void)uc;
-  if (!si || (si->si_code != SI_QUEUE && si->si_code != SI_TIMER)) return;
-  pogo_watchdog *w = si->si_value.sival_ptr;
-  if (!w || w->magic != WD_MAGIC) return;
-  if (si->si_code == SI_TIMER) {
-    on_tick(w);
-    return;
-  }
-  pogo_node *N = w->N;
-  pogo_proc *p = N->current;
-  if (!p || !p->co || N->slice != atomic_load_explicit(&w->target, memory_order_relaxed)) return;
-  w->armed = (sig_atomic_t)N->slice;
-  lua_sethook(p->co, preempt_hook, LUA_MASKCOUNT, 1);
+  if (!si || si->si_code != SI_TIMER || !si->si_value.sival_ptr) return;
+  uint32_t *tag = si->si_value.sival_ptr;
+  pogo_watchdog *w = NULL;
+  if (*tag == WD_MAGIC) w = (pogo_watchdog *)(void *)tag;
+  else if (*tag == CLOSE_MAGIC) w = (pogo_watchdog *)(void *)((char *)tag - offsetof(pogo_watchdog, close_magic));
+  /* a signal of the timers of a thread that no longer runs the loop (the
+   * host moved it, pogo_preempt_batch): that thread must not touch the VM */
+  if (!w || !pthread_equal(pthread_self(), w->loop_thread)) return;
+  if (*tag == WD_MAGIC) on_tick(w);
+  else on_close(w);
 }
 
-/* A real-time signal for the watchdog: ours already, or one nobody handles. */
+/* A real-time signal for the timers: ours already, or one nobody handles. */
 static int claim_signal(void) {
   for (int s = SIGRTMAX - 4; s >= SIGRTMIN + 4 && s > SIGRTMAX - 12; s--) {
     struct sigaction old;
@@ -250,165 +287,87 @@ static int claim_signal(void) {
   return 0;
 }
 
-/* ---- the watchdog thread ---- */
+/* ---- the timers ---- */
 
-/* The loop thread's CPU time (ns), or the time on the clock without its CPU
- * clock. Under mu. */
-static uint64_t loop_cpu_ns(pogo_watchdog *w) {
-  struct timespec ts;
-  if (w->has_cpu && clock_gettime(w->loop_cpu, &ts) == 0)
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-  return uv_hrtime();
-}
-
-/* Set the tick's period to CALM_FACTOR time slices of CPU. Under mu. */
-static void tick_period(pogo_watchdog *w) {
-  uint64_t ns = CALM_FACTOR * (uint64_t)atomic_load_explicit(&w->period_ns, memory_order_relaxed);
+/* Set the tick's period to CALM_FACTOR time slices of CPU. */
+static int tick_period(pogo_watchdog *w) {
+  uint64_t ns = CALM_FACTOR * (uint64_t)w->period_ns;
   struct itimerspec its;
   its.it_value.tv_sec = its.it_interval.tv_sec = (time_t)(ns / 1000000000ull);
   its.it_value.tv_nsec = its.it_interval.tv_nsec = (long)(ns % 1000000000ull);
-  if (timer_settime(w->tick, 0, &its, NULL) != 0) {
-    timer_delete(w->tick);
-    w->has_tick = 0;
-  }
+  return timer_settime(w->tick, 0, &its, NULL);
 }
 
-/* Take the CPU clock of the loop thread (w->loop_thread), which is the
- * calling thread, and start the tick on it (without either, the watchdog
- * keeps the calm watch by looking). Under mu. */
-static void take_cpu_clock(pogo_watchdog *w) {
-  if (w->has_tick) timer_delete(w->tick);
-  w->has_tick = 0;
-  w->tick_last = 0;
-  w->has_cpu = pthread_getcpuclockid(w->loop_thread, &w->loop_cpu) == 0;
-  if (!w->has_cpu || !w->signo) return;
+/* A timer on clock that sends the signal to the calling thread, with
+ * `value` as the signal's value. */
+static int timer_here(pogo_watchdog *w, clockid_t clock, void *value, timer_t *t) {
   struct sigevent ev;
   memset(&ev, 0, sizeof ev);
   ev.sigev_notify = SIGEV_THREAD_ID;
   ev.sigev_signo = w->signo;
-  ev.sigev_value.sival_ptr = w;
+  ev.sigev_value.sival_ptr = value;
   ev.sigev_notify_thread_id = gettid();
-  if (timer_create(w->loop_cpu, &ev, &w->tick) != 0) return;
-  w->has_tick = 1;
-  tick_period(w);
+  return timer_create(clock, &ev, t);
 }
 
-static void wd_main(void *arg) {
-  pogo_watchdog *w = arg;
-  uint32_t last = 0;
-  uint64_t last_cpu = 0; /* the loop thread's CPU time when `last` was first seen */
-  uint64_t calm = 0;     /* the wait between calm looks (see the file's head) */
-  uint64_t prev_at = 0, prev_cpu = 0; /* the clock and the loop thread's CPU time at the last look */
-  unsigned idle = 0;     /* looks in a row that saw no slice (without a CPU clock) */
-  uv_mutex_lock(&w->mu);
-  while (!w->stop) {
-    uint64_t period = atomic_load_explicit(&w->period_ns, memory_order_relaxed);
-    uint64_t busy_wait = CALM_FACTOR * period;
-    if (calm < busy_wait) calm = busy_wait;
-    uint32_t hot = atomic_load_explicit(&w->hot, memory_order_relaxed);
-    int close = hot != 0 && hot == atomic_load_explicit(&w->slice, memory_order_relaxed);
-    (void)uv_cond_timedwait(&w->cv, &w->mu, close ? period : w->has_tick ? TICKED_NS : calm);
-    if (w->stop) break;
-    if (w->has_tick) { /* the tick keeps the calm watch: look at a spinner's slice only */
-      hot = atomic_load_explicit(&w->hot, memory_order_relaxed);
-      if (hot == 0 || hot != atomic_load_explicit(&w->slice, memory_order_relaxed)) {
-        last = 0;
-        continue;
-      }
-    }
-    atomic_fetch_add_explicit(&w->looks, 1, memory_order_relaxed);
-    uint64_t now = uv_hrtime(), cpu = loop_cpu_ns(w);
-    /* busy: the loop thread used a quarter of the time since the last look */
-    int busy = w->has_cpu ? prev_at == 0 || (cpu - prev_cpu) * 4 >= now - prev_at : idle <= IDLE_LOOKS;
-    prev_at = now;
-    prev_cpu = cpu;
-    uint32_t s = atomic_load_explicit(&w->slice, memory_order_relaxed);
-    if (s == 0) {
-      idle++;
-      last = 0;
-      calm = busy ? busy_wait : calm * 2 < IDLE_NS ? calm * 2 : IDLE_NS;
-      continue;
-    }
-    idle = 0;
-    calm = busy_wait;
-    if (s != last) {
-      last = s;
-      last_cpu = cpu;
-      atomic_store_explicit(&w->seen_ns, now, memory_order_relaxed);
-      continue;
-    }
-    /* two looks apart, but it had the core less than half the time: it
-     * waited for one, or in a system call */
-    if (cpu - last_cpu < period / 2) continue;
-    atomic_store_explicit(&w->target, s, memory_order_relaxed);
-    atomic_fetch_add_explicit(&w->signals, 1, memory_order_relaxed);
-    union sigval v;
-    v.sival_ptr = w;
-    pthread_sigqueue(w->loop_thread, w->signo, v);
+static void timers_delete(pogo_watchdog *w) {
+  if (!w->timers) return;
+  timer_delete(w->tick);
+  timer_delete(w->close);
+  w->timers = 0;
+  w->close_slice = 0;
+  /* a signal they sent may still be pending for this thread: take it here */
+  sigset_t one, old;
+  sigemptyset(&one);
+  sigaddset(&one, w->signo);
+  if (pthread_sigmask(SIG_BLOCK, &one, &old) == 0) {
+    struct timespec zero = {0, 0};
+    while (sigtimedwait(&one, NULL, &zero) > 0) {}
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
   }
-  uv_mutex_unlock(&w->mu);
+}
+
+/* Make both timers for the calling thread, the loop thread from now on.
+ * Returns whether they run. */
+static int timers_make(pogo_watchdog *w) {
+  timers_delete(w);
+  w->loop_thread = pthread_self();
+  w->tick_last = 0;
+  clockid_t cpu;
+  if (pthread_getcpuclockid(w->loop_thread, &cpu) != 0) return 0;
+  if (timer_here(w, cpu, &w->magic, &w->tick) != 0) return 0;
+  if (timer_here(w, CLOCK_MONOTONIC, &w->close_magic, &w->close) != 0) {
+    timer_delete(w->tick);
+    return 0;
+  }
+  w->timers = 1;
+  if (tick_period(w) != 0) {
+    timers_delete(w);
+    return 0;
+  }
+  return 1;
 }
 
 static pogo_watchdog *wd_new(pogo_node *N) {
   pogo_watchdog *w = calloc(1, sizeof *w);
   if (!w) return NULL;
   w->magic = WD_MAGIC;
+  w->close_magic = CLOSE_MAGIC;
   w->N = N;
-  atomic_init(&w->slice, 0);
-  atomic_init(&w->target, 0);
-  atomic_init(&w->hot, 0);
-  atomic_init(&w->seen_ns, 0);
   atomic_init(&w->signals, 0);
   atomic_init(&w->looks, 0);
-  atomic_init(&w->period_ns, (uint32_t)N->preempt_us * 1000u);
-  w->loop_thread = pthread_self();
+  atomic_init(&w->ticks, 0);
+  w->period_ns = (uint32_t)N->preempt_us * 1000u;
   sigset_t cur;
   int sig = claim_signal();
   if (sig && pthread_sigmask(SIG_BLOCK, NULL, &cur) == 0 && !sigismember(&cur, sig)) w->signo = sig;
-  if (!w->signo) return w; /* the permanent count hook */
-  if (uv_mutex_init(&w->mu) != 0) {
-    w->signo = 0;
-    return w;
-  }
-  if (uv_cond_init(&w->cv) != 0) {
-    uv_mutex_destroy(&w->mu);
-    w->signo = 0;
-    return w;
-  }
-  take_cpu_clock(w); /* no thread yet: mu is not needed */
-  if (uv_thread_create(&w->thread, wd_main, w) != 0) {
-    if (w->has_tick) timer_delete(w->tick);
-    w->has_tick = 0;
-    uv_cond_destroy(&w->cv);
-    uv_mutex_destroy(&w->mu);
-    w->signo = 0;
-    return w;
-  }
-  w->started = 1;
+  if (w->signo && !timers_make(w)) w->signo = 0; /* the permanent count hook */
   return w;
 }
 
 static void wd_free(pogo_watchdog *w) {
-  if (w->started) {
-    uv_mutex_lock(&w->mu);
-    w->stop = 1;
-    uv_cond_signal(&w->cv);
-    uv_mutex_unlock(&w->mu);
-    uv_thread_join(&w->thread);
-    if (w->has_tick) timer_delete(w->tick);
-    /* a signal it or the tick sent may still be pending for this thread: take it here */
-    sigset_t one, old;
-    sigemptyset(&one);
-    sigaddset(&one, w->signo);
-    if (pthread_sigmask(SIG_BLOCK, &one, &old) == 0) {
-      struct timespec zero = {0, 0};
-      while (sigtimedwait(&one, NULL, &zero) > 0) {}
-      pthread_sigmask(SIG_SETMASK, &old, NULL);
-    }
-    uv_cond_destroy(&w->cv);
-    uv_mutex_destroy(&w->mu);
-  }
-  w->magic = 0;
+  timers_delete(w);
+  w->magic = w->close_magic = 0;
   free(w);
 }
 
@@ -416,24 +375,22 @@ static void wd_free(pogo_watchdog *w) {
 
 void pogo_preempt_batch(pogo_node *N) {
   pogo_watchdog *w = N->wd;
-  if (!w || !w->started) return;
-  pthread_t me = pthread_self();
-  if (pthread_equal(me, w->loop_thread)) return;
-  uv_mutex_lock(&w->mu); /* the host runs the loop on another thread now */
-  w->loop_thread = me;
-  take_cpu_clock(w);
-  uv_mutex_unlock(&w->mu);
+  if (!w || !w->timers || pthread_equal(pthread_self(), w->loop_thread)) return;
+  if (!timers_make(w)) w->signo = 0; /* the host runs the loop on another thread now */
 }
 
 void pogo_preempt_slice_begin(pogo_node *N) {
   atomic_signal_fence(memory_order_seq_cst); /* the handler sees N->current and N->slice set */
   pogo_watchdog *w = N->wd;
   if (!w || !w->signo) return;
-  atomic_store_explicit(&w->slice, N->slice, memory_order_relaxed);
+  w->slice = N->slice;
   pogo_proc *p = N->current;
   if (p && (p->flags & PF_PREEMPTED)) { /* a spinner, likely: watch this slice from its start */
-    atomic_store_explicit(&w->hot, N->slice, memory_order_relaxed);
-    uv_cond_signal(&w->cv);
+    w->close_cpu = thread_cpu_ns();
+    w->seen_ns = uv_hrtime();
+    w->close_slice = N->slice;
+    atomic_signal_fence(memory_order_seq_cst);
+    timer_once(w->close, w->period_ns);
   }
 }
 
@@ -443,17 +400,20 @@ void pogo_preempt_slice_end(pogo_node *N, pogo_proc *p, lua_State *co) {
   else p->flags &= (uint16_t)~PF_PREEMPTED;
   pogo_watchdog *w = N->wd;
   if (!w || !w->signo) return;
-  atomic_store_explicit(&w->slice, 0, memory_order_relaxed);
+  w->slice = 0;
+  if (w->close_slice) {
+    w->close_slice = 0;
+    atomic_signal_fence(memory_order_seq_cst);
+    timer_once(w->close, 0);
+  }
   if (w->armed) {
     w->armed = 0;
     lua_sethook(co, NULL, 0, 0);
   }
   if (N->preempted) {
     w->preemptions++;
-    uint64_t seen = atomic_load_explicit(&w->seen_ns, memory_order_relaxed);
     uint64_t now = uv_hrtime();
-    uint64_t period = atomic_load_explicit(&w->period_ns, memory_order_relaxed);
-    p->reductions += (now > seen ? now - seen : 0) / 1000 + period / 1000;
+    p->reductions += (now > w->seen_ns ? now - w->seen_ns : 0) / 1000 + w->period_ns / 1000;
   }
 }
 
@@ -494,12 +454,10 @@ static int l_set_preempt_ms(lua_State *L) {
   N->preempt_us = us;
   pogo_watchdog *w = N->wd;
   if (w && w->signo) {
-    if (us == 0) pogo_preempt_close(N); /* stop the thread; made again when turned on */
+    if (us == 0) pogo_preempt_close(N); /* stop the timers; made again when turned on */
     else {
-      uv_mutex_lock(&w->mu);
-      atomic_store_explicit(&w->period_ns, (uint32_t)us * 1000u, memory_order_relaxed);
-      if (w->has_tick) tick_period(w);
-      uv_mutex_unlock(&w->mu);
+      w->period_ns = (uint32_t)us * 1000u;
+      (void)tick_period(w); /* (cannot fail: a valid timer, a period of 0.1 ms to 8 minutes) */
     }
   } else if (w || us > 0) { /* the permanent hooks follow the setting */
     for (uint32_t s = 1; s <= N->nslots; s++) {
@@ -529,8 +487,8 @@ static int l_critical_leave(lua_State *L) {
 }
 
 /* preempt_info() -> {preempt_ms =, mechanism = "signal" | "count hook" | "off" | "idle", signal =,
- * preemptions = slices preempted, signals = signals the watchdog sent, looks = times it looked,
- * ticks = ticks of the calm watch that found a slice running} */
+ * preemptions = slices preempted, signals = slices a watch hooked, looks = firings of the close
+ * watch's timer, ticks = ticks of the calm watch that found a slice running} */
 static int l_preempt_info(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   pogo_watchdog *w = N->wd;

@@ -41,7 +41,7 @@
  *   address would share its lines' entries (the first name stays).
  * - Preemption keeps working: its signal replaces the hook of the slice it
  *   preempts, and the next slice gets the profiler's hook again. With the
- *   permanent preemption hook (no real-time signal for the watchdog) the
+ *   permanent preemption hook (no real-time signal for preemption) the
  *   two would fight over the one hook a coroutine has: profile_start
  *   refuses then.
  *
@@ -197,7 +197,7 @@ static int l_profile_start(lua_State *L) {
   }
   if (!pogo_preempt_hook_free(N)) {
     lua_pushnil(L);
-    lua_pushliteral(L, "the preemption hook holds every process (no signal for the watchdog): cannot profile");
+    lua_pushliteral(L, "the preemption hook holds every process (no signal for preemption): cannot profile");
     return 2;
   }
   pogo_profile *pr = calloc(1, sizeof *pr);

@@ -74,7 +74,7 @@ enum {
 #define PF_RETURNED 0x40u /* its body returned: its coroutine has nothing left to close */
 #define PF_MBOX 0x80u     /* it has a mailbox table (mailbox.c) */
 #define PF_PENDING 0x100u /* an exit reason waits for it in ref_pending */
-#define PF_PREEMPTED 0x200u /* its last slice was preempted: the watchdog watches its next one closely (preempt.c) */
+#define PF_PREEMPTED 0x200u /* its last slice was preempted: its next one is watched closely (preempt.c) */
 
 /* Identity kinds (pid and ref userdata). */
 #define POGO_KIND_PID 1
@@ -329,7 +329,7 @@ void pogo_preempt_batch(pogo_node *N); /* a batch of resumes starts on this thre
 void pogo_preempt_slice_begin(pogo_node *N);
 /* After the resume of p (co): disarm, and count a preempted slice. */
 void pogo_preempt_slice_end(pogo_node *N, pogo_proc *p, lua_State *co);
-void pogo_preempt_close(pogo_node *N); /* stop the watchdog (node gc) */
+void pogo_preempt_close(pogo_node *N); /* stop the timers (node gc) */
 void pogo_preempt_register(lua_State *L);
 /* Whether processes' coroutines are free of the permanent preemption hook
  * (signals work, or preemption is off), so another hook may use them. */
