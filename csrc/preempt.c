@@ -135,7 +135,7 @@ struct pogo_watchdog {
   pthread_t loop_thread;      /* the thread they signal, whose CPU clock the tick counts */
   timer_t tick;               /* the calm watch: CPU time of the loop thread */
   timer_t close;              /* the close watch: time on the clock, one shot */
-  uint32_t period_ns;         /* preempt_ms */
+  uint64_t period_ns;         /* preempt_ms (up to 60 s: more than 32 bits of ns) */
   volatile uint32_t slice;    /* the running slice, 0 between slices */
   volatile uint32_t close_slice; /* the slice the close timer watches, 0: none */
   uint64_t close_cpu;         /* the loop thread's CPU time when that slice began */
@@ -291,7 +291,7 @@ static int claim_signal(void) {
 
 /* Set the tick's period to CALM_FACTOR time slices of CPU. */
 static int tick_period(pogo_watchdog *w) {
-  uint64_t ns = CALM_FACTOR * (uint64_t)w->period_ns;
+  uint64_t ns = CALM_FACTOR * w->period_ns;
   struct itimerspec its;
   its.it_value.tv_sec = its.it_interval.tv_sec = (time_t)(ns / 1000000000ull);
   its.it_value.tv_nsec = its.it_interval.tv_nsec = (long)(ns % 1000000000ull);
@@ -357,7 +357,7 @@ static pogo_watchdog *wd_new(pogo_node *N) {
   atomic_init(&w->signals, 0);
   atomic_init(&w->looks, 0);
   atomic_init(&w->ticks, 0);
-  w->period_ns = (uint32_t)N->preempt_us * 1000u;
+  w->period_ns = (uint64_t)N->preempt_us * 1000u;
   sigset_t cur;
   int sig = claim_signal();
   if (sig && pthread_sigmask(SIG_BLOCK, NULL, &cur) == 0 && !sigismember(&cur, sig)) w->signo = sig;
@@ -456,7 +456,7 @@ static int l_set_preempt_ms(lua_State *L) {
   if (w && w->signo) {
     if (us == 0) pogo_preempt_close(N); /* stop the timers; made again when turned on */
     else {
-      w->period_ns = (uint32_t)us * 1000u;
+      w->period_ns = (uint64_t)us * 1000u;
       (void)tick_period(w); /* (cannot fail: a valid timer, a period of 0.1 ms to 8 minutes) */
     }
   } else if (w || us > 0) { /* the permanent hooks follow the setting */

@@ -328,6 +328,26 @@ describe("process_info", function()
     assert.is_true(i2.ticks >= i1.ticks + 2)
   end)
 
+  it("keeps a time slice longer than 4.3 s (more than 32 bits of nanoseconds)", function()
+    local uv = require "luv"
+    local me = pogo.self()
+    pogo.spawn(function()
+      -- preempted once with the default slice, its next slice is watched closely
+      local b, t = core.preempt_info().preemptions, uv.hrtime()
+      while core.preempt_info().preemptions == b and uv.hrtime() - t < 5e9 do end
+      core.set_preempt_ms(5000)
+      -- 1.5 s of this slice: with the time slice kept in 32 bits, 5 s was
+      -- 0.7 s, and the slice was preempted after 0.7 to 1.4 s
+      local before = core.preempt_info().preemptions
+      t = uv.hrtime()
+      while uv.hrtime() - t < 1.5e9 do end
+      pogo.send(me, { "spun", core.preempt_info().preemptions - before })
+    end)
+    local m = pogo.receive(10000)
+    core.set_preempt_ms(0.5)
+    assert.are.same({ "spun", 0 }, m)
+  end)
+
   it("counts a spinning process's reductions by the microsecond", function()
     local s = spinner()
     local t0, r = pogo.now(), 0
