@@ -105,6 +105,7 @@
  * - long C functions (a string.rep of a gigabyte, encoding a huge message);
  * - the main chunk and plain luv callbacks, which are not processes.
  */
+#include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stddef.h>
@@ -196,12 +197,18 @@ static uint64_t mono_ns(void) {
   return ns_of(&ts);
 }
 
+static struct timespec ts_of(uint64_t ns) {
+  struct timespec ts;
+  ts.tv_sec = (time_t)(ns / 1000000000ull);
+  ts.tv_nsec = (long)(ns % 1000000000ull);
+  return ts;
+}
+
 /* Start timer t to fire once in ns (0: stop it). Async-signal-safe. */
 static int timer_once(timer_t t, uint64_t ns) {
   struct itimerspec its;
-  memset(&its, 0, sizeof its);
-  its.it_value.tv_sec = (time_t)(ns / 1000000000ull);
-  its.it_value.tv_nsec = (long)(ns % 1000000000ull);
+  its.it_value = ts_of(ns);
+  its.it_interval = ts_of(0);
   return timer_settime(t, 0, &its, NULL);
 }
 
@@ -266,8 +273,10 @@ static void on_signal(int sig, siginfo_t *si, void *uc) {
   /* a signal of the timers of a thread that no longer runs the loop (the
    * host moved it, pogo_preempt_batch): that thread must not touch the VM */
   if (!w || !pthread_equal(pthread_self(), w->loop_thread)) return;
+  int saved = errno; /* the interrupted code may be about to read it */
   if (*tag == WD_MAGIC) on_tick(w);
   else on_close(w);
+  errno = saved;
 }
 
 /* A real-time signal for the timers: ours already, or one nobody handles. */
@@ -291,10 +300,8 @@ static int claim_signal(void) {
 
 /* Set the tick's period to CALM_FACTOR time slices of CPU. */
 static int tick_period(pogo_watchdog *w) {
-  uint64_t ns = CALM_FACTOR * w->period_ns;
   struct itimerspec its;
-  its.it_value.tv_sec = its.it_interval.tv_sec = (time_t)(ns / 1000000000ull);
-  its.it_value.tv_nsec = its.it_interval.tv_nsec = (long)(ns % 1000000000ull);
+  its.it_value = its.it_interval = ts_of(CALM_FACTOR * w->period_ns);
   return timer_settime(w->tick, 0, &its, NULL);
 }
 
