@@ -380,10 +380,14 @@ static void wd_free(pogo_watchdog *w) {
 
 /* ---- the scheduler's side ---- */
 
+static void arm_all(pogo_node *N);
+
 void pogo_preempt_batch(pogo_node *N) {
   pogo_watchdog *w = N->wd;
   if (!w || !w->timers || pthread_equal(pthread_self(), w->loop_thread)) return;
-  if (!timers_make(w)) w->signo = 0; /* the host runs the loop on another thread now */
+  if (timers_make(w)) return; /* the host runs the loop on another thread now */
+  w->signo = 0; /* no timers there: the permanent count hook */
+  arm_all(N);
 }
 
 void pogo_preempt_slice_begin(pogo_node *N) {
@@ -431,6 +435,14 @@ void pogo_preempt_arm(pogo_node *N, lua_State *co) {
   else if (lua_gethook(co)) lua_sethook(co, NULL, 0, 0); /* a coroutine inherits its creator's hook */
 }
 
+/* Give every process but the running one the hook the setting asks for. */
+static void arm_all(pogo_node *N) {
+  for (uint32_t s = 1; s <= N->nslots; s++) {
+    pogo_proc *p = N->procs[s];
+    if (p && p->co && p->state != PS_EXITING && p != N->current) pogo_preempt_arm(N, p->co);
+  }
+}
+
 int pogo_preempt_hook_free(pogo_node *N) {
   if (N->preempt_us == 0) return 1;
   if (!N->wd) N->wd = wd_new(N); /* (made with the first process otherwise) */
@@ -467,10 +479,7 @@ static int l_set_preempt_ms(lua_State *L) {
       (void)tick_period(w); /* (cannot fail: a valid timer, a period of 0.1 ms to 8 minutes) */
     }
   } else if (w || us > 0) { /* the permanent hooks follow the setting */
-    for (uint32_t s = 1; s <= N->nslots; s++) {
-      pogo_proc *p = N->procs[s];
-      if (p && p->co && p->state != PS_EXITING && p != N->current) pogo_preempt_arm(N, p->co);
-    }
+    arm_all(N);
   }
   lua_pushnumber(L, prev);
   return 1;
