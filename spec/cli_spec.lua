@@ -168,6 +168,26 @@ describe("bin/pogo", function()
     assert.are.equal("pogo: cannot listen on 127.0.0.1:" .. port .. ": address already in use\n", err)
   end)
 
+  it("--watch-stdin stops the node at the end of a piped stdin, and leaves a file on stdin alone", function()
+    local dir = tmpdir()
+    local script = dir .. "/stop.lua"
+    write(script, 'local pogo = require "pogo"\npogo.sleep(200)\npogo.stop()\n', "600")
+    local ok, e = pcall(function()
+      -- stdin is /dev/null (libuv's default for a child): it was polled, and libuv aborted
+      local code, _, err, signal = run { "--cookie", "x", "--watch-stdin", script }
+      assert.are.equal(0, signal, err)
+      assert.are.equal(0, code, err)
+      assert.matches("--watch-stdin: stdin is a file, not a pipe, socket or terminal: not watched", err, 1, true)
+      -- a pipe that reaches its end: the parent is gone
+      code, _, err, signal = run({ "--cookie", "x", "--watch-stdin" }, { stdin = "" })
+      assert.are.equal(0, signal, err)
+      assert.are.equal(0, code, err)
+      assert.matches("end of stdin: stopping", err, 1, true)
+    end)
+    rm_tree(dir)
+    assert(ok, e)
+  end)
+
   it("passes the options after the script to the script, and --seeds may repeat or hold commas", function()
     local c = cluster.new { timeout_ms = 1000, heartbeat_ms = 200 }
     local ok, err = pcall(function()
