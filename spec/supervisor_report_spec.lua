@@ -128,9 +128,70 @@ describe("supervisor reports", function()
       await_report("restart") -- the next try starts it
       pogo.exit(sup, "shutdown")
     end)
+
+    it("report a child that does not stop as asked: killed after its shutdown time, or another reason", function()
+      local sup = assert(supervisor.start_link({
+        worker("calm_s"),
+        worker("stubborn_s", { shutdown = 100, start = { "support.worker", "start_link", false,
+                                                         { trap = true, ignore_shutdown = true } } }),
+        worker("odd_s", { start = { "support.worker", "start_link", false,
+                                    { trap = true, exit_with = "odd" } } }),
+        -- a transient child that ends "normal" when asked: as asked (OTP)
+        worker("normal_s", { restart = "transient",
+                             start = { "support.worker", "start_link", false,
+                                       { trap = true, exit_with = "normal" } } }),
+      }, { name = "reports_e" }))
+      local stubborn, odd = child_pid(sup, "stubborn_s"), child_pid(sup, "odd_s")
+      assert.is_true(supervisor.terminate_child(sup, "stubborn_s"))
+      local killed = await_report("shutdown_error")
+      assert.are.same({ "error", "reports_e", "stubborn_s", stubborn, "killed", 100 },
+        { killed.level, killed.meta.supervisor, killed.meta.id, killed.meta.pid, killed.meta.reason,
+          killed.meta.shutdown_ms })
+      assert.equal("supervisor reports_e: child stubborn_s (" .. tostring(stubborn)
+        .. ") did not stop within its shutdown of 100 ms: killed", killed.msg)
+      pogo.trap_exit(true)
+      finally(function() pogo.trap_exit(false) end)
+      pogo.exit(sup, "shutdown") -- its children stop in reverse order: normal_s, odd_s, calm_s
+      pogo.receive(function(x) return type(x) == "table" and x[1] == "EXIT" and x[2] == sup end, 2000)
+      local failed = await_report("shutdown_error", 2)
+      assert.are.same({ "odd_s", odd, "odd" }, { failed.meta.id, failed.meta.pid, failed.meta.reason })
+      assert.equal("supervisor reports_e: child odd_s (" .. tostring(odd) .. ") failed to shut down: odd", failed.msg)
+      assert.equal(2, count("shutdown_error"))
+    end)
   end)
 
   describe("of pogo.dynamic_supervisor", function()
+    it("report a child that does not stop as asked", function()
+      local sup = assert(dsup.start_link { name = "reports_f" })
+      local function started(id)
+        local deadline, pid = pogo.now() + 2000
+        repeat
+          pid = dsup.whereis("reports_f", id)
+          if not pid then pogo.sleep(5) end
+        until pid or pogo.now() > deadline
+        return assert(pid, "no child " .. id)
+      end
+      assert.is_true(dsup.start_child("reports_f", worker("stubborn_d", { shutdown = 100,
+        start = { "support.worker", "start_link", false, { trap = true, ignore_shutdown = true } } })))
+      assert.is_true(dsup.start_child("reports_f", worker("odd_d",
+        { start = { "support.worker", "start_link", false, { trap = true, exit_with = { "odd", 1 } } } })))
+      assert.is_true(dsup.start_child("reports_f", worker("calm_d")))
+      local stubborn, odd = started("stubborn_d"), started("odd_d")
+      started("calm_d")
+      assert.is_true(dsup.terminate_child("reports_f", "calm_d"))
+      assert.is_true(dsup.terminate_child("reports_f", "odd_d"))
+      local failed = await_report("shutdown_error")
+      assert.are.same({ "error", "reports_f", "odd_d", odd, '{"odd", 1}' },
+        { failed.level, failed.meta.supervisor, failed.meta.id, failed.meta.pid, failed.meta.reason })
+      assert.is_true(dsup.terminate_child("reports_f", "stubborn_d"))
+      local killed = await_report("shutdown_error", 2)
+      assert.are.same({ "stubborn_d", stubborn, "killed", 100 },
+        { killed.meta.id, killed.meta.pid, killed.meta.reason, killed.meta.shutdown_ms })
+      assert.equal(2, count("shutdown_error"))
+      pogo.exit(sup, "shutdown")
+    end)
+
+
     it("report a crash with the child id, pid, reason and traceback, a restart, and the backoff", function()
       local sup = assert(dsup.start_link { name = "reports_d", intensity = 1, min_backoff_ms = 10,
         max_backoff_ms = 20 })

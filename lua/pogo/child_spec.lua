@@ -179,25 +179,33 @@ end
 --- Terminate a running child the way its spec says, and wait until it is gone:
 -- exit signal "shutdown", then "kill" after `shutdown` ms ("brutal_kill": kill
 -- at once; "infinity": wait as long as it takes). The caller's link to it is
--- removed first, and an EXIT from it already queued is dropped.
+-- removed first, and an EXIT from it already queued is taken: the child had
+-- ended by itself, with that EXIT's reason.
 -- @param pid the child
 -- @param shutdown the spec's `shutdown` value
 -- @return the child's exit reason
+-- @treturn boolean whether it was killed at the end of its `shutdown` time
 function M.shutdown(pid, shutdown)
   local mref = pogo.monitor(pid)
   pogo.unlink(pid)
-  pogo.receive(function(m) return type(m) == "table" and m[1] == "EXIT" and m[2] == pid end, 0)
+  local exited = pogo.receive(function(m) return type(m) == "table" and m[1] == "EXIT" and m[2] == pid end, 0)
   local function is_down(m) return type(m) == "table" and m[1] == "DOWN" and m[2] == mref end
-  local down
-  if shutdown == "brutal_kill" then
+  local down, killed
+  if exited then
+    down = { nil, nil, nil, exited[3] } -- (the DOWN says "noproc", and comes at once)
+    pogo.receive(is_down)
+  elseif shutdown == "brutal_kill" then
     pogo.exit(pid, "kill")
   else
     pogo.exit(pid, "shutdown")
     down = pogo.receive(is_down, shutdown ~= "infinity" and shutdown or nil)
-    if not down then pogo.exit(pid, "kill") end
+    if not down then
+      pogo.exit(pid, "kill")
+      killed = true
+    end
   end
   down = down or pogo.receive(is_down)
-  return down[4]
+  return down[4], killed == true
 end
 
 return M

@@ -32,12 +32,16 @@ local M = {}
 
 local STRATEGY = { one_for_one = true, one_for_all = true, rest_for_one = true }
 
--- Terminate one running child; returns its exit reason.
-local function shutdown_child(child)
+-- Terminate one running child of supervisor `sup`, with a shutdown_error
+-- report if it did not end as asked; returns its exit reason.
+local function shutdown_child(sup, child)
   local pid = child.pid
   if not pogo.is_pid(pid) then return nil end
-  local reason = child_spec.shutdown(pid, child.spec.shutdown)
+  local reason, killed = child_spec.shutdown(pid, child.spec.shutdown)
   child.pid = nil
+  if not report.stopped_as_asked(reason, child.spec) then
+    sup:report(report.shutdown_error(sup.name, child.id, pid, reason, killed and child.spec.shutdown or nil))
+  end
   return reason
 end
 
@@ -90,7 +94,7 @@ function Sup:terminate_all(from_index)
     local c = self.children[i]
     if pogo.is_pid(c.pid) then
       self.by_pid[c.pid] = nil
-      shutdown_child(c)
+      shutdown_child(self, c)
     end
   end
 end
@@ -201,7 +205,7 @@ function Sup:call(req)
     if not child then return { nil, "not found" } end
     if pogo.is_pid(child.pid) then
       self.by_pid[child.pid] = nil
-      shutdown_child(child)
+      shutdown_child(self, child)
     end
     child.pid = nil
     if child.spec.restart == "temporary" then self:remove(child) end

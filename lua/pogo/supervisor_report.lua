@@ -12,14 +12,19 @@
 --   and a local supervisor shuts down, OTP's `shutdown` with
 --   `reached_max_restart_intensity`; level error), `"backoff"` (the same for
 --   a child of the distributed supervisor, which never gives up: it restarts
---   that child after a backoff; level error);
+--   that child after a backoff; level error), `"shutdown_error"` (a child
+--   asked to stop did not end as asked: it was killed at the end of its
+--   `shutdown` time, or it ended with another reason, its `terminate`
+--   raised say; OTP's `shutdown_error`; level error);
 -- * `supervisor`: its name, or its pid as text;
 -- * `id`: the child id as text (`describe`);
 -- * `pid`: the child's pid (the supervisor's for `give_up`);
 -- * `reason`: the exit reason, or the start error, as text (a crash's error
 --   value);
 -- * `traceback`: for a crash, the traceback of the error;
--- * `restarts`, `period_ms`: the intensity, for `give_up` and `backoff`.
+-- * `restarts`, `period_ms`: the intensity, for `give_up` and `backoff`;
+-- * `shutdown_ms`: for a `shutdown_error` of a child killed at the end of
+--   its `shutdown` time, that time.
 --
 -- Each function returns `level, msg, fields`; the supervisor logs them
 -- through its own logger (see `log`).
@@ -150,6 +155,38 @@ function M.backoff(sup, id, restarts, period_ms, backoff_ms)
                                 sup, ids, restarts, tostring(period_ms), tostring(backoff_ms)),
     { report = "backoff", supervisor = sup, id = ids, reason = "reached_max_restart_intensity",
       restarts = restarts, period_ms = period_ms, backoff_ms = backoff_ms }
+end
+
+--- Whether a child asked to stop (exit "shutdown", or "kill" when its
+-- `shutdown` is "brutal_kill") ended as asked, as OTP's supervisor decides
+-- before writing a `shutdown_error`: with "shutdown" ("killed" for
+-- "brutal_kill"), or "normal" unless it is permanent (it ended on its own).
+-- @param reason its exit reason
+-- @tparam table spec its (normalised) spec
+-- @treturn boolean
+function M.stopped_as_asked(reason, spec)
+  if reason == (spec.shutdown == "brutal_kill" and "killed" or "shutdown") then return true end
+  return reason == "normal" and spec.restart ~= "permanent"
+end
+
+--- A child asked to stop did not end as asked (`stopped_as_asked`).
+-- @tparam string sup
+-- @param id
+-- @param pid the child
+-- @param reason its exit reason
+-- @tparam[opt] number killed_after_ms its `shutdown` time, when it was killed at its end
+-- @treturn string level
+-- @treturn string msg
+-- @treturn table fields
+function M.shutdown_error(sup, id, pid, reason, killed_after_ms)
+  local text, traceback = M.reason(reason)
+  local ids = M.describe(id)
+  local msg = killed_after_ms
+    and string.format("supervisor %s: child %s (%s) did not stop within its shutdown of %s ms: killed", sup, ids,
+                      tostring(pid), tostring(killed_after_ms))
+    or string.format("supervisor %s: child %s (%s) failed to shut down: %s", sup, ids, tostring(pid), text)
+  return "error", msg, { report = "shutdown_error", supervisor = sup, id = ids, pid = pid, reason = text,
+                         traceback = traceback, shutdown_ms = killed_after_ms }
 end
 
 return M

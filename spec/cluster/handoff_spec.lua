@@ -262,7 +262,9 @@ describe("state handoff", function()
     assert.is_true(ms < 2500, "the moves took " .. ms .. " ms: not bounded by the 300 ms shutdown")
     for _, id in ipairs(to_b) do
       cluster.wait_until(function()
-        return a.err:find("handoff of child " .. id .. " did not finish within 300 ms", 1, true) ~= nil
+        return a.err:find("child " .. id .. " was killed while it handed over (its shutdown is 300 ms)", 1, true)
+          and a.err:find("child " .. id .. " (<", 1, true)
+          and a.err:find("did not stop within its shutdown of 300 ms: killed", 1, true)
       end, 2000, "the log line of " .. id .. " on " .. a.name)
     end
   end)

@@ -3,6 +3,8 @@
 -- the process registered as opts.report (if any), and obeys messages:
 -- "crash" (error), "stop" (exit normal), {"exit", reason}; {"id", from} is
 -- answered {"id", opts.id, its own pid} (Pogo's Worker.get_id). With
+-- opts.trap it traps exits, and then ends with the reason of an exit signal,
+-- or with opts.exit_with, or ignores it with opts.ignore_shutdown. With
 -- opts.gate (a registered name), the start first tells the gate
 -- {"starting", name or false, starter} and waits for "go" (a start that takes long).
 local pogo = require "pogo"
@@ -29,6 +31,7 @@ function M.start_link(name, opts)
       elseif type(m) == "table" and m[1] == "exit" then pogo.exit(m[2])
       elseif type(m) == "table" and m[1] == "EXIT" and opts.ignore_shutdown then -- luacheck: ignore 542
         -- a stubborn child: ignores the shutdown signal
+      elseif type(m) == "table" and m[1] == "EXIT" and opts.exit_with then pogo.exit(opts.exit_with)
       elseif type(m) == "table" and m[1] == "EXIT" then pogo.exit(m[3])
       elseif type(m) == "table" and m[1] == "ping" then pogo.send(m[2], { "pong", name })
       elseif type(m) == "table" and m[1] == "id" then pogo.send(m[2], { "id", opts.id, pogo.self() })

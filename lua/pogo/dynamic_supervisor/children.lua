@@ -427,13 +427,16 @@ function M.exited(st, c, reason)
     st.awaiting[proc.awaiting] = nil
     pogo.demonitor(proc.awaiting)
   end
-  local pid = proc.pid
+  local pid, killed_after = proc.pid, proc.killed_after
   local before = local_part(proc)
   proc.pid, proc.kill_at, proc.starter, proc.awaiting, proc.handing = nil, nil, nil, nil, nil
+  proc.killed_after = nil
   recount(st, c, before)
   events.notify(st, "child_stopped", id, reason)
   if proc.status ~= "stopping" and not M.is_normal(reason) then
     events.report(st, report.crash(sup_name(st), id, pid, reason))
+  elseif proc.status == "stopping" and not report.stopped_as_asked(reason, proc.request.spec) then
+    events.report(st, report.shutdown_error(sup_name(st), id, pid, reason, killed_after))
   end
   if proc.status == "stopping" then
     drop(st, c)
@@ -487,6 +490,7 @@ function M.due(st, t)
       if proc.kill_at <= t then
         proc.kill_at = nil
         st.timed[c] = nil
+        proc.killed_after = proc.request.spec.shutdown
         pogo.exit(proc.pid, "kill")
         if proc.handing then handoff.timed_out(st, proc.request.spec.id, proc.request.spec.shutdown) end
       end

@@ -121,8 +121,8 @@ end
 -- @param id
 -- @param shutdown its spec's shutdown (ms)
 function M.timed_out(st, id, shutdown)
-  events.log(st, "warning", "handoff of child %s did not finish within %s ms: killed, it starts with nil",
-    events.describe(id), tostring(shutdown))
+  events.log(st, "warning", "child %s was killed while it handed over (its shutdown is %s ms): its next "
+    .. "instance starts with nil unless its handoff data was sent before", events.describe(id), tostring(shutdown))
 end
 
 --- Tell the instance (or the stopping node) that sent handoff data that it
