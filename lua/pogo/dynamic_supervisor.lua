@@ -134,7 +134,7 @@ end
 -- A temporary child that has run and runs nowhere any more (its node went)
 -- is over: it is terminated rather than started again.
 local function start_here(st, c, req)
-  if placement.running_elsewhere(st, c) or not join_wait.settled(st) then
+  if placement.running_elsewhere(st, c) or not join_wait.settled(st) or handoff.awaited(st, c) then
     st.unsettled[c] = true
   elseif req.spec.restart == "temporary" and children.has_run(st, c, req) then
     requests.mark_terminated(st, req.uid)
@@ -159,6 +159,8 @@ local function reconcile(st, c)
     keep_or_stop(st, c, req, owner)
   elseif owner == st.me then              -- 6. it belongs here: start it
     start_here(st, c, req)
+  elseif c.handoff ~= nil then            -- (handoff data came for it, and its owner changed since)
+    handoff.pass_on(st, c, owner)
   end
 end
 
@@ -324,6 +326,7 @@ local function on_pg(st, kind, group, pids)
     requests.on_marker(st, kind, group)
   elseif tag == "child" then
     placement.on_child(st, kind, group, pids)
+    if kind == "join" then handoff.started_elsewhere(st, st.children[encode(group[2])]) end
   end
 end
 
@@ -335,7 +338,11 @@ local function info(msg, st)
   elseif tag == "$dsup_start" then
     children.started(st, msg[2], msg[3], msg[4], msg[5], msg[6])
   elseif tag == "$handoff_data" then
-    handoff.received(st, msg[2], msg[3], msg[4], msg[5], msg[6])
+    handoff.received(st, msg[2], msg[3], msg[4], msg[5], msg[6], msg[7], msg[8])
+  elseif tag == "$handoff_ack" then
+    handoff.on_answer(st, msg)
+  elseif tag == "$handoff_coming" then
+    handoff.expect(st, msg[2])
   elseif tag == "EXIT" then
     local c = st.by_pid[msg[2]]
     if c and c.proc and c.proc.pid == msg[2] then children.exit_signal(st, c, msg[3]) end
@@ -343,6 +350,8 @@ local function info(msg, st)
     local ref = msg[2]
     if ref == st.keeper_ref then
       requests.keeper_down(st)
+    elseif st.passing.refs[ref] then -- the owner that handoff data was passed on to went
+      handoff.on_answer(st, msg)
     elseif st.probes[ref] then
       join_wait.probe_down(st, ref, msg[4])
     elseif not children.starter_down(st, ref, msg[4]) then
@@ -382,6 +391,9 @@ function Server.handle_drained(st)
   children.handed_over(st) -- an EXIT "noproc" of a hand-over has been read by now
   local t = now()
   children.due(st, t)     -- restarts and kills whose time has come
+  local passed = handoff.deadline(st) -- answers of owners that data was passed on to, given up
+  if passed and passed <= t then handoff.give_up_passing(st) end
+  handoff.expire_coming(st, t) -- data said to come that did not: those children start without it
   join_wait.expire(st, t) -- joining nodes that took longer than settle_ms
   t = now()
   if t >= st.next_sync then repair_pass(st, t) end
@@ -402,6 +414,10 @@ function Server.timeout(st)
   if d and d < soonest then soonest = d end
   d = join_wait.next_deadline(st)
   if d and d < soonest then soonest = d end
+  d = handoff.deadline(st)
+  if d and d < soonest then soonest = d end
+  d = st.coming_next
+  if d and d < soonest then soonest = d end
   return soonest - now()
 end
 
@@ -420,14 +436,14 @@ function Server.terminate(reason, st)
   -- (one step: the data this node holds for children it was to start reaches
   -- their new owners before the leave that makes them their owners)
   pogo.core.critical_enter()
+  st.stopping = true
   pg.leave(st.scope, placement.sup_group(st), st.pid)
   -- the owners without this node: each moving child hands its state to its new owner
   st.ring:remove(st.me)
   st.ring_nodes[st.me] = nil
-  local passing = handoff.passing()
-  handoff.pass_held(st, passing)
+  handoff.pass_held(st)
   pogo.core.critical_leave()
-  children.shutdown_all(st, function(c) return handoff.dest_on_stop(st, c) end, passing)
+  children.shutdown_all(st, function(c) return handoff.dest_on_stop(st, c) end)
   requests.give_up(st)
 end
 

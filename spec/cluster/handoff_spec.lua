@@ -40,12 +40,21 @@ describe("state handoff", function()
     pogo.stop()
   end)
 
-  local function node(redistribute, seed)
-    return c:start_node { script = S, args = { c.self_name, redistribute or "" }, seeds = seed and { seed } or nil }
+  local function node(redistribute, seed, later)
+    return c:start_node { script = S, args = { c.self_name, redistribute or "", later and "later" or "" },
+                          seeds = seed and { seed } or nil }
   end
 
-  local function await_ring(nodes)
-    c:wait_meshed(nodes)
+  -- The owner of `id` among `nodes`, as every supervisor's ring says.
+  local function ring_owner(id, nodes)
+    local r = require("pogo.ring").new()
+    for _, n in ipairs(nodes) do r:add(n.name, 1) end
+    return r:key_to_node(id)
+  end
+
+  -- (`mesh` false: other nodes are connected too, only the ring is awaited)
+  local function await_ring(nodes, mesh)
+    if mesh ~= false then c:wait_meshed(nodes) end
     cluster.wait_until(function()
       for _, n in ipairs(nodes) do
         local ok, ns = c:rpc(n, R, "nodes", {}, 1000)
@@ -195,28 +204,21 @@ describe("state handoff", function()
     local a = node(nil, x)
     local b = node(nil, x)
     await_ring { x, a, b }
-    -- the owners of an id among some of the nodes, as every supervisor's ring says
-    local ring = require "pogo.ring"
-    local function owner(id, nodes)
-      local r = ring.new()
-      for _, n in ipairs(nodes) do r:add(n.name, 1) end
-      return r:key_to_node(id)
-    end
     -- ids that a runs and hands to b when a leaves alone (b, stopping too,
     -- must pass the data on to x), and the other way round
     local ids, per = {}, { [a.name] = 0, [b.name] = 0 }
     for i = 1, 5000 do
       local id = "k" .. i
-      local o = owner(id, { x, a, b })
-      local other = o == a.name and b or a
-      if o ~= x.name and per[o] < 3 and owner(id, { x, other }) == other.name then
-        per[o] = per[o] + 1
+      local first = ring_owner(id, { x, a, b })
+      local other = first == a.name and b or a
+      if first ~= x.name and per[first] < 3 and ring_owner(id, { x, other }) == other.name then
+        per[first] = per[first] + 1
         ids[#ids + 1] = id
       end
       if #ids == 6 then break end
     end
     assert.equal(6, #ids)
-    for _, id in ipairs(ids) do assert.equal(owner(id, { x, a, b }), c:call(x, R, "node_for", { id })) end
+    for _, id in ipairs(ids) do assert.equal(ring_owner(id, { x, a, b }), c:call(x, R, "node_for", { id })) end
     local want = counters(x, ids)
     assert.equal(0, uv.kill(a.pid, "sigterm"))
     assert.equal(0, uv.kill(b.pid, "sigterm"))
@@ -234,6 +236,52 @@ describe("state handoff", function()
     assert.are.same({ code = 0, signal = 0 }, c:wait_exit(a, 20000))
     assert.are.same({ code = 0, signal = 0 }, c:wait_exit(b, 20000))
     for _, id in ipairs(ids) do assert.equal(want[id], c:call(x, R, "get", { id })) end
+  end)
+
+  it("a node that joins while the data travels: it goes on to the child's new owner", function()
+    local a = node()
+    await_ring { a }
+    local b, d = node(nil, a, true), node(nil, a, true) -- in the mesh; their supervisors start later
+    c:wait_meshed { a, b, d }
+    -- ids that move from a to b when b's supervisor starts, then belong to d
+    local ids = {}
+    for i = 1, 5000 do
+      local id = "k" .. i
+      if ring_owner(id, { a, b }) == b.name and ring_owner(id, { a, b, d }) == d.name then ids[#ids + 1] = id end
+      if #ids == 4 then break end
+    end
+    assert.equal(4, #ids)
+    local want = counters(a, ids, { slow_ms = 600 }, 5000)
+    assert(c:call(b, R, "start_sup_later"))
+    await_ring({ a, b }, false)
+    for _, id in ipairs(ids) do assert.equal(b.name, c:call(a, R, "node_for", { id })) end
+    for _, id in ipairs(ids) do cluster.expect(is("handoff_begin", a.name, id), 5000, id .. " handing over to b") end
+    assert(c:call(d, R, "start_sup_later")) -- while the data is on its way to b
+    moved(ids, a.name, d.name, want)
+    for _, id in ipairs(ids) do assert.equal(want[id], c:call(a, R, "get", { id })) end
+  end)
+
+  it("three of four nodes stopped at the same instant: every count reaches the node that stays", function()
+    local x = node()
+    local others = { node(nil, x), node(nil, x), node(nil, x) }
+    await_ring { x, others[1], others[2], others[3] }
+    local ids, want, started = {}, {}, {}
+    for i = 1, 100 do
+      ids[i] = "k" .. i
+      c:call(x, R, "request", { c.self_name, ids[i] })
+    end
+    for _ = 1, #ids do started[cluster.expect(is("started"), 10000, "the counters' starts")[3]] = true end
+    for i, id in ipairs(ids) do
+      assert.is_true(started[id], id .. " started")
+      cluster.wait_until(function() return c:call(x, R, "where", { id }) ~= nil end, 5000, id .. " known")
+      want[id] = c:call(x, R, "add", { id, i })
+    end
+    for _, n in ipairs(others) do assert.equal(0, uv.kill(n.pid, "sigterm")) end
+    for _, n in ipairs(others) do assert.are.same({ code = 0, signal = 0 }, c:wait_exit(n, 20000)) end
+    for _, id in ipairs(ids) do
+      cluster.wait_until(function() return c:call(x, R, "where", { id }) == x.name end, 5000, id .. " on " .. x.name)
+      assert.equal(want[id], c:call(x, R, "get", { id }), id .. ": its count on the node that stays")
+    end
   end)
 
   it("a node SIGKILLed mid-handoff: the new instance starts with nil", function()

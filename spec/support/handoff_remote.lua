@@ -136,4 +136,12 @@ function M.start_sup(redistribute)
   return assert(dsup.start_link { name = SUP, settle_ms = 300, redistribute = redistribute })
 end
 
+--- Start it from an rpc (handoff_node.lua ... "later"): not linked to the
+-- rpc's worker, which ends with the call.
+function M.start_sup_later(redistribute)
+  local pid = M.start_sup(redistribute)
+  pogo.unlink(pid)
+  return true
+end
+
 return M

@@ -19,6 +19,8 @@
 --       kill_at = ms,       -- stopping: when it is killed (its spec's shutdown time)
 --       takes = true,       -- it is a pogo.server that takes part in the handoff (handoff.lua)
 --       handing = true,     -- stopping: it was asked to hand its state over
+--       late = data,        -- starting: handoff data that came after its start began (handoff.keep),
+--       late_from = node,   -- and the node of the instance that sent it
 --       handoff = data,     -- starting: the handoff data its start was given, with
 --       handoff_from = node, -- the node it came from, until the start is reported
 --                           -- (a node that stops meanwhile passes it on: handoff.pass_held)
@@ -167,7 +169,7 @@ local function take_batch(st, pid, s)
     if c.handoff ~= nil then -- it moved here: its old instance's data (handoff.lua)
       data = data or {}
       data[k + 1], c.proc.handoff, c.proc.handoff_from = c.handoff, c.handoff, c.handoff_from
-      c.handoff, c.handoff_from = nil, nil
+      c.handoff, c.handoff_from, c.handoff_skip = nil, nil, nil
     end
   end
   msg.data = data
@@ -249,6 +251,9 @@ local function failed(st, c, err)
     events.report(st, report.start_error(sup_name(st), id, err, "temporary: not retried"))
     return
   end
+  if proc.late ~= nil then -- handoff data that came while it started: for the next start
+    c.handoff, c.handoff_from, proc.late, proc.late_from = proc.late, proc.late_from, nil, nil
+  end
   local before = local_part(proc)
   proc.pid, proc.status, proc.error = nil, "restarting", err
   recount(st, c, before)
@@ -282,6 +287,10 @@ function M.started(st, from, i, pid, err, takes)
     local id = spec.id
     local before = local_part(proc)
     proc.pid, proc.status, proc.error, proc.takes = pid, "running", nil, takes
+    if proc.late ~= nil then -- handoff data that came while it started
+      handoff.deliver_late(st, c, proc.late)
+      proc.late, proc.late_from = nil, nil
+    end
     recount(st, c, before)
     st.by_pid[pid] = c
     st.handed[#st.handed + 1] = c
@@ -578,8 +587,7 @@ end
 -- `dest_of(record)` (its new owner's supervisor) instead of "shutdown".
 -- @tparam table st
 -- @tparam[opt] function dest_of
--- @tparam[opt] table passing the data passed on already (handoff.passing)
-function M.shutdown_all(st, dest_of, passing)
+function M.shutdown_all(st, dest_of)
   local waiting, n, timed = {}, 0, {}
   for _, c in pairs(st.children) do
     local proc = c.proc
@@ -607,7 +615,7 @@ function M.shutdown_all(st, dest_of, passing)
   end
   table.sort(timed, function(a, b) return a.kill_at < b.kill_at end)
   local k = 1
-  passing = passing or handoff.passing() -- the data passed on, whose answers the stop waits for
+  local passing = st.passing -- the data passed on, whose answers the stop waits for
   while n > 0 or passing.n > 0 do
     while timed[k] and timed[k].done do k = k + 1 end
     local wait = timed[k] and math.max(0, timed[k].kill_at - now()) or nil
@@ -616,7 +624,7 @@ function M.shutdown_all(st, dest_of, passing)
     local m = pogo.receive(wait)
     if m == nil then
       local t = now()
-      if passing.n > 0 and passing.until_ms <= t then handoff.give_up_passing(passing) end
+      if passing.n > 0 and passing.until_ms <= t then handoff.give_up_passing(st) end
       while timed[k] and timed[k].kill_at <= t do
         local w = timed[k]
         if not w.done then
@@ -631,7 +639,7 @@ function M.shutdown_all(st, dest_of, passing)
         waiting[m[2]] = nil
         n = n - 1
       else
-        handoff.on_passing(st, passing, m) -- data that came meanwhile, or an answer to data passed on
+        handoff.on_passing(st, m) -- data that came meanwhile, or an answer to data passed on
       end
     end
   end

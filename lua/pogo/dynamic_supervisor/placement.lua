@@ -295,11 +295,6 @@ function M.on_child(st, kind, group, pids)
   if kind == "join" then
     c = c or state.child(st, id, key)
     for _, pid in ipairs(pids or {}) do c.last_node = node_of(pid) end
-    -- started on a third node: the data that came here is stale (the join of
-    -- the very copy that sent it may still come after the data, through pg)
-    if c.handoff_from and c.last_node ~= st.me and c.last_node ~= c.handoff_from then
-      c.handoff, c.handoff_from = nil, nil
-    end
   end
   if not c then return end
   state.touch(st, c)

@@ -93,6 +93,14 @@ function M.new(opts)
     handed = {},                        -- records whose child was handed over since the mailbox was
                                         -- last drained (children.handed_over)
     awaiting = {},                      -- monitor ref of a starter asked for a child's exit reason -> record
+    passing = { n = 0, until_ms = 0, refs = {} }, -- handoff data passed on to a child's owner, whose
+                                        -- answer its sender waits for (handoff.lua): refs, the monitor
+                                        -- ref of that owner's supervisor -> {reply_to, ref} of the
+                                        -- sender and the data; n of them; given up at until_ms
+    stopping = false,                   -- the supervisor stops in order (terminate): it left the ring
+    coming = {},                        -- key -> until when (pogo.now() ms) its start waits for handoff
+                                        -- data a stopping node said is on its way (handoff.expect)
+    coming_next = nil,                  -- the earliest of those (nil: none)
     keeper = nil,                       -- the keeper process (requests.lua) and this process's
     keeper_ref = nil,                   -- monitor of it
     uid_prefix = nil,                   -- "node/creation/": the uids of this node's requests go on
@@ -169,7 +177,8 @@ function M.child(st, id, key)
       -- proc:         the child process this node supervises for it, or nil (children.lua)
       -- tally:        what it adds to the global view, nil while not in it (tally.lua)
       -- handoff:      the data its old instance handed over, for its next start here (handoff.lua),
-      -- handoff_from: and the node of that instance
+      -- handoff_from: and the node of that instance,
+      -- handoff_skip: and the set of the stopping nodes the data went through (nil: none)
     }
     st.children[key] = c
   end
