@@ -13,7 +13,7 @@
  *   A failed dial is retried after a delay that doubles from backoff_min up to
  *   backoff_max. Seeds are retried forever; a node learned from gossip or a
  *   lost peer (a crash, the network) is retried until `forget_ms` have passed
- *   without success, unless it left on purpose (below); a
+ *   without success, unless it left on purpose or left DNS (below); a
  *   connect request is tried once. All dials go through one timer, so a dial
  *   never starts inside another callback's work.
  * - One connection per pair of nodes carries the traffic (pogo_peer.up);
@@ -67,7 +67,9 @@
  * - Discovered addresses (discovery.c) are seeds while they stay in DNS: a
  *   target per address, marked with the round that last saw it. When a round
  *   no longer lists one, its target goes and, if its node is down, the node
- *   is no longer dialed (a connected node stays).
+ *   is no longer dialed; a connected node stays, but once lost it is not
+ *   redialed (gone_dns), whatever the reason: a node that left DNS is being
+ *   retired, and if it lives on it can dial in or come back into DNS.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -626,6 +628,7 @@ void pogo_mesh_conn_up(pogo_conn *c, lua_State *L, int quiet) {
     t->logged = 0;
     t->backoff = d->backoff_min;
     notify_waiters(d, L, t, 1, c->peer_name);
+    if (t->found) p->gone_dns = 0;
     if (t->seed || t->found) p->seed = 1;
     else target_remove(d, L, t);
   }
@@ -648,9 +651,11 @@ void pogo_mesh_conn_lost(pogo_conn *c, const char *reason) {
     p->up = NULL;
     p->down_since = now_ms(d);
     p->next_at = now_ms(d) + p->backoff;
+    int undiscovered = p->gone_dns && !p->seed && p->wanted;
+    if (undiscovered) p->wanted = 0; /* it left DNS while connected (pogo_mesh_found_sweep) */
     pogo_conn_close(c);
-    pogo_log_at(d, is_orderly(reason) ? POGO_LOG_INFO : POGO_LOG_WARNING, node_name(d, idx), "lost %s: %s",
-                node_name(d, idx), reason);
+    pogo_log_at(d, is_orderly(reason) ? POGO_LOG_INFO : POGO_LOG_WARNING, node_name(d, idx), "lost %s: %s%s",
+                node_name(d, idx), reason, undiscovered ? " (no longer in DNS: not dialed any more)" : "");
     nodedown(d, L, idx, reason);
   } else if (c->outgoing && is_pending(c)) {
     pogo_mesh_dial_failed(c, L, reason);
@@ -980,8 +985,11 @@ int pogo_mesh_found(pogo_dist *d, const char *host, int port, uint32_t gen) {
   if (!t) return -1;
   int fresh = t->found == 0;
   t->found = gen;
-  if (fresh) pogo_mesh_schedule(d);
-  return fresh;
+  if (!fresh) return 0;
+  for (uint32_t i = 1; i < d->npeers; i++) /* back in DNS */
+    if (d->peers[i] && d->peers[i]->gone_dns && name_at(d, i, host, port)) d->peers[i]->gone_dns = 0;
+  pogo_mesh_schedule(d);
+  return 1;
 }
 
 void pogo_mesh_found_sweep(pogo_dist *d, lua_State *L, uint32_t gen) {
@@ -992,7 +1000,7 @@ void pogo_mesh_found_sweep(pogo_dist *d, lua_State *L, uint32_t gen) {
     if (t->seed) continue; /* also a seed given to pogo.start */
     uint32_t idx = t->name ? pogo_nodenames_index(d->N, L, t->name, strlen(t->name)) : 0;
     pogo_peer *p = pogo_mesh_peer(d, idx, 0);
-    if (p) p->seed = 0; /* forgotten once lost, as a node learned from gossip */
+    if (p) p->seed = 0, p->gone_dns = 1; /* not dialed once lost (pogo_mesh_conn_lost) */
     if (p && !p->up) {
       p->wanted = 0;
       if (p->dial) pogo_mesh_dial_abandon(p->dial);
