@@ -12,7 +12,8 @@
  *   resolvers (/etc/resolv.conf), for tests and private DNS.
  * - A round hands what it found to the mesh (pogo_mesh_found, then
  *   pogo_mesh_found_sweep): new addresses are dialed at once, addresses gone
- *   since the last round stop being dialed unless their node is connected.
+ *   since the last round stop being dialed unless their node is connected,
+ *   and a connected one is not redialed once lost (mesh.c).
  *   A round that fails (no answer, a server error) adds what it found but
  *   forgets nothing; its failure is logged once until a round succeeds. A
  *   name that does not exist, or has no records, is a successful empty round.

@@ -126,7 +126,8 @@ typedef struct pogo_peer {
   uint8_t seed;        /* learned from a seed: never forgotten */
   uint8_t blocked;     /* pogo.block: never connected until unblocked */
   uint8_t shunned;     /* disconnected on purpose: not even its seed entry redials */
-  uint8_t left;        /* it stopped cleanly (BYE "shutdown"): dialed again only as a seed */
+  uint8_t left;        /* it stopped cleanly (BYE "shutdown"), or a peer said it left (LEFT): dialed again only as a seed */
+  uint8_t gone_dns;    /* its address left DNS while it was connected: not redialed once lost */
   uint8_t logged;      /* a failure was logged since the last success */
   uint8_t unproven;    /* a handshake in its name ended unproven: its HELLOs no longer hold our dials */
   uint32_t backoff;    /* next retry delay, ms */
@@ -281,6 +282,8 @@ int pogo_mesh_connect(pogo_dist *d, lua_State *L, const char *addr, int pid_idx,
 int pogo_mesh_disconnect(pogo_dist *d, lua_State *L, uint32_t idx, const char *reason);
 void pogo_mesh_block(pogo_dist *d, lua_State *L, uint32_t idx, int flag);
 void pogo_mesh_gossip_in(pogo_dist *d, lua_State *L, pogo_conn *c); /* names at -1 */
+/* LEFT from peer c: that incarnation (creation) of node `name` left c's node on purpose. */
+void pogo_mesh_left_in(pogo_dist *d, lua_State *L, pogo_conn *c, const char *name, size_t len, uint32_t creation);
 /* monitor_nodes: the pid at pid_idx gets nodeup/nodedown messages (flag) or not. */
 void pogo_mesh_subscribe(pogo_dist *d, lua_State *L, int pid_idx, int flag);
 void pogo_mesh_free(pogo_dist *d);
@@ -289,7 +292,7 @@ int pogo_mesh_finish_stop(pogo_dist *d); /* 1 once a stopped node has no connect
 /* Discovery round `gen` saw host:port (a seed while it stays in DNS). */
 int pogo_mesh_found(pogo_dist *d, const char *host, int port, uint32_t gen);
 /* Round `gen` is complete: addresses found before and not in it are
- * forgotten (the node is no longer dialed unless it is connected). */
+ * forgotten (the node is no longer dialed; a connected one, once lost). */
 void pogo_mesh_found_sweep(pogo_dist *d, lua_State *L, uint32_t gen);
 /* dist_info's list of targets (address, seed, found, name) at -1. */
 void pogo_mesh_push_targets(pogo_dist *d, lua_State *L);

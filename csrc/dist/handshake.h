@@ -34,7 +34,7 @@
 #include "dist/frame.h"
 #include "dist/addr.h"
 
-#define POGO_PROTO_VERSION 2 /* 2: PING and PONG frames (wire.h) */
+#define POGO_PROTO_VERSION 3 /* 2: PING and PONG frames; 3: LEFT (wire.h) */
 #define POGO_HS_NONCE 32
 #define POGO_HS_DIGEST 32
 #define POGO_HS_MAX_FRAME 4096

@@ -10,8 +10,9 @@
  *   as local operations; a LINK or MONITOR of a process that does not exist is
  *   answered at once (EXIT or DOWN "noproc"). TICK only proves the peer is
  *   alive, PING and PONG measure the round trip too (stats.c);
- *   alive; PEERS is gossip for the mesh; BYE closes the connection with the
- *   peer's reason.
+ *   PEERS is gossip for the mesh, LEFT too (a peer of the sender
+ *   left on purpose: mesh.c); BYE closes the connection with the peer's
+ *   reason.
  * - Ids in a frame carry no node name: those of the sender's processes get
  *   the connection's node index, the others are this node's.
  * - Anything a peer sends that does not parse or decode closes that
@@ -152,6 +153,9 @@ static int on_data(pogo_dist *d, pogo_conn *c, const pogo_wire_msg *m, const cha
   case POGO_W_PEERS:
     if (decode_tail(d, c, L, m, err) != 0) { rc = -1; break; }
     if (lua_type(L, -1) == LUA_TTABLE) pogo_mesh_gossip_in(d, L, c);
+    break;
+  case POGO_W_LEFT:
+    pogo_mesh_left_in(d, L, c, m->name, m->name_len, m->creation);
     break;
   default:
     *err = "unexpected frame kind";

@@ -12,7 +12,8 @@
  * - Dialing: seeds (and pogo.connect targets) by address, known nodes by name.
  *   A failed dial is retried after a delay that doubles from backoff_min up to
  *   backoff_max. Seeds are retried forever; a node learned from gossip or a
- *   lost peer is retried until `forget_ms` have passed without success; a
+ *   lost peer (a crash, the network) is retried until `forget_ms` have passed
+ *   without success, unless it left on purpose or left DNS (below); a
  *   connect request is tried once. All dials go through one timer, so a dial
  *   never starts inside another callback's work.
  * - One connection per pair of nodes carries the traffic (pogo_peer.up);
@@ -27,6 +28,8 @@
  * - Gossip: when a connection comes up, each side sends the other the names
  *   of all its other peers and tells every other peer about the new one; a
  *   node learning a name it does not know dials it, so one seed joins the mesh.
+ *   Gossip never brings back a node that left on purpose (below): a list may
+ *   be older than that node's BYE.
  * - Heartbeats: every heartbeat_ms a PING goes on each up connection this
  *   node dialed, and every few beats on those it accepted (its PONG gives
  *   the round-trip time; while a PING is unanswered, a TICK if the
@@ -42,19 +45,31 @@
  * - Callbacks from libuv (connect, lookup, dial timer, heartbeat tick) do their
  *   work under pogo_guard: running out of memory there is logged, never
  *   raised through uv_run.
- * - pogo.block(node): never dialed, refused when it dials; pogo.disconnect
- *   and a peer's BYE "disconnect" stop redialing until the name is learned
- *   again (gossip, connect).
- * - A peer that stops cleanly (BYE "shutdown", pogo.stop) is not redialed:
- *   nor is its name taken from gossip again (a message about it may still be
- *   on its way), until it connects again or pogo.connect names it. If it is a
- *   seed (or found in DNS) its address is dialed again, every backoff_max
- *   (2000 ms by default) from the first try on, so a seed that restarts is
- *   found again without a burst of dials while it is away.
+ * - pogo.block(node): never dialed, refused when it dials.
+ * - Leaving on purpose: a peer that stops cleanly (BYE "shutdown",
+ *   pogo.stop) or disconnects (BYE "disconnect": pogo.disconnect there, an
+ *   observer leaving) is not redialed, and this node tells its other up
+ *   peers (LEFT: the name and the creation of that incarnation). One that is
+ *   not connected to it (it learned the name from gossip, say, and its dial
+ *   has not got through) stops dialing it too, as if it had got the BYE
+ *   itself (left); one that is connected ignores it (its own BYE will come,
+ *   or that node chose to leave only the sender), and so does one whose dial
+ *   is in a handshake with another incarnation. LEFTs are not passed on.
+ *   Such a node comes back when it connects to us or pogo.connect names it,
+ *   not through gossip: a restarted node (same name, new creation) dials
+ *   every name it learns, so it rejoins everyone. pogo.disconnect here stops
+ *   our dials the same way (not reported: it is this node's choice).
+ * - A seed (or an address found in DNS) whose node stopped, or was said to
+ *   have left, is still dialed by address, every backoff_max (2000 ms by
+ *   default) from the first try on, so a seed that restarts is found again
+ *   without a burst of dials while it is away; one that disconnected this
+ *   node (BYE "disconnect", or pogo.disconnect here) is not.
  * - Discovered addresses (discovery.c) are seeds while they stay in DNS: a
  *   target per address, marked with the round that last saw it. When a round
  *   no longer lists one, its target goes and, if its node is down, the node
- *   is no longer dialed (a connected node stays).
+ *   is no longer dialed; a connected node stays, but once lost it is not
+ *   redialed (gone_dns), whatever the reason: a node that left DNS is being
+ *   retired, and if it lives on it can dial in or come back into DNS.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -559,9 +574,9 @@ void pogo_mesh_gossip_in(pogo_dist *d, lua_State *L, pogo_conn *c) {
     if (name && pogo_addr_of_node(name, len, NULL, NULL)) {
       uint32_t idx = pogo_nodenames_index(d->N, L, name, len);
       pogo_peer *p = idx ? pogo_mesh_peer(d, idx, 1) : NULL;
-      if (p && !p->blocked && !p->up && !p->wanted && !p->left) {
+      /* not one that left on purpose: this list may be older than its BYE */
+      if (p && !p->blocked && !p->up && !p->wanted && !p->left && !p->shunned) {
         p->wanted = 1;
-        p->shunned = 0;
         p->backoff = d->backoff_min;
         p->next_at = now_ms(d);
         p->down_since = now_ms(d);
@@ -613,6 +628,7 @@ void pogo_mesh_conn_up(pogo_conn *c, lua_State *L, int quiet) {
     t->logged = 0;
     t->backoff = d->backoff_min;
     notify_waiters(d, L, t, 1, c->peer_name);
+    if (t->found) p->gone_dns = 0;
     if (t->seed || t->found) p->seed = 1;
     else target_remove(d, L, t);
   }
@@ -635,9 +651,11 @@ void pogo_mesh_conn_lost(pogo_conn *c, const char *reason) {
     p->up = NULL;
     p->down_since = now_ms(d);
     p->next_at = now_ms(d) + p->backoff;
+    int undiscovered = p->gone_dns && !p->seed && p->wanted;
+    if (undiscovered) p->wanted = 0; /* it left DNS while connected (pogo_mesh_found_sweep) */
     pogo_conn_close(c);
-    pogo_log_at(d, is_orderly(reason) ? POGO_LOG_INFO : POGO_LOG_WARNING, node_name(d, idx), "lost %s: %s",
-                node_name(d, idx), reason);
+    pogo_log_at(d, is_orderly(reason) ? POGO_LOG_INFO : POGO_LOG_WARNING, node_name(d, idx), "lost %s: %s%s",
+                node_name(d, idx), reason, undiscovered ? " (no longer in DNS: not dialed any more)" : "");
     nodedown(d, L, idx, reason);
   } else if (c->outgoing && is_pending(c)) {
     pogo_mesh_dial_failed(c, L, reason);
@@ -661,11 +679,52 @@ static void left_cleanly(pogo_dist *d, uint32_t idx) {
   }
 }
 
+/* Tell every other up peer that incarnation `creation` of node idx left this
+ * one on purpose (LEFT), so that those not connected to it stop dialing it:
+ * they may have learned its name from gossip and never get its BYE. */
+static void report_left(pogo_dist *d, uint32_t idx, uint32_t creation) {
+  const char *name = node_name(d, idx);
+  size_t len = name ? strlen(name) : 0;
+  if (d->stopping || len == 0 || len > POGO_WIRE_NAME_MAX) return;
+  for (uint32_t i = 1; i < d->npeers; i++) {
+    pogo_conn *u = i != idx && d->peers[i] ? d->peers[i]->up : NULL;
+    if (!u || u->state != CS_UP) continue;
+    size_t s = pogo_conn_begin(u, POGO_W_LEFT, 4 + 2 + len);
+    if (s == (size_t)-1) continue;
+    pogo_wire_put_u32(&u->out, creation);
+    pogo_wire_put_name(&u->out, name, len);
+    pogo_conn_end(u, s);
+  }
+}
+
 void pogo_mesh_bye(pogo_conn *c, const char *reason) {
-  pogo_peer *peer = c->d->peers[c->peer];
+  pogo_dist *d = c->d;
+  uint32_t idx = c->peer;
+  pogo_peer *peer = d->peers[idx];
+  int was_up = c->state == CS_UP && peer->up == c, on_purpose = 1;
   if (strcmp(reason, "disconnect") == 0) peer->wanted = 0, peer->shunned = 1;
-  else if (strcmp(reason, "shutdown") == 0) left_cleanly(c->d, c->peer);
+  else if (strcmp(reason, "shutdown") == 0) left_cleanly(d, idx);
+  else on_purpose = 0;
+  uint32_t creation = c->peer_creation;
   pogo_mesh_conn_lost(c, reason);
+  if (was_up && on_purpose) report_left(d, idx, creation);
+}
+
+void pogo_mesh_left_in(pogo_dist *d, lua_State *L, pogo_conn *c, const char *name, size_t len, uint32_t creation) {
+  if (d->stopping || !pogo_addr_of_node(name, len, NULL, NULL)) return;
+  uint32_t idx = pogo_nodenames_index(d->N, L, name, len);
+  if (idx == 0 || idx == c->peer) return; /* this node, or the sender itself */
+  pogo_peer *p = pogo_mesh_peer(d, idx, 1);
+  /* connected: its own BYE will say if it goes (or this is a newer incarnation) */
+  if (!p || p->up || (!p->wanted && (p->left || p->shunned))) return;
+  /* our dial is in a handshake with another incarnation: that one did not leave */
+  if (p->dial && p->dial->peer_creation && p->dial->peer_creation != creation) return;
+  if (p->dial) pogo_mesh_dial_abandon(p->dial);
+  if (p->wanted)
+    pogo_log_at(d, POGO_LOG_INFO, node_name(d, idx), "%s says %s left: not dialed any more%s", c->peer_name,
+                node_name(d, idx), p->seed ? " (but as a seed)" : "");
+  left_cleanly(d, idx);
+  pogo_mesh_schedule(d);
 }
 
 /* ---- listener and timers ---- */
@@ -926,8 +985,11 @@ int pogo_mesh_found(pogo_dist *d, const char *host, int port, uint32_t gen) {
   if (!t) return -1;
   int fresh = t->found == 0;
   t->found = gen;
-  if (fresh) pogo_mesh_schedule(d);
-  return fresh;
+  if (!fresh) return 0;
+  for (uint32_t i = 1; i < d->npeers; i++) /* back in DNS */
+    if (d->peers[i] && d->peers[i]->gone_dns && name_at(d, i, host, port)) d->peers[i]->gone_dns = 0;
+  pogo_mesh_schedule(d);
+  return 1;
 }
 
 void pogo_mesh_found_sweep(pogo_dist *d, lua_State *L, uint32_t gen) {
@@ -938,7 +1000,7 @@ void pogo_mesh_found_sweep(pogo_dist *d, lua_State *L, uint32_t gen) {
     if (t->seed) continue; /* also a seed given to pogo.start */
     uint32_t idx = t->name ? pogo_nodenames_index(d->N, L, t->name, strlen(t->name)) : 0;
     pogo_peer *p = pogo_mesh_peer(d, idx, 0);
-    if (p) p->seed = 0; /* forgotten once lost, as a node learned from gossip */
+    if (p) p->seed = 0, p->gone_dns = 1; /* not dialed once lost (pogo_mesh_conn_lost) */
     if (p && !p->up) {
       p->wanted = 0;
       if (p->dial) pogo_mesh_dial_abandon(p->dial);

@@ -18,6 +18,13 @@ static int take_id(rd *r, pogo_wire_id *id) {
   return 0;
 }
 
+static int take_u32(rd *r, uint32_t *v) {
+  if (r->end - r->p < 4) return -1;
+  *v = pogo_be_get32(r->p);
+  r->p += 4;
+  return 0;
+}
+
 static int take_u64(rd *r, uint64_t *v) {
   if (r->end - r->p < 8) return -1;
   *v = pogo_be_get64(r->p);
@@ -90,6 +97,9 @@ int pogo_wire_parse(const char *p, size_t n, pogo_wire_msg *m, const char **err)
   case POGO_W_PING:
   case POGO_W_PONG:
     bad = take_u64(&r, &m->ref);
+    break;
+  case POGO_W_LEFT:
+    bad = take_u32(&r, &m->creation) || take_name(&r, &m->name, &m->name_len);
     break;
   case POGO_W_PEERS:
   case POGO_W_BYE:

@@ -22,6 +22,9 @@
  *     BYE             tail = reason (the sender is closing the link)
  *     PING            u64 token (answered at once with PONG and the same token)
  *     PONG            u64 token (the sender's clock: the round-trip time, stats.c)
+ *     LEFT            u32 creation, name: that incarnation of a peer of the
+ *                     sender left it on purpose (BYE "shutdown" or
+ *                     "disconnect"): don't redial it (mesh.c)
  *
  * - pogo_wire_parse checks the kind, every fixed field against the length and
  *   that kinds without a tail have no extra bytes; it never reads past the
@@ -54,7 +57,8 @@ enum {
   POGO_W_BYE,
   POGO_W_PING,
   POGO_W_PONG,
-  POGO_W_LAST_DATA = POGO_W_PONG
+  POGO_W_LEFT,
+  POGO_W_LAST_DATA = POGO_W_LEFT
 };
 
 #define POGO_WIRE_ID 16
@@ -72,6 +76,7 @@ typedef struct pogo_wire_msg {
   uint8_t flags;
   pogo_wire_id a, b; /* to | from,to | watcher,target | watcher,who */
   uint64_t ref;     /* also the token of PING and PONG */
+  uint32_t creation; /* LEFT */
   const char *name;
   size_t name_len;
   const char *tail; /* codec-encoded values (may be empty) */
@@ -90,6 +95,10 @@ static inline void pogo_wire_put_id(pogo_buf *b, const pogo_wire_id *id) {
   b->len += POGO_WIRE_ID;
 }
 static inline void pogo_wire_put_u8(pogo_buf *b, uint8_t v) { b->data[b->len++] = (char)v; }
+static inline void pogo_wire_put_u32(pogo_buf *b, uint32_t v) {
+  pogo_be_put32((unsigned char *)b->data + b->len, v);
+  b->len += 4;
+}
 static inline void pogo_wire_put_u64(pogo_buf *b, uint64_t v) {
   pogo_be_put64((unsigned char *)b->data + b->len, v);
   b->len += 8;

@@ -11,11 +11,14 @@
 -- exchange the names of their other peers and dial the ones they do not know,
 -- so connecting to one seed joins the whole cluster. Every pair of nodes ends
 -- up with one link: when two nodes dial each other at once, the dial made by
--- the node with the smaller name wins. A lost peer is redialed until it comes
--- back or `forget_ms` pass (seeds are never forgotten). A peer that stopped
--- cleanly (`pogo.stop`: its links close with "shutdown") is not redialed, nor
--- taken back from gossip, until it connects again; if it is a seed its address
--- is dialed every `backoff_max_ms`.
+-- the node with the smaller name wins. A lost peer (a crash, the network) is
+-- redialed until it comes back or `forget_ms` pass (seeds are never
+-- forgotten). A peer that left on purpose (`pogo.stop`: its links close with
+-- "shutdown"; `pogo.disconnect` there, or an observer leaving: "disconnect")
+-- is not redialed, nor taken back from gossip, until it connects again or
+-- `pogo.connect` names it; the nodes that saw it go tell their other peers,
+-- so one that knew it from gossip only stops dialing it too. A seed that
+-- stopped has its address dialed every `backoff_max_ms`.
 --
 -- **Logs.** The transport's lines (connections made, lost, refused) go to
 -- `pogo.log` with `module = "pogo.dist"` and `peer`; `log = false` (bin/pogo
@@ -52,8 +55,8 @@
 -- disconnects `node` and refuses it both ways (it is never dialed, and its
 -- dials are refused) until `pogo.block(node, false)`, which dials it again.
 -- Blocking on one side is enough to keep two nodes apart; `opts.block`
--- blocks names from the start. `pogo.disconnect(node)` alone only stops this
--- node from redialing it: gossip or a `connect` can bring it back.
+-- blocks names from the start. `pogo.disconnect(node)` alone only stops the
+-- two from redialing each other: a `connect` (or a restart) brings it back.
 --
 -- **Flow control.** Messages to one node are batched and written once per
 -- loop iteration. A process sending to a node whose unsent backlog is above
@@ -527,7 +530,7 @@ end
 --- Transport state for tools and tests: name, port, listen (the address
 -- listened on), tls (whether links run TLS), peers (up, dialer, creation,
 -- backlog, wanted (dialed when down), blocked, seed, left (it stopped
--- cleanly)), links (state, peer, outgoing, tls) and
+-- cleanly, or a peer said it left)), links (state, peer, outgoing, tls) and
 -- targets (the addresses dialed as seeds, connect requests or found in DNS:
 -- addr, seed, found, name).
 -- @function dist_info

@@ -477,8 +477,9 @@ M.start = dist.start
 -- @return the node's name, or nil and the reason
 M.connect = dist.connect
 
---- Close the link to `node` (both sides see nodedown "disconnect"); this node
--- stops redialing it, but gossip or `connect` can bring it back (see `block`).
+--- Close the link to `node` (both sides see nodedown "disconnect"); neither
+-- redials the other, even when gossip names it, but `connect` (from either
+-- side) brings it back (see `block`).
 -- @function disconnect
 -- @tparam string node
 -- @treturn boolean whether it was connected

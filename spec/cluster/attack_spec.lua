@@ -339,8 +339,9 @@ describe("attacks", function()
   end)
 
   -- A HELLO frame (csrc/dist/handshake.h) in the name of node `as`, to node `to`.
+  local PROTO_VERSION = 3 -- POGO_PROTO_VERSION (handshake.h): another is refused at once
   local function hello_frame(as, to)
-    local payload = string.pack(">B I2 I4 I4 s2 s2", 0x20, 2, 1, 1 << 20, as, to)
+    local payload = string.pack(">B I2 I4 I4 s2 s2", 0x20, PROTO_VERSION, 1, 1 << 20, as, to)
     return string.pack(">I4", #payload) .. payload
   end
 

@@ -2,7 +2,8 @@
 -- on 127.0.0.1 at an ephemeral port, stopped by pid): every A record of a
 -- name is a seed, read again each interval; SRV records give host and port;
 -- a new record is joined within one interval; a record that disappears stops
--- being dialed once its node is down, and a connected node stays.
+-- being dialed once its node is down, and a connected node stays (not
+-- redialed once lost).
 local pogo = require "pogo"
 local uv = require "luv"
 local cluster = require "support.cluster"
@@ -111,6 +112,16 @@ describe("DNS discovery", function()
     assert.truthy(a.err:find(b.name .. " is no longer in DNS (still connected)", 1, true))
     assert.is_true(sees(a, b.name))
     assert.is_true(sees(b, a.name))
+    -- then it crashes (no BYE): lost, it is not redialed (it left DNS), where
+    -- a node merely lost is retried for forget_ms
+    assert.is_true(c:call(a, R, "info").peers[b.name].wanted)
+    c:kill(b)
+    cluster.wait_until(function()
+      local p = c:call(a, R, "info").peers[b.name]
+      return not p.up and not p.wanted
+    end, 3000, "a to lose db and not redial it")
+    assert.truthy(a.err:find("lost " .. b.name, 1, true))
+    assert.truthy(a.err:find("(no longer in DNS: not dialed any more)", 1, true))
   end)
 
   it("reads SRV records: host and port from each", function()

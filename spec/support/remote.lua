@@ -94,6 +94,21 @@ function M.disconnect(node) return pogo.disconnect(node) end
 function M.block(node, flag) pogo.block(node, flag) return true end
 function M.alive(pid) return pogo.alive(pid) end
 function M.inject(node, bytes) return pogo.core.dist_inject(node, bytes) end
+function M.send(dest, msg) pogo.send(dest, msg) return true end
+
+--- A process that, sent {"disconnect", node}, disconnects from that node and,
+-- sent "leave", leaves the cluster as bin/pogo's observer does
+-- (pogo.cli.leave: a disconnect from every node, then the links closed). The
+-- rpc that starts it answers first: its answer would not get through after.
+function M.leaver()
+  return pogo.spawn(function()
+    while true do
+      local m = pogo.receive()
+      if m == "leave" then return require("pogo.cli").leave() end
+      if type(m) == "table" and m[1] == "disconnect" then pogo.disconnect(m[2]) end
+    end
+  end)
+end
 
 local node_events = {}
 
