@@ -187,6 +187,8 @@ function M.join(args, opts)
     local okp, nodes = pogo.rpc(first, "pogo", "nodes", {}, left())
     known = { nodes = okp and nodes or {}, down = {} }
   end
+  -- the other observers (their tools may leave meanwhile: not listed as down)
+  for _, n in ipairs(known.observers or {}) do observer.hello(n) end
   local down = {}
   for n, why in pairs(known.down or {}) do down[n] = why end
   local me, tag, pending = pogo.self(), {}, 0
@@ -222,6 +224,7 @@ function M.join(args, opts)
   end
   for n in pairs(seen) do
     if not down[n] and not M.is_connected(n) then down[n] = "cannot connect: timeout" end
+    if observer.known_observer(n) then down[n] = nil end
   end
   return pogo.nodes(), down
 end

@@ -112,10 +112,14 @@ end
 -- connected to it (`bin/pogo`): the nodes connected and those down
 -- (`down_nodes`). Notes the asker as an observer.
 -- @tparam[opt] string asker the observer's name
--- @treturn table `{nodes = {names}, down = {[node] = why}}`
+-- @treturn table `{nodes = {names}, down = {[node] = why}, observers =
+--  {names of the nodes known as observers}}`
 function M.known_nodes(asker)
   if asker ~= nil then M.hello(asker) end
-  return { nodes = pogo.nodes(), down = M.down_nodes() }
+  local down = M.down_nodes()
+  local obs = {}
+  for name in pairs(observers_known) do obs[#obs + 1] = name end
+  return { nodes = pogo.nodes(), down = down, observers = obs }
 end
 
 --- Note the address of the web page this node serves (`pogo.dashboard`).

@@ -207,8 +207,14 @@ describe("the web page's server", function()
   it("the timeline: observers' comings and goings are no events; events in time order", function()
     local cli = require "support.pogo_cli"
     get_json("/api/cluster") -- someone watches: the collector gathers at each nodeup and nodedown
+    local args = { "status", "--seeds", nodes[1].addr }
+    if c.tls then -- the cluster runs TLS (POGO_TEST_TLS=1): so does the observer
+      for _, x in ipairs { "--tls-cert", c.tls.cert, "--tls-key", c.tls.key, "--tls-ca", c.tls.ca } do
+        args[#args + 1] = x
+      end
+    end
     for _ = 1, 3 do
-      local code, _, err = cli.run({ "status", "--seeds", nodes[1].addr }, { env = { POGO_COOKIE = c.cookie } })
+      local code, _, err = cli.run(args, { env = { POGO_COOKIE = c.cookie } })
       assert.are.equal(0, code, err)
     end
     local _, ev = get_json("/api/events?since=0")
