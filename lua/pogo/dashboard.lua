@@ -26,7 +26,7 @@
 -- `timeout_ms`) every `interval_ms` while an event stream is open or an API
 -- request came in the last 10 s, and otherwise not at all; it also gathers
 -- at once when this node sees a node come or go (monitor_nodes), so a node
--- that dies leaves the page within a round trip of its nodedown. It keeps
+-- that dies shows as down within a round trip of its nodedown. It keeps
 -- the rates (`pogo.observer.rates`) and the timeline, and encodes each
 -- snapshot once for every watcher (`pogo.json`: lists are `[]` when empty).
 --
