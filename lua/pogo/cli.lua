@@ -8,13 +8,17 @@
 -- that dials the seeds once each (`--seeds`) or waits for DNS (`--discover`)
 -- and then every node the first one knows, all within `--wait-ms`. It runs
 -- no supervisor, so it is in no ring and no distributed supervisor waits
--- for it (see `pogo.observer`). A refused handshake (a wrong cookie) or a
--- seed that cannot be reached fails at once with the reason, exit status 1.
--- When done it disconnects from every node (they do not redial it) and
--- exits.
+-- for it (see `pogo.observer`); it tells each node it is an observer
+-- (`pogo.observer.hello`). A refused handshake (a wrong cookie) or a seed
+-- that cannot be reached fails at once with the reason, exit status 1; a
+-- malformed seed is a usage error, exit status 2. A node of the cluster it
+-- cannot reach, and one the first node knows is down, is listed by `status`
+-- and `top` with its error, and `status` then exits 1 (the view is
+-- incomplete). When done it disconnects from every node (they do not redial
+-- it) and exits.
 --
 -- Output is for people (aligned tables, sizes in KiB/MiB); `--json` prints
--- the same data as JSON (lua-cjson) for scripts: one object for `status`,
+-- the same data as JSON (`pogo.json`: lists are `[]` even when empty) for scripts: one object for `status`,
 -- `children`, `eval` and `profile`, one per line for each frame of `top` and each
 -- chunk of `remote`. Errors are one line on stderr, "pogo: <what>".
 --
@@ -38,8 +42,11 @@ local function fail(code, msg)
 end
 
 local function json_encode(v)
-  local cjson = require "cjson"
-  return cjson.encode(v)
+  return require("pogo.json").encode(v)
+end
+
+local function array(t)
+  return require("pogo.json").array(t)
 end
 
 --- Bytes as text: "512 B", "1.5 KiB", "12.0 MiB".
@@ -116,9 +123,12 @@ local function seeds_of(args, opts)
 end
 
 --- Join the cluster as an observer (see the module text); exits on failure.
+-- Every node it connects to is told it is an observer (`pogo.observer.hello`).
 -- @tparam table args the parsed command line
 -- @tparam table opts bin/pogo's pogo.start options (cookie, seeds, tls, ...)
 -- @treturn {string,...} the nodes connected
+-- @treturn table the nodes of the cluster it could not reach: node -> why
+--  (those it failed to connect to, and those the first node knows are down)
 function M.join(args, opts)
   local pogo = require "pogo"
   local observer = require "pogo.observer"
@@ -143,7 +153,13 @@ function M.join(args, opts)
   local first
   local errs = {}
   for _, seed in ipairs(seeds) do
-    local name, why = pogo.connect(seed, left())
+    local okc, name, why = pcall(pogo.connect, seed, left())
+    if not okc then -- not an address at all: a usage error
+      M.leave()
+      local why_not = tostring(name):gsub("^.-pogo%.connect: ", "")
+      if not why_not:find(seed, 1, true) then why_not = seed .. ": " .. why_not end
+      fail(EXIT_USAGE, "--seeds: " .. why_not .. "; see pogo --help")
+    end
     if name then
       first = name
       break
@@ -163,24 +179,64 @@ function M.join(args, opts)
     M.leave()
     fail(EXIT_FAILURE, "cannot join the cluster: " .. table.concat(errs, "; "))
   end
-  -- the other nodes: gossip brings them, but the first node's list is the truth
-  local okn, nodes = pogo.rpc(first, "pogo", "nodes", {}, left())
-  if okn then
-    local me, tag, pending = pogo.self(), {}, 0
-    local connected = {}
-    for _, n in ipairs(pogo.nodes()) do connected[n] = true end
-    for _, n in ipairs(nodes) do
-      if n ~= pogo.node() and not connected[n] then
-        pending = pending + 1
-        pogo.spawn(function()
-          pcall(pogo.connect, n, left())
-          pogo.send(me, tag)
-        end)
-      end
-    end
-    while pending > 0 and pogo.receive(function(m) return m == tag end, left()) do pending = pending - 1 end
+  -- the other nodes: gossip brings them, but the first node's list is the
+  -- truth; it also names the nodes it knows to be down
+  local me_node = pogo.node()
+  local okn, known = pogo.rpc(first, "pogo.observer", "known_nodes", { me_node }, left())
+  if not okn or type(known) ~= "table" then
+    local okp, nodes = pogo.rpc(first, "pogo", "nodes", {}, left())
+    known = { nodes = okp and nodes or {}, down = {} }
   end
-  return pogo.nodes()
+  -- the other observers (their tools may leave meanwhile: not listed as down)
+  for _, n in ipairs(known.observers or {}) do observer.hello(n) end
+  local down = {}
+  for n, why in pairs(known.down or {}) do down[n] = why end
+  local me, tag, pending = pogo.self(), {}, 0
+  local connected = {}
+  for _, n in ipairs(pogo.nodes()) do connected[n] = true end
+  connected[first] = "told" -- known_nodes told it this is an observer
+  local want = {}
+  for _, n in ipairs(known.nodes or {}) do want[#want + 1] = n end
+  for _, n in ipairs(pogo.nodes()) do want[#want + 1] = n end -- gossip's, dialed meanwhile
+  local seen = {}
+  for _, n in ipairs(want) do
+    if n ~= me_node and not seen[n] and connected[n] ~= "told" then
+      seen[n] = true
+      pending = pending + 1
+      pogo.spawn(function()
+        local why
+        if not connected[n] then
+          local okc, name, cerr = pcall(pogo.connect, n, left())
+          why = not okc and tostring(name) or (not name and tostring(cerr)) or nil
+        end
+        -- tell it this node is an observer: never listed as a node that is
+        -- down, nor shown coming and going on the web page's timeline
+        if not why then pogo.rpc(n, "pogo.observer", "hello", { me_node }, left()) end
+        pogo.send(me, { tag, n, why })
+      end)
+    end
+  end
+  while pending > 0 do
+    local m = pogo.receive(function(x) return type(x) == "table" and x[1] == tag end, left())
+    if not m then break end
+    pending = pending - 1
+    if m[3] then down[m[2]] = "cannot connect: " .. m[3] end
+  end
+  for n in pairs(seen) do
+    if not down[n] and not M.is_connected(n) then down[n] = "cannot connect: timeout" end
+    if observer.known_observer(n) then down[n] = nil end
+  end
+  return pogo.nodes(), down
+end
+
+--- Whether this node is connected to node `name` now.
+-- @tparam string name
+-- @treturn boolean
+function M.is_connected(name)
+  for _, n in ipairs(require("pogo").nodes()) do
+    if n == name then return true end
+  end
+  return false
 end
 
 --- Leave the cluster: disconnect from every node (so that none redials
@@ -234,8 +290,13 @@ end
 
 local function status_text(snap)
   local lines = {}
-  lines[#lines + 1] = string.format("cluster of %d node%s, seen from %s at %s", #snap.nodes,
-    #snap.nodes == 1 and "" or "s", snap.via, clock(snap.time))
+  local silent = 0
+  for _, n in ipairs(snap.nodes) do
+    if n.error then silent = silent + 1 end
+  end
+  lines[#lines + 1] = string.format("cluster of %d node%s, seen from %s at %s%s", #snap.nodes,
+    #snap.nodes == 1 and "" or "s", snap.via, clock(snap.time),
+    silent > 0 and string.format(" (%d did not answer: this view is incomplete)", silent) or "")
   local rows = {}
   for _, n in ipairs(snap.nodes) do
     if n.error then
@@ -270,7 +331,7 @@ local function json_snapshot(snap)
   local listed = {}
   for _, n in ipairs(snap.nodes) do listed[n.name] = true end
   local function links_of(n) -- to the nodes listed (not to observers)
-    local list = {}
+    local list = array()
     for peer, l in pairs(n.dist and n.dist.links or {}) do
       if listed[peer] then list[#list + 1] = { peer = peer, rtt_ms = l.rtt_avg_ms, messages_in = l.messages_in,
                           messages_out = l.messages_out, bytes_in = l.bytes_in, bytes_out = l.bytes_out } end
@@ -278,8 +339,9 @@ local function json_snapshot(snap)
     table.sort(list, function(a, b) return a.peer < b.peer end)
     return list
   end
-  local nodes = {}
+  local nodes, complete = array(), true
   for i, n in ipairs(snap.nodes) do
+    complete = complete and not n.error
     nodes[i] = n.error and { name = n.name, error = n.error } or {
       name = n.name, processes = n.processes, run_queue = n.run_queue, children = n.children,
       memory = n.memory, messages_delivered = n.messages, http = n.http,
@@ -288,18 +350,18 @@ local function json_snapshot(snap)
       links = links_of(n), rates = n.rates,
     }
   end
-  local sups = {}
+  local sups = array()
   for i, s in ipairs(snap.supervisors) do
-    sups[i] = { name = s.name, scope = s.scope, children = s.children, specs = s.specs, ring = s.ring,
+    sups[i] = { name = s.name, scope = s.scope, children = s.children, specs = s.specs, ring = array(s.ring),
                 shares = s.shares, per_node = s.per_node, restarts = s.restarts, moves = s.moves }
   end
-  return { time = snap.time, via = snap.via, nodes = nodes, observers = snap.observers, supervisors = sups,
-           links = snap.links }
+  return { time = snap.time, via = snap.via, complete = complete, nodes = nodes, observers = array(snap.observers),
+           supervisors = sups, links = array(snap.links) }
 end
 
 local function run_status(args, opts)
-  M.join(args, opts)
-  local snap = require("pogo.observer").gather { timeout_ms = args.wait_ms or 5000 }
+  local _, down = M.join(args, opts)
+  local snap = require("pogo.observer").gather { timeout_ms = args.wait_ms or 5000, down = down }
   if args.json then out(json_encode(json_snapshot(snap)), "\n") else out(status_text(snap)) end
   local failed = false
   for _, n in ipairs(snap.nodes) do failed = failed or n.error ~= nil end
@@ -311,8 +373,19 @@ end
 local function run_children(args, opts)
   local pogo = require "pogo"
   local observer = require "pogo.observer"
-  M.join(args, opts)
-  local snap = observer.gather { timeout_ms = args.wait_ms or 5000 }
+  local _, down = M.join(args, opts)
+  local snap = observer.gather { timeout_ms = args.wait_ms or 5000, down = down }
+  local on = args.on
+  if on then -- as eval's NODE: its full name, its name before @, or host:port
+    local names = {}
+    for _, n in ipairs(snap.nodes) do names[#names + 1] = n.name end
+    local why
+    on, why = M.resolve(on, names)
+    if not on then
+      M.leave()
+      fail(EXIT_FAILURE, "--on: " .. why)
+    end
+  end
   local via
   for _, s in ipairs(snap.supervisors) do
     if s.name == args.sup then
@@ -325,7 +398,7 @@ local function run_children(args, opts)
     M.leave()
     fail(EXIT_FAILURE, "no node of the cluster runs a distributed supervisor named " .. args.sup)
   end
-  local ok, res, why = pogo.rpc(via, "pogo.observer", "children", { args.sup, { node = args.on, fresh = true } },
+  local ok, res, why = pogo.rpc(via, "pogo.observer", "children", { args.sup, { node = on, fresh = true } },
                                 args.wait_ms or 5000)
   if not ok or not res then
     M.leave()
@@ -334,7 +407,7 @@ local function run_children(args, opts)
   end
   if args.json then
     out(json_encode({ supervisor = res.supervisor, via = via, total = res.total, per_node = res.per_node,
-                      children = res.entries }), "\n")
+                      children = array(res.entries) }), "\n")
   else
     local rows = {}
     for _, e in ipairs(res.entries) do rows[#rows + 1] = { e.id, e.node, e.pid } end
@@ -351,7 +424,7 @@ end
 
 local function print_result(r, json, node)
   if json then
-    out(json_encode({ node = node, ok = r.ok, results = r.ok and r.json or nil, output = r.output,
+    out(json_encode({ node = node, ok = r.ok, results = r.ok and array(r.json) or nil, output = r.output,
                       error = r.error }), "\n")
     return
   end
@@ -388,7 +461,7 @@ local function run_profile(args, opts)
     fail(EXIT_FAILURE, "profile of " .. node .. " failed: " .. tostring(ok and why or r))
   end
   if args.json then
-    local lines = {}
+    local lines = array()
     for i = 1, math.min(top, #r.lines) do lines[i] = r.lines[i] end
     out(json_encode({ node = node, wall_ms = r.wall_ms, slices_ms = r.slices_ms, outside_ms = r.outside_ms,
                       lines = lines }), "\n")
@@ -578,7 +651,7 @@ local function run_top(args, opts)
   local pogo = require "pogo"
   local uv = require "luv"
   local observer = require "pogo.observer"
-  M.join(args, opts)
+  local _, down = M.join(args, opts)
   local iterations = args.once and 1 or args.iterations
   local interval = args.interval_ms or 1000
   local tty = uv.guess_handle(1) == "tty" and not args.json
@@ -601,7 +674,7 @@ local function run_top(args, opts)
   local prev, since, events = nil, {}, {}
   local n = 0
   while true do
-    local snap = observer.gather { timeout_ms = math.max(interval, 500), since = since }
+    local snap = observer.gather { timeout_ms = math.max(interval, 500), since = since, down = down }
     observer.rates(prev, snap)
     prev, since = snap, snap.seqs
     for _, e in ipairs(snap.events) do events[#events + 1] = e end
@@ -609,7 +682,7 @@ local function run_top(args, opts)
     n = n + 1
     if args.json then
       local j = json_snapshot(snap)
-      j.events = snap.events
+      j.events = array(snap.events)
       out(json_encode(j), "\n")
     elseif tty then
       local width = screen and screen:get_winsize() or 0
@@ -660,8 +733,12 @@ local function connection_options(cmd)
     :argname("N"):convert(positive("--wait-ms"))
 end
 
--- A command: its own arguments (`add`), then the connection options and --json.
-local function command(summary, json_what, run, add)
+local EXIT_TEXT = "Exit status: 0 done; 1 the cluster could not be joined or the command failed (one line on "
+  .. "stderr, \"pogo: ...\"); 2 a usage error (an option, a malformed --seeds)."
+
+-- A command: its own arguments (`add`), then the connection options and
+-- --json; `exit_text` (EXIT_TEXT) ends its --help.
+local function command(summary, json_what, run, add, exit_text)
   return {
     summary = summary,
     run = run,
@@ -669,6 +746,7 @@ local function command(summary, json_what, run, add)
       if add then add(cmd) end
       connection_options(cmd)
       cmd:flag("--json", "print " .. json_what .. " as JSON")
+      cmd:epilog(exit_text or EXIT_TEXT)
     end,
   }
 end
@@ -686,11 +764,17 @@ end
 --- bin/pogo's subcommands: name -> {summary =, configure = fn(argparse
 -- command), run = fn(args, opts)} (see bin/pogo's header).
 M.COMMANDS = {
-  status = command("nodes, ring shares, children, processes per node", "the cluster", run_status),
+  status = command("nodes, ring shares, children, processes per node", "the cluster", run_status, nil,
+    "A node of the cluster that cannot be reached or does not answer within --wait-ms is listed with its "
+    .. "error (\"error\" in --json, where \"complete\" is then false).\n"
+    .. "Exit status: 0 every node answered; 1 a node did not answer (the view is incomplete; it is printed "
+    .. "all the same) or the cluster could not be joined (nothing printed); 2 a usage error (an option, "
+    .. "a malformed --seeds)."),
   children = command("the children of supervisor SUP (the global view)", "the children", run_children,
     function(cmd)
       cmd:argument("sup", "the supervisor's name"):argname("SUP")
-      cmd:option("--on", "only the children running on NODE (its full name)"):argname("NODE")
+      cmd:option("--on", "only the children running on NODE: its full name, its name before @, or host:port")
+        :argname("NODE")
     end),
   eval = command("evaluate Lua CODE in a process of NODE", "the results", run_eval, on_node("CODE")),
   remote = command("a Lua console on NODE (as iex --remsh)", "each chunk's results (one line each)", run_remote,

@@ -17,7 +17,8 @@
 --   with the count per node: the page never holds more than one page of
 --   rows, whatever the number of children;
 -- * `/api/events?since=SEQ`: the timeline (the last 500 events);
--- * `/api/nodes/NAME`: what node NAME tells about itself;
+-- * `/api/nodes/NAME`: what node NAME tells about itself (404: no such
+--   node connected or known to be down; 502: it did not answer);
 -- * `/metrics`: Prometheus' text format (`pogo.metrics`).
 --
 -- **The collector.** One process per page gathers the cluster
@@ -25,12 +26,19 @@
 -- `timeout_ms`) every `interval_ms` while an event stream is open or an API
 -- request came in the last 10 s, and otherwise not at all; it also gathers
 -- at once when this node sees a node come or go (monitor_nodes), so a node
--- that dies leaves the page within a round trip of its nodedown. It keeps
+-- that dies shows as down within a round trip of its nodedown. It keeps
 -- the rates (`pogo.observer.rates`) and the timeline, and encodes each
--- snapshot once for every watcher.
+-- snapshot once for every watcher (`pogo.json`: lists are `[]` when empty).
+--
+-- **The timeline** is in time order (each event's `time`, from the clock of
+-- the node it happened on); `cseq` numbers events by arrival, for
+-- `/api/events?since=`. Observers (`bin/pogo`'s commands, any node that
+-- declared itself one) are not in it: a node that comes up is an event once a
+-- gather shows it is no observer, one that goes down unless it is a known
+-- observer (`pogo.observer.known_observer`).
 -- @module pogo.dashboard
 local pogo = require "pogo"
-local cjson = require "cjson"
+local json_mod = require "pogo.json"
 local http = require "pogo.http"
 local observer = require "pogo.observer"
 local metrics = require "pogo.metrics"
@@ -84,7 +92,8 @@ end
 
 -- What the page gets: the snapshot without the per-node detail it does not show.
 local function page_view(snap, events, seq)
-  local nodes = {}
+  local array = json_mod.array
+  local nodes = array()
   for i, n in ipairs(snap.nodes) do
     if n.error then
       nodes[i] = { name = n.name, error = n.error }
@@ -94,16 +103,16 @@ local function page_view(snap, events, seq)
                    messages = n.messages, messages_in = n.dist.messages_in, messages_out = n.dist.messages_out }
     end
   end
-  local sups = {}
+  local sups = array()
   for i, s in ipairs(snap.supervisors) do
-    sups[i] = { name = s.name, scope = s.scope, children = s.children, specs = s.specs, ring = s.ring,
+    sups[i] = { name = s.name, scope = s.scope, children = s.children, specs = s.specs, ring = array(s.ring),
                 shares = s.shares, per_node = s.per_node, restarts = s.restarts, moves = s.moves,
                 starts = s.starts, stops = s.stops }
   end
-  local recent = {}
+  local recent = array()
   for i = math.max(1, #events - SNAPSHOT_EVENTS + 1), #events do recent[#recent + 1] = events[i] end
-  return { time = snap.time, via = snap.via, nodes = nodes, observers = snap.observers, supervisors = sups,
-           links = snap.links, events = recent, seq = seq }
+  return { time = snap.time, via = snap.via, nodes = nodes, observers = array(snap.observers), supervisors = sups,
+           links = array(snap.links), events = recent, seq = seq }
 end
 
 local function collector(cfg)
@@ -111,11 +120,39 @@ local function collector(cfg)
                watchers = {}, nwatchers = 0, wanted_until = -math.huge, prev = nil }
   pogo.monitor_nodes(true)
 
+  -- the timeline in time order (events of several nodes arrive out of
+  -- order: by gather, and a node's coming is added at the next gather),
+  -- each numbered by arrival (cseq, for /api/events?since=)
   local function add_event(e)
     st.seq = st.seq + 1
     e.cseq = st.seq
-    st.events[#st.events + 1] = e
-    if #st.events > TIMELINE_MAX then table.remove(st.events, 1) end
+    local list = st.events
+    local i = #list
+    while i > 0 and list[i].time > e.time do i = i - 1 end
+    table.insert(list, i + 1, e)
+    if #list > TIMELINE_MAX then table.remove(list, 1) end
+  end
+
+  -- A node that came up is an event once the next gather tells it is no
+  -- observer (bin/pogo's commands, other tools: their comings and goings
+  -- are not events); one that goes down is one unless it was an observer.
+  local arrived = {} -- node -> its node_up event, until a gather tells
+  local function settle_arrivals(snap)
+    local obs = {}
+    for _, n in ipairs(snap and snap.observers or {}) do obs[n] = true end
+    for node, e in pairs(arrived) do
+      if obs[node] or observer.known_observer(node) then
+        arrived[node] = nil
+      elseif snap then
+        for _, n in ipairs(snap.nodes) do
+          if n.name == node then
+            arrived[node] = nil
+            add_event(e)
+            break
+          end
+        end
+      end
+    end
   end
 
   local refresh
@@ -123,9 +160,10 @@ local function collector(cfg)
     local snap = observer.gather { timeout_ms = cfg.timeout_ms, since = st.since }
     observer.rates(st.prev, snap)
     st.prev, st.since = snap, snap.seqs
+    settle_arrivals(snap)
     for _, e in ipairs(snap.events) do add_event(e) end
     st.snap, st.at = snap, pogo.now()
-    st.json = cjson.encode(page_view(snap, st.events, st.seq))
+    st.json = json_mod.encode(page_view(snap, st.events, st.seq))
     for pid in pairs(st.watchers) do pogo.send(pid, { "$dash_snapshot", st.json }) end
   end
 
@@ -165,8 +203,19 @@ local function collector(cfg)
         st.watchers[m[3]] = nil
         st.nwatchers = st.nwatchers - 1
       elseif tag == "nodeup" or tag == "nodedown" then
-        add_event({ time = timeline.wall_ms(), kind = tag == "nodeup" and "node_up" or "node_down", node = m[2],
-                    detail = m[3] and tostring(m[3]) or nil, seq = 0 })
+        local node = m[2]
+        local e = { time = timeline.wall_ms(), kind = tag == "nodeup" and "node_up" or "node_down", node = node,
+                    detail = m[3] and tostring(m[3]) or nil, seq = 0 }
+        if tag == "nodeup" then
+          if not observer.known_observer(node) then arrived[node] = e end
+        else
+          local came = arrived[node]
+          arrived[node] = nil
+          if not observer.known_observer(node) then -- came and went between two gathers: both shown
+            if came then add_event(came) end
+            add_event(e)
+          end
+        end
         if st.nwatchers > 0 or pogo.now() <= st.wanted_until then refresh() end
       elseif tag == "stop" then
         return
@@ -193,7 +242,7 @@ end
 local JSON = { ["Content-Type"] = "application/json", ["Cache-Control"] = "no-store" }
 
 local function json(res, status, v)
-  return res:send(status, JSON, type(v) == "string" and v or cjson.encode(v))
+  return res:send(status, JSON, type(v) == "string" and v or json_mod.encode(v))
 end
 
 local function int(v, default, min, max)
@@ -232,6 +281,7 @@ local function children_page(dash, req, res)
   end
   if not ok or not r then return json(res, 502, { error = tostring(ok and why or r), via = via }) end
   r.via, r.page, r.per_page = via, page, per_page
+  r.entries = json_mod.array(r.entries)
   return json(res, 200, r)
 end
 
@@ -285,7 +335,7 @@ local function route(dash, req, res)
   elseif path == "/api/events" then
     local since = int(req.query.since, 0, 0, math.maxinteger)
     local _, _, events = snapshot(dash, 1000)
-    local list = {}
+    local list = json_mod.array()
     for _, e in ipairs(events or {}) do
       if e.cseq > since then list[#list + 1] = e end
     end
@@ -296,10 +346,16 @@ local function route(dash, req, res)
     if node == pogo.node() then
       ok, st = true, observer.node_stats()
     else
+      local known = observer.down_nodes()[node] ~= nil
+      for _, n in ipairs(pogo.nodes()) do known = known or n == node end
+      if not known then return json(res, 404, { error = "no node " .. tostring(node) .. " in the cluster" }) end
       ok, st = pogo.rpc(node, "pogo.observer", "node_stats", {}, dash.timeout_ms)
     end
     if not ok then return json(res, 502, { error = tostring(st) }) end
-    return json(res, 200, require("pogo.observer.console").jsonable(st))
+    local j = require("pogo.observer.console").jsonable(st)
+    j.supervisors, j.events = json_mod.array(j.supervisors), json_mod.array(j.events)
+    for _, s in ipairs(j.supervisors) do s.ring = json_mod.array(s.ring) end
+    return json(res, 200, j)
   elseif path == "/metrics" then
     local snap = snapshot(dash, 1000)
     if not snap then

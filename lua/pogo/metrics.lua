@@ -7,7 +7,8 @@
 -- Families (each with its HELP and TYPE lines, in this order):
 --
 --     pogo_nodes                              gauge    nodes that answered (observers excluded)
---     pogo_node_up{node}                      gauge    1 if the node answered in time, else 0
+--     pogo_node_up{node}                      gauge    1 if the node answered in time, else 0 (also
+--                                                      a node that is down: `pogo.observer.down_nodes`)
 --     pogo_processes{node}                    gauge    live processes
 --     pogo_run_queue{node}                    gauge    processes ready to run
 --     pogo_memory_bytes{node,area}            gauge    area="lua" (the Lua heap), "rss"

@@ -15,7 +15,10 @@
 --
 -- **The cluster** (`gather`): every connected node is asked at once, each
 -- answer bounded by `timeout_ms`; a node that does not answer in time is
--- listed with its error. Nodes that declared themselves observers
+-- listed with its error, and so is a node of the cluster that is down
+-- (`down_nodes`: the transport still redials it; one that stopped cleanly,
+-- was disconnected on purpose or was forgotten after `forget_ms` is not
+-- listed). Nodes that declared themselves observers
 -- (`set_observer`: `bin/pogo`'s commands do) are listed apart and count
 -- nowhere. Supervisors are merged by name: their children per node, ring
 -- shares (from the node with the largest ring), counters added up. Links
@@ -50,6 +53,73 @@ end
 -- @treturn boolean
 function M.is_observer()
   return observer
+end
+
+-- ---- observers and nodes that are down ----
+
+-- The nodes this node knows are observers: those that said so (`hello`,
+-- `known_nodes`, asking `node_stats` as one) and those that answered a
+-- gather as one: name -> true, or since when the transport no longer knows
+-- it (forgotten FORGET_OBSERVER_MS later, in `down_nodes`).
+local observers_known = {}
+local FORGET_OBSERVER_MS = 60000
+
+--- Note that node `name` is an observer (`bin/pogo` tells every node it
+-- connects to, by rpc): it is then never listed as a node that is down, and
+-- its coming and going is no event of the web page's timeline.
+-- @tparam string name
+function M.hello(name)
+  if type(name) ~= "string" then error("pogo.observer.hello: name must be a string, got " .. type(name), 2) end
+  observers_known[name] = true
+end
+
+--- Whether node `name` is known to this node as an observer.
+-- @tparam string name
+-- @treturn boolean
+function M.known_observer(name)
+  return observers_known[name] ~= nil
+end
+
+--- The nodes this node knows to be down: peers of the cluster that are not
+-- connected and that the transport still redials (`pogo.dist_info().peers`
+-- that are `wanted`). Not listed: a node that stopped cleanly (`pogo.stop`,
+-- SIGTERM: it left on purpose), one disconnected on purpose
+-- (`pogo.disconnect`: not redialed), one forgotten (down for `forget_ms`),
+-- and observers.
+-- @treturn table node -> why it is listed ("down: not connected")
+function M.down_nodes()
+  local peers = pogo.dist_info().peers or {}
+  local now = pogo.now()
+  for name, v in pairs(observers_known) do
+    if peers[name] then
+      observers_known[name] = true
+    elseif v == true then
+      observers_known[name] = now
+    elseif now - v > FORGET_OBSERVER_MS then
+      observers_known[name] = nil
+    end
+  end
+  local out = {}
+  for name, p in pairs(peers) do
+    if not p.up and p.wanted and not p.left and not observers_known[name] then
+      out[name] = "down: not connected (redialed since)"
+    end
+  end
+  return out
+end
+
+--- What this node knows of the cluster, for an observer that just
+-- connected to it (`bin/pogo`): the nodes connected and those down
+-- (`down_nodes`). Notes the asker as an observer.
+-- @tparam[opt] string asker the observer's name
+-- @treturn table `{nodes = {names}, down = {[node] = why}, observers =
+--  {names of the nodes known as observers}}`
+function M.known_nodes(asker)
+  if asker ~= nil then M.hello(asker) end
+  local down = M.down_nodes()
+  local obs = {}
+  for name in pairs(observers_known) do obs[#obs + 1] = name end
+  return { nodes = pogo.nodes(), down = down, observers = obs }
 end
 
 --- Note the address of the web page this node serves (`pogo.dashboard`).
@@ -109,11 +179,13 @@ end
 
 --- What this node tells about itself (asked by rpc from `gather`).
 -- @tparam[opt=0] integer since the last event sequence number the asker saw
+-- @tparam[opt] string asker the asker's name when it is an observer (noted as one)
 -- @treturn table `{name =, observer =, time =, memory = {lua =,
 --  rss =}, processes =, run_queue =, messages =, dist = {messages_in =,
 --  messages_out =, bytes_in =, bytes_out =, links = {[node] = {rtt_ms =,
 --  ...}}}, supervisors = {...}, events = {...}, seq =, http =}`
-function M.node_stats(since)
+function M.node_stats(since, asker)
+  if type(asker) == "string" then observers_known[asker] = true end
   local ns = core.node_stats()
   local events, seq = timeline.since(since)
   return {
@@ -185,8 +257,11 @@ end
 
 --- Ask every node (this one, unless it is an observer, and every connected
 -- node) for its `node_stats`, at once, and put the answers together.
+-- A node that is down (`down_nodes`, unless this node is an observer, and
+-- `opts.down`) is listed with its error, not asked.
 -- @tparam[opt] table opts `timeout_ms` (1000: the longest wait for an
---  answer), `since` (node -> the last event sequence number seen there)
+--  answer), `since` (node -> the last event sequence number seen there),
+--  `down` (node -> why: more nodes known to be down, listed with that error)
 -- Each node's stats get `children` (its children of every supervisor),
 -- `link_count` and `rtt_ms` (the mean round trip of its links to the nodes listed).
 -- @treturn table `{time =, via =, nodes = {stats..., or {name =, error =}},
@@ -197,22 +272,40 @@ function M.gather(opts)
   local timeout = opts.timeout_ms or 1000
   local since = opts.since or {}
   local me_node = pogo.node()
-  local names = {}
+  local names, asked = {}, {}
   if not observer then names[1] = me_node end
   for _, n in ipairs(pogo.nodes()) do names[#names + 1] = n end
+  for _, n in ipairs(names) do asked[n] = true end
+  -- nodes that are down: listed with why, not asked
+  local down = {}
+  if not observer then
+    for n, why in pairs(M.down_nodes()) do down[n] = why end
+  end
+  for n, why in pairs(opts.down or {}) do
+    if not M.known_observer(n) then down[n] = down[n] or why end
+  end
+  local got = {}
+  for n, why in pairs(down) do
+    if not asked[n] then
+      names[#names + 1] = n
+      got[n] = { name = n, error = why }
+    end
+  end
   local me, tag = pogo.self(), pogo.make_ref()
-  for _, n in ipairs(names) do
+  local asker = observer and me_node or nil
+  local left = 0
+  for n in pairs(asked) do
+    left = left + 1
     pogo.spawn(function()
       local ok, st
       if n == me_node then
         ok, st = pcall(M.node_stats, since[n])
       else
-        ok, st = pogo.rpc(n, "pogo.observer", "node_stats", { since[n] }, timeout)
+        ok, st = pogo.rpc(n, "pogo.observer", "node_stats", { since[n] or 0, asker }, timeout)
       end
       pogo.send(me, { tag, n, ok, st })
     end)
   end
-  local got, left = {}, #names
   local deadline = pogo.now() + timeout + 50
   while left > 0 do
     local m = pogo.receive(function(msg) return type(msg) == "table" and msg[1] == tag end,
@@ -226,6 +319,7 @@ function M.gather(opts)
   for _, n in ipairs(names) do
     local st = got[n] or { name = n, error = "timeout: no answer within " .. timeout .. " ms" }
     if st.observer then
+      observers_known[n] = true
       snap.observers[#snap.observers + 1] = n
     else
       local children = 0

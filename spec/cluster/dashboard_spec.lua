@@ -189,4 +189,97 @@ describe("the web page's server", function()
     assert.are.equal(1, code)
     assert.are.equal("pogo: http: cannot listen on 127.0.0.1:" .. port .. ": address already in use\n", err)
   end)
+  it("/api/nodes/NAME: an unknown node is 404; empty lists are []", function()
+    local status, body = get_json("/api/nodes/nosuch@127.0.0.1:1")
+    assert.are.equal(404, status)
+    assert.matches("no node nosuch@127.0.0.1:1", body.error, 1, true)
+    status, body = get_json("/api/nodes/" .. nodes[2].name)
+    assert.are.equal(200, status)
+    assert.are.equal(nodes[2].name, body.name)
+    local st, _, text = client.get(port, "/api/children?sup=jobs&q=nothing-matches")
+    assert.are.equal(200, st)
+    assert.matches('"entries":[]', text, 1, true)
+    st, _, text = client.get(port, "/api/events?since=" .. math.maxinteger)
+    assert.are.equal(200, st)
+    assert.are.equal('{"events":[]}', text)
+  end)
+
+  it("the timeline: observers' comings and goings are no events; events in time order", function()
+    local cli = require "support.pogo_cli"
+    get_json("/api/cluster") -- someone watches: the collector gathers at each nodeup and nodedown
+    local args = { "status", "--seeds", nodes[1].addr }
+    if c.tls then -- the cluster runs TLS (POGO_TEST_TLS=1): so does the observer
+      for _, x in ipairs { "--tls-cert", c.tls.cert, "--tls-key", c.tls.key, "--tls-ca", c.tls.ca } do
+        args[#args + 1] = x
+      end
+    end
+    for _ = 1, 3 do
+      local code, _, err = cli.run(args, { env = { POGO_COOKIE = c.cookie } })
+      assert.are.equal(0, code, err)
+    end
+    local _, ev = get_json("/api/events?since=0")
+    local last
+    for _, e in ipairs(ev.events) do
+      assert.is_nil(tostring(e.node):find("^observer%-"), e.kind .. " " .. tostring(e.node))
+      assert.are_not.equal(c.self_name, e.node)
+      if last then assert.is_true(e.time >= last, "in time order") end
+      last = e.time
+    end
+    local _, snap = get_json("/api/cluster")
+    for _, e in ipairs(snap.events) do
+      assert.is_nil(tostring(e.node):find("^observer%-"), e.kind .. " " .. tostring(e.node))
+    end
+  end)
+
+  -- the last spec of the file: a 4th node that stops answering (SIGSTOP)
+  -- until every node sees it down, then stops cleanly
+  it("/metrics: a node that is down stays with pogo_node_up 0; one that stopped cleanly drops out", function()
+    local n4 = c:start_node { name = "d4", seeds = { nodes[1] } }
+    local function peer_of(n)
+      local _, p = c:rpc(n, R, "peer", { n4.name }, 1000)
+      return p or {}
+    end
+    local function up_of(name)
+      local _, _, text = client.get(port, "/metrics")
+      local f = prom.parse(text).pogo_node_up
+      for _, smp in ipairs(f.samples) do
+        if smp.labels.node == name then return smp.value end
+      end
+      return nil
+    end
+    local ok, err = pcall(function()
+      cluster.wait_until(function() return peer_of(nodes[1]).up end, 5000, "d1 connected to d4")
+      cluster.wait_until(function() return up_of(n4.name) == 1 end, 5000, "pogo_node_up{d4} 1")
+      assert.is_true(c:pause(n4))
+      cluster.wait_until(function() return not peer_of(nodes[1]).up end, 5000, "d1 to see d4 down")
+      -- after the link timed out: still there, 0, for as long as d1 redials it
+      assert.are.equal(0, up_of(n4.name))
+      local _, snap = get_json("/api/cluster")
+      local listed
+      for _, n in ipairs(snap.nodes) do
+        if n.name == n4.name then listed = n end
+      end
+      assert.is_not_nil(listed)
+      assert.matches("^down", listed.error)
+      local status = get_json("/api/nodes/" .. n4.name)
+      assert.are.equal(502, status)
+      -- the timeline shows a real node's coming and going
+      local _, ev = get_json("/api/events?since=0")
+      local seen = {}
+      for _, e in ipairs(ev.events) do
+        if e.node == n4.name then seen[e.kind] = true end
+      end
+      assert.is_true(seen.node_up and seen.node_down, "d4 came and went in the timeline")
+      c:resume(n4)
+      cluster.wait_until(function() return up_of(n4.name) == 1 end, 5000, "pogo_node_up{d4} 1 again")
+      c:stop(n4)
+      cluster.wait_until(function() return peer_of(nodes[1]).left end, 5000, "d1 to see d4 stop")
+      assert.is_nil(up_of(n4.name), "a node that stopped cleanly drops out")
+    end)
+    if not n4.exited then
+      c:resume(n4)
+      c:kill(n4)
+    end
+    assert(ok, err)
+  end)
 end)

@@ -280,6 +280,54 @@ describe("bin/pogo observer commands", function()
     assert.matches("give %-%-seeds HOST:PORT or %-%-discover", err)
   end)
 
+  it("a malformed --seeds: one line naming it, usage error", function()
+    for _, bad in ipairs { "foo", "127.0.0.1", "127.0.0.1:99999" } do
+      local code, out, err = run({ "status", "--seeds", bad }, { no_seed = true })
+      assert.are.equal(2, code, err)
+      assert.are.equal("", out)
+      assert.matches("^pogo: [^\n]+\n$", err)
+      assert.matches("--seeds: ", err, 1, true)
+      assert.matches("'" .. bad .. "'", err, 1, true)
+      assert.is_nil(err:find("%.lua:%d+:"), err)
+      assert.is_nil(err:find("traceback", 1, true), err)
+    end
+  end)
+
+  it("--json: an empty list is [], not {} (eval with no result, top's events)", function()
+    local code, out, err = run { "eval", "o1", "local x = 1", "--json" }
+    assert.are.equal(0, code, err)
+    assert.matches('"results":[]', out, 1, true)
+    -- the second refresh of a quiet cluster: no new event
+    code, out, err = run { "top", "-n", "2", "--interval-ms", "100", "--json" }
+    assert.are.equal(0, code, err)
+    local last = out:match("\n([^\n]+)\n$")
+    assert.matches('"events":[]', last, 1, true)
+    assert.are.same({}, cjson.decode(last).events)
+  end)
+
+  it("children --on: a short name or host:port as eval's NODE; an unknown node fails", function()
+    local want = {}
+    local _, all = run { "children", "jobs", "--json" }
+    for _, e in ipairs(cjson.decode(all).children) do
+      if e.node == nodes[2].name then want[#want + 1] = e.id end
+    end
+    table.sort(want)
+    for _, on in ipairs { "o2", nodes[2].addr, nodes[2].name } do
+      local code, out, err = run { "children", "jobs", "--on", on, "--json" }
+      assert.are.equal(0, code, err)
+      local got = {}
+      for _, e in ipairs(cjson.decode(out).children) do
+        assert.are.equal(nodes[2].name, e.node)
+        got[#got + 1] = e.id
+      end
+      table.sort(got)
+      assert.are.same(want, got)
+    end
+    local code, out, err = run { "children", "jobs", "--on", "o9" }
+    assert.are.equal(1, code, out)
+    assert.matches("^pogo: %-%-on: no node o9 in the cluster %(nodes: ", err)
+  end)
+
   it("an observer costs the cluster nothing: no ring, no join wait, no redial once gone", function()
     -- an observer that stays connected for a while
     local me, tag = pogo.self(), {}
@@ -331,6 +379,71 @@ describe("bin/pogo observer commands", function()
     end)
     if not handle:is_closing() then uv.kill(pid, "sigkill") end
     if not outp:is_closing() then outp:close() end
+    assert(ok, err)
+  end)
+  -- the last spec of the file: a 4th node that stops answering (SIGSTOP), is
+  -- then down for every node, and at last stops cleanly
+  it("status: a node that does not answer or is down is listed with its error, exit 1; "
+     .. "one that stopped cleanly is not", function()
+    local n4 = c:start_node { name = "o4", seeds = { nodes[1] } }
+    local pat = n4.name:gsub("%p", "%%%0")
+    local function peer_of(n) -- what node n's transport knows of o4
+      local _, p = c:rpc(n, R, "peer", { n4.name }, 1000)
+      return p or {}
+    end
+    local ok, err = pcall(function()
+      for _, n in ipairs(nodes) do
+        cluster.wait_until(function() return peer_of(n).up end, 5000, n.name .. " connected to o4")
+      end
+      -- o4 runs no supervisor: no children there, an empty list
+      local code, out, e = run { "children", "jobs", "--on", "o4", "--json" }
+      assert.are.equal(0, code, e)
+      assert.matches('"children":[]', out, 1, true)
+      code, out = run { "children", "jobs", "--on", "o4" }
+      assert.are.equal(0, code)
+      assert.matches("^0 children of jobs on 3 nodes", out)
+      assert.is_true(c:pause(n4))
+      code, out, e = run { "status", "--wait-ms", "1500" }
+      assert.are.equal(1, code, e)
+      assert.matches("cluster of 4 nodes, seen from observer%-%S+ at [%d:]+ %(1 did not answer: this view is "
+                     .. "incomplete%)\n", out)
+      assert.matches(pat .. "[%s%-]+no answer: %S", out)
+      -- once every node saw it go down (link timeout): still listed
+      for _, n in ipairs(nodes) do
+        cluster.wait_until(function() return not peer_of(n).up end, 5000, n.name .. " to see o4 down")
+      end
+      code, out, e = run { "status", "--json", "--wait-ms", "1500" }
+      assert.are.equal(1, code, e)
+      local j = cjson.decode(out)
+      assert.is_false(j.complete)
+      assert.are.equal(4, #j.nodes)
+      local listed
+      for _, n in ipairs(j.nodes) do
+        if n.name == n4.name then listed = n end
+      end
+      assert.is_not_nil(listed, out)
+      assert.matches("^down", listed.error)
+      code, out, e = run { "status" }
+      assert.are.equal(1, code, e)
+      assert.matches(pat .. "[%s%-]+no answer: down", out)
+      -- back, then stopped on purpose: no longer listed, exit 0
+      c:resume(n4)
+      for _, n in ipairs(nodes) do
+        cluster.wait_until(function() return peer_of(n).up end, 5000, n.name .. " connected to o4 again")
+      end
+      c:stop(n4)
+      for _, n in ipairs(nodes) do
+        cluster.wait_until(function() return not peer_of(n).up end, 5000, n.name .. " to see o4 stop")
+      end
+      code, out, e = run { "status" }
+      assert.are.equal(0, code, e)
+      assert.matches("^cluster of 3 nodes", out)
+      assert.is_nil(out:find(n4.name, 1, true), out)
+    end)
+    if not n4.exited then
+      c:resume(n4)
+      c:kill(n4)
+    end
     assert(ok, err)
   end)
 end)

@@ -58,10 +58,11 @@ function M.start_cluster(c, opts)
   return nodes, opts.http and c:call(nodes[1], "pogo.observer", "node_stats", {}).http or nil
 end
 
---- What the transport of this node knows of node `name`: wanted (redialed), up.
+--- What the transport of this node knows of node `name`: wanted (redialed), up,
+-- left (it stopped cleanly).
 function M.peer(name)
   local p = pogo.dist_info().peers[name]
-  return p and { wanted = p.wanted, up = p.up } or nil
+  return p and { wanted = p.wanted, up = p.up, left = p.left } or nil
 end
 
 if tonumber((...)) then -- run as a script: N [SETTLE_MS]
