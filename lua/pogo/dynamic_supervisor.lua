@@ -88,6 +88,7 @@ local views = require "pogo.dynamic_supervisor.views"
 local tally = require "pogo.dynamic_supervisor.tally"
 local handoff = require "pogo.dynamic_supervisor.handoff"
 local proc_lib = require "pogo.proc_lib"
+local registry = require "pogo.registry"
 local shutdown = require "pogo.shutdown"
 
 local encode = pogo.core.encode
@@ -104,7 +105,8 @@ local now = pogo.now
 -- moves (Pogo: "running on current node, but should run on another:
 -- terminate it here"; its owner starts it on the pg leave; see
 -- placement.moves); or when it runs elsewhere too (a healed netsplit) and the
--- other copy is the one that stays. A child on its way out, still starting
+-- other copy is the one that stays (a child named in pogo.registry: the
+-- registry decides). A child on its way out, still starting
 -- (it is looked at again once handed over), or waiting for its restart, is
 -- left to that.
 local function keep_or_stop(st, c, req, owner)
@@ -117,10 +119,17 @@ local function keep_or_stop(st, c, req, owner)
     proc.request = req
   end
   if status ~= "running" then return end
+  -- Two copies of a child named in pogo.registry (a healed netsplit): the
+  -- registry settles the conflict over its name (the registration made first
+  -- stays, the other copy hands it its state and ends), and the copy that
+  -- stays then moves to its owner, its state with it. (Deciding here too could
+  -- end both copies: the registry's tie-break and this one's may differ.)
+  local named = registry.holds(proc.pid)
+  if named and placement.running_elsewhere(st, c) then return end
   if owner ~= st.me and (placement.moves(st, req, owner) or not st.ring_nodes[st.me]) then
     children.stop(st, c, handoff.dest(st, owner)) -- it moves: its state goes with it
     st.unsettled[c] = true
-  else
+  elseif not named then
     local elsewhere = placement.running_elsewhere(st, c)
     if elsewhere and not placement.keeps_copy(st, owner, elsewhere) then
       children.stop(st, c, handoff.dest(st, elsewhere)) -- to the copy that stays: resolve_conflict

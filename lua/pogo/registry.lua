@@ -359,6 +359,15 @@ function M.whereis(name)
   return holder["\193" .. enc]
 end
 
+--- Whether local process `pid` holds a name: a conflict over one of its
+-- names is settled by the registry (the registration made first stays),
+-- which the distributed supervisor leaves it to.
+-- @param pid
+-- @treturn boolean
+function M.holds(pid)
+  return owned[pid] ~= nil
+end
+
 --- Every registered name (this node's view of the cluster).
 -- @treturn {name,...} a new array, in no particular order
 function M.names()

@@ -365,4 +365,29 @@ describe("state handoff", function()
     assert.are.same({ "name_conflict", id }, t[4])
     assert.equal(want + 7, c:call(b, "pogo", "call", { { "via", "pogo.registry", id }, "get", 5000 }))
   end)
+
+  it("after a netsplit heals, a named copy whose name the owner's newer copy lost: one copy stays, on the " ..
+     "owner, with both counts", function()
+    local a, b = two_nodes()
+    local id = owned_by(a, a.name, 1)[1]
+    counters(a, { id }, { named = true })
+    c:call(a, "pogo", "block", { b.name, true })
+    cluster.expect(is("started", b.name, id), 10000, "b's copy during the split")
+    -- a's copy restarts: its registration is now the newer one, and the
+    -- registry keeps b's copy, while a owns the child
+    pogo.exit(c:call(a, "pogo.dynamic_supervisor", "whereis", { "dhand", id }), "kill")
+    cluster.expect(is("started", a.name, id), 10000, "a's copy restarted")
+    assert.equal(3, c:call(a, R, "add", { id, 3 }))
+    assert.equal(4, c:call(b, R, "add", { id, 4 }))
+    c:call(a, "pogo", "block", { b.name, false })
+    -- a's copy hands 3 to b's resolve_conflict and ends; b's copy then moves
+    -- to a with 7 (before, both copies ended and a restarted from nil)
+    local m = cluster.expect(is("resolved", b.name, id), 10000, "resolve_conflict on b")
+    assert.are.same({ 4, 3 }, { m[4], m[5] })
+    local s = cluster.expect(is("started", a.name, id), 10000, "the copy that stays, moved to a")
+    assert.are.same({ 7, true }, { s[4], s[5] })
+    assert.equal(7, c:call(b, R, "get", { id }))
+    cluster.wait_until(function() return c:call(b, R, "where", { id }) == a.name end, 5000, "one copy, on a")
+    assert.is_nil(pogo.receive(is("started"), 300), "a third start")
+  end)
 end)

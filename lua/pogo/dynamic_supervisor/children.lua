@@ -233,10 +233,7 @@ local function start_done(s, from, i)
   s.done = i
   local c = s.records[i]
   local proc = c.proc
-  if proc and proc.status == "starting" and proc.starter == from then
-    proc.handoff, proc.handoff_from = nil, nil
-    return c
-  end
+  if proc and proc.status == "starting" and proc.starter == from then return c end
 end
 
 -- Record `c`'s start failed with `err`: a temporary child is terminated
@@ -251,9 +248,12 @@ local function failed(st, c, err)
     events.report(st, report.start_error(sup_name(st), id, err, "temporary: not retried"))
     return
   end
-  if proc.late ~= nil then -- handoff data that came while it started: for the next start
-    c.handoff, c.handoff_from, proc.late, proc.late_from = proc.late, proc.late_from, nil, nil
-  end
+  -- the handoff data it was given (a start can fail for a moment: the old
+  -- copy still holds its cluster-wide name, say), or that came while it
+  -- started: for the next start
+  if proc.handoff ~= nil then c.handoff, c.handoff_from = proc.handoff, proc.handoff_from end
+  if proc.late ~= nil and c.handoff == nil then c.handoff, c.handoff_from = proc.late, proc.late_from end
+  proc.handoff, proc.handoff_from, proc.late, proc.late_from = nil, nil, nil, nil
   local before = local_part(proc)
   proc.pid, proc.status, proc.error = nil, "restarting", err
   recount(st, c, before)
@@ -287,6 +287,7 @@ function M.started(st, from, i, pid, err, takes)
     local id = spec.id
     local before = local_part(proc)
     proc.pid, proc.status, proc.error, proc.takes = pid, "running", nil, takes
+    proc.handoff, proc.handoff_from = nil, nil -- (its init had it)
     if proc.late ~= nil then -- handoff data that came while it started
       handoff.deliver_late(st, c, proc.late)
       proc.late, proc.late_from = nil, nil
@@ -423,6 +424,11 @@ function M.stop(st, c, dest)
   end
 end
 
+-- Whether an exit reason is pogo.registry's {"name_conflict", name}.
+local function lost_name(reason)
+  return type(reason) == "table" and reason[1] == "name_conflict" and #reason == 2
+end
+
 --- Record `c`'s child exited with `reason`: forgotten if it was stopped,
 -- terminated cluster-wide if its restart type says so, else restarted.
 -- @tparam table st
@@ -442,6 +448,16 @@ function M.exited(st, c, reason)
   proc.killed_after = nil
   recount(st, c, before)
   events.notify(st, "child_stopped", id, reason)
+  if proc.status ~= "stopping" and lost_name(reason) then
+    -- a copy that lost the conflict over its cluster-wide name after a netsplit
+    -- (pogo.registry): the copy that stays runs on; reconcile decides (it moves
+    -- to its owner)
+    events.log(st, "info", "child %s (%s) lost its name to the copy on another node: it ends here",
+      events.describe(id), tostring(pid))
+    drop(st, c)
+    state.mark(st, c)
+    return
+  end
   if proc.status ~= "stopping" and not M.is_normal(reason) then
     events.report(st, report.crash(sup_name(st), id, pid, reason))
   elseif proc.status == "stopping" and not report.stopped_as_asked(reason, proc.request.spec) then
