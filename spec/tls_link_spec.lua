@@ -64,6 +64,15 @@ describe("pogo.start refuses", function()
       :find("pogo.start: tls.ca: " .. junk .. " holds no usable PEM certificate", 1, true))
   end)
 
+  it("a key with a passphrase, without asking for it (a prompt would block the node's loop)", function()
+    local enc = dir .. "/enc.key"
+    assert.is_true(os.execute(string.format("openssl pkey -in '%s' -aes256 -passout pass:x -out '%s' 2>/dev/null",
+                                            good.key, enc)))
+    assert.equal("pogo.start: tls.key: " .. enc .. " is encrypted: a key with a passphrase is not supported "
+      .. "(keep it unencrypted, readable by the node only: openssl pkey -in KEY -out KEY2)",
+      start_error { tls = { cert = good.cert, key = enc, ca = ca.cert } })
+  end)
+
   it("incomplete or mistyped options, naming them", function()
     assert.truthy(start_error({ tls = { cert = good.cert, ca = ca.cert } })
       :find("opts.tls.key must be a file name, got nil", 1, true))

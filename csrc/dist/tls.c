@@ -142,12 +142,26 @@ static const char *tls_field(lua_State *L, int t, const char *k, char *err, size
   return v && *v ? v : NULL;
 }
 
+/* The passphrase callback of an encrypted key: none is given (OpenSSL's
+ * default would prompt on the terminal, blocking the node's loop and its
+ * host's); it notes that the key asked for one. */
+static int no_passphrase(char *buf, int size, int rwflag, void *u) {
+  (void)buf, (void)size, (void)rwflag;
+  *(int *)u = 1;
+  return -1;
+}
+
 /* The private key in path, or NULL with err. */
 static EVP_PKEY *load_key(const char *path, char *err, size_t errlen) {
   FILE *f = fopen(path, "r");
-  EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, NULL, NULL) : NULL;
+  int encrypted = 0;
+  EVP_PKEY *k = f ? PEM_read_PrivateKey(f, NULL, no_passphrase, &encrypted) : NULL;
   if (f) fclose(f);
-  if (!k) {
+  if (!k && encrypted) {
+    ERR_clear_error();
+    snprintf(err, errlen, "tls.key: %s is encrypted: a key with a passphrase is not supported "
+             "(keep it unencrypted, readable by the node only: openssl pkey -in KEY -out KEY2)", path);
+  } else if (!k) {
     char why[160];
     ssl_reason(why, sizeof why);
     snprintf(err, errlen, "tls.key: %s holds no usable PEM private key (%s)", path, why);
