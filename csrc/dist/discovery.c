@@ -16,7 +16,8 @@
  *   and a connected one is not redialed once lost (mesh.c).
  *   A round that fails (no answer, a server error) adds what it found but
  *   forgets nothing; its failure is logged once until a round succeeds. A
- *   name that does not exist, or has no records, is a successful empty round.
+ *   name that does not exist, or has no records, is a successful empty round
+ *   (logged once, until addresses are found).
  *   This node's own address (advertised, or listened on) is skipped.
  * - Never a blocking call: c-ares opens its sockets and tells us which to
  *   watch (sock_state_cb); each is a uv_poll, and c-ares's timeouts run on a
@@ -65,6 +66,7 @@ struct pogo_discovery {
   int pending; /* queries of this round not answered yet */
   int failed;  /* an ares status other than "no such name/records" */
   uint8_t logged;
+  uint8_t empty_logged; /* an empty round was logged since addresses were last found */
   disc_addr *addrs; /* found this round */
   size_t naddrs, cap;
 };
@@ -209,6 +211,14 @@ static int round_done_fn(lua_State *L, void *arg) {
   } else if (x->logged) {
     pogo_log_at(d, POGO_LOG_INFO, NULL, "discovery: %s read from DNS again", x->name);
     x->logged = 0;
+  }
+  if (!x->failed && x->naddrs == 0 && !x->empty_logged) {
+    /* (a typo in the name, or a cluster whose records are not there yet) */
+    pogo_log_at(d, POGO_LOG_INFO, NULL, "discovery: %s has no %s records in DNS (yet): looking again every %u ms",
+                x->name, x->srv ? "SRV" : "A or AAAA", x->interval_ms);
+    x->empty_logged = 1;
+  } else if (x->naddrs > 0) {
+    x->empty_logged = 0;
   }
   uv_interface_address_t *ifs = NULL;
   int nifs = 0;

@@ -141,6 +141,18 @@ describe("DNS discovery", function()
     c:wait_meshed { s1, s2, d }
   end)
 
+  it("logs a name without records once (a typo, or records not there yet)", function()
+    dns = dnsmasq.start {}
+    local d = c:start_node { name = "typo", extra = { "--discover", "dns:tpyo.pogo.test:4000",
+      "--dns-server", "127.0.0.1:" .. dns.port, "--discover-interval-ms", "100" } }
+    local line = "discovery: tpyo.pogo.test has no A or AAAA records in DNS (yet): looking again every 100 ms"
+    cluster.wait_until(function() return d.err:find(line, 1, true) end, 10000, "the empty round to be logged")
+    -- five more rounds, still one line (an absence: watched for a while)
+    pogo.sleep(500)
+    local _, n = d.err:gsub(line:gsub("%p", "%%%0"), "")
+    assert.equal(1, n)
+  end)
+
   it("logs a DNS server that does not answer, and the node goes on", function()
     dns = dnsmasq.start {}
     local dead = dns.port
