@@ -139,7 +139,10 @@ local HANDOFF_ACK_MS = 5000
 -- nil (the send failed).
 local function send_data(dest, key, data, visited)
   local ack = pogo.monitor(dest)
-  if not pcall(core.send, dest, { "$handoff_data", key, data, pogo.node(), pogo.self(), ack, visited }) then
+  local sent, err = pcall(core.send, dest, { "$handoff_data", key, data, pogo.node(), pogo.self(), ack, visited })
+  if not sent then
+    -- (too big for a frame, say: the next instance starts with nil)
+    log.error("handoff data cannot be sent to %s, nil is handed over: %s", tostring(dest), tostring(err))
     pogo.demonitor(ack)
     return nil
   end
@@ -170,7 +173,10 @@ local function hand_off(mod, state, dest, key, rival, why, via)
   end
   local ack -- the monitor of `dest`, whose answer this server waits for before it exits
   if rival ~= nil then
-    if data ~= nil and pogo.is_pid(rival) then pcall(core.send, rival, { "$resolve_conflict", data }) end
+    if data ~= nil and pogo.is_pid(rival) then
+      local sent, err = pcall(core.send, rival, { "$resolve_conflict", data })
+      if not sent then log.error("handoff data cannot be sent to %s: %s", tostring(rival), tostring(err)) end
+    end
   elseif pogo.is_pid(dest) then
     ack = send_data(dest, key, data)
   end

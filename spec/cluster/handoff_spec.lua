@@ -328,6 +328,16 @@ describe("state handoff", function()
     assert.matches("handoff data cannot be serialized, nil is handed over", a.err, 1, true)
   end)
 
+  it("data too big for a frame: logged, the new instance starts with nil", function()
+    local a, b = two_nodes()
+    local id = owned_by(a, a.name, 1)[1]
+    counters(a, { id }, { pad = 17 * 1024 * 1024 }) -- the frame limit is 16 MiB
+    assert.equal(0, uv.kill(a.pid, "sigterm"))
+    moved({ id }, a.name, b.name, false)
+    c:wait_exit(a, 20000)
+    assert.matches("handoff data cannot be sent to <" .. b.name, a.err, 1, true)
+  end)
+
   -- Two nodes, a counter owned by a (`arg` as for `counters`), a netsplit
   -- during which a's copy gets 3 and b's own copy 4, then the heal: b's copy
   -- stops, and a's resolve_conflict gets its count. Returns a, b, the id,
