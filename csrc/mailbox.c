@@ -17,6 +17,8 @@
  *   serialized there, or dropped if that node is not connected); one from
  *   another node arrives through pogo_mailbox_post, already decoded.
  * - A message to {"via", module, name} goes to the pid that via.c resolves.
+ *   {name, node} whose node has no '@' is a mistake, not a node that is away:
+ *   it raises (so does {"via", module} without its name, which reads as one).
  */
 #include <stdlib.h>
 #include <string.h>
@@ -167,6 +169,11 @@ static int l_send(lua_State *L) {
       return luaL_argerror(L, 1, "{name, node} expects two strings");
     size_t nl;
     const char *node = lua_tolstring(L, 4, &nl);
+    if (!memchr(node, '@', nl)) { /* not a node name: a mistake, not a node that is away */
+      if (strcmp(lua_tostring(L, 3), "via") == 0)
+        return luaL_argerror(L, 1, "{\"via\", module, name} has no name (nil)");
+      return luaL_argerror(L, 1, "{name, node}: node must be a node name (name@host:port)");
+    }
     uint32_t idx = pogo_nodenames_index(N, L, node, nl);
     if (idx == 0) return send_named_local(N, L, 3, 2);
     int r = pogo_remote_send_named(N, L, idx, 3, 2, err);

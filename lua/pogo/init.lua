@@ -51,7 +51,8 @@ M.self = self
 --- Send `msg` to `dest` (a pid, a registered name, `{name, node}`, or
 -- `{"via", module, name}`).
 -- Local messages are not copied. Sending to a dead pid does nothing; to an
--- unregistered name raises `noproc`. `{"via", module, name}` names the pid
+-- unregistered name raises `noproc`; to `{name, node}` whose node is not a
+-- node name (`name@host:port`), or to a via name without its name, raises. `{"via", module, name}` names the pid
 -- that `require(module).whereis(name)` returns, as Erlang's `{via, Module,
 -- Name}`: `{"via", "pogo.registry", name}` is a cluster-wide name (see
 -- `pogo.registry`); a module of one's own needs a `whereis(name) -> pid | nil`

@@ -302,8 +302,19 @@ local function register_name(name, hands_off)
   return pcall(core.register, name, pogo.self())
 end
 
+-- A bad `name` option is a programming error (raised at the caller of
+-- start_link or start): a string, or {"via", module, name} with a name.
+local function check_name(name)
+  if name == nil or type(name) == "string" or core.is_via(name) then return end
+  if type(name) == "table" and name[1] == "via" then
+    error("pogo.server: opts.name {\"via\", module, name} has no name (nil)", 4)
+  end
+  error("pogo.server: opts.name must be a string or {\"via\", module, name}, got " .. type(name), 4)
+end
+
 local function start(module, arg, opts, link)
   opts = opts or {}
+  check_name(opts.name)
   local mod, err = resolve(module)
   if not mod then return nil, err end
   if type(mod.init) ~= "function" then return nil, "server module has no init function" end
