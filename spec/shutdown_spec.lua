@@ -85,6 +85,9 @@ describe("pogo.stop", function()
     end
     assert.is_not_nil(said)
     assert.equal("pogo", said[3].module)
+    -- the tree that was being stopped, named: its stubborn child held it
+    assert.matches("trees still running, the one being stopped first: " .. tostring(sup), said[2], 1, true)
+    assert.equal(tostring(sup), said[3].trees:match("^[^ ,]+"))
   end)
 
   it("from a process waits for the stop, and pogo.run returns", function()

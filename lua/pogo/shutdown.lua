@@ -131,11 +131,19 @@ local function remaining(stop)
   return stop.deadline - core.now()
 end
 
+-- A supervision tree's root as text: its pid, and its registered name.
+local function describe_root(pid)
+  local info = pogo.process_info(pid)
+  local name = info and info.registered_name
+  return name and string.format("%s (%s)", tostring(pid), tostring(name)) or tostring(pid)
+end
+
 -- Kill every root and tracked child that still lives.
 local function kill_left(stop)
-  local n = 0
+  local n, trees = 0, {}
   for i = #roots, 1, -1 do
     if core.alive(roots[i]) then
+      trees[#trees + 1] = describe_root(roots[i])
       pogo.exit(roots[i], "kill")
       n = n + 1
     end
@@ -147,7 +155,12 @@ local function kill_left(stop)
     end
   end
   roots, members, nmembers, prune_at = {}, {}, 0, 256
-  log.warning("the supervision trees did not stop within %d ms: killed the %d processes left", stop.timeout, n)
+  -- (the first tree named was being stopped when the time ran out; those
+  -- after it, started before it, had not begun to stop: their children's
+  -- terminate did not run)
+  log.with({ trees = table.concat(trees, ", ") }).warning(
+    "the supervision trees did not stop within %d ms: killed the %d processes left; trees still running, the "
+    .. "one being stopped first: %s", stop.timeout, n, #trees > 0 and table.concat(trees, ", ") or "none")
   pogo.yield() -- their monitors fire (the watcher of an os_process program ends it)
 end
 
