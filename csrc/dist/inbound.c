@@ -22,8 +22,9 @@
  *   would take more Lua heap than max_memory, or than DECODE_EXPANSION times
  *   the frame limit (128 MiB by default, decoded in about 1 s at worst; a
  *   20 MB array of booleans would take 320 MB), is dropped and
- *   logged without being decoded; a value other than a message (an exit or
- *   DOWN reason, gossip) that big closes the connection. Then the value is
+ *   logged without being decoded; an exit or DOWN reason that big is replaced
+ *   by a text that says so (the link or monitor still fires); gossip that
+ *   big closes the connection. Then the value is
  *   decoded in strict mode (mem.c): past max_memory the allocation fails and
  *   the message is dropped (conn.c's guard), the process it was for lives.
  * - Crash reasons ({error=, traceback=}) get their metatable back on arrival.
@@ -76,6 +77,18 @@ static int decode_tail(pogo_dist *d, pogo_conn *c, lua_State *L, const pogo_wire
   return 0;
 }
 
+/* The reason of an EXIT or DOWN, pushed: 0, or -1 (protocol error). One too
+ * big for this node's memory is replaced by a text that says so: the link or
+ * monitor still fires. */
+static int decode_reason(pogo_dist *d, pogo_conn *c, lua_State *L, const pogo_wire_msg *m, const char **err) {
+  int r = decode_tail(d, c, L, m, err);
+  if (r > 0) {
+    lua_pushfstring(L, "a reason of %I bytes, too big for this node's memory", (lua_Integer)m->tail_len);
+    r = 0;
+  }
+  return r;
+}
+
 /* The local process a (de)monitor frame names, by pid (`by_pid`) or by
  * registered name, in *b: the pid given, or the named process's (zeroed when
  * no process has that name). */
@@ -124,7 +137,7 @@ static int on_data(pogo_dist *d, pogo_conn *c, const pogo_wire_msg *m, const cha
   case POGO_W_EXIT:
     id_of(peer, &m->a, &a);
     id_of(0, &m->b, &b);
-    if (decode_tail(d, c, L, m, err) != 0) { rc = -1; break; }
+    if ((rc = decode_reason(d, c, L, m, err)) != 0) break;
     pogo_crash_restore(N, L, -1);
     pogo_links_peer_exit(N, L, &a, &b, -1, (m->flags & POGO_WIRE_LINKED) != 0);
     break;
@@ -146,7 +159,7 @@ static int on_data(pogo_dist *d, pogo_conn *c, const pogo_wire_msg *m, const cha
   case POGO_W_DOWN:
     id_of(0, &m->a, &a);
     id_of(peer, &m->b, &b);
-    if (decode_tail(d, c, L, m, err) != 0) { rc = -1; break; }
+    if ((rc = decode_reason(d, c, L, m, err)) != 0) break;
     pogo_crash_restore(N, L, -1);
     pogo_links_peer_down(N, L, &a, m->ref, peer, &b, -1);
     break;

@@ -16,8 +16,9 @@
  *   bytes of backlog a sending process is suspended until the backlog drains
  *   below POGO_BUSY_LOW or the connection goes (POGO_REMOTE_SUSPENDED); the
  *   main chunk waits inside the call; a luv callback just queues.
- * - Exit and DOWN reasons that cannot be serialized cross as their
- *   tostring(). Remote monitors are recorded on the target's side by
+ * - Exit and DOWN reasons that cannot be serialized, or that would not fit
+ *   in a frame (their encoding stops there), cross as their tostring(), cut
+ *   to 1 KiB: the EXIT or DOWN always goes. Remote monitors are recorded on the target's side by
  *   (ref, watcher): refs made by different nodes may have equal serials.
  */
 #include <stdio.h>
@@ -139,19 +140,37 @@ static int tostring_cf(lua_State *L) {
   return 1;
 }
 
-/* Append the reason at idx (or its tostring if it cannot be sent). */
+/* The most of a reason's text sent when the reason itself cannot be. */
+#define REASON_TEXT_MAX 1024
+/* Room left in a frame for what goes before the reason (ids, a ref, ...). */
+#define REASON_ROOM 256
+
+/* Append the reason at idx, or its text if it cannot be sent (a function in
+ * it; more than a frame holds: encoding stops there, so a reason that
+ * expands when encoded, a table holding one table twice at each of 40
+ * levels, costs no more than a frame's worth of work), cut to
+ * REASON_TEXT_MAX bytes. The EXIT or DOWN always goes. */
 static void put_reason(pogo_dist *d, lua_State *L, pogo_conn *c, int reason_idx) {
   char err[POGO_CODEC_ERRLEN];
   reason_idx = lua_absindex(L, reason_idx);
-  if (pogo_codec_encode(L, reason_idx, &c->pk, &d->N->ext, "reason", err) == 0) return;
-  lua_checkstack(L, 3);
+  size_t max = c->peer_max_frame > 2 * REASON_ROOM ? c->peer_max_frame - REASON_ROOM : REASON_ROOM;
+  if (pogo_codec_encode_msg(L, reason_idx, &c->pk, &d->N->ext, "reason", max, err) == 0) return;
+  lua_checkstack(L, 4);
   lua_pushcfunction(L, tostring_cf);
   lua_pushvalue(L, reason_idx);
   if (lua_pcall(L, 1, 1, 0) != LUA_OK || lua_type(L, -1) != LUA_TSTRING) {
     lua_pop(L, 1);
     lua_pushliteral(L, "unserializable reason");
   }
-  if (pogo_codec_encode(L, -1, &c->pk, NULL, "reason", err) != 0) msgpack_pack_nil(&c->pk);
+  size_t len;
+  const char *text = lua_tolstring(L, -1, &len);
+  if (len > REASON_TEXT_MAX) {
+    lua_pushlstring(L, text, REASON_TEXT_MAX);
+    lua_pushfstring(L, "... (a reason of %I bytes, cut)", (lua_Integer)len);
+    lua_concat(L, 2);
+    lua_remove(L, -2); /* the whole text */
+  }
+  if (pogo_codec_encode_msg(L, -1, &c->pk, NULL, "reason", max, err) != 0) msgpack_pack_nil(&c->pk);
   lua_pop(L, 1);
 }
 

@@ -108,6 +108,26 @@ describe("attacks", function()
     c:kill(a)
   end)
 
+  it("an exit reason too big to send, or to decode, still fires the remote monitor; neither node is stuck",
+     function()
+    local a, before = target("reasons")
+    for _, case in ipairs {
+      { "dag", 40, "^table: " },  -- 2^40 leaves: the encoding stops at a frame's worth, its text goes
+      { "big", nil, "^" .. string.rep("x", 1024) .. "%.%.%. %(a reason of %d+ bytes, cut%)$" },
+      { "dag", 20, "^a reason of %d+ bytes, too big for this node's memory$" }, -- sent; refused here
+    } do
+      local pid = c:call(a, A, "doomed", { case[1], case[2] })
+      local ref = pogo.monitor(pid)
+      pogo.send(pid, "go")
+      local down = cluster.expect(function(m) return m[1] == "DOWN" and m[2] == ref end, 10000,
+        "the DOWN of a process whose reason is " .. case[1])
+      local reason = type(down[4]) == "table" and down[4].error or down[4]
+      assert.matches(case[3], tostring(reason))
+      assert.is_nil(pogo.receive(nodedown_of(a), 0), "the link stays up")
+    end
+    recovered(a, before)
+  end)
+
   it("exit(pid, 'kill') ends a spinning process, and SIGTERM or SIGINT stops a node while one spins", function()
     local a, before = target("spinterm")
     local pid = c:call(a, A, "start_spinner")

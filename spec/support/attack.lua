@@ -162,6 +162,19 @@ function M.rpcs(node, fn, n, timeout)
   return timeouts
 end
 
+--- A process that, told "go", raises a reason hard to send: "dag" (a table
+-- holding one table twice at each of `depth` levels: 2^depth leaves once
+-- encoded) or "big" (a 30 MB string). Its pid.
+function M.doomed(kind, depth)
+  return pogo.spawn(function()
+    pogo.receive(function(m) return m == "go" end)
+    if kind == "big" then error(string.rep("x", 30 * 1024 * 1024), 0) end
+    local t = { "leaf" }
+    for _ = 1, depth or 40 do t = { t, t } end
+    error(t, 0)
+  end)
+end
+
 --- sleep as an rpc (a worker that blocks).
 function M.sleep(ms)
   pogo.sleep(ms or 60000)
