@@ -3,8 +3,9 @@
  *
  * Contract
  * - A mailbox is a Lua table used as a queue (keys mb_head..mb_tail-1), created
- *   on a process's first message. Local messages are stored as they are: never
- *   copied, never serialized.
+ *   on a process's first message, and let go when it empties after it held
+ *   more than MBOX_KEEP messages (a table keeps the slots of its peak).
+ *   Local messages are stored as they are: never copied, never serialized.
  * - Order is kept; taking a message from the middle (selective receive) keeps
  *   the order of the others.
  * - A message to a process that waits in receive() with an empty mailbox is
@@ -89,6 +90,23 @@ int pogo_mailbox_post(pogo_node *N, lua_State *L, const pogo_id *to, int msg_idx
   return 1;
 }
 
+/* A mailbox that held more than this many messages at once is let go once
+ * it is empty (a new one comes with the next message): a Lua table keeps the
+ * slots of its peak, 200,000 messages' worth after a burst. */
+#define MBOX_KEEP 1024
+
+/* p's mailbox is empty: its keys start again at 1, and a big table goes. */
+static void emptied(pogo_node *N, lua_State *L, pogo_proc *p) {
+  uint32_t peak = p->mb_tail;
+  p->mb_head = p->mb_tail = 1;
+  if (peak <= MBOX_KEEP || !(p->flags & PF_MBOX)) return;
+  pogo_node_push_ref(L, N->ref_mbox);
+  lua_pushnil(L);
+  lua_rawseti(L, -2, p->slot);
+  lua_pop(L, 1);
+  p->flags &= ~PF_MBOX;
+}
+
 /* Pop the head of p's mailbox onto L (p must have a message). */
 static void pop_head(pogo_node *N, lua_State *L, pogo_proc *p) {
   push_mbox(N, L, p, 0);
@@ -96,7 +114,7 @@ static void pop_head(pogo_node *N, lua_State *L, pogo_proc *p) {
   lua_pushnil(L);
   lua_rawseti(L, -3, p->mb_head);
   lua_remove(L, -2);
-  if (++p->mb_head == p->mb_tail) p->mb_head = p->mb_tail = 1;
+  if (++p->mb_head == p->mb_tail) emptied(N, L, p);
 }
 
 /* Take the message at absolute key k out of p's mailbox, keeping order. */
@@ -111,8 +129,8 @@ static void take_at(pogo_node *N, lua_State *L, pogo_proc *p, uint32_t k) {
   lua_pushnil(L);
   lua_rawseti(L, t, p->mb_tail - 1);
   p->mb_tail--;
-  if (p->mb_head == p->mb_tail) p->mb_head = p->mb_tail = 1;
   lua_remove(L, t);
+  if (p->mb_head == p->mb_tail) emptied(N, L, p);
 }
 
 /* Send the message at msg_idx to the process registered under the name at name_idx. */

@@ -205,6 +205,34 @@ describe("memory the collector freed", function()
   end)
 end)
 
+describe("a mailbox that held a burst", function()
+  it("is let go once it is empty: the heap comes back", function()
+    local me = pogo.self()
+    local sink = pogo.spawn(function()
+      pogo.receive(function(m) return m == "go" end)
+      local n = 0
+      while true do
+        local m = pogo.receive()
+        if m == "done" then break end
+        n = n + 1
+      end
+      pogo.send(me, { "drained", n })
+      pogo.receive() -- (it lives on, its mailbox empty)
+    end)
+    collectgarbage("collect")
+    local before = collectgarbage("count")
+    for i = 1, 200000 do pogo.send(sink, i) end
+    pogo.send(sink, "done")
+    pogo.send(sink, "go")
+    assert.are.same({ "drained", 200000 }, pogo.receive(function(m) return m[1] == "drained" end, 10000))
+    collectgarbage("collect")
+    collectgarbage("collect")
+    local after = collectgarbage("count")
+    assert.is_true(after < before * 1.10 + 64, string.format("heap %.0f KiB before, %.0f KiB after", before, after))
+    pogo.exit(sink, "kill")
+  end)
+end)
+
 describe("what ended processes leave", function()
   local N, AGE_MS = 20000, 1000 -- mem.c: ENDED_MIN, ENDED_AGE_MS
 
