@@ -426,10 +426,14 @@ function M.start(opts)
     if core.alive(pid) then core.dist_monitor_nodes(pid, true) end
   end
   early_subscribers = {}
-  if not core.whereis("$rpc") then
+  -- the "$rpc" server, kept running (pogo.service: out of memory under
+  -- `ulimit -v`, it died, and every later rpc to the node got noproc)
+  require("pogo.service").keep("$rpc", function()
     local server = require "pogo.server" -- not at the top: pogo.server needs the pogo table
-    pogo.register("$rpc", pogo.spawn(server.enter_loop, Rpc, Rpc.init()))
-  end
+    local pid = pogo.spawn(server.enter_loop, Rpc, Rpc.init())
+    pogo.register("$rpc", pid)
+    return pid
+  end)
   -- every node runs the cluster-wide registry from its start, as every Erlang node runs global
   require("pogo.registry").start()
   if opts.http then -- the web page of the cluster (pogo.dashboard)

@@ -74,7 +74,7 @@
 local pogo = require "pogo"
 local scope_peers = require "pogo.scope_peers"
 local uv = require "luv"
-local log = require("pogo.log").with { module = "pogo.registry" }
+local service = require "pogo.service"
 
 local core = pogo.core
 local send, self, is_pid, node_of, node_name = core.send, core.self, core.is_pid, core.node_of, core.node_name
@@ -112,7 +112,6 @@ local hands = {}    -- local pid -> true: a pogo.server that hands its state ove
 -- The registry process and what only it uses.
 local R = {
   pid = nil,
-  guard = nil,       -- the process that restarts it (`guard`)
   peers = scope_peers.new(MOD), -- the registry processes of other nodes
   owner_ref = {},    -- local holder pid -> monitor ref
   watcher_ref = {},  -- watcher pid -> monitor ref
@@ -764,39 +763,23 @@ local function loop()
   end
 end
 
--- Body of the guard: a process that restarts the registry process when it
--- exits (killed by hand, out of memory), as OTP's kernel supervisor restarts
--- `global`: meanwhile the other nodes drop this node's names (its registry
--- process went down), and the restarted one sends them again (`loop`).
-local function guard()
-  while true do
-    local pid = R.pid
-    local ref = core.monitor(pid)
-    local m = pogo.receive(function(x) return type(x) == "table" and x[1] == "DOWN" and x[2] == ref end)
-    if R.pid == pid then R.pid = nil end
-    local ok, err = pcall(ensure_process)
-    if ok then
-      log.warning("the registry process %s exited (%s): restarted as %s", tostring(pid), tostring(m[4]),
-        tostring(R.pid))
-    else
-      log.error("the registry process %s exited (%s) and cannot be restarted: %s", tostring(pid),
-        tostring(m[4]), tostring(err))
-      return
-    end
+-- Start the registry process (raises if another process holds its name).
+local function start_process()
+  local taken = core.whereis(MOD)
+  if taken then
+    error(string.format("pogo.registry: the local name '%s' is taken by %s", MOD, tostring(taken)), 0)
   end
+  R.pid = core.spawn(loop)
+  core.register(MOD, R.pid)
+  return R.pid
 end
 
--- Start the registry process if it is not running, and its guard.
+-- Start the registry process if it is not running, kept running by a guard
+-- (pogo.service): the other nodes drop this node's names while it is down,
+-- and the restarted one sends them again (`loop`).
 function ensure_process()
-  if not (R.pid and alive(R.pid)) then
-    local taken = core.whereis(MOD)
-    if taken then
-      error(string.format("pogo.registry: the local name '%s' is taken by %s", MOD, tostring(taken)), 3)
-    end
-    R.pid = core.spawn(loop)
-    core.register(MOD, R.pid)
-  end
-  if not (R.guard and alive(R.guard)) then R.guard = core.spawn(guard) end
+  if R.pid and alive(R.pid) then return end
+  R.pid = service.keep(MOD, start_process)
 end
 
 --- Start the node's registry process if it is not running (`pogo.start`
