@@ -403,6 +403,7 @@ function Server.handle_drained(st)
   local passed = handoff.deadline(st) -- answers of owners that data was passed on to, given up
   if passed and passed <= t then handoff.give_up_passing(st) end
   handoff.expire_coming(st, t) -- data said to come that did not: those children start without it
+  requests.due_unheld(st, t)   -- requests held by no node for a while: any node that knows them takes them
   join_wait.expire(st, t) -- joining nodes that took longer than settle_ms
   t = now()
   if t >= st.next_sync then repair_pass(st, t) end
@@ -426,6 +427,8 @@ function Server.timeout(st)
   d = handoff.deadline(st)
   if d and d < soonest then soonest = d end
   d = st.coming_next
+  if d and d < soonest then soonest = d end
+  d = st.unheld_next
   if d and d < soonest then soonest = d end
   return soonest - now()
 end

@@ -316,6 +316,25 @@ describe("distributed supervisor (Pogo's suite)", function()
     await_placement({ 1, 2, 3, 4, 5 })
   end)
 
+  it("a supervisor its parent restarts (one_for_all) on the node that made the requests loses no child",
+     function()
+    -- its stop gives the requests up (its keeper goes); the owners take them
+    -- over, but the restarted supervisor may own some again before they did,
+    -- without knowing them (what no node holds is not in pg): the nodes that
+    -- know them take them over after a while
+    local nodes = start_nodes(3)
+    await_ring()
+    local all = {}
+    for n = 1, 20 do
+      all[n] = n
+      assert.is_true(c:call(nodes[1], R, "start_child", { n }))
+    end
+    await_placement(all)
+    assert.is_truthy(c:call(nodes[1], R, "bounce_supervisor"))
+    await_placement(all, 15000)
+    await_specs(all)
+  end)
+
   it("which_children local lists this node's children, each the right child (asked through its pid)", function()
     local nodes = placed_on_two({ 1, 2 })
     local seen = 0

@@ -140,6 +140,11 @@ end
 -- given up), and start it again.
 function M.stop_supervisor() return supervisor.terminate_child(top, "dsup") end
 function M.restart_supervisor() return supervisor.restart_child(top, "dsup") end
+--- Stop and restart it at once, as a one_for_all parent does.
+function M.bounce_supervisor()
+  assert(supervisor.terminate_child(top, "dsup"))
+  return supervisor.restart_child(top, "dsup")
+end
 
 -- ---- rpc targets ----
 

@@ -5,7 +5,10 @@
 -- (the `uid`, `node/creation/seq`, names it), joined by the keeper of the node
 -- that made it. Every node of the scope learns it from pg. When no node holds
 -- it any more (that node died, or its supervisor was stopped), the child's
--- owner takes it over, so a spec survives as long as any node of the scope.
+-- owner takes it over, so a spec survives as long as any node of the scope;
+-- and if it is still held by no node a while later (the owner did not know
+-- it: its supervisor restarted meanwhile, and what no node holds is not in
+-- pg), any node that knows it takes it over.
 --
 -- `terminate_child` marks every request for the id with a group
 -- `{"term", uid}`, held by the keeper of the node that asked. A request with
@@ -211,6 +214,7 @@ end
 function M.forget(st, req)
   if st.requests[req.uid] ~= req then return end
   st.requests[req.uid] = nil
+  st.unheld[req] = nil
   remove_request(req.child, req)
   state.touch(st, req.child)
   st.memory.ran[req.uid] = nil
@@ -357,16 +361,61 @@ function M.settle(st, c)
   return active
 end
 
+-- How long a request may stay held by no node before any node that knows
+-- it takes it over, not only its child's owner: the owner may not know it
+-- (its supervisor restarted meanwhile, and what no node holds is not in pg).
+local function unheld_grace(st)
+  return 2 * st.settle + 1000
+end
+
+-- Request `req` is held by no node since now (if not noted before).
+local function note_unheld(st, req)
+  if st.unheld[req] then return end
+  local t = now()
+  st.unheld[req] = t
+  local due = t + unheld_grace(st)
+  if st.unheld_next == nil or due < st.unheld_next then st.unheld_next = due end
+end
+
 --- Reconcile step: a request that no node holds any more (its node died, or
--- its supervisor was stopped) is taken over by its child's owner.
+-- its supervisor was stopped) is taken over by its child's owner, or by any
+-- node that knows it once it has stayed so for `unheld_grace`.
 -- @tparam table st
 -- @tparam table req
 -- @tparam string owner the ring's node for its child
 function M.take_over(st, req, owner)
-  if not req.held and owner == st.me and not held_by_any(st, req.group) then
+  if req.held then return end
+  if held_by_any(st, req.group) then
+    st.unheld[req] = nil
+    return
+  end
+  local since = st.unheld[req]
+  if owner == st.me or (since and now() - since >= unheld_grace(st)) then
     pg.join(st.scope, req.group, st.keeper)
     req.held = true
+    st.unheld[req] = nil
+  else
+    note_unheld(st, req)
   end
+end
+
+--- The requests held by no node for `unheld_grace` by `t`: their records are
+-- reconciled (`take_over`). The next such deadline (nil: none).
+-- @tparam table st
+-- @tparam number t
+-- @treturn ?number
+function M.due_unheld(st, t)
+  if st.unheld_next == nil or st.unheld_next > t then return st.unheld_next end
+  local grace, nxt = unheld_grace(st), nil
+  for req, since in pairs(st.unheld) do
+    if since + grace <= t then
+      state.mark(st, req.child)
+    elseif nxt == nil or since + grace < nxt then
+      nxt = since + grace
+    end
+  end
+  st.unheld_next = nxt
+  return nxt
 end
 
 -- ---- what pg says ----
@@ -396,7 +445,7 @@ function M.on_spec(st, kind, group)
     local req = st.requests[uid]
     if req and not held_by_any(st, group) then
       state.mark(st, req.child)
-      if st.markers[uid] then M.forget(st, req) end
+      if st.markers[uid] then M.forget(st, req) else note_unheld(st, req) end
     end
   end
 end
@@ -453,7 +502,16 @@ function M.rescan(st, other)
     end
   end
   for uid, req in pairs(st.requests) do
-    if not seen_specs[uid] and not req.held then M.forget(st, req) end
+    if not seen_specs[uid] and not req.held then
+      -- held by no node: forgotten if terminated or lost to another request,
+      -- else taken over (reconcile; nodes that knew it may be all that is left)
+      if st.markers[uid] or M.active(st, req.child) ~= req then
+        M.forget(st, req)
+      else
+        note_unheld(st, req)
+        state.mark(st, req.child)
+      end
+    end
   end
   for uid, m in pairs(st.markers) do
     if not seen_markers[uid] then

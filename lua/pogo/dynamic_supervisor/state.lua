@@ -76,6 +76,8 @@ function M.new(opts)
     children = {},                      -- key -> the record of that child id (`child` below)
     requests = {},                      -- uid -> request {uid, spec, group, held, child} (requests.lua)
     markers = {},                       -- uid -> termination marker {group, present, held, since}
+    unheld = {},                        -- request -> since when no node holds it (requests.take_over)
+    unheld_next = nil,                  -- when the first of those may be taken over by any node
     gone = { head = 1, tail = 0 },      -- markers that went (no node holds them), in order: [i] = uid,
                                         -- [-i] = its `since` then (requests.expire_gone)
     by_pid = {},                        -- pid of a child this node runs -> its record
