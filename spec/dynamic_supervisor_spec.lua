@@ -315,6 +315,23 @@ describe("pogo.dynamic_supervisor on one node", function()
     stop(spid)
   end)
 
+  it("a terminated child whose start blocks is ended within its shutdown time; its id can be started again",
+     function()
+    local sup, spid = start({})
+    local gate = "gate_" .. sup
+    pogo.register(gate, pogo.self())
+    finally(function() pogo.unregister(gate) end)
+    -- its start waits for a "go" that never comes
+    assert.is_true(dsup.start_child(sup, worker("stuck", { gate = gate }, { shutdown = 100 })))
+    local starting = pogo.receive(function(m) return type(m) == "table" and m[1] == "starting" end, 2000)
+    assert.is_true(dsup.terminate_child(sup, "stuck"))
+    await(function() return not pogo.alive(starting[3]) end, 2000, "the blocked start to end")
+    await(function() return dsup.count_children(sup, "local").specs == 0 end, 2000, "the record to go")
+    assert.is_true(dsup.start_child(sup, worker("stuck")))
+    await(function() return dsup.whereis(sup, "stuck") end, 2000, "the id started again")
+    stop(spid)
+  end)
+
   it("rejects bad specs and replicates nothing", function()
     local sup, spid = start({})
     local before = #pg.which_groups(sup)

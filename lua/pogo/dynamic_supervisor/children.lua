@@ -11,6 +11,8 @@
 --                           -- the hand-over (it may know the reason of a "noproc" exit; starter.lua)
 --       awaiting = ref,     -- the monitor of that starter while its report is waited for
 --       recheck = true,     -- starting: reconcile looked at it meanwhile (do it again once started)
+--       cancel = true,      -- starting: it is to stop; its starter is killed at kill_at if the start
+--                           -- has not ended by then (a start that blocks)
 --       error = reason,     -- why its last start failed (or it exited past the intensity)
 --       restarts = window,  -- its pogo.restart_intensity window (from its first exit)
 --       restarted = true,   -- it exited (or failed to start): its next start is a restart (reported)
@@ -142,6 +144,7 @@ function M.start(st, c, req)
     c.proc = proc
   end
   proc.request, proc.status, proc.pid, proc.retry_at, proc.starter = req, "starting", nil, nil, nil
+  proc.cancel, proc.kill_at = nil, nil
   recount(st, c, before)
   proc.handoff, proc.handoff_from = nil, nil
   st.timed[c] = nil
@@ -242,6 +245,11 @@ local function failed(st, c, err)
   local proc = c.proc
   local id = proc.request.spec.id
   proc.starter = nil
+  if proc.cancel then -- it was to stop (terminated) while it started
+    drop(st, c)
+    state.mark(st, c)
+    return
+  end
   if proc.request.spec.restart == "temporary" then
     drop(st, c)
     requests.terminate(st, id)
@@ -288,6 +296,7 @@ function M.started(st, from, i, pid, err, takes)
     local before = local_part(proc)
     proc.pid, proc.status, proc.error, proc.takes = pid, "running", nil, takes
     proc.handoff, proc.handoff_from = nil, nil -- (its init had it)
+    proc.cancel, proc.kill_at = nil, nil -- (a stop meanwhile: recheck stops it now)
     if proc.late ~= nil then -- handoff data that came while it started
       handoff.deliver_late(st, c, proc.late)
       proc.late, proc.late_from = nil, nil
@@ -402,7 +411,15 @@ function M.stop(st, c, dest)
   local proc = c.proc
   if not proc or proc.status == "stopping" then return end
   if proc.status == "starting" then
-    proc.recheck = true
+    proc.recheck = true -- (looked at again once its start is reported)
+    -- a start that does not end within the child's shutdown time (one that
+    -- blocks) is ended with its starter (`due`)
+    local shutdown = proc.request.spec.shutdown
+    if proc.starter and not proc.cancel and shutdown ~= "infinity" then
+      proc.cancel = true
+      proc.kill_at = now() + (shutdown == "brutal_kill" and 0 or shutdown)
+      st.timed[c] = true
+    end
     return
   end
   if not pogo.is_pid(proc.pid) then return drop(st, c) end
@@ -509,6 +526,17 @@ function M.due(st, t)
         else
           drop(st, c)
           state.mark(st, c)
+        end
+      end
+    elseif proc.status == "starting" and proc.cancel and proc.kill_at then
+      if proc.kill_at <= t then
+        proc.kill_at = nil
+        st.timed[c] = nil
+        -- its start still runs: the starter goes, and the starts of its batch with it
+        if proc.starter then
+          events.log(st, "warning", "the start of child %s did not end within its shutdown time after it "
+            .. "was to stop: its starter is killed", events.describe(proc.request.spec.id))
+          pogo.exit(proc.starter, "kill")
         end
       end
     elseif proc.status == "stopping" and proc.kill_at then
