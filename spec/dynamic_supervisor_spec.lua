@@ -234,7 +234,7 @@ describe("pogo.dynamic_supervisor on one node", function()
   end)
 
   it("the repair passes sweep every record in slices, and go on after records come and go", function()
-    local sup, spid = start({ sync_interval = 20, sweep_passes = 4 })
+    local sup, spid = start({ sync_interval = 100, sweep_passes = 4 })
     for i = 1, 40 do assert.is_true(dsup.start_child(sup, worker("sw" .. i))) end
     await(function() return dsup.count_children(sup, "local").active == 40 end, 3000, "40 children")
     local st = require("pogo.dynamic_supervisor.views").state_of(sup)
@@ -494,8 +494,20 @@ describe("pogo.dynamic_supervisor on one node", function()
     assert.is_nil((dsup.start_link({ name = "x", redistribute = "sometimes" })))
     assert.is_nil((dsup.start_link({ name = "x", listeners = { { node_up = 1 } } })))
     assert.is_nil((dsup.start_link({ name = "x", children = { { id = 1 } } })))
-    assert.same({ nil, "weight must be a positive number" }, { dsup.start_link({ name = "x", weight = 0 }) })
-    assert.same({ nil, "nodes must be an array of node names" }, { dsup.start_link({ name = "x", nodes = "a" }) })
+    assert.same({ nil, "weight must be a positive number, at most 100" },
+      { dsup.start_link({ name = "x", weight = 0 }) })
+    -- a weight of 4,000 took every node 1.25 s to build its ring; one over 8,192 raised in the ring
+    assert.same({ nil, "weight must be a positive number, at most 100" },
+      { dsup.start_link({ name = "x", weight = 4000 }) })
+    assert.same({ nil, "vnodes * weight must be at most 1048576 ring points" },
+      { dsup.start_link({ name = "x", vnodes = 20000, weight = 100 }) })
+    assert.same({ nil, "nodes must be an array of node names, not empty" },
+      { dsup.start_link({ name = "x", nodes = "a" }) })
+    -- an empty list would empty the ring of every node of the scope
+    assert.same({ nil, "nodes must be an array of node names, not empty" },
+      { dsup.start_link({ name = "x", nodes = {} }) })
+    assert.same({ nil, "sync_interval must be a number of ms, at least 100" },
+      { dsup.start_link({ name = "x", sync_interval = 0 }) })
     assert.same({ nil, "invalid child spec: node must be a node name" },
       { dsup.start_link({ name = "x", children = { worker("p", nil, { node = 1 }) } }) })
     assert.is_nil(pogo.whereis("x"))

@@ -41,6 +41,19 @@ local node_of = pogo.node_of
 
 local M = {}
 
+--- The largest `weight`: a node's share of the ring is `vnodes * weight`
+-- points, built on every node (a weight of 4,000 took 1.25 s, and the nodes
+-- missed their heartbeats).
+M.MAX_WEIGHT = 100
+
+--- Whether `w` is a weight this supervisor accepts (from its options, or
+-- published by another node's supervisor: an invalid one counts as 1).
+-- @param w
+-- @treturn boolean
+function M.valid_weight(w)
+  return type(w) == "number" and w > 0 and w <= M.MAX_WEIGHT
+end
+
 --- The pg group in which this supervisor publishes its ring settings.
 -- @tparam table st
 -- @treturn table `{"sup", weight, nodes | false}`
@@ -197,7 +210,7 @@ end
 local function sup_joined(st, group, pid)
   local node = node_of(pid)
   local known = st.sups[node]
-  st.sups[node] = { pid = pid, weight = tonumber(group[2]) or 1, allow = allow_set(group[3]) }
+  st.sups[node] = { pid = pid, weight = M.valid_weight(group[2]) and group[2] or 1, allow = allow_set(group[3]) }
   if not known or known.pid ~= pid then join_wait.joined(st, node, pid) end
 end
 
