@@ -26,6 +26,13 @@
  *   alone. The reserve is taken back (pogo_mem_tidy, after each batch) once
  *   malloc can give it again; its release is logged there, not in the
  *   allocator.
+ * - A message from another node is admitted before it is decoded
+ *   (pogo_mem_admit): when the heap plus what decoding it may take passes
+ *   max_memory, a full collection runs (at most every ADMIT_GC_MS) and, if
+ *   that does not make room, the message is dropped undecoded. Otherwise each
+ *   message of a flood to a process that does not read its mailbox failed
+ *   an allocation, and Lua ran an emergency full collection of the whole
+ *   heap for each one: the node froze.
  * - Transport buffers and other C allocations are not Lua heap: max_memory
  *   does not count them (each connection's backlog has its own bound).
  * - Memory the collector freed goes back to the system (glibc's malloc_trim,
@@ -63,6 +70,7 @@
 #define RESERVE (8u << 20)
 #define MIN_HEADROOM ((size_t)4 << 20)
 #define RETAKE_MS 100
+#define ADMIT_GC_MS 100 /* pogo_mem_admit collects at most this often */
 #define TRIM_MIN ((size_t)4 << 20)
 #define TRIM_EVERY_MS 250
 #define ENDED_MIN 10000   /* processes alive at once, most of them ended since: a full collection */
@@ -85,6 +93,7 @@ typedef struct pogo_mem {
   uint64_t refused;  /* allocations failed by the limit */
   uint64_t failed;   /* allocations malloc failed */
   uint64_t retake_at;
+  uint64_t admit_gc_at; /* no collection for pogo_mem_admit before (loop time, ms) */
 } pogo_mem;
 
 static void *mem_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
@@ -150,6 +159,16 @@ void pogo_mem_uninstall(pogo_node *N, lua_State *L) {
 }
 
 size_t pogo_mem_limit(pogo_node *N) { return N->mem ? N->mem->limit : 0; }
+
+int pogo_mem_admit(pogo_node *N, size_t need) {
+  pogo_mem *m = N->mem;
+  if (!m || !m->limit || m->used + need <= m->limit) return 1;
+  uint64_t now = uv_now(N->loop);
+  if (now < m->admit_gc_at || !lua_gc(N->L, LUA_GCISRUNNING)) return 0;
+  m->admit_gc_at = now + ADMIT_GC_MS;
+  lua_gc(N->L, LUA_GCCOLLECT);
+  return m->used + need <= m->limit;
+}
 
 size_t pogo_mem_room(pogo_node *N) {
   pogo_mem *m = N->mem;

@@ -357,6 +357,9 @@ static inline int pogo_mem_strict(pogo_node *N, int on) {
 /* Bytes that allocations may still take in strict mode (SIZE_MAX: no limit). */
 size_t pogo_mem_room(pogo_node *N);
 size_t pogo_mem_limit(pogo_node *N); /* max_memory, 0 if none */
+/* Whether `need` more bytes of Lua heap fit under max_memory (a collection,
+ * at most every 100 ms, may make the room); 1 without a limit. */
+int pogo_mem_admit(pogo_node *N, size_t need);
 /* After a batch: take back the reserve released when malloc failed. */
 void pogo_mem_tidy(pogo_node *N);
 void pogo_mem_register(lua_State *L);

@@ -191,6 +191,8 @@ struct pogo_dist {
   pogo_log_q *logq;  /* NULL: lines go straight to stderr */
   uint32_t admit_evicted;   /* handshakes closed to make room, not yet logged (admit.c) */
   uint64_t admit_logged_at;
+  uint32_t full_dropped;    /* messages dropped at max_memory, not yet logged (inbound.c) */
+  uint64_t full_logged_at;
 };
 
 /* ---- log.c ---- */

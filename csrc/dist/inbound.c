@@ -22,9 +22,14 @@
  *   would take more Lua heap than max_memory, or than DECODE_EXPANSION times
  *   the frame limit (128 MiB by default, decoded in about 1 s at worst; a
  *   20 MB array of booleans would take 320 MB), is dropped and
- *   logged without being decoded; an exit or DOWN reason that big is replaced
+ *   logged without being decoded; at max_memory a message that does not fit
+ *   the room left (after a collection, at most every 100 ms: mem.c's
+ *   pogo_mem_admit) is dropped undecoded too, a line a second saying so;
+ *   exit reasons, gossip and messages to the node's own machinery ("$rpc",
+ *   pg's and the registry's processes) may use the headroom instead; an exit
+ *   or DOWN reason too big for the node is replaced
  *   by a text that says so (the link or monitor still fires); gossip that
- *   big closes the connection. Then the value is
+ *   big is dropped. Then the value is
  *   decoded in strict mode (mem.c): past max_memory the allocation fails and
  *   the message is dropped (conn.c's guard), the process it was for lives.
  * - Crash reasons ({error=, traceback=}) get their metatable back on arrival.
@@ -44,10 +49,24 @@ static void id_of(uint32_t node, const pogo_wire_id *w, pogo_id *out) {
 
 #define DECODE_EXPANSION 8 /* a message may take this many times the frame limit in Lua heap */
 #define MAX_GROWTH 80      /* heap bytes a byte of encoding can become, at most */
+#define FULL_LOG_EVERY_MS 1000 /* values dropped at max_memory: a line at most this often */
+
+/* Whether a message to registered name `name` is for the node's own
+ * machinery ("$rpc", "$dsup_keeper:...", the registry's and pg's scope
+ * processes): it may use the headroom past max_memory, so a node at its
+ * limit still answers an rpc and keeps its replicas in step. */
+static int for_service(const char *name, size_t len) {
+  return (len > 0 && name[0] == '$') || (len >= 3 && memcmp(name, "pg:", 3) == 0) ||
+         (len == 13 && memcmp(name, "pogo.registry", 13) == 0);
+}
 
 /* Decode exactly one value from a frame's tail: 0; 1 when it would take
- * too much memory (not decoded, logged, *err set); -1 with *err. */
-static int decode_tail(pogo_dist *d, pogo_conn *c, lua_State *L, const pogo_wire_msg *m, const char **err) {
+ * too much memory (not decoded, logged, *err set); -1 with *err. A
+ * `service` value (an exit reason, gossip, a message to the node's
+ * machinery) may use the headroom past max_memory; another is admitted
+ * first (pogo_mem_admit) and decoded in strict mode. */
+static int decode_tail(pogo_dist *d, pogo_conn *c, lua_State *L, const pogo_wire_msg *m, int service,
+                       const char **err) {
   pogo_node *N = d->N;
   char cerr[POGO_CODEC_ERRLEN];
   size_t used = 0;
@@ -62,7 +81,22 @@ static int decode_tail(pogo_dist *d, pogo_conn *c, lua_State *L, const pogo_wire
     *err = "a value too big for this node's memory";
     return 1;
   }
-  int strict = pogo_mem_strict(N, 1); /* past max_memory, decoding fails (and raises: conn.c's guard) */
+  /* at max_memory, what does not fit is dropped before it is decoded: each
+   * failed allocation would make Lua collect the whole heap (mem.c) */
+  if (limit && need == 0 && !service) need = pogo_codec_estimate(m->tail, m->tail_len);
+  if (!service && need != SIZE_MAX && !pogo_mem_admit(N, need)) {
+    uint64_t now = uv_now(N->loop);
+    d->full_dropped++;
+    if (now - d->full_logged_at >= FULL_LOG_EVERY_MS) {
+      pogo_log_line(d, "dropped a value of %zu bytes from %s (%u since the last such line): this node is at its "
+                    "max_memory (%zu bytes)", m->tail_len, c->peer_name, (unsigned)d->full_dropped, limit);
+      d->full_dropped = 0;
+      d->full_logged_at = now;
+    }
+    *err = "no room under max_memory";
+    return 1;
+  }
+  int strict = pogo_mem_strict(N, !service); /* past max_memory, decoding fails (and raises: conn.c's guard) */
   int r = pogo_codec_decode(L, m->tail, m->tail_len, &used, &N->ext, cerr);
   pogo_mem_strict(N, strict);
   if (r != 0) {
@@ -81,7 +115,7 @@ static int decode_tail(pogo_dist *d, pogo_conn *c, lua_State *L, const pogo_wire
  * big for this node's memory is replaced by a text that says so: the link or
  * monitor still fires. */
 static int decode_reason(pogo_dist *d, pogo_conn *c, lua_State *L, const pogo_wire_msg *m, const char **err) {
-  int r = decode_tail(d, c, L, m, err);
+  int r = decode_tail(d, c, L, m, 1, err);
   if (r > 0) {
     lua_pushfstring(L, "a reason of %I bytes, too big for this node's memory", (lua_Integer)m->tail_len);
     r = 0;
@@ -113,12 +147,15 @@ static int on_data(pogo_dist *d, pogo_conn *c, const pogo_wire_msg *m, const cha
   case POGO_W_SEND:
     id_of(0, &m->a, &a);
     if (!pogo_proc_get(N, &a)) break;
-    if ((rc = decode_tail(d, c, L, m, err)) != 0) { rc = rc > 0 ? 0 : -1; break; } /* too big: dropped */
+    if ((rc = decode_tail(d, c, L, m, 0, err)) != 0) { rc = rc > 0 ? 0 : -1; break; } /* too big: dropped */
     pogo_stats_msg_in(c);
     pogo_mailbox_post(N, L, &a, -1);
     break;
   case POGO_W_SEND_NAMED:
-    if ((rc = decode_tail(d, c, L, m, err)) != 0) { rc = rc > 0 ? 0 : -1; break; }
+    if ((rc = decode_tail(d, c, L, m, for_service(m->name, m->name_len), err)) != 0) {
+      rc = rc > 0 ? 0 : -1;
+      break;
+    }
     if (pogo_names_whereis(N, L, m->name, m->name_len, &a)) pogo_mailbox_post(N, L, &a, -1);
     break;
   case POGO_W_LINK:
@@ -164,7 +201,7 @@ static int on_data(pogo_dist *d, pogo_conn *c, const pogo_wire_msg *m, const cha
     pogo_links_peer_down(N, L, &a, m->ref, peer, &b, -1);
     break;
   case POGO_W_PEERS:
-    if (decode_tail(d, c, L, m, err) != 0) { rc = -1; break; }
+    if ((rc = decode_tail(d, c, L, m, 1, err)) != 0) { rc = rc > 0 ? 0 : -1; break; } /* too big: dropped */
     if (lua_type(L, -1) == LUA_TTABLE) pogo_mesh_gossip_in(d, L, c);
     break;
   case POGO_W_LEFT:

@@ -168,11 +168,13 @@ describe("attacks", function()
     assert.is_true(pogo.core.dist_inject(m.name, send_named_frame("sink", booleans(20000000))))
     assert.same({ 0 }, c:call(m, A, "sink_count"))
     cluster.wait_until(function() return m.err:find("dropped a value", 1, true) end, 2000, "the drop logged")
-    -- a message that fits the limit but not the room a process leaves: its
-    -- decode fails in strict mode, the message is dropped, the holder lives
+    -- a message that fits the limit but not the room a process leaves: it is
+    -- dropped before it is decoded (a collection could not make the room),
+    -- the holder lives
     local holder = c:call(m, A, "hold", { 40 }, 30000)
     assert.is_true(pogo.core.dist_inject(m.name, send_named_frame("sink", booleans(2000000))))
-    cluster.wait_until(function() return m.err:find("dropped a message", 1, true) end, 5000, "the drop logged")
+    cluster.wait_until(function() return m.err:find("this node is at its max_memory", 1, true) end, 5000,
+      "the drop logged")
     assert.same({ 0 }, c:call(m, A, "sink_count"))
     assert.is_true(pogo.alive(holder))
     pogo.send(holder, "release")
@@ -182,6 +184,26 @@ describe("attacks", function()
     assert.is_nil(pogo.receive(nodedown_of(m), 0))
     recovered(m, before)
     c:kill(m)
+  end)
+
+  it("a flood to a process that never reads, under max_memory: what does not fit is dropped; the node lives",
+     function()
+    local m, before = target("flooded", { extra = { "--max-memory", "64M" } })
+    local reader = c:call(m, A, "nonreader")
+    local filler = string.rep("p", 500)
+    for i = 1, 200000 do -- 100 MB: each message past the room was an emergency collection of the heap
+      pogo.send({ "nonreader", m.name }, { i, filler })
+      if i % 10000 == 0 then pogo.sleep(0) end
+    end
+    cluster.wait_until(function() return m.err:find("this node is at its max_memory", 1, true) end, 10000,
+      "the drops logged")
+    -- (at its limit the node runs no rpc worker: an exit signal still gets through)
+    pogo.exit(reader, "kill") -- its mailbox goes with it
+    assert.is_nil(pogo.receive(nodedown_of(m), 0), "the node was declared down")
+    recovered(m, before)
+    local exit = c:stop(m, 5000) -- SIGTERM
+    assert.is_not_nil(exit, "stopped within 5 s")
+    assert.are.equal(0, exit.code, m.err)
   end)
 
   it("a 20 MB message to a node under ulimit -v is dropped, and so is one that malloc cannot hold", function()

@@ -175,6 +175,13 @@ function M.doomed(kind, depth)
   end)
 end
 
+--- A process registered as "nonreader" that never reads its mailbox; its pid.
+function M.nonreader()
+  local pid = pogo.spawn(function() pogo.sleep(3600000) end)
+  pogo.register("nonreader", pid)
+  return pid
+end
+
 --- sleep as an rpc (a worker that blocks).
 function M.sleep(ms)
   pogo.sleep(ms or 60000)
