@@ -188,6 +188,7 @@ void pogo_node_register(lua_State *L) {
   pogo_names_register(L);
   pogo_node_stats_register(L);
   pogo_preempt_register(L);
+  pogo_nested_register(L);
   pogo_profile_register(L);
   pogo_mem_register(L);
   pogo_via_register(L);

@@ -92,11 +92,15 @@
  * with its slice (a receive, a send that waits, an error that ends the
  * process): one left open by an error does not outlive the slice.
  *
+ * Coroutines nested in a process (coroutine.wrap, an iterator): pogo's
+ * coroutine.resume (nested.c) tells the node which one runs (p->inner), the
+ * hook is set on that one, and it yields with a mark (p->inner_preempted)
+ * that the resume passes up, yielding its own coroutine the same way, up to
+ * the process.
+ *
  * Where preemption cannot apply (the slice goes on until the code returns
  * somewhere it can yield; the node is frozen meanwhile, as before):
- * - a coroutine nested in the process (coroutine.wrap, an iterator): only the
- *   process's own coroutine is hooked, and yielding a nested one would look
- *   like a coroutine.yield to the code that resumed it;
+ * - a coroutine resumed from C (by a C library's lua_resume);
  * - a call from C that cannot yield: the comparator of table.sort, the
  *   function of string.gsub, a metamethod called from C (__gc, __close), the
  *   message handler of xpcall, the body of a module being required, any Lua
@@ -156,7 +160,8 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
   pogo_node *N = pogo_node_of(L);
   pogo_watchdog *w = N ? N->wd : NULL;
   pogo_proc *p = N && !N->closed ? N->current : NULL;
-  if (!w || !p || p->co != L) { /* not the running process's own coroutine */
+  int nested = p && p->inner == L && L != p->co;
+  if (!w || !p || (p->co != L && !nested)) { /* not the running process's own coroutine, nor its inner one */
     if (!w || w->signo) lua_sethook(L, NULL, 0, 0);
     return;
   }
@@ -171,6 +176,11 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
   }
   if (p->critical || !lua_isyieldable(L)) { /* a critical section, or a call from C: try again a little later */
     if (w->signo) lua_sethook(L, preempt_hook, LUA_MASKCOUNT, HOOK_RETRY);
+    return;
+  }
+  if (nested) { /* to the resume that runs it (nested.c), which yields its own coroutine in turn */
+    p->inner_preempted = 1;
+    lua_yield(L, 0);
     return;
   }
   N->preempted = 1;
@@ -224,7 +234,8 @@ static pogo_proc *running(pogo_watchdog *w, uint32_t s) {
 static void hook(pogo_watchdog *w, pogo_proc *p, uint32_t s) {
   atomic_fetch_add_explicit(&w->signals, 1, memory_order_relaxed);
   w->armed = (sig_atomic_t)s;
-  lua_sethook(p->co, preempt_hook, LUA_MASKCOUNT, 1);
+  lua_State *inner = p->inner;
+  lua_sethook(inner ? inner : p->co, preempt_hook, LUA_MASKCOUNT, 1);
 }
 
 /* The calm watch's tick: the loop thread has used another CALM_FACTOR time
@@ -409,6 +420,7 @@ void pogo_preempt_slice_end(pogo_node *N, pogo_proc *p, lua_State *co) {
   atomic_signal_fence(memory_order_seq_cst); /* the handler sees N->current cleared */
   if (N->preempted) p->flags |= PF_PREEMPTED;
   else p->flags &= (uint16_t)~PF_PREEMPTED;
+  p->inner = NULL; /* (a slice ends in the process's own coroutine) */
   pogo_watchdog *w = N->wd;
   if (!w || !w->signo) return;
   w->slice = 0;
@@ -527,6 +539,12 @@ static int l_preempt_info(lua_State *L) {
     lua_setfield(L, -2, "ticks");
   }
   return 1;
+}
+
+void pogo_preempt_nested(pogo_node *N, lua_State *co) {
+  pogo_watchdog *w = N->wd;
+  if (w && !w->signo && N->preempt_us > 0 && !lua_gethook(co)) /* (the permanent count hook) */
+    lua_sethook(co, preempt_hook, LUA_MASKCOUNT, FALLBACK_COUNT);
 }
 
 void pogo_preempt_register(lua_State *L) {

@@ -136,6 +136,8 @@ typedef struct pogo_proc {
   uint64_t reductions;  /* one per resume, one per µs of a preempted slice (preempt.c) */
   uint32_t hook_slice;  /* the slice in which the fallback count hook last fired */
   uint32_t critical;    /* > 0: inside critical_enter/leave, not preempted (preempt.c) */
+  lua_State *volatile inner; /* the coroutine nested in it that runs now, NULL: its own (preempt.c) */
+  uint8_t inner_preempted;   /* the nested coroutine that yielded last was preempted (preempt.c) */
 } pogo_proc;
 
 typedef struct pogo_rq_entry {
@@ -331,6 +333,10 @@ void pogo_preempt_slice_begin(pogo_node *N);
 void pogo_preempt_slice_end(pogo_node *N, pogo_proc *p, lua_State *co);
 void pogo_preempt_close(pogo_node *N); /* stop the timers (node gc) */
 void pogo_preempt_register(lua_State *L);
+/* Coroutine co, nested in the running process, is about to run: it gets the
+ * permanent count hook when that is the mechanism (preempt.c). */
+void pogo_preempt_nested(pogo_node *N, lua_State *co);
+void pogo_nested_register(lua_State *L); /* core.resume, core.wrap (nested.c) */
 /* Whether processes' coroutines are free of the permanent preemption hook
  * (signals work, or preemption is off), so another hook may use them. */
 int pogo_preempt_hook_free(pogo_node *N);

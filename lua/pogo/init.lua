@@ -8,6 +8,9 @@
 -- @module pogo
 local core = require "pogo.core"
 local log = require "pogo.log"
+-- coroutines nested in a process are preempted too (csrc/nested.c): pogo's
+-- resume and wrap, Lua's own outside a process, in place of Lua's
+coroutine.resume, coroutine.wrap = core.resume, core.wrap -- luacheck: ignore 122
 
 local M = {}
 

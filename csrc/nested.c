@@ -1,0 +1,167 @@
+/*
+ * nested.c: coroutines nested in a process are preempted too.
+ *
+ * Contract
+ * - A process is a coroutine, and preemption (preempt.c) makes it yield to
+ *   the scheduler when it has run a whole time slice. Code in a process may
+ *   run coroutines of its own (a generator, an iterator made with
+ *   coroutine.wrap); a loop inside one of them ran with no hook, and its node
+ *   froze until the loop ended.
+ * - core.resume and core.wrap are Lua's coroutine.resume and coroutine.wrap
+ *   (lbaselib's, with the same values, errors and messages), which pogo puts
+ *   in place of Lua's in the node's state (lua/pogo/init.lua). In a process
+ *   they tell the node which coroutine runs (p->inner, set before each
+ *   resume and back to the caller after it), so that the hook is set on that
+ *   one. The hook yields it with a mark (p->inner_preempted) and no values;
+ *   the resume that ran it sees the mark and yields its own coroutine the
+ *   same way (lua_yieldk, so it goes on where it was), up to the process,
+ *   whose slice ends as any preempted slice. When the process runs again,
+ *   each resume takes its coroutine up where it stopped. The code that
+ *   resumed it never sees these yields.
+ * - Outside a process (the main chunk, luv callbacks, a host's own code:
+ *   Prosody's, cqueues') they are Lua's own, also while the node closes.
+ *   A coroutine resumed from C (a C library's lua_resume) is not preempted;
+ *   nor is one whose resumer cannot yield (a resume inside a table.sort
+ *   comparator, say): it is resumed again at once.
+ */
+#include "runtime.h"
+
+/* lbaselib's auxresume: narg values of L go to co, which runs; its results
+ * (or its error) come back on L. The number of results, or -1 (error on top). */
+static int auxresume(lua_State *L, lua_State *co, int narg) {
+  if (!lua_checkstack(co, narg)) {
+    lua_pushliteral(L, "too many arguments to resume");
+    return -1;
+  }
+  lua_xmove(L, co, narg);
+  int nres;
+  int status = lua_resume(co, L, narg, &nres);
+  if (status == LUA_OK || status == LUA_YIELD) {
+    if (!lua_checkstack(L, nres + 1)) {
+      lua_pop(co, nres);
+      lua_pushliteral(L, "too many results to resume");
+      return -1;
+    }
+    lua_xmove(co, L, nres);
+    return nres;
+  }
+  lua_xmove(co, L, 1);
+  return -1;
+}
+
+/* The node (upvalue 1; NULL once it is closed: no process runs then). */
+static pogo_node *node_of(lua_State *L) {
+  pogo_node *N = lua_touserdata(L, lua_upvalueindex(1));
+  return N && !N->closed ? N : NULL;
+}
+
+/* The running process, told that `co` (NULL: the coroutine that calls) runs. */
+static pogo_proc *runs(lua_State *L, lua_State *co) {
+  pogo_node *N = node_of(L);
+  pogo_proc *p = N ? N->current : NULL;
+  if (p) {
+    p->inner = co ? co : (L == p->co ? NULL : L);
+    if (co) pogo_preempt_nested(N, co);
+  }
+  return p;
+}
+
+static int resume_k(lua_State *L, int status, lua_KContext ctx);
+
+/* Resume co (its arguments on top of L, narg of them), passing a preemption
+ * of co up: then L yields the same way, and resume_k goes on. The results
+ * of the resume (>= 0) or -1 (error on top). `base`: L's stack below the
+ * arguments, kept across a yield (co, or the wrap's arguments gone). */
+static int run(lua_State *L, lua_State *co, int narg, lua_KContext wrap) {
+  pogo_proc *p = runs(L, co);
+  int r = auxresume(L, co, narg);
+  p = runs(L, NULL);
+  if (r == 0 && p && p->inner_preempted) {
+    p->inner_preempted = 0;
+    if (lua_isyieldable(L)) {
+      if (L == p->co) node_of(L)->preempted = 1;
+      else p->inner_preempted = 1;
+      return lua_yieldk(L, 0, wrap, resume_k);
+    }
+    return run(L, co, 0, wrap); /* (cannot yield here: on at once) */
+  }
+  return r;
+}
+
+/* The results of a resume, as coroutine.resume returns them. */
+static int resume_results(lua_State *L, int r) {
+  if (r < 0) {
+    lua_pushboolean(L, 0);
+    lua_insert(L, -2);
+    return 2;
+  }
+  lua_pushboolean(L, 1);
+  lua_insert(L, -(r + 1));
+  return r + 1;
+}
+
+/* Close co's pending to-be-closed variables after its error (Lua 5.4.6 named
+ * lua_resetthread lua_closethread). */
+static int close_thread(lua_State *co, lua_State *from) {
+#if LUA_VERSION_RELEASE_NUM >= 50406
+  return lua_closethread(co, from);
+#else
+  (void)from;
+  return lua_resetthread(co);
+#endif
+}
+
+/* The results of a wrap's call: its values, or its error raised (lbaselib's
+ * auxwrap: the coroutine closed, a string error with the caller's position). */
+static int wrap_results(lua_State *L, lua_State *co, int r) {
+  if (r >= 0) return r;
+  int stat = lua_status(co);
+  if (stat != LUA_OK && stat != LUA_YIELD) {
+    stat = close_thread(co, L);
+    lua_xmove(co, L, 1);
+    if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
+      luaL_where(L, 1);
+      lua_insert(L, -2);
+      lua_concat(L, 2);
+    }
+  }
+  return lua_error(L);
+}
+
+/* After L yielded for a preemption of the coroutine it runs: run it again.
+ * ctx 0: a resume (co at index 1); 1: a wrap (co its upvalue 2, after the node). */
+static int resume_k(lua_State *L, int status, lua_KContext ctx) {
+  (void)status;
+  lua_State *co = lua_tothread(L, ctx ? lua_upvalueindex(2) : 1);
+  lua_settop(L, ctx ? 0 : 1);
+  int r = run(L, co, 0, ctx);
+  return ctx ? wrap_results(L, co, r) : resume_results(L, r);
+}
+
+/* resume(co, ...): coroutine.resume. */
+static int l_resume(lua_State *L) {
+  lua_State *co = lua_tothread(L, 1);
+  luaL_argexpected(L, co, 1, "coroutine");
+  return resume_results(L, run(L, co, lua_gettop(L) - 1, 0));
+}
+
+static int auxwrap(lua_State *L) {
+  lua_State *co = lua_tothread(L, lua_upvalueindex(2));
+  return wrap_results(L, co, run(L, co, lua_gettop(L), 1));
+}
+
+/* wrap(f): coroutine.wrap. */
+static int l_wrap(lua_State *L) {
+  luaL_checktype(L, 1, LUA_TFUNCTION);
+  lua_pushvalue(L, lua_upvalueindex(1)); /* the node (POGO_NODE), then the coroutine */
+  lua_State *NL = lua_newthread(L);
+  lua_pushvalue(L, 1);
+  lua_xmove(L, NL, 1);
+  lua_pushcclosure(L, auxwrap, 2);
+  return 1;
+}
+
+void pogo_nested_register(lua_State *L) {
+  static const luaL_Reg fns[] = {{"resume", l_resume}, {"wrap", l_wrap}, {NULL, NULL}};
+  pogo_node_setfuncs(L, fns);
+}
