@@ -38,6 +38,19 @@ local function round_trips(pong, ms)
   assert.is_true(done)
 end
 
+-- 50 round trips to `pong` from another process (within 10 s).
+local function fifty_round_trips(pong)
+  local me = pogo.self()
+  pogo.spawn(function()
+    for _ = 1, 50 do
+      pogo.send(pong, pogo.self())
+      assert(pogo.receive() == "pong")
+    end
+    pogo.send(me, "50 round trips")
+  end)
+  assert.are.equal("50 round trips", pogo.receive(10000))
+end
+
 describe("preemption", function()
   it("is on, through the watchdog's signal", function()
     local p = pogo.spawn(function() end) -- the watchdog comes with the first process
@@ -51,15 +64,7 @@ describe("preemption", function()
   it("lets other processes run while one spins, and exit(pid, 'kill') ends the spinner", function()
     local s = spinner()
     local pong = ponger()
-    local me = pogo.self()
-    pogo.spawn(function()
-      for _ = 1, 50 do
-        pogo.send(pong, pogo.self())
-        assert(pogo.receive() == "pong")
-      end
-      pogo.send(me, "50 round trips")
-    end)
-    assert.are.equal("50 round trips", pogo.receive(10000))
+    fifty_round_trips(pong)
     local ref = pogo.monitor(s)
     pogo.exit(s, "kill")
     assert.same({ "DOWN", ref, s, "killed" }, pogo.receive(1000))
@@ -169,15 +174,7 @@ describe("preemption", function()
       coroutine.resume(outer)
     end)
     local pong = ponger()
-    local me = pogo.self()
-    pogo.spawn(function()
-      for _ = 1, 50 do
-        pogo.send(pong, pogo.self())
-        assert(pogo.receive() == "pong")
-      end
-      pogo.send(me, "50 round trips")
-    end)
-    assert.are.equal("50 round trips", pogo.receive(10000))
+    fifty_round_trips(pong)
     assert.is_true(core.process_info(gen).reductions > 1000)
     for _, p in ipairs { gen, deep } do
       local ref = pogo.monitor(p)

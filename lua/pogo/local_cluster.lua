@@ -287,6 +287,20 @@ function Cluster:rpc(node, module, fn, args, timeout) -- luacheck: no unused arg
   return pogo.rpc(type(node) == "table" and node.name or node, module, fn, args, timeout)
 end
 
+--- Whether `node` (a node record or a name) lists node `name` among its
+-- connected nodes; false when it does not answer an rpc within 1 s.
+-- @param node
+-- @tparam string name
+-- @treturn boolean
+function Cluster:sees(node, name)
+  local ok, nodes = self:rpc(node, "pogo", "nodes", {}, 1000)
+  if not ok then return false end
+  for _, n in ipairs(nodes) do
+    if n == name then return true end
+  end
+  return false
+end
+
 --- rpc that must succeed: returns the results.
 function Cluster:call(node, module, fn, args, timeout)
   local res = table.pack(self:rpc(node, module, fn, args, timeout))

@@ -19,12 +19,6 @@ teardown(function()
   c:teardown()
 end)
 
-local function sees(node, name)
-  for _, n in ipairs(c:call(node, R, "nodes")) do
-    if n == name then return true end
-  end
-  return false
-end
 
 describe("advertise", function()
   it("names a node listening on 0.0.0.0 by the address peers reach it at", function()
@@ -40,8 +34,8 @@ describe("advertise", function()
     -- a node that only hears its name (gossip from this node) dials it by that name
     local m = c:start_node { name = "hearsay", seeds = { c.self_name:match("@(.*)$") } }
     c:wait_meshed { n, m }
-    assert.is_true(sees(m, n.name))
-    assert.is_true(sees(n, m.name))
+    assert.is_true(c:sees(m, n.name))
+    assert.is_true(c:sees(n, m.name))
     -- the warning is for 0.0.0.0 without advertise, not for this node
     assert.is_nil(n.err:find("without advertise", 1, true))
     c:stop(m)

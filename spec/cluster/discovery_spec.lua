@@ -45,14 +45,6 @@ local function common_port(ips)
   error("no port free on " .. table.concat(ips, ", "))
 end
 
-local function sees(node, name)
-  local ok, peers = c:rpc(node, R, "nodes", {}, 1000)
-  if not ok then return false end
-  for _, n in ipairs(peers) do
-    if n == name then return true end
-  end
-  return false
-end
 
 local function target(node, addr)
   for _, t in ipairs(c:call(node, R, "info").targets) do
@@ -74,7 +66,7 @@ describe("DNS discovery", function()
     local b = discovering("db", ips[2])
     -- no seeds: a and b find each other in DNS
     c:connect(a)
-    cluster.wait_until(function() return sees(a, b.name) end, INTERVAL + 5000, "a and b to find each other")
+    cluster.wait_until(function() return c:sees(a, b.name) end, INTERVAL + 5000, "a and b to find each other")
     c:wait_meshed { a, b }
     assert.is_nil(target(a, ips[1] .. ":" .. port)) -- its own record is skipped
     assert.is_true(target(a, ips[2] .. ":" .. port).found)
@@ -84,14 +76,14 @@ describe("DNS discovery", function()
     dns.set_hosts { "127.0.0.2 nodes.pogo.test", "127.0.0.3 nodes.pogo.test", "127.0.0.4 nodes.pogo.test" }
     dns.reload()
     local t0 = uv.hrtime()
-    cluster.wait_until(function() return sees(a, n.name) and sees(b, n.name) end, INTERVAL + SLACK,
+    cluster.wait_until(function() return c:sees(a, n.name) and c:sees(b, n.name) end, INTERVAL + SLACK,
       "the new record's node joined within one interval")
     assert.is_true((uv.hrtime() - t0) / 1e6 <= INTERVAL + SLACK)
     assert.truthy(a.err:find("discovery: 127.0.0.4:" .. port .. " found in DNS (nodes.pogo.test)", 1, true))
 
     -- its node goes down: still in DNS, so still dialed
     c:kill(n)
-    cluster.wait_until(function() return not sees(a, n.name) end, 5000, "a to lose dc")
+    cluster.wait_until(function() return not c:sees(a, n.name) end, 5000, "a to lose dc")
     local info = c:call(a, R, "info")
     assert.is_true(info.peers[n.name].wanted)
     assert.truthy(target(a, ips[3] .. ":" .. port))
@@ -110,8 +102,8 @@ describe("DNS discovery", function()
     cluster.wait_until(function() return not target(a, ips[2] .. ":" .. port) end, INTERVAL + SLACK,
       "a to drop db's record")
     assert.truthy(a.err:find(b.name .. " is no longer in DNS (still connected)", 1, true))
-    assert.is_true(sees(a, b.name))
-    assert.is_true(sees(b, a.name))
+    assert.is_true(c:sees(a, b.name))
+    assert.is_true(c:sees(b, a.name))
     -- then it crashes (no BYE): lost, it is not redialed (it left DNS), where
     -- a node merely lost is retried for forget_ms
     assert.is_true(c:call(a, R, "info").peers[b.name].wanted)
@@ -134,7 +126,7 @@ describe("DNS discovery", function()
     local d = c:start_node { name = "sd", extra = { "--discover", "dns:_pogo._tcp.pogo.test",
       "--dns-server", "127.0.0.1:" .. dns.port, "--discover-interval-ms", tostring(INTERVAL) } }
     c:connect(d)
-    cluster.wait_until(function() return sees(d, s1.name) and sees(d, s2.name) end, INTERVAL + 5000,
+    cluster.wait_until(function() return c:sees(d, s1.name) and c:sees(d, s2.name) end, INTERVAL + 5000,
       "the SRV records' nodes to be joined")
     assert.is_true(target(d, "127.0.0.5:" .. p1).found)
     assert.is_true(target(d, "127.0.0.6:" .. p2).found)

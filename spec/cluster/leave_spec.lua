@@ -27,14 +27,6 @@ describe("leaving on purpose", function()
     return info.peers[name]
   end
 
-  local function sees(node, name)
-    local ok, peers = c:rpc(node, R, "nodes", {}, 1000)
-    if not ok then return false end
-    for _, n in ipairs(peers) do
-      if n == name then return true end
-    end
-    return false
-  end
 
   -- The spec's node is b, a's only peer at first. d joins through b, learns
   -- a from b's gossip and dials it; a refuses d (blocked there), so d never
@@ -72,7 +64,7 @@ describe("leaving on purpose", function()
       c:wait_exit(a, 5000)
       local a2 = c:start_node { name = "la_" .. how, port = port, seeds = { c.self_name } }
       assert.are.equal(a.name, a2.name)
-      cluster.wait_until(function() return sees(d, a2.name) end, 5000, a2.name .. " to reach " .. d.name)
+      cluster.wait_until(function() return c:sees(d, a2.name) end, 5000, a2.name .. " to reach " .. d.name)
       c:wait_meshed { a2, d }
       local p = peer(d, a2.name)
       assert.is_true(p.up and p.wanted and not p.left)
@@ -91,7 +83,7 @@ describe("leaving on purpose", function()
     pogo.block(y.name, true)
     finally(function() pogo.block(y.name, false) end)
     c:connect(o)
-    cluster.wait_until(function() return sees(o, y.name) end, 3000, "y to join o")
+    cluster.wait_until(function() return c:sees(o, y.name) end, 3000, "y to join o")
     local leaver = c:call(o, R, "leaver")
     pogo.send(leaver, { "disconnect", c.self_name })
     cluster.wait_until(function()
@@ -99,7 +91,7 @@ describe("leaving on purpose", function()
       return p and not p.up and not p.wanted
     end, 3000, "x to get o's BYE")
     pogo.block(y.name, false) -- x dials y: y's gossip lists o
-    cluster.wait_until(function() return sees(y, c.self_name) end, 3000, "x and y to connect")
+    cluster.wait_until(function() return c:sees(y, c.self_name) end, 3000, "x and y to connect")
     c:call(y, R, "nodes") -- y's gossip (sent as the link came up) is in before this answer
     local p = peer(nil, o.name)
     assert.is_false(p.wanted, "x dials o again, from y's gossip")

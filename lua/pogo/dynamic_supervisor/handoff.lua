@@ -264,16 +264,16 @@ function M.received(st, id, data, from, reply_to, ref, visited, hops)
   local ok, key = pcall(encode, id)
   local c = ok and st.children[key]
   hops = math.type(hops) == "integer" and hops or 0
+  local stopping = stopping_set(st, visited)
   if data ~= nil and c and not c.proc and hops < MAX_HOPS then
     local owner = placement.owner(st, c)
-    local stopping = stopping_set(st, visited)
     local dest = owner and owner ~= from and not stopping[owner] and M.dest(st, owner)
     if dest then
       events.log(st, "debug", "handoff data of child %s goes on to its owner %s", events.describe(id), owner)
       return send_to(st, dest, id, data, from, stopping, hops + 1, reply_to, ref)
     end
   end
-  keep(st, id, data, from, stopping_set(st, visited))
+  keep(st, id, data, from, stopping)
   M.ack(reply_to, ref)
 end
 
