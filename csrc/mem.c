@@ -15,7 +15,10 @@
  *   a process runs or a frame is decoded (pogo_mem_strict): one that would
  *   pass the limit fails (Lua then runs an emergency collection and retries,
  *   and raises "not enough memory" if that does not help), so the process
- *   that made it exits "out of memory" and a message too big is dropped.
+ *   that made it exits "out of memory" (at the end of its slice, even if it
+ *   caught the error with pcall and went on: PF_OOM, sched.c; an allocation
+ *   that Lua's retry after its emergency collection gets does not count) and
+ *   a message too big is dropped.
  *   Otherwise (the scheduler's and the transport's own work, the main
  *   chunk) allocations may go `headroom` past it, so exits, DOWN messages,
  *   restarts and log lines can still be made once a process hit the limit.
@@ -94,6 +97,8 @@ typedef struct pogo_mem {
   uint64_t failed;   /* allocations malloc failed */
   uint64_t retake_at;
   uint64_t admit_gc_at; /* no collection for pogo_mem_admit before (loop time, ms) */
+  void *refused_ptr;    /* the last allocation refused to a process (its block and new size): */
+  size_t refused_size;  /* refused twice in a row, it raises (Lua's retry) */
 } pogo_mem;
 
 static void *mem_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
@@ -109,6 +114,14 @@ static void *mem_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     size_t cap = strict ? m->limit : m->limit + m->headroom;
     if (m->used + (nsize - old) > cap) {
       m->refused++;
+      if (strict && m->N->current) {
+        /* Lua retries a refused allocation once, after an emergency
+         * collection: refused again, it raises the memory error, and the
+         * process ends "out of memory" even if it catches it (sched.c) */
+        if (m->refused_ptr == ptr && m->refused_size == nsize) m->N->current->flags |= PF_OOM;
+        m->refused_ptr = ptr;
+        m->refused_size = nsize;
+      }
       return NULL;
     }
   }
@@ -122,6 +135,7 @@ static void *mem_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     np = m->f(m->ud, ptr, osize, nsize);
     if (!np) return NULL;
   }
+  if (m->refused_size && ptr == m->refused_ptr && nsize == m->refused_size) m->refused_size = 0; /* a retry that did */
   m->used = m->used - old + nsize;
   if (m->used > m->high) {
     m->high = m->used;

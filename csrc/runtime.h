@@ -75,6 +75,7 @@ enum {
 #define PF_MBOX 0x80u     /* it has a mailbox table (mailbox.c) */
 #define PF_PENDING 0x100u /* an exit reason waits for it in ref_pending */
 #define PF_PREEMPTED 0x200u /* its last slice was preempted: its next one is watched closely (preempt.c) */
+#define PF_OOM 0x400u       /* an allocation of its slice failed at max_memory: it exits "out of memory" (mem.c) */
 
 /* Identity kinds (pid and ref userdata). */
 #define POGO_KIND_PID 1

@@ -183,13 +183,23 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
   pogo_preempt_slice_end(N, p, co);
   pogo_mem_strict(N, strict);
   if (p->flags & PF_PENDING_EXIT) {
-    p->flags &= (uint16_t)~PF_PENDING_EXIT;
+    p->flags &= (uint16_t)~(PF_PENDING_EXIT | PF_OOM);
     if (st == LUA_YIELD || st == LUA_OK) lua_pop(co, nres);
     pogo_node_push_ref(L, N->ref_pending);
     lua_rawgeti(L, -1, p->slot);
     pogo_proc_finish(N, L, p, -1);
     lua_pop(L, 2);
     return;
+  }
+  if (p->flags & PF_OOM) { /* it passed max_memory, caught the error and went on: it ends as it should have */
+    p->flags &= (uint16_t)~PF_OOM;
+    if (st == LUA_YIELD || st == LUA_OK) {
+      lua_pop(co, nres);
+      lua_pushliteral(L, "out of memory");
+      pogo_proc_finish(N, L, p, -1);
+      lua_pop(L, 1);
+      return;
+    }
   }
   if (st == LUA_YIELD) {
     lua_pop(co, nres);
