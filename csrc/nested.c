@@ -116,14 +116,14 @@ static int close_thread(lua_State *co, lua_State *from) {
 static int wrap_results(lua_State *L, lua_State *co, int r) {
   if (r >= 0) return r;
   int stat = lua_status(co);
-  if (stat != LUA_OK && stat != LUA_YIELD) {
+  if (stat != LUA_OK && stat != LUA_YIELD) { /* an error in the coroutine */
     stat = close_thread(co, L);
     lua_xmove(co, L, 1);
-    if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) {
-      luaL_where(L, 1);
-      lua_insert(L, -2);
-      lua_concat(L, 2);
-    }
+  }
+  if (stat != LUA_ERRMEM && lua_type(L, -1) == LUA_TSTRING) { /* (a dead coroutine's error too) */
+    luaL_where(L, 1);
+    lua_insert(L, -2);
+    lua_concat(L, 2);
   }
   return lua_error(L);
 }

@@ -92,8 +92,17 @@ return function(env, kind, check, opts)
 
       if check then check(c, host, names) end
 
-      local exit = hosts.stop(host)
+      pogo.monitor_nodes(true)
+      local exit = hosts.stop(host, 20000)
       assert.is_truthy(exit, kind .. " did not exit on SIGTERM")
+      -- an orderly stop: every embedded node said goodbye (not a link that broke)
+      for _, name in ipairs(names) do
+        local down = cluster.expect(function(m)
+          return type(m) == "table" and m[1] == "nodedown" and m[2] == name
+        end, 5000, "the nodedown of " .. name)
+        assert.are.equal("shutdown", down[3], name .. " did not stop in order: " .. host.err:sub(-2000))
+      end
+      pogo.monitor_nodes(false)
       assert.same({ code = 0, signal = 0 }, exit, kind .. " did not exit cleanly: " .. host.err
         .. "\n" .. host.out:sub(-3000))
       assert.is_nil(host.err:find("Sanitizer", 1, true), host.err)

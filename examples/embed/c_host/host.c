@@ -52,7 +52,7 @@ static const char *BOOT =
   "  local chunk = assert(loadfile(script))\n"
   "  pogo.spawn(chunk, select(7, ...))\n"
   "end\n"
-  "local function links() return #pogo.dist_info().links end\n"
+  "local function links() local i = pogo.dist_info() return (i.started and 1 or 0) + #i.links end\n"
   "return node, pogo.fd(), pogo.step, pogo.timeout, pogo.stop, links\n";
 
 typedef struct node {
@@ -193,7 +193,7 @@ int main(int argc, char **argv) {
       struct signalfd_siginfo si;
       if (read(sfd, &si, sizeof si) == (ssize_t)sizeof si && !stopping) {
         stopping = 1;
-        stop_deadline = now_ms() + 2000;
+        stop_deadline = now_ms() + 16000; /* the stop's timeout (15 s by default), and a second more */
         for (int k = 0; k < NODES; k++) {
           if (call_ref(&nodes[k], nodes[k].ref_stop) == 0) lua_pop(nodes[k].L, 1);
           nodes[k].more = 1; /* host code ran */

@@ -107,9 +107,15 @@ end)
 local signals = signal.listen(signal.SIGTERM, signal.SIGINT)
 cq:wrap(function()
   signals:wait()
-  pogo.stop() -- host code: closes the links (the driver keeps stepping meanwhile)
-  local deadline = cqueues.monotime() + 2
-  while #pogo.dist_info().links > 0 and cqueues.monotime() < deadline do cqueues.sleep(0.01) end
+  pogo.stop() -- host code: begins the orderly stop (the driver keeps stepping meanwhile)
+  -- the trees stop, then the links close: within the stop's timeout (15 s
+  -- by default) and a second more
+  local deadline = cqueues.monotime() + 16
+  local function done()
+    local info = pogo.dist_info()
+    return not info.started and #info.links == 0
+  end
+  while not done() and cqueues.monotime() < deadline do cqueues.sleep(0.01) end
   running = false
   stop_cond:signal()
 end)

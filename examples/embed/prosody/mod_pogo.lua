@@ -39,6 +39,7 @@ module:set_global()
 
 local server = require "net.server"
 local timer = require "util.timer"
+local socket = require "socket" -- (Prosody's own dependency: a clock and a sleep for the stop)
 
 -- luv reads the global _THREAD when it loads: let it, without the warning
 -- Prosody logs for a read of a missing global
@@ -135,8 +136,18 @@ function stop()
     return
   end
   stopped = true
-  pogo.stop() -- host code: closes the links (peers see nodedown "shutdown")
-  pogo.step() -- writes the goodbyes
+  pogo.stop() -- host code: begins the orderly stop (the trees stop, then the links close)
+  -- Prosody is stopping: drive the node here until it is done (within the
+  -- stop's timeout, 15 s by default, and a second more), so that every
+  -- child's terminate runs and the peers see nodedown "shutdown"
+  local deadline = socket.gettime() + 16
+  while socket.gettime() < deadline do
+    pogo.step()
+    local info = pogo.dist_info()
+    if not info.started and #info.links == 0 then break end
+    local t = pogo.timeout()
+    socket.sleep(t >= 0 and math.min(t, 10) / 1000 or 0.01)
+  end
   arm(-1)
   watcher:close()
 end
