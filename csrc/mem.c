@@ -101,6 +101,18 @@ typedef struct pogo_mem {
   size_t refused_size;  /* refused twice in a row, it raises (Lua's retry) */
 } pogo_mem;
 
+/* An allocation of the running process failed (the limit, or malloc). Lua
+ * retries one once, after an emergency collection: failed again, it raises
+ * the memory error, and the process ends "out of memory" even if it catches
+ * it (PF_OOM, sched.c). */
+static void refused(pogo_mem *m, void *ptr, size_t nsize) {
+  pogo_proc *p = m->N ? m->N->current : NULL;
+  if (!p) return;
+  if (m->refused_ptr == ptr && m->refused_size == nsize) p->flags |= PF_OOM;
+  m->refused_ptr = ptr;
+  m->refused_size = nsize;
+}
+
 static void *mem_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
   pogo_mem *m = ud;
   size_t old = ptr ? osize : 0; /* for a new block osize is a type tag */
@@ -114,20 +126,14 @@ static void *mem_alloc(void *ud, void *ptr, size_t osize, size_t nsize) {
     size_t cap = strict ? m->limit : m->limit + m->headroom;
     if (m->used + (nsize - old) > cap) {
       m->refused++;
-      if (strict && m->N->current) {
-        /* Lua retries a refused allocation once, after an emergency
-         * collection: refused again, it raises the memory error, and the
-         * process ends "out of memory" even if it catches it (sched.c) */
-        if (m->refused_ptr == ptr && m->refused_size == nsize) m->N->current->flags |= PF_OOM;
-        m->refused_ptr = ptr;
-        m->refused_size = nsize;
-      }
+      if (strict) refused(m, ptr, nsize);
       return NULL;
     }
   }
   void *np = m->f(m->ud, ptr, osize, nsize);
   if (!np) {
     m->failed++;
+    if (strict) refused(m, ptr, nsize); /* (under ulimit -v: else it holds what the reserve gave back) */
     if (strict || !m->reserve) return NULL;
     free(m->reserve);
     m->reserve = NULL;
