@@ -69,23 +69,22 @@ static pogo_proc *runs(lua_State *L, lua_State *co) {
 static int resume_k(lua_State *L, int status, lua_KContext ctx);
 
 /* Resume co (its arguments on top of L, narg of them), passing a preemption
- * of co up: then L yields the same way, and resume_k goes on. The results
- * of the resume (>= 0) or -1 (error on top). `base`: L's stack below the
- * arguments, kept across a yield (co, or the wrap's arguments gone). */
+ * of co up: then L yields the same way, and resume_k goes on (`wrap`: its
+ * context). The results of the resume (>= 0) or -1 (error on top). */
 static int run(lua_State *L, lua_State *co, int narg, lua_KContext wrap) {
-  pogo_proc *p = runs(L, co);
-  int r = auxresume(L, co, narg);
-  p = runs(L, NULL);
-  if (r == 0 && p && p->inner_preempted) {
+  for (;;) {
+    runs(L, co);
+    int r = auxresume(L, co, narg);
+    pogo_proc *p = runs(L, NULL);
+    if (r != 0 || !p || !p->inner_preempted) return r;
     p->inner_preempted = 0;
     if (lua_isyieldable(L)) {
       if (L == p->co) node_of(L)->preempted = 1;
       else p->inner_preempted = 1;
       return lua_yieldk(L, 0, wrap, resume_k);
     }
-    return run(L, co, 0, wrap); /* (cannot yield here: on at once) */
+    narg = 0; /* (L cannot yield here, inside a call from C: co goes on at once) */
   }
-  return r;
 }
 
 /* The results of a resume, as coroutine.resume returns them. */

@@ -421,6 +421,7 @@ void pogo_preempt_slice_end(pogo_node *N, pogo_proc *p, lua_State *co) {
   if (N->preempted) p->flags |= PF_PREEMPTED;
   else p->flags &= (uint16_t)~PF_PREEMPTED;
   p->inner = NULL; /* (a slice ends in the process's own coroutine) */
+  p->inner_preempted = 0;
   pogo_watchdog *w = N->wd;
   if (!w || !w->signo) return;
   w->slice = 0;
