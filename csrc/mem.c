@@ -108,7 +108,11 @@ typedef struct pogo_mem {
 static void refused(pogo_mem *m, void *ptr, size_t nsize) {
   pogo_proc *p = m->N ? m->N->current : NULL;
   if (!p) return;
-  if (m->refused_ptr == ptr && m->refused_size == nsize) p->flags |= PF_OOM;
+  if (m->refused_size == nsize && m->refused_ptr == ptr) {
+    p->flags |= PF_OOM;
+    m->refused_size = 0; /* (the next refusal, of any process, is a first try) */
+    return;
+  }
   m->refused_ptr = ptr;
   m->refused_size = nsize;
 }
