@@ -169,8 +169,8 @@ describe("memory the collector freed", function()
       pogo.sleep(20)
     until pogo.now() > deadline
     assert.is_true(pogo.memory().trims > trims)
-    -- (AddressSanitizer's allocator is not glibc's: only the count applies there)
-    if not UNDER_ASAN then
+    -- (AddressSanitizer's allocator and valgrind's are not glibc's: only the count applies there)
+    if not UNDER_ASAN and os.getenv("POGO_VALGRIND") ~= "1" then
       assert.is_true(rss_kib() < peak - 16 * 1024, "RSS " .. rss_kib() .. " KiB after a peak of " .. peak)
     end
     assert.equal("allocated after the burst", pin[1])
@@ -299,9 +299,10 @@ describe("what ended processes leave", function()
 
   it("is left to the collector's pace after a burst that came and went at once", function()
     local c0 = settled()
-    -- queued from here, all before the first runs; they end within a batch or two
+    -- queued from here, all before the first runs; they end within a batch or
+    -- two (N, past ENDED_MIN: spawned within AGE_MS under valgrind too)
     local body = function() end
-    for _ = 1, N * 2 do pogo.spawn(body) end
+    for _ = 1, N do pogo.spawn(body) end
     one_batch()
     one_batch()
     assert.equal(c0, pogo.memory().collections)
