@@ -19,6 +19,7 @@
 --       backoff = ms,       -- the delay before the next retry (0: restart at once)
 --       retry_at = ms,      -- restarting: when it is started again
 --       kill_at = ms,       -- stopping: when it is killed (its spec's shutdown time)
+--       killed_after = ms,  -- stopping: it was killed at the end of that time (a shutdown_error report)
 --       takes = true,       -- it is a pogo.server that takes part in the handoff (handoff.lua)
 --       handing = true,     -- stopping: it was asked to hand its state over
 --       late = data,        -- starting: handoff data that came after its start began (handoff.keep),
