@@ -26,7 +26,6 @@
 
 #include "dist/dist.h"
 
-#define LOG_EVERY_MS 1000
 
 /* Length of the host part of "host:port" or "[v6]:port". */
 static size_t host_len(const char *addr) {
@@ -42,7 +41,7 @@ static int same_host(const char *a, const char *b) {
 static int pending_in(const pogo_conn *o) { return !o->outgoing && o->state == CS_HANDSHAKE; }
 
 static void evict(pogo_dist *d, pogo_conn *o) {
-  d->admit_evicted++;
+  d->evicted.n++;
   pogo_conn_close(o);
 }
 
@@ -63,11 +62,9 @@ void pogo_admit(pogo_dist *d, pogo_conn *c) {
   if (here >= POGO_ADMIT_PER_ADDR) victim = oldest_here;
   else if (total >= POGO_ADMIT_MAX) victim = oldest_here ? oldest_here : oldest;
   if (victim) evict(d, victim);
-  uint64_t now = uv_now(d->N->loop);
-  if (d->admit_evicted && now - d->admit_logged_at >= LOG_EVERY_MS) {
+  if (pogo_log_due(d, &d->evicted)) {
     pogo_log_line(d, "too many unauthenticated connections (latest from %.*s): closed the oldest %u", (int)host_len(c->addr),
-                  c->addr, (unsigned)d->admit_evicted);
-    d->admit_evicted = 0;
-    d->admit_logged_at = now;
+                  c->addr, (unsigned)d->evicted.n);
+    d->evicted.n = 0;
   }
 }

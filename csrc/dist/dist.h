@@ -63,6 +63,13 @@ enum {
 #define POGO_ADMIT_PER_ADDR 16          /* ... of which from one peer address */
 
 typedef struct pogo_dist pogo_dist;
+
+/* Events that a line reports at most once a second, with their count since
+ * the last such line (log.c: pogo_log_due). */
+typedef struct pogo_log_tally {
+  uint32_t n;  /* events since the last line */
+  uint64_t at; /* when that line was written (loop time, ms) */
+} pogo_log_tally;
 typedef struct pogo_conn pogo_conn;
 
 /* Traffic counters (stats.c): process messages and frame bytes, each way. */
@@ -189,10 +196,8 @@ struct pogo_dist {
   pogo_discovery *disc;
   pogo_link_stats stats; /* the node's traffic, every link since pogo.start (stats.c) */
   pogo_log_q *logq;  /* NULL: lines go straight to stderr */
-  uint32_t admit_evicted;   /* handshakes closed to make room, not yet logged (admit.c) */
-  uint64_t admit_logged_at;
-  uint32_t full_dropped;    /* messages dropped at max_memory, not yet logged (inbound.c) */
-  uint64_t full_logged_at;
+  pogo_log_tally evicted;    /* handshakes closed to make room (admit.c) */
+  pogo_log_tally full_drops; /* messages dropped at max_memory (inbound.c) */
 };
 
 /* ---- log.c ---- */
@@ -205,6 +210,9 @@ void pogo_log_at(pogo_dist *d, int level, const char *peer, const char *fmt, ...
     __attribute__((format(printf, 4, 5)));
 /* A line at level info, about no peer in particular. */
 void pogo_log_line(pogo_dist *d, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Whether tally t has events and its line is due (a second since the last):
+ * the caller writes it with t->n, which starts again at 0. */
+int pogo_log_due(pogo_dist *d, pogo_log_tally *t);
 
 /* ---- conn.c ---- */
 pogo_conn *pogo_conn_new(pogo_dist *d, int outgoing);

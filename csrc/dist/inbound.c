@@ -49,7 +49,6 @@ static void id_of(uint32_t node, const pogo_wire_id *w, pogo_id *out) {
 
 #define DECODE_EXPANSION 8 /* a message may take this many times the frame limit in Lua heap */
 #define MAX_GROWTH 80      /* heap bytes a byte of encoding can become, at most */
-#define FULL_LOG_EVERY_MS 1000 /* values dropped at max_memory: a line at most this often */
 
 /* Whether a message to registered name `name` is for the node's own
  * machinery ("$rpc", "$dsup_keeper:...", the registry's and pg's scope
@@ -85,13 +84,11 @@ static int decode_tail(pogo_dist *d, pogo_conn *c, lua_State *L, const pogo_wire
    * failed allocation would make Lua collect the whole heap (mem.c) */
   if (limit && need == 0 && !service) need = pogo_codec_estimate(m->tail, m->tail_len);
   if (!service && need != SIZE_MAX && !pogo_mem_admit(N, need)) {
-    uint64_t now = uv_now(N->loop);
-    d->full_dropped++;
-    if (now - d->full_logged_at >= FULL_LOG_EVERY_MS) {
+    d->full_drops.n++;
+    if (pogo_log_due(d, &d->full_drops)) {
       pogo_log_line(d, "dropped a value of %zu bytes from %s (%u since the last such line): this node is at its "
-                    "max_memory (%zu bytes)", m->tail_len, c->peer_name, (unsigned)d->full_dropped, limit);
-      d->full_dropped = 0;
-      d->full_logged_at = now;
+                    "max_memory (%zu bytes)", m->tail_len, c->peer_name, (unsigned)d->full_drops.n, limit);
+      d->full_drops.n = 0;
     }
     *err = "no room under max_memory";
     return 1;

@@ -251,3 +251,12 @@ void pogo_log_line(pogo_dist *d, const char *fmt, ...) {
   vlog(d, POGO_LOG_INFO, NULL, fmt, ap);
   va_end(ap);
 }
+
+#define TALLY_EVERY_MS 1000
+
+int pogo_log_due(pogo_dist *d, pogo_log_tally *t) {
+  uint64_t now = uv_now(d->N->loop);
+  if (!t->n || now - t->at < TALLY_EVERY_MS) return 0;
+  t->at = now;
+  return 1;
+}
