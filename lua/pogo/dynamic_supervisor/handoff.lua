@@ -462,26 +462,21 @@ end
 -- @tparam table st
 -- @tparam number t
 -- @treturn ?number
+local function until_ms(v) return v end
+
 function M.expire_coming(st, t)
   if st.coming_next == nil or st.coming_next > t then return st.coming_next end
-  local nxt
-  for key, until_ms in pairs(st.coming) do
-    if until_ms <= t then
-      st.coming[key] = nil
-      local c = st.children[key]
-      if c then
-        if c.handoff == nil and not c.proc and placement.owner(st, c) == st.me then
-          events.log(st, "warning", "handoff data of child %s, said to be coming, did not come within %d ms: "
-            .. "it starts without it", events.describe(c.id), COMING_MS)
-        end
-        state.mark(st, c)
-      end
-    elseif nxt == nil or until_ms < nxt then
-      nxt = until_ms
+  st.coming_next = state.sweep_due(st.coming, t, until_ms, function(key)
+    st.coming[key] = nil
+    local c = st.children[key]
+    if not c then return end
+    if c.handoff == nil and not c.proc and placement.owner(st, c) == st.me then
+      events.log(st, "warning", "handoff data of child %s, said to be coming, did not come within %d ms: "
+        .. "it starts without it", events.describe(c.id), COMING_MS)
     end
-  end
-  st.coming_next = nxt
-  return nxt
+    state.mark(st, c)
+  end)
+  return st.coming_next
 end
 
 --- While the node stops (children.shutdown_all): `m` is handoff data for a

@@ -406,16 +406,10 @@ end
 -- @treturn ?number
 function M.due_unheld(st, t)
   if st.unheld_next == nil or st.unheld_next > t then return st.unheld_next end
-  local grace, nxt = unheld_grace(st), nil
-  for req, since in pairs(st.unheld) do
-    if since + grace <= t then
-      state.mark(st, req.child)
-    elseif nxt == nil or since + grace < nxt then
-      nxt = since + grace
-    end
-  end
-  st.unheld_next = nxt
-  return nxt
+  local grace = unheld_grace(st)
+  st.unheld_next = state.sweep_due(st.unheld, t, function(since) return since + grace end,
+    function(req) state.mark(st, req.child) end)
+  return st.unheld_next
 end
 
 -- ---- what pg says ----

@@ -211,6 +211,28 @@ function M.note_owner(st, c, owner)
   set[c] = true
 end
 
+--- Go through the deadline table `tbl` (key -> a value whose deadline is
+-- `due_of(value)`): `on_due(key, value)` for those due by `t` (it may remove
+-- them); the earliest deadline of the others (nil: none), for a `*_next`
+-- field of the state (the supervisor's next timeout).
+-- @tparam table tbl
+-- @tparam number t
+-- @tparam function due_of
+-- @tparam function on_due
+-- @treturn ?number
+function M.sweep_due(tbl, t, due_of, on_due)
+  local nxt
+  for k, v in pairs(tbl) do
+    local due = due_of(v)
+    if due <= t then
+      on_due(k, v)
+    elseif nxt == nil or due < nxt then
+      nxt = due
+    end
+  end
+  return nxt
+end
+
 --- Have record `c` reconciled once the mailbox is drained.
 -- @tparam table st
 -- @tparam table c
