@@ -253,28 +253,9 @@ local function finish(code)
   os.exit(code)
 end
 
---- The full name of node `spec` among `nodes`: the name itself, the part
--- before "@" when one node has it, or "host:port".
--- @tparam string spec
--- @tparam {string,...} nodes
--- @treturn ?string the name
--- @treturn ?string why not
-function M.resolve(spec, nodes)
-  local by_short, by_addr = {}, {}
-  for _, n in ipairs(nodes) do
-    if n == spec then return n end
-    local short, addr = n:match("^([^@]*)@(.*)$")
-    if short then
-      by_short[short] = by_short[short] and false or n
-      by_addr[addr] = n
-    end
-  end
-  if by_short[spec] then return by_short[spec] end
-  if by_addr[spec] then return by_addr[spec] end
-  if by_short[spec] == false then return nil, "more than one node is named " .. spec .. ": give the full name" end
-  table.sort(nodes)
-  return nil, "no node " .. spec .. " in the cluster (nodes: " .. table.concat(nodes, ", ") .. ")"
-end
+--- The full name of node `spec` among `nodes` (`pogo.node_name.resolve`).
+-- @function resolve
+M.resolve = require("pogo.node_name").resolve
 
 local function target_node(args, opts)
   local nodes = M.join(args, opts)

@@ -17,8 +17,10 @@
 --   with the count per node: the page never holds more than one page of
 --   rows, whatever the number of children;
 -- * `/api/events?since=SEQ`: the timeline (the last 500 events);
--- * `/api/nodes/NAME`: what node NAME tells about itself (404: no such
---   node connected or known to be down; 502: it did not answer);
+-- * `/api/nodes/NAME`: what node NAME tells about itself; NAME is a full
+--   name, its short part when one node has it, or "host:port"
+--   (`pogo.node_name`; 404: no such node connected or known to be down, or
+--   more than one with that short part; 502: it did not answer);
 -- * `/metrics`: Prometheus' text format (`pogo.metrics`).
 --
 -- **The collector.** One process per page gathers the cluster
@@ -43,6 +45,7 @@ local http = require "pogo.http"
 local observer = require "pogo.observer"
 local metrics = require "pogo.metrics"
 local timeline = require "pogo.observer.timeline"
+local node_name = require "pogo.node_name"
 
 local M = {}
 
@@ -342,14 +345,16 @@ local function route(dash, req, res)
     return json(res, 200, { events = list })
   elseif path:match("^/api/nodes/") then
     local node = http.parse_query("n=" .. path:sub(#"/api/nodes/" + 1)).n
+    local known = { pogo.node() }
+    for n in pairs(observer.down_nodes()) do known[#known + 1] = n end
+    for _, n in ipairs(pogo.nodes()) do known[#known + 1] = n end
+    local full, why = node_name.resolve(node or "", known)
+    if not full then return json(res, 404, { error = why }) end
     local ok, st
-    if node == pogo.node() then
+    if full == pogo.node() then
       ok, st = true, observer.node_stats()
     else
-      local known = observer.down_nodes()[node] ~= nil
-      for _, n in ipairs(pogo.nodes()) do known = known or n == node end
-      if not known then return json(res, 404, { error = "no node " .. tostring(node) .. " in the cluster" }) end
-      ok, st = pogo.rpc(node, "pogo.observer", "node_stats", {}, dash.timeout_ms)
+      ok, st = pogo.rpc(full, "pogo.observer", "node_stats", {}, dash.timeout_ms)
     end
     if not ok then return json(res, 502, { error = tostring(st) }) end
     local j = require("pogo.observer.console").jsonable(st)

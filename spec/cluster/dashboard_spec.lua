@@ -196,6 +196,12 @@ describe("the web page's server", function()
     status, body = get_json("/api/nodes/" .. nodes[2].name)
     assert.are.equal(200, status)
     assert.are.equal(nodes[2].name, body.name)
+    local short, addr = nodes[2].name:match("^([^@]*)@(.*)$")
+    for _, typed in ipairs { short, addr } do
+      status, body = get_json("/api/nodes/" .. typed)
+      assert.are.equal(200, status)
+      assert.are.equal(nodes[2].name, body.name)
+    end
     local st, _, text = client.get(port, "/api/children?sup=jobs&q=nothing-matches")
     assert.are.equal(200, st)
     assert.matches('"entries":[]', text, 1, true)
