@@ -137,10 +137,17 @@ static int resume_k(lua_State *L, int status, lua_KContext ctx) {
   return ctx ? wrap_results(L, co, r) : resume_results(L, r);
 }
 
+/* A bad first argument, named as Lua's own coroutine library names it
+ * (luaL_argerror would find these functions under pogo.core first). */
+static int bad_first(lua_State *L, const char *fname, const char *expected) {
+  return luaL_error(L, "bad argument #1 to '%s' (%s expected, got %s)", fname, expected,
+                    luaL_typename(L, 1));
+}
+
 /* resume(co, ...): coroutine.resume. */
 static int l_resume(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
-  luaL_argexpected(L, co, 1, "coroutine");
+  if (!co) return bad_first(L, "coroutine.resume", "coroutine");
   return resume_results(L, run(L, co, lua_gettop(L) - 1, 0));
 }
 
@@ -151,7 +158,7 @@ static int auxwrap(lua_State *L) {
 
 /* wrap(f): coroutine.wrap. */
 static int l_wrap(lua_State *L) {
-  luaL_checktype(L, 1, LUA_TFUNCTION);
+  if (lua_type(L, 1) != LUA_TFUNCTION) return bad_first(L, "coroutine.wrap", "function");
   lua_pushvalue(L, lua_upvalueindex(1)); /* the node (POGO_NODE), then the coroutine */
   lua_State *NL = lua_newthread(L);
   lua_pushvalue(L, 1);
