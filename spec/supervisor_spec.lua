@@ -69,6 +69,7 @@ describe("child specs", function()
       { { id = 1, start = { "support.worker", "start_link" }, type = "thing" }, "unknown type" },
       { "no.such.module", "unknown module" },
       { 42, "expected a table" },
+      { { id = print, start = { "support.worker", "start_link" } }, "id: function cannot be sent" },
     }
     for _, c in ipairs(cases) do
       local s, err = child_spec.normalize(c[1])
@@ -98,6 +99,25 @@ describe("pogo.supervisor", function()
     stop_sup(s)
     assert.is_nil(pogo.whereis("a"))
     assert.is_nil(pogo.whereis("b"))
+  end)
+
+  it("an id that cannot be sent is an invalid spec: start_link and start_child start nothing", function()
+    local cyclic = {}
+    cyclic.self = cyclic
+    local before = #pogo.processes()
+    local s, err = sup.start_link({ { id = cyclic, start = { "support.worker", "start_link", "cyc" } } })
+    assert.is_nil(s)
+    assert.equal("invalid child spec: id.self: cycle cannot be sent", err)
+    s = assert(sup.start_link({}))
+    for _, id in ipairs { cyclic, print, coroutine.create(print) } do
+      local ok, why = sup.start_child(s, { id = id, start = { "support.worker", "start_link", "orphan" } })
+      assert.is_nil(ok)
+      assert.matches("^invalid child spec: id", why)
+    end
+    assert.is_nil(pogo.whereis("orphan"))
+    assert.same({}, sup.which_children(s))
+    stop_sup(s)
+    assert.equal(before, #pogo.processes())
   end)
 
   it("invalid specs give nil and start nothing", function()

@@ -45,6 +45,10 @@ function M.normalize(spec)
   end
   if type(spec) ~= "table" then return invalid("expected a table, got %s", type(spec)) end
   if spec.id == nil then return invalid("missing id") end
+  local sendable, why = pcall(pogo.core.encode, spec.id)
+  if not sendable then
+    return invalid("%s", (tostring(why):gsub("^value", "id"))) -- ("id.self: cycle cannot be sent")
+  end
   local start = spec.start
   if type(start) ~= "table" then return invalid("start must be {module, function, args...}") end
   if type(start[1]) ~= "string" or type(start[2]) ~= "string" then
