@@ -136,26 +136,7 @@ static void pass(pogo_node *N) {
   h->registered = 1;
 }
 
-static int host_code(pogo_node *N) { return N->host && !N->current && !N->driving; }
-
-static const char CANNOT_BLOCK[] =
-  "%s%s: cannot block in host code (the host owns the loop and calls pogo.step); spawn a process and block in it";
-
-void pogo_host_check_block(pogo_node *N, lua_State *L, const char *what) {
-  if (host_code(N)) luaL_error(L, CANNOT_BLOCK, "", what);
-}
-
-/* host_check(what, level): raise, at the position `level` up the stack (as
- * error() counts), if the caller is host code that may not block */
-static int l_host_check(lua_State *L) {
-  pogo_node *N = POGO_NODE(L);
-  const char *what = luaL_checkstring(L, 1);
-  int level = (int)luaL_optinteger(L, 2, 1);
-  if (!host_code(N)) return 0;
-  luaL_where(L, level);
-  lua_pushfstring(L, CANNOT_BLOCK, lua_tostring(L, -1), what);
-  return lua_error(L);
-}
+int pogo_host_code(pogo_node *N) { return N->host && !N->current && !N->driving; }
 
 static void check_host_code(pogo_node *N, lua_State *L, const char *what) {
   if (N->current) luaL_error(L, "%s: called from a process (only host code drives the node)", what);
@@ -209,6 +190,6 @@ static int l_step(lua_State *L) {
 
 void pogo_host_register(lua_State *L) {
   static const luaL_Reg fns[] = {{"fd", l_fd}, {"timeout", l_timeout}, {"step", l_step},
-                                 {"host_check", l_host_check}, {NULL, NULL}};
+                                 {NULL, NULL}};
   pogo_node_setfuncs(L, fns);
 }

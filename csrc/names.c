@@ -38,7 +38,9 @@ int pogo_names_whereis(pogo_node *N, lua_State *L, const char *name, size_t len,
 static int l_register(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   size_t len;
-  const char *name = luaL_checklstring(L, 1, &len);
+  if (lua_type(L, 1) != LUA_TSTRING) /* (not a number made a string); named as pogo's, not Lua's search */
+    return luaL_error(L, "bad argument #1 to 'pogo.register' (string expected, got %s)", luaL_typename(L, 1));
+  const char *name = lua_tolstring(L, 1, &len);
   if (len == 0) return luaL_argerror(L, 1, "non-empty name expected");
   pogo_id id;
   if (!pogo_ident_is_pid(L, 2, &id)) return luaL_argerror(L, 2, "pid expected");
@@ -64,7 +66,8 @@ static int l_register(lua_State *L) {
 /* unregister(name) -> true if it was registered */
 static int l_unregister(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
-  luaL_checkstring(L, 1);
+  if (lua_type(L, 1) != LUA_TSTRING)
+    return luaL_error(L, "bad argument #1 to 'pogo.unregister' (string expected, got %s)", luaL_typename(L, 1));
   pogo_node_push_ref(L, N->ref_names);
   lua_pushvalue(L, 1);
   lua_rawget(L, -2);

@@ -23,6 +23,13 @@
  *   A coroutine resumed from C (a C library's lua_resume) is not preempted;
  *   nor is one whose resumer cannot yield (a resume inside a table.sort
  *   comparator, say): it is resumed again at once.
+ * - A process's own coroutine is the scheduler's: coroutine.resume of it
+ *   (from another process, or host code that got hold of it through an
+ *   upvalue) returns false, "cannot resume a process's coroutine", and
+ *   core.close (pogo's coroutine.close, lcorolib's otherwise) raises, where
+ *   they ran the waiting process's code inside the caller, or ended it. Its
+ *   thread is marked in Lua's extra space (LUA_EXTRASPACE, which a new
+ *   coroutine copies from the main thread's, where pogo writes nothing).
  */
 #include "runtime.h"
 
@@ -144,10 +151,26 @@ static int bad_first(lua_State *L, const char *fname, const char *expected) {
                     luaL_typename(L, 1));
 }
 
+/* The mark of a process's own coroutine (its address; never written). */
+static const char PROCESS_THREAD = 'p';
+
+void pogo_nested_mark_process(lua_State *co) {
+  *(const void **)lua_getextraspace(co) = &PROCESS_THREAD;
+}
+
+static int is_process(lua_State *co) {
+  return *(const void **)lua_getextraspace(co) == &PROCESS_THREAD;
+}
+
 /* resume(co, ...): coroutine.resume. */
 static int l_resume(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
   if (!co) return bad_first(L, "coroutine.resume", "coroutine");
+  if (is_process(co)) {
+    lua_pushboolean(L, 0);
+    lua_pushliteral(L, "cannot resume a process's coroutine");
+    return 2;
+  }
   return resume_results(L, run(L, co, lua_gettop(L) - 1, 0));
 }
 
@@ -167,7 +190,38 @@ static int l_wrap(lua_State *L) {
   return 1;
 }
 
+/* lcorolib's status of co seen from L: 0 running, 1 dead, 2 suspended, 3 normal. */
+static int co_status(lua_State *L, lua_State *co) {
+  if (L == co) return 0;
+  switch (lua_status(co)) {
+  case LUA_YIELD: return 2;
+  case LUA_OK: {
+    lua_Debug ar;
+    if (lua_getstack(co, 0, &ar)) return 3; /* it has frames: it resumed another */
+    return lua_gettop(co) == 0 ? 1 : 2;      /* dead, or not started */
+  }
+  default: return 1; /* it ended with an error */
+  }
+}
+
+/* close(co): coroutine.close (lcorolib's), refusing a process's coroutine. */
+static int l_close(lua_State *L) {
+  static const char *const names[] = {"running", "dead", "suspended", "normal"};
+  lua_State *co = lua_tothread(L, 1);
+  if (!co) return bad_first(L, "coroutine.close", "coroutine");
+  if (is_process(co)) return luaL_error(L, "cannot close a process's coroutine");
+  int st = co_status(L, co);
+  if (st != 1 && st != 2) return luaL_error(L, "cannot close a %s coroutine", names[st]);
+  if (close_thread(co, L) == LUA_OK) {
+    lua_pushboolean(L, 1);
+    return 1;
+  }
+  lua_pushboolean(L, 0);
+  lua_xmove(co, L, 1); /* its error */
+  return 2;
+}
+
 void pogo_nested_register(lua_State *L) {
-  static const luaL_Reg fns[] = {{"resume", l_resume}, {"wrap", l_wrap}, {NULL, NULL}};
+  static const luaL_Reg fns[] = {{"resume", l_resume}, {"wrap", l_wrap}, {"close", l_close}, {NULL, NULL}};
   pogo_node_setfuncs(L, fns);
 }

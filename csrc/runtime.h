@@ -337,7 +337,10 @@ void pogo_preempt_register(lua_State *L);
 /* Coroutine co, nested in the running process, is about to run: it gets the
  * permanent count hook when that is the mechanism (preempt.c). */
 void pogo_preempt_nested(pogo_node *N, lua_State *co);
-void pogo_nested_register(lua_State *L); /* core.resume, core.wrap (nested.c) */
+void pogo_nested_register(lua_State *L); /* core.resume, core.wrap, core.close (nested.c) */
+/* Marks co as a process's own coroutine (the scheduler's, for its whole
+ * life: pooled too), which coroutine.resume and coroutine.close refuse. */
+void pogo_nested_mark_process(lua_State *co);
 /* Whether processes' coroutines are free of the permanent preemption hook
  * (signals work, or preemption is off), so another hook may use them. */
 int pogo_preempt_hook_free(pogo_node *N);
@@ -391,9 +394,9 @@ void pogo_host_wake(pogo_node *N);
 /* The transport queued I/O for the loop's next pass (bytes to write): a
  * step runs another pass, and host code wakes the host. */
 void pogo_host_io_queued(pogo_node *N);
-/* Raise "<what>: cannot block in host code ..." if the caller is host code
- * of a hosted node (neither a process nor a callback inside the loop). */
-void pogo_host_check_block(pogo_node *N, lua_State *L, const char *what);
+/* Whether the caller is host code of a hosted node (neither a process nor a
+ * callback inside the loop), which may not block (sched.c raises). */
+int pogo_host_code(pogo_node *N);
 /* A step's time is up: the scheduler resumes no more processes in it. */
 int pogo_host_out_of_time(pogo_node *N);
 void pogo_host_close(pogo_node *N);

@@ -91,7 +91,7 @@ void pogo_sched_wake(pogo_node *N, pogo_proc *p) {
 }
 
 static int new_thread_fn(lua_State *L) {
-  lua_newthread(L);
+  pogo_nested_mark_process(lua_newthread(L));
   return 1;
 }
 
@@ -257,16 +257,41 @@ int pogo_sched_run_batch(pogo_node *N, int budget) {
   return n;
 }
 
-/* Raise unless the caller may drive the loop (main chunk, loop not running). */
-static void check_can_drive(pogo_node *N, lua_State *L, const char *what) {
-  pogo_host_check_block(N, L, what);
-  if (N->current)
-    luaL_error(L, "%s: called from a coroutine nested in a process (only the process itself may block)", what);
-  if (N->driving)
-    luaL_error(L, "%s: cannot block inside a luv callback (spawn a process instead)", what);
+static const char NESTED[] = "called from a coroutine nested in a process (only the process itself may block)";
+
+/* Why the caller on L cannot block, or NULL: a process's own coroutine
+ * yields, the main chunk drives the loop; host code, luv callbacks and
+ * coroutines nested in a process cannot. */
+static const char *cannot_block(pogo_node *N, lua_State *L) {
+  if (N->current) return N->current->co == L && lua_isyieldable(L) ? NULL : NESTED;
+  if (pogo_host_code(N))
+    return "cannot block in host code (the host owns the loop and calls pogo.step); spawn a process and block in it";
+  if (N->driving) return "cannot block inside a luv callback (spawn a process instead)";
   luv_ctx_t *ctx = luv_context(L);
   if (ctx && ctx->mode != -1)
-    luaL_error(L, "%s: cannot block inside a luv callback while uv.run is active (spawn a process instead)", what);
+    return "cannot block inside a luv callback while uv.run is active (spawn a process instead)";
+  return NULL;
+}
+
+/* Raise unless the caller may drive the loop (main chunk, loop not running). */
+static void check_can_drive(pogo_node *N, lua_State *L, const char *what) {
+  const char *why = N->current ? NESTED : cannot_block(N, L);
+  if (why) luaL_error(L, "%s: %s", what, why);
+}
+
+/* check_block(what, level): raise, at the position `level` up the stack (as
+ * error() counts), if the caller cannot block. A call that sends and then
+ * waits (pogo.call, pogo.rpc, pogo.connect) asks first: otherwise its
+ * request went out and only the wait raised. */
+static int l_check_block(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  const char *what = luaL_checkstring(L, 1);
+  int level = (int)luaL_optinteger(L, 2, 1);
+  const char *why = cannot_block(N, L);
+  if (!why) return 0;
+  luaL_where(L, level);
+  lua_pushfstring(L, "%s%s: %s", lua_tostring(L, -1), what, why);
+  return lua_error(L);
 }
 
 int pogo_sched_drive(pogo_node *N, lua_State *L, pogo_proc *ext, uint32_t mb_tail0, int64_t timeout) {
@@ -402,7 +427,7 @@ static int l_now(lua_State *L) {
 void pogo_sched_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"sleep", l_sleep}, {"yield", l_yield}, {"run", l_run},
-    {"stop_loop", l_stop_loop}, {"now", l_now}, {NULL, NULL}};
+    {"stop_loop", l_stop_loop}, {"now", l_now}, {"check_block", l_check_block}, {NULL, NULL}};
   pogo_node_setfuncs(L, fns);
 }
 

@@ -280,6 +280,21 @@ describe("receive", function()
     assert.is_false(result[1])
     assert.matches("luv callback", result[2])
   end)
+
+  it("a selective receive from a luv callback raises, and takes nothing, even when a message matches", function()
+    local uv = require "luv"
+    pogo.send(pogo.self(), "for the main chunk")
+    local result
+    local t = uv.new_timer()
+    t:start(1, 0, function()
+      result = { pcall(pogo.receive, function() return true end, 10) }
+      t:close()
+    end)
+    pogo.sleep(20)
+    assert.is_false(result[1])
+    assert.matches("pogo.receive: cannot block inside a luv callback", result[2], 1, true)
+    assert.equal("for the main chunk", pogo.receive(0))
+  end)
 end)
 
 describe("sleep", function()
@@ -530,6 +545,9 @@ describe("registry", function()
     assert.is_true(pogo.unregister("reg1"))
     assert.is_nil(pogo.whereis("reg1"))
     assert.is_false(pogo.unregister("reg1"))
+    assert.has_error(function() pogo.register(42, p) end,
+      "bad argument #1 to 'pogo.register' (string expected, got number)")
+    assert.is_nil(pogo.whereis("42"))
     pogo.register("reg1", p)
     local ref = pogo.monitor(p)
     pogo.send(p, "bye")
@@ -599,12 +617,89 @@ describe("call and cast", function()
     pogo.exit(slow, "kill")
   end)
 
+  it("call from a luv callback raises before the request goes out", function()
+    local uv = require "luv"
+    local calls = 0
+    local s = pogo.spawn(function()
+      while true do
+        local m = pogo.receive()
+        calls = calls + 1
+        pogo.reply(m[2], "ok")
+      end
+    end)
+    local result
+    local t = uv.new_timer()
+    t:start(1, 0, function()
+      result = { pcall(pogo.call, s, "x", 100) }
+      t:close()
+    end)
+    pogo.sleep(20)
+    assert.is_false(result[1])
+    assert.matches("pogo.call: cannot block inside a luv callback", result[2], 1, true)
+    assert.equal("ok", pogo.call(s, "now", 1000)) -- the server got this one only
+    assert.equal(1, calls)
+    assert.is_nil(pogo.receive(0)) -- and no stray reply
+    pogo.exit(s, "kill")
+  end)
+
+  it("a bad timeout or destination raises naming it, before anything is sent", function()
+    local s = echo_server()
+    for _, t in ipairs { -1, "y", 0 / 0, {} } do
+      assert.has_error(function() pogo.call(s, 1, t) end,
+        "pogo.call: timeout_ms must be a non-negative number of ms (or math.huge)")
+    end
+    for _, d in ipairs { 42, true } do
+      assert.has_error(function() pogo.call(d, 1) end,
+        'pogo.call: dest must be a pid, a registered name, {name, node} or {"via", module, name}')
+      assert.has_error(function() pogo.cast(d, 1) end,
+        'pogo.cast: dest must be a pid, a registered name, {name, node} or {"via", module, name}')
+    end
+    assert.has_error(function() pogo.receive(function() return false end, -5) end,
+      "pogo.receive: timeout must be a non-negative number of ms")
+    assert.has_error(function() pogo.receive(function() return false end, "x") end,
+      "pogo.receive: timeout must be a non-negative number of ms")
+    assert.same({ "echo", 2 }, pogo.call(s, 2, math.huge))
+    assert.is_nil(pogo.receive(0))
+    pogo.exit(s, "kill")
+  end)
+
   it("cast delivers without waiting", function()
     local s = echo_server()
     pogo.cast(s, { pogo.self(), "c" })
     assert.same({ "cast", "c" }, pogo.receive(1000))
     assert.is_true(pogo.cast("nobody_registered", 1))
     pogo.exit(s, "kill")
+  end)
+end)
+
+describe("a process's own coroutine", function()
+  it("is the scheduler's: another process cannot resume or close it", function()
+    local me = pogo.self()
+    local co
+    local a = pogo.spawn(function()
+      co = coroutine.running()
+      pogo.send(me, { "got", pogo.receive() })
+    end)
+    pogo.spawn(function()
+      local r = { coroutine.resume(co) }
+      r[3] = select(2, pcall(coroutine.close, co))
+      pogo.send(me, r)
+    end)
+    assert.same({ false, "cannot resume a process's coroutine", "cannot close a process's coroutine" },
+      pogo.receive(1000))
+    assert.same({ false, "cannot resume a process's coroutine" }, { coroutine.resume(co) }) -- nor the main chunk
+    assert.is_true(pogo.alive(a))
+    pogo.send(a, "still waiting")
+    assert.same({ "got", "still waiting" }, pogo.receive(1000))
+    -- a process's nested coroutines are its own, as in Lua
+    pogo.spawn(function()
+      local c = coroutine.create(function() coroutine.yield(1) end)
+      local r = { coroutine.resume(c) }
+      r[#r + 1] = coroutine.close(c)
+      r[#r + 1] = coroutine.status(c)
+      pogo.send(me, r)
+    end)
+    assert.same({ true, 1, true, "dead" }, pogo.receive(1000))
   end)
 end)
 

@@ -451,7 +451,7 @@ end
 function M.connect(addr, timeout_ms)
   local timeout = timeout_ms
   if type(addr) ~= "string" then error("pogo.connect: \"host:port\" or node name expected", 2) end
-  core.host_check("pogo.connect", 2) -- host code of a hosted node may not wait
+  core.check_block("pogo.connect", 2) -- before the dial: host code, luv callbacks may not wait
   local ref = pogo.make_ref()
   local name = core.dist_connect(addr, pogo.self(), ref)
   if name then return name end
@@ -497,8 +497,11 @@ function M.rpc(node, module, fn, args, timeout_ms)
     error("pogo.rpc: module and function names expected", 2)
   end
   if args ~= nil and type(args) ~= "table" then error("pogo.rpc: args must be an array", 2) end
-  core.host_check("pogo.rpc", 2) -- raises in host code of a hosted node, rather than returning false
+  core.check_block("pogo.rpc", 2) -- raises where the caller cannot wait, rather than returning false
   timeout = timeout or 5000
+  if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
+    error("pogo.rpc: timeout_ms must be a non-negative number of ms (or math.huge)", 2)
+  end
   -- the deadline goes with the request: past it the worker is killed there
   local deadline = math.type(timeout) == "integer" and timeout or nil
   local ok, res = pcall(pogo.call, { "$rpc", node }, { module, fn, args or {}, deadline }, timeout)

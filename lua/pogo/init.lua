@@ -11,6 +11,7 @@ local log = require "pogo.log"
 -- coroutines nested in a process are preempted too (csrc/nested.c): pogo's
 -- resume and wrap, Lua's own outside a process, in place of Lua's
 coroutine.resume, coroutine.wrap = core.resume, core.wrap -- luacheck: ignore 122
+coroutine.close = core.close -- luacheck: ignore 122 (it refuses a process's own coroutine)
 
 local M = {}
 
@@ -20,7 +21,7 @@ M._VERSION = "0.2.0"
 --- The logger (see `pogo.log`).
 M.log = log
 
-local c_receive, c_wait = core.receive, core.wait
+local c_receive, c_wait, check_block = core.receive, core.wait, core.check_block
 local mbox_len, mbox_peek, mbox_take = core.mbox_len, core.mbox_peek, core.mbox_take
 local mbox_find_ref, mbox_flush_down = core.mbox_find_ref, core.mbox_flush_down
 local now, self, send = core.now, core.self, core.send
@@ -141,8 +142,7 @@ M.run = core.run
 -- Once the host uses fd, timeout or step, the main chunk is host code: it may
 -- not block (core's blocking calls raise; call, rpc and connect check first,
 -- before they send anything).
-local hosted = false
-local host_check, c_fd, c_timeout, c_step = core.host_check, core.fd, core.timeout, core.step
+local c_fd, c_timeout, c_step = core.fd, core.timeout, core.step
 
 --- A file descriptor that becomes readable when the node has work (libuv's
 -- backend fd, an epoll fd on Linux). Watch it for reading and call
@@ -153,7 +153,6 @@ local host_check, c_fd, c_timeout, c_step = core.host_check, core.fd, core.timeo
 -- "cannot block in host code".
 -- @treturn integer
 function M.fd()
-  hosted = true
   return c_fd()
 end
 
@@ -162,7 +161,6 @@ end
 -- timer with it after each `step` and after host code called into pogo.
 -- @treturn integer
 function M.timeout()
-  hosted = true
   return c_timeout()
 end
 
@@ -174,7 +172,6 @@ end
 --  after the host's own work); false when the host may wait for `fd()` or
 --  `timeout()`
 function M.step()
-  hosted = true
   return c_step()
 end
 
@@ -240,25 +237,25 @@ end
 function M.receive(match, timeout_ms)
   if match == nil and timeout_ms == nil then return c_receive() end -- the common case, first
   local timeout = timeout_ms
-  if match == nil or type(match) == "number" then
-    if type(match) == "number" then timeout = match end
-    if timeout ~= nil and math.type(timeout) ~= "integer" then
-      if timeout == math.huge then
-        timeout = nil
-      elseif type(timeout) == "number" and timeout >= 0 then
-        timeout = math.tointeger(math.ceil(timeout)) -- fractions of a ms round up
-      else
-        error("pogo.receive: timeout must be a non-negative number of ms", 2)
-      end
-    elseif timeout ~= nil and timeout < 0 then
+  if type(match) == "number" then match, timeout = nil, match end
+  if timeout ~= nil and math.type(timeout) ~= "integer" then
+    if timeout == math.huge then
+      timeout = nil
+    elseif type(timeout) == "number" and timeout >= 0 then
+      timeout = math.tointeger(math.ceil(timeout)) -- fractions of a ms round up
+    else
       error("pogo.receive: timeout must be a non-negative number of ms", 2)
     end
-    return c_receive(timeout)
+  elseif timeout ~= nil and timeout < 0 then
+    error("pogo.receive: timeout must be a non-negative number of ms", 2)
   end
+  if match == nil then return c_receive(timeout) end
   if type(match) ~= "function" then
     error("pogo.receive: match must be a function", 2)
   end
-  local deadline = timeout and timeout ~= math.huge and now() + timeout
+  -- (one that cannot wait takes nothing either, as receive() without a match)
+  if timeout ~= 0 then check_block("pogo.receive", 2) end
+  local deadline = timeout and now() + timeout
   local i = 1
   while true do
     while i <= mbox_len() do
@@ -328,9 +325,15 @@ end
 -- @tparam[opt=5000] integer timeout_ms (or math.huge)
 -- @return the reply
 function M.call(dest, request, timeout_ms)
-  if hosted then host_check("pogo.call", 2) end
-  local timeout = timeout_ms
-  timeout = timeout or 5000
+  local timeout = timeout_ms or 5000
+  if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
+    error("pogo.call: timeout_ms must be a non-negative number of ms (or math.huge)", 2)
+  end
+  local kind = type(dest)
+  if kind ~= "userdata" and kind ~= "string" and kind ~= "table" then
+    error("pogo.call: dest must be a pid, a registered name, {name, node} or {\"via\", module, name}", 2)
+  end
+  check_block("pogo.call", 2) -- before the request goes out
   local target = call_target(dest)
   if target == nil then error("noproc: nothing registered as " .. describe(dest), 2) end
   if type(target) == "string" and not core.whereis(target) then
@@ -384,6 +387,10 @@ end
 -- @param msg any value
 -- @treturn boolean true
 function M.cast(dest, msg)
+  local kind = type(dest)
+  if kind ~= "userdata" and kind ~= "string" and kind ~= "table" then
+    error("pogo.cast: dest must be a pid, a registered name, {name, node} or {\"via\", module, name}", 2)
+  end
   local target = call_target(dest)
   if target == nil or type(target) == "string" and not core.whereis(target) then return true end
   send(target, { "$cast", msg })
