@@ -159,6 +159,43 @@ describe("pogo.server", function()
     server.stop(pid)
   end)
 
+  it("a timeout callback that returns no number of ms ends the server through terminate, naming it", function()
+    local me = pogo.self()
+    for _, bad in ipairs { "abc", 0 / 0, {} } do
+      local pid = assert(server.start({
+        init = function() return {} end,
+        timeout = function(s) if s.armed then return bad end end,
+        handle_info = function(msg, s) s.armed = msg == "arm"; return s end,
+        terminate = function(reason) pogo.send(me, { "terminated", reason }) end,
+      }, nil))
+      local ref = pogo.monitor(pid)
+      pogo.send(pid, "arm")
+      local t = pogo.receive(function(m) return m[1] == "terminated" end, 1000)
+      assert.is_not_nil(t, "terminate ran for " .. tostring(bad))
+      assert.is_true(server.is_crash(t[2]))
+      assert.matches("^timeout callback returned ", tostring(t[2].error))
+      local down = pogo.receive(function(m) return m[1] == "DOWN" and m[2] == ref end, 1000)
+      assert.is_not_nil(down)
+      assert.matches("^timeout callback returned ", tostring(down[4].error))
+    end
+    local pid = assert(server.start({
+      init = function() return 1 end,
+      timeout = function() return "abc" end,
+      terminate = function(reason) pogo.send(me, { "terminated", reason }) end,
+    }, nil))
+    local t = pogo.receive(function(m) return m[1] == "terminated" end, 1000)
+    assert.is_false(pogo.alive(pid))
+    assert.matches("timeout callback returned \"abc\" %(string%)", tostring(t[2].error))
+    -- a float past an integer's range waits forever, as math.huge does
+    pid = assert(server.start_link({
+      init = function() return 1 end,
+      timeout = function() return 1e300 end,
+      handle_call = function(_, _, s) return s, s end,
+    }, nil))
+    assert.equal(1, server.call(pid, "get", 1000))
+    server.stop(pid)
+  end)
+
   it("handle_drained runs after init and once per batch, when the mailbox is empty", function()
     local me = pogo.self()
     local pid = assert(server.start_link({
