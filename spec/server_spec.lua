@@ -67,6 +67,20 @@ describe("pogo.server", function()
     assert.is_nil(pogo.receive(0))
   end)
 
+  it("raises on opts that are not a table, naming opts, at the caller", function()
+    for _, start in ipairs { server.start_link, server.start } do
+      for _, bad in ipairs { "str", 42, true } do
+        local ok, err = pcall(function() local pid = start(counter(), 1, bad) return pid end)
+        assert.is_false(ok)
+        assert.matches("server_spec%.lua:%d+: pogo%.server: opts must be a table, got " .. type(bad), err)
+      end
+      local ok, err = pcall(function() local pid = start(counter(), 1, { name = 42 }) return pid end)
+      assert.is_false(ok)
+      assert.matches("server_spec%.lua:%d+: pogo%.server: opts%.name must be a string", err)
+    end
+    assert.is_nil(pogo.receive(0))
+  end)
+
   it("registers a name and refuses a second one", function()
     local pid = assert(server.start_link(counter(), 3, { name = "counter_a" }))
     assert.equal(pid, pogo.whereis("counter_a"))

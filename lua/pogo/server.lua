@@ -317,19 +317,21 @@ local function register_name(name, hands_off)
   return pcall(core.register, name, pogo.self())
 end
 
--- A bad `name` option is a programming error (raised at the caller of
--- start_link or start): a string, or {"via", module, name} with a name.
-local function check_name(name)
+-- Bad options are a programming error, raised at the caller of start_link or
+-- start (level 3 from here: start_link and start tail-call `start`): opts a
+-- table, its `name` a string or {"via", module, name} with a name.
+local function check_opts(opts)
+  if type(opts) ~= "table" then error("pogo.server: opts must be a table, got " .. type(opts), 3) end
+  local name = opts.name
   if name == nil or type(name) == "string" or core.is_via(name) then return end
   if type(name) == "table" and name[1] == "via" then
-    error("pogo.server: opts.name {\"via\", module, name} has no name (nil)", 4)
+    error("pogo.server: opts.name {\"via\", module, name} has no name (nil)", 3)
   end
-  error("pogo.server: opts.name must be a string or {\"via\", module, name}, got " .. type(name), 4)
+  error("pogo.server: opts.name must be a string or {\"via\", module, name}, got " .. type(name), 3)
 end
 
 local function start(module, arg, opts, link)
-  opts = opts or {}
-  check_name(opts.name)
+  if opts == nil then opts = {} else check_opts(opts) end
   local mod, err = resolve(module)
   if not mod then return nil, err end
   if type(mod.init) ~= "function" then return nil, "server module has no init function" end
@@ -382,7 +384,8 @@ end
 -- @param arg passed to `init`
 -- @tparam[opt] table opts `name` (register it: a local name, or `{"via",
 --  module, name}` such as `{"via", "pogo.registry", name}` for a cluster-wide
---  name), `trap_exit` (trap before init), `timeout` (ms for init)
+--  name), `trap_exit` (trap before init), `timeout` (ms for init); opts that
+--  is not a table, or a bad `name`, raises
 -- @return pid, or nil and the reason
 function M.start_link(module, arg, opts)
   return start(module, arg, opts, true)
