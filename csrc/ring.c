@@ -40,6 +40,7 @@
 #include <lauxlib.h>
 #include <xxhash.h>
 
+#include "be.h"
 #include "codec.h"
 #include "ring.h"
 
@@ -287,10 +288,7 @@ static void ring_sort_u64(uint64_t *a, uint64_t *tmp, uint32_t *pa, uint32_t *pt
 static void ring_hash_points(const char *name, size_t len, uint32_t n, uint64_t *out, unsigned char *buf) {
   memcpy(buf, name, len);
   for (uint32_t i = 0; i < n; i++) {
-    buf[len] = (unsigned char)(i >> 24);
-    buf[len + 1] = (unsigned char)(i >> 16);
-    buf[len + 2] = (unsigned char)(i >> 8);
-    buf[len + 3] = (unsigned char)i;
+    pogo_be_put32(buf + len, i); /* the point's number, big-endian: hashes the same on every host */
     out[i] = XXH3_64bits_withSeed(buf, len + 4, RING_POINT_SEED);
   }
 }

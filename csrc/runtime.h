@@ -30,9 +30,12 @@
  *   ops table of remote.h, which a transport (csrc/dist/) fills in; with none,
  *   every other node is simply not connected. A transport calls into the
  *   runtime only through the functions declared here (and remote.h's), and
- *   of pogo_node it reads L, loop, creation and ext (and `remote`, to know
- *   whether its own table is installed), nothing else. The runtime builds and
- *   is tested without csrc/dist/ (csrc/ctest/runtime_alone.c).
+ *   of pogo_node it reads L, loop, creation, ext, closed (once the Lua state
+ *   closes, its log lines go to stderr, not into Lua: dist/log.c) and
+ *   remote with remote_ctx (its own context, when `remote` is its own table:
+ *   dist/dist.c), nothing else; it writes none of them (pogo_remote_set
+ *   installs its table). The runtime builds and is tested without csrc/dist/
+ *   (csrc/ctest/runtime_alone.c).
  */
 #ifndef POGO_RUNTIME_H
 #define POGO_RUNTIME_H
@@ -174,7 +177,7 @@ typedef struct pogo_node {
   uv_loop_t *loop;
   pogo_uvh *uvh;
   uint32_t creation;
-  int closed;
+  int closed;         /* not set up yet, or the Lua state is closing: no call into Lua (read by the transport too) */
 
   /* process slots; slot 0 is never used */
   pogo_proc **procs;
@@ -234,7 +237,8 @@ typedef struct pogo_node {
   uint32_t nnodes;  /* entries in the node-name table (index 0 = this node) */
 
   pogo_codec_ext ext;
-  /* how other nodes are reached (remote.h): NULL until a transport starts */
+  /* how other nodes are reached (remote.h): NULL until a transport starts;
+   * set by pogo_remote_set, read by the transport to find its context */
   const struct pogo_remote_ops *remote;
   void *remote_ctx;
   /* set once a host that owns the loop uses pogo.fd/timeout/step (host.c) */

@@ -67,6 +67,20 @@ describe("pogo.server", function()
     assert.is_nil(pogo.receive(0))
   end)
 
+  it("raises on opts that are not a table, naming opts, at the caller", function()
+    for _, start in ipairs { server.start_link, server.start } do
+      for _, bad in ipairs { "str", 42, true } do
+        local ok, err = pcall(function() local pid = start(counter(), 1, bad) return pid end)
+        assert.is_false(ok)
+        assert.matches("server_spec%.lua:%d+: pogo%.server: opts must be a table, got " .. type(bad), err)
+      end
+      local ok, err = pcall(function() local pid = start(counter(), 1, { name = 42 }) return pid end)
+      assert.is_false(ok)
+      assert.matches("server_spec%.lua:%d+: pogo%.server: opts%.name must be a string", err)
+    end
+    assert.is_nil(pogo.receive(0))
+  end)
+
   it("registers a name and refuses a second one", function()
     local pid = assert(server.start_link(counter(), 3, { name = "counter_a" }))
     assert.equal(pid, pogo.whereis("counter_a"))
@@ -156,6 +170,43 @@ describe("pogo.server", function()
     assert.is_true(m[2] - t0 >= 25)
     assert.is_nil(pogo.receive(function(x) return x[1] == "fired" end, 100))
     assert.equal(1, server.call(pid, "fired"))
+    server.stop(pid)
+  end)
+
+  it("a timeout callback that returns no number of ms ends the server through terminate, naming it", function()
+    local me = pogo.self()
+    for _, bad in ipairs { "abc", 0 / 0, {} } do
+      local pid = assert(server.start({
+        init = function() return {} end,
+        timeout = function(s) if s.armed then return bad end end,
+        handle_info = function(msg, s) s.armed = msg == "arm"; return s end,
+        terminate = function(reason) pogo.send(me, { "terminated", reason }) end,
+      }, nil))
+      local ref = pogo.monitor(pid)
+      pogo.send(pid, "arm")
+      local t = pogo.receive(function(m) return m[1] == "terminated" end, 1000)
+      assert.is_not_nil(t, "terminate ran for " .. tostring(bad))
+      assert.is_true(server.is_crash(t[2]))
+      assert.matches("^timeout callback returned ", tostring(t[2].error))
+      local down = pogo.receive(function(m) return m[1] == "DOWN" and m[2] == ref end, 1000)
+      assert.is_not_nil(down)
+      assert.matches("^timeout callback returned ", tostring(down[4].error))
+    end
+    local pid = assert(server.start({
+      init = function() return 1 end,
+      timeout = function() return "abc" end,
+      terminate = function(reason) pogo.send(me, { "terminated", reason }) end,
+    }, nil))
+    local t = pogo.receive(function(m) return m[1] == "terminated" end, 1000)
+    assert.is_false(pogo.alive(pid))
+    assert.matches("timeout callback returned \"abc\" %(string%)", tostring(t[2].error))
+    -- a float past an integer's range waits forever, as math.huge does
+    pid = assert(server.start_link({
+      init = function() return 1 end,
+      timeout = function() return 1e300 end,
+      handle_call = function(_, _, s) return s, s end,
+    }, nil))
+    assert.equal(1, server.call(pid, "get", 1000))
     server.stop(pid)
   end)
 

@@ -308,4 +308,24 @@ describe("pogo.supervisor", function()
     assert.is_nil((sup.start_link({}, { strategy = "one_for_none" })))
     assert.is_nil((sup.start_link({}, { intensity = -1 })))
   end)
+
+  it("rejects unknown options as pogo.dynamic_supervisor does: nil, \"unknown option: <name>\"", function()
+    assert.same({ nil, "unknown option: bogus" }, { sup.start_link({}, { bogus = 1 }) })
+    assert.same({ nil, "unknown option: max_restarts" },
+      { sup.start_link({}, { name = "sup_unknown_opt", max_restarts = 1, max_seconds = 5 }) })
+    assert.is_nil(pogo.whereis("sup_unknown_opt"))
+    -- every documented option is accepted
+    local s = assert(sup.start_link({}, { strategy = "one_for_all", intensity = 1, period_ms = 100,
+                                          name = "sup_known_opts" }))
+    assert.equal(s, pogo.whereis("sup_known_opts"))
+    stop_sup(s)
+  end)
+
+  it("raises on opts that are not a table, naming opts", function()
+    for _, bad in ipairs { 42, "one_for_all", true } do
+      local ok, err = pcall(sup.start_link, {}, bad)
+      assert.is_false(ok)
+      assert.matches("opts must be a table, got " .. type(bad), err)
+    end
+  end)
 end)

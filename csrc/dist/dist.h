@@ -30,7 +30,8 @@
  *   nodenames.c), so a remote pid's node field leads straight to its
  *   connection.
  * - The transport reaches the runtime only through runtime.h's functions
- *   (and reads N->L, N->loop, N->creation, N->ext).
+ *   (and reads N->L, N->loop, N->creation, N->ext, N->closed, and
+ *   N->remote with N->remote_ctx to find its pogo_dist: see runtime.h).
  */
 #ifndef POGO_DIST_H
 #define POGO_DIST_H

@@ -463,13 +463,21 @@ function M.connect(addr, timeout_ms)
   return nil, msg[3]
 end
 
+-- A node that is no string is a programming error (raised at the caller of
+-- pogo.disconnect or pogo.block); a well-formed name of no known node is not.
+local function check_node(fn, node)
+  if type(node) ~= "string" then error(fn .. ": node must be a node name (a string), got " .. type(node), 3) end
+end
+
 -- pogo.disconnect(node) -> was connected
 function M.disconnect(node)
+  check_node("pogo.disconnect", node)
   return core.dist_disconnect(node)
 end
 
 -- pogo.block(node, flag)
 function M.block(node, flag)
+  check_node("pogo.block", node)
   core.dist_block(node, flag ~= false)
 end
 

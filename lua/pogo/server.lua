@@ -17,6 +17,9 @@
 --   message, computed from the state before each wait (gen_server's timeout,
 --   which there each callback returns). When it passes with no message,
 --   `handle_info("timeout", state)` runs. nil (or `math.huge`) waits forever.
+--   Any other value that is no number of ms (a string, NaN) ends the server
+--   as a handler that raised does: `terminate` gets a crash (see `is_crash`)
+--   whose error names the `timeout` callback and the value.
 -- * `handle_drained(state) -> state` (or `state, "stop", reason`): runs each
 --   time the mailbox is empty, after `init` and after the messages that came
 --   meanwhile have been handled one by one, before the server waits. A server
@@ -202,14 +205,24 @@ local function hand_off(mod, state, dest, key, rival, why, via)
 end
 
 local type, xpcall = type, xpcall
-local math_type, huge, ceil = math.type, math.huge, math.ceil
+local math_type, huge, ceil, tointeger = math.type, math.huge, math.ceil, math.tointeger
 
--- A timeout callback's value as core.receive takes it: integer ms, or nil.
+-- A timeout callback's value as core.receive takes it: true and integer ms,
+-- or true and nil (forever: nil, math.huge, or more ms than an integer
+-- holds); false for a value that is no number of ms (a string, NaN).
 local function wait_ms(ms)
-  if math_type(ms) == "integer" then return ms > 0 and ms or 0 end
-  if ms == nil or ms == huge then return nil end
-  if ms <= 0 then return 0 end
-  return ceil(ms)
+  if math_type(ms) == "integer" then return true, ms > 0 and ms or 0 end
+  if ms == nil or ms == huge then return true, nil end
+  if type(ms) ~= "number" or ms ~= ms then return false end
+  if ms <= 0 then return true, 0 end
+  return true, tointeger(ceil(ms))
+end
+
+-- The crash reason of a timeout callback that returned `ms`, no number of ms.
+local function bad_timeout(ms)
+  local ok, shown = pcall(tostring, ms) -- (a table's __tostring may raise)
+  if type(ms) == "string" then shown = string.format("%q", ms) elseif not ok then shown = "?" end
+  return crash("timeout callback returned " .. shown .. " (" .. type(ms) .. "), not a number of ms or nil")
 end
 
 local function loop(mod, state, parent)
@@ -227,7 +240,9 @@ local function loop(mod, state, parent)
       if timeout then
         local ok, ms = xpcall(timeout, crash, state)
         if not ok then pogo.exit(terminate(mod, failed(ms), state)) end
-        ms = wait_ms(ms)
+        local valid, wait = wait_ms(ms)
+        if not valid then pogo.exit(terminate(mod, bad_timeout(ms), state)) end
+        ms = wait
         msg = receive(ms)
         if msg == nil and ms ~= nil then msg = "timeout" end
       else
@@ -302,19 +317,21 @@ local function register_name(name, hands_off)
   return pcall(core.register, name, pogo.self())
 end
 
--- A bad `name` option is a programming error (raised at the caller of
--- start_link or start): a string, or {"via", module, name} with a name.
-local function check_name(name)
+-- Bad options are a programming error, raised at the caller of start_link or
+-- start (level 3 from here: start_link and start tail-call `start`): opts a
+-- table, its `name` a string or {"via", module, name} with a name.
+local function check_opts(opts)
+  if type(opts) ~= "table" then error("pogo.server: opts must be a table, got " .. type(opts), 3) end
+  local name = opts.name
   if name == nil or type(name) == "string" or core.is_via(name) then return end
   if type(name) == "table" and name[1] == "via" then
-    error("pogo.server: opts.name {\"via\", module, name} has no name (nil)", 4)
+    error("pogo.server: opts.name {\"via\", module, name} has no name (nil)", 3)
   end
-  error("pogo.server: opts.name must be a string or {\"via\", module, name}, got " .. type(name), 4)
+  error("pogo.server: opts.name must be a string or {\"via\", module, name}, got " .. type(name), 3)
 end
 
 local function start(module, arg, opts, link)
-  opts = opts or {}
-  check_name(opts.name)
+  if opts == nil then opts = {} else check_opts(opts) end
   local mod, err = resolve(module)
   if not mod then return nil, err end
   if type(mod.init) ~= "function" then return nil, "server module has no init function" end
@@ -367,7 +384,8 @@ end
 -- @param arg passed to `init`
 -- @tparam[opt] table opts `name` (register it: a local name, or `{"via",
 --  module, name}` such as `{"via", "pogo.registry", name}` for a cluster-wide
---  name), `trap_exit` (trap before init), `timeout` (ms for init)
+--  name), `trap_exit` (trap before init), `timeout` (ms for init); opts that
+--  is not a table, or a bad `name`, raises
 -- @return pid, or nil and the reason
 function M.start_link(module, arg, opts)
   return start(module, arg, opts, true)

@@ -295,13 +295,33 @@ function Server.terminate(_, self)
   self:terminate_all()
 end
 
+-- The options of start_link.
+local OPTIONS = { strategy = true, intensity = true, period_ms = true, name = true }
+
+-- The first unknown option (in the order of their names, as pogo.dynamic_supervisor
+-- names it), or nil.
+local function unknown_option(opts)
+  local unknown
+  for k in pairs(opts) do
+    if not OPTIONS[k] and (unknown == nil or tostring(k) < unknown) then unknown = tostring(k) end
+  end
+  return unknown
+end
+
 --- Start a supervisor linked to the caller.
 -- @tparam table children child specs (or shorthands), started in order
--- @tparam[opt] table opts `strategy` ("one_for_one"), `intensity` (3), `period_ms` (5000), `name`
--- @return pid, or nil and the reason (`"invalid child spec: ..."` for bad specs)
+-- @tparam[opt] table opts `strategy` ("one_for_one"), `intensity` (3), `period_ms` (5000), `name`;
+--  opts that is not a table raises
+-- @return pid, or nil and the reason (`"invalid child spec: ..."` for bad specs,
+--  `"unknown option: <name>"`, ...)
 function M.start_link(children, opts)
+  if opts ~= nil and type(opts) ~= "table" then
+    error("pogo.supervisor.start_link: opts must be a table, got " .. type(opts), 2)
+  end
   opts = opts or {}
   if type(children) ~= "table" then return nil, "children must be an array of child specs" end
+  local unknown = unknown_option(opts)
+  if unknown then return nil, "unknown option: " .. unknown end
   if opts.strategy ~= nil and not STRATEGY[opts.strategy] then
     return nil, "unknown strategy '" .. tostring(opts.strategy) .. "'"
   end

@@ -41,6 +41,15 @@ describe("a node", function()
     assert.is_nil(name)
     assert.matches("refused", why)
     assert.is_false(pogo.disconnect("ghost@127.0.0.1:1"))
+    -- a node that is no string is a mistake, not an unknown node
+    for _, bad in ipairs { 42, true, {} } do
+      local okd, errd = pcall(pogo.disconnect, bad)
+      assert.is_false(okd)
+      assert.matches("pogo.disconnect: node must be a node name (a string), got " .. type(bad), errd, 1, true)
+      okd, errd = pcall(pogo.block, bad, true)
+      assert.is_false(okd)
+      assert.matches("pogo.block: node must be a node name (a string), got " .. type(bad), errd, 1, true)
+    end
     assert.are.same({ c.self_name }, { pogo.node() })
     assert.is_true(pogo.rpc(pogo.node(), "string", "len", { "abc" }))
   end)

@@ -15,11 +15,12 @@
 -- `json`, the same values reduced to what JSON can hold (tables keep their
 -- shape, with string keys; anything else becomes its text).
 --
--- A session is a process of the node that monitors the tool's process:
+-- A session is a `pogo.server` of the node that monitors the tool's process:
 -- when the tool goes (it quits, or its node goes), the session ends.
 -- @module pogo.observer.console
 local pogo = require "pogo"
 local pretty = require "pl.pretty"
+local server = require "pogo.server"
 
 local M = {}
 
@@ -117,29 +118,35 @@ function M.eval(code)
   return M.run(code, new_env())
 end
 
--- The session process: answers {"eval", code} calls, ends when its tool's
--- process goes.
-local function session(owner)
-  local env = new_env()
-  local ref = pogo.monitor(owner)
-  while true do
-    local m = pogo.receive()
-    if type(m) == "table" then
-      if m[1] == "DOWN" and m[2] == ref then return end
-      if m[1] == "$call" and type(m[3]) == "table" and m[3][1] == "eval" then
-        pogo.reply(m[2], M.run(m[3][2], env))
-      end
-    end
-  end
+-- The session: a pogo.server that answers {"eval", code} calls (any other
+-- request: {nil, "unknown request"}, as the project's servers answer), and
+-- stops when its tool's process goes.
+local Session = {}
+
+function Session.init(owner)
+  return { env = new_env(), ref = pogo.monitor(owner) }
+end
+
+function Session.handle_call(req, _, st)
+  if type(req) == "table" and req[1] == "eval" then return M.run(req[2], st.env), st end
+  return { nil, "unknown request" }, st
+end
+
+function Session.handle_info(msg, st)
+  if type(msg) == "table" and msg[1] == "DOWN" and msg[2] == st.ref then return st, "stop", "normal" end
+  return st
 end
 
 --- Open a console session for the process `owner` (a tool's process on
--- another node; asked by rpc): its pid, to `pogo.call` with `{"eval", code}`.
+-- another node; asked by rpc): a `pogo.server`, not linked to the caller, to
+-- `pogo.call` with `{"eval", code}` (the reply is `run`'s table; any other
+-- request gets `{nil, "unknown request"}`) and to stop with `server.stop`.
+-- It ends when `owner` goes.
 -- @param owner pid
--- @return pid
+-- @return pid, or nil and the reason
 function M.open(owner)
   if not pogo.is_pid(owner) then error("console.open: pid expected", 2) end
-  return pogo.spawn(session, owner)
+  return server.start(Session, owner)
 end
 
 return M
