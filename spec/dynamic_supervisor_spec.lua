@@ -513,6 +513,14 @@ describe("pogo.dynamic_supervisor on one node", function()
     assert.is_nil(pogo.whereis("x"))
   end)
 
+  it("raises on opts that are not a table, naming opts", function()
+    for _, bad in ipairs { 42, "jobs", true } do
+      local ok, err = pcall(dsup.start_link, bad)
+      assert.is_false(ok)
+      assert.matches("pogo.dynamic_supervisor.start_link: opts must be a table, got " .. type(bad), err, 1, true)
+    end
+  end)
+
   it("rejects unknown options: nil, \"unknown option: <name>\"", function()
     assert.same({ nil, "unknown option: sync_intervall" }, { dsup.start_link({ name = "x", sync_intervall = 10 }) })
     assert.same({ nil, "unknown option: max_restarts" },

@@ -327,5 +327,8 @@ describe("pogo.supervisor", function()
       assert.is_false(ok)
       assert.matches("opts must be a table, got " .. type(bad), err)
     end
+    local ok, err = pcall(sup.start_link, "a")
+    assert.is_false(ok)
+    assert.matches("children must be an array of child specs, got string", err, 1, true)
   end)
 end)

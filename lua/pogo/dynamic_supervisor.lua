@@ -559,7 +559,9 @@ end
 --
 -- @return pid, or nil and the reason (`"unknown option: <name>"`, ...)
 function M.start_link(opts)
-  if type(opts) ~= "table" then return nil, "options table expected" end
+  if type(opts) ~= "table" then
+    error("pogo.dynamic_supervisor.start_link: opts must be a table, got " .. type(opts), 2)
+  end
   local bad = check_options(opts)
   if bad then return nil, bad end
   local specs = {}

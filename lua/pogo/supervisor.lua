@@ -319,7 +319,9 @@ function M.start_link(children, opts)
     error("pogo.supervisor.start_link: opts must be a table, got " .. type(opts), 2)
   end
   opts = opts or {}
-  if type(children) ~= "table" then return nil, "children must be an array of child specs" end
+  if type(children) ~= "table" then
+    error("pogo.supervisor.start_link: children must be an array of child specs, got " .. type(children), 2)
+  end
   local unknown = unknown_option(opts)
   if unknown then return nil, "unknown option: " .. unknown end
   if opts.strategy ~= nil and not STRATEGY[opts.strategy] then
