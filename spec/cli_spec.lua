@@ -65,6 +65,10 @@ describe("pogo.start", function()
       { { cookie = "" }, 'pogo.start: opts.cookie must be a non-empty string, got ""' },
       { { seeds = { 1 } }, "pogo.start: opts.seeds must be a list of \"host:port\" or node names, got table" },
       { { log = "no" }, 'pogo.start: opts.log must be a boolean, got "no"' },
+      { { heartbeat = 500 }, "pogo.start: unknown option: heartbeat" },
+      { { heartbeat_ms = 3000, timeout_ms = 1000 },
+        "pogo.start: opts.heartbeat_ms (3000) must be less than opts.timeout_ms (1000)" },
+      { { timeout_ms = 800 }, "pogo.start: opts.heartbeat_ms (1000) must be less than opts.timeout_ms (800)" },
     }
     for _, case in ipairs(cases) do
       local ok, err = pcall(function() pogo.start(case[1]) end)

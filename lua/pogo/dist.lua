@@ -216,7 +216,8 @@ local function rpc_worker(from, req)
   if not okf or type(f) ~= "function" then
     return rpc_answer(from, { false, "undef: " .. mod .. "." .. fn .. " is not a function" })
   end
-  local res = table.pack(pcall(f, table.unpack(args, 1, args.n or #args)))
+  local n = math.type(req[5]) == "integer" and req[5] or args.n or #args
+  local res = table.pack(pcall(f, table.unpack(args, 1, n)))
   if res[1] then
     return rpc_answer(from, { true, table.pack(table.unpack(res, 2, res.n)) })
   end
@@ -337,7 +338,22 @@ end
 
 local INTEGER_OPTS = { "heartbeat_ms", "timeout_ms", "max_frame", "backoff_min_ms", "backoff_max_ms", "forget_ms" }
 
+local KNOWN_OPTS = {}
+for _, k in ipairs { "name", "host", "port", "cookie", "seeds", "heartbeat_ms", "timeout_ms", "max_frame",
+                     "backoff_min_ms", "backoff_max_ms", "forget_ms", "log", "block", "advertise", "tls",
+                     "discovery", "max_memory", "preempt_ms", "http" } do
+  KNOWN_OPTS[k] = true
+end
+
 local function check_opts(opts)
+  local unknown = {}
+  for k in pairs(opts) do
+    if not KNOWN_OPTS[k] then unknown[#unknown + 1] = tostring(k) end
+  end
+  if #unknown > 0 then -- (a typo, as heartbeat for heartbeat_ms, would go unnoticed)
+    table.sort(unknown)
+    error("pogo.start: unknown option: " .. unknown[1], 3)
+  end
   for _, k in ipairs { "name", "host" } do
     check(opts[k] == nil or type(opts[k]) == "string", k, "a string", opts[k])
   end
@@ -346,6 +362,11 @@ local function check_opts(opts)
         "port", "an integer from 0 to 65535", port)
   for _, k in ipairs(INTEGER_OPTS) do
     check(opts[k] == nil or math.type(opts[k]) == "integer", k, "an integer", opts[k])
+  end
+  -- an idle link hears a PING each heartbeat: at timeout_ms or slower, healthy links went down
+  local beat, timeout = opts.heartbeat_ms or 1000, opts.timeout_ms or 5000
+  if beat >= timeout then
+    error(string.format("pogo.start: opts.heartbeat_ms (%d) must be less than opts.timeout_ms (%d)", beat, timeout), 3)
   end
   check(opts.cookie == nil or (type(opts.cookie) == "string" and opts.cookie ~= ""),
         "cookie", "a non-empty string", opts.cookie)
@@ -500,7 +521,10 @@ end
 -- pogo.rpc(node, module, fn, args, timeout_ms) -> true, results... | false, err
 function M.rpc(node, module, fn, args, timeout_ms)
   local timeout = timeout_ms
-  if type(node) ~= "string" then error("pogo.rpc: node name expected", 2) end
+  if type(node) ~= "string" or not node:find("^[^@]+@.+:%d+$") then
+    error("pogo.rpc: node must be a node name (name@host:port), got " .. (type(node) == "string"
+      and string.format("%q", node) or type(node)), 2)
+  end
   if type(module) ~= "string" or type(fn) ~= "string" then
     error("pogo.rpc: module and function names expected", 2)
   end
@@ -512,7 +536,9 @@ function M.rpc(node, module, fn, args, timeout_ms)
   end
   -- the deadline goes with the request: past it the worker is killed there
   local deadline = math.type(timeout) == "integer" and timeout or nil
-  local ok, res = pcall(pogo.call, { "$rpc", node }, { module, fn, args or {}, deadline }, timeout)
+  -- (n: the count of the arguments, nils included, which a holed array does not keep)
+  local n = args and (args.n or #args) or 0
+  local ok, res = pcall(pogo.call, { "$rpc", node }, { module, fn, args or {}, deadline, n }, timeout)
   if not ok then return false, res end
   if type(res) ~= "table" then return false, "rpc: malformed reply" end
   if res[1] == true then

@@ -457,7 +457,7 @@ dist.install(M)
 --  `~/.pogo.cookie`, created with a random value and mode 0600; refused when
 --  group or others may access it, see `pogo.dist.read_cookie_file`),
 --  `seeds` (list of "host:port" or node names), `heartbeat_ms` (1000),
---  `timeout_ms` (5000), `max_frame` (largest frame accepted, hence the
+--  `timeout_ms` (5000; more than `heartbeat_ms`), `max_frame` (largest frame accepted, hence the
 --  largest message, 16 MiB), `max_memory` (bytes of Lua heap: past it an
 --  allocation fails in the process that made it, which exits "out of
 --  memory", and a message too big is dropped; default none),
@@ -476,6 +476,7 @@ dist.install(M)
 --  A/AAAA (or SRV) record is a seed, read again every interval), `http`
 --  (`"host:port"`: serve the cluster's live web page, `/api/*` and
 --  `/metrics` there, see `pogo.dashboard`; it listens on that address only).
+--  An option not in this list raises (`unknown option: <name>`).
 -- @treturn string the node's name, `name@host:port` with the real port (the
 --  advertised address when `advertise` is given)
 M.start = dist.start

@@ -180,6 +180,17 @@ describe("failures", function()
     assert.are.same(table.pack(true, 1, nil, "three", nil), table.pack(c:rpc(a, R, "results")))
     assert.are.same(table.pack(true), table.pack(c:rpc(a, R, "nothing")))
     assert.are.same({ true, "ABC" }, { pogo.rpc(pogo.node(), "string", "upper", { "abc" }) })
+    -- arguments with nils in them arrive whole (a holed array is sent as a map)
+    local packed = select(2, c:rpc(a, "table", "pack", { 1, nil, 3 }))
+    assert.are.same({ 1, nil, 3, n = 3 }, packed)
+    packed = select(2, c:rpc(a, "table", "pack", { n = 3, [3] = "c" }))
+    assert.are.same({ nil, nil, "c", n = 3 }, packed)
+    -- a node that is not a node name is a programming error
+    for _, bad in ipairs { "garbage", "x@y", 42 } do
+      local raised, why = pcall(pogo.rpc, bad, R, "nodes")
+      assert.is_false(raised)
+      assert.matches("pogo.rpc: node must be a node name (name@host:port)", why, 1, true)
+    end
     -- the node dies during the call
     local k = c:start_node { name = "dying" }
     c:connect(k)
