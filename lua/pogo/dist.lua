@@ -539,7 +539,9 @@ function M.rpc(node, module, fn, args, timeout_ms)
   -- (n: the count of the arguments, nils included, which a holed array does not keep)
   local n = args and (args.n or #args) or 0
   local ok, res = pcall(pogo.call, { "$rpc", node }, { module, fn, args or {}, deadline, n }, timeout)
-  if not ok then return false, res end
+  if not ok then -- (an argument that cannot be sent: named by its place in args, not in the call's envelope)
+    return false, (tostring(res):gsub("^.-msg%[3%]%[3%]", "args", 1))
+  end
   if type(res) ~= "table" then return false, "rpc: malformed reply" end
   if res[1] == true then
     local r = res[2] or {}

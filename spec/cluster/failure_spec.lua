@@ -175,7 +175,7 @@ describe("failures", function()
     -- arguments that cannot be sent fail in the caller
     ok, err = c:rpc(a, R, "nodes", { function() end })
     assert.is_false(ok)
-    assert.matches("cannot be sent", err)
+    assert.are.equal("args[1]: function cannot be sent", err)
     -- results, nils included
     assert.are.same(table.pack(true, 1, nil, "three", nil), table.pack(c:rpc(a, R, "results")))
     assert.are.same(table.pack(true), table.pack(c:rpc(a, R, "nothing")))
