@@ -43,7 +43,9 @@
 -- (the caller queues them and the scope process sends the queue, in batches,
 -- on its next run): the transport may suspend a sender under backpressure, and
 -- a single sender keeps every peer's copy in the order of the local changes,
--- with a new peer getting each change either in its sync or after it. Each
+-- with a new peer getting each change either in its sync or after it (the
+-- snapshot for a new peer and its addition are one step for the local joins
+-- and leaves: see handlers.discover). Each
 -- node is the only writer of its own members, so no global ordering is needed;
 -- the transport keeps messages from one node to another in order, so a sync is
 -- never overtaken by later changes.
@@ -57,6 +59,7 @@ local send, self, is_pid, node_of = core.send, core.self, core.is_pid, core.node
 local critical_enter, critical_leave = core.critical_enter, core.critical_leave
 local make_ref, node_name = core.make_ref, core.node_name
 local remote_node, other_node = scope_peers.remote_node, scope_peers.other_node
+local send_parts = scope_peers.send_parts
 local mbox_len, mbox_peek, mbox_take = core.mbox_len, core.mbox_peek, core.mbox_take
 local next, type, rawget, error = next, type, rawget, error
 
@@ -422,17 +425,27 @@ end
 
 local handlers = {}
 
--- A peer's scope process asks for our membership. Every queued change is
--- sent first, then the snapshot is taken and the peer added at the same
--- instant, so the peer gets each change either in the sync or after it.
+-- A peer's scope process asks for our membership. The snapshot is taken and
+-- the peer added in one critical section, which local joins and leaves (each
+-- in one too) cannot split: a change made before it is in the snapshot, one
+-- made after it is queued for the peer too. The changes queued before it
+-- are taken out in the same step and sent to the peers of before only (a
+-- known peer synced again gets them before the sync that contains them), so
+-- the peer gets each change exactly once, either in the sync or after it.
+-- (No send inside the section: a send may suspend the process, and a
+-- critical section ends with the slice.)
 function handlers.discover(S, m)
   local peer = m[2]
   local node = remote_node(peer)
   if not node then return end
-  flush(S)
+  critical_enter()
+  local pending, before = S.outbox, S.peers:list()
+  S.outbox = {}
   local snap = S.ix:snapshot(true)
   local known = S.peers.pids[node] == peer
   if not known then S.peers:add(node, peer) end
+  critical_leave()
+  if #pending > 0 then send_parts(before, "ops", S.pid, pending, M.SYNC_CHUNK) end
   send_sync(S, peer, snap)
   if not known then send(peer, {"discover", S.pid}) end
 end

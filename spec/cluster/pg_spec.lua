@@ -364,4 +364,51 @@ describe("pogo.pg across nodes", function()
     eventually(function() return #c:call(b, R, "groups", {s}) == 20 end, "pgb to drop x groups")
     for _, p in ipairs(m2) do pogo.send(p, "stop") end
   end)
+
+  it("gives a new peer every join made while it is being added", function()
+    -- A big scope makes the snapshot for the new peer long enough for the
+    -- scope process's slice to end in it, so that it is preempted as soon as
+    -- the snapshot returns, while local processes join without a pause: a
+    -- join made between the snapshot and the addition of the peer was in
+    -- neither, and that peer never got it.
+    scope_n = scope_n + 1
+    local s = "cl" .. scope_n
+    pg.start(s)
+    local me = pogo.self()
+    local base = pogo.spawn(function()
+      for i = 1, 5000 do pg.join(s, {"base", i}, pogo.self()) end
+      pogo.send(me, {"done", pogo.self()})
+      pogo.receive()
+    end)
+    cluster.expect(done_from(base), 10000)
+    -- joiners that go on until pga is a peer here, and a little after
+    local joiners = {}
+    for j = 1, 3 do
+      joiners[j] = pogo.spawn(function()
+        local k, after = 0, 0
+        while after < 200 and k < 50000 do
+          k = k + 1
+          pg.join(s, {"late", j, k}, pogo.self())
+          if k % 4 == 0 then pogo.yield() end
+          if after > 0 or #pg.info(s).peers > 0 then after = after + 1 end
+        end
+        pogo.send(me, {"done", pogo.self()})
+        pogo.receive()
+      end)
+    end
+    c:call(a, R, "start", {s}, 10000)
+    for _, p in ipairs(joiners) do cluster.expect(done_from(p), 20000) end
+    assert.are.same({a.name}, pg.info(s).peers)
+    local here = #pg.which_groups(s)
+    assert.is_true(here > 5000)
+    local there
+    local ok = pcall(eventually, function()
+      there = c:call(a, R, "ngroups", {s}, 10000)
+      return there == here
+    end, "pga to list every group", 10000)
+    assert.is_true(ok, string.format("pga lists %s of the %d groups", tostring(there), here))
+    pogo.send(base, "stop")
+    for _, p in ipairs(joiners) do pogo.send(p, "stop") end
+    eventually(function() return c:call(a, R, "ngroups", {s}, 10000) == 0 end, "pga to drop every group", 10000)
+  end)
 end)
