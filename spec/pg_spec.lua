@@ -2,6 +2,7 @@
 -- behaviour is in spec/cluster/pg_spec.lua.
 local pogo = require "pogo"
 local pg = require "pogo.pg"
+local uv = require "luv"
 local core = pogo.core
 
 local scope_n = 0
@@ -227,6 +228,44 @@ describe("pogo.pg", function()
       assert.is_false(ok)
       assert.matches("function cannot be sent", err, 1, true)
       assert.are.same({}, pg.which_groups(s))
+    end)
+
+    it("leaves the caller preemptible after a join or leave that raises", function()
+      -- join and leave change the index in a critical section; one that
+      -- raised left the caller in it, and a caller that caught the error and
+      -- then ran without a pause held the whole node
+      local s = new_scope()
+      local me = pogo.self()
+      local remote = remote_pid("other@127.0.0.1:1", 5)
+      for _, case in ipairs {
+        {"no error (control)", function() pg.join(s, "ok", pogo.self()) end},
+        {"join, nil group", function() pg.join(s, nil, pogo.self()) end},
+        {"join, function group", function() pg.join(s, print, pogo.self()) end},
+        {"join, not a pid", function() pg.join(s, "g", "x") end},
+        {"join, a remote pid", function() pg.join(s, "g", {pogo.self(), remote}) end},
+        {"leave, function group", function() pg.leave(s, {print}, pogo.self()) end},
+        {"leave, not a pid", function() pg.leave(s, "g", {pogo.self(), 3}) end},
+      } do
+        local ticks = 0
+        local ticker = pogo.spawn(function()
+          while true do
+            ticks = ticks + 1
+            pogo.yield()
+          end
+        end)
+        pogo.sleep(5)
+        pogo.spawn(function()
+          local raised = not pcall(case[2])
+          local seen, t0 = ticks, uv.hrtime()
+          -- runs without a pause until the ticker has run (it was preempted),
+          -- or 300 ms (it was not: the node was held meanwhile)
+          while ticks == seen and uv.hrtime() - t0 < 3e8 do end
+          pogo.send(me, {"spun", case[1], raised, ticks > seen})
+        end)
+        local m = pogo.receive(function(x) return type(x) == "table" and x[1] == "spun" end, 5000)
+        pogo.exit(ticker, "kill")
+        assert.are.same({"spun", case[1], case[1] ~= "no error (control)", true}, m)
+      end
     end)
 
     it("lists groups", function()

@@ -97,6 +97,12 @@ local function not_started(scope, level)
   error(string.format("pg scope '%s' not started", tostring(scope)), level or 3)
 end
 
+-- Raise for a bad argument of the API function `fn` (`why` from the index),
+-- blaming the caller of `fn` (called from `fn` directly).
+local function bad_arg(fn, why)
+  error(fn .. ": " .. tostring(why), 3)
+end
+
 local function state(scope)
   local S = scopes[scope]
   if not S then not_started(scope, 4) end
@@ -186,6 +192,8 @@ local function publish(S, kind, watch, key, gval, pids, moved)
 end
 
 --- Make local processes join `group` (once more each).
+-- Raises (at the caller, changing nothing) for a scope not started here, a
+-- nil or unserializable group, or anything but local pids.
 -- @tparam string scope
 -- @param group any serializable value but nil
 -- @param pid_or_pids a local pid or an array of local pids; pids that are not
@@ -196,15 +204,21 @@ function M.join(scope, group, pid_or_pids)
   if not S then not_started(scope) end
   -- the index, the outbox and the notifications change as one step: a
   -- preemption in between would let the scope process flush the outbox this
-  -- op is being added to (and lose it) or sync a new peer twice
+  -- op is being added to (and lose it) or sync a new peer twice. The index
+  -- returns bad input instead of raising, so that the section is always left.
   critical_enter()
   local key, gval, joined, fresh = S.ix:join(group, pid_or_pids)
+  if not key then
+    critical_leave()
+    bad_arg("pg.join", gval)
+  end
   if joined then publish(S, "join", "watch", key, gval, joined, fresh) end
   critical_leave()
   return true
 end
 
 --- Make local processes leave `group` (once each).
+-- Raises as `join` does.
 -- @tparam string scope
 -- @param group
 -- @param pid_or_pids a local pid or an array of local pids
@@ -214,6 +228,10 @@ function M.leave(scope, group, pid_or_pids)
   if not S then not_started(scope) end
   critical_enter() -- (as in join)
   local key, gval, left, gone = S.ix:leave(group, pid_or_pids)
+  if not key then
+    critical_leave()
+    bad_arg("pg.leave", gval)
+  end
   if left then publish(S, "leave", "unwatch", key, gval, left, gone) end
   critical_leave()
   return left ~= nil and left ~= false
@@ -225,7 +243,9 @@ end
 function M.get_members(scope, group)
   local S = scopes[scope]
   if not S then not_started(scope) end
-  return (S.ix:members(group))
+  local pids, why = S.ix:members(group)
+  if not pids then bad_arg("pg.get_members", why) end
+  return pids
 end
 
 --- Members of `group` on this node.
@@ -233,7 +253,9 @@ end
 function M.get_local_members(scope, group)
   local S = scopes[scope]
   if not S then not_started(scope) end
-  return (S.ix:members(group, true))
+  local pids, why = S.ix:members(group, true)
+  if not pids then bad_arg("pg.get_local_members", why) end
+  return pids
 end
 
 --- Every group with members in the scope. O(groups).
@@ -283,6 +305,7 @@ end
 function M.monitor(scope, group)
   local S = state(scope)
   local pids, key = S.ix:members(group)
+  if not pids then bad_arg("pg.monitor", key) end
   local ref, me = make_ref(), self()
   local gm = S.gmons[key]
   if not gm then
