@@ -91,10 +91,13 @@ local function new_state(scope)
   }
 end
 
--- Raise for a scope not started here, blaming the caller of the API function
--- (`level` 3 when called from it directly).
-local function not_started(scope, level)
-  error(string.format("pg scope '%s' not started", tostring(scope)), level or 3)
+-- Raise for a scope that is not one started here, naming the API function
+-- `fn` and blaming its caller (`level` 3 when called from `fn` directly).
+local function bad_scope(fn, scope, level)
+  if type(scope) ~= "string" then
+    error(string.format("%s: scope must be a string, got %s", fn, type(scope)), level or 3)
+  end
+  error(string.format("%s: pg scope '%s' not started", fn, scope), level or 3)
 end
 
 -- Raise for a bad argument of the API function `fn` (`why` from the index),
@@ -103,9 +106,11 @@ local function bad_arg(fn, why)
   error(fn .. ": " .. tostring(why), 3)
 end
 
-local function state(scope)
+-- The state of `scope` for the API function `fn` (which calls this directly,
+-- not as a tail call).
+local function state(fn, scope)
   local S = scopes[scope]
-  if not S then not_started(scope, 4) end
+  if not S then bad_scope(fn, scope, 4) end
   return S
 end
 
@@ -201,7 +206,7 @@ end
 -- @treturn boolean true
 function M.join(scope, group, pid_or_pids)
   local S = scopes[scope]
-  if not S then not_started(scope) end
+  if not S then bad_scope("pg.join", scope) end
   -- the index, the outbox and the notifications change as one step: a
   -- preemption in between would let the scope process flush the outbox this
   -- op is being added to (and lose it) or sync a new peer twice. The index
@@ -225,7 +230,7 @@ end
 -- @treturn boolean whether any of them was a member (Erlang's `not_joined` is false)
 function M.leave(scope, group, pid_or_pids)
   local S = scopes[scope]
-  if not S then not_started(scope) end
+  if not S then bad_scope("pg.leave", scope) end
   critical_enter() -- (as in join)
   local key, gval, left, gone = S.ix:leave(group, pid_or_pids)
   if not key then
@@ -242,7 +247,7 @@ end
 -- @treturn {pid,...} a new array (empty if the group has no members)
 function M.get_members(scope, group)
   local S = scopes[scope]
-  if not S then not_started(scope) end
+  if not S then bad_scope("pg.get_members", scope) end
   local pids, why = S.ix:members(group)
   if not pids then bad_arg("pg.get_members", why) end
   return pids
@@ -252,7 +257,7 @@ end
 -- @treturn {pid,...} a new array
 function M.get_local_members(scope, group)
   local S = scopes[scope]
-  if not S then not_started(scope) end
+  if not S then bad_scope("pg.get_local_members", scope) end
   local pids, why = S.ix:members(group, true)
   if not pids then bad_arg("pg.get_local_members", why) end
   return pids
@@ -261,13 +266,15 @@ end
 --- Every group with members in the scope. O(groups).
 -- @treturn {group,...}
 function M.which_groups(scope)
-  return state(scope).ix:groups()
+  local groups = state("pg.which_groups", scope).ix:groups()
+  return groups
 end
 
 --- Groups with local members.
 -- @treturn {group,...}
 function M.which_local_groups(scope)
-  return state(scope).ix:local_groups()
+  local groups = state("pg.which_local_groups", scope).ix:local_groups()
+  return groups
 end
 
 local function add_watcher(S, w, ref)
@@ -288,7 +295,7 @@ end
 -- @return the current groups, an array of `{group, pids}` pairs (groups can be
 --   tables, so a table keyed by group would not do)
 function M.monitor_scope(scope)
-  local S = state(scope)
+  local S = state("pg.monitor_scope", scope)
   local ref, me = make_ref(), self()
   S.smons[ref] = me
   S.nsmons = S.nsmons + 1
@@ -303,7 +310,7 @@ end
 -- @return ref
 -- @return the current members (array of pids)
 function M.monitor(scope, group)
-  local S = state(scope)
+  local S = state("pg.monitor", scope)
   local pids, key = S.ix:members(group)
   if not pids then bad_arg("pg.monitor", key) end
   local ref, me = make_ref(), self()
@@ -378,7 +385,7 @@ end
 -- @return `{pid = scope process, groups = number of groups, peers = {node, ...}
 --   (nodes whose scope process this one knows), monitors = number of pg monitors}`
 function M.info(scope)
-  local S = state(scope)
+  local S = state("pg.info", scope)
   local peers = {}
   for node in next, S.peers.pids do peers[#peers + 1] = node end
   table.sort(peers)
