@@ -39,13 +39,16 @@
 -- incremental changes of known peers are applied as they come; a peer's scope
 -- going away (nodedown, or a DOWN of its scope process) removes all its members
 -- at once; local members are monitored so that their exit removes them
--- everywhere. Local changes reach the peers through the scope process only
--- (the caller queues them and the scope process sends the queue, in batches,
--- on its next run): the transport may suspend a sender under backpressure, and
--- a single sender keeps every peer's copy in the order of the local changes,
--- with a new peer getting each change either in its sync or after it (the
--- snapshot for a new peer and its addition are one step for the local joins
--- and leaves: see handlers.discover). Each
+-- everywhere. A guard (`pogo.service`) starts the scope process again if it
+-- exits: the new one keeps the index and the pg monitors, watches the local
+-- members again and resyncs with the peers, which dropped this node's members
+-- when the old one went down. Local changes reach the peers through the
+-- scope process only (the caller queues them and the scope process sends the
+-- queue, in batches, on its next run): the transport may suspend a sender
+-- under backpressure, and a single sender keeps every peer's copy in the
+-- order of the local changes, with a new peer getting each change either in
+-- its sync or after it (the snapshot for a new peer and its addition are one
+-- step for the local joins and leaves: see handlers.discover). Each
 -- node is the only writer of its own members, so no global ordering is needed;
 -- the transport keeps messages from one node to another in order, so a sync is
 -- never overtaken by later changes.
@@ -53,6 +56,7 @@
 -- @module pogo.pg
 local pogo = require "pogo"
 local scope_peers = require "pogo.scope_peers"
+local service = require "pogo.service"
 local core = pogo.core
 
 local send, self, is_pid, node_of = core.send, core.self, core.is_pid, core.node_of
@@ -148,7 +152,25 @@ local function replicate(S, op)
   end
 end
 
+-- Start the scope process of S and register it (by M.start, and by its
+-- guard when it has exited).
+local function spawn_scope(S)
+  local holder = core.whereis(S.reg)
+  if holder then
+    error(string.format("pg.start: the name '%s' is taken by %s", S.reg, tostring(holder)), 0)
+  end
+  S.pid = core.spawn(M._scope_loop, S)
+  core.register(S.reg, S.pid)
+  return S.pid
+end
+
 --- Start the scope `scope` on this node (idempotent).
+-- The scope process is kept running (`pogo.service`): if it exits (killed,
+-- out of memory), a guard starts it again, with a warning in the log; the
+-- new one keeps the local members and the pg monitors, watches the members
+-- again, and resyncs with the peers (which drop this node's members while it
+-- is down, and get them back in its sync). Local joins and leaves made
+-- meanwhile stay in the local view and reach the peers in that sync.
 -- @tparam string scope
 -- @return the pid of the scope process (registered as `"pg:" .. scope`)
 function M.start(scope)
@@ -165,12 +187,11 @@ function M.start(scope)
     S = new_state(scope)
     scopes[scope] = S
   end
-  S.pid = core.spawn(M._scope_loop, S)
-  core.register(S.reg, S.pid)
-  return S.pid
+  return service.keep(S.reg, function() return spawn_scope(S) end)
 end
 
---- Whether `scope` is started on this node.
+--- Whether `scope` is started on this node (false for the moment between
+-- the exit of its scope process and the restart by its guard).
 -- @tparam string scope
 -- @treturn boolean
 function M.started(scope)
