@@ -13,9 +13,12 @@
  *   own copy of a table group, decoded from the canonical bytes when the group
  *   appears, so later changes to the caller's table do not matter. Group values
  *   it hands out are shared with the index: read-only.
- * - Local changes (no node argument) take pids of this node only, and raise a Lua
- *   error naming any other value before changing anything; joins skip local pids
- *   that are not alive. Remote changes (a node name given) come from that node's
+ * - Local changes (no node argument) take pids of this node only: for bad input
+ *   (a nil or unserializable group, any other value than a local pid) they
+ *   change nothing and return nil and the reason, as members and key do for a
+ *   bad group, so that pg.lua raises at its caller's position, out of any
+ *   critical section (it never raises from here). Joins skip local pids that
+ *   are not alive. Remote changes (a node name given) come from that node's
  *   scope process: pids of any other node and malformed input are ignored, so a
  *   peer can neither raise here nor change what another node owns.
  * - Costs: join O(encoding + pids); leave O(encoding + members of the group)
@@ -317,40 +320,53 @@ static int64_t node_arg(pg_ix *x, lua_State *L, int idx, int *remote) {
   return node == 0 ? -1 : (int64_t)node;
 }
 
-/* Whether the value at idx may change: local mode raises on anything but a
- * local pid (what is "pg.join"/"pg.leave") and, for joins (alive), skips dead
- * pids; remote mode keeps the pids of `node` only. */
-static int pid_ok(lua_State *L, pg_ix *x, int idx, int remote, uint32_t node, int alive, const char *what) {
+/* Whether the value at idx may change (1) or is skipped (0): remote mode keeps
+ * the pids of `node` only; local mode returns -1, with the reason pushed, for
+ * anything but a local pid, and for joins (alive) skips dead pids. */
+static int pid_ok(lua_State *L, pg_ix *x, int idx, int remote, uint32_t node, int alive) {
   const pogo_id *id = pid_at(L, x, idx);
   if (remote) return id && id->node == node;
-  if (!id) luaL_error(L, "%s: pid expected, got %s", what, luaL_typename(L, idx));
-  if (id->node != 0) luaL_error(L, "%s: %s is not a local pid", what, luaL_tolstring(L, idx, NULL));
+  if (!id) {
+    lua_pushfstring(L, "pid expected, got %s", luaL_typename(L, idx));
+    return -1;
+  }
+  if (id->node != 0) {
+    luaL_tolstring(L, idx, NULL);
+    lua_pushfstring(L, "%s is not a local pid", lua_tostring(L, -1));
+    return -1;
+  }
   return !alive || pogo_proc_get(x->N, id) != NULL;
 }
 
 /* Push the pids of the argument at 3 that may change (see pid_ok): the pid
  * itself when it is a single pid (*single = 1) or nil if it may not, else a
- * new array. Returns how many. Validates everything before any change. */
-static lua_Integer collect_pids(lua_State *L, pg_ix *x, int remote, uint32_t node, int alive,
-                                const char *what, int *single) {
+ * new array. Returns how many, or -1 (local mode) with the reason on top of
+ * the stack: everything is validated before any change. */
+static lua_Integer collect_pids(lua_State *L, pg_ix *x, int remote, uint32_t node, int alive, int *single) {
   lua_Integer n;
   *single = pids_arg(L, x, 3, &n) == 1;
   if (*single) {
-    if (pid_ok(L, x, 3, remote, node, alive, what)) {
+    int ok = pid_ok(L, x, 3, remote, node, alive);
+    if (ok < 0) return -1;
+    if (ok) {
       lua_pushvalue(L, 3);
       return 1;
     }
     lua_pushnil(L);
     return 0;
   }
-  if (!lua_istable(L, 3) && !remote)
-    luaL_error(L, "%s: pid or array of pids expected, got %s", what, luaL_typename(L, 3));
+  if (!lua_istable(L, 3) && !remote) {
+    lua_pushfstring(L, "pid or array of pids expected, got %s", luaL_typename(L, 3));
+    return -1;
+  }
   lua_createtable(L, n > 0 && n < 16 ? (int)n : 1, 0);
   int J = lua_gettop(L);
   lua_Integer nj = 0;
   for (lua_Integer i = 1; i <= n; i++) {
     lua_rawgeti(L, 3, i);
-    if (pid_ok(L, x, lua_gettop(L), remote, node, alive, what)) lua_rawseti(L, J, ++nj);
+    int ok = pid_ok(L, x, lua_gettop(L), remote, node, alive);
+    if (ok < 0) return -1;
+    if (ok) lua_rawseti(L, J, ++nj);
     else lua_pop(L, 1);
   }
   return nj;
@@ -362,23 +378,48 @@ static void push_collected(lua_State *L, int J, int single, lua_Integer i) {
   else lua_rawgeti(L, J, i);
 }
 
-/* The arguments shared by ix:join and ix:leave: (group, pid_or_pids [, node]).
- * Pushes the group key at 5 and returns 1; returns 0 when the call is to be
- * ignored (bad input from a peer); raises for bad local input. */
-static int change_args(lua_State *L, pg_ix *x, const char *what, int *remote, int64_t *node) {
-  *node = node_arg(x, L, 4, remote);
-  lua_settop(L, 4);
-  if (*node < 0) return 0;
+/* Push nil and the reason of a bad local argument; returns 2 (the results). */
+static int bad_input(lua_State *L, const char *why) {
+  lua_pushnil(L);
+  lua_pushstring(L, why);
+  return 2;
+}
+
+/* After collect_pids failed: return nil and the reason on top of the stack. */
+static int bad_pids(lua_State *L) {
+  lua_pushnil(L);
+  lua_insert(L, -2);
+  return 2;
+}
+
+/* Push the canonical key of the group at 2; on failure (nil or unserializable)
+ * push nil and the reason and return 0. */
+static int group_key(lua_State *L, pg_ix *x) {
   if (lua_isnil(L, 2)) {
-    if (*remote) return 0;
-    return luaL_error(L, "%s: group must not be nil", what);
+    bad_input(L, "group must not be nil");
+    return 0;
   }
   char err[POGO_CODEC_ERRLEN];
   if (push_key(L, x, 2, err)) {
-    if (*remote) return 0;
-    return luaL_error(L, "%s: %s", what, err);
+    bad_input(L, err);
+    return 0;
   }
   return 1;
+}
+
+/* The arguments shared by ix:join and ix:leave: (group, pid_or_pids [, node]).
+ * Pushes the group key at 5 and returns 1; returns 0 when the call is to be
+ * ignored (bad input from a peer: nothing pushed) or, for bad local input,
+ * with nil and the reason pushed (the caller returns them). */
+static int change_args(lua_State *L, pg_ix *x, int *remote, int64_t *node) {
+  *node = node_arg(x, L, 4, remote);
+  lua_settop(L, 4);
+  if (*node < 0) return 0;
+  if (*remote) {
+    char err[POGO_CODEC_ERRLEN];
+    return !lua_isnil(L, 2) && push_key(L, x, 2, err) == 0;
+  }
+  return group_key(L, x);
 }
 
 /* ix:join(group, pid_or_pids [, node]) -> key, group, joined, fresh
@@ -389,10 +430,11 @@ static int ix_join(lua_State *L) {
   pg_ix *x = check_ix(L);
   int remote;
   int64_t node;
-  if (!change_args(L, x, "pg.join", &remote, &node)) return 0;
+  if (!change_args(L, x, &remote, &node)) return lua_gettop(L) - 4;
   const int K = 5, J = 6;
   int single;
-  lua_Integer nj = collect_pids(L, x, remote, (uint32_t)node, 1, "pg.join", &single);
+  lua_Integer nj = collect_pids(L, x, remote, (uint32_t)node, 1, &single);
+  if (nj < 0) return bad_pids(L);
   if (nj == 0) {
     lua_settop(L, K);
     return 1;
@@ -441,10 +483,11 @@ static int ix_leave(lua_State *L) {
   pg_ix *x = check_ix(L);
   int remote;
   int64_t node;
-  if (!change_args(L, x, "pg.leave", &remote, &node)) return 0;
+  if (!change_args(L, x, &remote, &node)) return lua_gettop(L) - 4;
   const int K = 5, J = 6;
   int single;
-  lua_Integer nj = collect_pids(L, x, remote, (uint32_t)node, 0, "pg.leave", &single);
+  lua_Integer nj = collect_pids(L, x, remote, (uint32_t)node, 0, &single);
+  if (nj < 0) return bad_pids(L);
   lua_getiuservalue(L, 1, UV_GROUPS);
   lua_getiuservalue(L, 1, UV_NODES);
   const int G = 7, P = 8;
@@ -809,15 +852,13 @@ static void push_members(lua_State *L, int E, int local_only) {
   }
 }
 
-/* ix:members(group [, local_only]) -> pids, key (pids is a new array) */
+/* ix:members(group [, local_only]) -> pids, key (pids is a new array); nil
+ * and the reason for a bad group */
 static int ix_members(lua_State *L) {
   pg_ix *x = check_ix(L);
-  luaL_checkany(L, 2);
   int local_only = lua_toboolean(L, 3);
   lua_settop(L, 2);
-  char err[POGO_CODEC_ERRLEN];
-  if (lua_isnil(L, 2)) return luaL_error(L, "pg: group must not be nil");
-  if (push_key(L, x, 2, err)) return luaL_error(L, "pg: %s", err);
+  if (!group_key(L, x)) return 2;
   lua_getiuservalue(L, 1, UV_GROUPS);
   lua_pushvalue(L, 3);
   if (lua_rawget(L, 4) != LUA_TTABLE) lua_newtable(L);
@@ -826,13 +867,11 @@ static int ix_members(lua_State *L) {
   return 2;
 }
 
-/* ix:key(group) -> canonical key */
+/* ix:key(group) -> canonical key; nil and the reason for a bad group */
 static int ix_key(lua_State *L) {
   pg_ix *x = check_ix(L);
-  luaL_checkany(L, 2);
-  char err[POGO_CODEC_ERRLEN];
-  if (lua_isnil(L, 2)) return luaL_error(L, "pg: group must not be nil");
-  if (push_key(L, x, 2, err)) return luaL_error(L, "pg: %s", err);
+  lua_settop(L, 2);
+  if (!group_key(L, x)) return 2;
   return 1;
 }
 

@@ -2,6 +2,7 @@
 -- behaviour is in spec/cluster/pg_spec.lua.
 local pogo = require "pogo"
 local pg = require "pogo.pg"
+local uv = require "luv"
 local core = pogo.core
 
 local scope_n = 0
@@ -96,6 +97,39 @@ describe("pogo.pg", function()
       stop(p)
     end)
 
+    it("raises for a programming error at the caller, naming the function and the argument", function()
+      local s = new_scope()
+      local p = pogo.self()
+      local function raises(f, want)
+        local line = debug.getinfo(2, "l").currentline -- (f is defined on the line of the call)
+        local ok, err = pcall(f)
+        assert.is_false(ok)
+        assert.are.equal("string", type(err))
+        local at, msg = err:match("^(.-:%d+): (.*)$")
+        assert.are.equal("pg_spec.lua:" .. line, at and at:match("[^/]*$"), err)
+        assert.matches(want, msg, 1, true)
+      end
+      raises(function() pg.join(s, nil, p) end, "pg.join: group must not be nil")
+      raises(function() pg.join(s, print, p) end, "pg.join: group: function cannot be sent")
+      raises(function() pg.join(s, "g", 42) end, "pg.join: pid or array of pids expected, got number")
+      raises(function() pg.leave(s, "g", {p, "x"}) end, "pg.leave: pid expected, got string")
+      raises(function() pg.leave(s, nil, p) end, "pg.leave: group must not be nil")
+      raises(function() pg.get_members(s, nil) end, "pg.get_members: group must not be nil")
+      raises(function() pg.get_local_members(s, {print}) end, "pg.get_local_members: group[1]: function cannot be sent")
+      raises(function() pg.monitor(s, nil) end, "pg.monitor: group must not be nil")
+      raises(function() pg.join(nil, "g", p) end, "pg.join: scope must be a string, got nil")
+      raises(function() pg.leave(42, "g", p) end, "pg.leave: scope must be a string, got number")
+      raises(function() pg.get_members(nil, "g") end, "pg.get_members: scope must be a string, got nil")
+      raises(function() pg.which_groups(nil) end, "pg.which_groups: scope must be a string, got nil")
+      raises(function() pg.which_local_groups("spec_nope") end,
+        "pg.which_local_groups: pg scope 'spec_nope' not started")
+      raises(function() pg.monitor_scope("spec_nope") end, "pg.monitor_scope: pg scope 'spec_nope' not started")
+      raises(function() pg.monitor("spec_nope", "g") end, "pg.monitor: pg scope 'spec_nope' not started")
+      raises(function() pg.info("spec_nope") end, "pg.info: pg scope 'spec_nope' not started")
+      assert.are.same({}, pg.which_groups(s))
+      assert.are.equal(0, pg.info(s).monitors)
+    end)
+
     it("raises for every call on a scope that is not started", function()
       local p = pogo.self()
       for _, f in ipairs{
@@ -116,19 +150,40 @@ describe("pogo.pg", function()
 
     it("restarts a dead scope process, keeping members and their monitoring", function()
       local s = new_scope()
-      local p = worker()
+      local p, q = worker(), worker()
       pg.join(s, "g", p)
+      local ref = pg.monitor(s, "g")
       local old = pogo.whereis("pg:" .. s)
       pogo.exit(old, "kill")
-      settle()
-      assert.is_false(pg.started(s))
-      local new = pg.start(s)
-      assert.are_not.equal(old, new)
-      assert.are.same({p}, pg.get_members(s, "g"))
-      settle()
+      -- while it is down: a join (q must be watched by the new one), and a
+      -- member that exits (its DOWN went to nobody)
+      pg.join(s, "g", q)
+      assert.are.same({"pg", ref, "join", "g", {q}}, recv_pg(ref))
       stop(p)
-      settle()
+      -- its guard starts it again, without a call to pg.start
+      local t0 = uv.hrtime()
+      while not pg.started(s) and uv.hrtime() - t0 < 2e9 do pogo.sleep(1) end
+      assert.is_true(pg.started(s))
+      local new = pogo.whereis("pg:" .. s)
+      assert.are_not.equal(old, new)
+      assert.are.equal(new, pg.start(s))
+      assert.are.equal(new, pg.info(s).pid)
+      assert.are.same({"pg", ref, "leave", "g", {p}}, recv_pg(ref))
+      assert.are.same({q}, pg.get_members(s, "g"))
+      stop(q)
+      assert.are.same({"pg", ref, "leave", "g", {q}}, recv_pg(ref))
       assert.are.same({}, pg.get_members(s, "g"))
+      -- and again: a restart is not a one-off
+      pogo.exit(new, "kill")
+      t0 = uv.hrtime()
+      while not (pg.started(s) and pogo.whereis("pg:" .. s) ~= new) and uv.hrtime() - t0 < 2e9 do pogo.sleep(1) end
+      assert.are_not.equal(new, pogo.whereis("pg:" .. s))
+      local r = worker()
+      pg.join(s, "g", r)
+      stop(r, "crash")
+      assert.are.same({"pg", ref, "join", "g", {r}}, recv_pg(ref))
+      assert.are.same({"pg", ref, "leave", "g", {r}}, recv_pg(ref))
+      pg.demonitor(ref)
     end)
   end)
 
@@ -227,6 +282,44 @@ describe("pogo.pg", function()
       assert.is_false(ok)
       assert.matches("function cannot be sent", err, 1, true)
       assert.are.same({}, pg.which_groups(s))
+    end)
+
+    it("leaves the caller preemptible after a join or leave that raises", function()
+      -- join and leave change the index in a critical section; one that
+      -- raised left the caller in it, and a caller that caught the error and
+      -- then ran without a pause held the whole node
+      local s = new_scope()
+      local me = pogo.self()
+      local remote = remote_pid("other@127.0.0.1:1", 5)
+      for _, case in ipairs {
+        {"no error (control)", function() pg.join(s, "ok", pogo.self()) end},
+        {"join, nil group", function() pg.join(s, nil, pogo.self()) end},
+        {"join, function group", function() pg.join(s, print, pogo.self()) end},
+        {"join, not a pid", function() pg.join(s, "g", "x") end},
+        {"join, a remote pid", function() pg.join(s, "g", {pogo.self(), remote}) end},
+        {"leave, function group", function() pg.leave(s, {print}, pogo.self()) end},
+        {"leave, not a pid", function() pg.leave(s, "g", {pogo.self(), 3}) end},
+      } do
+        local ticks = 0
+        local ticker = pogo.spawn(function()
+          while true do
+            ticks = ticks + 1
+            pogo.yield()
+          end
+        end)
+        pogo.sleep(5)
+        pogo.spawn(function()
+          local raised = not pcall(case[2])
+          local seen, t0 = ticks, uv.hrtime()
+          -- runs without a pause until the ticker has run (it was preempted),
+          -- or 300 ms (it was not: the node was held meanwhile)
+          while ticks == seen and uv.hrtime() - t0 < 3e8 do end
+          pogo.send(me, {"spun", case[1], raised, ticks > seen})
+        end)
+        local m = pogo.receive(function(x) return type(x) == "table" and x[1] == "spun" end, 5000)
+        pogo.exit(ticker, "kill")
+        assert.are.same({"spun", case[1], case[1] ~= "no error (control)", true}, m)
+      end
     end)
 
     it("lists groups", function()

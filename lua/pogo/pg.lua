@@ -39,11 +39,16 @@
 -- incremental changes of known peers are applied as they come; a peer's scope
 -- going away (nodedown, or a DOWN of its scope process) removes all its members
 -- at once; local members are monitored so that their exit removes them
--- everywhere. Local changes reach the peers through the scope process only
--- (the caller queues them and the scope process sends the queue, in batches,
--- on its next run): the transport may suspend a sender under backpressure, and
--- a single sender keeps every peer's copy in the order of the local changes,
--- with a new peer getting each change either in its sync or after it. Each
+-- everywhere. A guard (`pogo.service`) starts the scope process again if it
+-- exits: the new one keeps the index and the pg monitors, watches the local
+-- members again and resyncs with the peers, which dropped this node's members
+-- when the old one went down. Local changes reach the peers through the
+-- scope process only (the caller queues them and the scope process sends the
+-- queue, in batches, on its next run): the transport may suspend a sender
+-- under backpressure, and a single sender keeps every peer's copy in the
+-- order of the local changes, with a new peer getting each change either in
+-- its sync or after it (the snapshot for a new peer and its addition are one
+-- step for the local joins and leaves: see handlers.discover). Each
 -- node is the only writer of its own members, so no global ordering is needed;
 -- the transport keeps messages from one node to another in order, so a sync is
 -- never overtaken by later changes.
@@ -51,12 +56,14 @@
 -- @module pogo.pg
 local pogo = require "pogo"
 local scope_peers = require "pogo.scope_peers"
+local service = require "pogo.service"
 local core = pogo.core
 
 local send, self, is_pid, node_of = core.send, core.self, core.is_pid, core.node_of
 local critical_enter, critical_leave = core.critical_enter, core.critical_leave
 local make_ref, node_name = core.make_ref, core.node_name
 local remote_node, other_node = scope_peers.remote_node, scope_peers.other_node
+local send_parts = scope_peers.send_parts
 local mbox_len, mbox_peek, mbox_take = core.mbox_len, core.mbox_peek, core.mbox_take
 local next, type, rawget, error = next, type, rawget, error
 
@@ -88,15 +95,26 @@ local function new_state(scope)
   }
 end
 
--- Raise for a scope not started here, blaming the caller of the API function
--- (`level` 3 when called from it directly).
-local function not_started(scope, level)
-  error(string.format("pg scope '%s' not started", tostring(scope)), level or 3)
+-- Raise for a scope that is not one started here, naming the API function
+-- `fn` and blaming its caller (`level` 3 when called from `fn` directly).
+local function bad_scope(fn, scope, level)
+  if type(scope) ~= "string" then
+    error(string.format("%s: scope must be a string, got %s", fn, type(scope)), level or 3)
+  end
+  error(string.format("%s: pg scope '%s' not started", fn, scope), level or 3)
 end
 
-local function state(scope)
+-- Raise for a bad argument of the API function `fn` (`why` from the index),
+-- blaming the caller of `fn` (called from `fn` directly).
+local function bad_arg(fn, why)
+  error(fn .. ": " .. tostring(why), 3)
+end
+
+-- The state of `scope` for the API function `fn` (which calls this directly,
+-- not as a tail call).
+local function state(fn, scope)
   local S = scopes[scope]
-  if not S then not_started(scope, 4) end
+  if not S then bad_scope(fn, scope, 4) end
   return S
 end
 
@@ -134,7 +152,25 @@ local function replicate(S, op)
   end
 end
 
+-- Start the scope process of S and register it (by M.start, and by its
+-- guard when it has exited).
+local function spawn_scope(S)
+  local holder = core.whereis(S.reg)
+  if holder then
+    error(string.format("pg.start: the name '%s' is taken by %s", S.reg, tostring(holder)), 0)
+  end
+  S.pid = core.spawn(M._scope_loop, S)
+  core.register(S.reg, S.pid)
+  return S.pid
+end
+
 --- Start the scope `scope` on this node (idempotent).
+-- The scope process is kept running (`pogo.service`): if it exits (killed,
+-- out of memory), a guard starts it again, with a warning in the log; the
+-- new one keeps the local members and the pg monitors, watches the members
+-- again, and resyncs with the peers (which drop this node's members while it
+-- is down, and get them back in its sync). Local joins and leaves made
+-- meanwhile stay in the local view and reach the peers in that sync.
 -- @tparam string scope
 -- @return the pid of the scope process (registered as `"pg:" .. scope`)
 function M.start(scope)
@@ -151,12 +187,11 @@ function M.start(scope)
     S = new_state(scope)
     scopes[scope] = S
   end
-  S.pid = core.spawn(M._scope_loop, S)
-  core.register(S.reg, S.pid)
-  return S.pid
+  return service.keep(S.reg, function() return spawn_scope(S) end)
 end
 
---- Whether `scope` is started on this node.
+--- Whether `scope` is started on this node (false for the moment between
+-- the exit of its scope process and the restart by its guard).
 -- @tparam string scope
 -- @treturn boolean
 function M.started(scope)
@@ -183,6 +218,8 @@ local function publish(S, kind, watch, key, gval, pids, moved)
 end
 
 --- Make local processes join `group` (once more each).
+-- Raises (at the caller, changing nothing) for a scope not started here, a
+-- nil or unserializable group, or anything but local pids.
 -- @tparam string scope
 -- @param group any serializable value but nil
 -- @param pid_or_pids a local pid or an array of local pids; pids that are not
@@ -190,27 +227,37 @@ end
 -- @treturn boolean true
 function M.join(scope, group, pid_or_pids)
   local S = scopes[scope]
-  if not S then not_started(scope) end
+  if not S then bad_scope("pg.join", scope) end
   -- the index, the outbox and the notifications change as one step: a
   -- preemption in between would let the scope process flush the outbox this
-  -- op is being added to (and lose it) or sync a new peer twice
+  -- op is being added to (and lose it) or sync a new peer twice. The index
+  -- returns bad input instead of raising, so that the section is always left.
   critical_enter()
   local key, gval, joined, fresh = S.ix:join(group, pid_or_pids)
+  if not key then
+    critical_leave()
+    bad_arg("pg.join", gval)
+  end
   if joined then publish(S, "join", "watch", key, gval, joined, fresh) end
   critical_leave()
   return true
 end
 
 --- Make local processes leave `group` (once each).
+-- Raises as `join` does.
 -- @tparam string scope
 -- @param group
 -- @param pid_or_pids a local pid or an array of local pids
 -- @treturn boolean whether any of them was a member (Erlang's `not_joined` is false)
 function M.leave(scope, group, pid_or_pids)
   local S = scopes[scope]
-  if not S then not_started(scope) end
+  if not S then bad_scope("pg.leave", scope) end
   critical_enter() -- (as in join)
   local key, gval, left, gone = S.ix:leave(group, pid_or_pids)
+  if not key then
+    critical_leave()
+    bad_arg("pg.leave", gval)
+  end
   if left then publish(S, "leave", "unwatch", key, gval, left, gone) end
   critical_leave()
   return left ~= nil and left ~= false
@@ -221,28 +268,34 @@ end
 -- @treturn {pid,...} a new array (empty if the group has no members)
 function M.get_members(scope, group)
   local S = scopes[scope]
-  if not S then not_started(scope) end
-  return (S.ix:members(group))
+  if not S then bad_scope("pg.get_members", scope) end
+  local pids, why = S.ix:members(group)
+  if not pids then bad_arg("pg.get_members", why) end
+  return pids
 end
 
 --- Members of `group` on this node.
 -- @treturn {pid,...} a new array
 function M.get_local_members(scope, group)
   local S = scopes[scope]
-  if not S then not_started(scope) end
-  return (S.ix:members(group, true))
+  if not S then bad_scope("pg.get_local_members", scope) end
+  local pids, why = S.ix:members(group, true)
+  if not pids then bad_arg("pg.get_local_members", why) end
+  return pids
 end
 
 --- Every group with members in the scope. O(groups).
 -- @treturn {group,...}
 function M.which_groups(scope)
-  return state(scope).ix:groups()
+  local groups = state("pg.which_groups", scope).ix:groups()
+  return groups
 end
 
 --- Groups with local members.
 -- @treturn {group,...}
 function M.which_local_groups(scope)
-  return state(scope).ix:local_groups()
+  local groups = state("pg.which_local_groups", scope).ix:local_groups()
+  return groups
 end
 
 local function add_watcher(S, w, ref)
@@ -263,7 +316,7 @@ end
 -- @return the current groups, an array of `{group, pids}` pairs (groups can be
 --   tables, so a table keyed by group would not do)
 function M.monitor_scope(scope)
-  local S = state(scope)
+  local S = state("pg.monitor_scope", scope)
   local ref, me = make_ref(), self()
   S.smons[ref] = me
   S.nsmons = S.nsmons + 1
@@ -278,8 +331,9 @@ end
 -- @return ref
 -- @return the current members (array of pids)
 function M.monitor(scope, group)
-  local S = state(scope)
+  local S = state("pg.monitor", scope)
   local pids, key = S.ix:members(group)
+  if not pids then bad_arg("pg.monitor", key) end
   local ref, me = make_ref(), self()
   local gm = S.gmons[key]
   if not gm then
@@ -352,7 +406,7 @@ end
 -- @return `{pid = scope process, groups = number of groups, peers = {node, ...}
 --   (nodes whose scope process this one knows), monitors = number of pg monitors}`
 function M.info(scope)
-  local S = state(scope)
+  local S = state("pg.info", scope)
   local peers = {}
   for node in next, S.peers.pids do peers[#peers + 1] = node end
   table.sort(peers)
@@ -422,17 +476,27 @@ end
 
 local handlers = {}
 
--- A peer's scope process asks for our membership. Every queued change is
--- sent first, then the snapshot is taken and the peer added at the same
--- instant, so the peer gets each change either in the sync or after it.
+-- A peer's scope process asks for our membership. The snapshot is taken and
+-- the peer added in one critical section, which local joins and leaves (each
+-- in one too) cannot split: a change made before it is in the snapshot, one
+-- made after it is queued for the peer too. The changes queued before it
+-- are taken out in the same step and sent to the peers of before only (a
+-- known peer synced again gets them before the sync that contains them), so
+-- the peer gets each change exactly once, either in the sync or after it.
+-- (No send inside the section: a send may suspend the process, and a
+-- critical section ends with the slice.)
 function handlers.discover(S, m)
   local peer = m[2]
   local node = remote_node(peer)
   if not node then return end
-  flush(S)
+  critical_enter()
+  local pending, before = S.outbox, S.peers:list()
+  S.outbox = {}
   local snap = S.ix:snapshot(true)
   local known = S.peers.pids[node] == peer
   if not known then S.peers:add(node, peer) end
+  critical_leave()
+  if #pending > 0 then send_parts(before, "ops", S.pid, pending, M.SYNC_CHUNK) end
   send_sync(S, peer, snap)
   if not known then send(peer, {"discover", S.pid}) end
 end

@@ -94,18 +94,28 @@ function Peers:collect(node, items, last)
   return items
 end
 
---- Send `{tag, from, part}` to every peer, `items` cut into parts of at
--- most `limit` (a send may suspend the caller: the peers are those of the
--- moment of the call).
-function Peers:broadcast(tag, from, items, limit)
+--- The processes of the peers of this moment (a new array).
+function Peers:list()
   local list = {}
   for _, pid in next, self.pids do list[#list + 1] = pid end
+  return list
+end
+
+--- Send `{tag, from, part}` to each process of `list`, `items` cut into
+-- parts of at most `limit` (a send may suspend the caller).
+function M.send_parts(list, tag, from, items, limit)
   local n = #items
   for a = 1, n, limit do
     local part = n <= limit and items or table.move(items, a, math.min(a + limit - 1, n), 1, {})
     local msg = { tag, from, part }
     for i = 1, #list do send(list[i], msg) end
   end
+end
+
+--- `send_parts` to every peer (those of the moment of the call: a send may
+-- suspend the caller).
+function Peers:broadcast(tag, from, items, limit)
+  M.send_parts(self:list(), tag, from, items, limit)
 end
 
 --- Send `{"discover", from}` to the service's process on `node`.

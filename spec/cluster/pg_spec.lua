@@ -206,20 +206,34 @@ describe("pogo.pg across nodes", function()
     pogo.send(m2, "stop")
   end)
 
-  it("recovers when a scope process is killed and started again", function()
+  it("restarts a killed scope process, which resyncs with its peers", function()
     local s = start_all()
     local me = pogo.self()
     local m = c:call(a, R, "member", {s, {"g"}})
+    local gone = require(R).member(s, {"g", "gone"})
     pg.join(s, "g", me)
+    converge(s, "g", {m, me, gone})
+    local old = pogo.whereis("pg:" .. s)
+    pogo.exit(old, "kill")
+    -- while it is down (its guard has not run yet): a join, and a member that exits
+    assert.is_true(pg.join(s, "during", me))
+    pogo.send(gone, "stop")
+    -- no pg.start: its guard starts it again, and the peers get every local member
     converge(s, "g", {m, me})
-    pogo.exit(pogo.whereis("pg:" .. s), "kill")
-    converge(s, "g", {m}, {a, b}) -- the peers drop what this scope process told them
-    pg.start(s)
-    converge(s, "g", {m, me})
+    converge(s, "during", {me})
+    converge(s, "gone", {})
+    assert.are_not.equal(old, pogo.whereis("pg:" .. s))
+    assert.is_true(pg.started(s))
+    local both = {a.name, b.name}
+    table.sort(both)
+    assert.are.same(both, pg.info(s).peers)
+    -- and replicates as before, both ways
     local m2 = c:call(b, R, "member", {s, {"g"}})
     converge(s, "g", {m, me, m2})
     pg.leave(s, "g", me)
+    pg.leave(s, "during", me)
     converge(s, "g", {m, m2})
+    converge(s, "during", {})
     pogo.send(m, "stop")
     pogo.send(m2, "stop")
     converge(s, "g", {})
@@ -363,5 +377,52 @@ describe("pogo.pg across nodes", function()
     pogo.send(m, "stop")
     eventually(function() return #c:call(b, R, "groups", {s}) == 20 end, "pgb to drop x groups")
     for _, p in ipairs(m2) do pogo.send(p, "stop") end
+  end)
+
+  it("gives a new peer every join made while it is being added", function()
+    -- A big scope makes the snapshot for the new peer long enough for the
+    -- scope process's slice to end in it, so that it is preempted as soon as
+    -- the snapshot returns, while local processes join without a pause: a
+    -- join made between the snapshot and the addition of the peer was in
+    -- neither, and that peer never got it.
+    scope_n = scope_n + 1
+    local s = "cl" .. scope_n
+    pg.start(s)
+    local me = pogo.self()
+    local base = pogo.spawn(function()
+      for i = 1, 5000 do pg.join(s, {"base", i}, pogo.self()) end
+      pogo.send(me, {"done", pogo.self()})
+      pogo.receive()
+    end)
+    cluster.expect(done_from(base), 10000)
+    -- joiners that go on until pga is a peer here, and a little after
+    local joiners = {}
+    for j = 1, 3 do
+      joiners[j] = pogo.spawn(function()
+        local k, after = 0, 0
+        while after < 200 and k < 50000 do
+          k = k + 1
+          pg.join(s, {"late", j, k}, pogo.self())
+          if k % 4 == 0 then pogo.yield() end
+          if after > 0 or #pg.info(s).peers > 0 then after = after + 1 end
+        end
+        pogo.send(me, {"done", pogo.self()})
+        pogo.receive()
+      end)
+    end
+    c:call(a, R, "start", {s}, 10000)
+    for _, p in ipairs(joiners) do cluster.expect(done_from(p), 20000) end
+    assert.are.same({a.name}, pg.info(s).peers)
+    local here = #pg.which_groups(s)
+    assert.is_true(here > 5000)
+    local there
+    local ok = pcall(eventually, function()
+      there = c:call(a, R, "ngroups", {s}, 10000)
+      return there == here
+    end, "pga to list every group", 10000)
+    assert.is_true(ok, string.format("pga lists %s of the %d groups", tostring(there), here))
+    pogo.send(base, "stop")
+    for _, p in ipairs(joiners) do pogo.send(p, "stop") end
+    eventually(function() return c:call(a, R, "ngroups", {s}, 10000) == 0 end, "pga to drop every group", 10000)
   end)
 end)

@@ -12,6 +12,7 @@ function M.members(scope, group) return pg.get_members(scope, group) end
 function M.local_members(scope, group) return pg.get_local_members(scope, group) end
 function M.groups(scope) return pg.which_groups(scope) end
 function M.peers(scope) return pg.info(scope).peers end
+function M.ngroups(scope) return #pg.which_groups(scope) end
 
 --- A process that joins `groups` (an array) of `scope` and then obeys:
 -- {"join", group}, {"leave", group} (each answered with {"done", pid} to
