@@ -99,7 +99,8 @@
  * the process.
  *
  * Where preemption cannot apply (the slice goes on until the code returns
- * somewhere it can yield; the node is frozen meanwhile, as before):
+ * somewhere it can yield; the node is frozen meanwhile, as before, but see
+ * the bound below):
  * - a coroutine resumed from C (by a C library's lua_resume);
  * - a call from C that cannot yield: the comparator of table.sort, the
  *   function of string.gsub, a metamethod called from C (__gc, __close), the
@@ -108,6 +109,17 @@
  *   every HOOK_RETRY instructions until the code can yield);
  * - long C functions (a string.rep of a gigabyte, encoding a huge message);
  * - the main chunk and plain luv callbacks, which are not processes.
+ * The bound: a process that the hook finds where it cannot yield for
+ * POGO_STUCK_MS (2 s, well within the links' default timeout of 5 s; a
+ * __tostring that loops under tostring or print, a comparator of table.sort
+ * that never returns) gets an error there, "preempted: ran 2000 ms where it
+ * could not yield ...", which ends it as any error does (a pcall inside the
+ * C call that catches it gets another one 2 s later). The node's own
+ * critical sections are left whole. An ended process's __close handlers,
+ * which run from C when it is closed (killed, or crashed), are cut short
+ * the same way after POGO_STUCK_MS (closing_hook). Not bounded: __gc
+ * metamethods (Lua runs them with hooks off), long C functions, and
+ * coroutines resumed from C.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -146,6 +158,8 @@ struct pogo_watchdog {
   uint64_t close_cpu;         /* the loop thread's CPU time when that slice began */
   uint32_t tick_last;         /* the slice running at the last tick (handler) */
   uint64_t seen_ns;           /* when the slice being watched was first seen */
+  uint32_t stuck_slice;       /* the slice the hook last found where it cannot yield */
+  uint64_t stuck_since;       /* since when (uv_hrtime) */
   uint64_t preemptions;       /* slices preempted */
   volatile sig_atomic_t armed; /* low bits of the slice the handler hooked (handler) */
   _Atomic uint64_t signals;   /* slices hooked by either watch (handler) */
@@ -154,6 +168,23 @@ struct pogo_watchdog {
 };
 
 /* ---- the hook ---- */
+
+#define STUCK_NS ((uint64_t)POGO_STUCK_MS * 1000000u)
+
+/* Whether slice s has been found where it cannot yield for POGO_STUCK_MS;
+ * the count starts again then (a process that catches the error and goes
+ * on gets another one as long after). */
+static int stuck(pogo_watchdog *w, uint32_t s) {
+  uint64_t now = uv_hrtime();
+  if (w->stuck_slice != s) {
+    w->stuck_slice = s;
+    w->stuck_since = now;
+    return 0;
+  }
+  if (now - w->stuck_since < STUCK_NS) return 0;
+  w->stuck_since = now;
+  return 1;
+}
 
 static void preempt_hook(lua_State *L, lua_Debug *ar) {
   (void)ar;
@@ -176,6 +207,9 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
   }
   if (p->critical || !lua_isyieldable(L)) { /* a critical section, or a call from C: try again a little later */
     if (w->signo) lua_sethook(L, preempt_hook, LUA_MASKCOUNT, HOOK_RETRY);
+    if (!p->critical && stuck(w, N->slice)) /* (the node's own sections are short, and must stay whole) */
+      luaL_error(L, "preempted: ran %d ms where it could not yield (a Lua function called from C: a metamethod, "
+                    "a comparator, a callback of a C library)", POGO_STUCK_MS);
     return;
   }
   if (nested) { /* to the resume that runs it (nested.c), which yields its own coroutine in turn */
@@ -460,6 +494,31 @@ int pogo_preempt_hook_free(pogo_node *N) {
   if (N->preempt_us == 0) return 1;
   if (!N->wd) N->wd = wd_new(N); /* (made with the first process otherwise) */
   return N->wd && N->wd->signo;
+}
+
+/* The hook of a coroutine being closed: its __close handlers run from C
+ * (lua_closethread), where nothing can yield; past the deadline each gets
+ * an error, and the close goes on to the next. */
+static void closing_hook(lua_State *L, lua_Debug *ar) {
+  (void)ar;
+  pogo_node *N = pogo_node_of(L);
+  if (!N || N->closing != L) {
+    lua_sethook(L, NULL, 0, 0);
+    return;
+  }
+  if (uv_hrtime() >= N->closing_deadline)
+    luaL_error(L, "a __close handler ran %d ms after its process ended: cut short", POGO_STUCK_MS);
+}
+
+void pogo_preempt_closing(pogo_node *N, lua_State *co, int on) {
+  if (on) {
+    N->closing = co;
+    N->closing_deadline = uv_hrtime() + STUCK_NS;
+    lua_sethook(co, closing_hook, LUA_MASKCOUNT, HOOK_RETRY);
+  } else {
+    N->closing = NULL;
+    lua_sethook(co, NULL, 0, 0);
+  }
 }
 
 void pogo_preempt_close(pogo_node *N) {

@@ -239,7 +239,9 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
   if (p->co && p != N->current && !(p->flags & PF_RETURNED)) {
     pogo_chunks_push(L, &N->threads);
     pogo_chunks_get(L, lua_gettop(L), p->slot); /* keep the thread alive while closing it */
+    pogo_preempt_closing(N, p->co, 1); /* (a __close that loops is cut short) */
     close_thread(p->co, L);
+    pogo_preempt_closing(N, p->co, 0);
     lua_pop(L, 2);
   }
   /* its coroutine (or its body, if it never ran) */

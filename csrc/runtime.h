@@ -206,6 +206,8 @@ typedef struct pogo_node {
   int preempt_us;      /* the time slice, µs: a slice running longer is preempted; 0: off (preempt.c) */
   int preempted;       /* the last resume ended in a preemption */
   struct pogo_watchdog *wd; /* preempt.c */
+  lua_State *closing;        /* the coroutine of an ended process being closed (preempt.c) */
+  uint64_t closing_deadline; /* when its __close handlers are cut short (uv_hrtime, ns) */
   struct pogo_profile *prof; /* the running profile, or NULL (profile.c) */
   struct pogo_mem *mem; /* the counting allocator (mem.c) */
   int mem_strict;      /* allocations fail past max_memory (mem.c; pogo_mem_strict) */
@@ -329,6 +331,9 @@ void pogo_sched_register(lua_State *L);
 
 /* ---- preempt.c ---- */
 #define POGO_DEFAULT_PREEMPT_US 500 /* the time slice (measured: README) */
+/* A process that runs this long where it cannot be preempted (a Lua
+ * function called from C) gets an error there (preempt.c). */
+#define POGO_STUCK_MS 2000
 /* A new process's coroutine: no hook inherited from its creator (or the
  * permanent count hook, when signals cannot be used). */
 void pogo_preempt_arm(pogo_node *N, lua_State *co);
@@ -337,6 +342,11 @@ void pogo_preempt_slice_begin(pogo_node *N);
 /* After the resume of p (co): disarm, and count a preempted slice. */
 void pogo_preempt_slice_end(pogo_node *N, pogo_proc *p, lua_State *co);
 void pogo_preempt_close(pogo_node *N); /* stop the timers (node gc) */
+/* co, the coroutine of a process that ended without returning (killed,
+ * crashed), is about to be closed (on = 1; its __close handlers run, from
+ * C), or was (on = 0): handlers still running after POGO_STUCK_MS are cut
+ * short with an error (preempt.c). */
+void pogo_preempt_closing(pogo_node *N, lua_State *co, int on);
 void pogo_preempt_register(lua_State *L);
 /* Coroutine co, nested in the running process, is about to run: it gets the
  * permanent count hook when that is the mechanism (preempt.c). */

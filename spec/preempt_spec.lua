@@ -421,4 +421,52 @@ describe("process_info", function()
     assert.is_true(core.preempt_info().preemptions > 0)
     pogo.exit(s, "kill")
   end)
+
+  describe("where it cannot yield (a Lua function called from C)", function()
+    -- a ticker process counts how often it runs: 0 while the node is frozen
+    local function ticker()
+      local me = pogo.self()
+      return pogo.spawn(function()
+        local n = 0
+        while true do
+          pogo.sleep(5)
+          n = n + 1
+          if n % 10 == 0 then pogo.send(me, { "tick", n }) end
+        end
+      end)
+    end
+
+    it("ends a process that loops inside tostring's __tostring after 2 s; the node goes on", function()
+      local t = ticker()
+      local p, ref = pogo.spawn_monitor(function()
+        tostring(setmetatable({}, { __tostring = function() while true do end end }))
+      end)
+      local down = pogo.receive(function(m) return m[1] == "DOWN" and m[2] == ref end, 10000)
+      assert(down, "the process was not ended")
+      assert.matches("preempted: ran 2000 ms where it could not yield", tostring(down[4].error or down[4]), 1, true)
+      assert.is_false(pogo.alive(p))
+      assert(pogo.receive(function(m) return m[1] == "tick" end, 2000), "the node did not go on")
+      pogo.exit(t, "kill")
+    end)
+
+    it("cuts short a __close that loops when its process is killed, or crashes", function()
+      for _, how in ipairs { "kill", "crash" } do
+        local p, ref = pogo.spawn_monitor(function()
+          local guard <close> = setmetatable({}, { __close = function() while true do end end }) -- luacheck: ignore
+          if how == "crash" then error("boom", 0) end
+          pogo.receive()
+        end)
+        if how == "kill" then
+          pogo.yield()
+          pogo.exit(p, "kill")
+        end
+        local down = pogo.receive(function(m) return m[1] == "DOWN" and m[2] == ref end, 10000)
+        assert(down, how .. ": no DOWN")
+        assert.is_false(pogo.alive(p))
+        local t = ticker()
+        assert(pogo.receive(function(m) return m[1] == "tick" end, 2000), how .. ": the node did not go on")
+        pogo.exit(t, "kill")
+      end
+    end)
+  end)
 end)
