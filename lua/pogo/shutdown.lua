@@ -273,6 +273,12 @@ function M.stop(timeout_ms)
   -- can the caller wait? a process yields, the main chunk drives the loop, a
   -- luv callback cannot (pogo.yield raises there)
   if not pcall(core.yield) then return nil end
+  -- a process the stop ends (one in a supervision tree: its terminate, say)
+  -- or the stopper itself (a hook) cannot wait: the stop waits for it
+  local me = core.self()
+  if not stop.done and (me == stop.pid or members[me] or require("pogo.proc_lib").in_tree()) then
+    return nil
+  end
   if not stop.done then
     local ref = pogo.monitor(stop.pid)
     pogo.receive(function(m) return type(m) == "table" and m[1] == "DOWN" and m[2] == ref end,
