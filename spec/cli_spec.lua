@@ -154,6 +154,38 @@ describe("bin/pogo", function()
     end
   end)
 
+  it("a script that raises is logged as one line, and the node stops in order and exits 1", function()
+    local dir = tmpdir()
+    local marker = dir .. "/terminated"
+    local script = dir .. "/fails.lua"
+    write(script, string.format([[
+local pogo = require "pogo"
+local server = require "pogo.server"
+local M = { init = function() return {} end, handle_info = function(_, st) return st end,
+  terminate = function() local f = io.open(%q, "w"); f:write("yes"); f:close() end }
+package.loaded.fails_child = { start = function() return server.start_link(M, nil, { trap_exit = true }) end }
+assert(require("pogo.supervisor").start_link({ { id = "c", start = { "fails_child", "start" } } }))
+error({ code = 1 })
+]], marker), "600")
+    local ok, e = pcall(function()
+      local code, _, err, signal = run { "--cookie", "x", script }
+      assert.are.equal(0, signal, err)
+      assert.are.equal(1, code, err)
+      local lines = {}
+      for l in err:gmatch("[^\n]+") do lines[#lines + 1] = l end
+      assert.are.equal(1, #lines, err) -- one event, one line
+      assert.matches("^%S+ error ", lines[1])
+      assert.matches("the script " .. script .. " failed: {code = 1}; stopping the node (exit status 1)",
+        lines[1], 1, true)
+      assert.matches('reason="{code = 1}"', lines[1], 1, true)
+      local f = io.open(marker) -- the tree stopped in order: its child's terminate ran
+      assert.is_not_nil(f, "the child's terminate did not run")
+      f:close()
+    end)
+    rm_tree(dir)
+    assert(ok, e)
+  end)
+
   it("TLS files that cannot be used are one clear line and exit status 1", function()
     local code, _, err = run { "--cookie", "x", "--tls-cert", "/no/such.pem", "--tls-key", "/no/such.key",
                                "--tls-ca", "/no/ca.pem" }
