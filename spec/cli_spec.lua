@@ -145,6 +145,15 @@ describe("bin/pogo", function()
       { { "--dns-server", "127.0.0.1:53" }, "--dns-server and --discover-interval-ms need --discover" },
       { { "--discover", "dns:x.test:1", "--discover-interval-ms", "5" }, "an integer 10 or more expected" },
       { { "--stop-timeout-ms", "soon" }, "--stop-timeout-ms: an integer 0 or more expected, got 'soon'" },
+      -- values pogo.start refuses as it starts: named by their option
+      { { "--cookie", "x", "--seeds", "garbage" }, "--seeds: invalid seed 'garbage'" },
+      { { "--cookie", "x", "--http", "garbage" }, "--http: \"host:port\" expected, got 'garbage'" },
+      { { "--cookie", "x", "--http", "foo:80" }, "--http: cannot listen on foo: not an IP address" },
+      { { "--cookie", "x", "--advertise", "::bad::" }, "--advertise: must be \"host:port\" or \"host\"" },
+      { { "--cookie", "x", "--advertise", "1.2.3.4:99999" }, "--advertise: must be" },
+      { { "--cookie", "x", "--name", "bad@name" }, "--name: invalid node name 'bad@name'" },
+      { { "--cookie", "x", "--discover", "dns:foo" }, "--discover: must be \"name:port\"" },
+      { { "--cookie", "x", "--host", "::1x" }, "--host: cannot listen on ::1x: not an IP address" },
     }
     for _, case in ipairs(cases) do
       local code, _, err = run(case[1])
