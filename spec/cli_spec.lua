@@ -110,6 +110,7 @@ describe("bin/pogo", function()
       ["--cookie-file FILE"] = "none", ["--heartbeat-ms N"] = "1000", ["--timeout-ms N"] = "5000",
       ["--max-frame N"] = "16777216, 16 MiB", ["--log-level LEVEL"] = "$POGO_LOG_LEVEL, else info",
       ["--max-memory BYTES"] = "none", ["--preempt-ms MS"] = "0.5", ["--stop-timeout-ms N"] = "15000",
+      ["--tls-cert FILE"] = "none: plain links", ["--tls-key FILE"] = "none", ["--tls-ca FILE"] = "none",
     }
     -- each option's entry on one line: continuation lines are indented deeper
     local text = out:gsub("\n     +", " ")
