@@ -261,6 +261,25 @@ static int l_unlink(lua_State *L) {
   return 0;
 }
 
+/* unlink_pair(a, b): remove the link between two local processes, neither of
+ * which need be the caller; a pid that is not local or not alive is left
+ * alone. The orderly stop uses it (shutdown.lua): a root of a supervision tree
+ * is unlinked from the process outside the trees that started it (the script),
+ * so that the root's exit does not end that process, whose exit would stop the
+ * other roots out of order. */
+static int l_unlink_pair(lua_State *L) {
+  pogo_node *N = POGO_NODE(L);
+  pogo_id a, b;
+  if (!pogo_ident_is_pid(L, 1, &a)) return luaL_argerror(L, 1, "pid expected");
+  if (!pogo_ident_is_pid(L, 2, &b)) return luaL_argerror(L, 2, "pid expected");
+  if (a.node != 0 || b.node != 0) return 0;
+  pogo_proc *p = pogo_proc_get(N, &a);
+  pogo_proc *q = pogo_proc_get(N, &b);
+  if (p) pogo_idset_remove(&p->links, &b);
+  if (q) pogo_idset_remove(&q->links, &a);
+  return 0;
+}
+
 /* monitor(pid | registered name | {name, node}) -> ref */
 static int l_monitor(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
@@ -403,7 +422,8 @@ static int l_exit_self(lua_State *L) {
 
 void pogo_links_register(lua_State *L) {
   static const luaL_Reg fns[] = {
-    {"link", l_link}, {"unlink", l_unlink}, {"monitor", l_monitor}, {"demonitor", l_demonitor},
+    {"link", l_link}, {"unlink", l_unlink}, {"unlink_pair", l_unlink_pair},
+    {"monitor", l_monitor}, {"demonitor", l_demonitor},
     {"trap_exit", l_trap_exit}, {"exit_signal", l_exit_signal}, {"exit_self", l_exit_self}, {NULL, NULL}};
   pogo_node_setfuncs(L, fns);
 }

@@ -110,6 +110,7 @@ describe("bin/pogo", function()
       ["--cookie-file FILE"] = "none", ["--heartbeat-ms N"] = "1000", ["--timeout-ms N"] = "5000",
       ["--max-frame N"] = "16777216, 16 MiB", ["--log-level LEVEL"] = "$POGO_LOG_LEVEL, else info",
       ["--max-memory BYTES"] = "none", ["--preempt-ms MS"] = "0.5", ["--stop-timeout-ms N"] = "15000",
+      ["--tls-cert FILE"] = "none: plain links", ["--tls-key FILE"] = "none", ["--tls-ca FILE"] = "none",
     }
     -- each option's entry on one line: continuation lines are indented deeper
     local text = out:gsub("\n     +", " ")
@@ -145,6 +146,15 @@ describe("bin/pogo", function()
       { { "--dns-server", "127.0.0.1:53" }, "--dns-server and --discover-interval-ms need --discover" },
       { { "--discover", "dns:x.test:1", "--discover-interval-ms", "5" }, "an integer 10 or more expected" },
       { { "--stop-timeout-ms", "soon" }, "--stop-timeout-ms: an integer 0 or more expected, got 'soon'" },
+      -- values pogo.start refuses as it starts: named by their option
+      { { "--cookie", "x", "--seeds", "garbage" }, "--seeds: invalid seed 'garbage'" },
+      { { "--cookie", "x", "--http", "garbage" }, "--http: \"host:port\" expected, got 'garbage'" },
+      { { "--cookie", "x", "--http", "foo:80" }, "--http: cannot listen on foo: not an IP address" },
+      { { "--cookie", "x", "--advertise", "::bad::" }, "--advertise: must be \"host:port\" or \"host\"" },
+      { { "--cookie", "x", "--advertise", "1.2.3.4:99999" }, "--advertise: must be" },
+      { { "--cookie", "x", "--name", "bad@name" }, "--name: invalid node name 'bad@name'" },
+      { { "--cookie", "x", "--discover", "dns:foo" }, "--discover: must be \"name:port\"" },
+      { { "--cookie", "x", "--host", "::1x" }, "--host: cannot listen on ::1x: not an IP address" },
     }
     for _, case in ipairs(cases) do
       local code, _, err = run(case[1])
@@ -152,6 +162,38 @@ describe("bin/pogo", function()
       assert.matches(case[2], err, 1, true)
       if case[2] ~= "no/such/script.lua" then assert.are.equal("; see pogo --help\n", err:sub(-18)) end
     end
+  end)
+
+  it("a script that raises is logged as one line, and the node stops in order and exits 1", function()
+    local dir = tmpdir()
+    local marker = dir .. "/terminated"
+    local script = dir .. "/fails.lua"
+    write(script, string.format([[
+local pogo = require "pogo"
+local server = require "pogo.server"
+local M = { init = function() return {} end, handle_info = function(_, st) return st end,
+  terminate = function() local f = io.open(%q, "w"); f:write("yes"); f:close() end }
+package.loaded.fails_child = { start = function() return server.start_link(M, nil, { trap_exit = true }) end }
+assert(require("pogo.supervisor").start_link({ { id = "c", start = { "fails_child", "start" } } }))
+error({ code = 1 })
+]], marker), "600")
+    local ok, e = pcall(function()
+      local code, _, err, signal = run { "--cookie", "x", script }
+      assert.are.equal(0, signal, err)
+      assert.are.equal(1, code, err)
+      local lines = {}
+      for l in err:gmatch("[^\n]+") do lines[#lines + 1] = l end
+      assert.are.equal(1, #lines, err) -- one event, one line
+      assert.matches("^%S+ error ", lines[1])
+      assert.matches("the script " .. script .. " failed: {code = 1}; stopping the node (exit status 1)",
+        lines[1], 1, true)
+      assert.matches('reason="{code = 1}"', lines[1], 1, true)
+      local f = io.open(marker) -- the tree stopped in order: its child's terminate ran
+      assert.is_not_nil(f, "the child's terminate did not run")
+      f:close()
+    end)
+    rm_tree(dir)
+    assert(ok, e)
   end)
 
   it("TLS files that cannot be used are one clear line and exit status 1", function()

@@ -190,6 +190,14 @@ describe("pogo.log in a bin/pogo node", function()
     assert.matches("^" .. ISO .. " error [^ ]+ a stop hook raised: the hook broke on purpose module=pogo\n$", err)
   end)
 
+  it("carries the core's report of a luv callback that raised: one line, its traceback in a field", function()
+    local code, _, err = cli.run { "--cookie", "x", "spec/support/log_node.lua", "luverror" }
+    assert.are.equal(0, code, err)
+    assert.matches("^" .. ISO .. " error [^ ]+ a luv callback raised %(the node goes on%): "
+                   .. "[^ ]*log_node%.lua:%d+: the callback broke on purpose module=pogo "
+                   .. 'traceback="stack traceback:\\n[^\n]*"\n$', err)
+  end)
+
   it("does not call a handler from inside itself", function()
     local code, _, err = cli.run { "--cookie", "x", "spec/support/log_node.lua", "recursive" }
     assert.are.equal(0, code, err)

@@ -63,6 +63,55 @@ describe("pogo.stop", function()
     assert.are.same({}, shutdown.roots())
   end)
 
+  it("keeps the reverse start order when the roots' parent is linked to them all and does not trap exits", function()
+    -- a script's pattern: one process start_links every root, then waits;
+    -- the middle tree is slow to stop
+    local parent = pogo.spawn(function()
+      local r = helpers.spec
+      pogo.send(me, { "root", (supervisor.start_link({ r("o1", me) })) })
+      pogo.send(me, { "root", (supervisor.start_link({ r("o2", me, 300) })) })
+      pogo.send(me, { "root", (supervisor.start_link({ r("o3", me) })) })
+      pogo.receive()
+    end)
+    for _ = 1, 3 do assert.is_not_nil(pogo.receive(is("root"), 2000)) end
+    local ref = pogo.monitor(parent)
+    assert.is_true(pogo.stop(5000))
+    local order = {}
+    while true do
+      local m = pogo.receive(is("terminated"), 0)
+      if not m then break end
+      order[#order + 1] = { m[3], m[5] }
+    end
+    assert.are.same({ "o3", "o2", "o1" },
+      { order[1] and order[1][1], order[2] and order[2][1], order[3] and order[3][1] })
+    -- and the parent still ends with its roots' exit, once they are down
+    local down = pogo.receive(function(m) return type(m) == "table" and m[1] == "DOWN" and m[2] == ref end, 1000)
+    assert.are.same("shutdown", down and down[4])
+  end)
+
+  it("from a child's terminate starts the stop and returns at once, and the stop goes on", function()
+    local sup = start_root({ helpers.spec("t1", me), helpers.stopper_spec("t2", me), helpers.spec("t3", me) })
+    local t0 = pogo.now()
+    assert.is_true(pogo.stop(5000))
+    assert.is_true(pogo.now() - t0 < 2000, (pogo.now() - t0) .. " ms")
+    assert.are.same({ "stop_returned", "t2" }, { table.unpack(pogo.receive(is("stop_returned"), 0) or {}, 1, 2) })
+    assert.are.same({ "t3", "t2", "t1" }, terminated())
+    assert.is_false(pogo.alive(sup))
+  end)
+
+  it("from a terminate not run by a stop begins the stop, returns at once, and pogo.run returns", function()
+    local sup = start_root({ helpers.spec("u1", me), helpers.stopper_spec("u2", me) })
+    pogo.spawn(function() supervisor.terminate_child(sup, "u2") end)
+    local t0 = pogo.now()
+    local got = pogo.receive(is("stop_returned"), 3000)
+    assert.is_not_nil(got)
+    assert.is_nil(got[3]) -- at once, without the stop's result
+    pogo.run() -- the stop the child began ends the loop
+    assert.is_true(pogo.now() - t0 < 2000, (pogo.now() - t0) .. " ms")
+    assert.are.same({ "u2", "u1" }, terminated())
+    assert.is_false(pogo.alive(sup))
+  end)
+
   it("kills what is left at the timeout and says it did", function()
     local lines = {}
     pogo.log.set_handler(function(level, msg, meta) lines[#lines + 1] = { level, msg, meta } end)

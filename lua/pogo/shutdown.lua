@@ -28,13 +28,25 @@
 --    nodedown `"shutdown"` and do not dial it again, unless it is their seed.
 -- 5. `pogo.run()` returns.
 --
+-- A process outside the trees linked to a root and not trapping exits (the
+-- script that started the roots with `start_link`) would end with the first
+-- root that stops, and its exit would stop the other roots it is linked to
+-- at once, out of order. So each root is unlinked from such processes just
+-- before it stops (as OTP's roots hang from their application master, not
+-- from the shell), and they get the `"shutdown"` exit signal their root
+-- would have sent once every tree has stopped, before the hooks.
+--
 -- **The caller.** `pogo.stop` from the main chunk drives the loop until the
 -- stop is done, then waits (at most until the deadline, and 100 ms at least)
 -- until the peers have closed their side of the links. From a process it
--- waits too (its process may be one the stop terminates: it then ends there).
--- From a luv callback (a signal handler) it cannot wait: it returns at once,
--- and `pogo.run()` returns when the stop is done. A stop asked while one runs
--- joins it.
+-- waits too, unless the stop is waiting for that process: from a process in
+-- a supervision tree (a child's `terminate`, say) and from a stop hook it
+-- starts or joins the stop and returns nil at once, as OTP's `init:stop()`
+-- (waiting there would hold the stop until its deadline). A process outside
+-- the trees that the stop ends (one linked to a root, above) ends while it
+-- waits. From a luv callback (a signal handler) it cannot wait: it returns at
+-- once, and `pogo.run()` returns when the stop is done. A stop asked while
+-- one runs joins it.
 -- @module pogo.shutdown
 local core = require "pogo.core"
 local log = require("pogo.log").with { module = "pogo" }
@@ -171,6 +183,29 @@ local function run_hooks()
   end
 end
 
+-- A root's links that would break the order: a local process outside the
+-- trees that does not trap exits (the script that started the roots with
+-- `start_link`, say) would end with the first root it is linked to, and its
+-- exit would reach the other roots it is linked to at once. Each such link is
+-- taken off just before the root stops, and the process is noted in
+-- `stop.held`; it gets the root's exit signal when every tree has stopped.
+local function detach(stop, root)
+  local info = pogo.process_info(root)
+  local here = pogo.node()
+  for _, p in ipairs(info and info.links or {}) do
+    if not members[p] and pogo.node_of(p) == here then
+      local pi = pogo.process_info(p)
+      if pi and not pi.trap_exit then
+        core.unlink_pair(root, p)
+        if not stop.held[p] then
+          stop.held[p] = true
+          stop.held[#stop.held + 1] = p
+        end
+      end
+    end
+  end
+end
+
 -- Steps 1 and 2: the trees.
 local function stop_trees(stop)
   local server = require "pogo.server"
@@ -178,6 +213,7 @@ local function stop_trees(stop)
   while true do
     local root = last_root()
     if not root then break end
+    detach(stop, root)
     local left = remaining(stop)
     if left <= 0 or not pcall(server.stop, root, "shutdown", left) then
       stop.clean = false
@@ -187,6 +223,15 @@ local function stop_trees(stop)
   if not stop.clean then kill_left(stop) end
 end
 
+-- The processes held by `detach` get the exit signal their root would have
+-- given them.
+local function release_held(stop)
+  for _, p in ipairs(stop.held) do
+    if core.alive(p) then pcall(pogo.exit, p, "shutdown") end
+  end
+  stop.held = {}
+end
+
 local function stopper(stop)
   local t0 = core.now()
   local ok, err = pcall(stop_trees, stop)
@@ -194,6 +239,7 @@ local function stopper(stop)
     stop.clean = false
     log.error("stopping the supervision trees failed: %s", err)
   end
+  release_held(stop)
   run_hooks()
   ok, err = pcall(pogo.dist_stop)
   if not ok then log.error("closing the links failed: %s", err) end
@@ -214,18 +260,25 @@ end
 --- Stop the node in order (see the module text and `pogo.stop`).
 -- @tparam[opt] number timeout_ms (default `DEFAULT_TIMEOUT_MS`; `math.huge`: none)
 -- @treturn ?boolean true when every tree stopped in time, false when what was
---  left was killed; nil at once from a luv callback
+--  left was killed; nil at once from a luv callback, from a process in a
+--  supervision tree and from a stop hook (the stop goes on)
 function M.stop(timeout_ms)
   local timeout = check_timeout(timeout_ms)
   local stop = current
   if not stop then
-    stop = { timeout = timeout, deadline = core.now() + timeout, clean = true, done = false }
+    stop = { timeout = timeout, deadline = core.now() + timeout, clean = true, done = false, held = {} }
     current, last = stop, stop
     stop.pid = pogo.spawn(stopper, stop)
   end
   -- can the caller wait? a process yields, the main chunk drives the loop, a
   -- luv callback cannot (pogo.yield raises there)
   if not pcall(core.yield) then return nil end
+  -- a process the stop ends (one in a supervision tree: its terminate, say)
+  -- or the stopper itself (a hook) cannot wait: the stop waits for it
+  local me = core.self()
+  if not stop.done and (me == stop.pid or members[me] or require("pogo.proc_lib").in_tree()) then
+    return nil
+  end
   if not stop.done then
     local ref = pogo.monitor(stop.pid)
     pogo.receive(function(m) return type(m) == "table" and m[1] == "DOWN" and m[2] == ref end,

@@ -4,6 +4,8 @@
 --   raising    two lines through a handler that raises
 --   recursive  one line through a handler that logs itself
 --   stophook   a pogo.on_stop hook that raises (pogo.stop logs it)
+--   luverror   a luv timer callback that raises (the core logs it), then
+--              the stop from another timer callback
 local pogo = require "pogo"
 local log = pogo.log
 local mode = ...
@@ -13,6 +15,19 @@ if mode == "raising" then
   log.info("second line")
 elseif mode == "stophook" then
   pogo.on_stop(function() error("the hook broke on purpose", 0) end)
+elseif mode == "luverror" then
+  local uv = require "luv"
+  local t = uv.new_timer()
+  t:start(1, 0, function()
+    t:close()
+    error("the callback broke on purpose")
+  end)
+  local later = uv.new_timer()
+  later:start(50, 0, function()
+    later:close()
+    pogo.stop()
+  end)
+  return
 elseif mode == "recursive" then
   log.set_handler(function(_, msg) log.warning("the handler saw: %s", msg) end)
   log.info("outer line")

@@ -25,6 +25,7 @@ function Reporter.handle_info(_, st) return st end
 
 function Reporter.terminate(reason, st)
   if st.slow_ms then pogo.sleep(st.slow_ms) end
+  if st.stop_in_terminate then pogo.send(st.to, { "stop_returned", st.id, pogo.stop(5000) }) end
   pogo.send(st.to, { "terminated", pogo.node(), st.id, tostring(reason), uv.hrtime() })
 end
 
@@ -44,6 +45,12 @@ end
 function M.program_spec(marker)
   return { "pogo.os_process", { id = "program", cmd = "sh", stdio = "ignore",
     args = { "-c", "trap 'echo TERM > " .. marker .. "; exit 0' TERM; while :; do sleep 0.02; done" } } }
+end
+
+--- The child spec of a reporter whose `terminate` calls `pogo.stop` and then
+-- tells `to` `{"stop_returned", id, what pogo.stop returned}`.
+function M.stopper_spec(id, to)
+  return { id = id, start = { "support.stop_remote", "reporter", { id = id, to = to, stop_in_terminate = true } } }
 end
 
 --- A child that ignores its shutdown signal (killed only at its shutdown
