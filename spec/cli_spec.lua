@@ -234,6 +234,21 @@ error({ code = 1 })
     assert(ok, e)
   end)
 
+  it("with standard error closed, logs nowhere and stops cleanly (it aborted: fd 2 was libuv's)", function()
+    local dir = tmpdir()
+    local script = dir .. "/closed.lua"
+    write(script, 'local pogo = require "pogo"\nrequire("pogo.log").warning("to a closed stderr")\n'
+      .. 'io.stdout:write("up\\n")\npogo.sleep(50)\npogo.stop()\n', "600")
+    local ok, e = pcall(function()
+      local code, out, _, signal = run({ "--cookie", "x", script }, { prefix = { "sh", "-c", 'exec "$0" "$@" 2>&-' } })
+      assert.are.equal(0, signal)
+      assert.are.equal(0, code)
+      assert.are.equal("up\n", out)
+    end)
+    rm_tree(dir)
+    assert(ok, e)
+  end)
+
   it("passes the options after the script to the script, and --seeds may repeat or hold commas", function()
     local c = cluster.new { timeout_ms = 1000, heartbeat_ms = 200 }
     local ok, err = pcall(function()
