@@ -151,6 +151,9 @@ describe("pogo.log", function()
                                                       module = "m", peer = "x y", z = 'q"uote', a = 1 })
     assert.are.equal('2023-11-14T22:13:20.123Z warning a@h:1 two\\nlines module=m a=1 peer="x y" z="q\\"uote"',
                      line)
+    -- a key that would read as two is quoted as a value is
+    line = log.format("info", "m", { node = "a@h:1", time = 1700000000123456, ["weird key"] = "v=1", ["k=v"] = 2 })
+    assert.are.equal('2023-11-14T22:13:20.123Z info a@h:1 m "k=v"=2 "weird key"="v=1"', line)
   end)
 end)
 

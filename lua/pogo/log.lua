@@ -41,8 +41,8 @@
 --
 -- time (ISO-8601, UTC, milliseconds), level, node, message, then the
 -- metadata other than node, pid and time as ` key=value` (module first, the
--- others sorted). Values with spaces, quotes, `=` or control characters are
--- quoted; newlines in the message and in values are written as `\n`, so a
+-- others sorted). Keys and values with spaces, quotes, `=` or control
+-- characters are quoted; newlines in the message and in values are written as `\n`, so a
 -- line is always one line.
 --
 -- **From C.** `emit(level, msg, meta)` is the entry for the C core: the
@@ -128,7 +128,7 @@ function M.format(level, msg, meta)
   table.sort(keys, function(a, b) return safe_tostring(a) < safe_tostring(b) end)
   if meta.module ~= nil then table.insert(keys, 1, "module") end
   for _, k in ipairs(keys) do
-    parts[#parts + 1] = safe_tostring(k) .. "=" .. quote(meta[k])
+    parts[#parts + 1] = quote(k) .. "=" .. quote(meta[k]) -- (a key with "=" or a space is quoted too)
   end
   return table.concat(parts, " ")
 end
