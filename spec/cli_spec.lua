@@ -183,10 +183,11 @@ error({ code = 1 })
       assert.are.equal(1, code, err)
       local lines = {}
       for l in err:gmatch("[^\n]+") do lines[#lines + 1] = l end
-      assert.are.equal(1, #lines, err) -- one event, one line
+      assert.are.equal(2, #lines, err) -- one line an event: the failure, the stop
       assert.matches("^%S+ error ", lines[1])
-      assert.matches("the script " .. script .. " failed: {code = 1}; stopping the node (exit status 1)",
-        lines[1], 1, true)
+      assert.matches("the script " .. script .. " failed: {code = 1} module=pogo", lines[1], 1, true)
+      assert.matches("^%S+ notice %S+ the script failed %(exit status 1%): stopping %(timeout 15000 ms%) module=pogo$",
+        lines[2])
       assert.matches('reason="{code = 1}"', lines[1], 1, true)
       local f = io.open(marker) -- the tree stopped in order: its child's terminate ran
       assert.is_not_nil(f, "the child's terminate did not run")

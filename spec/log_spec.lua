@@ -158,15 +158,19 @@ describe("pogo.log", function()
 end)
 
 describe("pogo.log in a bin/pogo node", function()
+  -- the line of a stop that begins (the scripts end with pogo.stop())
+  local STOPPING = " notice [^ ]+ pogo%.stop: stopping %(timeout 15000 ms%) module=pogo"
+
   it("writes one line per call on stderr, filtered by --log-level and POGO_LOG_LEVEL", function()
     local code, _, err = cli.run { "--cookie", "x", "--name", "logger", "spec/support/log_node.lua" }
     assert.are.equal(0, code, err)
     local lines = {}
     for l in err:gmatch("[^\n]+") do lines[#lines + 1] = l end
-    assert.are.equal(2, #lines, err)
+    assert.are.equal(3, #lines, err)
     assert.matches("^" .. ISO .. " info logger@127%.0%.0%.1:%d+ an info line 42$", lines[1])
     assert.matches("^" .. ISO .. ' warning logger@127%.0%.0%.1:%d+ two\\nlines module=spec%.log n=3 peer="a b"$',
                    lines[2])
+    assert.matches("^" .. ISO .. STOPPING .. "$", lines[3]) -- (the script's pogo.stop)
     local _, _, err2 = cli.run { "--cookie", "x", "--log-level", "debug", "spec/support/log_node.lua" }
     assert.matches(" debug [^ ]+ a debug line\n", err2)
     local script = { "--cookie", "x", "spec/support/log_node.lua" }
@@ -190,7 +194,8 @@ describe("pogo.log in a bin/pogo node", function()
   it("carries pogo.stop's report of a stop hook that raised", function()
     local code, _, err = cli.run { "--cookie", "x", "spec/support/log_node.lua", "stophook" }
     assert.are.equal(0, code, err)
-    assert.matches("^" .. ISO .. " error [^ ]+ a stop hook raised: the hook broke on purpose module=pogo\n$", err)
+    assert.matches("^" .. ISO .. STOPPING .. "\n" .. ISO
+                   .. " error [^ ]+ a stop hook raised: the hook broke on purpose module=pogo\n$", err)
   end)
 
   it("carries the core's report of a luv callback that raised: one line, its traceback in a field", function()
@@ -198,12 +203,13 @@ describe("pogo.log in a bin/pogo node", function()
     assert.are.equal(0, code, err)
     assert.matches("^" .. ISO .. " error [^ ]+ a luv callback raised %(the node goes on%): "
                    .. "[^ ]*log_node%.lua:%d+: the callback broke on purpose module=pogo "
-                   .. 'traceback="stack traceback:\\n[^\n]*"\n$', err)
+                   .. 'traceback="stack traceback:\\n[^\n]*"\n' .. ISO .. STOPPING .. "\n$", err)
   end)
 
   it("does not call a handler from inside itself", function()
     local code, _, err = cli.run { "--cookie", "x", "spec/support/log_node.lua", "recursive" }
     assert.are.equal(0, code, err)
-    assert.matches("^" .. ISO .. " warning [^ ]+ the handler saw: outer line\n$", err)
+    assert.matches("^" .. ISO .. " warning [^ ]+ the handler saw: outer line\n" .. ISO
+                   .. " warning [^ ]+ the handler saw: pogo%.stop: stopping %(timeout 15000 ms%)\n$", err)
   end)
 end)

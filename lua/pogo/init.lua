@@ -436,6 +436,8 @@ M.on_stop = shutdown.on_stop
 -- @function stop
 -- @tparam[opt=15000] number timeout_ms how long the trees may take
 --  (`math.huge`: no limit)
+-- @tparam[opt="pogo.stop"] string why what asked for it: the stop logs
+--  `<why>: stopping (timeout N ms)` at notice as it begins
 -- @treturn ?boolean true when every tree stopped in time, false when what
 --  was left was killed; nil from a luv callback
 M.stop = shutdown.stop

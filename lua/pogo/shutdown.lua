@@ -259,13 +259,18 @@ end
 
 --- Stop the node in order (see the module text and `pogo.stop`).
 -- @tparam[opt] number timeout_ms (default `DEFAULT_TIMEOUT_MS`; `math.huge`: none)
+-- @tparam[opt] string why what asked for the stop, for its log line (a
+--  stop that begins logs `<why>: stopping (timeout N ms)` at notice;
+--  default "pogo.stop"; bin/pogo gives "SIGTERM" and the like)
 -- @treturn ?boolean true when every tree stopped in time, false when what was
 --  left was killed; nil at once from a luv callback, from a process in a
 --  supervision tree and from a stop hook (the stop goes on)
-function M.stop(timeout_ms)
+function M.stop(timeout_ms, why)
   local timeout = check_timeout(timeout_ms)
   local stop = current
   if not stop then
+    log.notice("%s: stopping (timeout %s ms)", type(why) == "string" and why or "pogo.stop",
+               timeout == math.huge and "none" or tostring(math.tointeger(timeout) or timeout))
     stop = { timeout = timeout, deadline = core.now() + timeout, clean = true, done = false, held = {} }
     current, last = stop, stop
     stop.pid = pogo.spawn(stopper, stop)
