@@ -269,8 +269,8 @@ function M.stop(timeout_ms, why)
   local timeout = check_timeout(timeout_ms)
   local stop = current
   if not stop then
-    log.notice("%s: stopping (timeout %s ms)", type(why) == "string" and why or "pogo.stop",
-               timeout == math.huge and "none" or tostring(math.tointeger(timeout) or timeout))
+    log.notice("%s: stopping (%s)", type(why) == "string" and why or "pogo.stop",
+               timeout == math.huge and "no timeout" or "timeout " .. (math.tointeger(timeout) or timeout) .. " ms")
     stop = { timeout = timeout, deadline = core.now() + timeout, clean = true, done = false, held = {} }
     current, last = stop, stop
     stop.pid = pogo.spawn(stopper, stop)
