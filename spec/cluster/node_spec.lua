@@ -90,14 +90,13 @@ describe("a node", function()
     c:connect(n)
     local args = pogo.call({ "script_args", n.name }, "args", 2000)
     assert.are.same({ "one", "2", n = 2 }, args)
-    -- a script that fails is reported, and the node keeps serving
+    -- a script that fails is reported, and the node stops in order and exits 1
     local f = c:start_node { name = "failing", script = "spec/support/script_node.lua", args = { "fail" } }
-    c:connect(f)
-    cluster.wait_until(function() return f.err:find("failed on purpose", 1, true) end, 2000, "the report")
-    assert.is_true((c:rpc(f, R, "nodes")))
+    assert.are.same({ code = 1, signal = 0 }, c:wait_exit(f, 10000))
+    assert.matches("failed on purpose", f.err, 1, true)
+    assert.matches("the script failed (exit status 1): stopping", f.err, 1, true)
     -- SIGTERM: a clean stop, exit code 0
-    assert.are.same({ code = 0, signal = 0 }, c:stop(f))
-    c:kill(n)
+    assert.are.same({ code = 0, signal = 0 }, c:stop(n))
   end)
 
   it("bin/pogo explains its options", function()
