@@ -189,6 +189,34 @@ describe("state handoff", function()
     for _, id in ipairs(ids) do assert.equal(want[id], c:call(a, R, "get", { id })) end
   end)
 
+  it("the count survives a destination that goes during the handoff: the data comes back", function()
+    local a = node("on_failure")
+    await_ring { a }
+    local ids = some_ids()
+    local want = counters(a, ids, { slow_ms = 600 }) -- (each handoff takes 600 ms)
+    local b = node("on_failure", a)
+    await_ring { a, b }
+    local to_b = owned_among(a, ids, b.name)
+    assert.is_true(c:call(b, R, "rebalance"))
+    -- the first handoff began: b goes while they run
+    cluster.expect(function(m) return is("handoff_begin", a.name)(m) end, 5000, "a handoff")
+    c:kill(b)
+    -- each moving counter ends its handoff, gets no answer from b, and its
+    -- data goes back to a's supervisor: it starts again on a with its count
+    local mine, back = {}, {}
+    for _, id in ipairs(to_b) do mine[id] = true end
+    while next(mine) do
+      local m = cluster.expect(function(x)
+        return type(x) == "table" and mine[x[3]] and is("started", a.name)(x)
+      end, 10000, "the counters back on a")
+      mine[m[3]], back[m[3]] = nil, m
+    end
+    for _, id in ipairs(to_b) do
+      assert.are.same({ want[id], true }, { back[id][4], back[id][5] }, id .. ": count and data back on a")
+      assert.equal(want[id], c:call(a, R, "get", { id }))
+    end
+  end)
+
   it("the count survives an orderly stop (SIGTERM) of its node", function()
     local a, b = two_nodes()
     local ids = owned_by(a, a.name, 3)

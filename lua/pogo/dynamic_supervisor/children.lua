@@ -431,7 +431,9 @@ function M.stop(st, c, dest)
   else
     if handoff.applies(proc, dest) then
       proc.handing = true
-      handoff.ask(proc.pid, proc.request.spec.id, dest)
+      -- (via: should `dest` go before it answers, the data comes back to this
+      -- supervisor, which keeps it for the child's next start)
+      handoff.ask(proc.pid, proc.request.spec.id, dest, st.pid)
     else
       pogo.exit(proc.pid, "shutdown")
     end

@@ -165,15 +165,17 @@ local function keep(st, id, data, from, stopping)
   local proc = c.proc
   if proc and proc.status == "running" then
     M.deliver_late(st, c, data)
-  elseif not proc or proc.status == "restarting" or (proc.status == "starting" and not proc.starter) then
+  elseif not proc or proc.status == "restarting" or proc.status == "stopping"
+      or (proc.status == "starting" and not proc.starter) then
+    -- (stopping: its instance here handed over to a node that went before it
+    -- answered, and sent the data back here; the record keeps it for the next
+    -- start, here or at the owner's, once that instance has gone)
     events.log(st, "debug", "handoff data of child %s kept for its start", events.describe(id))
     c.handoff, c.handoff_from = data, from
     c.handoff_skip = stopping and next(stopping) ~= nil and stopping or nil
   elseif proc.status == "starting" then
     events.log(st, "debug", "handoff data of child %s came while it starts here", events.describe(id))
     proc.late, proc.late_from = data, from -- its start began without it: given to it once it runs
-  else
-    events.log(st, "warning", "handoff data of child %s dropped: it is stopping here", events.describe(id))
   end
   state.mark(st, c)
 end
