@@ -13,7 +13,8 @@
 --   exists on a node once started there, and sees the scopes of the same name on
 --   the nodes it is connected to.
 -- * A group is any serializable value except nil (see the codec): equal tables
---   are the same group whatever their construction order; `1` and `1.0` differ.
+--   are the same group whatever their construction order; `1` and `1.0`
+--   differ, and so do `0.0` and `-0.0` (a float keeps its exact bits).
 --   Group values that pg hands back (in `which_groups`, notifications, ...) are
 --   shared with its index: treat them as read-only.
 -- * Only local processes join or leave. A process may join a group several

@@ -17,7 +17,7 @@
 --   node sees the names of the nodes it is connected to.
 -- * A name is any serializable value but nil; equal tables are the same name
 --   (their canonical encoding is compared, as pg's groups); `1` and `1.0`
---   differ. Strings that begin with the byte 0xC1 (never valid UTF-8) are
+--   differ, and so do `0.0` and `-0.0`. Strings that begin with the byte 0xC1 (never valid UTF-8) are
 --   reserved. A name is held by one process; a process may hold several.
 -- * `register` acts at once on the calling node and the other nodes see it
 --   as soon as the change reaches them (one message; well under a

@@ -17,7 +17,7 @@
 --   followed by `i` as 4 big-endian bytes.
 -- * A key is hashed with XXH3 (seed 0) over its canonical msgpack encoding
 --   (`pogo.core` codec), so equal tables are equal keys; `42` and `42.0` are
---   different keys, as they encode differently.
+--   different keys, as they encode differently (so are `0.0` and `-0.0`).
 -- * The key belongs to the first point clockwise: the smallest point hash that
 --   is `>=` the key's hash, wrapping round to the first point. Points with equal
 --   hashes are ordered by node name bytes.
