@@ -90,6 +90,19 @@ describe("a node", function()
     c:connect(n)
     local args = pogo.call({ "script_args", n.name }, "args", 2000)
     assert.are.same({ "one", "2", n = 2 }, args)
+    -- a script that returns leaves the node serving, and the tree it
+    -- started with start_link runs on (its process stays)
+    local t = c:start_node { name = "treed", script = "spec/support/script_node.lua", args = { "tree" } }
+    c:connect(t)
+    cluster.wait_until(function()
+      local ok, pid = c:rpc(t, "pogo", "whereis", { "tree_worker" })
+      return ok and pid ~= nil
+    end, 5000, "the script's tree")
+    local _, worker = c:rpc(t, "pogo", "whereis", { "tree_worker" })
+    local ref = pogo.monitor(worker)
+    -- (its tree stopped as the script's process ended, right after it returned)
+    assert.is_nil(pogo.receive(function(m) return m[1] == "DOWN" and m[2] == ref end, 500), "the tree stopped")
+    assert.are.same({ code = 0, signal = 0 }, c:stop(t))
     -- a script that fails is reported, and the node stops in order and exits 1
     local f = c:start_node { name = "failing", script = "spec/support/script_node.lua", args = { "fail" } }
     assert.are.same({ code = 1, signal = 0 }, c:wait_exit(f, 10000))

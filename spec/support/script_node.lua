@@ -3,5 +3,16 @@
 local pogo = require "pogo"
 local args = table.pack(...)
 if args[1] == "fail" then error("the script failed on purpose") end
+if args[1] == "tree" then -- starts a tree linked to it and returns: the tree runs on
+  local worker = { start = function()
+    return pogo.spawn_link(function()
+      pogo.register("tree_worker", pogo.self())
+      while true do pogo.receive() end
+    end)
+  end }
+  package.loaded.script_tree_worker = worker
+  assert(require("pogo.supervisor").start_link({ { id = "w", start = { "script_tree_worker", "start" } } }))
+  return
+end
 pogo.register("script_args", pogo.self())
 require("pogo.server").enter_loop({ handle_call = function(_, _, s) return s, s end }, args)
