@@ -30,6 +30,9 @@
  *     conn.c when the bytes do not parse as a frame) answers a plain REFUSE,
  *     which the TLS dialer recognises and logs.
  * - Errors never abort: the connection closes, the node goes on.
+ * - Trust: every certificate of the `ca` file is an anchor, an intermediate
+ *   CA too (X509_V_FLAG_PARTIAL_CHAIN): a cluster whose CA is an
+ *   intermediate gives that one, not its root.
  * - pogo_tls_configure checks the options (files readable, a PEM certificate
  *   and key that match, a loadable CA) and reports a clear error for
  *   pogo.start; a certificate that does not verify against `ca` now (expired,
@@ -225,6 +228,9 @@ static int configure(pogo_dist *d, const char *cert, const char *key, const char
     snprintf(err, errlen, "tls.ca: %s holds no usable PEM certificate (%s)", ca, why);
     goto fail;
   }
+  /* the CA file is the trust: an intermediate CA given there is an anchor
+   * too (else OpenSSL wants the chain to end at a self-signed root) */
+  X509_STORE_set_flags(SSL_CTX_get_cert_store(ctx), X509_V_FLAG_PARTIAL_CHAIN);
   STACK_OF(X509_NAME) *names = SSL_load_client_CA_file(ca);
   if (names) SSL_CTX_set_client_CA_list(ctx, names);
   SSL_CTX_set_verify(ctx, SSL_VERIFY_PEER | SSL_VERIFY_FAIL_IF_NO_PEER_CERT, NULL);

@@ -69,6 +69,21 @@ describe("TLS nodes", function()
     c:stop(b)
   end)
 
+  it("link when their CA file holds an intermediate CA, not its root", function()
+    local mid = certs.intermediate(ca, dir, "mid")
+    local x, y = certs.node(mid, dir, "midx"), certs.node(mid, dir, "midy")
+    -- (this spec's node trusts the root only: the two link with each other,
+    -- and their logs say so)
+    local nx = c:start_node { name = "midx", tls = x }
+    local ny = c:start_node { name = "midy", tls = y, seeds = { nx } }
+    assert.are.equal(mid.cert, x.ca)
+    await_log(ny, "connected to " .. nx.name)
+    await_log(nx, "connected to " .. ny.name)
+    assert.is_nil(nx.err:find("does not verify", 1, true), nx.err)
+    c:kill(nx)
+    c:kill(ny)
+  end)
+
   it("run the distributed supervisor", function()
     local nodes = {}
     for i = 1, 3 do

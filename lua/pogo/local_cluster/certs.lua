@@ -73,6 +73,22 @@ function M.ca(dir, name)
   return ca
 end
 
+--- An intermediate CA signed by `ca` (a CA of its own for `node`).
+-- @tparam table ca from `ca`
+-- @tparam string dir where its files go
+-- @tparam string name file stem and common name
+-- @treturn table `{cert =, key =}` (file names)
+function M.intermediate(ca, dir, name)
+  local i = { cert = dir .. "/" .. name .. ".pem", key = dir .. "/" .. name .. ".key", dir = dir, name = name }
+  local ext = dir .. "/" .. name .. ".ext"
+  spew(ext, "basicConstraints = critical, CA:TRUE\nkeyUsage = critical, keyCertSign, cRLSign\n")
+  run(dir, string.format("openssl req %s -keyout %s -out %s -subj %s", NEWKEY, q(i.key),
+                         q(dir .. "/" .. name .. ".csr"), q("/CN=pogo test intermediate CA " .. name)))
+  run(dir, string.format("openssl x509 -req -in %s -CA %s -CAkey %s -CAcreateserial -out %s -days 3650 "
+                         .. "-extfile %s", q(dir .. "/" .. name .. ".csr"), q(ca.cert), q(ca.key), q(i.cert), q(ext)))
+  return i
+end
+
 --- A node certificate signed by `ca`.
 -- @tparam table ca from `ca`
 -- @tparam string dir where its files go
