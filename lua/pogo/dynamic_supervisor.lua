@@ -231,7 +231,9 @@ end
 -- the key after the last one it looked at, so it keeps no list of its own:
 -- building one of every key at the start of each sweep cost 40 ms at
 -- 100,000 children, in one pass. Its cost does not grow with the number of
--- groups.
+-- groups. A record of the slice that knows of no copy running though its
+-- child group has members (a join this process never saw) is repaired as if
+-- that join came now (placement.repair_running).
 local function repair_pass(st, t)
   st.next_sync = t + st.sync_interval
   -- settle what the last messages changed first: a rescan must not forget a
@@ -251,7 +253,10 @@ local function repair_pass(st, t)
   local records = st.children
   for k = i, last do
     local c = records[order[k]]
-    if c then state.mark(st, c) end
+    if c then
+      placement.repair_running(st, c) -- a join it never saw (its view of where the child runs)
+      state.mark(st, c)
+    end
   end
   st.sweep_after = order[last]
   requests.expire_markers(st, t)
@@ -295,11 +300,15 @@ function Server.init(arg)
   pg.start(st.scope)
   requests.adopt_keeper(st)
   events.start(st)
-  st.pg_ref = pg.monitor_scope(st.scope)
+  local ref, snapshot = pg.monitor_scope(st.scope)
+  st.pg_ref = ref
   pogo.monitor_nodes(true)
   join_wait.boot(st)
   pg.join(st.scope, placement.sup_group(st), st.pid)
   rescan(st)
+  -- the children already running (after a restart of this process): the
+  -- joins it would have been told of, now that it knows the requests
+  placement.existing_children(st, snapshot)
   for _, spec in ipairs(specs) do
     local ok, err = requests.request(st, spec)
     if not ok then events.log(st, "debug", "initial child %s: %s", events.describe(spec.id), tostring(err)) end
