@@ -277,6 +277,33 @@ describe("pogo.dynamic_supervisor on one node", function()
     stop(spid)
   end)
 
+  it("the repair pass repairs a record that knows of no copy running though its child group has members",
+     function()
+    -- (a join the supervisor never saw: its global view and whether the
+    -- request has run come back with the sweep)
+    local views = require "pogo.dynamic_supervisor.views"
+    local state = require "pogo.dynamic_supervisor.state"
+    local tally = require "pogo.dynamic_supervisor.tally"
+    local sup, spid = start({ sync_interval = 100, sweep_passes = 1 })
+    assert.is_true(dsup.start_child(sup, worker("unseen")))
+    await(function() return dsup.count_children(sup, "global").active == 1 end, 2000, "the child in the global view")
+    local st = views.state_of(sup)
+    local c = st.children[pogo.core.encode("unseen")]
+    await(function() return st.version % 2 == 0 end, 2000, "the supervisor between callbacks")
+    pogo.core.critical_enter()
+    c.last_node, c.ran_uid = nil, nil
+    state.touch(st, c)
+    tally.settle(st)
+    pogo.core.critical_leave()
+    assert.equal(0, dsup.count_children(sup, "global").active)
+    assert.same({}, dsup.which_children(sup, "global"))
+    await(function() return dsup.count_children(sup, "global").active == 1 end, 2000, "the record repaired")
+    assert.equal(pogo.node(), c.last_node)
+    assert.is_not_nil(c.ran_uid)
+    assert.equal(dsup.whereis(sup, "unseen"), dsup.which_children(sup, "global")[1].pid)
+    stop(spid)
+  end)
+
   it("keeps a tombstone a repair interval after its marker went, and no longer while it is busy", function()
     local views = require "pogo.dynamic_supervisor.views"
     local sup, spid = start({ sync_interval = 600 })

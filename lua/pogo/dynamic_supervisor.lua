@@ -231,7 +231,9 @@ end
 -- the key after the last one it looked at, so it keeps no list of its own:
 -- building one of every key at the start of each sweep cost 40 ms at
 -- 100,000 children, in one pass. Its cost does not grow with the number of
--- groups.
+-- groups. A record of the slice that knows of no copy running though its
+-- child group has members (a join this process never saw) is repaired as if
+-- that join came now (placement.repair_running).
 local function repair_pass(st, t)
   st.next_sync = t + st.sync_interval
   -- settle what the last messages changed first: a rescan must not forget a
@@ -251,7 +253,10 @@ local function repair_pass(st, t)
   local records = st.children
   for k = i, last do
     local c = records[order[k]]
-    if c then state.mark(st, c) end
+    if c then
+      placement.repair_running(st, c) -- a join it never saw (its view of where the child runs)
+      state.mark(st, c)
+    end
   end
   st.sweep_after = order[last]
   requests.expire_markers(st, t)
@@ -284,6 +289,27 @@ for _, name in ipairs { "which_children", "count_children", "whereis", "node_for
   answers[name] = function(st, arg) return { f(st, arg) } end
 end
 
+-- The answers while the supervisor stops its children (Server.terminate):
+-- the views and `scope` as ever, read from its state; the requests refused,
+-- `{nil, "stopping"}` (it leaves the ring and gives its requests up: what it
+-- recorded now would go with it). `terminate_child` then asks the other
+-- supervisors of the scope (M.terminate_child).
+local STOPPING = { nil, "stopping" }
+local function answer_stopping(st, req)
+  local name = type(req) == "table" and req[1]
+  if name == "terminate_child" then
+    local ok, key = pcall(encode, req[2])
+    local c = ok and st.children[key]
+    if not (c and requests.active(st, c)) then return { nil, "not found" } end
+    return STOPPING
+  end
+  if name == "start_child" or name == "rebalance" then return STOPPING end
+  local answer = answers[name]
+  if not answer then return { nil, "unknown request" } end
+  local ok, reply = pcall(answer, st, req[2])
+  return ok and reply or { nil, "bad request: " .. tostring(reply) }
+end
+
 -- ---- the supervisor process (pogo.server callbacks) ----
 
 local Server = {}
@@ -295,11 +321,15 @@ function Server.init(arg)
   pg.start(st.scope)
   requests.adopt_keeper(st)
   events.start(st)
-  st.pg_ref = pg.monitor_scope(st.scope)
+  local ref, snapshot = pg.monitor_scope(st.scope)
+  st.pg_ref = ref
   pogo.monitor_nodes(true)
   join_wait.boot(st)
   pg.join(st.scope, placement.sup_group(st), st.pid)
   rescan(st)
+  -- the children already running (after a restart of this process): the
+  -- joins it would have been told of, now that it knows the requests
+  placement.existing_children(st, snapshot)
   for _, spec in ipairs(specs) do
     local ok, err = requests.request(st, spec)
     if not ok then events.log(st, "debug", "initial child %s: %s", events.describe(spec.id), tostring(err)) end
@@ -438,11 +468,16 @@ end
 -- down (those that take part in the handoff hand their state to their new
 -- owners), each of which starts on its new owner as soon as it has stopped here
 -- (its pg group is left); then it gives this node's requests up, and their
--- owners take them over. After a crash the children go down through their
--- links, and the keeper keeps the requests for the supervisor's restart.
+-- owners take them over. Until its children have stopped, the views still
+-- read its state and calls are answered (a child's `terminate` may call its
+-- supervisor: `answer_stopping`). After a crash the children go down through
+-- their links, and the keeper keeps the requests for the supervisor's restart.
 function Server.terminate(reason, st)
-  views.unregister(st)
-  if server.is_crash(reason) then return end
+  if server.is_crash(reason) then
+    views.unregister(st)
+    return
+  end
+  st.version = st.version + 1 -- (the state changes: see views.lua)
   pg.demonitor(st.pg_ref) -- no more notes: the supervisor acts no more
   pogo.monitor_nodes(false)
   -- (one step: the data this node holds for children it was to start reaches
@@ -454,8 +489,12 @@ function Server.terminate(reason, st)
   st.ring:remove(st.me)
   st.ring_nodes[st.me] = nil
   handoff.pass_held(st)
+  tally.settle(st)
+  st.version = st.version + 1
   pogo.core.critical_leave()
-  children.shutdown_all(st, function(c) return handoff.dest_on_stop(st, c) end)
+  children.shutdown_all(st, function(c) return handoff.dest_on_stop(st, c) end,
+    function(req) return answer_stopping(st, req) end)
+  views.unregister(st)
   requests.give_up(st)
 end
 
@@ -602,8 +641,9 @@ end
 -- @param sup the local supervisor (name or pid)
 -- @param spec a child spec or shorthand; `node = "name@host:port"` pins it
 -- @tparam[opt] string node pin the child to this node (sets `spec.node`)
--- @return true, or nil and `"invalid child spec: <why>"` (never replicated) or
---   `"already started: <id>"`
+-- @return true, or nil and `"invalid child spec: <why>"` (never replicated),
+--   `"already started: <id>"` or `"stopping"` (asked while the supervisor
+--   stops its children, from a child's `terminate`, say: nothing is recorded)
 function M.start_child(sup, spec, node)
   local s, err = child_spec.normalize(spec)
   if not s then return nil, err end
@@ -630,33 +670,43 @@ local ASK_OTHERS_MS = 2000
 -- its request may not have reached this node yet (it was made a moment ago
 -- on another, or this node is cut off from that one). Ask every other
 -- supervisor of the scope at once (a process each); true if one of them knew
--- it, and so marked it terminated for the whole cluster.
-local function terminate_elsewhere(sup, id)
+-- it, and so marked it terminated for the whole cluster. Also when this
+-- node's supervisor is stopping (`stopping`: it knows the id, but records
+-- nothing any more): then, when every other supervisor is stopping too or
+-- gone (or there is none), no supervisor is left to run the child again once
+-- it has stopped here: true as well; else nil and "stopping".
+local function terminate_elsewhere(sup, id, stopping)
+  local failed = stopping and "stopping" or "not found"
   local st = views.state_of(sup)
-  if not st then return nil, "not found" end
+  if not st then return nil, failed end
   local others = {}
   for node, s in pairs(st.sups) do
     if node ~= st.me then others[#others + 1] = s.pid end
   end
-  if #others == 0 then return nil, "not found" end
   local me, tag = pogo.self(), pogo.make_ref()
   for _, pid in ipairs(others) do
     pogo.spawn(function()
       local ok, r = pcall(pogo.call, pid, { "terminate_child", id }, ASK_OTHERS_MS)
-      pogo.send(me, { tag, ok and type(r) == "table" and r[1] == true })
+      local done = ok and type(r) == "table" and r[1] == true
+      -- (a supervisor that is gone, or stopping, runs nothing any more)
+      local out = not ok and (tostring(r):find("^noproc") or tostring(r):find("^noconnection"))
+        or ok and type(r) == "table" and r[2] == "stopping"
+      pogo.send(me, { tag, done, out })
     end)
   end
-  local found = false
+  local found, all_out, answered = false, true, 0
   local deadline = now() + ASK_OTHERS_MS + 500
   for _ = 1, #others do
     local m = pogo.receive(function(x) return type(x) == "table" and x[1] == tag end,
       math.max(0, deadline - now()))
     if not m then break end
+    answered = answered + 1
     found = found or m[2]
+    all_out = all_out and m[3] and true
   end
   while pogo.receive(function(x) return type(x) == "table" and x[1] == tag end, 0) do end
-  if found then return true end
-  return nil, "not found"
+  if found or (stopping and all_out and answered == #others) then return true end
+  return nil, failed
 end
 
 --- Terminate a child wherever it runs, from any node, and forget its spec.
@@ -670,14 +720,21 @@ end
 -- events, or that child's start, for as long as the other child's shutdown).
 -- An id this node has not heard of (its request was made a moment ago on
 -- another node, or this node is cut off from that one) is asked of the other
--- supervisors of the scope: if one knows it, it marks it terminated.
+-- supervisors of the scope: if one knows it, it marks it terminated. So is an
+-- id asked of a supervisor that is stopping its children (from a child's
+-- `terminate`, say): it records nothing any more, and the termination is
+-- another's to record; with no other supervisor left (or all stopping), the
+-- child stops with the node for good, and the answer is true too.
 -- @param sup the local supervisor (name or pid)
 -- @param id the child id
 -- @tparam[opt=5000] integer timeout_ms
 -- @return true, or nil and "not found" (no supervisor of the scope knows it)
+--   or "stopping" (this one is stopping, and no other could record it)
 function M.terminate_child(sup, id, timeout_ms)
   local ok, err = call(sup, { "terminate_child", id })
-  if not ok and err == "not found" then ok, err = terminate_elsewhere(sup, id) end
+  if not ok and (err == "not found" or err == "stopping") then
+    ok, err = terminate_elsewhere(sup, id, err == "stopping")
+  end
   if not ok then return nil, err end
   local st = views.state_of(sup)
   if st and in_listener_or_start(st) then return true end
@@ -708,8 +765,8 @@ end
 -- stay put when nodes join. Temporary children never move. Returns once every
 -- supervisor has been asked, without waiting for the moves.
 -- @param sup the local supervisor (name or pid)
--- @treturn boolean true
-function M.rebalance(sup) return (call(sup, { "rebalance" })) end
+-- @return true, or nil and "stopping" (the supervisor is stopping its children)
+function M.rebalance(sup) return call(sup, { "rebalance" }) end
 
 --- Children: `"local"` (default) lists what this node supervises,
 -- `"global"` every running child in the cluster (with its pid and `node`).

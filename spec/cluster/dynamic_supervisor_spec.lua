@@ -316,6 +316,34 @@ describe("distributed supervisor (Pogo's suite)", function()
     await_placement({ 1, 2, 3, 4, 5 })
   end)
 
+  it("a supervisor restarted after a crash sees every child of the cluster in its global view", function()
+    -- the child groups that were there before it monitored pg are the joins
+    -- it would have been told of: it knows where each child runs
+    local nodes = start_nodes(3)
+    await_ring()
+    local all = {}
+    for n = 1, 30 do
+      all[n] = n
+      assert.is_true(c:call(nodes[1], R, "start_child", { n }))
+    end
+    await_placement(all)
+    crash_supervisor(nodes[3], "kill_supervisor")
+    await_placement(all)
+    -- (a repair pass comes every 5 s: the view is right well before one)
+    cluster.wait_until(function()
+      for _, node in ipairs(nodes) do
+        if #c:call(node, R, "children", { "global" }) ~= 30 then return false end
+        local n = c:call(node, R, "global_count")
+        if n.active ~= 30 or n.specs ~= 30 then return false end
+      end
+      return true
+    end, 3000, "every node's global view to show the 30 children")
+    local g1, p1 = c:call(nodes[1], R, "children", { "global" })
+    local g3, p3 = c:call(nodes[3], R, "children", { "global" })
+    assert.same(g1, g3)
+    assert.same(p1, p3)
+  end)
+
   it("a supervisor its parent restarts (one_for_all) on the node that made the requests loses no child",
      function()
     -- its stop gives the requests up (its keeper goes); the owners take them
@@ -919,6 +947,22 @@ describe("distributed supervisor restart types across the cluster", function()
     crash_supervisor(host, "kill_supervisor") -- its keeper stays, with its memory
     forgotten_everywhere(n)
     assert.same({ host.name }, starts_of(n))
+  end)
+
+  it("a temporary child is not started again when its node goes, by a supervisor restarted meanwhile", function()
+    -- the restarted supervisor learns that it has run from its child group
+    -- (which was there before it monitored pg), not from its own memory
+    local nodes = reporting_nodes(2)
+    local host = nodes[2]
+    local n = start_on(nodes[1], host, "temporary")
+    crash_supervisor(nodes[1], "kill_supervisor")
+    kill(host)
+    forgotten_everywhere(n)
+    local elsewhere = {}
+    for _, node in ipairs(starts_of(n)) do
+      if node ~= host.name then elsewhere[#elsewhere + 1] = node end
+    end
+    assert.same({}, elsewhere)
   end)
 
   it("a transient child runs again after its node dies or it crashes, not after a normal exit", function()

@@ -143,6 +143,39 @@ describe("an orderly stop", function()
     assert.equal(0, dials)
   end)
 
+  it("a child's terminate may call its own supervisor while it stops: every call is answered at once", function()
+    local a, b = two_nodes({ c.self_name, "no" })
+    local id
+    for i = 1, 200 do
+      if c:call(a, R, "node_for", { "t" .. i }) == a.name then id = "t" .. i break end
+    end
+    assert.is_not_nil(id)
+    c:call(a, R, "request_calling", { c.self_name, id })
+    cluster.expect(is("started", a.name, id), 5000, "the child on a")
+    local t0 = uv.hrtime()
+    assert.equal(0, uv.kill(a.pid, "sigterm"))
+    local m = cluster.expect(is("calls", a.name, id), 5000, "the calls of its terminate")
+    assert.are.same({ code = 0, signal = 0 }, c:wait_exit(a, 20000))
+    -- (each waited for the child's whole shutdown time, 5 s, and the child was killed)
+    local r = m[4]
+    assert.is_true(r.ms < 1000, "the calls took " .. r.ms .. " ms")
+    assert.is_true((a.exit_ns - t0) / 1e6 < 2000, "a exited " .. (a.exit_ns - t0) / 1e6 .. " ms after SIGTERM")
+    cluster.expect(is("terminated", a.name, id), 1000, "its terminate done")
+    -- the views read the state, as ever: it still runs on a, and the ring is b's alone
+    assert.are.same({ "table" }, r.which)
+    assert.are.same({ "number" }, r.count)
+    assert.are.same({ true }, r.whereis)
+    assert.are.same({ 1 }, r.nodes)
+    -- a stopping supervisor records no request; b records the termination
+    assert.are.same({ nil, "stopping" }, r.start)
+    assert.are.same({ true }, r.terminate)
+    cluster.wait_until(function()
+      local node, held = c:call(b, R, "where", { id })
+      return node == nil and not held
+    end, 5000, id .. " run and held by no node")
+    assert.is_nil((c:call(b, R, "where", { id .. "+" })))
+  end)
+
   it("kills what is left at --stop-timeout-ms and still exits 0", function()
     local a = two_nodes({ c.self_name, "yes", "yes" }, { "--stop-timeout-ms", "1000" })
     for _, id in ipairs { "l1", "l2", "l3" } do cluster.expect(is("started", a.name, id), 5000, "local " .. id) end

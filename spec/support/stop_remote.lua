@@ -23,8 +23,30 @@ end
 
 function Reporter.handle_info(_, st) return st end
 
+-- A reporter given `calls` calls its supervisor "dstop" in its terminate
+-- (see calling_spec).
+local function call_own_supervisor(st)
+  local t0 = uv.hrtime()
+  local function try(f, ...)
+    local out = table.pack(pcall(f, ...))
+    if not out[1] then return { "raised", tostring(out[2]) } end
+    return { table.unpack(out, 2, out.n) }
+  end
+  local r = {
+    which = try(function() return type(dsup.which_children("dstop", "global")) end),
+    count = try(function() return type(dsup.count_children("dstop", "global").specs) end),
+    whereis = try(function() return dsup.whereis("dstop", st.id) == pogo.self() end),
+    nodes = try(function() return #dsup.nodes("dstop") end),
+    start = try(dsup.start_child, "dstop", M.spec(st.id .. "+", st.to)),
+    terminate = try(dsup.terminate_child, "dstop", st.id),
+  }
+  r.ms = (uv.hrtime() - t0) / 1e6
+  pogo.send(st.to, { "calls", pogo.node(), st.id, r })
+end
+
 function Reporter.terminate(reason, st)
   if st.slow_ms then pogo.sleep(st.slow_ms) end
+  if st.calls then call_own_supervisor(st) end
   if st.stop_in_terminate then pogo.send(st.to, { "stop_returned", st.id, pogo.stop(5000) }) end
   pogo.send(st.to, { "terminated", pogo.node(), st.id, tostring(reason), uv.hrtime() })
 end
@@ -39,6 +61,15 @@ end
 --- The child spec of reporter `id`, reporting to `to`.
 function M.spec(id, to, slow_ms)
   return { id = id, start = { "support.stop_remote", "reporter", { id = id, to = to, slow_ms = slow_ms } } }
+end
+
+--- The child spec of a reporter whose `terminate` calls its supervisor
+-- "dstop" (which_children, count_children, whereis, nodes, start_child of
+-- `id .. "+"`, terminate_child of itself) and tells `to`
+-- `{"calls", node, id, {which =, count =, whereis =, nodes =, start =,
+-- terminate = (each the list of what the call returned), ms =}}`.
+function M.calling_spec(id, to)
+  return { id = id, start = { "support.stop_remote", "reporter", { id = id, to = to, calls = true } } }
 end
 
 --- A program that writes "TERM" into `marker` when it gets SIGTERM, then exits.
@@ -103,6 +134,12 @@ function M.request(events_node, ids, slow_ms)
     if not ok then error(err) end
   end
   return true
+end
+
+--- rpc: request a reporter child `id` of "dstop" that calls its supervisor
+-- in its terminate (calling_spec).
+function M.request_calling(events_node, id)
+  return assert(dsup.start_child("dstop", M.calling_spec(id, events_of(events_node))))
 end
 
 --- rpc: the owner of `id` in "dstop".

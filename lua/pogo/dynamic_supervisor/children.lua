@@ -628,13 +628,17 @@ end
 -- never), and wait until all are gone. The supervisor is terminating:
 -- handoff data that comes meanwhile, for children it will not start, is
 -- passed on to their owners and the stop waits for their answers
--- (handoff.on_passing); every other message is dropped. (Children still starting are
--- ended by their starters, which see the supervisor go.) With `dest_of`,
--- a child that takes part in the handoff is asked to hand its state to
--- `dest_of(record)` (its new owner's supervisor) instead of "shutdown".
+-- (handoff.on_passing); a call (`pogo.call`: a child's `terminate` may call
+-- its own supervisor) is answered with `answer(request)` at once; every
+-- other message is dropped. (Children still starting are ended by their
+-- starters, which see the supervisor go.) With `dest_of`, a child that takes
+-- part in the handoff is asked to hand its state to `dest_of(record)` (its
+-- new owner's supervisor) instead of "shutdown". The state changes only
+-- with `st.version` odd (views.lua), as in the supervisor's callbacks.
 -- @tparam table st
 -- @tparam[opt] function dest_of
-function M.shutdown_all(st, dest_of)
+-- @tparam[opt] function answer the reply to a call's request (nil: calls are dropped too)
+function M.shutdown_all(st, dest_of, answer)
   local waiting, n, timed = {}, 0, {}
   for _, c in pairs(st.children) do
     local proc = c.proc
@@ -685,8 +689,12 @@ function M.shutdown_all(st, dest_of)
         waiting[m[2]].done = true
         waiting[m[2]] = nil
         n = n - 1
+      elseif m[1] == "$call" and type(m[2]) == "table" then
+        if answer then pcall(pogo.reply, m[2], answer(m[3])) end
       else
+        st.version = st.version + 1
         handoff.on_passing(st, m) -- data that came meanwhile, or an answer to data passed on
+        st.version = st.version + 1
       end
     end
   end

@@ -317,6 +317,33 @@ function M.on_child(st, kind, group, pids)
   if c.proc or not req or M.owner(st, c, req) == st.me then state.mark(st, c) end
 end
 
+--- The child groups that already had members when the supervisor began to
+-- monitor the scope (the snapshot `pg.monitor_scope` returns, `{group, pids}`
+-- entries): each is taken as the join it would have been notified as, once
+-- the requests are known (after the first rescan). A restarted supervisor
+-- learns so where every child runs (`last_node`, for the global view) and
+-- which requests have run (`ran_uid`: a temporary child never runs again).
+-- @tparam table st
+-- @tparam {table,...} snapshot
+function M.existing_children(st, snapshot)
+  for _, entry in ipairs(snapshot or {}) do
+    local group, pids = entry[1], entry[2]
+    if type(group) == "table" and group[1] == "child" and #pids > 0 then M.on_child(st, "join", group, pids) end
+  end
+end
+
+--- Repair record `c` when it has no `last_node` though its child group has
+-- members (a join this supervisor never saw): as if that join came now.
+-- Called by the repair pass's sweep.
+-- @tparam table st
+-- @tparam table c
+function M.repair_running(st, c)
+  if c.last_node then return end
+  local group = { "child", c.id }
+  local pids = pg.get_members(st.scope, group)
+  if #pids > 0 then M.on_child(st, "join", group, pids) end
+end
+
 --- The pid running child `id` anywhere (the owner's copy if two run), or nil.
 -- @tparam table st
 -- @param id
