@@ -321,3 +321,21 @@ describe("the cookie file", function()
     assert.are.equal("pogo: cannot read the cookie file " .. path .. ": permission denied\n", err)
   end)
 end)
+
+describe("pogo.node_name.resolve", function()
+  local resolve = require("pogo.node_name").resolve
+  local nodes = { "a@127.0.0.1:1", "b@127.0.0.1:2", "b@127.0.0.1:3" }
+
+  it("takes a full name, a short name that one node has, or host:port", function()
+    assert.are.equal("a@127.0.0.1:1", resolve("a@127.0.0.1:1", nodes))
+    assert.are.equal("a@127.0.0.1:1", resolve("a", nodes))
+    assert.are.equal("b@127.0.0.1:3", resolve("127.0.0.1:3", nodes))
+  end)
+
+  it("refuses a short name that several nodes share, and an unknown one, saying why", function()
+    assert.same({ nil, "more than one node is named b: give the full name" }, { resolve("b", nodes) })
+    local _, why = resolve("c", nodes)
+    assert.are.equal("no node c in the cluster (nodes: a@127.0.0.1:1, b@127.0.0.1:2, b@127.0.0.1:3)", why)
+    assert.are.equal("a@127.0.0.1:1", nodes[1]) -- (the list given is left as it was)
+  end)
+end)

@@ -20,7 +20,7 @@ function M.resolve(spec, nodes)
     if n == spec then return n end
     local short, addr = n:match("^([^@]*)@(.*)$")
     if short then
-      by_short[short] = by_short[short] and false or n
+      if by_short[short] == nil then by_short[short] = n else by_short[short] = false end -- (false: shared)
       by_addr[addr] = n
     end
   end
