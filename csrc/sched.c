@@ -263,7 +263,12 @@ static const char NESTED[] = "called from a coroutine nested in a process (only 
  * yields, the main chunk drives the loop; host code, luv callbacks and
  * coroutines nested in a process cannot. */
 static const char *cannot_block(pogo_node *N, lua_State *L) {
-  if (N->current) return N->current->co == L && lua_isyieldable(L) ? NULL : NESTED;
+  if (N->current) {
+    if (N->current->co != L) return NESTED;
+    return lua_isyieldable(L) ? NULL
+                              : "called where the process cannot yield (inside a Lua function called from C: a "
+                                "metamethod, a table.sort comparator, a string.gsub function)";
+  }
   if (pogo_host_code(N))
     return "cannot block in host code (the host owns the loop and calls pogo.step); spawn a process and block in it";
   if (N->driving) return "cannot block inside a luv callback (spawn a process instead)";

@@ -30,7 +30,8 @@
 -- The node also registers a pogo.server "prosody": pogo.call({"prosody",
 -- node}, "info") returns {version =, hosts = {...}, sessions = n}.
 --
--- Stopping Prosody stops the node (peers see nodedown "shutdown").
+-- Stopping Prosody stops the node (peers see nodedown "shutdown"); so does
+-- unloading the module, which a reload then starts again (module:reload).
 -- Prosody runs its signal handlers (SIGTERM) from a Lua hook, at whatever
 -- instruction comes next: possibly inside pogo.step, in a callback of the
 -- node's loop, where the node cannot be stopped. A stop asked for there is
@@ -112,10 +113,11 @@ local info_server = pogo.spawn(require("pogo.server").enter_loop, {
 }, {})
 pogo.register("prosody", info_server)
 
+local script_pid -- the script's process (ended with the module: see stop)
 if opts.script then
   local chunk = assert(loadfile(opts.script))
   local script = opts.script
-  pogo.spawn(function(...)
+  script_pid = pogo.spawn(function(...)
     local ok, err = xpcall(chunk, debug.traceback, ...)
     if not ok then
       module:log("error", "the script %s failed: %s", script, err)
@@ -148,6 +150,14 @@ function stop()
     local t = pogo.timeout()
     socket.sleep(t >= 0 and math.min(t, 10) / 1000 or 0.01)
   end
+  -- what this module spawned outside the trees ends with it (once the trees
+  -- are down: the script may be their parent), so that a reload
+  -- (module:reload("pogo"): unload, then load) finds no process of the old
+  -- node still registered as "prosody"
+  for _, pid in ipairs { info_server, script_pid } do
+    if pogo.alive(pid) then pogo.exit(pid, "kill") end
+  end
+  pogo.step()
   arm(-1)
   watcher:close()
 end
