@@ -527,11 +527,16 @@ local function run_remote(args, opts)
   local pogo = require "pogo"
   local uv = require "luv"
   local node = target_node(args, opts)
-  local ok, session = pogo.rpc(node, "pogo.observer.console", "open", { pogo.self() }, args.wait_ms or 5000)
-  if not ok then
-    M.leave()
-    fail(EXIT_FAILURE, "cannot open a console on " .. node .. ": " .. tostring(session))
+  local call_timeout = args.call_timeout_ms or 60000
+  local function open()
+    local ok, session = pogo.rpc(node, "pogo.observer.console", "open", { pogo.self() }, args.wait_ms or 5000)
+    if not ok then
+      M.leave()
+      fail(EXIT_FAILURE, "cannot open a console on " .. node .. ": " .. tostring(session))
+    end
+    return session
   end
+  local session = open()
   local tty = uv.guess_handle(0) == "tty"
   local short = node:match("^([^@]*)@") or node
   local me, tag = pogo.self(), {}
@@ -567,9 +572,17 @@ local function run_remote(args, opts)
     else
       pending = nil
       if chunk:find("%S") then
-        local okc, r = pcall(pogo.call, session, { "eval", chunk }, args.call_timeout_ms or 60000)
+        local okc, r = pcall(pogo.call, session, { "eval", chunk }, call_timeout)
         if okc then
           print_result(r, args.json, node)
+        elseif tostring(r):find("^timeout") then
+          -- the chunk still runs there: end it with its session, go on in a fresh one
+          pogo.demonitor(nodedown_ref)
+          pogo.exit(session, "kill")
+          session = open()
+          nodedown_ref = pogo.monitor(session)
+          io.stderr:write(string.format("pogo: the chunk ran past --call-timeout-ms (%d ms): it was ended with "
+            .. "its session, and a fresh session started (globals lost)\n", call_timeout))
         else
           io.stderr:write("pogo: ", tostring(r), "\n")
           if tostring(r):find("^noconnection") or tostring(r):find("^noproc") then

@@ -203,6 +203,31 @@ describe("bin/pogo observer commands", function()
     assert.is_not_nil(down, "the session ends with its owner")
   end)
 
+  it("remote: a chunk past --call-timeout-ms is ended, the next runs in a fresh session; none spins on", function()
+    local function idle(why)
+      cluster.wait_until(function()
+        local ok, n = c:rpc(nodes[2], R, "busy", {}, 2000)
+        return ok and n == 0
+      end, 10000, why)
+    end
+    local t0 = pogo.now()
+    local code, out, err = run({ "remote", "o2", "--call-timeout-ms", "1000" },
+      { stdin = "x = 5\nx\nwhile true do end\nx\n1 + 1\n", timeout_ms = 15000 })
+    assert.are.equal(0, code, err)
+    -- x was lost with the session the chunk ran in; the next chunks ran at once
+    assert.are.equal("5\nnil\n2\n", out)
+    assert.are.equal(1, select(2, err:gsub("\n", "")), err) -- one line
+    assert.matches("^pogo: the chunk ran past %-%-call%-timeout%-ms %(1000 ms%)", err)
+    assert.matches("fresh session", err)
+    assert.is_true(pogo.now() - t0 < 8000)
+    idle("the chunk past its timeout is ended on the node")
+    -- a tool that dies while its chunk runs: the session ends with it
+    local ok = pcall(run, { "remote", "o2", "--call-timeout-ms", "600000" },
+      { stdin = "while true do end\n", timeout_ms = 2000 })
+    assert.is_false(ok) -- (killed by the helper at its timeout)
+    idle("the session of a dead tool is ended on the node")
+  end)
+
   it("top: refreshes -n times, plain or JSON lines when stdout is not a terminal", function()
     local code, out, err = run { "top", "-n", "2", "--interval-ms", "200" }
     assert.are.equal(0, code, err)

@@ -22,6 +22,17 @@ function M.waiting(sup)
   return n
 end
 
+--- How many processes of this node are ready to run or running, the
+-- caller aside (a chunk that spins stays so; an idle node has none for long).
+function M.busy()
+  local me, n = pogo.self(), 0
+  for _, pid in ipairs(pogo.processes()) do
+    local info = pid ~= me and pogo.process_info(pid)
+    if info and (info.status == "runnable" or info.status == "running") then n = n + 1 end
+  end
+  return n
+end
+
 --- Crash the child `id` wherever it runs (its supervisor restarts it).
 function M.crash(id)
   local pid = dsup.whereis("jobs", id)
