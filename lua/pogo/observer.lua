@@ -157,18 +157,48 @@ local function specs_known(st)
   return n
 end
 
+-- A supervisor's counts {active =, specs =} as last read (state -> counts):
+-- while its state cannot be read (the supervisor is in the middle of a
+-- change, preempted: a node that joined or went, thousands of children to
+-- move), they are reported rather than a false 0.
+local last_counts = setmetatable({}, { __mode = "k" })
+local ASK_MS = 1000 -- the longest a supervisor never read before is asked
+
+-- The counts of supervisor `st`: read from its state; else the last read;
+-- else asked of it (bounded); else read as they are, mid-change.
+local function counts_of(st, views)
+  local ok, active = views.read(st, running_here)
+  local okg, specs = views.read(st, specs_known)
+  local last = last_counts[st]
+  if not (ok and okg) and not last and st.pid ~= pogo.self() then
+    local oka, r = pcall(pogo.call, st.pid, { "count_children", "local" }, ASK_MS)
+    local okb, g = false, nil
+    if oka then okb, g = pcall(pogo.call, st.pid, { "count_children", "global" }, ASK_MS) end
+    if not ok and oka and type(r) == "table" and type(r[1]) == "table" then ok, active = true, r[1].active end
+    if not okg and okb and type(g) == "table" and type(g[1]) == "table" then okg, specs = true, g[1].specs end
+  end
+  if not ok then
+    if last then active = last.active else active = select(2, pcall(running_here, st)) end
+  end
+  if not okg then
+    if last then specs = last.specs else specs = select(2, pcall(specs_known, st)) end
+  end
+  active, specs = tonumber(active) or (last and last.active) or 0, tonumber(specs) or (last and last.specs) or 0
+  last_counts[st] = { active = active, specs = specs }
+  return active, specs
+end
+
 -- The supervisors of this node, each {name, scope, active, specs, ring, shares, counters}.
 local function supervisors()
   local views = require "pogo.dynamic_supervisor.views"
   local out = {}
   local counters = timeline.counters()
   for _, st in ipairs(views.list()) do
-    local ok, active = views.read(st, running_here)
-    local okg, specs = views.read(st, specs_known)
+    local active, specs = counts_of(st, views)
     local name = tostring(st.name or st.scope)
     out[#out + 1] = {
       name = name, scope = st.scope,
-      active = ok and active or 0, specs = okg and specs or 0,
+      active = active, specs = specs,
       ring = st.ring:nodes(), shares = st.ring:shares(),
       counters = counters[name] or timeline.counters_of(name),
     }

@@ -228,6 +228,21 @@ describe("bin/pogo observer commands", function()
     idle("the session of a dead tool is ended on the node")
   end)
 
+  it("a node's children are counted while its supervisor is busy changing its state, not reported as 0", function()
+    local function jobs_here()
+      local st = c:call(nodes[1], "pogo.observer", "node_stats", {})
+      for _, s in ipairs(st.supervisors) do
+        if s.name == "jobs" then return s end
+      end
+    end
+    local before = jobs_here()
+    assert.is_true(before.active > 0)
+    local ok, during = c:rpc(nodes[1], R, "stats_while_busy", { "jobs" }, 10000)
+    assert.is_true(ok, tostring(during))
+    assert.are.equal(before.active, during.active)
+    assert.are.equal(before.specs, during.specs)
+  end)
+
   it("top: refreshes -n times, plain or JSON lines when stdout is not a terminal", function()
     local code, out, err = run { "top", "-n", "2", "--interval-ms", "200" }
     assert.are.equal(0, code, err)

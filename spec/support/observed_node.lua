@@ -33,6 +33,21 @@ function M.busy()
   return n
 end
 
+--- This node's `pogo.observer.node_stats` read while the state of its
+-- supervisor `sup` cannot be read (as while the supervisor is in the middle
+-- of a change and was preempted: its `version` odd). Returns that
+-- supervisor's entry.
+function M.stats_while_busy(sup)
+  local st = require("pogo.dynamic_supervisor.views").state_of(sup)
+  st.version = st.version + 1
+  local ok, stats = pcall(require("pogo.observer").node_stats)
+  st.version = st.version - 1
+  assert(ok, stats)
+  for _, s in ipairs(stats.supervisors) do
+    if s.name == sup then return s end
+  end
+end
+
 --- Crash the child `id` wherever it runs (its supervisor restarts it).
 function M.crash(id)
   local pid = dsup.whereis("jobs", id)
