@@ -237,6 +237,54 @@ describe("the web page's server", function()
     end
   end)
 
+  it("the timeline: a node's coming and going still shows after more moves and restarts than it holds", function()
+    get_json("/api/cluster") -- someone watches: the collector gathers at each nodeup and nodedown
+    local n5 = c:start_node { name = "d5", seeds = { nodes[1] } }
+    local function kinds_of(events, node)
+      local seen = {}
+      for _, e in ipairs(events) do
+        if e.node == node then seen[e.kind] = true end
+      end
+      return seen
+    end
+    local ok, err = pcall(function()
+      cluster.wait_until(function()
+        local _, ev = get_json("/api/events?since=0")
+        return kinds_of(ev.events, n5.name).node_up
+      end, 10000, "d5's coming in the timeline")
+      c:stop(n5)
+      cluster.wait_until(function()
+        local _, ev = get_json("/api/events?since=0")
+        return kinds_of(ev.events, n5.name).node_down
+      end, 10000, "d5's going in the timeline")
+    end)
+    if not n5.exited then c:kill(n5) end
+    assert(ok, err)
+    local okf, flooded = c:rpc(nodes[2], R, "flood", { 600 }, 5000)
+    assert.is_true(okf and flooded, tostring(flooded))
+    local ev
+    cluster.wait_until(function()
+      ev = select(2, get_json("/api/events?since=0"))
+      local last = ev.events[#ev.events]
+      return last and last.id == "flood600"
+    end, 10000, "the flood in the timeline")
+    local floods = 0
+    for _, e in ipairs(ev.events) do
+      if e.detail == "flooded" then floods = floods + 1 end
+    end
+    assert.is_true(floods >= 300, "the timeline still holds moves and restarts: " .. floods)
+    local seen = kinds_of(ev.events, n5.name)
+    assert.is_true(seen.node_up and seen.node_down, "d5 came and went in /api/events")
+    local _, snap = get_json("/api/cluster")
+    seen = kinds_of(snap.events, n5.name)
+    assert.is_true(seen.node_up and seen.node_down, "d5 came and went in the page's snapshot")
+    local last
+    for _, e in ipairs(snap.events) do
+      if last then assert.is_true(e.time >= last, "in time order") end
+      last = e.time
+    end
+  end)
+
   -- the last spec of the file: a 4th node that stops answering (SIGSTOP)
   -- until every node sees it down, then stops cleanly
   it("/metrics: a node that is down stays with pogo_node_up 0; one that stopped cleanly drops out", function()

@@ -48,6 +48,14 @@ function M.stats_while_busy(sup)
   end
 end
 
+--- Add `n` restart events of supervisor `jobs` to this node's timeline
+-- (children "flood1" .. "flood<n>"), as many restarts or moves would.
+function M.flood(n)
+  local timeline = require "pogo.observer.timeline"
+  for i = 1, n do timeline.record("restart", "jobs", "flood" .. i, "flooded") end
+  return true
+end
+
 --- Crash the child `id` wherever it runs (its supervisor restarts it).
 function M.crash(id)
   local pid = dsup.whereis("jobs", id)
