@@ -367,19 +367,18 @@ local function run_children(args, opts)
       fail(EXIT_FAILURE, "--on: " .. why)
     end
   end
+  -- SUP: a scope, else a name (a supervisor started with a scope and no name shows its scope)
   local via
-  for _, s in ipairs(snap.supervisors) do
-    if s.name == args.sup then
-      for _, n in ipairs(snap.nodes) do
-        if s.per_node[n.name] ~= nil and (not via or n.name < via) then via = n.name end
-      end
-    end
+  local s = observer.find_supervisor(snap, args.sup)
+  for _, n in ipairs(s and snap.nodes or {}) do
+    if s.per_node[n.name] ~= nil and (not via or n.name < via) then via = n.name end
   end
   if not via then
     M.leave()
     fail(EXIT_FAILURE, "no node of the cluster runs a distributed supervisor named " .. args.sup)
   end
-  local ok, res, why = pogo.rpc(via, "pogo.observer", "children", { args.sup, { node = on, fresh = true } },
+  local ok, res, why = pogo.rpc(via, "pogo.observer", "children",
+                                { s.scope, { node = on, fresh = true, scope = true } },
                                 args.wait_ms or 5000)
   if not ok or not res then
     M.leave()
@@ -766,7 +765,7 @@ M.COMMANDS = {
     .. "a malformed --seeds)."),
   children = command("the children of supervisor SUP (the global view)", "the children", run_children,
     function(cmd)
-      cmd:argument("sup", "the supervisor's name"):argname("SUP")
+      cmd:argument("sup", "the supervisor's scope, or its name"):argname("SUP")
       cmd:option("--on", "only the children running on NODE: its full name, its name before @, or host:port")
         :argname("NODE")
     end),

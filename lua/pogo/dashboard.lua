@@ -13,7 +13,7 @@
 -- * `/api/stream`: the same as server-sent events, one every `interval_ms`
 --   (500) while someone watches, and at once when a node comes or goes;
 -- * `/api/children?sup=NAME&page=1&per_page=50&node=&q=`: one page of a
---   supervisor's children (its global view, read on a node that runs it),
+--   supervisor's children (NAME: its scope, else its name) (its global view, read on a node that runs it),
 --   with the count per node: the page never holds more than one page of
 --   rows, whatever the number of children;
 -- * `/api/events?since=SEQ`: the timeline (the last 500 moves, restarts and
@@ -291,19 +291,18 @@ local function children_page(dash, req, res)
   local per_page = int(q.per_page, 50, 1, 500)
   local page = int(q.page, 1, 1, 1e9)
   local opts = { offset = (page - 1) * per_page, limit = per_page, node = q.node, q = q.q }
+  -- sup: a scope, else a name (as the snapshot shows them); read by scope where it runs
   local via
   local views = require "pogo.dynamic_supervisor.views"
-  if views.state_of(sup) then
-    via = pogo.node()
+  local here = views.lookup(sup)
+  if here then
+    via, opts.scope, sup = pogo.node(), true, here.scope
   else
-    local snap = snapshot(dash, 5000)
-    for _, s in ipairs(snap and snap.supervisors or {}) do
-      if s.name == sup then
-        for node in pairs(s.per_node) do
-          if not via or node < via then via = node end
-        end
-      end
+    local s = observer.find_supervisor(snapshot(dash, 5000), sup)
+    for node in pairs(s and s.per_node or {}) do
+      if not via or node < via then via = node end
     end
+    if s then opts.scope, sup = true, s.scope end
   end
   if not via then return json(res, 404, { error = "no node runs a supervisor named " .. sup }) end
   local ok, r, why

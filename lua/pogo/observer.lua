@@ -195,15 +195,15 @@ local function supervisors()
   local counters = timeline.counters()
   for _, st in ipairs(views.list()) do
     local active, specs = counts_of(st, views)
-    local name = tostring(st.name or st.scope)
+    local name, scope = tostring(st.name or st.scope), tostring(st.scope)
     out[#out + 1] = {
-      name = name, scope = st.scope,
+      name = name, scope = scope,
       active = active, specs = specs,
       ring = st.ring:nodes(), shares = st.ring:shares(),
-      counters = counters[name] or timeline.counters_of(name),
+      counters = counters[scope] or timeline.counters_of(scope),
     }
   end
-  table.sort(out, function(a, b) return a.name < b.name end)
+  table.sort(out, function(a, b) return a.name < b.name or (a.name == b.name and a.scope < b.scope) end)
   return out
 end
 
@@ -230,16 +230,19 @@ end
 
 -- ---- the cluster ----
 
--- Merge the supervisors of every node's stats by name.
+-- Merge the supervisors of every node's stats by scope (the supervisors of
+-- one scope form one distributed supervisor; two of different scopes may
+-- show the same name).
 local function merge_supervisors(nodes)
-  local by_name, list = {}, {}
+  local by_scope, list = {}, {}
   for _, n in ipairs(nodes) do
     for _, s in ipairs(n.supervisors or {}) do
-      local m = by_name[s.name]
+      local key = s.scope or s.name
+      local m = by_scope[key]
       if not m then
         m = { name = s.name, scope = s.scope, children = 0, specs = 0, per_node = {}, ring = {}, shares = {},
               restarts = 0, moves = 0, starts = 0, stops = 0, failed_starts = 0 }
-        by_name[s.name] = m
+        by_scope[key] = m
         list[#list + 1] = m
       end
       m.children = m.children + s.active
@@ -251,8 +254,22 @@ local function merge_supervisors(nodes)
       end
     end
   end
-  table.sort(list, function(a, b) return a.name < b.name end)
+  table.sort(list, function(a, b) return a.name < b.name or (a.name == b.name and a.scope < b.scope) end)
   return list
+end
+
+--- The distributed supervisor that `sup` means among a snapshot's
+-- (`gather`'s `supervisors`): the one of scope `sup`, else one named `sup`.
+-- @tparam table snap
+-- @tparam string sup
+-- @treturn ?table its entry
+function M.find_supervisor(snap, sup)
+  local named
+  for _, s in ipairs(snap and snap.supervisors or {}) do
+    if s.scope == sup then return s end
+    if s.name == sup and not named then named = s end
+  end
+  return named
 end
 
 -- Every link between two listed nodes once, with the mean of both sides' round trips.
@@ -420,13 +437,14 @@ end
 -- ---- children ----
 
 --- The children of distributed supervisor `sup` (a name registered on this
--- node) in the cluster: its global view, as rows of text, filtered and
--- paged. Asked by rpc, so that 10,000 children cross the wire as one page.
+-- node, else the scope of one of its supervisors) in the cluster: its
+-- global view, as rows of text, filtered and paged. Asked by rpc, so that 10,000 children cross the wire as one page.
 -- The view is read again at most once a second (paging through it costs a
 -- filter and a copy of one page), unless `fresh`.
 -- @tparam string sup
 -- @tparam[opt] table opts `offset` (0), `limit` (all), `node` (only that
---  node's), `q` (only ids whose text contains it), `fresh` (read it now)
+--  node's), `q` (only ids whose text contains it), `fresh` (read it now),
+--  `scope` (true: `sup` is a scope, not a name)
 -- @treturn[1] table `{supervisor =, total =, matched =, per_node = {[node] =
 --  count}, entries = {{id =, node =, pid =}, ...}}`
 -- @treturn[2] nil
@@ -434,12 +452,16 @@ end
 local CHILDREN_TTL_MS = 1000
 local children_cache = {} -- supervisor name -> {at =, all = {{id =, node =, pid =}, ...}, per_node =}
 
--- The global view of `sup` as rows of text, read again at most every CHILDREN_TTL_MS.
-local function child_rows(sup)
+-- The global view of supervisor state `st` as rows of text, read again at
+-- most every CHILDREN_TTL_MS (cached by scope).
+local function child_rows(st)
+  local views = require "pogo.dynamic_supervisor.views"
+  local sup = st.scope
   local e = children_cache[sup]
   local now = pogo.now()
   if e and now - e.at < CHILDREN_TTL_MS then return e end
-  local list = require("pogo.dynamic_supervisor").which_children(sup, "global")
+  local ok, list = views.read(st, views.which_children, "global")
+  if not ok then list = pogo.call(st.pid, { "which_children", "global" }, 30000)[1] end
   local all, per_node = {}, {}
   for i, x in ipairs(list) do
     per_node[x.node] = (per_node[x.node] or 0) + 1
@@ -453,11 +475,12 @@ end
 function M.children(sup, opts)
   opts = opts or {}
   local views = require "pogo.dynamic_supervisor.views"
-  if type(sup) ~= "string" or not views.state_of(sup) then
+  local st = type(sup) == "string" and views.lookup(sup, opts.scope == true)
+  if not st then
     return nil, "no distributed supervisor named " .. tostring(sup) .. " on " .. pogo.node()
   end
-  if opts.fresh then children_cache[sup] = nil end
-  local cached = child_rows(sup)
+  if opts.fresh then children_cache[st.scope] = nil end
+  local cached = child_rows(st)
   local list, per_node, rows = cached.all, cached.per_node, {}
   local q, only = opts.q, opts.node
   if q == "" then q = nil end

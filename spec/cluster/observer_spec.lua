@@ -243,6 +243,59 @@ describe("bin/pogo observer commands", function()
     assert.are.equal(before.specs, during.specs)
   end)
 
+  it("a supervisor started with a scope and no name is found by its scope; one named as another's scope stays apart",
+    function()
+      -- "dup": only a scope, on o1 and o2; on o3 a supervisor named "dup" of another scope, "dup-named"
+      for i = 1, 2 do
+        local ok, started, why = c:rpc(nodes[i], R, "start_other", { { scope = "dup", settle_ms = 0 }, 4, "d" }, 15000)
+        assert.is_true(ok and started, tostring(why or started))
+      end
+      local ok, started, why = c:rpc(nodes[3], R, "start_other",
+        { { name = "dup", scope = "dup-named", settle_ms = 0 }, 3, "n" }, 15000)
+      assert.is_true(ok and started, tostring(why or started))
+      local snap
+      cluster.wait_until(function()
+        local code, out = run { "status", "--json" }
+        if code ~= 0 then return false end
+        snap = cjson.decode(out)
+        local k = {}
+        for _, sup in ipairs(snap.supervisors) do k[sup.scope] = sup.children end
+        return k.dup == 4 and k["dup-named"] == 3
+      end, 15000, "both supervisors' children running")
+      local by_scope = {}
+      for _, sup in ipairs(snap.supervisors) do by_scope[sup.scope] = sup end
+      assert.are.equal("dup", by_scope.dup.name)
+      assert.are.equal("dup", by_scope["dup-named"].name)
+      assert.is_nil(by_scope.dup.per_node[nodes[3].name])
+      assert.are.same({ [nodes[3].name] = 3 }, by_scope["dup-named"].per_node)
+      -- children by scope: the scope-only one
+      local code, out, err = run { "children", "dup-named", "--json" }
+      assert.are.equal(0, code, err)
+      assert.are.equal(3, #cjson.decode(out).children)
+      code, out, err = run { "children", "dup", "--json" }
+      assert.are.equal(0, code, err)
+      local ids = {}
+      for _, ch in ipairs(cjson.decode(out).children) do ids[#ids + 1] = ch.id end
+      table.sort(ids)
+      assert.are.same({ "d1", "d2", "d3", "d4" }, ids)
+      -- and read by rpc as the web page does, on a node that has only the scope
+      local okc, r, why2 = c:rpc(nodes[1], "pogo.observer", "children", { "dup", {} }, 5000)
+      assert.is_true(okc and r ~= nil, tostring(why2 or r))
+      assert.are.equal(4, r.total)
+      -- /metrics: one series per supervisor and node, told apart by scope
+      local text = require("pogo.metrics").render(require("pogo.observer").gather { timeout_ms = 5000 })
+      local series = {}
+      for line in text:gmatch("[^\n]+") do
+        if not line:find("^#") then
+          local key = line:match("^(%S+)")
+          assert.is_nil(series[key], "a duplicate series: " .. key)
+          series[key] = true
+        end
+      end
+      assert.is_true(series['pogo_supervisor_specs{supervisor="dup",scope="dup"}'], text)
+      assert.is_true(series['pogo_supervisor_specs{supervisor="dup",scope="dup-named"}'], text)
+    end)
+
   it("top: refreshes -n times, plain or JSON lines when stdout is not a terminal", function()
     local code, out, err = run { "top", "-n", "2", "--interval-ms", "200" }
     assert.are.equal(0, code, err)

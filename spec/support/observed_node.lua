@@ -56,6 +56,23 @@ function M.flood(n)
   return true
 end
 
+--- Start a distributed supervisor here, `opts` as `start_link`'s (its
+-- children: `n` workers "<prefix><i>"), held by a process of its own.
+-- Returns once it runs.
+function M.start_other(opts, n, prefix)
+  local me = pogo.self()
+  local list = {}
+  for i = 1, n do list[i] = { id = prefix .. i, start = { "support.worker", "start_link" } } end
+  opts.children = list
+  pogo.spawn(function()
+    local pid, err = dsup.start_link(opts)
+    pogo.send(me, { "started", pid or false, err })
+    if pid then pogo.receive() end
+  end)
+  local m = pogo.receive(function(x) return type(x) == "table" and x[1] == "started" end, 10000)
+  return m and m[2] and true or false, m and m[3]
+end
+
 --- Crash the child `id` wherever it runs (its supervisor restarts it).
 function M.crash(id)
   local pid = dsup.whereis("jobs", id)

@@ -46,8 +46,8 @@
 
   function currentSup(snap) {
     const sups = arr(snap.supervisors);
-    let sup = sups.find((s) => s.name === state.sup);
-    if (!sup && sups.length) { sup = sups[0]; state.sup = sup.name; state.page = 1; }
+    let sup = sups.find((s) => s.scope === state.sup);
+    if (!sup && sups.length) { sup = sups[0]; state.sup = sup.scope; state.page = 1; }
     return sup || null;
   }
 
@@ -166,9 +166,11 @@
 
   function renderSupSelect(sups) {
     const sel = $('sup-select');
-    const names = sups.map((s) => s.name);
-    if (sel.options.length !== names.length || names.some((n, i) => sel.options[i].value !== n)) {
-      sel.innerHTML = names.map((n) => '<option>' + esc(n) + '</option>').join('');
+    // each supervisor by its scope (two may share a name), shown by its name
+    const scopes = sups.map((s) => s.scope);
+    if (sel.options.length !== scopes.length || scopes.some((n, i) => sel.options[i].value !== n)) {
+      sel.innerHTML = sups.map((s) => '<option value="' + esc(s.scope) + '">' + esc(s.name) +
+        (s.name !== s.scope ? ' (scope ' + esc(s.scope) + ')' : '') + '</option>').join('');
     }
     if (state.sup) sel.value = state.sup;
   }
@@ -202,7 +204,7 @@
   function fetchChildren(force) {
     const sup = state.sup;
     if (!sup || state.fetching) return;
-    const s = arr(state.snap && state.snap.supervisors).find((x) => x.name === sup);
+    const s = arr(state.snap && state.snap.supervisors).find((x) => x.scope === sup);
     const key = [sup, state.page, state.node, state.q, s ? s.children + ':' + JSON.stringify(obj(s.per_node)) : ''].join('|');
     const now = Date.now();
     if (key !== state.childrenKey) state.retries = 0;
