@@ -176,6 +176,14 @@ describe("the web page's server", function()
     assert.are.equal(1, prom.sum(prom.parse(text), "pogo_restarts_total", { supervisor = "jobs" }))
   end)
 
+  it("HEAD /api/stream: the head of the stream, no body, the connection closed at once", function()
+    local data = client.raw(port, "HEAD /api/stream HTTP/1.1\r\nHost: test\r\n\r\n", 3000)
+    local status, headers, body = client.parse(data)
+    assert.are.equal(200, status)
+    assert.are.equal("text/event-stream", headers["content-type"])
+    assert.are.equal("", body)
+  end)
+
   it("listens only where told", function()
     local conn, err = client.connect(port, "127.0.0.2")
     if conn then conn.close() end
