@@ -30,13 +30,18 @@
 -- line feed); numbers are written so that Go's ParseFloat reads them back
 -- (integers exactly; NaN, +Inf, -Inf by name).
 -- @module pogo.metrics
+local json_mod = require "pogo.json"
+
 local M = {}
 
 --- The Content-Type of the format.
 M.CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+-- A label value: the format's escapes, and a byte that is not part of valid
+-- UTF-8 (the format wants UTF-8) as the text \xNN.
 local function escape(v)
-  return (tostring(v):gsub("[\\\"\n]", { ["\\"] = "\\\\", ["\""] = "\\\"", ["\n"] = "\\n" }))
+  local s = tostring(v):gsub("[\\\"\n]", { ["\\"] = "\\\\", ["\""] = "\\\"", ["\n"] = "\\n" })
+  return (json_mod.utf8_valid(s, function(b) return string.format("\\\\x%02X", b) end))
 end
 
 local function number(x)

@@ -184,6 +184,38 @@ describe("the web page's server", function()
     assert.are.equal("", body)
   end)
 
+  it("/metrics and the JSON stay valid UTF-8 when a name is not (a scope of raw bytes)", function()
+    local ok, started, why = c:rpc(nodes[1], R, "start_other", { { scope = "bad\xff\xc0", settle_ms = 0 }, 2, "b\xfe" },
+      15000)
+    assert.is_true(ok and started, tostring(why or started))
+    local text
+    cluster.wait_until(function()
+      local _, _, t = client.get(port, "/metrics")
+      text = t
+      return t:find('scope="bad\\\\xFF\\\\xC0"', 1, true) ~= nil
+    end, 10000, "the supervisor in /metrics")
+    assert.is_not_nil(utf8.len(text), "/metrics is UTF-8")
+    local fams = prom.parse(text)
+    assert.are.equal(2, prom.sum(fams, "pogo_supervisor_specs", { scope = "bad\\xFF\\xC0" }))
+    local promtool = uv.fs_access("/usr/bin/promtool", "X") and "/usr/bin/promtool"
+    if promtool then
+      local path = os.tmpname()
+      local f = assert(io.open(path, "w"))
+      f:write(text)
+      f:close()
+      local p = io.popen(promtool .. " check metrics < " .. path .. " 2>&1")
+      local said = p:read("a")
+      local okp = p:close()
+      os.remove(path)
+      assert.is_true(okp, "promtool check metrics: " .. said)
+    end
+    local _, _, body = client.get(port, "/api/cluster")
+    assert.is_not_nil(utf8.len(body), "/api/cluster is UTF-8")
+    local _, _, page = client.get(port, "/api/children?sup=bad%FF%C0")
+    assert.is_not_nil(utf8.len(page), "/api/children is UTF-8")
+    assert.are.equal(2, cjson.decode(page).total)
+  end)
+
   it("listens only where told", function()
     local conn, err = client.connect(port, "127.0.0.2")
     if conn then conn.close() end
