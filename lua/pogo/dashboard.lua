@@ -278,10 +278,14 @@ local function json(res, status, v)
   return res:send(status, JSON, type(v) == "string" and v or json_mod.encode(v))
 end
 
+-- A query's integer: `default` when it is no number; clamped to [min, max]
+-- however large (a number past 2^63 is no integer, but it is past max).
 local function int(v, default, min, max)
-  local n = math.tointeger(tonumber(v))
-  if not n then return default end
-  return math.max(min, math.min(max, n))
+  local x = tonumber(v)
+  if not x or x ~= x then return default end
+  if x >= max then return max end
+  if x <= min then return min end
+  return math.tointeger(x) or math.floor(x)
 end
 
 local function children_page(dash, req, res)
@@ -289,7 +293,7 @@ local function children_page(dash, req, res)
   local sup = q.sup
   if not sup or sup == "" then return json(res, 400, { error = "sup (the supervisor's name) is required" }) end
   local per_page = int(q.per_page, 50, 1, 500)
-  local page = int(q.page, 1, 1, 1e9)
+  local page = int(q.page, 1, 1, 1000000000)
   local opts = { offset = (page - 1) * per_page, limit = per_page, node = q.node, q = q.q }
   -- sup: a scope, else a name (as the snapshot shows them); read by scope where it runs
   local via
