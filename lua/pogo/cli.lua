@@ -604,10 +604,11 @@ local function top_text(snap, events, terminal, width)
   local lines = {}
   lines[#lines + 1] = string.format("pogo top: %d node%s, seen from %s at %s%s", #snap.nodes,
     #snap.nodes == 1 and "" or "s", snap.via, clock(snap.time), terminal and "   (q quits)" or "")
-  local rows = {}
+  local rows, silent = {}, {}
   for _, n in ipairs(snap.nodes) do
-    if n.error then
-      rows[#rows + 1] = { n.name, "no answer: " .. n.error }
+    if n.error then -- (its figures are dashes; why, under the table)
+      rows[#rows + 1] = { n.name, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-" }
+      silent[#silent + 1] = "  " .. n.name .. ": no answer: " .. n.error
     else
       local r = n.rates or {}
       rows[#rows + 1] = { n.name, num(n.processes), num(n.run_queue), num(n.children), M.bytes(n.memory.lua),
@@ -618,6 +619,7 @@ local function top_text(snap, events, terminal, width)
   end
   lines[#lines + 1] = M.table({ "NODE", ">PROCS", ">RUNQ", ">CHILDREN", ">LUA HEAP", ">MSG/S", ">IN/S", ">OUT/S",
                                 ">BYTES IN", ">BYTES OUT", ">RTT" }, rows)
+  for _, l in ipairs(silent) do lines[#lines + 1] = l end
   local srows = {}
   for _, s in ipairs(snap.supervisors) do
     srows[#srows + 1] = { s.name, num(s.children), num(#s.ring), num(s.restarts), num(s.moves) }

@@ -546,6 +546,11 @@ describe("bin/pogo observer commands", function()
       code, out, e = run { "status" }
       assert.are.equal(1, code, e)
       assert.matches(pat .. "[%s%-]+no answer: down", out)
+      -- top: its figures are dashes, why it did not answer under the table
+      code, out, e = run { "top", "-n", "1", "--wait-ms", "1500" }
+      assert.are.equal(0, code, e)
+      assert.matches("\n" .. pat .. string.rep("%s+%-", 10) .. "\n", out)
+      assert.matches("\n  " .. pat .. ": no answer: down", out)
       -- back, then stopped on purpose: no longer listed, exit 0
       c:resume(n4)
       for _, n in ipairs(nodes) do
