@@ -215,6 +215,18 @@ error({ code = 1 })
     assert.are.equal("pogo: cannot listen on 127.0.0.1:" .. port .. ": address already in use\n", err)
   end)
 
+  it("--http: the page's address is logged once, by the dashboard's module", function()
+    local dir = tmpdir()
+    write(dir .. "/stop.lua", 'require("pogo").stop()\n', "600")
+    local code, out, err = run { "--cookie", "x", "--http", "127.0.0.1:0", dir .. "/stop.lua" }
+    rm_tree(dir)
+    assert.are.equal(0, code, err)
+    local logs = out .. err
+    local line = logs:match("[^\n]*the cluster's web page is at http://127%.0%.0%.1:%d+/[^\n]*")
+    assert.is_not_nil(line, logs)
+    assert.matches(" module=pogo%.dashboard", line)
+  end)
+
   it("--watch-stdin stops the node at the end of a piped stdin, and leaves a file on stdin alone", function()
     local dir = tmpdir()
     local script = dir .. "/stop.lua"

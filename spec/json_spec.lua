@@ -22,6 +22,15 @@ describe("pogo.json", function()
     assert.is_false(json.is_array({}))
   end)
 
+  it("writes valid UTF-8 whatever bytes the strings hold", function()
+    local text = json.encode({ ["k\xff"] = json.array({ "a\xffb", "\xe2\x82", "ok \u{20ac}", "\xed\xa0\x80" }) })
+    assert.is_not_nil(utf8.len(text), text)
+    local back = json.decode(text)
+    assert.are.same({ "a\u{ff}b", "\u{e2}\u{82}", "ok \u{20ac}", "\u{ed}\u{a0}\u{80}" }, back["k\u{ff}"])
+    assert.are.equal("x?y?", json.utf8_valid("x\xc0y\x80", function() return "?" end))
+    assert.are.equal("fine \u{20ac}", json.utf8_valid("fine \u{20ac}", error))
+  end)
+
   it("raises on a bad argument or a value JSON cannot hold", function()
     assert.has_error(function() json.array("x") end, "pogo.json.array: t must be a table, got string")
     local cycle = {}

@@ -367,19 +367,18 @@ local function run_children(args, opts)
       fail(EXIT_FAILURE, "--on: " .. why)
     end
   end
+  -- SUP: a scope, else a name (a supervisor started with a scope and no name shows its scope)
   local via
-  for _, s in ipairs(snap.supervisors) do
-    if s.name == args.sup then
-      for _, n in ipairs(snap.nodes) do
-        if s.per_node[n.name] ~= nil and (not via or n.name < via) then via = n.name end
-      end
-    end
+  local s = observer.find_supervisor(snap, args.sup)
+  for _, n in ipairs(s and snap.nodes or {}) do
+    if s.per_node[n.name] ~= nil and (not via or n.name < via) then via = n.name end
   end
   if not via then
     M.leave()
     fail(EXIT_FAILURE, "no node of the cluster runs a distributed supervisor named " .. args.sup)
   end
-  local ok, res, why = pogo.rpc(via, "pogo.observer", "children", { args.sup, { node = on, fresh = true } },
+  local ok, res, why = pogo.rpc(via, "pogo.observer", "children",
+                                { s.scope, { node = on, fresh = true, scope = true } },
                                 args.wait_ms or 5000)
   if not ok or not res then
     M.leave()
@@ -527,11 +526,16 @@ local function run_remote(args, opts)
   local pogo = require "pogo"
   local uv = require "luv"
   local node = target_node(args, opts)
-  local ok, session = pogo.rpc(node, "pogo.observer.console", "open", { pogo.self() }, args.wait_ms or 5000)
-  if not ok then
-    M.leave()
-    fail(EXIT_FAILURE, "cannot open a console on " .. node .. ": " .. tostring(session))
+  local call_timeout = args.call_timeout_ms or 60000
+  local function open()
+    local ok, session = pogo.rpc(node, "pogo.observer.console", "open", { pogo.self() }, args.wait_ms or 5000)
+    if not ok then
+      M.leave()
+      fail(EXIT_FAILURE, "cannot open a console on " .. node .. ": " .. tostring(session))
+    end
+    return session
   end
+  local session = open()
   local tty = uv.guess_handle(0) == "tty"
   local short = node:match("^([^@]*)@") or node
   local me, tag = pogo.self(), {}
@@ -567,9 +571,17 @@ local function run_remote(args, opts)
     else
       pending = nil
       if chunk:find("%S") then
-        local okc, r = pcall(pogo.call, session, { "eval", chunk }, args.call_timeout_ms or 60000)
+        local okc, r = pcall(pogo.call, session, { "eval", chunk }, call_timeout)
         if okc then
           print_result(r, args.json, node)
+        elseif tostring(r):find("^timeout") then
+          -- the chunk still runs there: end it with its session, go on in a fresh one
+          pogo.demonitor(nodedown_ref)
+          pogo.exit(session, "kill")
+          session = open()
+          nodedown_ref = pogo.monitor(session)
+          io.stderr:write(string.format("pogo: the chunk ran past --call-timeout-ms (%d ms): it was ended with "
+            .. "its session, and a fresh session started (globals lost)\n", call_timeout))
         else
           io.stderr:write("pogo: ", tostring(r), "\n")
           if tostring(r):find("^noconnection") or tostring(r):find("^noproc") then
@@ -592,10 +604,11 @@ local function top_text(snap, events, terminal, width)
   local lines = {}
   lines[#lines + 1] = string.format("pogo top: %d node%s, seen from %s at %s%s", #snap.nodes,
     #snap.nodes == 1 and "" or "s", snap.via, clock(snap.time), terminal and "   (q quits)" or "")
-  local rows = {}
+  local rows, silent = {}, {}
   for _, n in ipairs(snap.nodes) do
-    if n.error then
-      rows[#rows + 1] = { n.name, "no answer: " .. n.error }
+    if n.error then -- (its figures are dashes; why, under the table)
+      rows[#rows + 1] = { n.name, "-", "-", "-", "-", "-", "-", "-", "-", "-", "-" }
+      silent[#silent + 1] = "  " .. n.name .. ": no answer: " .. n.error
     else
       local r = n.rates or {}
       rows[#rows + 1] = { n.name, num(n.processes), num(n.run_queue), num(n.children), M.bytes(n.memory.lua),
@@ -606,6 +619,7 @@ local function top_text(snap, events, terminal, width)
   end
   lines[#lines + 1] = M.table({ "NODE", ">PROCS", ">RUNQ", ">CHILDREN", ">LUA HEAP", ">MSG/S", ">IN/S", ">OUT/S",
                                 ">BYTES IN", ">BYTES OUT", ">RTT" }, rows)
+  for _, l in ipairs(silent) do lines[#lines + 1] = l end
   local srows = {}
   for _, s in ipairs(snap.supervisors) do
     srows[#srows + 1] = { s.name, num(s.children), num(#s.ring), num(s.restarts), num(s.moves) }
@@ -753,7 +767,7 @@ M.COMMANDS = {
     .. "a malformed --seeds)."),
   children = command("the children of supervisor SUP (the global view)", "the children", run_children,
     function(cmd)
-      cmd:argument("sup", "the supervisor's name"):argname("SUP")
+      cmd:argument("sup", "the supervisor's scope, or its name"):argname("SUP")
       cmd:option("--on", "only the children running on NODE: its full name, its name before @, or host:port")
         :argname("NODE")
     end),

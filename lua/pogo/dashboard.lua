@@ -13,10 +13,11 @@
 -- * `/api/stream`: the same as server-sent events, one every `interval_ms`
 --   (500) while someone watches, and at once when a node comes or goes;
 -- * `/api/children?sup=NAME&page=1&per_page=50&node=&q=`: one page of a
---   supervisor's children (its global view, read on a node that runs it),
+--   supervisor's children (NAME: its scope, else its name) (its global view, read on a node that runs it),
 --   with the count per node: the page never holds more than one page of
 --   rows, whatever the number of children;
--- * `/api/events?since=SEQ`: the timeline (the last 500 events);
+-- * `/api/events?since=SEQ`: the timeline (the last 500 moves, restarts and
+--   failed starts, and the last 100 comings and goings of nodes);
 -- * `/api/nodes/NAME`: what node NAME tells about itself; NAME is a full
 --   name, its short part when one node has it, or "host:port"
 --   (`pogo.node_name`; 404: no such node connected or known to be down, or
@@ -49,8 +50,14 @@ local node_name = require "pogo.node_name"
 
 local M = {}
 
-local TIMELINE_MAX = 500 -- events kept by the collector
+local TIMELINE_MAX = 500 -- events kept by the collector (moves, restarts, failed starts)
+local NODE_EVENTS_MAX = 100 -- nodes' comings and goings kept by the collector, besides
 local SNAPSHOT_EVENTS = 100 -- events in each snapshot sent to the page
+local SNAPSHOT_NODE_EVENTS = 20 -- nodes' comings and goings in each snapshot, besides
+
+local function node_event(e)
+  return e.kind == "node_up" or e.kind == "node_down"
+end
 local WATCH_MS = 10000 -- an API request keeps the collector polling this long
 
 local FILES = {
@@ -112,8 +119,20 @@ local function page_view(snap, events, seq)
                 shares = s.shares, per_node = s.per_node, restarts = s.restarts, moves = s.moves,
                 starts = s.starts, stops = s.stops }
   end
-  local recent = array()
-  for i = math.max(1, #events - SNAPSHOT_EVENTS + 1), #events do recent[#recent + 1] = events[i] end
+  -- the newest events, and the newest comings and goings of nodes however
+  -- many moves came after them, in time order
+  local recent, others, nodes_ev = array(), 0, 0
+  for i = #events, 1, -1 do
+    local e = events[i]
+    if node_event(e) then
+      if nodes_ev < SNAPSHOT_NODE_EVENTS then nodes_ev = nodes_ev + 1; recent[#recent + 1] = e end
+    elseif others < SNAPSHOT_EVENTS then
+      others = others + 1
+      recent[#recent + 1] = e
+    end
+    if others >= SNAPSHOT_EVENTS and nodes_ev >= SNAPSHOT_NODE_EVENTS then break end
+  end
+  for i = 1, #recent // 2 do recent[i], recent[#recent + 1 - i] = recent[#recent + 1 - i], recent[i] end
   return { time = snap.time, via = snap.via, nodes = nodes, observers = array(snap.observers), supervisors = sups,
            links = array(snap.links), events = recent, seq = seq }
 end
@@ -125,7 +144,11 @@ local function collector(cfg)
 
   -- the timeline in time order (events of several nodes arrive out of
   -- order: by gather, and a node's coming is added at the next gather),
-  -- each numbered by arrival (cseq, for /api/events?since=)
+  -- each numbered by arrival (cseq, for /api/events?since=). Nodes'
+  -- comings and goings are kept apart from the rest (NODE_EVENTS_MAX of
+  -- them, TIMELINE_MAX of the rest), so thousands of moves do not push them out.
+  local counts = { [true] = 0, [false] = 0 } -- node events, others
+  local limit = { [true] = NODE_EVENTS_MAX, [false] = TIMELINE_MAX }
   local function add_event(e)
     st.seq = st.seq + 1
     e.cseq = st.seq
@@ -133,7 +156,14 @@ local function collector(cfg)
     local i = #list
     while i > 0 and list[i].time > e.time do i = i - 1 end
     table.insert(list, i + 1, e)
-    if #list > TIMELINE_MAX then table.remove(list, 1) end
+    local kind = node_event(e)
+    counts[kind] = counts[kind] + 1
+    if counts[kind] > limit[kind] then -- the oldest of its kind goes
+      local j = 1
+      while node_event(list[j]) ~= kind do j = j + 1 end
+      table.remove(list, j)
+      counts[kind] = counts[kind] - 1
+    end
   end
 
   -- A node that came up is an event once the next gather tells it is no
@@ -248,10 +278,14 @@ local function json(res, status, v)
   return res:send(status, JSON, type(v) == "string" and v or json_mod.encode(v))
 end
 
+-- A query's integer: `default` when it is no number; clamped to [min, max]
+-- however large (a number past 2^63 is no integer, but it is past max).
 local function int(v, default, min, max)
-  local n = math.tointeger(tonumber(v))
-  if not n then return default end
-  return math.max(min, math.min(max, n))
+  local x = tonumber(v)
+  if not x or x ~= x then return default end
+  if x >= max then return max end
+  if x <= min then return min end
+  return math.tointeger(x) or math.floor(x)
 end
 
 local function children_page(dash, req, res)
@@ -259,21 +293,20 @@ local function children_page(dash, req, res)
   local sup = q.sup
   if not sup or sup == "" then return json(res, 400, { error = "sup (the supervisor's name) is required" }) end
   local per_page = int(q.per_page, 50, 1, 500)
-  local page = int(q.page, 1, 1, 1e9)
+  local page = int(q.page, 1, 1, 1000000000)
   local opts = { offset = (page - 1) * per_page, limit = per_page, node = q.node, q = q.q }
+  -- sup: a scope, else a name (as the snapshot shows them); read by scope where it runs
   local via
   local views = require "pogo.dynamic_supervisor.views"
-  if views.state_of(sup) then
-    via = pogo.node()
+  local here = views.lookup(sup)
+  if here then
+    via, opts.scope, sup = pogo.node(), true, here.scope
   else
-    local snap = snapshot(dash, 5000)
-    for _, s in ipairs(snap and snap.supervisors or {}) do
-      if s.name == sup then
-        for node in pairs(s.per_node) do
-          if not via or node < via then via = node end
-        end
-      end
+    local s = observer.find_supervisor(snapshot(dash, 5000), sup)
+    for node in pairs(s and s.per_node or {}) do
+      if not via or node < via then via = node end
     end
+    if s then opts.scope, sup = true, s.scope end
   end
   if not via then return json(res, 404, { error = "no node runs a supervisor named " .. sup }) end
   local ok, r, why

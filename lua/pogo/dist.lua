@@ -463,7 +463,7 @@ function M.start(opts)
       M.dist_stop()
       error("pogo.start: http: " .. why, 0)
     end
-    log.info("the cluster's web page is at http://%s/", dash.addr)
+    require("pogo.log").with({ module = "pogo.dashboard" }).info("the cluster's web page is at http://%s/", dash.addr)
   end
   return name
 end

@@ -97,13 +97,20 @@ function Response:send(status, headers, body)
 end
 
 --- Start a streamed answer (an event stream): no length, the connection
--- closes at its end.
+-- closes at its end. A HEAD request gets the head only, and the connection
+-- closes at once: false is returned, as for a client gone, so the handler
+-- streams nothing.
 -- @tparam integer status
 -- @tparam ?table headers
 -- @treturn boolean
 function Response:stream(status, headers)
   if self.started then error("pogo.http: the request was answered already", 2) end
   self.started = true
+  if self.req.method == "HEAD" then
+    self.done = true
+    self.srv:write(self.id, head(status, headers, { "Connection: close\r\n" }), "close")
+    return false
+  end
   return self.srv:write(self.id, head(status, headers, { "Connection: close\r\n" }))
 end
 

@@ -50,8 +50,33 @@ local function copy(v, depth)
   return out
 end
 
+--- `s` with every byte that is not part of valid UTF-8 (a stray
+-- continuation byte, a cut or overlong sequence, a surrogate, past U+10FFFF)
+-- replaced by `repl(byte)`; `s` itself when it is valid.
+-- @tparam string s
+-- @tparam function repl byte (an integer) -> text
+-- @treturn string
+function M.utf8_valid(s, repl)
+  local ok, bad = utf8.len(s)
+  if ok then return s end
+  local out, i = {}, 1
+  while bad do
+    out[#out + 1] = s:sub(i, bad - 1)
+    out[#out + 1] = repl(s:byte(bad))
+    i = bad + 1
+    bad = select(2, utf8.len(s, i))
+  end
+  out[#out + 1] = s:sub(i)
+  return table.concat(out)
+end
+
+local function json_byte(b) return string.format("\\u%04x", b) end
+
 --- `v` as JSON text (lua-cjson's `encode`, lists marked with `array` written
--- `[]` when empty). Raises what lua-cjson raises (a function, a cycle).
+-- `[]` when empty). Raises what lua-cjson raises (a function, a cycle). The
+-- text is valid UTF-8: a byte of a string that is not (lua-cjson passes
+-- bytes on as they are) is written as the code point of its value
+-- (`"\xff"` as `"\u00ff"`).
 -- @param v
 -- @treturn string
 function M.encode(v)
@@ -59,7 +84,7 @@ function M.encode(v)
   local c = copy(v, 0)
   local text = cjson.encode(c)
   if marked then text = text:gsub(PATTERN, "[]") end
-  return text
+  return M.utf8_valid(text, json_byte)
 end
 
 --- JSON text as a value (lua-cjson's `decode`).

@@ -18,23 +18,30 @@
 --     pogo_dist_bytes_received_total{node}    counter  bytes of frames from other nodes
 --     pogo_dist_bytes_sent_total{node}        counter  bytes of frames to other nodes
 --     pogo_link_rtt_seconds{node,peer}        gauge    round-trip time of the link (moving average)
---     pogo_supervisor_children{supervisor,node} gauge  children running there
---     pogo_supervisor_specs{supervisor}       gauge    child specs known (the largest count of any node)
---     pogo_ring_share{supervisor,node}        gauge    the node's share of the supervisor's ring
---     pogo_restarts_total{supervisor,node}    counter  children restarted there
---     pogo_moves_total{supervisor,node}       counter  children that moved there
+--     pogo_supervisor_children{supervisor,scope,node} gauge  children running there
+--     pogo_supervisor_specs{supervisor,scope}       gauge    child specs known (the largest count of any node)
+--     pogo_ring_share{supervisor,scope,node}        gauge    the node's share of the supervisor's ring
+--     pogo_restarts_total{supervisor,scope,node}    counter  children restarted there
+--     pogo_moves_total{supervisor,scope,node}       counter  children that moved there
+--   (`supervisor`: its name, else its scope; `scope`: its pg scope, which
+--   tells two supervisors of one name apart)
 --
 -- Label values are escaped as the format says (backslash, double quote,
 -- line feed); numbers are written so that Go's ParseFloat reads them back
 -- (integers exactly; NaN, +Inf, -Inf by name).
 -- @module pogo.metrics
+local json_mod = require "pogo.json"
+
 local M = {}
 
 --- The Content-Type of the format.
 M.CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
+-- A label value: the format's escapes, and a byte that is not part of valid
+-- UTF-8 (the format wants UTF-8) as the text \xNN.
 local function escape(v)
-  return (tostring(v):gsub("[\\\"\n]", { ["\\"] = "\\\\", ["\""] = "\\\"", ["\n"] = "\\n" }))
+  local s = tostring(v):gsub("[\\\"\n]", { ["\\"] = "\\\\", ["\""] = "\\\"", ["\n"] = "\\n" })
+  return (json_mod.utf8_valid(s, function(b) return string.format("\\\\x%02X", b) end))
 end
 
 local function number(x)
@@ -115,18 +122,20 @@ function M.render(snap)
   local children, specs, shares, restarts, moves = {}, {}, {}, {}, {}
   for _, n in ipairs(answered) do
     for _, s in ipairs(n.supervisors or {}) do
-      local labels = { "supervisor", s.name, "node", n.name }
+      local labels = { "supervisor", s.name, "scope", s.scope or s.name, "node", n.name }
       children[#children + 1] = { labels, s.active }
       restarts[#restarts + 1] = { labels, s.counters.restarts or 0 }
       moves[#moves + 1] = { labels, s.counters.moves or 0 }
     end
   end
   for _, s in ipairs(snap.supervisors or {}) do
-    specs[#specs + 1] = { { "supervisor", s.name }, s.specs }
+    specs[#specs + 1] = { { "supervisor", s.name, "scope", s.scope or s.name }, s.specs }
     local nodes = {}
     for node in pairs(s.shares) do nodes[#nodes + 1] = node end
     table.sort(nodes)
-    for _, node in ipairs(nodes) do shares[#shares + 1] = { { "supervisor", s.name, "node", node }, s.shares[node] } end
+    for _, node in ipairs(nodes) do
+      shares[#shares + 1] = { { "supervisor", s.name, "scope", s.scope or s.name, "node", node }, s.shares[node] }
+    end
   end
   family(out, "pogo_supervisor_children", "gauge", "Children of the distributed supervisor running on the node.",
     children)

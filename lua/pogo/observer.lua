@@ -157,23 +157,53 @@ local function specs_known(st)
   return n
 end
 
+-- A supervisor's counts {active =, specs =} as last read (state -> counts):
+-- while its state cannot be read (the supervisor is in the middle of a
+-- change, preempted: a node that joined or went, thousands of children to
+-- move), they are reported rather than a false 0.
+local last_counts = setmetatable({}, { __mode = "k" })
+local ASK_MS = 1000 -- the longest a supervisor never read before is asked
+
+-- The counts of supervisor `st`: read from its state; else the last read;
+-- else asked of it (bounded); else read as they are, mid-change.
+local function counts_of(st, views)
+  local ok, active = views.read(st, running_here)
+  local okg, specs = views.read(st, specs_known)
+  local last = last_counts[st]
+  if not (ok and okg) and not last and st.pid ~= pogo.self() then
+    local oka, r = pcall(pogo.call, st.pid, { "count_children", "local" }, ASK_MS)
+    local okb, g = false, nil
+    if oka then okb, g = pcall(pogo.call, st.pid, { "count_children", "global" }, ASK_MS) end
+    if not ok and oka and type(r) == "table" and type(r[1]) == "table" then ok, active = true, r[1].active end
+    if not okg and okb and type(g) == "table" and type(g[1]) == "table" then okg, specs = true, g[1].specs end
+  end
+  if not ok then
+    if last then active = last.active else active = select(2, pcall(running_here, st)) end
+  end
+  if not okg then
+    if last then specs = last.specs else specs = select(2, pcall(specs_known, st)) end
+  end
+  active, specs = tonumber(active) or (last and last.active) or 0, tonumber(specs) or (last and last.specs) or 0
+  last_counts[st] = { active = active, specs = specs }
+  return active, specs
+end
+
 -- The supervisors of this node, each {name, scope, active, specs, ring, shares, counters}.
 local function supervisors()
   local views = require "pogo.dynamic_supervisor.views"
   local out = {}
   local counters = timeline.counters()
   for _, st in ipairs(views.list()) do
-    local ok, active = views.read(st, running_here)
-    local okg, specs = views.read(st, specs_known)
-    local name = tostring(st.name or st.scope)
+    local active, specs = counts_of(st, views)
+    local name, scope = tostring(st.name or st.scope), tostring(st.scope)
     out[#out + 1] = {
-      name = name, scope = st.scope,
-      active = ok and active or 0, specs = okg and specs or 0,
+      name = name, scope = scope,
+      active = active, specs = specs,
       ring = st.ring:nodes(), shares = st.ring:shares(),
-      counters = counters[name] or timeline.counters_of(name),
+      counters = counters[scope] or timeline.counters_of(scope),
     }
   end
-  table.sort(out, function(a, b) return a.name < b.name end)
+  table.sort(out, function(a, b) return a.name < b.name or (a.name == b.name and a.scope < b.scope) end)
   return out
 end
 
@@ -200,16 +230,19 @@ end
 
 -- ---- the cluster ----
 
--- Merge the supervisors of every node's stats by name.
+-- Merge the supervisors of every node's stats by scope (the supervisors of
+-- one scope form one distributed supervisor; two of different scopes may
+-- show the same name).
 local function merge_supervisors(nodes)
-  local by_name, list = {}, {}
+  local by_scope, list = {}, {}
   for _, n in ipairs(nodes) do
     for _, s in ipairs(n.supervisors or {}) do
-      local m = by_name[s.name]
+      local key = s.scope or s.name
+      local m = by_scope[key]
       if not m then
         m = { name = s.name, scope = s.scope, children = 0, specs = 0, per_node = {}, ring = {}, shares = {},
               restarts = 0, moves = 0, starts = 0, stops = 0, failed_starts = 0 }
-        by_name[s.name] = m
+        by_scope[key] = m
         list[#list + 1] = m
       end
       m.children = m.children + s.active
@@ -221,8 +254,22 @@ local function merge_supervisors(nodes)
       end
     end
   end
-  table.sort(list, function(a, b) return a.name < b.name end)
+  table.sort(list, function(a, b) return a.name < b.name or (a.name == b.name and a.scope < b.scope) end)
   return list
+end
+
+--- The distributed supervisor that `sup` means among a snapshot's
+-- (`gather`'s `supervisors`): the one of scope `sup`, else one named `sup`.
+-- @tparam table snap
+-- @tparam string sup
+-- @treturn ?table its entry
+function M.find_supervisor(snap, sup)
+  local named
+  for _, s in ipairs(snap and snap.supervisors or {}) do
+    if s.scope == sup then return s end
+    if s.name == sup and not named then named = s end
+  end
+  return named
 end
 
 -- Every link between two listed nodes once, with the mean of both sides' round trips.
@@ -390,13 +437,14 @@ end
 -- ---- children ----
 
 --- The children of distributed supervisor `sup` (a name registered on this
--- node) in the cluster: its global view, as rows of text, filtered and
--- paged. Asked by rpc, so that 10,000 children cross the wire as one page.
+-- node, else the scope of one of its supervisors) in the cluster: its
+-- global view, as rows of text, filtered and paged. Asked by rpc, so that 10,000 children cross the wire as one page.
 -- The view is read again at most once a second (paging through it costs a
 -- filter and a copy of one page), unless `fresh`.
 -- @tparam string sup
 -- @tparam[opt] table opts `offset` (0), `limit` (all), `node` (only that
---  node's), `q` (only ids whose text contains it), `fresh` (read it now)
+--  node's), `q` (only ids whose text contains it), `fresh` (read it now),
+--  `scope` (true: `sup` is a scope, not a name)
 -- @treturn[1] table `{supervisor =, total =, matched =, per_node = {[node] =
 --  count}, entries = {{id =, node =, pid =}, ...}}`
 -- @treturn[2] nil
@@ -404,12 +452,16 @@ end
 local CHILDREN_TTL_MS = 1000
 local children_cache = {} -- supervisor name -> {at =, all = {{id =, node =, pid =}, ...}, per_node =}
 
--- The global view of `sup` as rows of text, read again at most every CHILDREN_TTL_MS.
-local function child_rows(sup)
+-- The global view of supervisor state `st` as rows of text, read again at
+-- most every CHILDREN_TTL_MS (cached by scope).
+local function child_rows(st)
+  local views = require "pogo.dynamic_supervisor.views"
+  local sup = st.scope
   local e = children_cache[sup]
   local now = pogo.now()
   if e and now - e.at < CHILDREN_TTL_MS then return e end
-  local list = require("pogo.dynamic_supervisor").which_children(sup, "global")
+  local ok, list = views.read(st, views.which_children, "global")
+  if not ok then list = pogo.call(st.pid, { "which_children", "global" }, 30000)[1] end
   local all, per_node = {}, {}
   for i, x in ipairs(list) do
     per_node[x.node] = (per_node[x.node] or 0) + 1
@@ -423,11 +475,12 @@ end
 function M.children(sup, opts)
   opts = opts or {}
   local views = require "pogo.dynamic_supervisor.views"
-  if type(sup) ~= "string" or not views.state_of(sup) then
+  local st = type(sup) == "string" and views.lookup(sup, opts.scope == true)
+  if not st then
     return nil, "no distributed supervisor named " .. tostring(sup) .. " on " .. pogo.node()
   end
-  if opts.fresh then children_cache[sup] = nil end
-  local cached = child_rows(sup)
+  if opts.fresh then children_cache[st.scope] = nil end
+  local cached = child_rows(st)
   local list, per_node, rows = cached.all, cached.per_node, {}
   local q, only = opts.q, opts.node
   if q == "" then q = nil end

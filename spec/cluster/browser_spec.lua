@@ -74,6 +74,12 @@ describe("the web page in a browser", function()
     -- its children come back on the other two, and the page says so
     page:wait("Array.from(document.querySelectorAll('[data-node-children]')).length === 2 && "
       .. "document.getElementById('children-total').textContent === '" .. N .. "'", 10000, "the children back")
+    -- and the list of children agrees with the header soon after (it is fetched again until it does):
+    -- none of its rows on the dead node
+    page:wait("document.getElementById('page-info').textContent.endsWith(' shown of " .. N .. "') && "
+      .. "document.querySelectorAll('#children tr').length === 50 && "
+      .. "!Array.from(document.querySelectorAll('#children tr td:nth-child(2)'))"
+      .. ".some(e => e.textContent === '" .. victim.name .. "')", 4000, "the list of children up to date")
     assert.is_true(#pogo.nodes() >= 2)
   end)
 end)

@@ -176,6 +176,61 @@ describe("the web page's server", function()
     assert.are.equal(1, prom.sum(prom.parse(text), "pogo_restarts_total", { supervisor = "jobs" }))
   end)
 
+  it("HEAD /api/stream: the head of the stream, no body, the connection closed at once", function()
+    local data = client.raw(port, "HEAD /api/stream HTTP/1.1\r\nHost: test\r\n\r\n", 3000)
+    local status, headers, body = client.parse(data)
+    assert.are.equal(200, status)
+    assert.are.equal("text/event-stream", headers["content-type"])
+    assert.are.equal("", body)
+  end)
+
+  it("/metrics and the JSON stay valid UTF-8 when a name is not (a scope of raw bytes)", function()
+    local ok, started, why = c:rpc(nodes[1], R, "start_other", { { scope = "bad\xff\xc0", settle_ms = 0 }, 2, "b\xfe" },
+      15000)
+    assert.is_true(ok and started, tostring(why or started))
+    local text
+    cluster.wait_until(function()
+      local _, _, t = client.get(port, "/metrics")
+      text = t
+      return t:find('scope="bad\\\\xFF\\\\xC0"', 1, true) ~= nil
+    end, 10000, "the supervisor in /metrics")
+    assert.is_not_nil(utf8.len(text), "/metrics is UTF-8")
+    local fams = prom.parse(text)
+    assert.are.equal(2, prom.sum(fams, "pogo_supervisor_specs", { scope = "bad\\xFF\\xC0" }))
+    local promtool = uv.fs_access("/usr/bin/promtool", "X") and "/usr/bin/promtool"
+    if promtool then
+      local path = os.tmpname()
+      local f = assert(io.open(path, "w"))
+      f:write(text)
+      f:close()
+      local p = io.popen(promtool .. " check metrics < " .. path .. " 2>&1")
+      local said = p:read("a")
+      local okp = p:close()
+      os.remove(path)
+      assert.is_true(okp, "promtool check metrics: " .. said)
+    end
+    local _, _, body = client.get(port, "/api/cluster")
+    assert.is_not_nil(utf8.len(body), "/api/cluster is UTF-8")
+    local _, _, page = client.get(port, "/api/children?sup=bad%FF%C0")
+    assert.is_not_nil(utf8.len(page), "/api/children is UTF-8")
+    assert.are.equal(2, cjson.decode(page).total)
+  end)
+
+  it("a query's number past what it may be is clamped, not taken for its default", function()
+    local _, ev = get_json("/api/events?since=99999999999999999999")
+    assert.are.same({}, ev.events)
+    _, ev = get_json("/api/events?since=1e300")
+    assert.are.same({}, ev.events)
+    local status, r = get_json("/api/children?sup=jobs&per_page=7&page=99999999999999999999")
+    assert.are.equal(200, status)
+    assert.are.equal(1000000000, r.page)
+    assert.are.same({}, r.entries)
+    status, r = get_json("/api/children?sup=jobs&per_page=1e40&page=-1e40")
+    assert.are.equal(200, status)
+    assert.are.equal(1, r.page)
+    assert.are.equal(500, r.per_page)
+  end)
+
   it("listens only where told", function()
     local conn, err = client.connect(port, "127.0.0.2")
     if conn then conn.close() end
@@ -234,6 +289,54 @@ describe("the web page's server", function()
     local _, snap = get_json("/api/cluster")
     for _, e in ipairs(snap.events) do
       assert.is_nil(tostring(e.node):find("^observer%-"), e.kind .. " " .. tostring(e.node))
+    end
+  end)
+
+  it("the timeline: a node's coming and going still shows after more moves and restarts than it holds", function()
+    get_json("/api/cluster") -- someone watches: the collector gathers at each nodeup and nodedown
+    local n5 = c:start_node { name = "d5", seeds = { nodes[1] } }
+    local function kinds_of(events, node)
+      local seen = {}
+      for _, e in ipairs(events) do
+        if e.node == node then seen[e.kind] = true end
+      end
+      return seen
+    end
+    local ok, err = pcall(function()
+      cluster.wait_until(function()
+        local _, ev = get_json("/api/events?since=0")
+        return kinds_of(ev.events, n5.name).node_up
+      end, 10000, "d5's coming in the timeline")
+      c:stop(n5)
+      cluster.wait_until(function()
+        local _, ev = get_json("/api/events?since=0")
+        return kinds_of(ev.events, n5.name).node_down
+      end, 10000, "d5's going in the timeline")
+    end)
+    if not n5.exited then c:kill(n5) end
+    assert(ok, err)
+    local okf, flooded = c:rpc(nodes[2], R, "flood", { 600 }, 5000)
+    assert.is_true(okf and flooded, tostring(flooded))
+    local ev
+    cluster.wait_until(function()
+      ev = select(2, get_json("/api/events?since=0"))
+      local last = ev.events[#ev.events]
+      return last and last.id == "flood600"
+    end, 10000, "the flood in the timeline")
+    local floods = 0
+    for _, e in ipairs(ev.events) do
+      if e.detail == "flooded" then floods = floods + 1 end
+    end
+    assert.is_true(floods >= 300, "the timeline still holds moves and restarts: " .. floods)
+    local seen = kinds_of(ev.events, n5.name)
+    assert.is_true(seen.node_up and seen.node_down, "d5 came and went in /api/events")
+    local _, snap = get_json("/api/cluster")
+    seen = kinds_of(snap.events, n5.name)
+    assert.is_true(seen.node_up and seen.node_down, "d5 came and went in the page's snapshot")
+    local last
+    for _, e in ipairs(snap.events) do
+      if last then assert.is_true(e.time >= last, "in time order") end
+      last = e.time
     end
   end)
 

@@ -203,6 +203,99 @@ describe("bin/pogo observer commands", function()
     assert.is_not_nil(down, "the session ends with its owner")
   end)
 
+  it("remote: a chunk past --call-timeout-ms is ended, the next runs in a fresh session; none spins on", function()
+    local function idle(why)
+      cluster.wait_until(function()
+        local ok, n = c:rpc(nodes[2], R, "busy", {}, 2000)
+        return ok and n == 0
+      end, 10000, why)
+    end
+    local t0 = pogo.now()
+    local code, out, err = run({ "remote", "o2", "--call-timeout-ms", "1000" },
+      { stdin = "x = 5\nx\nwhile true do end\nx\n1 + 1\n", timeout_ms = 15000 })
+    assert.are.equal(0, code, err)
+    -- x was lost with the session the chunk ran in; the next chunks ran at once
+    assert.are.equal("5\nnil\n2\n", out)
+    assert.are.equal(1, select(2, err:gsub("\n", "")), err) -- one line
+    assert.matches("^pogo: the chunk ran past %-%-call%-timeout%-ms %(1000 ms%)", err)
+    assert.matches("fresh session", err)
+    assert.is_true(pogo.now() - t0 < 8000)
+    idle("the chunk past its timeout is ended on the node")
+    -- a tool that dies while its chunk runs: the session ends with it
+    local ok = pcall(run, { "remote", "o2", "--call-timeout-ms", "600000" },
+      { stdin = "while true do end\n", timeout_ms = 2000 })
+    assert.is_false(ok) -- (killed by the helper at its timeout)
+    idle("the session of a dead tool is ended on the node")
+  end)
+
+  it("a node's children are counted while its supervisor is busy changing its state, not reported as 0", function()
+    local function jobs_here()
+      local st = c:call(nodes[1], "pogo.observer", "node_stats", {})
+      for _, s in ipairs(st.supervisors) do
+        if s.name == "jobs" then return s end
+      end
+    end
+    local before = jobs_here()
+    assert.is_true(before.active > 0)
+    local ok, during = c:rpc(nodes[1], R, "stats_while_busy", { "jobs" }, 10000)
+    assert.is_true(ok, tostring(during))
+    assert.are.equal(before.active, during.active)
+    assert.are.equal(before.specs, during.specs)
+  end)
+
+  it("a supervisor started with a scope and no name is found by its scope; one named as another's scope stays apart",
+    function()
+      -- "dup": only a scope, on o1 and o2; on o3 a supervisor named "dup" of another scope, "dup-named"
+      for i = 1, 2 do
+        local ok, started, why = c:rpc(nodes[i], R, "start_other", { { scope = "dup", settle_ms = 0 }, 4, "d" }, 15000)
+        assert.is_true(ok and started, tostring(why or started))
+      end
+      local ok, started, why = c:rpc(nodes[3], R, "start_other",
+        { { name = "dup", scope = "dup-named", settle_ms = 0 }, 3, "n" }, 15000)
+      assert.is_true(ok and started, tostring(why or started))
+      local snap
+      cluster.wait_until(function()
+        local code, out = run { "status", "--json" }
+        if code ~= 0 then return false end
+        snap = cjson.decode(out)
+        local k = {}
+        for _, sup in ipairs(snap.supervisors) do k[sup.scope] = sup.children end
+        return k.dup == 4 and k["dup-named"] == 3
+      end, 15000, "both supervisors' children running")
+      local by_scope = {}
+      for _, sup in ipairs(snap.supervisors) do by_scope[sup.scope] = sup end
+      assert.are.equal("dup", by_scope.dup.name)
+      assert.are.equal("dup", by_scope["dup-named"].name)
+      assert.is_nil(by_scope.dup.per_node[nodes[3].name])
+      assert.are.same({ [nodes[3].name] = 3 }, by_scope["dup-named"].per_node)
+      -- children by scope: the scope-only one
+      local code, out, err = run { "children", "dup-named", "--json" }
+      assert.are.equal(0, code, err)
+      assert.are.equal(3, #cjson.decode(out).children)
+      code, out, err = run { "children", "dup", "--json" }
+      assert.are.equal(0, code, err)
+      local ids = {}
+      for _, ch in ipairs(cjson.decode(out).children) do ids[#ids + 1] = ch.id end
+      table.sort(ids)
+      assert.are.same({ "d1", "d2", "d3", "d4" }, ids)
+      -- and read by rpc as the web page does, on a node that has only the scope
+      local okc, r, why2 = c:rpc(nodes[1], "pogo.observer", "children", { "dup", {} }, 5000)
+      assert.is_true(okc and r ~= nil, tostring(why2 or r))
+      assert.are.equal(4, r.total)
+      -- /metrics: one series per supervisor and node, told apart by scope
+      local text = require("pogo.metrics").render(require("pogo.observer").gather { timeout_ms = 5000 })
+      local series = {}
+      for line in text:gmatch("[^\n]+") do
+        if not line:find("^#") then
+          local key = line:match("^(%S+)")
+          assert.is_nil(series[key], "a duplicate series: " .. key)
+          series[key] = true
+        end
+      end
+      assert.is_true(series['pogo_supervisor_specs{supervisor="dup",scope="dup"}'], text)
+      assert.is_true(series['pogo_supervisor_specs{supervisor="dup",scope="dup-named"}'], text)
+    end)
+
   it("top: refreshes -n times, plain or JSON lines when stdout is not a terminal", function()
     local code, out, err = run { "top", "-n", "2", "--interval-ms", "200" }
     assert.are.equal(0, code, err)
@@ -453,6 +546,11 @@ describe("bin/pogo observer commands", function()
       code, out, e = run { "status" }
       assert.are.equal(1, code, e)
       assert.matches(pat .. "[%s%-]+no answer: down", out)
+      -- top: its figures are dashes, why it did not answer under the table
+      code, out, e = run { "top", "-n", "1", "--wait-ms", "1500" }
+      assert.are.equal(0, code, e)
+      assert.matches("\n" .. pat .. string.rep("%s+%-", 10) .. "\n", out)
+      assert.matches("\n  " .. pat .. ": no answer: down", out)
       -- back, then stopped on purpose: no longer listed, exit 0
       c:resume(n4)
       for _, n in ipairs(nodes) do

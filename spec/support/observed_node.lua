@@ -22,6 +22,57 @@ function M.waiting(sup)
   return n
 end
 
+--- How many processes of this node are ready to run or running, the
+-- caller aside (a chunk that spins stays so; an idle node has none for long).
+function M.busy()
+  local me, n = pogo.self(), 0
+  for _, pid in ipairs(pogo.processes()) do
+    local info = pid ~= me and pogo.process_info(pid)
+    if info and (info.status == "runnable" or info.status == "running") then n = n + 1 end
+  end
+  return n
+end
+
+--- This node's `pogo.observer.node_stats` read while the state of its
+-- supervisor `sup` cannot be read (as while the supervisor is in the middle
+-- of a change and was preempted: its `version` odd). Returns that
+-- supervisor's entry.
+function M.stats_while_busy(sup)
+  local st = require("pogo.dynamic_supervisor.views").state_of(sup)
+  st.version = st.version + 1
+  local ok, stats = pcall(require("pogo.observer").node_stats)
+  st.version = st.version - 1
+  assert(ok, stats)
+  for _, s in ipairs(stats.supervisors) do
+    if s.name == sup then return s end
+  end
+end
+
+--- Add `n` restart events of supervisor `jobs` to this node's timeline
+-- (children "flood1" .. "flood<n>"), as many restarts or moves would.
+function M.flood(n)
+  local timeline = require "pogo.observer.timeline"
+  for i = 1, n do timeline.record("restart", "jobs", "flood" .. i, "flooded") end
+  return true
+end
+
+--- Start a distributed supervisor here, `opts` as `start_link`'s (its
+-- children: `n` workers "<prefix><i>"), held by a process of its own.
+-- Returns once it runs.
+function M.start_other(opts, n, prefix)
+  local me = pogo.self()
+  local list = {}
+  for i = 1, n do list[i] = { id = prefix .. i, start = { "support.worker", "start_link" } } end
+  opts.children = list
+  pogo.spawn(function()
+    local pid, err = dsup.start_link(opts)
+    pogo.send(me, { "started", pid or false, err })
+    if pid then pogo.receive() end
+  end)
+  local m = pogo.receive(function(x) return type(x) == "table" and x[1] == "started" end, 10000)
+  return m and m[2] and true or false, m and m[3]
+end
+
 --- Crash the child `id` wherever it runs (its supervisor restarts it).
 function M.crash(id)
   local pid = dsup.whereis("jobs", id)

@@ -126,7 +126,7 @@ end
 -- @tparam table st the supervisor's state
 -- @tparam string event one of `EVENTS`
 function M.notify(st, event, ...)
-  timeline.supervisor_event(M.name(st), event, ...)
+  timeline.supervisor_event(st, event, ...)
   local n = st.notifier
   if n then pogo.send(n, table.pack(event, ...)) end
 end
@@ -144,7 +144,7 @@ end
 -- @param id
 -- @param reason
 function M.restarting(st, id, reason)
-  timeline.supervisor_event(M.name(st), "restart", id, reason)
+  timeline.supervisor_event(st, "restart", id, reason)
 end
 
 --- Count a failed start of child `id` for the tools.
@@ -152,7 +152,7 @@ end
 -- @param id
 -- @param err
 function M.start_failed(st, id, err)
-  timeline.supervisor_event(M.name(st), "start_failed", id, err)
+  timeline.supervisor_event(st, "start_failed", id, err)
 end
 
 --- Whether the calling process is this supervisor's notifier (a listener runs).

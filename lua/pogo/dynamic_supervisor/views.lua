@@ -65,6 +65,21 @@ function M.state_of(sup)
   return registry[pid]
 end
 
+--- The state of the local supervisor `sup` for the tools: by its registered
+-- name or pid (as `state_of`), else by its scope (a supervisor started with
+-- a scope and no name); with `scope_only`, `sup` is a scope.
+-- @param sup
+-- @tparam[opt] boolean scope_only
+-- @treturn ?table
+function M.lookup(sup, scope_only)
+  local st = not scope_only and M.state_of(sup)
+  if st or type(sup) ~= "string" then return st or nil end
+  for pid, s in pairs(registry) do
+    if s.scope == sup and core.alive(pid) then return s end
+  end
+  return nil
+end
+
 --- Run the view `f(st, arg)` on a consistent state.
 -- @tparam table st
 -- @tparam function f

@@ -16,7 +16,10 @@
 -- shape, with string keys; anything else becomes its text).
 --
 -- A session is a `pogo.server` of the node that monitors the tool's process:
--- when the tool goes (it quits, or its node goes), the session ends.
+-- when the tool goes (it quits, or its node goes), the session ends, even
+-- while a chunk still runs in it (a watchdog process kills it then). A chunk
+-- that runs past the tool's `--call-timeout-ms` is ended by the tool, which
+-- kills the session and opens a fresh one (its globals are lost).
 -- @module pogo.observer.console
 local pogo = require "pogo"
 local pretty = require "pl.pretty"
@@ -123,7 +126,20 @@ end
 -- stops when its tool's process goes.
 local Session = {}
 
+-- The session's watchdog: a process of its own, so that a session busy with
+-- a chunk (one that spins, or waits for ever) still ends when its owner goes:
+-- it kills the session then (a chunk may trap exits). It ends with the session.
+local function watch(session, owner)
+  local sref, oref = pogo.monitor(session), pogo.monitor(owner)
+  local m = pogo.receive(function(msg)
+    return type(msg) == "table" and msg[1] == "DOWN" and (msg[2] == sref or msg[2] == oref)
+  end)
+  if m[2] == oref then pogo.exit(session, "kill") end
+end
+
 function Session.init(owner)
+  local me = pogo.self()
+  pogo.spawn(function() watch(me, owner) end)
   return { env = new_env(), ref = pogo.monitor(owner) }
 end
 
@@ -141,7 +157,9 @@ end
 -- another node; asked by rpc): a `pogo.server`, not linked to the caller, to
 -- `pogo.call` with `{"eval", code}` (the reply is `run`'s table; any other
 -- request gets `{nil, "unknown request"}`) and to stop with `server.stop`.
--- It ends when `owner` goes.
+-- It ends when `owner` goes, even in the middle of a chunk (it is killed
+-- then); the tool kills it (`pogo.exit(pid, "kill")`) to end a chunk that
+-- runs too long.
 -- @param owner pid
 -- @return pid, or nil and the reason
 function M.open(owner)

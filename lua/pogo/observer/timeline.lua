@@ -25,7 +25,7 @@ M.CAPACITY = 512
 
 local log = {}      -- seq -> event, for the last CAPACITY sequence numbers
 local last = 0      -- the newest sequence number (0: none yet)
-local counters = {} -- supervisor name -> {starts =, stops =, restarts =, moves =, failed_starts =}
+local counters = {} -- supervisor scope -> {starts =, stops =, restarts =, moves =, failed_starts =}
 
 local describe -- events.describe, given by `describe_with` (no require cycle)
 
@@ -37,8 +37,9 @@ function M.wall_ms()
   return s * 1000 + us // 1000
 end
 
---- The counters of supervisor `name` (created at 0).
--- @tparam string name
+--- The counters of a supervisor (created at 0), by its scope (two
+-- supervisors are two scopes; two may share a name as tools show it).
+-- @tparam string name its scope
 -- @treturn table `{starts =, stops =, restarts =, moves =, failed_starts =}`
 function M.counters_of(name)
   local c = counters[name]
@@ -50,7 +51,7 @@ function M.counters_of(name)
 end
 
 --- Every supervisor's counters (a copy).
--- @treturn table name -> counters
+-- @treturn table scope -> counters
 function M.counters()
   local out = {}
   for name, c in pairs(counters) do
@@ -93,14 +94,17 @@ function M.since(seq)
 end
 
 --- What a distributed supervisor did (called by `pogo.dynamic_supervisor.events`).
--- @tparam string sup the supervisor's name
+-- @param sup the supervisor's state (`name`, `scope`: its counters are its
+--  scope's, its events show its name, else its scope), or a name (both)
 -- @tparam string what "child_started", "child_stopped", "child_moved",
 --  "restart" or "start_failed"
 -- @param id the child id
 -- @param a the reason (stopped, restart, start_failed) or the node it came from (moved)
 -- @param b the node it went to (moved)
 function M.supervisor_event(sup, what, id, a, b)
-  local c = M.counters_of(sup)
+  local key = sup
+  if type(sup) == "table" then sup, key = tostring(sup.name or sup.scope), tostring(sup.scope) end
+  local c = M.counters_of(key)
   if what == "child_started" then
     c.starts = c.starts + 1
   elseif what == "child_stopped" then

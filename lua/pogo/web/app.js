@@ -11,7 +11,7 @@
   const PALETTE = ['#3b82f6', '#f59e0b', '#10b981', '#ef4444', '#8b5cf6', '#14b8a6', '#ec4899', '#84cc16',
     '#f97316', '#6366f1', '#06b6d4', '#a855f7'];
   const PER_PAGE = 50;
-  const state = { snap: null, sup: null, page: 1, node: '', q: '', childrenKey: '', childrenAt: 0,
+  const state = { snap: null, sup: null, page: 1, node: '', q: '', childrenKey: '', childrenAt: 0, childrenStale: false, retries: 0,
     fetching: false, renders: 0, lastMessage: 0 };
   // lua-cjson writes an empty list as {}: read lists and maps defensively
   const arr = (x) => (Array.isArray(x) ? x : []);
@@ -46,8 +46,8 @@
 
   function currentSup(snap) {
     const sups = arr(snap.supervisors);
-    let sup = sups.find((s) => s.name === state.sup);
-    if (!sup && sups.length) { sup = sups[0]; state.sup = sup.name; state.page = 1; }
+    let sup = sups.find((s) => s.scope === state.sup);
+    if (!sup && sups.length) { sup = sups[0]; state.sup = sup.scope; state.page = 1; }
     return sup || null;
   }
 
@@ -166,9 +166,11 @@
 
   function renderSupSelect(sups) {
     const sel = $('sup-select');
-    const names = sups.map((s) => s.name);
-    if (sel.options.length !== names.length || names.some((n, i) => sel.options[i].value !== n)) {
-      sel.innerHTML = names.map((n) => '<option>' + esc(n) + '</option>').join('');
+    // each supervisor by its scope (two may share a name), shown by its name
+    const scopes = sups.map((s) => s.scope);
+    if (sel.options.length !== scopes.length || scopes.some((n, i) => sel.options[i].value !== n)) {
+      sel.innerHTML = sups.map((s) => '<option value="' + esc(s.scope) + '">' + esc(s.name) +
+        (s.name !== s.scope ? ' (scope ' + esc(s.scope) + ')' : '') + '</option>').join('');
     }
     if (state.sup) sel.value = state.sup;
   }
@@ -185,19 +187,37 @@
     state.pages = pages;
   }
 
+  // Does a page of children agree with the snapshot's supervisor (the header):
+  // the same total and the same count per node? Right after a node comes or
+  // goes the list may be read from a view not yet up to date.
+  function agrees(r, s) {
+    if (!s) return true;
+    if (r.total !== s.children) return false;
+    const a = obj(r.per_node), b = obj(s.per_node);
+    return Object.keys(a).concat(Object.keys(b)).every((n) => (a[n] || 0) === (b[n] || 0));
+  }
+
+  // The list is fetched again when what it shows changed (the supervisor, the
+  // page, the filters, the header's counts), every 10 s, and, while it does
+  // not agree with the header, every RETRY_MS up to RETRIES times.
+  const RETRY_MS = 1000, RETRIES = 20;
   function fetchChildren(force) {
     const sup = state.sup;
     if (!sup || state.fetching) return;
-    const s = arr(state.snap && state.snap.supervisors).find((x) => x.name === sup);
+    const s = arr(state.snap && state.snap.supervisors).find((x) => x.scope === sup);
     const key = [sup, state.page, state.node, state.q, s ? s.children + ':' + JSON.stringify(obj(s.per_node)) : ''].join('|');
     const now = Date.now();
-    if (!force && key === state.childrenKey && now - state.childrenAt < 10000) return;
+    if (key !== state.childrenKey) state.retries = 0;
+    const stale = state.childrenStale && state.retries < RETRIES && now - state.childrenAt >= RETRY_MS;
+    if (!force && !stale && key === state.childrenKey && now - state.childrenAt < 10000) return;
+    if (stale && key === state.childrenKey) state.retries += 1;
     state.fetching = true;
     const url = 'api/children?sup=' + encodeURIComponent(sup) + '&page=' + state.page + '&per_page=' + PER_PAGE +
       '&node=' + encodeURIComponent(state.node) + '&q=' + encodeURIComponent(state.q);
     fetch(url, { cache: 'no-store' }).then((res) => res.json()).then((r) => {
       state.childrenKey = key;
       state.childrenAt = Date.now();
+      state.childrenStale = !(r && !r.error && agrees(r, s));
       if (r && !r.error) renderChildren(r);
     }).catch(() => {}).finally(() => { state.fetching = false; });
   }
