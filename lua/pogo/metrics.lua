@@ -18,13 +18,14 @@
 --     pogo_dist_bytes_received_total{node}    counter  bytes of frames from other nodes
 --     pogo_dist_bytes_sent_total{node}        counter  bytes of frames to other nodes
 --     pogo_link_rtt_seconds{node,peer}        gauge    round-trip time of the link (moving average)
---     pogo_supervisor_children{supervisor,scope,node} gauge  children running there
---     pogo_supervisor_specs{supervisor,scope}       gauge    child specs known (the largest count of any node)
---     pogo_ring_share{supervisor,scope,node}        gauge    the node's share of the supervisor's ring
---     pogo_restarts_total{supervisor,scope,node}    counter  children restarted there
---     pogo_moves_total{supervisor,scope,node}       counter  children that moved there
---   (`supervisor`: its name, else its scope; `scope`: its pg scope, which
---   tells two supervisors of one name apart)
+--     pogo_supervisor_children{supervisor,node} gauge  children running there
+--     pogo_supervisor_specs{supervisor}       gauge    child specs known (the largest count of any node)
+--     pogo_ring_share{supervisor,node}        gauge    the node's share of the supervisor's ring
+--     pogo_restarts_total{supervisor,node}    counter  children restarted there
+--     pogo_moves_total{supervisor,node}       counter  children that moved there
+--   (`supervisor`: its name, else its scope; a supervisor whose pg scope is
+--   not its name has a `scope` label too, after `supervisor`, which tells two
+--   supervisors of one name apart)
 --
 -- Label values are escaped as the format says (backslash, double quote,
 -- line feed); numbers are written so that Go's ParseFloat reads them back
@@ -42,6 +43,16 @@ M.CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 local function escape(v)
   local s = tostring(v):gsub("[\\\"\n]", { ["\\"] = "\\\\", ["\""] = "\\\"", ["\n"] = "\\n" })
   return (json_mod.utf8_valid(s, function(b) return string.format("\\\\x%02X", b) end))
+end
+
+-- A supervisor's labels: its name, its scope when that differs (two
+-- supervisors of one name stay apart; the usual one, whose scope is its
+-- name, keeps the labels it always had), then `k`, `v` if given.
+local function sup_labels(s, k, v)
+  local t = { "supervisor", s.name }
+  if s.scope ~= nil and s.scope ~= s.name then t[#t + 1], t[#t + 2] = "scope", s.scope end
+  if k then t[#t + 1], t[#t + 2] = k, v end
+  return t
 end
 
 local function number(x)
@@ -122,19 +133,19 @@ function M.render(snap)
   local children, specs, shares, restarts, moves = {}, {}, {}, {}, {}
   for _, n in ipairs(answered) do
     for _, s in ipairs(n.supervisors or {}) do
-      local labels = { "supervisor", s.name, "scope", s.scope or s.name, "node", n.name }
+      local labels = sup_labels(s, "node", n.name)
       children[#children + 1] = { labels, s.active }
       restarts[#restarts + 1] = { labels, s.counters.restarts or 0 }
       moves[#moves + 1] = { labels, s.counters.moves or 0 }
     end
   end
   for _, s in ipairs(snap.supervisors or {}) do
-    specs[#specs + 1] = { { "supervisor", s.name, "scope", s.scope or s.name }, s.specs }
+    specs[#specs + 1] = { sup_labels(s), s.specs }
     local nodes = {}
     for node in pairs(s.shares) do nodes[#nodes + 1] = node end
     table.sort(nodes)
     for _, node in ipairs(nodes) do
-      shares[#shares + 1] = { { "supervisor", s.name, "scope", s.scope or s.name, "node", node }, s.shares[node] }
+      shares[#shares + 1] = { sup_labels(s, "node", node), s.shares[node] }
     end
   end
   family(out, "pogo_supervisor_children", "gauge", "Children of the distributed supervisor running on the node.",

@@ -192,11 +192,11 @@ describe("the web page's server", function()
     cluster.wait_until(function()
       local _, _, t = client.get(port, "/metrics")
       text = t
-      return t:find('scope="bad\\\\xFF\\\\xC0"', 1, true) ~= nil
+      return t:find('supervisor="bad\\\\xFF\\\\xC0"', 1, true) ~= nil -- (its name is its scope)
     end, 10000, "the supervisor in /metrics")
     assert.is_not_nil(utf8.len(text), "/metrics is UTF-8")
     local fams = prom.parse(text)
-    assert.are.equal(2, prom.sum(fams, "pogo_supervisor_specs", { scope = "bad\\xFF\\xC0" }))
+    assert.are.equal(2, prom.sum(fams, "pogo_supervisor_specs", { supervisor = "bad\\xFF\\xC0" }))
     local promtool = uv.fs_access("/usr/bin/promtool", "X") and "/usr/bin/promtool"
     if promtool then
       local path = os.tmpname()

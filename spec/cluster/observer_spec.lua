@@ -292,7 +292,7 @@ describe("bin/pogo observer commands", function()
           series[key] = true
         end
       end
-      assert.is_true(series['pogo_supervisor_specs{supervisor="dup",scope="dup"}'], text)
+      assert.is_true(series['pogo_supervisor_specs{supervisor="dup"}'], text) -- (its scope is its name)
       assert.is_true(series['pogo_supervisor_specs{supervisor="dup",scope="dup-named"}'], text)
     end)
 
