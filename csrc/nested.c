@@ -27,9 +27,10 @@
  *   (from another process, or host code that got hold of it through an
  *   upvalue) returns false, "cannot resume a process's coroutine", and
  *   core.close (pogo's coroutine.close, lcorolib's otherwise) raises, where
- *   they ran the waiting process's code inside the caller, or ended it. Its
- *   thread is marked in Lua's extra space (LUA_EXTRASPACE, which a new
- *   coroutine copies from the main thread's, where pogo writes nothing).
+ *   they ran the waiting process's code inside the caller, or ended it. The
+ *   scheduler's coroutines are kept in a set with weak keys in the registry
+ *   (Lua's extra space per thread was no place: a new coroutine copies the
+ *   main thread's, which Lua leaves uninitialised and a host may use).
  */
 #include "runtime.h"
 
@@ -151,22 +152,49 @@ static int bad_first(lua_State *L, const char *fname, const char *expected) {
                     luaL_typename(L, 1));
 }
 
-/* The mark of a process's own coroutine (its address; never written). */
-static const char PROCESS_THREAD = 'p';
+/* The registry's key of the set of processes' own coroutines (a table
+ * with weak keys: thread -> true). */
+static const char PROCESS_THREADS = 'p';
 
-void pogo_nested_mark_process(lua_State *co) {
-  *(const void **)lua_getextraspace(co) = &PROCESS_THREAD;
+/* The set on top of L (made on first use). */
+static void push_processes(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &PROCESS_THREADS) == LUA_TTABLE) return;
+  lua_pop(L, 1);
+  lua_newtable(L);
+  lua_createtable(L, 0, 1);
+  lua_pushliteral(L, "k");
+  lua_setfield(L, -2, "__mode");
+  lua_setmetatable(L, -2);
+  lua_pushvalue(L, -1);
+  lua_rawsetp(L, LUA_REGISTRYINDEX, &PROCESS_THREADS);
 }
 
-static int is_process(lua_State *co) {
-  return *(const void **)lua_getextraspace(co) == &PROCESS_THREAD;
+/* (the thread on top of L stays there) */
+void pogo_nested_mark_process(lua_State *L) {
+  push_processes(L);
+  lua_pushvalue(L, -2);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+}
+
+/* Whether the coroutine at index 1 of L is a process's own. */
+static int is_process(lua_State *L) {
+  if (lua_rawgetp(L, LUA_REGISTRYINDEX, &PROCESS_THREADS) != LUA_TTABLE) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  lua_pushvalue(L, 1);
+  int yes = lua_rawget(L, -2) != LUA_TNIL;
+  lua_pop(L, 2);
+  return yes;
 }
 
 /* resume(co, ...): coroutine.resume. */
 static int l_resume(lua_State *L) {
   lua_State *co = lua_tothread(L, 1);
   if (!co) return bad_first(L, "coroutine.resume", "coroutine");
-  if (is_process(co)) {
+  if (is_process(L)) {
     lua_pushboolean(L, 0);
     lua_pushliteral(L, "cannot resume a process's coroutine");
     return 2;
@@ -209,7 +237,7 @@ static int l_close(lua_State *L) {
   static const char *const names[] = {"running", "dead", "suspended", "normal"};
   lua_State *co = lua_tothread(L, 1);
   if (!co) return bad_first(L, "coroutine.close", "coroutine");
-  if (is_process(co)) return luaL_error(L, "cannot close a process's coroutine");
+  if (is_process(L)) return luaL_error(L, "cannot close a process's coroutine");
   int st = co_status(L, co);
   if (st != 1 && st != 2) return luaL_error(L, "cannot close a %s coroutine", names[st]);
   if (close_thread(co, L) == LUA_OK) {

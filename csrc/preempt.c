@@ -110,11 +110,14 @@
  * - long C functions (a string.rep of a gigabyte, encoding a huge message);
  * - the main chunk and plain luv callbacks, which are not processes.
  * The bound: a process that the hook finds where it cannot yield for
- * POGO_STUCK_MS (2 s, well within the links' default timeout of 5 s; a
+ * POGO_STUCK_MS of the loop thread's CPU time (2 s, well within the links'
+ * default timeout of 5 s; a
  * __tostring that loops under tostring or print, a comparator of table.sort
  * that never returns) gets an error there, "preempted: ran 2000 ms where it
  * could not yield ...", which ends it as any error does (a pcall inside the
- * C call that catches it gets another one 2 s later). The node's own
+ * C call that catches it gets another one 2 s later; one that ends the
+ * process leaves its hooks off, as Lua does after a hook raised, so its
+ * __close handlers are not run: PF_NO_CLOSE, proc.c). The node's own
  * critical sections are left whole. An ended process's __close handlers,
  * which run from C when it is closed (killed, or crashed), are cut short
  * the same way after POGO_STUCK_MS (closing_hook). Not bounded: __gc
@@ -171,11 +174,13 @@ struct pogo_watchdog {
 
 #define STUCK_NS ((uint64_t)POGO_STUCK_MS * 1000000u)
 
-/* Whether slice s has been found where it cannot yield for POGO_STUCK_MS;
+static uint64_t thread_cpu_ns(void);
+
+/* Whether slice s has been found where it cannot yield for POGO_STUCK_MS of CPU time;
  * the count starts again then (a process that catches the error and goes
  * on gets another one as long after). */
 static int stuck(pogo_watchdog *w, uint32_t s) {
-  uint64_t now = uv_hrtime();
+  uint64_t now = thread_cpu_ns(); /* (CPU time: a suspended host or a starved core is not the process's) */
   if (w->stuck_slice != s) {
     w->stuck_slice = s;
     w->stuck_since = now;
@@ -207,9 +212,11 @@ static void preempt_hook(lua_State *L, lua_Debug *ar) {
   }
   if (p->critical || !lua_isyieldable(L)) { /* a critical section, or a call from C: try again a little later */
     if (w->signo) lua_sethook(L, preempt_hook, LUA_MASKCOUNT, HOOK_RETRY);
-    if (!p->critical && stuck(w, N->slice)) /* (the node's own sections are short, and must stay whole) */
-      luaL_error(L, "preempted: ran %d ms where it could not yield (a Lua function called from C: a metamethod, "
+    if (!p->critical && stuck(w, N->slice)) { /* (the node's own sections are short, and must stay whole) */
+      p->flags |= PF_STUCK;
+      luaL_error(L, POGO_STUCK_MSG " %d ms where it could not yield (a Lua function called from C: a metamethod, "
                     "a comparator, a callback of a C library)", POGO_STUCK_MS);
+    }
     return;
   }
   if (nested) { /* to the resume that runs it (nested.c), which yields its own coroutine in turn */

@@ -236,7 +236,11 @@ void pogo_proc_finish(pogo_node *N, lua_State *L, pogo_proc *p, int reason_idx) 
   pogo_monset_free(&watching);
 
   /* Lua side */
-  if (p->co && p != N->current && !(p->flags & PF_RETURNED)) {
+  if (p->co && (p->flags & PF_NO_CLOSE)) {
+    pogo_node_log(N, "a process (serial %llu) ended by the %d ms bound inside a call from C: its __close handlers "
+                  "were not run (Lua had turned its hooks off, and a handler that looped would freeze the node)",
+                  (unsigned long long)me.serial, POGO_STUCK_MS);
+  } else if (p->co && p != N->current && !(p->flags & PF_RETURNED)) {
     pogo_chunks_push(L, &N->threads);
     pogo_chunks_get(L, lua_gettop(L), p->slot); /* keep the thread alive while closing it */
     pogo_preempt_closing(N, p->co, 1); /* (a __close that loops is cut short) */

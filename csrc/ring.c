@@ -109,7 +109,7 @@ static void ring_owe(lua_State *L, size_t bytes) {
   size_t owed = (size_t)lua_tointeger(L, -1) + bytes;
   lua_pop(L, 1);
   size_t heap = (size_t)lua_gc(L, LUA_GCCOUNT) * 1024 + (size_t)lua_gc(L, LUA_GCCOUNTB);
-  if (owed > heap) {
+  if (owed > heap && lua_gc(L, LUA_GCISRUNNING)) { /* (unless the host stopped the collector) */
     lua_gc(L, LUA_GCCOLLECT);
     owed = 0;
   }

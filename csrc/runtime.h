@@ -79,6 +79,9 @@ enum {
 #define PF_PENDING 0x100u /* an exit reason waits for it in ref_pending */
 #define PF_PREEMPTED 0x200u /* its last slice was preempted: its next one is watched closely (preempt.c) */
 #define PF_OOM 0x400u       /* an allocation of its slice failed at max_memory: it exits "out of memory" (mem.c) */
+#define PF_STUCK 0x800u     /* preempt.c's hook raised its 2 s bound in it (the error may have been caught) */
+#define PF_NO_CLOSE 0x1000u /* it ended by that error, raised in a hook: Lua left its hooks off, so its
+                               __close handlers could not be bounded and are not run (proc.c) */
 
 /* Identity kinds (pid and ref userdata). */
 #define POGO_KIND_PID 1
@@ -334,6 +337,7 @@ void pogo_sched_register(lua_State *L);
 /* A process that runs this long where it cannot be preempted (a Lua
  * function called from C) gets an error there (preempt.c). */
 #define POGO_STUCK_MS 2000
+#define POGO_STUCK_MSG "preempted: ran" /* the start of that error's message */
 /* A new process's coroutine: no hook inherited from its creator (or the
  * permanent count hook, when signals cannot be used). */
 void pogo_preempt_arm(pogo_node *N, lua_State *co);
@@ -352,9 +356,10 @@ void pogo_preempt_register(lua_State *L);
  * permanent count hook when that is the mechanism (preempt.c). */
 void pogo_preempt_nested(pogo_node *N, lua_State *co);
 void pogo_nested_register(lua_State *L); /* core.resume, core.wrap, core.close (nested.c) */
-/* Marks co as a process's own coroutine (the scheduler's, for its whole
- * life: pooled too), which coroutine.resume and coroutine.close refuse. */
-void pogo_nested_mark_process(lua_State *co);
+/* Marks the coroutine on top of L (it stays there) as a process's own (the
+ * scheduler's, for its whole life: pooled too), which coroutine.resume and
+ * coroutine.close refuse; may raise (memory). */
+void pogo_nested_mark_process(lua_State *L);
 /* Whether processes' coroutines are free of the permanent preemption hook
  * (signals work, or preemption is off), so another hook may use them. */
 int pogo_preempt_hook_free(pogo_node *N);

@@ -91,7 +91,8 @@ void pogo_sched_wake(pogo_node *N, pogo_proc *p) {
 }
 
 static int new_thread_fn(lua_State *L) {
-  pogo_nested_mark_process(lua_newthread(L));
+  lua_newthread(L);
+  pogo_nested_mark_process(L);
   return 1;
 }
 
@@ -211,6 +212,12 @@ static void resume_one(pogo_node *N, lua_State *L, pogo_proc *p, int mbox_idx) {
     pogo_proc_finish(N, L, p, -1);
     lua_pop(L, 1);
   } else {
+    /* ended by preempt.c's bound, raised in a hook and not caught: Lua left
+     * the coroutine's hooks off, so its __close handlers could not be cut
+     * short; they are not run (proc.c) */
+    if ((p->flags & PF_STUCK) && lua_type(co, -1) == LUA_TSTRING &&
+        strncmp(lua_tostring(co, -1), POGO_STUCK_MSG, sizeof POGO_STUCK_MSG - 1) == 0)
+      p->flags |= PF_NO_CLOSE;
     /* the crash reason (it allocates: guarded, "out of memory" if it cannot be made) */
     int top = lua_gettop(L);
     if (st == LUA_ERRMEM || pogo_guard(N, crash_fn, co, "recording a crash", NULL, 0) != LUA_OK) {

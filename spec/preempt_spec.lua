@@ -449,6 +449,20 @@ describe("process_info", function()
       pogo.exit(t, "kill")
     end)
 
+    it("does not run the __close handlers of a process ended by that bound (its hooks are off): no freeze", function()
+      local p, ref = pogo.spawn_monitor(function()
+        local guard <close> = setmetatable({}, { __close = function() while true do end end }) -- luacheck: ignore
+        table.sort({ 3, 2, 1 }, function() while true do end end)
+      end)
+      local down = pogo.receive(function(m) return m[1] == "DOWN" and m[2] == ref end, 10000)
+      assert(down, "no DOWN: the __close froze the node")
+      assert.matches("preempted: ran 2000 ms", tostring(down[4].error or down[4]), 1, true)
+      assert.is_false(pogo.alive(p))
+      local t = ticker()
+      assert(pogo.receive(function(m) return m[1] == "tick" end, 2000), "the node did not go on")
+      pogo.exit(t, "kill")
+    end)
+
     it("cuts short a __close that loops when its process is killed, or crashes", function()
       for _, how in ipairs { "kill", "crash" } do
         local p, ref = pogo.spawn_monitor(function()

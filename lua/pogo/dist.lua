@@ -217,6 +217,7 @@ local function rpc_worker(from, req)
     return rpc_answer(from, { false, "undef: " .. mod .. "." .. fn .. " is not a function" })
   end
   local n = math.type(req[5]) == "integer" and req[5] or args.n or #args
+  if n < 0 or n > #args + 256 then n = #args end -- (a peer's count that cannot be: unpack would raise here)
   local res = table.pack(pcall(f, table.unpack(args, 1, n)))
   if res[1] then
     return rpc_answer(from, { true, table.pack(table.unpack(res, 2, res.n)) })
