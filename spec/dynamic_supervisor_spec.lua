@@ -92,6 +92,10 @@ describe("pogo.dynamic_supervisor on one node", function()
     assert.same({ "e1", pid, "worker", pogo.node() }, { g[1].id, g[1].pid, g[1].type, g[1].node })
     g[1] = nil
     assert.equal(pid, dsup.which_children(sup, "global")[1].pid)
+    for _, f in ipairs { "which_children", "count_children" } do -- (any other mode gave the local view)
+      assert.has_error(function() dsup[f](sup, "galaxy") end,
+        "pogo.dynamic_supervisor." .. f .. ': mode must be "local" or "global", got galaxy')
+    end
     pogo.exit(pid, "kill")
     local new = await(function()
       local p = dsup.whereis(sup, "e1")
@@ -520,6 +524,9 @@ describe("pogo.dynamic_supervisor on one node", function()
     assert.is_nil((dsup.start_link({})))
     assert.is_nil((dsup.start_link({ name = "x", redistribute = "sometimes" })))
     assert.is_nil((dsup.start_link({ name = "x", listeners = { { node_up = 1 } } })))
+    assert.same({ nil, "unknown listener event: child_exploded (events: node_up, node_down, child_started, "
+                  .. "child_stopped, child_moved)" },
+      { dsup.start_link({ name = "x", listeners = { { child_exploded = function() end } } }) })
     assert.is_nil((dsup.start_link({ name = "x", children = { { id = 1 } } })))
     assert.same({ nil, "weight must be a positive number, at most 100" },
       { dsup.start_link({ name = "x", weight = 0 }) })

@@ -768,18 +768,27 @@ end
 -- @return true, or nil and "stopping" (the supervisor is stopping its children)
 function M.rebalance(sup) return call(sup, { "rebalance" }) end
 
+-- A view's mode: "local" (the default) or "global"; another raises.
+local function mode_arg(fname, mode)
+  if mode == nil then return "local" end
+  if mode ~= "local" and mode ~= "global" then
+    error("pogo.dynamic_supervisor." .. fname .. ': mode must be "local" or "global", got ' .. tostring(mode), 3)
+  end
+  return mode
+end
+
 --- Children: `"local"` (default) lists what this node supervises,
 -- `"global"` every running child in the cluster (with its pid and `node`).
 -- Entries are `{id, pid | "restarting" | "undefined", type, modules}` with the
 -- same fields by name, sorted by id; local entries also carry `status`
 -- ("starting", "running", "restarting" or "stopping") and `error`, global
 -- ones `node`. Read from the supervisor's state, without waiting for it.
-function M.which_children(sup, mode) return (view(sup, "which_children", mode or "local")) end
+function M.which_children(sup, mode) return (view(sup, "which_children", mode_arg("which_children", mode))) end
 
 --- Counts `{specs =, active =, supervisors =, workers =}`, `"local"` or `"global"`:
 -- both kept as counters as the children change, so a call costs the same at
 -- any size. `active` counts the children running (or stopping) with a pid.
-function M.count_children(sup, mode) return (view(sup, "count_children", mode or "local")) end
+function M.count_children(sup, mode) return (view(sup, "count_children", mode_arg("count_children", mode))) end
 
 --- Every child spec requested in the cluster and not terminated (running or
 -- not), as this node knows them.

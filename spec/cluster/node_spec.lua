@@ -102,6 +102,12 @@ describe("a node", function()
     local ref = pogo.monitor(worker)
     -- (its tree stopped as the script's process ended, right after it returned)
     assert.is_nil(pogo.receive(function(m) return m[1] == "DOWN" and m[2] == ref end, 500), "the tree stopped")
+    -- another tree that crashes takes neither the script's process nor the first tree with it
+    local _, sup2 = c:rpc(t, "pogo", "whereis", { "tree_sup2" })
+    local ref2 = pogo.monitor(sup2)
+    assert.is_true((c:rpc(t, "pogo", "exit", { sup2, "kill" })))
+    cluster.expect(function(m) return m[1] == "DOWN" and m[2] == ref2 end, 5000, "the second tree's end")
+    assert.is_nil(pogo.receive(function(m) return m[1] == "DOWN" and m[2] == ref end, 500), "the first tree stopped")
     assert.are.same({ code = 0, signal = 0 }, c:stop(t))
     -- a script that fails is reported, and the node stops in order and exits 1
     local f = c:start_node { name = "failing", script = "spec/support/script_node.lua", args = { "fail" } }

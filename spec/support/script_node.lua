@@ -12,6 +12,9 @@ if args[1] == "tree" then -- starts a tree linked to it and returns: the tree ru
   end }
   package.loaded.script_tree_worker = worker
   assert(require("pogo.supervisor").start_link({ { id = "w", start = { "script_tree_worker", "start" } } }))
+  -- a second tree, which can be made to crash
+  local sup2 = assert(require("pogo.supervisor").start_link({}))
+  pogo.register("tree_sup2", sup2)
   return
 end
 pogo.register("script_args", pogo.self())

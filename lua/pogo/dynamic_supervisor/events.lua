@@ -43,6 +43,13 @@ function M.check(listeners)
     for _, ev in ipairs(M.EVENTS) do
       if l[ev] ~= nil and type(l[ev]) ~= "function" then return "listener " .. ev .. " must be a function" end
     end
+    for k in pairs(l) do -- (a misspelled event was accepted, and never called)
+      local known = false
+      for _, ev in ipairs(M.EVENTS) do known = known or k == ev end
+      if not known then
+        return "unknown listener event: " .. tostring(k) .. " (events: " .. table.concat(M.EVENTS, ", ") .. ")"
+      end
+    end
   end
 end
 
