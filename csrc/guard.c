@@ -30,7 +30,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <time.h>
 
 #include <luv.h>
 
@@ -98,80 +97,6 @@ static int luv_pcall(lua_State *L, int nargs, int nresults, int flags) {
 
 void pogo_guard_luv(lua_State *L) { luv_set_callback(L, luv_pcall); }
 
-/* ---- the runtime's log line ---- */
-
-/* The stderr fallback, in pogo.log.format's line: control characters
- * escaped, a value quoted (quotes and backslashes escaped) when it holds
- * white space, '=', quotes, backslashes or control characters. */
-static void put_char(unsigned char ch, int quoted) {
-  if (ch == '\n') fputs("\\n", stderr);
-  else if (ch == '\r') fputs("\\r", stderr);
-  else if (ch == '\t') fputs("\\t", stderr);
-  else if (ch < 0x20 || ch == 0x7f) fprintf(stderr, "\\x%02x", ch);
-  else if (quoted && (ch == '"' || ch == '\\')) fprintf(stderr, "\\%c", ch);
-  else fputc(ch, stderr);
-}
-
-static void put_value(const char *s) {
-  int quoted = !*s;
-  for (const char *p = s; *p && !quoted; p++) {
-    unsigned char ch = (unsigned char)*p;
-    quoted = ch <= 0x20 || ch == 0x7f || ch == '"' || ch == '=' || ch == '\\';
-  }
-  if (quoted) fputc('"', stderr);
-  for (; *s; s++) put_char((unsigned char)*s, quoted);
-  if (quoted) fputc('"', stderr);
-}
-
-static void to_stderr(const char *node, const char *msg, const char *traceback) {
-  uv_timeval64_t tv;
-  char stamp[40] = "?";
-  if (uv_gettimeofday(&tv) == 0) {
-    time_t secs = (time_t)tv.tv_sec;
-    struct tm tm;
-    if (gmtime_r(&secs, &tm)) {
-      size_t k = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-      snprintf(stamp + k, sizeof stamp - k, ".%03dZ", (int)(tv.tv_usec / 1000));
-    }
-  }
-  fprintf(stderr, "%s error %s ", stamp, node ? node : "nonode@nohost");
-  for (const char *p = msg; *p; p++) put_char((unsigned char)*p, 0);
-  fputs(" module=pogo", stderr);
-  if (traceback) {
-    fputs(" traceback=", stderr);
-    put_value(traceback);
-  }
-  fputc('\n', stderr);
-  fflush(stderr);
-}
-
-typedef struct log_event {
-  const char *msg, *traceback;
-} log_event;
-
-/* pogo.log.emit("error", msg, {module = "pogo", traceback =}) -> true, or
- * false when pogo.log is not loaded. Runs under lua_pcall. */
-static int emit_event(lua_State *L) {
-  const log_event *e = lua_touserdata(L, 1);
-  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  if (lua_getfield(L, -1, "pogo.log") != LUA_TTABLE || lua_getfield(L, -1, "emit") != LUA_TFUNCTION) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  lua_pushliteral(L, "error");
-  lua_pushstring(L, e->msg);
-  lua_createtable(L, 0, 2);
-  lua_pushliteral(L, "pogo");
-  lua_setfield(L, -2, "module");
-  if (e->traceback) {
-    lua_pushstring(L, e->traceback);
-    lua_setfield(L, -2, "traceback");
-  }
-  lua_call(L, 3, 0);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
 /* One event, through pogo.log (a protected call: its level and handler
  * apply), or on stderr in its format when that cannot run (no memory, the
  * state closing, pogo.log not loaded). `msg` may carry a Lua traceback after
@@ -183,19 +108,10 @@ static void node_log(pogo_node *N, char *msg) {
     *tb = '\0';
     traceback = tb + 1;
   }
+  if (pogo_logline_emit(N, "error", "pogo", msg, "traceback", traceback)) return;
   lua_State *L = N->L;
-  const char *name = NULL;
-  if (L && !N->closed && lua_checkstack(L, 4)) {
-    int top = lua_gettop(L);
-    log_event e = {msg, traceback};
-    lua_pushcfunction(L, emit_event);
-    lua_pushlightuserdata(L, &e);
-    int ok = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_toboolean(L, -1);
-    lua_settop(L, top);
-    if (ok) return;
-    name = pogo_nodenames_get(N, L, 0);
-  }
-  to_stderr(name, msg, traceback);
+  const char *name = L && !N->closed && lua_checkstack(L, 2) ? pogo_nodenames_get(N, L, 0) : NULL;
+  pogo_logline_stderr(name, "error", "pogo", msg, "traceback", traceback);
 }
 
 void pogo_node_log(pogo_node *N, const char *fmt, ...) {

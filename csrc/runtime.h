@@ -405,6 +405,15 @@ void pogo_guard_luv(lua_State *L);
 /* A line "pogo[<node>]: <message>" on stderr; never raises, never allocates. */
 void pogo_node_log(pogo_node *N, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* ---- logline.c: one line of the core, to pogo.log or stderr ---- */
+/* To pogo.log.emit(level, msg, {module =, [key] = value}), protected: 1 if
+ * it took the line (key may be NULL). Only where a Lua call is safe. */
+int pogo_logline_emit(pogo_node *N, const char *level, const char *module, const char *msg, const char *key,
+                      const char *value);
+/* The same line on stderr in pogo.log's format, without allocating. */
+void pogo_logline_stderr(const char *node, const char *level, const char *module, const char *msg,
+                         const char *key, const char *value);
+
 /* ---- host.c: a host that owns the loop ---- */
 /* The node is hosted: the main chunk is host code, which may not block. */
 int pogo_host_embedded(pogo_node *N);

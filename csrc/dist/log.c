@@ -28,7 +28,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "dist/dist.h"
 
@@ -54,93 +53,14 @@ static const char *level_name(int level) {
   return level >= POGO_LOG_DEBUG && level <= POGO_LOG_ERROR ? LEVELS[level] : LEVELS[POGO_LOG_ERROR];
 }
 
-/* ---- the stderr fallback: pogo.log.format's line ---- */
-
-/* One character as pogo.log writes it: control characters escaped, and in a
- * quoted value quotes and backslashes too. */
-static void put_char(unsigned char ch, int quoted) {
-  if (ch == '\n') fputs("\\n", stderr);
-  else if (ch == '\r') fputs("\\r", stderr);
-  else if (ch == '\t') fputs("\\t", stderr);
-  else if (ch < 0x20 || ch == 0x7f) fprintf(stderr, "\\x%02x", ch);
-  else if (quoted && (ch == '"' || ch == '\\')) fprintf(stderr, "\\%c", ch);
-  else fputc(ch, stderr);
-}
-
-static void put_escaped(const char *s) {
-  for (; *s; s++) put_char((unsigned char)*s, 0);
-}
-
-/* A key=value value: quoted when empty or when it holds white space, '=',
- * quotes, backslashes or control characters. */
-static void put_value(const char *s) {
-  int quoted = !*s;
-  for (const char *p = s; *p && !quoted; p++) {
-    unsigned char ch = (unsigned char)*p;
-    quoted = ch <= 0x20 || ch == 0x7f || ch == '"' || ch == '=' || ch == '\\';
-  }
-  if (quoted) fputc('"', stderr);
-  for (; *s; s++) put_char((unsigned char)*s, quoted);
-  if (quoted) fputc('"', stderr);
-}
-
+/* The stderr fallback, in pogo.log's format (logline.c). */
 static void to_stderr(const char *node, int level, const char *peer, const char *msg) {
-  uv_timeval64_t tv;
-  char stamp[40] = "?";
-  if (uv_gettimeofday(&tv) == 0) {
-    time_t secs = (time_t)tv.tv_sec;
-    struct tm tm;
-    if (gmtime_r(&secs, &tm)) {
-      size_t k = strftime(stamp, sizeof stamp, "%Y-%m-%dT%H:%M:%S", &tm);
-      snprintf(stamp + k, sizeof stamp - k, ".%03dZ", (int)(tv.tv_usec / 1000));
-    }
-  }
-  fprintf(stderr, "%s %s %s ", stamp, level_name(level), node ? node : "nonode@nohost");
-  put_escaped(msg);
-  fputs(" module=pogo.dist", stderr);
-  if (peer) {
-    fputs(" peer=", stderr);
-    put_value(peer);
-  }
-  fputc('\n', stderr);
-  fflush(stderr);
+  pogo_logline_stderr(node, level_name(level), "pogo.dist", msg, "peer", peer);
 }
 
-/* ---- handing the lines to pogo.log ---- */
-
-/* emit(entry): pogo.log.emit(level, msg, {module =, peer =}) -> true, or false
- * when pogo.log is not loaded. Runs under lua_pcall. */
-static int emit_entry(lua_State *L) {
-  const log_entry *e = lua_touserdata(L, 1);
-  lua_getfield(L, LUA_REGISTRYINDEX, LUA_LOADED_TABLE);
-  if (lua_getfield(L, -1, "pogo.log") != LUA_TTABLE || lua_getfield(L, -1, "emit") != LUA_TFUNCTION) {
-    lua_pushboolean(L, 0);
-    return 1;
-  }
-  lua_pushstring(L, level_name(e->level));
-  lua_pushstring(L, e->msg);
-  lua_createtable(L, 0, 2);
-  lua_pushliteral(L, "pogo.dist");
-  lua_setfield(L, -2, "module");
-  if (e->peer) {
-    lua_pushstring(L, e->peer);
-    lua_setfield(L, -2, "peer");
-  }
-  lua_call(L, 3, 0);
-  lua_pushboolean(L, 1);
-  return 1;
-}
-
-/* 1 when pogo.log took the line. */
+/* 1 when pogo.log took the line (logline.c). */
 static int to_lua(pogo_dist *d, const log_entry *e) {
-  lua_State *L = d->N->L;
-  if (d->N->closed || !lua_checkstack(L, 4)) return 0;
-  int top = lua_gettop(L);
-  lua_pushcfunction(L, emit_entry);
-  lua_pushlightuserdata(L, (void *)e);
-  int ok = lua_pcall(L, 1, 1, 0) == LUA_OK && lua_toboolean(L, -1);
-  lua_settop(L, top);
-  return ok;
+  return pogo_logline_emit(d->N, level_name(e->level), "pogo.dist", e->msg, "peer", e->peer);
 }
 
 static log_entry *entry_new(int level, const char *peer, const char *msg) {
