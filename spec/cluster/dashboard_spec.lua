@@ -12,6 +12,22 @@ local prom = require "support.prom_text"
 local N = 30
 local R = "support.observed_node"
 
+
+-- `promtool check metrics` passes `text` (when Debian's prometheus package is
+-- installed: make test installs it).
+local function promtool_check(text)
+  if not uv.fs_access("/usr/bin/promtool", "X") then return end
+  local path = os.tmpname()
+  local f = assert(io.open(path, "w"))
+  f:write(text)
+  f:close()
+  local p = io.popen("/usr/bin/promtool check metrics < " .. path .. " 2>&1")
+  local said = p:read("a")
+  local ok = p:close()
+  os.remove(path)
+  assert.is_true(ok, "promtool check metrics: " .. said)
+end
+
 describe("the web page's server", function()
   local c, nodes, port
 
@@ -128,18 +144,7 @@ describe("the web page's server", function()
     assert.are.equal("counter", fams.pogo_moves_total.type)
     local shares = prom.sum(fams, "pogo_ring_share", { supervisor = "jobs" })
     assert.is_true(math.abs(shares - 1) < 1e-9)
-    local promtool = uv.fs_access("/usr/bin/promtool", "X") and "/usr/bin/promtool"
-    if promtool then -- Debian's prometheus package (make test installs it)
-      local path = os.tmpname()
-      local f = assert(io.open(path, "w"))
-      f:write(text)
-      f:close()
-      local p = io.popen(promtool .. " check metrics < " .. path .. " 2>&1")
-      local said = p:read("a")
-      local ok = p:close()
-      os.remove(path)
-      assert.is_true(ok, "promtool check metrics: " .. said)
-    end
+    promtool_check(text)
     -- the strict reader does refuse what promtool would
     assert.has_error(function() prom.parse("# TYPE x counter\nx 1\n") end)
     assert.has_error(function() prom.parse('a{b="\\q"} 1\n') end)
@@ -197,18 +202,7 @@ describe("the web page's server", function()
     assert.is_not_nil(utf8.len(text), "/metrics is UTF-8")
     local fams = prom.parse(text)
     assert.are.equal(2, prom.sum(fams, "pogo_supervisor_specs", { supervisor = "bad\\xFF\\xC0" }))
-    local promtool = uv.fs_access("/usr/bin/promtool", "X") and "/usr/bin/promtool"
-    if promtool then
-      local path = os.tmpname()
-      local f = assert(io.open(path, "w"))
-      f:write(text)
-      f:close()
-      local p = io.popen(promtool .. " check metrics < " .. path .. " 2>&1")
-      local said = p:read("a")
-      local okp = p:close()
-      os.remove(path)
-      assert.is_true(okp, "promtool check metrics: " .. said)
-    end
+    promtool_check(text)
     local _, _, body = client.get(port, "/api/cluster")
     assert.is_not_nil(utf8.len(body), "/api/cluster is UTF-8")
     local _, _, page = client.get(port, "/api/children?sup=bad%FF%C0")
