@@ -132,58 +132,23 @@ local function describe(id)
   return require("pogo.dynamic_supervisor.events").describe(id)
 end
 
--- The children a supervisor runs here: its children handed over (by pid),
--- O(children here).
-local function running_here(st)
-  local n = 0
-  for _ in pairs(st.by_pid) do n = n + 1 end
-  return n
-end
-
--- The specs a supervisor knows (requested and not terminated): O(every child
--- id), so counted at most once every SPECS_TTL_MS per supervisor.
-local SPECS_TTL_MS = 2000
-local specs_cache = setmetatable({}, { __mode = "k" }) -- state -> {at =, n =}
-local function specs_known(st)
-  local e = specs_cache[st]
-  local now = pogo.now()
-  if e and now - e.at < SPECS_TTL_MS then return e.n end
-  local requests = require "pogo.dynamic_supervisor.requests"
-  local n = 0
-  for _, c in pairs(st.children) do
-    if requests.active(st, c) then n = n + 1 end
-  end
-  specs_cache[st] = { at = now, n = n }
-  return n
-end
-
--- A supervisor's counts {active =, specs =} as last read (state -> counts):
--- while its state cannot be read (the supervisor is in the middle of a
--- change, preempted: a node that joined or went, thousands of children to
--- move), they are reported rather than a false 0.
+-- A supervisor's counts {active =, specs =} as last read (state -> counts).
 local last_counts = setmetatable({}, { __mode = "k" })
-local ASK_MS = 1000 -- the longest a supervisor never read before is asked
 
--- The counts of supervisor `st`: read from its state; else the last read;
--- else asked of it (bounded); else read as they are, mid-change.
+-- The counts of supervisor `st`: the children it runs here and the specs it
+-- knows, from the counters it keeps as children change (count_children's,
+-- so O(1)). While its state cannot be read (it is in the middle of a change,
+-- preempted: a node that joined or went, thousands of children to move),
+-- the last counts read are reported, or the counters as they stand: never a
+-- false 0.
 local function counts_of(st, views)
-  local ok, active = views.read(st, running_here)
-  local okg, specs = views.read(st, specs_known)
+  local ok, here = views.read(st, views.count_children, "local")
+  local okg, all = views.read(st, views.count_children, "global")
   local last = last_counts[st]
-  if not (ok and okg) and not last and st.pid ~= pogo.self() then
-    local oka, r = pcall(pogo.call, st.pid, { "count_children", "local" }, ASK_MS)
-    local okb, g = false, nil
-    if oka then okb, g = pcall(pogo.call, st.pid, { "count_children", "global" }, ASK_MS) end
-    if not ok and oka and type(r) == "table" and type(r[1]) == "table" then ok, active = true, r[1].active end
-    if not okg and okb and type(g) == "table" and type(g[1]) == "table" then okg, specs = true, g[1].specs end
-  end
-  if not ok then
-    if last then active = last.active else active = select(2, pcall(running_here, st)) end
-  end
-  if not okg then
-    if last then specs = last.specs else specs = select(2, pcall(specs_known, st)) end
-  end
-  active, specs = tonumber(active) or (last and last.active) or 0, tonumber(specs) or (last and last.specs) or 0
+  local active = ok and here.active or last and last.active
+  local specs = okg and all.specs or last and last.specs
+  if active == nil then active = views.count_children(st, "local").active end
+  if specs == nil then specs = views.count_children(st, "global").specs end
   last_counts[st] = { active = active, specs = specs }
   return active, specs
 end
