@@ -298,9 +298,14 @@ function M.exit(pid_or_reason, reason)
 end
 
 -- Resolve a call destination to something monitorable: a pid, a local name or
--- {name, node}; a via name gives its pid, or nil when nothing holds it.
-local function call_target(dest)
-  if type(dest) == "table" and not is_pid(dest) then
+-- {name, node}; a via name gives its pid, or nil when nothing holds it. A
+-- destination of no such kind raises at the caller of `what`.
+local function call_target(dest, what)
+  local kind = type(dest)
+  if kind ~= "userdata" and kind ~= "string" and kind ~= "table" then
+    error(what .. ': dest must be a pid, a registered name, {name, node} or {"via", module, name}', 3)
+  end
+  if kind == "table" and not is_pid(dest) then
     if is_via(dest) then return via_whereis(dest) end
     local name, node = dest[1], dest[2]
     if node == core.node_name() then return name end
@@ -329,12 +334,8 @@ function M.call(dest, request, timeout_ms)
   if type(timeout) ~= "number" or timeout ~= timeout or timeout < 0 then
     error("pogo.call: timeout_ms must be a non-negative number of ms (or math.huge)", 2)
   end
-  local kind = type(dest)
-  if kind ~= "userdata" and kind ~= "string" and kind ~= "table" then
-    error("pogo.call: dest must be a pid, a registered name, {name, node} or {\"via\", module, name}", 2)
-  end
+  local target = call_target(dest, "pogo.call")
   check_block("pogo.call", 2) -- before the request goes out
-  local target = call_target(dest)
   if target == nil then error("noproc: nothing registered as " .. describe(dest), 2) end
   if type(target) == "string" and not core.whereis(target) then
     error("noproc: no process registered as '" .. target .. "'", 2)
@@ -387,11 +388,7 @@ end
 -- @param msg any value
 -- @treturn boolean true
 function M.cast(dest, msg)
-  local kind = type(dest)
-  if kind ~= "userdata" and kind ~= "string" and kind ~= "table" then
-    error("pogo.cast: dest must be a pid, a registered name, {name, node} or {\"via\", module, name}", 2)
-  end
-  local target = call_target(dest)
+  local target = call_target(dest, "pogo.cast")
   if target == nil or type(target) == "string" and not core.whereis(target) then return true end
   send(target, { "$cast", msg })
   return true
