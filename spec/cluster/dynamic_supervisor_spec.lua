@@ -80,6 +80,16 @@ local function await_placement(scheduled, timeout)
   if not ok then error(tostring(err) .. " (last: " .. tostring(last) .. ")", 2) end
 end
 
+-- Request workers 1..count on `via`'s supervisor; their ids.
+local function request_workers(via, count)
+  local ids = {}
+  for n = 1, count do
+    ids[n] = n
+    assert.is_true(c:call(via, R, "start_child", { n }))
+  end
+  return ids
+end
+
 local function pick(list) return list[math.random(#list)] end
 
 local function shuffle(t)
@@ -243,11 +253,7 @@ describe("distributed supervisor (Pogo's suite)", function()
       local nodes = start_nodes(4)
       await_ring()
       local victim = nodes[3]
-      local ids = {}
-      for n = 1, 60 do
-        ids[n] = n
-        assert.is_true(c:call(nodes[1], R, "start_child", { n }))
-      end
+      local ids = request_workers(nodes[1], 60)
       -- pinned to the node that dies, and to one that stays
       for n = 61, 64 do
         ids[n] = n
@@ -321,11 +327,7 @@ describe("distributed supervisor (Pogo's suite)", function()
     -- it would have been told of: it knows where each child runs
     local nodes = start_nodes(3)
     await_ring()
-    local all = {}
-    for n = 1, 30 do
-      all[n] = n
-      assert.is_true(c:call(nodes[1], R, "start_child", { n }))
-    end
+    local all = request_workers(nodes[1], 30)
     await_placement(all)
     crash_supervisor(nodes[3], "kill_supervisor")
     await_placement(all)
@@ -352,11 +354,7 @@ describe("distributed supervisor (Pogo's suite)", function()
     -- know them take them over after a while
     local nodes = start_nodes(3)
     await_ring()
-    local all = {}
-    for n = 1, 20 do
-      all[n] = n
-      assert.is_true(c:call(nodes[1], R, "start_child", { n }))
-    end
+    local all = request_workers(nodes[1], 20)
     await_placement(all)
     assert.is_truthy(c:call(nodes[1], R, "bounce_supervisor"))
     await_placement(all, 15000)
@@ -1061,8 +1059,7 @@ describe("distributed supervisor netsplits", function()
   it("each side runs the child during a split; one copy remains after it heals", function()
     local nodes = start_nodes(3)
     await_ring()
-    local ids = {}
-    for n = 1, 6 do ids[n] = n; c:call(nodes[1], R, "start_child", { n }) end
+    local ids = request_workers(nodes[1], 6)
     await_placement(ids)
     -- isolate the owner of worker 1 from the two others
     local owner = c:call(nodes[1], R, "node_for", { 1 })
