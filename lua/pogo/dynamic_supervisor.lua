@@ -17,7 +17,10 @@
 --   over, so a spec survives as long as any node of the scope does;
 -- * `{"child", id}`: the pid running the child;
 -- * `{"term", uid}`: a termination marker, held by the keeper of the node that
---   asked, until no node holds the spec.
+--   asked, until no node holds the spec;
+-- * `{"lost", uid}`: the temporary child of that request ran on a node that
+--   went: no node starts it, but a copy that still runs (beyond a netsplit)
+--   runs on, and the marker is withdrawn once that copy is seen again.
 --
 -- **The algorithm.** Pogo's supervisor, every `sync_interval`, reads every
 -- spec from pg, builds the ring from the supervisors' group, and for each
@@ -55,7 +58,7 @@
 --
 -- * `state`: the supervisor's state, every field commented, and the one
 --   record this node keeps per child id;
--- * `requests`: spec groups, termination markers and the keeper;
+-- * `requests`: spec groups, termination and lost markers, and the keeper;
 -- * `placement`: the ring, owners (pins, `nodes`, weights), where children
 --   run, duplicates, rebalance;
 -- * `join_wait`: the wait for joining nodes;
@@ -140,14 +143,21 @@ end
 -- It belongs here and does not run here (reconcile, step 6; Pogo: "should
 -- run on current node, but not running yet: start it"), once no other node
 -- runs it (its old owner stops it first) and no joining node is waited for.
--- A temporary child that has run and runs nowhere any more (its node went)
--- is over: it is terminated rather than started again.
+-- A temporary child that has run and runs nowhere any more is over: it is
+-- never started again. When it ran here (this node knows its copy is gone:
+-- its supervisor restarted) it is terminated; when it ran on a node that
+-- went, it is marked lost (requests.lua), which keeps every node from
+-- starting it but stops no copy: beyond a netsplit it may still run.
 local function start_here(st, c, req)
   if placement.running_elsewhere(st, c) or not join_wait.settled(st) or handoff.awaited(st, c) then
     st.unsettled[c] = true
-  elseif req.spec.restart == "temporary" and children.has_run(st, c, req) then
-    requests.mark_terminated(st, req.uid)
-    state.mark(st, c)
+  elseif req.spec.restart == "temporary" and (children.has_run(st, c, req) or requests.lost(st, req.uid)) then
+    if st.memory.ran[req.uid] or c.last_node == st.me then
+      requests.mark_terminated(st, req.uid)
+      state.mark(st, c)
+    else
+      requests.mark_lost(st, req.uid)
+    end
   else
     children.start(st, c, req)
   end
@@ -363,6 +373,8 @@ local function on_pg(st, kind, group, pids)
     requests.on_spec(st, kind, group)
   elseif tag == "term" then
     requests.on_marker(st, kind, group)
+  elseif tag == "lost" then
+    requests.on_lost(st, kind, group)
   elseif tag == "child" then
     placement.on_child(st, kind, group, pids)
     if kind == "join" then handoff.started_elsewhere(st, st.children[encode(group[2])]) end
@@ -585,7 +597,9 @@ end
 -- * `settle_ms` (1000: how long a connecting node may take to show its
 --   supervisor), `sync_interval` (5000 ms, a repair pass), `sweep_passes`
 --   (12: repair passes per sweep over every record, each looking at 1,000
---   records at most), `tombstone_ms` (600000), `vnodes` (the ring's, the same on every node);
+--   records at most), `tombstone_ms` (600000: how long a terminated request
+--   is remembered, and a lost temporary child waited for; see
+--   `pogo.dynamic_supervisor.requests`), `vnodes` (the ring's, the same on every node);
 -- * `log`: function(level, msg) instead of `pogo.log` (it gets the
 --   supervisor reports too, as their one-line message, without their fields).
 --

@@ -17,7 +17,7 @@ local function start_nodes(n, initial, extra)
   end
   for i = 1, n do
     seed = seed or list[i - 1]
-    local node = c:start_node { script = "spec/support/dsup_node.lua",
+    local node = c:start_node { name = extra.name, port = extra.port, script = "spec/support/dsup_node.lua",
       args = { "dsup", tostring(initial or 0), extra.redistribute or "", extra.events or "",
         extra.local_module and "yes" or "", tostring(extra.settle_ms or ""), extra.probe or "",
         extra.manual and "yes" or "" },
@@ -1104,5 +1104,233 @@ describe("distributed supervisor netsplits", function()
     cluster.wait_until(function()
       return #local_children(second)[second[1].name] == 20
     end, 5000, "all children on the surviving node")
+  end)
+end)
+
+describe("distributed supervisor netsplits and restart types", function()
+  receives_events()
+
+  local function spec(n, restart)
+    return { id = { "worker", n }, start = { "support.worker", "start_link", false, { id = n } }, restart = restart }
+  end
+
+  -- Request, from nodes[1], `per` workers of each restart type in `types`
+  -- owned by each node of `nodes`; wait until each runs on its owner. The
+  -- ids (sorted), the ids by owner's name, and the pids by id.
+  local function spread(nodes, per, types)
+    local ids, by_node, exclude = {}, {}, {}
+    for _, node in ipairs(nodes) do
+      by_node[node.name] = {}
+      for _, restart in ipairs(types) do
+        for _, n in ipairs(owned_by(nodes[1], node.name, per, exclude)) do
+          exclude[n] = true
+          ids[#ids + 1] = n
+          table.insert(by_node[node.name], n)
+          assert.is_true(c:call(nodes[1], R, "start_spec", { spec(n, restart) }))
+        end
+      end
+    end
+    table.sort(ids)
+    await_placement(ids)
+    local _, pids = c:call(nodes[1], R, "children", { "global" })
+    return ids, by_node, pids
+  end
+
+  -- The ids of `ids` but those of `drop` (sorted).
+  local function without(ids, drop)
+    local skip, out = {}, {}
+    for _, n in ipairs(drop) do skip[n] = true end
+    for _, n in ipairs(ids) do
+      if not skip[n] then out[#out + 1] = n end
+    end
+    table.sort(out)
+    return out
+  end
+
+  -- Cut `island` (a list of nodes) off from `rest`, with pogo.block on the
+  -- nodes of `on`; wait until each side's supervisors see only its side.
+  -- The nodes across the split from `node`.
+  local function across(node, island, rest)
+    for _, n in ipairs(rest) do
+      if n == node then return island end
+    end
+    return rest
+  end
+
+  local function split(island, rest, on)
+    for _, node in ipairs(on) do
+      for _, other in ipairs(across(node, island, rest)) do
+        c:call(node, "pogo", "block", { other.name, true })
+      end
+    end
+    cluster.wait_until(function()
+      for _, node in ipairs(island) do
+        if #c:call(node, R, "nodes") ~= #island then return false end
+      end
+      for _, node in ipairs(rest) do
+        if #c:call(node, R, "nodes") ~= #rest then return false end
+      end
+      return true
+    end, 10000, "each side of the split to see only its own nodes")
+  end
+
+  local function heal(island, rest, on)
+    for _, node in ipairs(on) do
+      for _, other in ipairs(across(node, island, rest)) do
+        if not node.gone then c:call(node, "pogo", "block", { other.name, false }) end
+      end
+    end
+    await_ring()
+  end
+
+  -- Wait until every node of `nodes` knows exactly the specs `want` (sorted).
+  local function await_known(nodes, want, what)
+    local text = table.concat(want, " ")
+    cluster.wait_until(function()
+      for _, node in ipairs(nodes) do
+        if table.concat(c:call(node, R, "known_specs"), " ") ~= text then return false end
+      end
+      return true
+    end, 10000, what)
+  end
+
+  -- The groups of kind `kind` ("lost", "term") in pg, as `node` sees them.
+  local function groups_of(node, kind)
+    local n = 0
+    for _, entry in ipairs(c:call(node, R, "pg_state")) do
+      if type(entry[1]) == "table" and entry[1][1] == kind then n = n + 1 end
+    end
+    return n
+  end
+
+  -- Wait until every live node sees exactly the workers `ids` running, each
+  -- once, with the pid it had in `pids` (nil: any), knows exactly their
+  -- specs, and pg holds `lost` lost markers (default none) and no
+  -- termination marker.
+  local function await_kept(ids, pids, lost)
+    local want, last = table.concat(ids, " "), nil
+    local ok, err = pcall(cluster.wait_until, function()
+      for _, node in ipairs(alive_nodes()) do
+        local ns, ps = c:call(node, R, "children", { "global" })
+        if table.concat(ns, " ") ~= want then
+          last = node.name .. " runs {" .. table.concat(ns, " ") .. "}"
+          return false
+        end
+        for _, n in ipairs(ids) do
+          if pids[n] and ps[n] ~= pids[n] then
+            last = "worker " .. n .. " has another pid on " .. node.name
+            return false
+          end
+        end
+        if table.concat(c:call(node, R, "known_specs"), " ") ~= want then
+          last = node.name .. " knows other specs"
+          return false
+        end
+        if groups_of(node, "term") ~= 0 or groups_of(node, "lost") ~= (lost or 0) then
+          last = node.name .. ": markers left in pg"
+          return false
+        end
+      end
+      return true
+    end, 10000, "the children {" .. want .. "} kept")
+    if not ok then error(tostring(err) .. " (last: " .. tostring(last) .. ")", 2) end
+  end
+
+  it("a temporary child cut off by a split runs on after the heal, once, with the same pid", function()
+    local nodes = start_nodes(3)
+    await_ring()
+    local ids, by_node, pids = spread(nodes, 2, { "temporary" })
+    local island, rest = { nodes[3] }, { nodes[1], nodes[2] }
+    split(island, rest, island)
+    -- each side gave up the other side's children (never started there)
+    await_known(rest, without(ids, by_node[nodes[3].name]), "the majority to drop the island's children")
+    await_known(island, by_node[nodes[3].name], "the island to drop the majority's children")
+    heal(island, rest, island)
+    await_kept(ids, pids)
+  end)
+
+  it("a temporary child whose node was killed during a split never runs again; the other side's run on", function()
+    pogo.register("dsup_events", pogo.self())
+    local nodes = start_nodes(4, 0, { events = pogo.node() })
+    await_ring()
+    local ids, by_node, pids = spread(nodes, 2, { "temporary" })
+    local victim = nodes[3]
+    local island, rest = { nodes[3], nodes[4] }, { nodes[1], nodes[2] }
+    split(island, rest, rest)
+    local dead = by_node[victim.name]
+    local survivors = without(ids, dead)
+    local other = by_node[nodes[4].name]
+    local away = table.move(other, 1, #other, #dead + 1, table.move(dead, 1, #dead, 1, {}))
+    await_known(rest, without(ids, away), "the majority to drop the island's children")
+    c:kill(victim)
+    victim.gone = true
+    await_known({ nodes[4] }, by_node[nodes[4].name], "the island's other node to drop the killed node's children")
+    while pogo.receive(0) do end -- (the events so far: every child started once)
+    heal(island, rest, rest)
+    -- the killed node again, a new incarnation with the same name (so the
+    -- same owner of its old children)
+    local again = start_nodes(1, 0, { events = pogo.node(), name = victim.name:match("^([^@]+)"),
+      port = tonumber(victim.name:match(":(%d+)$")) })[1]
+    assert.equal(victim.name, again.name)
+    await_ring()
+    await_kept(survivors, pids, #dead)
+    -- the new incarnation has settled: a child pinned to it runs
+    local probe = { id = { "probe", 1 }, start = { "support.worker", "start_link", false, { id = "probe" } } }
+    assert.is_true(c:call(again, R, "start_spec", { probe, again.name }))
+    cluster.wait_until(function()
+      local pid = c:call(nodes[1], R, "whereis_id", { probe.id })
+      return pid and pogo.node_of(pid) == again.name
+    end, 5000, "the pinned child on the new incarnation")
+    await_kept(survivors, pids, #dead)
+    -- no node started a child since the split but the probe
+    local live = alive_nodes()
+    for i, node in ipairs(live) do c:call(node, R, "flush_events", { pogo.node(), i }) end
+    local flushed, started = 0, {}
+    while flushed < #live do
+      local m = cluster.expect(function(x) return type(x) == "table" and (x[1] == "event" or x[1] == "flushed") end,
+        5000, "the events")
+      if m[1] == "flushed" then
+        flushed = flushed + 1
+      elseif m[2] == "child_started" and m[4][1] == "worker" then
+        started[#started + 1] = m[4][2] .. " on " .. m[3]
+      end
+    end
+    assert.same({}, started)
+  end)
+
+  it("terminate_child during a split, on either side, ends the child everywhere after the heal", function()
+    local nodes = start_nodes(3)
+    await_ring()
+    local ids, by_node, pids = spread(nodes, 2, { "temporary" })
+    local island, rest = { nodes[3] }, { nodes[1], nodes[2] }
+    split(island, rest, island)
+    await_known(rest, without(ids, by_node[nodes[3].name]), "the majority to drop the island's children")
+    await_known(island, by_node[nodes[3].name], "the island to drop the majority's children")
+    -- from the majority, a child that runs on the island; and the other way round
+    local far, near = by_node[nodes[3].name][1], by_node[nodes[1].name][1]
+    assert.is_true(c:call(nodes[2], R, "terminate_child", { far }))
+    assert.is_true(c:call(nodes[3], R, "terminate_child", { near }))
+    heal(island, rest, island)
+    await_kept(without(ids, { far, near }), pids)
+  end)
+
+  it("after a split heals, temporary, transient and permanent children each run once, none ended", function()
+    local nodes = start_nodes(3)
+    await_ring()
+    local ids, by_node, pids = spread(nodes, 1, { "temporary", "transient", "permanent" })
+    local island, rest = { nodes[3] }, { nodes[1], nodes[2] }
+    split(island, rest, island)
+    -- each side runs its own children and the other side's transient and
+    -- permanent ones; not the other side's temporary ones
+    local temporary = {}
+    for _, node in ipairs(nodes) do temporary[node.name] = by_node[node.name][1] end
+    await_known(rest, without(ids, { temporary[nodes[3].name] }), "the majority to drop the island's temporary child")
+    await_known(island, without(ids, { temporary[nodes[1].name], temporary[nodes[2].name] }),
+      "the island to drop the majority's temporary children")
+    heal(island, rest, island)
+    local kept = {}
+    for _, n in pairs(temporary) do kept[n] = pids[n] end
+    await_kept(ids, kept)
+    await_placement(ids)
   end)
 end)

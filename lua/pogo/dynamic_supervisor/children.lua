@@ -55,11 +55,15 @@
 -- * `temporary`: never runs again once it has exited, its start has failed,
 --   or its node has gone. Its exit or failed start terminates it
 --   cluster-wide. For the loss of its node, every node that saw it run (its
---   child group joined or left while its request counted: `ran_uid`)
---   terminates it when it runs nowhere any more, rather than start it; a
+--   child group joined or left while its request counted: `ran_uid`) never
+--   starts it: its owner marks it lost (requests.lua), which keeps the
+--   nodes that did not see it run from starting it too, but stops no copy,
+--   so a child beyond a netsplit runs on after the heal (and is terminated
+--   only if no copy shows up within `tombstone_ms`: its node died). A
 --   supervisor restarted on the same node remembers the temporary children
---   it started (`requests.memory`). It never moves to a new owner either
---   (placement.lua), since that would run it again.
+--   it started (`requests.memory`): their copy is gone for sure, and they
+--   are terminated. It never moves to a new owner either (placement.lua),
+--   since that would run it again.
 -- @module pogo.dynamic_supervisor.children
 local pogo = require "pogo"
 local pg = require "pogo.pg"

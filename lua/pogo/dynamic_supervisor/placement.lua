@@ -313,6 +313,8 @@ function M.on_child(st, kind, group, pids)
   state.touch(st, c)
   local req = requests.active(st, c)
   if req then c.ran_uid = req.uid end
+  -- a copy runs: not lost (a netsplit healed), whatever this node noted
+  if kind == "join" and pids and #pids > 0 then requests.found(st, c) end
   -- (and a record with no request left is released once no copy runs)
   if c.proc or not req or M.owner(st, c, req) == st.me then state.mark(st, c) end
 end

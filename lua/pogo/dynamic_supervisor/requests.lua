@@ -1,4 +1,4 @@
---- Requests and termination markers: how child specs live in pg, and the keeper
+--- Requests, termination and lost markers: how child specs live in pg, and the keeper
 -- that holds this node's.
 --
 -- `start_child` on any node is a request: a pg group `{"spec", uid, spec}`
@@ -19,6 +19,21 @@
 -- is told again; when no node of the scope went down in that time before,
 -- no node can come back with it, and the tombstone goes at the next repair
 -- pass once this node has forgotten the request (`expire_markers`).
+--
+-- A temporary child whose node went is lost, not terminated: the node that
+-- would start it (its owner) marks its request with a group `{"lost", uid}`,
+-- held by its keeper, instead of a termination marker. A lost request is
+-- started by no node that knows the marker (nor, as ever, by one that saw
+-- its child run), and the views leave it out while no copy runs; but it is
+-- no instruction to stop a copy. A netsplit looks the same as a node's
+-- death from the other side, and the child may still run there: after the
+-- heal that copy is seen in pg again, the node that marked it withdraws the
+-- marker (`found`), and the child runs on, once. The children of a node that
+-- really died never show up again: a node that holds a lost marker
+-- `tombstone_ms` long without seeing a copy turns it into a termination
+-- (`expire_markers`), which then goes as any other. What a node learned of
+-- a lost marker it keeps (a note in `st.lost`) while it knows the request:
+-- the child has run, so it never starts again.
 --
 -- Several requests for one id (a conflict, a re-request of a terminated id):
 -- the lowest uid not terminated counts, on every node alike; the others are
@@ -165,6 +180,9 @@ function M.keeper_down(st)
   for _, m in pairs(st.markers) do
     if m.held then pg.join(st.scope, m.group, st.keeper) end
   end
+  for _, l in pairs(st.lost) do
+    if l.held then pg.join(st.scope, l.group, st.keeper) end
+  end
 end
 
 --- A deliberate stop gives this node's requests and markers up: the keeper
@@ -222,6 +240,11 @@ function M.forget(st, req)
   if m and m.held then
     pg.leave(st.scope, m.group, st.keeper)
     m.held = false
+  end
+  local l = st.lost[req.uid]
+  if l then
+    if l.held then pg.leave(st.scope, l.group, st.keeper) end
+    st.lost[req.uid] = nil
   end
 end
 
@@ -312,6 +335,93 @@ function M.mark_terminated(st, uid)
     pg.join(st.scope, m.group, st.keeper)
     m.held = true
   end
+end
+
+-- ---- lost temporary children ----
+
+-- The lost note of uid, created (not present, not held) on first sight.
+local function lost_note(st, uid)
+  local l = st.lost[uid]
+  if not l then
+    l = {
+      group = { "lost", uid }, -- its pg group
+      present = false,         -- whether some node holds the group
+      held = false,            -- whether this node's keeper holds it
+      since = now(),           -- when this node's keeper joined it (expire_markers)
+    }
+    st.lost[uid] = l
+    local req = st.requests[uid]
+    if req then state.touch(st, req.child) end
+  end
+  return l
+end
+
+--- Mark request `uid` lost: its temporary child ran on a node that went,
+-- and runs nowhere this node sees. No node that knows the marker starts
+-- it; a copy still running (beyond a netsplit) is not stopped, and the
+-- marker is withdrawn once that copy is seen (`found`).
+-- @tparam table st
+-- @tparam string uid
+function M.mark_lost(st, uid)
+  local l = lost_note(st, uid)
+  l.present = true
+  if not l.held then
+    pg.join(st.scope, l.group, st.keeper)
+    l.held, l.since = true, now()
+  end
+end
+
+--- Whether this node knows request `uid` as lost (a lost marker, now or
+-- before): its temporary child has run, and is not started again.
+-- @tparam table st
+-- @tparam string uid
+-- @treturn boolean
+function M.lost(st, uid)
+  return st.lost[uid] ~= nil
+end
+
+--- A copy of record `c`'s child runs (its child group was joined): the lost
+-- markers this node holds for its requests are withdrawn, as that copy is
+-- not lost (a netsplit healed). The note stays: the child has run.
+-- @tparam table st
+-- @tparam table c
+function M.found(st, c)
+  for uid in M.each(c) do
+    local l = st.lost[uid]
+    if l and l.held then
+      pg.leave(st.scope, l.group, st.keeper)
+      l.held = false
+    end
+  end
+end
+
+--- A lost marker group was joined or left (a pg notification).
+-- @tparam table st
+-- @tparam string kind "join" or "leave"
+-- @tparam table group {"lost", uid}
+function M.on_lost(st, kind, group)
+  local uid = group[2]
+  if kind == "join" then
+    lost_note(st, uid).present = true
+  elseif not held_by_any(st, group) then
+    local l = st.lost[uid]
+    if l then l.present = false end
+  end
+  local req = st.requests[uid]
+  if req then
+    state.touch(st, req.child)
+    state.mark(st, req.child)
+  end
+end
+
+--- Whether the views leave record `c`'s request `req` out: it is lost and
+-- no copy runs.
+-- @tparam table st
+-- @tparam table c
+-- @tparam table req
+-- @treturn boolean
+function M.hidden(st, c, req)
+  return st.lost[req.uid] ~= nil and #pg.get_members(st.scope, { "child", c.id }) == 0
 end
 
 --- Terminate every request for `id`, cluster-wide (`terminate_child`).
@@ -477,10 +587,15 @@ end
 -- @tparam table st
 -- @tparam[opt] function other called with each other table group of the scope
 function M.rescan(st, other)
-  local seen_specs, seen_markers = {}, {}
+  local seen_specs, seen_markers, seen_lost = {}, {}, {}
   for _, group in ipairs(pg.which_groups(st.scope)) do
     if type(group) == "table" then
-      if other and group[1] ~= "spec" and group[1] ~= "term" then
+      if group[1] == "lost" then
+        local l = lost_note(st, group[2])
+        l.present = true
+        if keeper_holds(st, group) then l.held = true end
+        seen_lost[group[2]] = true
+      elseif other and group[1] ~= "spec" and group[1] ~= "term" then
         other(group)
       elseif group[1] == "spec" then
         local req, new = M.learn(st, group)
@@ -517,6 +632,16 @@ function M.rescan(st, other)
       m.held = false
     end
   end
+  for uid, l in pairs(st.lost) do
+    if not seen_lost[uid] then
+      l.present = false
+      -- (a note of a request this node does not know is no use)
+      if not st.requests[uid] then st.lost[uid] = nil end
+    elseif l.held and not st.requests[uid] then
+      pg.leave(st.scope, l.group, st.keeper) -- (a restarted supervisor adopts its keeper's)
+      l.held = false
+    end
+  end
 end
 
 -- Whether tombstone `m` has done its work: older than `tombstone_ms`; or
@@ -541,6 +666,16 @@ function M.expire_markers(st, t)
       st.markers[uid] = nil
       local req = st.requests[uid]
       if req then state.touch(st, req.child) end
+    end
+  end
+  -- a lost marker held `tombstone_ms` with no copy seen: its node died (or
+  -- stayed away that long); the request is terminated, and goes
+  for uid, l in pairs(st.lost) do
+    local req = st.requests[uid]
+    if l.held and t - l.since > st.tombstone_ms and req and not st.markers[uid]
+        and #pg.get_members(st.scope, { "child", req.child.id }) == 0 then
+      M.mark_terminated(st, uid)
+      state.mark(st, req.child)
     end
   end
 end
@@ -580,14 +715,15 @@ function M.expire_gone(st, t)
 end
 
 --- The spec of every child id requested and not terminated, as this node
--- knows them (normalised copies, the caller's).
+-- knows them (normalised copies, the caller's), but those lost that run
+-- nowhere (`hidden`).
 -- @tparam table st
 -- @treturn {table,...}
 function M.specs(st)
   local out = {}
   for _, c in pairs(st.children) do
     local req = M.active(st, c)
-    if req then out[#out + 1] = child_spec.expand(req.spec) end
+    if req and not M.hidden(st, c, req) then out[#out + 1] = child_spec.expand(req.spec) end
   end
   return out
 end

@@ -50,7 +50,8 @@ function M.new(opts)
     settle = opts.settle_ms or 1000,    -- the longest a joining node is waited for (join_wait.lua)
     sync_interval = opts.sync_interval or 5000, -- ms between repair passes
     sweep_passes = opts.sweep_passes or 12,     -- repair passes per sweep over every record
-    tombstone_ms = opts.tombstone_ms or 600000, -- how long a terminated request is remembered
+    tombstone_ms = opts.tombstone_ms or 600000, -- how long a terminated request is remembered, and
+                                        -- a lost temporary child waited for (requests.lua)
     weight = opts.weight or 1,          -- this node's share of the ring (published in its "sup" group)
     allow = allow,                      -- the `nodes` option, sorted, or false (published too)
     logger = log.with { module = "pogo.dynamic_supervisor", supervisor = tostring(opts.name or opts.scope) },
@@ -76,6 +77,8 @@ function M.new(opts)
     children = {},                      -- key -> the record of that child id (`child` below)
     requests = {},                      -- uid -> request {uid, spec, group, held, child} (requests.lua)
     markers = {},                       -- uid -> termination marker {group, present, held, since}
+    lost = {},                          -- uid -> lost note {group, present, held, since}: the request's
+                                        -- temporary child ran on a node that went (requests.lua)
     unheld = {},                        -- request -> since when no node holds it (requests.take_over)
     unheld_next = nil,                  -- when the first of those may be taken over by any node
     gone = { head = 1, tail = 0 },      -- markers that went (no node holds them), in order: [i] = uid,

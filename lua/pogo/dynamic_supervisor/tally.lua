@@ -100,6 +100,8 @@ local function contribution(st, c)
   local spec, old = req.spec, running[c.key]
   if n == 0 then
     running[c.key] = nil
+    -- a temporary child lost with its node (requests.lua) is gone from the view
+    if requests.lost(st, req.uid) then return 0 end
   elseif n == 1 then
     if old and old.pid == nil then old = nil end
     running[c.key] = entry(old, spec, pids[1])
