@@ -1333,4 +1333,18 @@ describe("distributed supervisor netsplits and restart types", function()
     await_kept(ids, kept)
     await_placement(ids)
   end)
+  it("a temporary child lost with its node can be requested again at once, and runs once", function()
+    local nodes = start_nodes(3)
+    await_ring()
+    local ids, by_node = spread(nodes, 1, { "temporary" })
+    local victim = nodes[3]
+    local n = by_node[victim.name][1]
+    c:kill(victim)
+    victim.gone = true
+    await_ring()
+    await_known({ nodes[1], nodes[2] }, without(ids, { n }), "the dead node's child dropped")
+    assert.is_true(c:call(nodes[2], R, "start_spec", { spec(n, "temporary") }))
+    await_placement(ids)
+    await_kept(ids, {})
+  end)
 end)

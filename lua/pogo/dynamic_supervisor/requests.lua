@@ -274,7 +274,9 @@ function M.active(st, c)
 end
 
 --- Request a child (`start_child`): a new spec group, held by the keeper,
--- unless the id is already requested.
+-- unless the id is already requested (a request whose temporary child was
+-- lost with its node, and runs nowhere this node sees, is terminated and
+-- requested anew, as OTP's start_child after a temporary child has gone).
 -- @tparam table st
 -- @tparam table spec a normalised child spec
 -- @return true, or nil and "already started: <id>" (another spec for the id) or
@@ -285,6 +287,14 @@ function M.request(st, spec)
   spec = child_spec.compact(spec) -- as every node will hold it
   local c = st.children[key]
   local active = c and M.active(st, c)
+  if active and M.hidden(st, c, active) then
+    -- its temporary child was lost with its node and runs nowhere we see:
+    -- it is over here, as an exited one would be; a copy beyond a netsplit
+    -- ends at the heal, and this request runs instead
+    M.mark_terminated(st, active.uid)
+    state.mark(st, c)
+    active = nil
+  end
   if active then
     if encode(active.spec) == encode(spec) then return true end
     return nil, "already started: " .. events.describe(spec.id)
