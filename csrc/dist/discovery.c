@@ -18,7 +18,8 @@
  *   forgets nothing; its failure is logged once until a round succeeds. A
  *   name that does not exist, or has no records, is a successful empty round
  *   (logged once, until addresses are found).
- *   This node's own address (advertised, or listened on) is skipped.
+ *   This node's own address (advertised, or listened on) is skipped, and
+ *   so is an address a dial found to reach this node itself (mesh.c).
  * - Never a blocking call: c-ares opens its sockets and tells us which to
  *   watch (sock_state_cb); each is a uv_poll, and c-ares's timeouts run on a
  *   uv_timer (ares_timeout). A round still running when the next is due

@@ -576,7 +576,8 @@ end
 -- backlog, wanted (dialed when down), blocked, seed, left (it stopped
 -- cleanly, or a peer said it left)), links (state, peer, outgoing, tls) and
 -- targets (the addresses dialed as seeds, connect requests or found in DNS:
--- addr, seed, found, name).
+-- addr, seed, found, name) and own (the addresses found in DNS that a dial
+-- found to reach this node itself, "host:port": never dialed again).
 -- @function dist_info
 M.dist_info = core.dist_info
 
