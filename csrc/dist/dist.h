@@ -164,6 +164,7 @@ struct pogo_target {
   uint8_t seed, logged;
   uint8_t unproven;    /* nameless: a handshake in a name at this address ended unproven (auth.c) */
   uint32_t found;      /* discovery round that last saw it (0: not discovered) */
+  char err[POGO_HS_REASON_MAX + 64]; /* why its last dial failed ("": none did, or it came up since) */
   pogo_conn *dial;
   uint32_t backoff;
   uint64_t next_at;
@@ -319,7 +320,7 @@ int pogo_mesh_found(pogo_dist *d, const char *host, int port, uint32_t gen);
 /* Round `gen` is complete: addresses found before and not in it are
  * forgotten (the node is no longer dialed; a connected one, once lost). */
 void pogo_mesh_found_sweep(pogo_dist *d, lua_State *L, uint32_t gen);
-/* dist_info's list of targets (address, seed, found, name) at -1. */
+/* dist_info's list of targets (address, seed, found, name, error) at -1. */
 void pogo_mesh_push_targets(pogo_dist *d, lua_State *L);
 /* dist_info's list of the addresses found to be this node's own ("host:port") at -1. */
 void pogo_mesh_push_own(pogo_dist *d, lua_State *L);
@@ -329,6 +330,9 @@ void pogo_mesh_push_own(pogo_dist *d, lua_State *L);
  * absent), or -1 with err. */
 int pogo_discovery_start(pogo_dist *d, lua_State *L, int opts_idx, char *err, size_t errlen);
 void pogo_discovery_stop(pogo_dist *d); /* pogo.stop, or the transport's end */
+/* dist_info's `discovery` at -1 (nil without discovery): name, rounds, status,
+ * error, addrs (the last complete round's). */
+void pogo_discovery_push_info(pogo_dist *d, lua_State *L);
 
 /* ---- stats.c ---- */
 /* Count a frame of n bytes (length prefix included) on an up connection. */

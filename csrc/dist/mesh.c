@@ -429,6 +429,7 @@ void pogo_mesh_dial_failed(pogo_conn *c, lua_State *L, const char *reason) {
       pogo_log_at(d, p && p->left ? POGO_LOG_INFO : POGO_LOG_WARNING, who, "cannot connect to %s: %s%s", who, reason,
                   !again ? "" : p && p->left ? " (it stopped; will retry)" : " (will retry)");
     t->logged = 1;
+    snprintf(t->err, sizeof t->err, "%s", reason);
     notify_waiters(d, L, t, 0, reason);
     if (again) bump_backoff(d, &t->backoff, &t->next_at);
     else target_remove(d, L, t);
@@ -665,6 +666,7 @@ void pogo_mesh_conn_up(pogo_conn *c, lua_State *L, int quiet) {
     t->unproven = 0;
     if (t->dial) pogo_mesh_dial_abandon(t->dial);
     t->logged = 0;
+    t->err[0] = '\0';
     t->backoff = d->backoff_min;
     notify_waiters(d, L, t, 1, c->peer_name);
     if (t->found) p->gone_dns = 0;
@@ -1067,6 +1069,10 @@ void pogo_mesh_push_targets(pogo_dist *d, lua_State *L) {
     if (t->name) {
       lua_pushstring(L, t->name);
       lua_setfield(L, -2, "name");
+    }
+    if (t->err[0]) {
+      lua_pushstring(L, t->err);
+      lua_setfield(L, -2, "error");
     }
     lua_rawseti(L, -2, ++n);
   }

@@ -5,12 +5,14 @@
 -- being dialed once its node is down, and a connected node stays (not
 -- redialed once lost); an address in DNS that reaches the node itself is
 -- found out by its first dial (the handshake carries the node's own nonce
--- back) and never dialed again.
+-- back) and never dialed again. `pogo status --discover` says which step
+-- failed: the name, its addresses, the nodes there, the cookie.
 local pogo = require "pogo"
 local uv = require "luv"
 local cluster = require "support.cluster"
 local dnsmasq = require "support.dnsmasq"
 local tcp_proxy = require "support.tcp_proxy"
+local cli = require "support.pogo_cli"
 
 local R = "support.remote"
 local INTERVAL = 1000
@@ -224,5 +226,63 @@ describe("DNS discovery", function()
       10000, "the failure to be logged")
     c:connect(d)
     assert.equal(d.name, (c:call(d, "pogo", "node")))
+  end)
+end)
+
+describe("pogo status --discover", function()
+  -- bin/pogo status through DNS; its exit status and stderr
+  local function status(dns_name, cookie, wait_ms)
+    local args = { "status", "--discover", "dns:" .. dns_name, "--dns-server", "127.0.0.1:" .. dns.port,
+                   "--discover-interval-ms", "200", "--cookie", cookie or c.cookie,
+                   "--wait-ms", tostring(wait_ms or 3000) }
+    if c.tls then -- the cluster runs TLS (POGO_TEST_TLS=1): so does the tool
+      for _, x in ipairs { "--tls-cert", c.tls.cert, "--tls-key", c.tls.key, "--tls-ca", c.tls.ca } do
+        args[#args + 1] = x
+      end
+    end
+    local code, _, err = cli.run(args, { timeout_ms = 15000 })
+    return code, err
+  end
+
+  it("a name that does not resolve: c-ares's reason", function()
+    dns = dnsmasq.start {}
+    local code, err = status("nosuch.pogo.test:4000")
+    assert.equal(1, code, err)
+    assert.equal("pogo: cannot join the cluster: --discover: nosuch.pogo.test did not resolve: "
+                 .. "Domain name not found\n", err)
+  end)
+
+  it("a name without addresses", function()
+    dns = dnsmasq.start { extra = { "--txt-record=textonly.pogo.test,nothing here" } }
+    local code, err = status("textonly.pogo.test:4000")
+    assert.equal(1, code, err)
+    assert.equal("pogo: cannot join the cluster: --discover: textonly.pogo.test resolved to no address "
+                 .. "(DNS server returned answer with no data)\n", err)
+  end)
+
+  it("addresses where no node answers: each of them, with why", function()
+    local port = common_port { "127.0.0.2", "127.0.0.3" } -- nothing listens there
+    dns = dnsmasq.start { hosts = { "127.0.0.2 gone.pogo.test", "127.0.0.3 gone.pogo.test" } }
+    local t0 = uv.hrtime()
+    local code, err = status("gone.pogo.test:" .. port, nil, 10000)
+    assert.equal(1, code, err)
+    assert.equal(string.format("pogo: cannot join the cluster: --discover: no node answered at the addresses of "
+                               .. "gone.pogo.test: 127.0.0.2:%d (connection refused), 127.0.0.3:%d "
+                               .. "(connection refused)\n", port, port), err)
+    assert.is_true((uv.hrtime() - t0) / 1e6 < 10000, "it waited for --wait-ms where it knew at once")
+  end)
+
+  it("a node that refuses the cookie; the right one joins", function()
+    local port = common_port { "127.0.0.2" }
+    dns = dnsmasq.start { hosts = { "127.0.0.2 one.pogo.test" } }
+    local n = c:start_node { name = "one", port = port, extra = { "--host", "127.0.0.2" } }
+    local code, err = status("one.pogo.test:" .. port, "not the cookie")
+    assert.equal(1, code, err)
+    assert.equal(string.format("pogo: cannot join the cluster: --discover: the cookie was refused at 127.0.0.2:%d "
+                               .. "(refused by peer: authentication failed (wrong cookie?))\n", port), err)
+    code, err = status("one.pogo.test:" .. port)
+    assert.equal(0, code, err)
+    assert.equal("", err)
+    assert.truthy(n.name)
   end)
 end)
