@@ -6,6 +6,7 @@
 local pogo = require "pogo"
 local cluster = require "support.cluster"
 local certs = require "pogo.local_cluster.certs"
+local cli = require "support.pogo_cli"
 
 local R = "support.remote"
 
@@ -73,6 +74,32 @@ describe("pogo.start refuses", function()
       start_error { tls = { cert = good.cert, key = enc, ca = ca.cert } })
   end)
 
+  it("a certificate whose extendedKeyUsage lacks what a node needs, naming the file and the purpose", function()
+    local server = certs.node(ca, dir, "server_only", { eku = "serverAuth" })
+    local client = certs.node(ca, dir, "client_only", { eku = "clientAuth" })
+    local email = certs.node(ca, dir, "email", { eku = "emailProtection" })
+    local advice = " (a node is the TLS server when dialed and the client when dialing: give it "
+                   .. "extendedKeyUsage = serverAuth, clientAuth)"
+    assert.equal("pogo.start: tls.cert: " .. server.cert .. " cannot be used for dialing: its extendedKeyUsage "
+                 .. "lacks clientAuth" .. advice, start_error { tls = server })
+    assert.equal("pogo.start: tls.cert: " .. client.cert .. " cannot be used for accepting links: its "
+                 .. "extendedKeyUsage lacks serverAuth" .. advice, start_error { tls = client })
+    assert.equal("pogo.start: tls.cert: " .. email.cert .. " cannot be used for either end of a link: its "
+                 .. "extendedKeyUsage lacks serverAuth; its extendedKeyUsage lacks clientAuth" .. advice,
+                 start_error { tls = email })
+  end)
+
+  it("such a certificate in bin/pogo: one line, exit status 1, as any unusable TLS file", function()
+    local client = certs.node(ca, dir, "client_only_cli", { eku = "clientAuth" })
+    local code, out, err = cli.run { "--cookie", "x", "--tls-cert", client.cert, "--tls-key", client.key,
+                                     "--tls-ca", ca.cert }
+    assert.equal(1, code, err)
+    assert.equal("", out)
+    assert.equal("pogo: tls.cert: " .. client.cert .. " cannot be used for accepting links: its extendedKeyUsage "
+                 .. "lacks serverAuth (a node is the TLS server when dialed and the client when dialing: give it "
+                 .. "extendedKeyUsage = serverAuth, clientAuth)\n", err)
+  end)
+
   it("incomplete or mistyped options, naming them", function()
     assert.truthy(start_error({ tls = { cert = good.cert, ca = ca.cert } })
       :find("opts.tls.key must be a file name, got nil", 1, true))
@@ -103,6 +130,18 @@ describe("a TLS link", function()
   teardown(function()
     c:teardown()
     pogo.stop()
+  end)
+
+  it("takes a certificate without extendedKeyUsage at either end (it serves any purpose)", function()
+    local plain = certs.node(ca, dir, "no_eku", { eku = false })
+    local m = c:start_node { name = "no_eku", tls = plain }
+    c:connect(m) -- this node dials: m's certificate verified as a server's
+    assert.is_true(c:sees(m, pogo.node()))
+    c:stop(m)
+    local m2 = c:start_node { name = "no_eku2", tls = plain, seeds = { pogo.dist_info().listen } }
+    -- m2 dials this node: its certificate verified as a client's
+    cluster.wait_until(function() return c:sees(m2, pogo.node()) end, 5000, "no_eku2 to dial this node")
+    c:stop(m2)
   end)
 
   it("is up with TLS on both sides", function()

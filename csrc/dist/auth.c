@@ -28,6 +28,19 @@
  *   with "duplicate", and its dialer drops it quietly, as the link is up or
  *   about to be); a new incarnation of a node (other creation) replaces the
  *   old connection.
+ * - A dial that reaches this node itself (an address of its own that it did
+ *   not know as such: a loopback alias, a port mapping, a proxy in front of
+ *   it) is found out by its nonce, never by a name alone: A, reading a HELLO
+ *   in its own name and creation while one of its dials waits for a
+ *   CHALLENGE, answers with a CHALLENGE (self_probe) instead of refusing;
+ *   D, reading a CHALLENGE in its own name and creation whose nonce is that
+ *   of one of its own self_probe handshakes, closes that one quietly and
+ *   hands the dial to pogo_mesh_dial_self (one log line; a discovered
+ *   address is never dialed again). A self_probe handshake that gets a
+ *   RESPONSE was someone else in this node's name: refused ("node name
+ *   already in use"), as a HELLO in its name and another creation is at
+ *   once, and a CHALLENGE in its name without its nonce fails the dial
+ *   ("another node answers in this node's name").
  * - An incoming handshake that ends without proving the cookie marks the node
  *   it named as unproven (pogo_auth_closing): its later HELLOs no longer hold
  *   back our dials to it (mesh.c, pogo_mesh_pending_for) until it comes up.
@@ -195,6 +208,39 @@ void pogo_auth_closing(pogo_conn *c) {
   pogo_mesh_unproven(c);
 }
 
+/* Answer incoming c's HELLO with a CHALLENGE (a fresh nonce_a). self_probe:
+ * the HELLO was in this node's own name and incarnation. */
+static int challenge(pogo_conn *c, int self_probe) {
+  pogo_hs_hello ch;
+  hello_init(c->d, &ch);
+  if (pogo_hs_random(c->nonce_a, POGO_HS_NONCE) != 0) return hs_fail(c, "no random bytes");
+  memcpy(ch.nonce, c->nonce_a, POGO_HS_NONCE);
+  if (pogo_hs_put_hello(&c->out, POGO_HS_CHALLENGE, &ch) != 0) return hs_fail(c, "out of memory");
+  pogo_conn_dirty(c);
+  c->self_probe = (uint8_t)self_probe;
+  c->hs_step = 1;
+  return 0;
+}
+
+/* Does a dial of ours wait for its CHALLENGE (HELLO sent)? */
+static int own_dial_waits(pogo_dist *d) {
+  for (pogo_conn *o = d->conns; o; o = o->next)
+    if (o->outgoing && o->state == CS_HANDSHAKE && o->hs_step == 1) return 1;
+  return 0;
+}
+
+/* Our incoming handshake that answered a HELLO in this node's own name with
+ * this nonce (challenge, self_probe), if any: a dial that reads that
+ * CHALLENGE reached this node itself. Nonces are 32 fresh random bytes, so
+ * only this node's own CHALLENGE, carried back to it (directly, or through
+ * a port mapping or a proxy), can match. */
+static pogo_conn *self_probe_for(pogo_dist *d, const unsigned char nonce[POGO_HS_NONCE]) {
+  for (pogo_conn *o = d->conns; o; o = o->next)
+    if (!o->outgoing && o->self_probe && o->state == CS_HANDSHAKE && memcmp(o->nonce_a, nonce, POGO_HS_NONCE) == 0)
+      return o;
+  return NULL;
+}
+
 static int on_hello(pogo_conn *c, const char *p, uint32_t n) {
   pogo_dist *d = c->d;
   pogo_hs_hello h;
@@ -209,6 +255,11 @@ static int on_hello(pogo_conn *c, const char *p, uint32_t n) {
     return refuse(c, reason);
   }
   if (h.name_len == d->name_len && memcmp(h.name, d->name, h.name_len) == 0) {
+    /* this node's own name and incarnation while a dial of ours waits for
+     * its CHALLENGE: maybe that dial reached this node. Answer, and our
+     * dialer recognises the nonce (self_probe_for); anyone else who sent it
+     * is refused at its RESPONSE. */
+    if (h.creation == d->N->creation && own_dial_waits(d)) return challenge(c, 1);
     pogo_log_at(d, POGO_LOG_WARNING, c->addr, "refused %s: it uses this node's name", c->addr);
     return refuse(c, "node name already in use");
   }
@@ -228,14 +279,7 @@ static int on_hello(pogo_conn *c, const char *p, uint32_t n) {
    * once they prove the cookie (settle_dials), so that a HELLO that merely
    * names a node drops nothing of ours. */
   if (my_dial_to(c) && strcmp(d->name, c->peer_name) < 0) return refuse(c, "simultaneous");
-  pogo_hs_hello ch;
-  hello_init(d, &ch);
-  if (pogo_hs_random(c->nonce_a, POGO_HS_NONCE) != 0) return hs_fail(c, "no random bytes");
-  memcpy(ch.nonce, c->nonce_a, POGO_HS_NONCE);
-  if (pogo_hs_put_hello(&c->out, POGO_HS_CHALLENGE, &ch) != 0) return hs_fail(c, "out of memory");
-  pogo_conn_dirty(c);
-  c->hs_step = 1;
-  return 0;
+  return challenge(c, 0);
 }
 
 static int on_refuse(pogo_conn *c, const char *p, uint32_t n) {
@@ -272,6 +316,10 @@ int pogo_auth_on_frame(pogo_conn *c, const char *p, uint32_t n) {
   if ((unsigned char)p[0] == POGO_HS_REFUSE && (c->outgoing || c->hs_step > 0)) return on_refuse(c, p, n);
   if (!c->outgoing) {
     if (c->hs_step == 0) return on_hello(c, p, n);
+    if (c->self_probe) { /* not our own dial (that one stops at our CHALLENGE): someone in our name */
+      pogo_log_at(d, POGO_LOG_WARNING, c->addr, "refused %s: it uses this node's name", c->addr);
+      return refuse(c, "node name already in use");
+    }
     if (pogo_hs_parse_response(p, n, c->nonce_d, dg, &err) != 0) return hs_fail(c, err);
     if (digest(c, 'D', want) != 0) return hs_fail(c, "HMAC failed");
     if (!pogo_hs_digest_eq(dg, want)) {
@@ -293,7 +341,13 @@ int pogo_auth_on_frame(pogo_conn *c, const char *p, uint32_t n) {
     pogo_hs_hello h;
     if (pogo_hs_parse_hello(p, n, POGO_HS_CHALLENGE, &h, &err) != 0) return hs_fail(c, err);
     if (h.version != POGO_PROTO_VERSION) return hs_fail(c, "protocol version mismatch");
-    if (h.name_len == d->name_len && memcmp(h.name, d->name, h.name_len) == 0) return hs_fail(c, "connected to itself");
+    if (h.name_len == d->name_len && memcmp(h.name, d->name, h.name_len) == 0) {
+      pogo_conn *in = h.creation == d->N->creation ? self_probe_for(d, h.nonce) : NULL;
+      if (!in) return hs_fail(c, "another node answers in this node's name");
+      pogo_conn_close(in); /* our own end of it, quietly: the dial's side says it */
+      pogo_mesh_dial_self(c, d->N->L);
+      return -1;
+    }
     if (set_peer(c, &h, 1) != 0) return hs_fail(c, "out of memory");
     if (c->dial_peer && c->dial_peer != c->peer) return hs_fail(c, "another node answers at that address");
     if (d->peers[c->peer]->blocked) return hs_fail(c, "blocked");

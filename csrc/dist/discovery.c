@@ -18,7 +18,15 @@
  *   forgets nothing; its failure is logged once until a round succeeds. A
  *   name that does not exist, or has no records, is a successful empty round
  *   (logged once, until addresses are found).
- *   This node's own address (advertised, or listened on) is skipped.
+ *   This node's own address (advertised, or listened on) is skipped, and
+ *   so is an address a dial found to reach this node itself (mesh.c).
+ * - What the last complete round found is kept for tools (dist_info's
+ *   `discovery`: the name, how many rounds completed, the round's status,
+ *   "ok", "not found" (no such name), "no records" or "failed" (no answer,
+ *   a server error), with c-ares's reason, and every address it listed,
+ *   this node's own included): a name that did not resolve, a name without
+ *   addresses and addresses where no node answers (their targets' `error`,
+ *   mesh.c) are told apart (bin/pogo status --discover says which).
  * - Never a blocking call: c-ares opens its sockets and tells us which to
  *   watch (sock_state_cb); each is a uv_poll, and c-ares's timeouts run on a
  *   uv_timer (ares_timeout). A round still running when the next is due
@@ -69,6 +77,13 @@ struct pogo_discovery {
   uint8_t empty_logged; /* an empty round was logged since addresses were last found */
   disc_addr *addrs; /* found this round */
   size_t naddrs, cap;
+  int missing; /* this round: a name that does not exist (ENOTFOUND) or has no records (ENODATA) */
+  /* the last complete round, for tools (dist_info): its addresses (addrs and
+   * last swap at its end), how it went, and how many rounds completed */
+  disc_addr *last;
+  size_t nlast, last_cap;
+  int last_status; /* ARES_SUCCESS, a failure, or ENOTFOUND/ENODATA */
+  uint32_t rounds;
 };
 
 typedef struct disc_query {
@@ -85,6 +100,7 @@ static void handle_closed(uv_handle_t *h) {
   }
   if (--x->open == 0) {
     free(x->addrs);
+    free(x->last);
     free(x);
   }
 }
@@ -231,6 +247,13 @@ static int round_done_fn(lua_State *L, void *arg) {
                   a->host, strchr(a->host, ':') ? "]" : "", a->port, x->name);
   }
   if (ifs) uv_free_interface_addresses(ifs, nifs);
+  /* what tools see of this round (dist_info): swap, so the next round fills the other array */
+  disc_addr *a = x->last;
+  size_t cap = x->last_cap;
+  x->last = x->addrs, x->nlast = x->naddrs, x->last_cap = x->cap;
+  x->addrs = a, x->naddrs = 0, x->cap = cap;
+  x->last_status = x->failed ? x->failed : x->nlast == 0 && x->missing ? x->missing : ARES_SUCCESS;
+  x->rounds++;
   if (!x->failed) pogo_mesh_found_sweep(d, L, x->gen);
   return 0;
 }
@@ -251,7 +274,9 @@ static void addr_cb(void *arg, int status, int timeouts, struct ares_addrinfo *r
   pogo_discovery *x = q->x;
   if (status == ARES_SUCCESS && res && x->d) {
     for (struct ares_addrinfo_node *n = res->nodes; n; n = n->ai_next) add_addr(x, n->ai_addr, q->port);
-  } else if (status != ARES_SUCCESS && status != ARES_EDESTRUCTION && !is_missing(status)) {
+  } else if (is_missing(status)) {
+    if (!x->missing) x->missing = status;
+  } else if (status != ARES_SUCCESS && status != ARES_EDESTRUCTION) {
     x->failed = status;
   }
   if (res) ares_freeaddrinfo(res);
@@ -284,10 +309,14 @@ static void srv_cb(void *arg, int status, int timeouts, unsigned char *abuf, int
     int r = ares_parse_srv_reply(abuf, alen, &srv);
     if (r == ARES_SUCCESS)
       for (struct ares_srv_reply *s = srv; s; s = s->next) lookup(x, s->host, s->port);
+    else if (is_missing(r) && !x->missing)
+      x->missing = r;
     else if (!is_missing(r))
       x->failed = r;
     if (srv) ares_free_data(srv);
-  } else if (status != ARES_SUCCESS && status != ARES_EDESTRUCTION && !is_missing(status)) {
+  } else if (is_missing(status)) {
+    if (!x->missing) x->missing = status;
+  } else if (status != ARES_SUCCESS && status != ARES_EDESTRUCTION) {
     x->failed = status;
   }
   settle(x);
@@ -299,6 +328,7 @@ static void round_cb(uv_timer_t *h) {
   if (++x->gen == 0) x->gen = 1;
   x->naddrs = 0;
   x->failed = ARES_SUCCESS;
+  x->missing = ARES_SUCCESS;
   x->pending = 1; /* this function's, until every query is issued */
   if (x->srv) {
     x->pending++;
@@ -421,6 +451,37 @@ int pogo_discovery_start(pogo_dist *d, lua_State *L, int opts_idx, char *err, si
   d->disc = x;
   uv_timer_start(&x->round_t, round_cb, 0, x->interval_ms);
   return 0;
+}
+
+void pogo_discovery_push_info(pogo_dist *d, lua_State *L) {
+  pogo_discovery *x = d->disc;
+  if (!x) {
+    lua_pushnil(L);
+    return;
+  }
+  lua_createtable(L, 0, 5);
+  lua_pushstring(L, x->name);
+  lua_setfield(L, -2, "name");
+  lua_pushinteger(L, x->rounds);
+  lua_setfield(L, -2, "rounds");
+  if (x->rounds) {
+    int st = x->last_status;
+    lua_pushstring(L, st == ARES_SUCCESS ? "ok" : st == ARES_ENOTFOUND ? "not found" : st == ARES_ENODATA ? "no records"
+                                                                                                       : "failed");
+    lua_setfield(L, -2, "status");
+    if (st != ARES_SUCCESS) {
+      lua_pushstring(L, ares_strerror(st));
+      lua_setfield(L, -2, "error");
+    }
+  }
+  lua_createtable(L, (int)x->nlast, 0);
+  for (size_t i = 0; i < x->nlast; i++) {
+    const disc_addr *a = &x->last[i];
+    if (strchr(a->host, ':')) lua_pushfstring(L, "[%s]:%d", a->host, a->port);
+    else lua_pushfstring(L, "%s:%d", a->host, a->port);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
+  }
+  lua_setfield(L, -2, "addrs");
 }
 
 void pogo_discovery_stop(pogo_dist *d) {

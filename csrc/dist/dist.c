@@ -366,7 +366,10 @@ static const char *state_name(int s) {
 
 /* dist_info() -> {name=, port=, listen=, tls=, started=, peers = {[node] = {dialer=,
  *   creation=, backlog=, wanted=, blocked=, seed=, left=}}, links = {{state=, peer=,
- *   outgoing=, tls=}, ...}, targets = {{addr=, seed=, found=, name=}, ...}} */
+ *   outgoing=, tls=}, ...}, targets = {{addr=, seed=, found=, name=, error=}, ...}, own = {"host:port", ...},
+ *   discovery = {name=, rounds=, status=, error=, addrs = {"host:port", ...}}}
+ *   (own: addresses from DNS that a dial found to reach this node itself;
+ *   a target's error: why its last dial failed; discovery: discovery.c) */
 static int l_dist_info(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
   pogo_dist *d = dist_of(N);
@@ -426,6 +429,10 @@ static int l_dist_info(lua_State *L) {
   lua_setfield(L, -2, "links");
   pogo_mesh_push_targets(d, L);
   lua_setfield(L, -2, "targets");
+  pogo_mesh_push_own(d, L);
+  lua_setfield(L, -2, "own");
+  pogo_discovery_push_info(d, L);
+  lua_setfield(L, -2, "discovery");
   return 1;
 }
 

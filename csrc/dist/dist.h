@@ -62,6 +62,13 @@ enum {
 #define POGO_BUSY_LOW (1024 * 1024)     /* ... and resumed below this one */
 #define POGO_ADMIT_MAX 128              /* unauthenticated connections held at once */
 #define POGO_ADMIT_PER_ADDR 16          /* ... of which from one peer address */
+#define POGO_OWN_MAX 16                 /* discovered addresses found to reach this node itself, kept */
+
+/* An address a dial of ours found to reach this node itself (mesh.c). */
+typedef struct pogo_own_addr {
+  char host[POGO_HOST_MAX];
+  int port;
+} pogo_own_addr;
 
 typedef struct pogo_dist pogo_dist;
 
@@ -117,6 +124,8 @@ typedef struct pogo_conn {
   pogo_gai *gai;            /* host name lookup in progress */
   pogo_tls *tls;            /* TLS state (NULL: a plain connection) */
   uint32_t dial_peer;       /* dialed by name for this node index */
+  uint8_t self_probe;       /* incoming: a HELLO in this node's own name and creation was answered with a
+                             * CHALLENGE, so that a dial of ours that reached this node recognises its nonce */
   /* senders suspended on this connection's backlog */
   pogo_rq_entry *busy;
   uint32_t nbusy, busy_cap;
@@ -155,6 +164,7 @@ struct pogo_target {
   uint8_t seed, logged;
   uint8_t unproven;    /* nameless: a handshake in a name at this address ended unproven (auth.c) */
   uint32_t found;      /* discovery round that last saw it (0: not discovered) */
+  char err[POGO_HS_REASON_MAX + 64]; /* why its last dial failed ("": none did, or it came up since) */
   pogo_conn *dial;
   uint32_t backoff;
   uint64_t next_at;
@@ -195,6 +205,8 @@ struct pogo_dist {
   int ref_subs;      /* monitor_nodes subscribers: pid -> true */
   pogo_tls_ctx *tls; /* NULL: plain links */
   pogo_discovery *disc;
+  pogo_own_addr own[POGO_OWN_MAX]; /* discovered addresses that reached this node itself (a ring) */
+  uint32_t nown;                   /* entries ever added (the ring holds the last POGO_OWN_MAX) */
   pogo_link_stats stats; /* the node's traffic, every link since pogo.start (stats.c) */
   pogo_log_q *logq;  /* NULL: lines go straight to stderr */
   pogo_log_tally evicted;    /* handshakes closed to make room (admit.c) */
@@ -275,6 +287,9 @@ void pogo_mesh_conn_up(pogo_conn *c, lua_State *L, int quiet);
 void pogo_mesh_bye(pogo_conn *c, const char *reason); /* the peer closes c */
 void pogo_mesh_dial_failed(pogo_conn *c, lua_State *L, const char *reason);
 void pogo_mesh_dial_abandon(pogo_conn *c); /* quietly: another connection will do */
+/* Dial c reached this node itself (auth.c proved it: the CHALLENGE it read
+ * carried the nonce of one of this node's own incoming handshakes). */
+void pogo_mesh_dial_self(pogo_conn *c, lua_State *L);
 /* Incoming c (c->d and c->peer_name set) ends without proving the cookie. */
 void pogo_mesh_unproven(pogo_conn *c);
 /* A pending connection about node idx (or host:port) other than `except`;
@@ -305,14 +320,19 @@ int pogo_mesh_found(pogo_dist *d, const char *host, int port, uint32_t gen);
 /* Round `gen` is complete: addresses found before and not in it are
  * forgotten (the node is no longer dialed; a connected one, once lost). */
 void pogo_mesh_found_sweep(pogo_dist *d, lua_State *L, uint32_t gen);
-/* dist_info's list of targets (address, seed, found, name) at -1. */
+/* dist_info's list of targets (address, seed, found, name, error) at -1. */
 void pogo_mesh_push_targets(pogo_dist *d, lua_State *L);
+/* dist_info's list of the addresses found to be this node's own ("host:port") at -1. */
+void pogo_mesh_push_own(pogo_dist *d, lua_State *L);
 
 /* ---- discovery.c ---- */
 /* Read opts.discovery (table at opts_idx) and start polling DNS: 0 (also when
  * absent), or -1 with err. */
 int pogo_discovery_start(pogo_dist *d, lua_State *L, int opts_idx, char *err, size_t errlen);
 void pogo_discovery_stop(pogo_dist *d); /* pogo.stop, or the transport's end */
+/* dist_info's `discovery` at -1 (nil without discovery): name, rounds, status,
+ * error, addrs (the last complete round's). */
+void pogo_discovery_push_info(pogo_dist *d, lua_State *L);
 
 /* ---- stats.c ---- */
 /* Count a frame of n bytes (length prefix included) on an up connection. */

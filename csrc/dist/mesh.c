@@ -70,6 +70,13 @@
  *   is no longer dialed; a connected node stays, but once lost it is not
  *   redialed (gone_dns), whatever the reason: a node that left DNS is being
  *   retired, and if it lives on it can dial in or come back into DNS.
+ * - A dial that reached this node itself (auth.c proves it by the nonce:
+ *   pogo_mesh_dial_self): a discovered address is this node's own from then
+ *   on: its target goes, one line says so, and DNS rounds skip it (the
+ *   last POGO_OWN_MAX such addresses are kept, in the pogo_dist itself:
+ *   bounded whatever DNS lists). A seed or a connect request that reached
+ *   this node is a failed dial as any other (logged once, a seed retried:
+ *   it may be a load balancer whose next dial reaches another node).
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -422,6 +429,7 @@ void pogo_mesh_dial_failed(pogo_conn *c, lua_State *L, const char *reason) {
       pogo_log_at(d, p && p->left ? POGO_LOG_INFO : POGO_LOG_WARNING, who, "cannot connect to %s: %s%s", who, reason,
                   !again ? "" : p && p->left ? " (it stopped; will retry)" : " (will retry)");
     t->logged = 1;
+    snprintf(t->err, sizeof t->err, "%s", reason);
     notify_waiters(d, L, t, 0, reason);
     if (again) bump_backoff(d, &t->backoff, &t->next_at);
     else target_remove(d, L, t);
@@ -447,6 +455,38 @@ void pogo_mesh_dial_abandon(pogo_conn *c) {
   c->target = NULL;
   c->dial_peer = 0;
   pogo_conn_close(c);
+}
+
+/* Is host:port an address a dial of ours found to reach this node itself? */
+static int is_own(pogo_dist *d, const char *host, int port) {
+  uint32_t n = d->nown < POGO_OWN_MAX ? d->nown : POGO_OWN_MAX;
+  for (uint32_t i = 0; i < n; i++)
+    if (d->own[i].port == port && strcmp(d->own[i].host, host) == 0) return 1;
+  return 0;
+}
+
+void pogo_mesh_dial_self(pogo_conn *c, lua_State *L) {
+  pogo_dist *d = c->d;
+  pogo_target *t = c->target;
+  /* a seed or a connect request is dialed again (with backoff, logged once):
+   * a seed may be a load balancer, whose next dial reaches another node */
+  if (!t || !t->found || t->seed) {
+    pogo_mesh_dial_failed(c, L, "that address reaches this node itself");
+    return;
+  }
+  /* an address from DNS: this node's own, never dialed again (a ring of the
+   * last POGO_OWN_MAX, so a DNS name listing ever more of them cannot grow it) */
+  pogo_own_addr *o = &d->own[d->nown++ % POGO_OWN_MAX];
+  snprintf(o->host, sizeof o->host, "%s", t->host);
+  o->port = t->port;
+  pogo_log_at(d, POGO_LOG_NOTICE, t->addr,
+              "discovery: %s reaches this node itself (an address of its own): not dialed any more", t->addr);
+  notify_waiters(d, L, t, 0, "that address reaches this node itself");
+  t->dial = NULL;
+  c->target = NULL;
+  target_remove(d, L, t);
+  pogo_mesh_dial_abandon(c);
+  pogo_mesh_schedule(d);
 }
 
 /* Do node idx's name and target t name the same node? */
@@ -626,6 +666,7 @@ void pogo_mesh_conn_up(pogo_conn *c, lua_State *L, int quiet) {
     t->unproven = 0;
     if (t->dial) pogo_mesh_dial_abandon(t->dial);
     t->logged = 0;
+    t->err[0] = '\0';
     t->backoff = d->backoff_min;
     notify_waiters(d, L, t, 1, c->peer_name);
     if (t->found) p->gone_dns = 0;
@@ -980,7 +1021,7 @@ int pogo_mesh_connect(pogo_dist *d, lua_State *L, const char *addr, int pid_idx,
 /* ---- discovery ---- */
 
 int pogo_mesh_found(pogo_dist *d, const char *host, int port, uint32_t gen) {
-  if (d->stopping) return 0;
+  if (d->stopping || is_own(d, host, port)) return 0;
   pogo_target *t = target_add(d, host, port, 0);
   if (!t) return -1;
   int fresh = t->found == 0;
@@ -1029,7 +1070,22 @@ void pogo_mesh_push_targets(pogo_dist *d, lua_State *L) {
       lua_pushstring(L, t->name);
       lua_setfield(L, -2, "name");
     }
+    if (t->err[0]) {
+      lua_pushstring(L, t->err);
+      lua_setfield(L, -2, "error");
+    }
     lua_rawseti(L, -2, ++n);
+  }
+}
+
+void pogo_mesh_push_own(pogo_dist *d, lua_State *L) {
+  uint32_t n = d->nown < POGO_OWN_MAX ? d->nown : POGO_OWN_MAX;
+  lua_createtable(L, (int)n, 0);
+  for (uint32_t i = 0; i < n; i++) {
+    char a[POGO_HOST_MAX + 8];
+    format_addr(a, sizeof a, d->own[i].host, d->own[i].port);
+    lua_pushstring(L, a);
+    lua_rawseti(L, -2, (lua_Integer)i + 1);
   }
 }
 

@@ -35,7 +35,13 @@
  *   intermediate gives that one, not its root.
  * - pogo_tls_configure checks the options (files readable, a PEM certificate
  *   and key that match, a loadable CA) and reports a clear error for
- *   pogo.start; a certificate that does not verify against `ca` now (expired,
+ *   pogo.start; so does a certificate that peers would refuse for its
+ *   purpose (X509_check_purpose, as their verification does): a node is
+ *   the TLS server when dialed and the client when dialing, so its
+ *   certificate must serve both (an extendedKeyUsage without serverAuth or
+ *   clientAuth, a keyUsage without digitalSignature; the message names the
+ *   file and what is missing); one without extendedKeyUsage serves any
+ *   purpose. A certificate that does not verify against `ca` now (expired,
  *   another CA) is logged at start: peers will refuse this node.
  * - The node's settings (pogo_tls_ctx: SSL_CTX, BIO method) are reference
  *   counted: connections still closing keep them alive after the transport
@@ -50,6 +56,7 @@
 #include <openssl/pem.h>
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
+#include <openssl/x509v3.h>
 
 #include "dist/dist.h"
 
@@ -191,6 +198,43 @@ static void check_own(pogo_dist *d, SSL_CTX *ctx, const char *cert, const char *
   ERR_clear_error();
 }
 
+/* Why the leaf certificate x cannot serve for `purpose` (X509_PURPOSE_SSL_SERVER
+ * or _CLIENT), as a peer's verification would find (X509_check_purpose):
+ * NULL if it can. eku: that purpose's extendedKeyUsage name. */
+static const char *purpose_gap(X509 *x, int purpose, uint32_t xku, uint32_t ku, const char *eku, char *buf,
+                               size_t cap) {
+  if (X509_check_purpose(x, purpose, 0) == 1) return NULL;
+  uint32_t flags = X509_get_extension_flags(x);
+  if ((flags & EXFLAG_XKUSAGE) && !(X509_get_extended_key_usage(x) & xku))
+    snprintf(buf, cap, "its extendedKeyUsage lacks %s", eku);
+  else if ((flags & EXFLAG_KUSAGE) && !(X509_get_key_usage(x) & ku))
+    snprintf(buf, cap, "its keyUsage lacks digitalSignature (needed for %s)", eku);
+  else
+    snprintf(buf, cap, "it is not valid for %s", eku);
+  return buf;
+}
+
+/* Can this node's certificate serve both ends of a link (the TLS server when
+ * dialed, the client when dialing)? Else err says which is missing. A
+ * certificate without extendedKeyUsage serves any purpose. */
+static int check_purpose(SSL_CTX *ctx, const char *cert, char *err, size_t errlen) {
+  X509 *x = SSL_CTX_get0_certificate(ctx);
+  char sb[96], cb[96];
+  const char *s = purpose_gap(x, X509_PURPOSE_SSL_SERVER, XKU_SSL_SERVER,
+                              KU_DIGITAL_SIGNATURE | KU_KEY_ENCIPHERMENT | KU_KEY_AGREEMENT, "serverAuth", sb,
+                              sizeof sb);
+  const char *c = purpose_gap(x, X509_PURPOSE_SSL_CLIENT, XKU_SSL_CLIENT, KU_DIGITAL_SIGNATURE | KU_KEY_AGREEMENT,
+                              "clientAuth", cb, sizeof cb);
+  ERR_clear_error();
+  if (!s && !c) return 0;
+  snprintf(err, errlen,
+           "tls.cert: %s cannot be used for %s: %s%s%s (a node is the TLS server when dialed and the client when "
+           "dialing: give it extendedKeyUsage = serverAuth, clientAuth)",
+           cert, s && c ? "either end of a link" : s ? "accepting links" : "dialing", s ? s : c, s && c ? "; " : "",
+           s && c ? c : "");
+  return -1;
+}
+
 static int configure(pogo_dist *d, const char *cert, const char *key, const char *ca, char *err, size_t errlen) {
   if (!readable("cert", cert, err, errlen) || !readable("key", key, err, errlen) ||
       !readable("ca", ca, err, errlen))
@@ -218,6 +262,10 @@ static int configure(pogo_dist *d, const char *cert, const char *key, const char
     EVP_PKEY_free(pk);
     ERR_clear_error();
     snprintf(err, errlen, "tls.key: %s is not the private key of the certificate %s", key, cert);
+    goto fail;
+  }
+  if (check_purpose(ctx, cert, err, errlen) != 0) {
+    EVP_PKEY_free(pk);
     goto fail;
   }
   int used = SSL_CTX_use_PrivateKey(ctx, pk);

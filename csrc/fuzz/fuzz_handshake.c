@@ -17,6 +17,10 @@
  * Checked after every step:
  * - a connection is brought up (pogo_mesh_conn_up) only after the peer sent
  *   a proof made with the right cookie for this very exchange;
+ * - a dial is taken for one that reached this node itself
+ *   (pogo_mesh_dial_self) only when the CHALLENGE it read carried the nonce
+ *   of one of this node's own CHALLENGEs (the harness plays that loop with
+ *   our own name and creation);
  * - no callback reaches a connection after it was closed;
  * - every frame the state machine writes parses as a handshake message;
  * - at most POGO_ADMIT_PER_ADDR pending incoming handshakes from one address
@@ -65,6 +69,7 @@ typedef struct fake {
   size_t seen;  /* bytes of c->out the harness has read */
   unsigned char nonce_a[POGO_HS_NONCE]; /* from our CHALLENGE (we accept) */
   int have_nonce;
+  int self_fed; /* (dialed) it was fed a CHALLENGE with the nonce of one of our own */
   uint32_t creation;
 } fake;
 
@@ -188,6 +193,15 @@ void pogo_mesh_dial_failed(pogo_conn *c, lua_State *L, const char *reason) {
 
 void pogo_mesh_dial_abandon(pogo_conn *c) { pogo_conn_close(c); }
 
+void pogo_mesh_dial_self(pogo_conn *c, lua_State *L) {
+  (void)L;
+  fake *f = fake_of(c);
+  if (!f || f->closed || !c->outgoing) die("dial_self on a closed or incoming connection");
+  if (!f->self_fed) die("a dial was taken for this node itself without this node's nonce");
+  if (getenv("FUZZ_HS_TRACE")) fprintf(stderr, "self: dialed %s\n", c->addr);
+  pogo_conn_close(c);
+}
+
 void pogo_mesh_conn_lost(pogo_conn *c, const char *reason) {
   (void)reason;
   pogo_conn_close(c);
@@ -237,6 +251,7 @@ static fake *new_conn(int outgoing, int addr, int name) {
   f->c = c;
   f->name = name % NAMES;
   f->creation = 7u + (uint32_t)name;
+  if (f->name == 3 && (name & 8)) f->creation = node.creation; /* this node itself, as a loop would show it */
   if (outgoing) {
     if (name & 4) c->dial_peer = pogo_nodenames_index(&node, NULL, PEER_NAMES[f->name], strlen(PEER_NAMES[f->name]));
     pogo_auth_hello(c);
@@ -342,6 +357,14 @@ static void play(fake *f, int right_cookie, const uint8_t *extra, size_t extra_l
     }
   } else {
     if (c->hs_step == 1) { /* CHALLENGE to our HELLO */
+      fake *own = NULL; /* a dial that loops back: the CHALLENGE one of our accepted connections wrote */
+      if (f->name == 3 && extra_len > 1 && (extra[1] & 2))
+        for (int i = nfakes - 1; i >= 0 && !own; i--)
+          if (!fakes[i].c->outgoing && fakes[i].have_nonce) own = &fakes[i];
+      if (own) {
+        memcpy(nonce, own->nonce_a, sizeof nonce);
+        f->self_fed = 1;
+      }
       memcpy(h.nonce, nonce, sizeof nonce);
       memcpy(f->nonce_a, nonce, sizeof nonce);
       if (pogo_hs_put_hello(&b, POGO_HS_CHALLENGE, &h)) die("put challenge");

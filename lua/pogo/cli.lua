@@ -10,7 +10,9 @@
 -- no supervisor, so it is in no ring and no distributed supervisor waits
 -- for it (see `pogo.observer`); it tells each node it is an observer
 -- (`pogo.observer.hello`). A refused handshake (a wrong cookie) or a seed
--- that cannot be reached fails at once with the reason, exit status 1; a
+-- that cannot be reached fails at once with the reason, exit status 1, and
+-- so does `--discover` once it knows which step failed (`discovery_failure`:
+-- the name, its addresses, the cookie, the nodes there); a
 -- malformed seed is a usage error, exit status 2. A node of the cluster it
 -- cannot reach, and one the first node knows is down, is listed by `status`
 -- and `top` with its error, and `status` then exits 1 (the view is
@@ -168,12 +170,13 @@ function M.join(args, opts)
     if pogo.now() >= deadline then break end
   end
   if not first and opts.discovery then
-    while #pogo.nodes() == 0 and pogo.now() < deadline do pogo.sleep(20) end
-    first = pogo.nodes()[1]
-    if not first then
-      errs[#errs + 1] = "no node reached through " .. opts.discovery.dns .. " within " .. wait
-                        .. " ms (a wrong cookie is refused without a word here)"
-    end
+    local why
+    repeat
+      first = pogo.nodes()[1]
+      why = not first and M.discovery_failure(pogo.dist_info(), pogo.now() >= deadline, wait)
+      if not first and not why then pogo.sleep(20) end
+    until first or why
+    if not first then errs[#errs + 1] = why end
   end
   if not first then
     M.leave()
@@ -227,6 +230,46 @@ function M.join(args, opts)
     if observer.known_observer(n) then down[n] = nil end
   end
   return pogo.nodes(), down
+end
+
+--- Which step of `--discover` failed, from `pogo.dist_info()`, or nil while
+-- it may still reach a node: the name did not resolve (c-ares's reason),
+-- it resolved to no address, the cookie was refused at an address, or no
+-- node answered at any of them (each with why). Before `final` (the wait
+-- is over) it answers only once it knows: a round of DNS came back without
+-- addresses, a node refused the cookie, or every address failed a dial.
+-- @tparam table info `pogo.dist_info()`
+-- @tparam boolean final whether the wait (`wait_ms`) is over
+-- @tparam number wait_ms for the message
+-- @treturn ?string the failure, "--discover: ..."
+function M.discovery_failure(info, final, wait_ms)
+  local d = info.discovery
+  if not d then return "--discover: discovery is not running" end
+  if d.rounds == 0 then
+    return final and string.format("--discover: no answer from DNS about %s within %d ms", d.name, wait_ms) or nil
+  end
+  if d.status == "not found" or d.status == "failed" then
+    return string.format("--discover: %s did not resolve: %s", d.name, d.error)
+  end
+  if #d.addrs == 0 then
+    return string.format("--discover: %s resolved to no address%s", d.name, d.error and " (" .. d.error .. ")" or "")
+  end
+  local addrs, errs, failed = {}, {}, 0
+  for i, a in ipairs(d.addrs) do addrs[i] = a end
+  table.sort(addrs) -- (DNS may rotate them)
+  for _, a in ipairs(addrs) do
+    local e
+    for _, t in ipairs(info.targets) do
+      if t.addr == a then e = t.error end
+    end
+    if e and e:find("authentication failed", 1, true) then
+      return string.format("--discover: the cookie was refused at %s (%s)", a, e)
+    end
+    if e then failed = failed + 1 end
+    errs[#errs + 1] = string.format("%s (%s)", a, e or "no answer within " .. wait_ms .. " ms")
+  end
+  if failed < #addrs and not final then return nil end
+  return string.format("--discover: no node answered at the addresses of %s: %s", d.name, table.concat(errs, ", "))
 end
 
 --- Whether this node is connected to node `name` now.

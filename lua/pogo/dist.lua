@@ -576,7 +576,11 @@ end
 -- backlog, wanted (dialed when down), blocked, seed, left (it stopped
 -- cleanly, or a peer said it left)), links (state, peer, outgoing, tls) and
 -- targets (the addresses dialed as seeds, connect requests or found in DNS:
--- addr, seed, found, name).
+-- addr, seed, found, name, error: why its last dial failed), own (the
+-- addresses found in DNS that a dial found to reach this node itself,
+-- "host:port": never dialed again) and discovery (with DNS discovery: name,
+-- rounds completed, the last round's status "ok", "not found", "no records"
+-- or "failed" with c-ares's error, and its addrs).
 -- @function dist_info
 M.dist_info = core.dist_info
 

@@ -12,8 +12,9 @@
 -- Keys are EC P-256 (fast to make). Node certificates carry
 -- `subjectAltName = IP:127.0.0.1, DNS:localhost` and both TLS usages
 -- (serverAuth, clientAuth: a node is a client when it dials, a server when
--- dialed). An expired certificate is signed with `openssl ca` and explicit
--- dates in the past (`openssl x509 -days` cannot go back in time).
+-- dialed; `eku` makes others, for the specs of pogo.start's check). An
+-- expired certificate is signed with `openssl ca` and explicit dates in
+-- the past (`openssl x509 -days` cannot go back in time).
 -- Failures raise with openssl's own message.
 -- @module pogo.local_cluster.certs
 local M = {}
@@ -94,14 +95,17 @@ end
 -- @tparam string dir where its files go
 -- @tparam string name file stem and common name
 -- @tparam[opt] table opts `expired = true`: valid only in January 2020;
---  `san` (default `"IP:127.0.0.1,DNS:localhost"`)
+--  `san` (default `"IP:127.0.0.1,DNS:localhost"`); `eku` (default
+--  `"serverAuth, clientAuth"`; false: no extendedKeyUsage at all)
 -- @treturn table `{cert =, key =, ca =}`, the `tls` option of `pogo.start`
 function M.node(ca, dir, name, opts)
   opts = opts or {}
   local base = dir .. "/" .. name
   local ext = base .. ".ext"
+  local eku = opts.eku
+  if eku == nil then eku = "serverAuth, clientAuth" end
   spew(ext, "subjectAltName = " .. (opts.san or "IP:127.0.0.1,DNS:localhost")
-            .. "\nextendedKeyUsage = serverAuth, clientAuth\nkeyUsage = digitalSignature\n")
+            .. (eku and "\nextendedKeyUsage = " .. eku or "") .. "\nkeyUsage = digitalSignature\n")
   run(dir, string.format("openssl req %s -keyout %s -out %s -subj %s", NEWKEY, q(base .. ".key"),
                          q(base .. ".csr"), q("/CN=" .. name)))
   if opts.expired then
