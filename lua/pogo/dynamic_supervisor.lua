@@ -679,6 +679,7 @@ end
 -- How long terminate_child waits for the other supervisors of the scope when
 -- its own has not heard of the id.
 local ASK_OTHERS_MS = 2000
+local ASK_RETRY_MS = 10 -- ... asking again this often one that has not heard of it yet
 
 -- `terminate_child` of an id that this node's supervisor has not heard of:
 -- its request may not have reached this node yet (it was made a moment ago
@@ -688,7 +689,10 @@ local ASK_OTHERS_MS = 2000
 -- node's supervisor is stopping (`stopping`: it knows the id, but records
 -- nothing any more): then, when every other supervisor is stopping too or
 -- gone (or there is none), no supervisor is left to run the child again once
--- it has stopped here: true as well; else nil and "stopping".
+-- it has stopped here: true as well; else nil and "stopping". (A supervisor
+-- that answers "not found" then is asked again until ASK_OTHERS_MS: the
+-- request is in pg, and its notification may reach that supervisor after
+-- our call, which goes to it directly.)
 local function terminate_elsewhere(sup, id, stopping)
   local failed = stopping and "stopping" or "not found"
   local st = views.state_of(sup)
@@ -698,9 +702,16 @@ local function terminate_elsewhere(sup, id, stopping)
     if node ~= st.me then others[#others + 1] = s.pid end
   end
   local me, tag = pogo.self(), pogo.make_ref()
+  local until_ms = now() + ASK_OTHERS_MS
   for _, pid in ipairs(others) do
     pogo.spawn(function()
       local ok, r = pcall(pogo.call, pid, { "terminate_child", id }, ASK_OTHERS_MS)
+      -- (this node knows the request: one that has not heard of it yet will,
+      -- as its pg notification may reach it after our call)
+      while stopping and ok and type(r) == "table" and r[2] == "not found" and now() + ASK_RETRY_MS < until_ms do
+        pogo.sleep(ASK_RETRY_MS)
+        ok, r = pcall(pogo.call, pid, { "terminate_child", id }, math.max(1, until_ms - now()))
+      end
       local done = ok and type(r) == "table" and r[1] == true
       -- (a supervisor that is gone, or stopping, runs nothing any more)
       local out = not ok and (tostring(r):find("^noproc") or tostring(r):find("^noconnection"))
