@@ -145,14 +145,16 @@ end
 -- runs it (its old owner stops it first) and no joining node is waited for.
 -- A temporary child that has run and runs nowhere any more is over: it is
 -- never started again. When it ran here (this node knows its copy is gone:
--- its supervisor restarted) it is terminated; when it ran on a node that
--- went, it is marked lost (requests.lua), which keeps every node from
--- starting it but stops no copy: beyond a netsplit it may still run.
+-- its supervisor restarted) or on a node that stopped in order (its
+-- nodedown said "shutdown") it is terminated; when it ran on a node that
+-- went otherwise, it is marked lost (requests.lua), which keeps every node
+-- from starting it but stops no copy: beyond a netsplit it may still run.
 local function start_here(st, c, req)
   if placement.running_elsewhere(st, c) or not join_wait.settled(st) or handoff.awaited(st, c) then
     st.unsettled[c] = true
   elseif req.spec.restart == "temporary" and (children.has_run(st, c, req) or requests.lost(st, req.uid)) then
-    if st.memory.ran[req.uid] or c.last_node == st.me then
+    local node = c.last_node
+    if st.memory.ran[req.uid] or node == st.me or st.down_reason[node] == "shutdown" then
       requests.mark_terminated(st, req.uid)
       state.mark(st, c)
     else
@@ -419,6 +421,7 @@ local function info(msg, st)
   elseif tag == "$dsup_rebalance" then
     placement.rebalance(st, children)
   elseif tag == "nodeup" then
+    st.down_reason[msg[2]] = nil -- (a reason is of the node's last going, while it is away)
     join_wait.node_up(st, msg[2])
   elseif tag == "nodedown" then
     join_wait.clear(st, msg[2])

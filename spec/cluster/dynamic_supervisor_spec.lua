@@ -1298,6 +1298,21 @@ describe("distributed supervisor netsplits and restart types", function()
     assert.same({}, started)
   end)
 
+  it("an orderly stop ends its node's temporary children for good: terminated, not lost", function()
+    local nodes = start_nodes(3)
+    await_ring()
+    local ids, by_node, pids = spread(nodes, 2, { "temporary" })
+    local victim = nodes[3]
+    assert.are.same({ code = 0, signal = 0 }, c:stop(victim, 20000))
+    victim.gone = true
+    await_ring()
+    -- no lost mark (nothing may still run), and the ids can be requested anew
+    await_kept(without(ids, by_node[victim.name]), pids)
+    local n = by_node[victim.name][1]
+    assert.is_true(c:call(nodes[2], R, "start_spec", { spec(n, "temporary") }))
+    await_placement(without(ids, { by_node[victim.name][2] }))
+  end)
+
   it("terminate_child during a split, on either side, ends the child everywhere after the heal", function()
     local nodes = start_nodes(3)
     await_ring()

@@ -56,7 +56,8 @@
 --   or its node has gone. Its exit or failed start terminates it
 --   cluster-wide. For the loss of its node, every node that saw it run (its
 --   child group joined or left while its request counted: `ran_uid`) never
---   starts it: its owner marks it lost (requests.lua), which keeps the
+--   starts it: its owner marks it lost (requests.lua; terminated when its
+--   node stopped in order, nodedown "shutdown"), which keeps the
 --   nodes that did not see it run from starting it too, but stops no copy,
 --   so a child beyond a netsplit runs on after the heal (and is terminated
 --   only if no copy shows up within `tombstone_ms`: its node died). A
