@@ -58,6 +58,7 @@ typedef struct pg_ix {
   msgpack_sbuffer sb;
   msgpack_packer pk;
   lua_Integer ngroups;
+  lua_Integer epoch; /* counts the changes of other nodes' members, but a sync's */
 } pg_ix;
 
 /* Every method starts here: the index (methods have the index metatable as
@@ -210,10 +211,10 @@ static void drop_group(lua_State *L, pg_ix *x, int G, int K) {
   x->ngroups--;
 }
 
-/* Remove one membership of the pid at `pid` in the group of key K (entry E).
- * Returns 0 if it was not a member. Sets *gone when the pid has no membership
- * left. Drops the group when it becomes empty. */
-static int del_member(lua_State *L, pg_ix *x, int G, int E, int NT, int pid, int K, int *gone) {
+/* Drop one membership of the pid at `pid` in the group of key K from the node
+ * table NT (the entry is not touched). Returns 0 if it was not a member. Sets
+ * *gone when the pid has no membership left. */
+static int nt_drop(lua_State *L, int NT, int pid, int K, int *gone) {
   lua_pushvalue(L, pid);
   int t = lua_rawget(L, NT);
   if (t == LUA_TSTRING) {
@@ -224,7 +225,7 @@ static int del_member(lua_State *L, pg_ix *x, int G, int E, int NT, int pid, int
     lua_pushnil(L);
     lua_rawset(L, NT);
     *gone = 1;
-    goto unlist;
+    return 1;
   }
   if (t != LUA_TTABLE) { lua_pop(L, 1); return 0; }
   int pm = lua_gettop(L);
@@ -249,7 +250,14 @@ static int del_member(lua_State *L, pg_ix *x, int G, int E, int NT, int pid, int
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
-unlist:;
+  return 1;
+}
+
+/* Remove one membership of the pid at `pid` in the group of key K (entry E).
+ * Returns 0 if it was not a member. Sets *gone when the pid has no membership
+ * left. Drops the group when it becomes empty. */
+static int del_member(lua_State *L, pg_ix *x, int G, int E, int NT, int pid, int K, int *gone) {
+  if (!nt_drop(L, NT, pid, K, gone)) return 0;
   lua_Integer n = (lua_Integer)lua_rawlen(L, E);
   for (lua_Integer i = n; i >= 2; i--) {
     lua_rawgeti(L, E, i);
@@ -416,6 +424,7 @@ static int change_args(lua_State *L, pg_ix *x, int *remote, int64_t *node) {
   lua_settop(L, 4);
   if (*node < 0) return 0;
   if (*remote) {
+    x->epoch++;
     char err[POGO_CODEC_ERRLEN];
     return !lua_isnil(L, 2) && push_key(L, x, 2, err) == 0;
   }
@@ -581,6 +590,7 @@ static int ix_remove_pid(lua_State *L) {
   const pogo_id *pid = pid_at(L, x, 2);
   if (!pid) return 0;
   pogo_id id = *pid;
+  if (id.node != 0) x->epoch++;
   lua_getiuservalue(L, 1, UV_GROUPS);
   lua_getiuservalue(L, 1, UV_NODES);
   const int G = 3, P = 4;
@@ -618,6 +628,7 @@ static int ix_remove_node(lua_State *L) {
   int64_t node = node_arg(x, L, 2, &remote);
   lua_settop(L, 2);
   if (node <= 0) return 0;
+  x->epoch++;
   lua_getiuservalue(L, 1, UV_GROUPS);
   lua_getiuservalue(L, 1, UV_NODES);
   const int G = 3, P = 4;
@@ -653,6 +664,37 @@ static int ix_remove_node(lua_State *L) {
   return 1;
 }
 
+/* A sync of one node's members, applied step by step.
+ *
+ * ix:sync_begin(name) makes the state of a sync (a table, opaque to Lua: the
+ * slots ST_*); ix:sync_chunk(st, items) adds a chunk's items to it without
+ * touching the index; ix:sync_step(st, budget) then applies it a bounded
+ * slice at a time: (scan) the node's old memberships are walked and the
+ * groups absent from the sync noted; (apply) each group of the sync gets its
+ * difference, leaves then joins, one event per group; (drop) each noted
+ * group loses that node's members. A step does about `budget` units of work
+ * (a unit: a member looked at or moved) and always finishes the group it
+ * started, so its cost is O(budget + members of the largest group).
+ * Between the steps the index is whole: each group shows either its old or
+ * its new members of that node. The other changes of that node's members
+ * must wait for the last step (pg.lua's scope process applies one message
+ * at a time); if one is made anyway (x->epoch moves) during the scan, the
+ * scan starts again, so the sync still replaces exactly what was known. */
+enum { ST_NODE = 1, ST_NEWC, ST_NEWG, ST_PHASE, ST_CURSOR, ST_AFF, ST_EPOCH, ST_N = ST_EPOCH };
+enum { PH_CHUNKS = 0, PH_SCAN, PH_APPLY, PH_DROP, PH_DONE };
+
+static lua_Integer st_int(lua_State *L, int ST, int slot) {
+  lua_rawgeti(L, ST, slot);
+  lua_Integer v = lua_tointeger(L, -1);
+  lua_pop(L, 1);
+  return v;
+}
+
+static void st_setint(lua_State *L, int ST, int slot, lua_Integer v) {
+  lua_pushinteger(L, v);
+  lua_rawseti(L, ST, slot);
+}
+
 /* Get-or-create t[k] as a table (k at kidx); pushes it. */
 static void push_subtable(lua_State *L, int t, int kidx) {
   lua_pushvalue(L, kidx);
@@ -664,61 +706,47 @@ static void push_subtable(lua_State *L, int t, int kidx) {
   lua_rawset(L, t);
 }
 
-/* Append key, pid, delta to the flat array ops. */
-static void push_op(lua_State *L, int ops, int K, int pid, lua_Integer delta) {
-  lua_Integer n = (lua_Integer)lua_rawlen(L, ops);
-  lua_pushvalue(L, K);
-  lua_rawseti(L, ops, n + 1);
-  lua_pushvalue(L, pid);
-  lua_rawseti(L, ops, n + 2);
-  lua_pushinteger(L, delta);
-  lua_rawseti(L, ops, n + 3);
-}
-
-typedef struct sync_ctx {
-  int newc, ops, pid;
-} sync_ctx;
-
-/* An old membership (key at K, count c) of ctx->pid: record a leave op if the
- * new list has fewer. */
-static void sync_old(lua_State *L, void *ud, int K, lua_Integer c) {
-  sync_ctx *ctx = ud;
-  lua_Integer nc = 0;
-  lua_pushvalue(L, K);
-  if (lua_rawget(L, ctx->newc) == LUA_TTABLE) {
-    lua_pushvalue(L, ctx->pid);
-    lua_rawget(L, -2);
-    nc = lua_tointeger(L, -1);
-    lua_pop(L, 1);
-  }
-  lua_pop(L, 1);
-  if (nc < c) push_op(L, ctx->ops, K, ctx->pid, nc - c);
-}
-
-/* ix:sync_node(name, list) -> events | nil
- * Replace the memberships of that node with `list`, an array of
- * {group, pids} (a group may appear in several items). */
-static int ix_sync_node(lua_State *L) {
-  pg_ix *x = check_ix(L);
+/* Push a new sync state for the node named at idx; 0 (nothing pushed) for a
+ * bad name or this node's own. */
+static int sync_state(lua_State *L, pg_ix *x, int idx) {
   int remote;
-  int64_t node = node_arg(x, L, 2, &remote);
-  lua_settop(L, 3);
+  int64_t node = node_arg(x, L, idx, &remote);
   if (node <= 0) return 0;
-  lua_getiuservalue(L, 1, UV_GROUPS);
-  lua_getiuservalue(L, 1, UV_NODES);
-  const int G = 4, P = 5;
-  push_node_table(L, P, (uint32_t)node, 1);
-  const int NT = 6;
+  lua_createtable(L, ST_N, 0);
+  st_setint(L, lua_gettop(L), ST_NODE, node);
   lua_newtable(L); /* key -> {pid -> count} */
+  lua_rawseti(L, -2, ST_NEWC);
   lua_newtable(L); /* key -> group */
-  lua_newtable(L); /* ops: key, pid, delta, ... */
-  const int NEWC = 7, NEWG = 8, OPS = 9;
+  lua_rawseti(L, -2, ST_NEWG);
+  st_setint(L, lua_gettop(L), ST_PHASE, PH_CHUNKS);
+  lua_newtable(L); /* key -> true: old groups absent from the sync */
+  lua_rawseti(L, -2, ST_AFF);
+  return 1;
+}
+
+/* The sync state at idx (raises for anything else: pg.lua's mistake). */
+static uint32_t check_state(lua_State *L, int idx) {
+  luaL_checktype(L, idx, LUA_TTABLE);
+  lua_Integer node = st_int(L, idx, ST_NODE);
+  luaL_argcheck(L, node > 0 && node <= UINT32_MAX, idx, "pg sync state expected");
+  return (uint32_t)node;
+}
+
+/* Add the items at idx (an array of {group, pids}; a group may appear in
+ * several items; malformed items and other nodes' pids are ignored) to the
+ * state ST of a sync of `node`. O(items). */
+static void sync_add(lua_State *L, pg_ix *x, int ST, uint32_t node, int idx) {
+  if (!lua_istable(L, idx) || st_int(L, ST, ST_PHASE) != PH_CHUNKS) return;
+  int top = lua_gettop(L);
+  lua_rawgeti(L, ST, ST_NEWC);
+  lua_rawgeti(L, ST, ST_NEWG);
+  const int NEWC = top + 1, NEWG = top + 2;
   char err[POGO_CODEC_ERRLEN];
-  lua_Integer nitems = lua_istable(L, 3) ? (lua_Integer)lua_rawlen(L, 3) : 0;
+  lua_Integer nitems = (lua_Integer)lua_rawlen(L, idx);
   for (lua_Integer i = 1; i <= nitems; i++) {
-    lua_settop(L, OPS);
-    if (lua_rawgeti(L, 3, i) != LUA_TTABLE) continue;
-    int item = OPS + 1;
+    lua_settop(L, NEWG);
+    if (lua_rawgeti(L, idx, i) != LUA_TTABLE) continue;
+    int item = NEWG + 1;
     lua_rawgeti(L, item, 1);
     int grp = item + 1;
     if (lua_isnil(L, grp) || lua_rawgeti(L, item, 2) != LUA_TTABLE) continue;
@@ -738,7 +766,7 @@ static int ix_sync_node(lua_State *L) {
     for (lua_Integer j = 1; j <= np; j++) {
       lua_rawgeti(L, pids, j);
       const pogo_id *id = pid_at(L, x, lua_gettop(L));
-      if (id && id->node == (uint32_t)node) {
+      if (id && id->node == node) {
         lua_pushvalue(L, -1);
         lua_rawget(L, PC);
         lua_Integer c = lua_tointeger(L, -1);
@@ -750,93 +778,291 @@ static int ix_sync_node(lua_State *L) {
       }
     }
   }
-  lua_settop(L, OPS);
-  /* leaves: old memberships missing (or fewer) in the new list */
-  lua_pushnil(L);
-  while (lua_next(L, NT)) {
-    int pid = lua_gettop(L) - 1;
-    sync_ctx ctx = {NEWC, OPS, pid};
-    each_membership(L, pid + 1, sync_old, &ctx);
-    lua_settop(L, pid);
-  }
-  /* joins: new memberships missing (or fewer) in the old ones */
-  lua_pushnil(L);
-  while (lua_next(L, NEWC)) {
-    int K = lua_gettop(L) - 1, PC = K + 1;
-    lua_pushnil(L);
-    while (lua_next(L, PC)) {
-      int pid = lua_gettop(L) - 1;
-      lua_Integer nc = lua_tointeger(L, pid + 1), oc = 0;
+  lua_settop(L, top);
+}
+
+typedef struct scan_ctx {
+  int newc, aff;
+} scan_ctx;
+
+/* An old membership (key at K): note its group if the sync does not have it. */
+static void scan_key(lua_State *L, void *ud, int K, lua_Integer count) {
+  (void)count;
+  scan_ctx *ctx = ud;
+  lua_pushvalue(L, K);
+  int t = lua_rawget(L, ctx->newc);
+  lua_pop(L, 1);
+  if (t != LUA_TNIL) return;
+  lua_pushvalue(L, K);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, ctx->aff);
+}
+
+/* Remove from entry E, for each pid p with REM[p] = c > 0, c of its members
+ * (REM is consumed); the removed ones are appended to the array at out.
+ * Returns how many members remain. */
+static lua_Integer compact_counts(lua_State *L, int E, int REM, int out) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, E), w = 2;
+  lua_Integer nout = (lua_Integer)lua_rawlen(L, out);
+  for (lua_Integer i = 2; i <= n; i++) {
+    lua_rawgeti(L, E, i);
+    int pid = lua_gettop(L);
+    lua_pushvalue(L, pid);
+    lua_Integer c = lua_rawget(L, REM) == LUA_TNUMBER ? lua_tointeger(L, -1) : 0;
+    lua_pop(L, 1);
+    if (c > 0) {
       lua_pushvalue(L, pid);
-      int t = lua_rawget(L, NT);
-      if (t == LUA_TSTRING) {
-        oc = lua_rawequal(L, -1, K);
-      } else if (t == LUA_TTABLE) {
-        lua_pushvalue(L, K);
-        lua_rawget(L, -2);
-        oc = lua_tointeger(L, -1);
+      if (c > 1) lua_pushinteger(L, c - 1);
+      else lua_pushnil(L);
+      lua_rawset(L, REM);
+      lua_rawseti(L, out, ++nout);
+    } else {
+      if (w != i) lua_rawseti(L, E, w);
+      else lua_pop(L, 1);
+      w++;
+    }
+  }
+  for (lua_Integer i = n; i >= w; i--) {
+    lua_pushnil(L);
+    lua_rawseti(L, E, i);
+  }
+  return w - 2;
+}
+
+/* The members removed from group K (at out) leave the node table NT. */
+static void nt_drop_all(lua_State *L, int NT, int K, int out) {
+  lua_Integer n = (lua_Integer)lua_rawlen(L, out);
+  for (lua_Integer i = 1; i <= n; i++) {
+    lua_rawgeti(L, out, i);
+    int gone = 0;
+    nt_drop(L, NT, lua_gettop(L), K, &gone);
+    lua_pop(L, 1);
+  }
+}
+
+/* Apply the sync's members of group K (PC: {pid -> count}) to that group:
+ * the node's members it lacks leave, then those it adds join; an event is
+ * added to EV. Returns the units of work. */
+static lua_Integer apply_group(lua_State *L, pg_ix *x, int G, int NT, int NEWG, int EV, uint32_t node, int K,
+                               int PC) {
+  int top = lua_gettop(L);
+  lua_Integer units = 1;
+  lua_newtable(L); /* old counts: pid -> count */
+  const int OC = top + 1;
+  lua_pushvalue(L, K);
+  int has = lua_rawget(L, G) == LUA_TTABLE;
+  int E = top + 2;
+  if (has) {
+    lua_Integer n = (lua_Integer)lua_rawlen(L, E);
+    units += n;
+    for (lua_Integer i = 2; i <= n; i++) {
+      lua_rawgeti(L, E, i);
+      if (pid_node(L, -1) == node) {
+        lua_pushvalue(L, -1);
+        lua_rawget(L, OC);
+        lua_Integer c = lua_tointeger(L, -1);
+        lua_pop(L, 1);
+        lua_pushinteger(L, c + 1);
+        lua_rawset(L, OC);
+      } else {
         lua_pop(L, 1);
       }
-      lua_pop(L, 1);
-      if (nc > oc) push_op(L, OPS, K, pid, nc - oc);
-      lua_settop(L, pid);
     }
-    lua_settop(L, K);
   }
-  /* apply, one event per key */
-  lua_newtable(L); /* key -> event */
-  lua_newtable(L); /* events */
-  const int BYKEY = 10, EV = 11;
-  lua_Integer nops = (lua_Integer)lua_rawlen(L, OPS);
-  for (lua_Integer o = 1; o <= nops; o += 3) {
-    lua_settop(L, EV);
-    lua_rawgeti(L, OPS, o);
-    lua_rawgeti(L, OPS, o + 1);
-    lua_rawgeti(L, OPS, o + 2);
-    const int K = EV + 1, pid = EV + 2;
-    lua_Integer delta = lua_tointeger(L, EV + 3);
-    if (delta < 0) {
-      lua_pushvalue(L, K);
-      if (lua_rawget(L, G) != LUA_TTABLE) continue;
-    } else {
+  lua_pushnil(L); /* left, made on demand */
+  lua_pushnil(L); /* joined */
+  const int LEFT = top + 3, JOINED = top + 4;
+  /* leaves: the old counts above the new ones */
+  if (has) {
+    lua_newtable(L);
+    int REM = lua_gettop(L);
+    int any = 0;
+    lua_pushnil(L);
+    while (lua_next(L, OC)) {
+      lua_Integer oc = lua_tointeger(L, -1);
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      lua_Integer nc = lua_rawget(L, PC) == LUA_TNUMBER ? lua_tointeger(L, -1) : 0;
+      lua_pop(L, 1);
+      if (oc > nc) {
+        lua_pushvalue(L, -1);
+        lua_pushinteger(L, oc - nc);
+        lua_rawset(L, REM);
+        any = 1;
+      }
+    }
+    if (any) {
+      lua_newtable(L);
+      lua_replace(L, LEFT);
+      compact_counts(L, E, REM, LEFT);
+      nt_drop_all(L, NT, K, LEFT);
+    }
+    lua_settop(L, JOINED);
+  }
+  /* joins: the new counts above the old ones */
+  lua_pushnil(L);
+  while (lua_next(L, PC)) {
+    int pid = lua_gettop(L) - 1;
+    lua_Integer nc = lua_tointeger(L, pid + 1);
+    lua_pushvalue(L, pid);
+    lua_Integer oc = lua_rawget(L, OC) == LUA_TNUMBER ? lua_tointeger(L, -1) : 0;
+    lua_settop(L, pid);
+    units++;
+    if (nc <= oc) continue;
+    if (!has) {
       lua_pushvalue(L, K);
       lua_rawget(L, NEWG);
       push_entry(L, x, G, K, lua_gettop(L), 0);
+      lua_replace(L, E);
+      lua_pop(L, 1);
+      has = 1;
     }
-    int E = lua_gettop(L);
-    lua_pushvalue(L, K);
-    if (lua_rawget(L, BYKEY) != LUA_TTABLE) {
-      lua_pop(L, 1);
-      lua_rawgeti(L, E, 1);
-      push_event(L, EV, lua_gettop(L), K, 0, 0);
-      lua_pop(L, 1);
-      lua_rawgeti(L, EV, (lua_Integer)lua_rawlen(L, EV));
-      lua_pushvalue(L, K);
-      lua_pushvalue(L, -2);
-      lua_rawset(L, BYKEY);
-    }
-    int ev = lua_gettop(L);
-    int slot = delta < 0 ? 4 : 3;
-    if (lua_rawgeti(L, ev, slot) != LUA_TTABLE) {
-      lua_pop(L, 1);
+    if (lua_isnil(L, JOINED)) {
       lua_newtable(L);
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, ev, slot);
+      lua_replace(L, JOINED);
     }
-    int arr = lua_gettop(L);
-    lua_Integer times = delta < 0 ? -delta : delta;
-    for (lua_Integer t = 0; t < times; t++) {
-      int gone = 0;
-      if (delta < 0) {
-        if (!del_member(L, x, G, E, NT, pid, K, &gone)) break;
-      } else {
-        add_member(L, E, NT, pid, K);
-      }
+    for (lua_Integer t = oc; t < nc; t++) {
+      add_member(L, E, NT, pid, K);
       lua_pushvalue(L, pid);
-      lua_rawseti(L, arr, (lua_Integer)lua_rawlen(L, arr) + 1);
+      lua_rawseti(L, JOINED, (lua_Integer)lua_rawlen(L, JOINED) + 1);
+    }
+    units += nc - oc;
+  }
+  if (!lua_isnil(L, LEFT) || !lua_isnil(L, JOINED)) {
+    lua_rawgeti(L, E, 1);
+    push_event(L, EV, lua_gettop(L), K, lua_isnil(L, JOINED) ? 0 : JOINED, lua_isnil(L, LEFT) ? 0 : LEFT);
+    lua_pop(L, 1);
+  }
+  if (has && lua_rawlen(L, E) <= 1) drop_group(L, x, G, K);
+  lua_settop(L, top);
+  return units;
+}
+
+/* Group K lost in the sync: the node's members leave it (event into EV).
+ * Returns the units of work. */
+static lua_Integer drop_node_group(lua_State *L, pg_ix *x, int G, int NT, int EV, uint32_t node, int K) {
+  int top = lua_gettop(L);
+  lua_pushvalue(L, K);
+  if (lua_rawget(L, G) != LUA_TTABLE) {
+    lua_settop(L, top);
+    return 1;
+  }
+  int E = top + 1;
+  lua_Integer units = 1 + (lua_Integer)lua_rawlen(L, E);
+  lua_rawgeti(L, E, 1);
+  lua_newtable(L);
+  int OUT = top + 3;
+  if (compact(L, E, 0, node, OUT) == 0) drop_group(L, x, G, K);
+  if (lua_rawlen(L, OUT) > 0) {
+    nt_drop_all(L, NT, K, OUT);
+    push_event(L, EV, top + 2, K, 0, OUT);
+  }
+  lua_settop(L, top);
+  return units;
+}
+
+/* Run the sync ST for about `budget` units; events are appended to EV.
+ * Returns whether the sync is done. */
+static int sync_run(lua_State *L, pg_ix *x, int ST, uint32_t node, lua_Integer budget, int EV) {
+  int top = lua_gettop(L);
+  lua_getiuservalue(L, 1, UV_GROUPS);
+  lua_getiuservalue(L, 1, UV_NODES);
+  lua_rawgeti(L, ST, ST_NEWC);
+  lua_rawgeti(L, ST, ST_NEWG);
+  lua_rawgeti(L, ST, ST_AFF);
+  const int G = top + 1, P = top + 2, NEWC = top + 3, NEWG = top + 4, AFF = top + 5;
+  push_node_table(L, P, node, 1);
+  const int NT = top + 6;
+  lua_Integer phase = st_int(L, ST, ST_PHASE), used = 0;
+  if (phase == PH_CHUNKS) {
+    phase = PH_SCAN;
+    st_setint(L, ST, ST_EPOCH, x->epoch);
+  }
+  while (phase != PH_DONE && used < budget) {
+    lua_settop(L, NT);
+    if (phase == PH_SCAN && st_int(L, ST, ST_EPOCH) != x->epoch) {
+      /* that node's members changed under the scan: scan again */
+      lua_newtable(L);
+      lua_rawseti(L, ST, ST_AFF);
+      lua_rawgeti(L, ST, ST_AFF);
+      lua_replace(L, AFF);
+      lua_pushnil(L);
+      lua_rawseti(L, ST, ST_CURSOR);
+      st_setint(L, ST, ST_EPOCH, x->epoch);
+    }
+    int src = phase == PH_SCAN ? NT : phase == PH_APPLY ? NEWC : AFF;
+    lua_rawgeti(L, ST, ST_CURSOR);
+    int more = 0;
+    while (used < budget && (more = lua_next(L, src)) != 0) {
+      int k = lua_gettop(L) - 1;
+      if (phase == PH_SCAN) {
+        scan_ctx ctx = {NEWC, AFF};
+        used++;
+        if (lua_type(L, k + 1) == LUA_TTABLE) used += (lua_Integer)lua_rawlen(L, k + 1);
+        each_membership(L, k + 1, scan_key, &ctx);
+      } else if (phase == PH_APPLY) {
+        if (lua_istable(L, k + 1)) used += apply_group(L, x, G, NT, NEWG, EV, node, k, k + 1);
+      } else {
+        used += drop_node_group(L, x, G, NT, EV, node, k);
+      }
+      lua_settop(L, k);
+    }
+    if (more) { /* the key on top is where the next step goes on */
+      lua_rawseti(L, ST, ST_CURSOR);
+    } else {
+      lua_pushnil(L);
+      lua_rawseti(L, ST, ST_CURSOR);
+      phase++;
     }
   }
-  lua_pushvalue(L, EV);
+  st_setint(L, ST, ST_PHASE, phase);
+  lua_settop(L, top);
+  return phase == PH_DONE;
+}
+
+/* ix:sync_begin(name) -> state | nil: a sync of that node's members begins
+ * (nil for this node's own name). */
+static int ix_sync_begin(lua_State *L) {
+  pg_ix *x = check_ix(L);
+  lua_settop(L, 2);
+  return sync_state(L, x, 2);
+}
+
+/* ix:sync_chunk(state, items): add a chunk of the sync (an array of
+ * {group, pids}); the index does not change. O(items). */
+static int ix_sync_chunk(lua_State *L) {
+  pg_ix *x = check_ix(L);
+  lua_settop(L, 3);
+  uint32_t node = check_state(L, 2);
+  sync_add(L, x, 2, node, 3);
+  return 0;
+}
+
+/* ix:sync_step(state, budget) -> events, done: apply about `budget` units of
+ * the sync (see above); events as remove_node's. */
+static int ix_sync_step(lua_State *L) {
+  pg_ix *x = check_ix(L);
+  lua_Integer budget = luaL_checkinteger(L, 3);
+  lua_settop(L, 3);
+  uint32_t node = check_state(L, 2);
+  lua_newtable(L);
+  int done = sync_run(L, x, 2, node, budget > 0 ? budget : 1, 4);
+  lua_pushboolean(L, done);
+  return 2;
+}
+
+/* ix:sync_node(name, list) -> events | nil
+ * Replace the memberships of that node with `list`, an array of
+ * {group, pids} (a group may appear in several items), in one call: the
+ * steps of a sync without a bound (for tests and small syncs). */
+static int ix_sync_node(lua_State *L) {
+  pg_ix *x = check_ix(L);
+  lua_settop(L, 3);
+  if (!sync_state(L, x, 2)) return 0;
+  uint32_t node = check_state(L, 4);
+  sync_add(L, x, 4, node, 3);
+  lua_newtable(L);
+  sync_run(L, x, 4, node, LUA_MAXINTEGER, 5);
   return 1;
 }
 
@@ -1058,7 +1284,8 @@ static int l_pg_index(lua_State *L) {
 void pogo_pg_register(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"join", ix_join}, {"leave", ix_leave}, {"remove_pid", ix_remove_pid},
-    {"remove_node", ix_remove_node}, {"sync_node", ix_sync_node}, {"members", ix_members},
+    {"remove_node", ix_remove_node}, {"sync_node", ix_sync_node}, {"sync_begin", ix_sync_begin},
+    {"sync_chunk", ix_sync_chunk}, {"sync_step", ix_sync_step}, {"members", ix_members},
     {"key", ix_key}, {"groups", ix_groups}, {"local_groups", ix_local_groups},
     {"snapshot", ix_snapshot}, {"has_pid", ix_has_pid}, {"local_pids", ix_local_pids},
     {"remote_nodes", ix_remote_nodes}, {"count", ix_count}, {NULL, NULL}};

@@ -60,7 +60,7 @@ local scope_peers = require "pogo.scope_peers"
 local service = require "pogo.service"
 local core = pogo.core
 
-local send, self, is_pid, node_of = core.send, core.self, core.is_pid, core.node_of
+local send, self, is_pid, node_of, yield = core.send, core.self, core.is_pid, core.node_of, core.yield
 local critical_enter, critical_leave = core.critical_enter, core.critical_leave
 local make_ref, node_name = core.make_ref, core.node_name
 local remote_node, other_node = scope_peers.remote_node, scope_peers.other_node
@@ -73,6 +73,11 @@ local M = {}
 --- Members per sync message (a sync is split into messages of about this many
 -- pids, so that a big scope never makes one huge frame).
 M.SYNC_CHUNK = 2048
+
+--- Units of work (a member looked at or moved) per step of applying a
+-- received sync: the scope process yields between steps, so that a big sync
+-- never holds the node's other processes back for long (about 2 ms a step).
+M.SYNC_STEP = 2048
 
 local scopes = {}   -- scope name -> state
 local monitors = {} -- pg monitor ref -> state
@@ -502,13 +507,35 @@ function handlers.discover(S, m)
   if not known then send(peer, {"discover", S.pid}) end
 end
 
+local function sync_begin(ix, node) return ix:sync_begin(node) end
+
+-- Apply a received sync in steps of about SYNC_STEP units, yielding between
+-- them so that the node's other processes run. The scope process takes no
+-- other message meanwhile: the peer's later ops, its nodedown or its next
+-- sync apply after the last step, in the order they came.
+local function apply_sync(S, st)
+  local ix = S.ix
+  while true do
+    local events, done = ix:sync_step(st, M.SYNC_STEP)
+    notify_events(S, events)
+    if done then return end
+    yield()
+  end
+end
+
+-- A chunk of a peer's sync: its items are noted (the index does not change
+-- before the last chunk), and the last one applies the whole sync.
 function handlers.sync(S, m)
   local peer, items, last = m[2], m[3], m[4]
   local node = remote_node(peer)
   if not node or type(items) ~= "table" then return end
   if S.peers.pids[node] ~= peer then S.peers:add(node, peer) end
-  items = S.peers:collect(node, items, last)
-  if items then notify_events(S, S.ix:sync_node(node, items)) end
+  local st = S.peers:receiving(node, sync_begin, S.ix)
+  S.ix:sync_chunk(st, items)
+  if last then
+    S.peers:received(node)
+    apply_sync(S, st)
+  end
 end
 
 -- Changes of a peer's members, in the order it made them.

@@ -1,0 +1,9 @@
+-- Node script of bench/pg_sync.lua's receiver: watches its stalls from the
+-- start (see sync_remote.stall) and starts the pg scope given, before it
+-- meets any other node.
+local pg = require "pogo.pg"
+local remote = require "bench.support.sync_remote"
+local scope = ...
+remote.stall()
+if scope then pg.start(scope) end
+require("pogo").receive()
