@@ -4,6 +4,7 @@
 local pg = require "pogo.pg"
 local remote = require "bench.support.sync_remote"
 local scope = ...
+if os.getenv("SYNC_GC") then collectgarbage(os.getenv("SYNC_GC")) end
 remote.stall()
 if scope then pg.start(scope) end
 require("pogo").receive()

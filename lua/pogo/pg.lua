@@ -60,7 +60,7 @@ local scope_peers = require "pogo.scope_peers"
 local service = require "pogo.service"
 local core = pogo.core
 
-local send, self, is_pid, node_of, yield = core.send, core.self, core.is_pid, core.node_of, core.yield
+local send, self, is_pid, node_of, sleep = core.send, core.self, core.is_pid, core.node_of, core.sleep
 local critical_enter, critical_leave = core.critical_enter, core.critical_leave
 local make_ref, node_name = core.make_ref, core.node_name
 local remote_node, other_node = scope_peers.remote_node, scope_peers.other_node
@@ -509,8 +509,10 @@ end
 
 local function sync_begin(ix, node) return ix:sync_begin(node) end
 
--- Apply a received sync in steps of about SYNC_STEP units, yielding between
--- them so that the node's other processes run. The scope process takes no
+-- Apply a received sync in steps of about SYNC_STEP units, with a turn of
+-- the loop between them (a sleep of 0 ms: the scheduler's batch would
+-- resume a process that yields before any I/O or timer), so that the node's
+-- other processes, its links and timers run. The scope process takes no
 -- other message meanwhile: the peer's later ops, its nodedown or its next
 -- sync apply after the last step, in the order they came.
 local function apply_sync(S, st)
@@ -519,7 +521,7 @@ local function apply_sync(S, st)
     local events, done = ix:sync_step(st, M.SYNC_STEP)
     notify_events(S, events)
     if done then return end
-    yield()
+    sleep(0)
   end
 end
 

@@ -79,7 +79,7 @@ local service = require "pogo.service"
 local core = pogo.core
 local send, self, is_pid, node_of, node_name = core.send, core.self, core.is_pid, core.node_of, core.node_name
 local encode, make_ref, alive = core.encode, core.make_ref, core.alive
-local critical_enter, critical_leave, yield = core.critical_enter, core.critical_leave, core.yield
+local critical_enter, critical_leave, sleep = core.critical_enter, core.critical_leave, core.sleep
 local gettimeofday = uv.gettimeofday
 local next, type, rawget, error, pcall, tostring = next, type, rawget, error, pcall, tostring
 local byte, math_type = string.byte, math.type
@@ -572,12 +572,14 @@ local function flush()
   end
 end
 
--- Let the node's other processes run: the registry process leaves the
--- critical section its handlers run in (loop) and yields. Called between
--- the steps of a long change, where the tables are whole.
+-- Let the node's other processes, its I/O and its timers run: the registry
+-- process leaves the critical section its handlers run in (loop) and waits
+-- for the next turn of the loop (a sleep of 0 ms: a yield would not do, the
+-- scheduler's batch would resume it before any I/O). Called between the
+-- steps of a long change, where the tables are whole.
 local function pause()
   critical_leave()
-  yield()
+  sleep(0)
   critical_enter()
 end
 
