@@ -667,6 +667,66 @@ describe("pogo.pg", function()
       assert.are.same({}, ix:groups())
     end)
 
+    it("applies a sync in steps as sync_node does in one call", function()
+      local r = {}
+      for i = 1, 6 do r[i] = remote_pid(B, i) end
+      local old = {{"keep", {r[1]}}, {"drop", {r[2], r[2]}}, {"more", {r[1]}}, {"less", {r[3], r[3]}},
+        {{"t", 1}, {r[4]}}}
+      local new = {{"keep", {r[1]}}, {"more", {r[1], r[2]}}, {"less", {r[3]}}, {"fresh", {r[5], r[6]}},
+        {"more", {r[3]}}, {{"t", 1}, {r[6]}}, {"bad"}, "junk"}
+      local one, stepped = core.pg_index(), core.pg_index()
+      one:sync_node(B, old)
+      stepped:sync_node(B, old)
+      local want = events_by_group(one:sync_node(B, new))
+      local st = stepped:sync_begin(B)
+      stepped:sync_chunk(st, {new[1], new[2], new[3]})
+      assert.are.equal(5, stepped:count()) -- chunks change nothing before the steps
+      stepped:sync_chunk(st, {table.unpack(new, 4)})
+      local all, done, steps = {}, false, 0
+      while not done do
+        local ev
+        ev, done = stepped:sync_step(st, 1)
+        for _, e in ipairs(ev) do all[#all + 1] = e end
+        steps = steps + 1
+      end
+      assert.is_true(steps > 5)
+      assert.are.same(want, events_by_group(all))
+      assert.is_nil(events_by_group(all)[core.encode("keep")]) -- a member that stays: no event
+      for _, g in ipairs {"keep", "drop", "more", "less", "fresh", {"t", 1}} do
+        assert.are.same(sorted((one:members(g))), sorted((stepped:members(g))))
+      end
+      assert.are.equal(one:count(), stepped:count())
+      assert.is_nil(stepped:sync_begin(pogo.node()))
+    end)
+
+    it("scans again when the node's members change between the steps of a sync", function()
+      local ix = core.pg_index()
+      local r = {}
+      for i = 1, 40 do
+        r[i] = remote_pid(B, i)
+        ix:join({"old", i}, {r[i]}, B)
+      end
+      local st = ix:sync_begin(B)
+      ix:sync_chunk(st, {{"new", {r[1]}}})
+      local ev, done = ix:sync_step(st, 3) -- in the scan
+      assert.are.same({}, ev)
+      assert.is_false(done)
+      ix:join("late", {r[2]}, B) -- (pg.lua never does this: it must not upset the scan)
+      ix:remove_pid(r[3])
+      repeat ev, done = ix:sync_step(st, 3) until done
+      assert.are.same({r[1]}, (ix:members("new")))
+      assert.are.same({}, (ix:members("late")))
+      assert.are.same({}, (ix:members({"old", 5})))
+      assert.are.equal(1, ix:count())
+      -- a node removed before the steps end: they put back the sync's members only
+      st = ix:sync_begin(B)
+      ix:sync_chunk(st, {{"again", {r[4]}}})
+      ix:sync_step(st, 1)
+      ix:remove_node(B)
+      repeat ev, done = ix:sync_step(st, 1) until done
+      assert.are.same({"again"}, ix:groups())
+    end)
+
     it("agrees with a simple model under random operations", function()
       local ix = core.pg_index()
       local seed = 12345

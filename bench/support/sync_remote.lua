@@ -36,6 +36,30 @@ function M.pg_fill(scope, tag, n)
   return procs
 end
 
+--- Check that this node lists what pg_fill(scope, tag, n) made on `node`:
+-- n groups in all, group {tag, "a", i} and {tag, "b", i} each with one and the
+-- same member, a process of `node`, and `extra` (default 0) other groups.
+-- Returns true, or false and the first difference.
+function M.pg_check(scope, tag, n, node, extra)
+  local total = pg.info(scope).groups
+  if total ~= n + (extra or 0) then return false, "groups: " .. total end
+  for i = 1, n // 2 do
+    local a, b = pg.get_members(scope, {tag, "a", i}), pg.get_members(scope, {tag, "b", i})
+    if #a ~= 1 or #b ~= 1 or a[1] ~= b[1] or pogo.core.node_of(a[1]) ~= node then
+      return false, "group " .. i
+    end
+    if i % 1000 == 0 then pogo.yield() end
+  end
+  return true
+end
+
+--- The members of group {tag, "a", i} for each i of `list`.
+function M.pg_sample(scope, tag, list)
+  local out = {}
+  for k, i in ipairs(list) do out[k] = pg.get_members(scope, {tag, "a", i}) end
+  return out
+end
+
 --- Number of groups of `scope` here (O(1)).
 function M.pg_count(scope)
   return pg.info(scope).groups
