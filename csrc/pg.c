@@ -26,8 +26,12 @@
  *   group), never a scan of the groups; groups O(groups); remove_pid
  *   O(memberships of the pid + members of its groups); remove_node O(members of
  *   the groups that node is in); sync_node O(that node's memberships, old and
- *   new).
- * - Events (remove_pid, remove_node, sync_node) are arrays of
+ *   new). A peer's sync is applied in steps instead (sync_begin, sync_chunk
+ *   per received chunk: O(its items), the index unchanged; then sync_step
+ *   until done: O(budget + members of the largest group) each; see "A sync
+ *   of one node's members" below), so that pg.lua can let the loop turn
+ *   between steps; sync_node runs the same steps without a bound.
+ * - Events (remove_pid, remove_node, sync_node, sync_step) are arrays of
  *   {group, key, joined_pids | false, left_pids | false}, a pid repeated once per
  *   membership; within an event leaves are applied before joins.
  *

@@ -36,7 +36,14 @@
 -- registered as `"pg:" .. scope`, does the rest, as Erlang's does: it monitors
 -- nodes and on nodeup sends `{"discover", self}` to the peer's scope; a
 -- discover is answered with a full "sync" of the local membership (in chunks);
--- a sync replaces everything known of that node (the difference is notified);
+-- a sync replaces everything known of that node (the difference is notified).
+-- The receiver notes each chunk's items (O(chunk), the index unchanged) and,
+-- at the last one, applies the difference in steps of about SYNC_STEP
+-- members (`ix:sync_step`: each group whole, leaves then joins, one event per
+-- group; a member that stays gets no event), with a turn of the loop between
+-- steps, so that a sync of any size never freezes the node; the scope
+-- process takes its next message (the peer's ops, its nodedown, its next
+-- sync) only after the last step, which keeps the transport's order;
 -- incremental changes of known peers are applied as they come; a peer's scope
 -- going away (nodedown, or a DOWN of its scope process) removes all its members
 -- at once; local members are monitored so that their exit removes them
