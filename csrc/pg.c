@@ -1020,6 +1020,16 @@ static int sync_run(lua_State *L, pg_ix *x, int ST, uint32_t node, lua_Integer b
     }
   }
   st_setint(L, ST, ST_PHASE, phase);
+  if (phase == PH_DONE) { /* a node with no member left has no node table (as after remove_node) */
+    lua_settop(L, NT);
+    lua_pushnil(L);
+    if (lua_next(L, NT)) {
+      lua_pop(L, 2);
+    } else {
+      lua_pushnil(L);
+      lua_rawseti(L, P, node);
+    }
+  }
   lua_settop(L, top);
   return phase == PH_DONE;
 }

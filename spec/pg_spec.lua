@@ -713,7 +713,7 @@ describe("pogo.pg", function()
       assert.is_false(done)
       ix:join("late", {r[2]}, B) -- (pg.lua never does this: it must not upset the scan)
       ix:remove_pid(r[3])
-      repeat ev, done = ix:sync_step(st, 3) until done
+      repeat done = select(2, ix:sync_step(st, 3)) until done
       assert.are.same({r[1]}, (ix:members("new")))
       assert.are.same({}, (ix:members("late")))
       assert.are.same({}, (ix:members({"old", 5})))
@@ -723,8 +723,18 @@ describe("pogo.pg", function()
       ix:sync_chunk(st, {{"again", {r[4]}}})
       ix:sync_step(st, 1)
       ix:remove_node(B)
-      repeat ev, done = ix:sync_step(st, 1) until done
+      repeat done = select(2, ix:sync_step(st, 1)) until done
       assert.are.same({"again"}, ix:groups())
+      -- a sync with no items removes that node's members, as remove_node
+      st = ix:sync_begin(B)
+      local all = {}
+      repeat
+        ev, done = ix:sync_step(st, 1)
+        for _, e in ipairs(ev) do all[#all + 1] = e end
+      until done
+      assert.are.same({[core.encode("again")] = {false, {r[4]}}}, events_by_group(all))
+      assert.are.equal(0, ix:count())
+      assert.are.same({}, ix:remote_nodes())
     end)
 
     it("agrees with a simple model under random operations", function()

@@ -472,10 +472,6 @@ local function send_sync(S, peer, snap)
   chunk_send(S, peer, items, true)
 end
 
-local function drop_peer(S, node)
-  S.peers:remove(node)
-  notify_events(S, S.ix:remove_node(node))
-end
 
 local function watch_member(S, pid)
   if S.member_ref[pid] or not S.ix:has_pid(pid) then return end
@@ -530,6 +526,14 @@ local function apply_sync(S, st)
     if done then return end
     sleep(0)
   end
+end
+
+-- Forget the peer of `node` and remove its members: a sync with no items,
+-- in steps as any (for a peer of 200,000 groups, one call froze the node).
+local function drop_peer(S, node)
+  S.peers:remove(node)
+  local st = S.ix:sync_begin(node)
+  if st then apply_sync(S, st) end
 end
 
 -- A chunk of a peer's sync: its items are noted (the index does not change
@@ -659,7 +663,7 @@ function M._scope_loop(S)
   -- Forget other nodes' members: no peer is known any more, and each peer
   -- that still runs the scope sends them again in its sync.
   local others = S.ix:remote_nodes()
-  for i = 1, #others do notify_events(S, S.ix:remove_node(others[i])) end
+  for i = 1, #others do apply_sync(S, S.ix:sync_begin(others[i])) end
   local pids = S.ix:local_pids()
   for i = 1, #pids do watch_member(S, pids[i]) end
   for w in next, S.watchers do watch_watcher(S, w) end
