@@ -54,6 +54,7 @@
 #define PG_MT "pogo.pg_index"
 #define UV_GROUPS 1
 #define UV_NODES 2
+#define UV_WALKS 3 /* walk state -> true: the snapshots being sent (see "Walks") */
 #define SB_KEEP (64 * 1024) /* larger encoding buffers are released after use */
 
 typedef struct pg_ix {
@@ -63,7 +64,11 @@ typedef struct pg_ix {
   msgpack_packer pk;
   lua_Integer ngroups;
   lua_Integer epoch; /* counts the changes of other nodes' members, but a sync's */
+  lua_Integer nwalks; /* walks in UV_WALKS */
 } pg_ix;
+
+static void walks_save(lua_State *L, pg_ix *x, int pid);
+static void walks_save_collected(lua_State *L, pg_ix *x, int J, int single, lua_Integer n);
 
 /* Every method starts here: the index (methods have the index metatable as
  * upvalue 1: a pointer comparison, no registry lookup), and stack room for
@@ -448,6 +453,7 @@ static int ix_join(lua_State *L) {
   int single;
   lua_Integer nj = collect_pids(L, x, remote, (uint32_t)node, 1, &single);
   if (nj < 0) return bad_pids(L);
+  if (!remote) walks_save_collected(L, x, J, single, nj);
   if (nj == 0) {
     lua_settop(L, K);
     return 1;
@@ -501,6 +507,7 @@ static int ix_leave(lua_State *L) {
   int single;
   lua_Integer nj = collect_pids(L, x, remote, (uint32_t)node, 0, &single);
   if (nj < 0) return bad_pids(L);
+  if (!remote) walks_save_collected(L, x, J, single, nj);
   lua_getiuservalue(L, 1, UV_GROUPS);
   lua_getiuservalue(L, 1, UV_NODES);
   const int G = 7, P = 8;
@@ -595,6 +602,7 @@ static int ix_remove_pid(lua_State *L) {
   if (!pid) return 0;
   pogo_id id = *pid;
   if (id.node != 0) x->epoch++;
+  else walks_save(L, x, 2);
   lua_getiuservalue(L, 1, UV_GROUPS);
   lua_getiuservalue(L, 1, UV_NODES);
   const int G = 3, P = 4;
@@ -1080,6 +1088,221 @@ static int ix_sync_node(lua_State *L) {
   return 1;
 }
 
+/* Walks: the local members sent to a new peer, a bounded step at a time.
+ *
+ * ix:walk_begin() takes a flat copy of the local pids (O(local pids): a
+ * pid per slot, no table per member or group) and registers the walk;
+ * ix:walk_step(w, budget) returns the next items {group, pids} (about
+ * `budget` memberships, a group in as many items as it has local members
+ * walked) as they were at walk_begin. For that, a local join, leave or
+ * remove_pid first saves, for each walk, the memberships of each pid it
+ * touches that the walk has not reached yet and not saved yet (a copy of
+ * one pid's memberships): the walk sends those instead of the live ones.
+ * With no walk, that costs one test. Groups emptied meanwhile are decoded
+ * from their key. The last step unregisters the walk; ix:walk_reset()
+ * drops them all (a restarted scope process: the old one's walks are dead).
+ * Walk state: a table {pids, next index, saved {pid -> memberships | false},
+ * reached {pid -> true}}. */
+enum { WK_PIDS = 1, WK_NEXT, WK_SAVED, WK_REACHED, WK_N = WK_REACHED };
+
+/* Push a copy of the memberships value at idx (a key, or a table). */
+static void push_memberships_copy(lua_State *L, int idx) {
+  if (!lua_istable(L, idx)) {
+    if (lua_isnil(L, idx)) lua_pushboolean(L, 0);
+    else lua_pushvalue(L, idx);
+    return;
+  }
+  lua_newtable(L);
+  int c = lua_gettop(L);
+  lua_pushnil(L);
+  while (lua_next(L, idx)) {
+    lua_pushvalue(L, -2);
+    lua_insert(L, -2);
+    lua_rawset(L, c);
+  }
+}
+
+/* Before the local pid at `pid` changes: save its memberships in every walk
+ * that has neither reached nor saved it. */
+static void walks_save(lua_State *L, pg_ix *x, int pid) {
+  if (x->nwalks == 0) return;
+  int top = lua_gettop(L);
+  lua_getiuservalue(L, 1, UV_WALKS);
+  int WS = top + 1;
+  lua_pushnil(L);
+  while (lua_next(L, WS)) {
+    int w = lua_gettop(L) - 1;
+    lua_rawgeti(L, w, WK_REACHED);
+    lua_pushvalue(L, pid);
+    int reached = lua_rawget(L, -2) != LUA_TNIL;
+    lua_rawgeti(L, w, WK_SAVED);
+    int SV = lua_gettop(L);
+    lua_pushvalue(L, pid);
+    if (!reached && lua_rawget(L, SV) == LUA_TNIL) {
+      lua_getiuservalue(L, 1, UV_NODES);
+      lua_rawgeti(L, -1, 0);
+      int NT0 = lua_gettop(L);
+      lua_pushvalue(L, pid);
+      if (lua_istable(L, NT0)) lua_rawget(L, NT0);
+      else { lua_pop(L, 1); lua_pushnil(L); }
+      int mem = lua_gettop(L);
+      lua_pushvalue(L, pid);
+      push_memberships_copy(L, mem);
+      lua_rawset(L, SV);
+    }
+    lua_settop(L, w);
+  }
+  lua_settop(L, top);
+}
+
+/* walks_save for each pid collected at J (see collect_pids). */
+static void walks_save_collected(lua_State *L, pg_ix *x, int J, int single, lua_Integer n) {
+  if (x->nwalks == 0) return;
+  for (lua_Integer i = 1; i <= n; i++) {
+    push_collected(L, J, single, i);
+    walks_save(L, x, lua_gettop(L));
+    lua_pop(L, 1);
+  }
+}
+
+/* ix:walk_begin() -> walk: begin a snapshot of the local members, sent in
+ * steps (see above). O(local pids). */
+static int ix_walk_begin(lua_State *L) {
+  pg_ix *x = check_ix(L);
+  lua_settop(L, 1);
+  lua_getiuservalue(L, 1, UV_NODES);
+  lua_createtable(L, WK_N, 0);
+  int W = 3;
+  lua_newtable(L);
+  int PIDS = 4;
+  lua_Integer k = 0;
+  if (lua_rawgeti(L, 2, 0) == LUA_TTABLE) {
+    lua_pushnil(L);
+    while (lua_next(L, 5)) {
+      lua_pop(L, 1);
+      lua_pushvalue(L, -1);
+      lua_rawseti(L, PIDS, ++k);
+    }
+  }
+  lua_settop(L, PIDS);
+  lua_rawseti(L, W, WK_PIDS);
+  st_setint(L, W, WK_NEXT, 1);
+  lua_newtable(L);
+  lua_rawseti(L, W, WK_SAVED);
+  lua_newtable(L);
+  lua_rawseti(L, W, WK_REACHED);
+  lua_getiuservalue(L, 1, UV_WALKS);
+  lua_pushvalue(L, W);
+  lua_pushboolean(L, 1);
+  lua_rawset(L, -3);
+  lua_pop(L, 1);
+  x->nwalks++;
+  return 1;
+}
+
+/* Unregister the walk at W (if it still is). */
+static void walk_end(lua_State *L, pg_ix *x, int W) {
+  lua_getiuservalue(L, 1, UV_WALKS);
+  lua_pushvalue(L, W);
+  if (lua_rawget(L, -2) != LUA_TNIL) {
+    lua_pushvalue(L, W);
+    lua_pushnil(L);
+    lua_rawset(L, -4);
+    x->nwalks--;
+  }
+  lua_pop(L, 2);
+}
+
+typedef struct walk_ctx {
+  pg_ix *x;
+  int G, out, pid;
+  lua_Integer units;
+} walk_ctx;
+
+/* One membership (key at K, count) of the walked pid: an item. */
+static void walk_item(lua_State *L, void *ud, int K, lua_Integer count) {
+  walk_ctx *ctx = ud;
+  lua_createtable(L, 2, 0);
+  lua_pushvalue(L, K);
+  int have = lua_rawget(L, ctx->G) == LUA_TTABLE;
+  if (have) {
+    lua_rawgeti(L, -1, 1);
+    lua_remove(L, -2);
+  } else { /* the group has gone since: its value from its key */
+    lua_pop(L, 1);
+    size_t kl, used;
+    char err[POGO_CODEC_ERRLEN];
+    const char *kb = lua_tolstring(L, K, &kl);
+    if (pogo_codec_decode(L, kb, kl, &used, &ctx->x->N->ext, err) != 0) {
+      lua_pop(L, 1);
+      return;
+    }
+  }
+  lua_rawseti(L, -2, 1);
+  lua_createtable(L, count > 0 && count < 64 ? (int)count : 1, 0);
+  for (lua_Integer i = 1; i <= count; i++) {
+    lua_pushvalue(L, ctx->pid);
+    lua_rawseti(L, -2, i);
+  }
+  lua_rawseti(L, -2, 2);
+  lua_rawseti(L, ctx->out, (lua_Integer)lua_rawlen(L, ctx->out) + 1);
+  ctx->units += count + 1;
+}
+
+/* ix:walk_step(walk, budget) -> items, done: the next items of the walk,
+ * about `budget` memberships; done when it has sent every pid (the walk
+ * is then over). */
+static int ix_walk_step(lua_State *L) {
+  pg_ix *x = check_ix(L);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_Integer budget = luaL_checkinteger(L, 3);
+  lua_settop(L, 3);
+  lua_getiuservalue(L, 1, UV_GROUPS);
+  lua_getiuservalue(L, 1, UV_NODES);
+  lua_rawgeti(L, 5, 0);
+  lua_rawgeti(L, 2, WK_PIDS);
+  lua_rawgeti(L, 2, WK_SAVED);
+  lua_rawgeti(L, 2, WK_REACHED);
+  lua_newtable(L);
+  const int G = 4, NT0 = 6, PIDS = 7, SV = 8, RE = 9, OUT = 10;
+  if (!lua_istable(L, PIDS) || !lua_istable(L, SV) || !lua_istable(L, RE)) luaL_argerror(L, 2, "pg walk expected");
+  lua_Integer next = st_int(L, 2, WK_NEXT), n = (lua_Integer)lua_rawlen(L, PIDS);
+  walk_ctx ctx = {x, G, OUT, 0, 0};
+  while (next <= n && ctx.units < budget) {
+    lua_settop(L, OUT);
+    lua_rawgeti(L, PIDS, next++);
+    int pid = OUT + 1;
+    lua_pushvalue(L, pid);
+    lua_pushboolean(L, 1);
+    lua_rawset(L, RE);
+    lua_pushvalue(L, pid);
+    if (lua_rawget(L, SV) == LUA_TNIL) { /* unchanged since walk_begin: the live memberships */
+      lua_pop(L, 1);
+      lua_pushvalue(L, pid);
+      if (lua_istable(L, NT0)) lua_rawget(L, NT0);
+      else { lua_pop(L, 1); lua_pushnil(L); }
+    }
+    ctx.pid = pid;
+    ctx.units++;
+    each_membership(L, pid + 1, walk_item, &ctx);
+  }
+  lua_settop(L, OUT);
+  st_setint(L, 2, WK_NEXT, next);
+  int done = next > n;
+  if (done) walk_end(L, x, 2);
+  lua_pushboolean(L, done);
+  return 2;
+}
+
+/* ix:walk_reset(): forget every walk. */
+static int ix_walk_reset(lua_State *L) {
+  pg_ix *x = check_ix(L);
+  lua_newtable(L);
+  lua_setiuservalue(L, 1, UV_WALKS);
+  x->nwalks = 0;
+  return 0;
+}
+
 /* Push a copy of the members of entry E (those of this node if local_only). */
 static void push_members(lua_State *L, int E, int local_only) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, E);
@@ -1279,7 +1502,7 @@ static int ix_gc(lua_State *L) {
 /* pg_index() -> a new, empty index */
 static int l_pg_index(lua_State *L) {
   pogo_node *N = POGO_NODE(L);
-  pg_ix *x = lua_newuserdatauv(L, sizeof *x, 2);
+  pg_ix *x = lua_newuserdatauv(L, sizeof *x, 3);
   memset(x, 0, sizeof *x);
   x->N = N;
   luaL_getmetatable(L, "pogo.pid"); /* made by ident.c before any pid exists */
@@ -1292,6 +1515,8 @@ static int l_pg_index(lua_State *L) {
   lua_setiuservalue(L, -2, UV_GROUPS);
   lua_newtable(L);
   lua_setiuservalue(L, -2, UV_NODES);
+  lua_newtable(L);
+  lua_setiuservalue(L, -2, UV_WALKS);
   return 1;
 }
 
@@ -1299,7 +1524,8 @@ void pogo_pg_register(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"join", ix_join}, {"leave", ix_leave}, {"remove_pid", ix_remove_pid},
     {"remove_node", ix_remove_node}, {"sync_node", ix_sync_node}, {"sync_begin", ix_sync_begin},
-    {"sync_chunk", ix_sync_chunk}, {"sync_step", ix_sync_step}, {"members", ix_members},
+    {"sync_chunk", ix_sync_chunk}, {"sync_step", ix_sync_step}, {"walk_begin", ix_walk_begin},
+    {"walk_step", ix_walk_step}, {"walk_reset", ix_walk_reset}, {"members", ix_members},
     {"key", ix_key}, {"groups", ix_groups}, {"local_groups", ix_local_groups},
     {"snapshot", ix_snapshot}, {"has_pid", ix_has_pid}, {"local_pids", ix_local_pids},
     {"remote_nodes", ix_remote_nodes}, {"count", ix_count}, {NULL, NULL}};

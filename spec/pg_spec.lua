@@ -737,6 +737,45 @@ describe("pogo.pg", function()
       assert.are.same({}, ix:remote_nodes())
     end)
 
+    it("walks the local members as they were when the walk began", function()
+      local ix = core.pg_index()
+      local me, w1, w2, w3 = pogo.self(), worker(), worker(), worker()
+      ix:join("a", {me, me})
+      ix:join({"t", 1}, {w1})
+      ix:join("c", {w2})
+      local walk = ix:walk_begin()
+      local got = {}
+      local function take(items)
+        for _, it in ipairs(items) do
+          local k = core.encode(it[1])
+          got[k] = got[k] or {}
+          for _, p in ipairs(it[2]) do got[k][#got[k] + 1] = tostring(p) end
+        end
+      end
+      local items, done = ix:walk_step(walk, 1)
+      take(items)
+      assert.is_false(done)
+      -- changes after the walk began are not in it, whether it reached their pid or not
+      ix:leave("a", me)
+      ix:join("new", {w1})
+      ix:leave({"t", 1}, w1) -- the group is gone from the index
+      ix:join("c", {w2})
+      ix:join("d", {w3})
+      ix:remove_pid(w2)
+      repeat
+        items, done = ix:walk_step(walk, 1)
+        take(items)
+      until done
+      for _, t in pairs(got) do table.sort(t) end
+      assert.are.same({
+        [core.encode("a")] = {tostring(me), tostring(me)},
+        [core.encode({"t", 1})] = {tostring(w1)},
+        [core.encode("c")] = {tostring(w2)},
+      }, got)
+      ix:walk_reset()
+      for _, w in ipairs {w1, w2, w3} do stop(w) end
+    end)
+
     it("agrees with a simple model under random operations", function()
       local ix = core.pg_index()
       local seed = 12345

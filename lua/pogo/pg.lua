@@ -445,33 +445,20 @@ local function flush(S)
   end
 end
 
-local function chunk_send(S, peer, items, last)
-  send(peer, {"sync", S.pid, items, last})
-  return {}, 0
-end
-
--- Send our local membership (snapshot `snap`) to `peer`, split into messages of about
--- SYNC_CHUNK pids; the last one has `last` = true.
-local function send_sync(S, peer, snap)
-  local limit = M.SYNC_CHUNK
-  local items, units = {}, 0
-  for i = 1, #snap do
-    local group, pids = snap[i][1], snap[i][2]
-    local n = #pids
-    if n <= limit then
-      items[#items + 1] = snap[i]
-      units = units + n + 1
-    else
-      for a = 1, n, limit do
-        items[#items + 1] = {group, table.move(pids, a, math.min(a + limit - 1, n), 1, {})}
-        items, units = chunk_send(S, peer, items, false)
-      end
-    end
-    if units >= limit then items, units = chunk_send(S, peer, items, false) end
+-- Send our local membership to `peer` from the walk `walk` (ix:walk_begin:
+-- the local members as they were when it began), in messages of about
+-- SYNC_CHUNK memberships, the last one with `last` = true, with a turn of
+-- the loop between them: a step costs O(SYNC_CHUNK), whatever the size of
+-- the scope.
+local function send_sync(S, peer, walk)
+  local ix = S.ix
+  while true do
+    local items, done = ix:walk_step(walk, M.SYNC_CHUNK)
+    send(peer, {"sync", S.pid, items, done})
+    if done then return end
+    sleep(0)
   end
-  chunk_send(S, peer, items, true)
 end
-
 
 local function watch_member(S, pid)
   if S.member_ref[pid] or not S.ix:has_pid(pid) then return end
@@ -485,15 +472,18 @@ end
 
 local handlers = {}
 
--- A peer's scope process asks for our membership. The snapshot is taken and
--- the peer added in one critical section, which local joins and leaves (each
--- in one too) cannot split: a change made before it is in the snapshot, one
--- made after it is queued for the peer too. The changes queued before it
--- are taken out in the same step and sent to the peers of before only (a
--- known peer synced again gets them before the sync that contains them), so
--- the peer gets each change exactly once, either in the sync or after it.
--- (No send inside the section: a send may suspend the process, and a
--- critical section ends with the slice.)
+-- A peer's scope process asks for our membership. The snapshot begins
+-- (ix:walk_begin) and the peer is added in one critical section, which local
+-- joins and leaves (each in one too) cannot split: a change made before it
+-- is in the snapshot, one made after it is queued for the peer too (and the
+-- walk sends the members as they were when it began, whatever changes while
+-- it is sent). The changes queued before it are taken out in the same step
+-- and sent to the peers of before only (a known peer synced again gets them
+-- before the sync that contains them), so the peer gets each change exactly
+-- once, either in the sync or after it. The section costs O(local pids) (a
+-- flat copy of them); the sync goes in bounded steps. (No send inside the
+-- section: a send may suspend the process, and a critical section ends with
+-- the slice.)
 function handlers.discover(S, m)
   local peer = m[2]
   local node = remote_node(peer)
@@ -501,12 +491,12 @@ function handlers.discover(S, m)
   critical_enter()
   local pending, before = S.outbox, S.peers:list()
   S.outbox = {}
-  local snap = S.ix:snapshot(true)
+  local walk = S.ix:walk_begin()
   local known = S.peers.pids[node] == peer
   if not known then S.peers:add(node, peer) end
   critical_leave()
   if #pending > 0 then send_parts(before, "ops", S.pid, pending, M.SYNC_CHUNK) end
-  send_sync(S, peer, snap)
+  send_sync(S, peer, walk)
   if not known then send(peer, {"discover", S.pid}) end
 end
 
@@ -660,6 +650,7 @@ function M._scope_loop(S)
   S.peers:reset()
   S.member_ref, S.watcher_ref = {}, {}
   S.outbox, S.flush_pending = {}, false
+  S.ix:walk_reset() -- (the old process's syncs being sent)
   -- Forget other nodes' members: no peer is known any more, and each peer
   -- that still runs the scope sends them again in its sync.
   local others = S.ix:remote_nodes()
