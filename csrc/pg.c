@@ -692,7 +692,7 @@ static int ix_remove_node(lua_State *L) {
  * must wait for the last step (pg.lua's scope process applies one message
  * at a time); if one is made anyway (x->epoch moves) during the scan, the
  * scan starts again, so the sync still replaces exactly what was known. */
-enum { ST_NODE = 1, ST_NEWC, ST_NEWG, ST_PHASE, ST_CURSOR, ST_AFF, ST_EPOCH, ST_N = ST_EPOCH };
+enum { ST_NODE = 1, ST_NEWC, ST_PHASE, ST_CURSOR, ST_AFF, ST_EPOCH, ST_N = ST_EPOCH };
 enum { PH_CHUNKS = 0, PH_SCAN, PH_APPLY, PH_DROP, PH_DONE };
 
 static lua_Integer st_int(lua_State *L, int ST, int slot) {
@@ -707,17 +707,6 @@ static void st_setint(lua_State *L, int ST, int slot, lua_Integer v) {
   lua_rawseti(L, ST, slot);
 }
 
-/* Get-or-create t[k] as a table (k at kidx); pushes it. */
-static void push_subtable(lua_State *L, int t, int kidx) {
-  lua_pushvalue(L, kidx);
-  if (lua_rawget(L, t) == LUA_TTABLE) return;
-  lua_pop(L, 1);
-  lua_newtable(L);
-  lua_pushvalue(L, kidx);
-  lua_pushvalue(L, -2);
-  lua_rawset(L, t);
-}
-
 /* Push a new sync state for the node named at idx; 0 (nothing pushed) for a
  * bad name or this node's own. */
 static int sync_state(lua_State *L, pg_ix *x, int idx) {
@@ -726,10 +715,8 @@ static int sync_state(lua_State *L, pg_ix *x, int idx) {
   if (node <= 0) return 0;
   lua_createtable(L, ST_N, 0);
   st_setint(L, lua_gettop(L), ST_NODE, node);
-  lua_newtable(L); /* key -> {pid -> count} */
+  lua_newtable(L); /* key -> pid | {pid -> count} (see sync_add) */
   lua_rawseti(L, -2, ST_NEWC);
-  lua_newtable(L); /* key -> group */
-  lua_rawseti(L, -2, ST_NEWG);
   st_setint(L, lua_gettop(L), ST_PHASE, PH_CHUNKS);
   lua_newtable(L); /* key -> true: old groups absent from the sync */
   lua_rawseti(L, -2, ST_AFF);
@@ -751,43 +738,63 @@ static void sync_add(lua_State *L, pg_ix *x, int ST, uint32_t node, int idx) {
   if (!lua_istable(L, idx) || st_int(L, ST, ST_PHASE) != PH_CHUNKS) return;
   int top = lua_gettop(L);
   lua_rawgeti(L, ST, ST_NEWC);
-  lua_rawgeti(L, ST, ST_NEWG);
-  const int NEWC = top + 1, NEWG = top + 2;
+  const int NEWC = top + 1;
   char err[POGO_CODEC_ERRLEN];
   lua_Integer nitems = (lua_Integer)lua_rawlen(L, idx);
   for (lua_Integer i = 1; i <= nitems; i++) {
-    lua_settop(L, NEWG);
+    lua_settop(L, NEWC);
     if (lua_rawgeti(L, idx, i) != LUA_TTABLE) continue;
-    int item = NEWG + 1;
+    int item = NEWC + 1;
     lua_rawgeti(L, item, 1);
     int grp = item + 1;
     if (lua_isnil(L, grp) || lua_rawgeti(L, item, 2) != LUA_TTABLE) continue;
     int pids = item + 2;
     if (push_key(L, x, grp, err)) continue;
     int K = item + 3;
+    /* NEWC[K]: the pid itself while the group has one membership (most
+     * do: no table per group), else {pid -> count} */
     lua_pushvalue(L, K);
-    if (lua_rawget(L, NEWG) == LUA_TNIL) {
-      lua_pushvalue(L, K);
-      lua_pushvalue(L, grp);
-      lua_rawset(L, NEWG);
-    }
-    lua_pop(L, 1);
-    push_subtable(L, NEWC, K);
+    int t = lua_rawget(L, NEWC);
     int PC = K + 1;
     lua_Integer np = (lua_Integer)lua_rawlen(L, pids);
     for (lua_Integer j = 1; j <= np; j++) {
       lua_rawgeti(L, pids, j);
-      const pogo_id *id = pid_at(L, x, lua_gettop(L));
-      if (id && id->node == node) {
-        lua_pushvalue(L, -1);
-        lua_rawget(L, PC);
-        lua_Integer c = lua_tointeger(L, -1);
+      int pid = lua_gettop(L);
+      const pogo_id *id = pid_at(L, x, pid);
+      if (!id || id->node != node) {
         lua_pop(L, 1);
-        lua_pushinteger(L, c + 1);
-        lua_rawset(L, PC);
-      } else {
-        lua_pop(L, 1);
+        continue;
       }
+      if (t == LUA_TNIL) {
+        lua_pushvalue(L, K);
+        lua_pushvalue(L, pid);
+        lua_rawset(L, NEWC);
+        lua_replace(L, PC);
+        t = LUA_TUSERDATA;
+        continue;
+      }
+      if (t != LUA_TTABLE) { /* a second membership: the table form */
+        lua_createtable(L, 0, 2);
+        lua_pushvalue(L, PC);
+        lua_pushinteger(L, 1);
+        lua_rawset(L, -3);
+        lua_replace(L, PC);
+        lua_pushvalue(L, K);
+        lua_pushvalue(L, PC);
+        lua_rawset(L, NEWC);
+        t = LUA_TTABLE;
+      }
+      lua_pushvalue(L, pid);
+      lua_rawget(L, PC);
+      lua_Integer c = lua_tointeger(L, -1);
+      lua_pop(L, 1);
+      lua_pushinteger(L, c + 1);
+      lua_rawset(L, PC);
+    }
+    if (t == LUA_TNIL) { /* no member of that node: the group is in the sync all the same */
+      lua_pushvalue(L, K);
+      lua_newtable(L);
+      lua_rawset(L, NEWC);
     }
   }
   lua_settop(L, top);
@@ -855,8 +862,7 @@ static void nt_drop_all(lua_State *L, int NT, int K, int out) {
 /* Apply the sync's members of group K (PC: {pid -> count}) to that group:
  * the node's members it lacks leave, then those it adds join; an event is
  * added to EV. Returns the units of work. */
-static lua_Integer apply_group(lua_State *L, pg_ix *x, int G, int NT, int NEWG, int EV, uint32_t node, int K,
-                               int PC) {
+static lua_Integer apply_group(lua_State *L, pg_ix *x, int G, int NT, int EV, uint32_t node, int K, int PC) {
   int top = lua_gettop(L);
   lua_Integer units = 1;
   lua_newtable(L); /* old counts: pid -> count */
@@ -921,9 +927,11 @@ static lua_Integer apply_group(lua_State *L, pg_ix *x, int G, int NT, int NEWG, 
     lua_settop(L, pid);
     units++;
     if (nc <= oc) continue;
-    if (!has) {
-      lua_pushvalue(L, K);
-      lua_rawget(L, NEWG);
+    if (!has) { /* a new group: its value from its key */
+      size_t kl, used_bytes;
+      char err[POGO_CODEC_ERRLEN];
+      const char *kb = lua_tolstring(L, K, &kl);
+      if (pogo_codec_decode(L, kb, kl, &used_bytes, &x->N->ext, err) != 0) lua_pushvalue(L, K);
       push_entry(L, x, G, K, lua_gettop(L), 0);
       lua_replace(L, E);
       lua_pop(L, 1);
@@ -980,11 +988,10 @@ static int sync_run(lua_State *L, pg_ix *x, int ST, uint32_t node, lua_Integer b
   lua_getiuservalue(L, 1, UV_GROUPS);
   lua_getiuservalue(L, 1, UV_NODES);
   lua_rawgeti(L, ST, ST_NEWC);
-  lua_rawgeti(L, ST, ST_NEWG);
   lua_rawgeti(L, ST, ST_AFF);
-  const int G = top + 1, P = top + 2, NEWC = top + 3, NEWG = top + 4, AFF = top + 5;
+  const int G = top + 1, P = top + 2, NEWC = top + 3, AFF = top + 4;
   push_node_table(L, P, node, 1);
-  const int NT = top + 6;
+  const int NT = top + 5;
   lua_Integer phase = st_int(L, ST, ST_PHASE), used = 0;
   if (phase == PH_CHUNKS) {
     phase = PH_SCAN;
@@ -1013,7 +1020,14 @@ static int sync_run(lua_State *L, pg_ix *x, int ST, uint32_t node, lua_Integer b
         if (lua_type(L, k + 1) == LUA_TTABLE) used += (lua_Integer)lua_rawlen(L, k + 1);
         each_membership(L, k + 1, scan_key, &ctx);
       } else if (phase == PH_APPLY) {
-        if (lua_istable(L, k + 1)) used += apply_group(L, x, G, NT, NEWG, EV, node, k, k + 1);
+        if (!lua_istable(L, k + 1)) { /* one pid, once */
+          lua_createtable(L, 0, 1);
+          lua_pushvalue(L, k + 1);
+          lua_pushinteger(L, 1);
+          lua_rawset(L, -3);
+          lua_replace(L, k + 1);
+        }
+        used += apply_group(L, x, G, NT, EV, node, k, k + 1);
       } else {
         used += drop_node_group(L, x, G, NT, EV, node, k);
       }
