@@ -30,7 +30,10 @@
  *   per received chunk: O(its items), the index unchanged; then sync_step
  *   until done: O(budget + members of the largest group) each; see "A sync
  *   of one node's members" below), so that pg.lua can let the loop turn
- *   between steps; sync_node runs the same steps without a bound.
+ *   between steps; sync_node runs the same steps without a bound. The
+ *   sender's side is in steps too (walk_begin: O(local pids), a flat copy;
+ *   walk_step: O(budget); see "Walks"); a local change costs one test more
+ *   while no walk runs, and a copy of the pid's memberships while one does.
  * - Events (remove_pid, remove_node, sync_node, sync_step) are arrays of
  *   {group, key, joined_pids | false, left_pids | false}, a pid repeated once per
  *   membership; within an event leaves are applied before joins.

@@ -495,7 +495,7 @@ describe("pogo.pg across nodes", function()
     scope_n = scope_n + 1
     local s = "cl" .. scope_n
     c:call(s_node, SR, "pg_start", {s})
-    c:call(s_node, SR, "pg_fill", {s, "x", BIG}, 60000)
+    c:call(s_node, SR, "pg_fill", {s, "x", BIG // 2}, 60000) -- (a sync long enough to be cut)
     c:call(r_node, R, "start", {s})
     -- the sender goes as soon as a part of its sync is in
     eventually(function() return c:call(r_node, SR, "pg_count", {s}, 10000) > 0 end, "the first groups on pgdr", 30000)
