@@ -1,6 +1,7 @@
 -- Node script of bench/pg_sync.lua's receiver: watches its stalls from the
 -- start (see sync_remote.stall) and starts the pg scope given, before it
--- meets any other node.
+-- meets any other node. SYNC_GC (the environment) sets the collector's
+-- mode first ("incremental", "generational", "stop"), to see its share.
 local pg = require "pogo.pg"
 local remote = require "bench.support.sync_remote"
 local scope = ...
