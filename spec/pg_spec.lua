@@ -667,6 +667,115 @@ describe("pogo.pg", function()
       assert.are.same({}, ix:groups())
     end)
 
+    it("applies a sync in steps as sync_node does in one call", function()
+      local r = {}
+      for i = 1, 6 do r[i] = remote_pid(B, i) end
+      local old = {{"keep", {r[1]}}, {"drop", {r[2], r[2]}}, {"more", {r[1]}}, {"less", {r[3], r[3]}},
+        {{"t", 1}, {r[4]}}}
+      local new = {{"keep", {r[1]}}, {"more", {r[1], r[2]}}, {"less", {r[3]}}, {"fresh", {r[5], r[6]}},
+        {"more", {r[3]}}, {{"t", 1}, {r[6]}}, {"bad"}, "junk"}
+      local one, stepped = core.pg_index(), core.pg_index()
+      one:sync_node(B, old)
+      stepped:sync_node(B, old)
+      local want = events_by_group(one:sync_node(B, new))
+      local st = stepped:sync_begin(B)
+      stepped:sync_chunk(st, {new[1], new[2], new[3]})
+      assert.are.equal(5, stepped:count()) -- chunks change nothing before the steps
+      stepped:sync_chunk(st, {table.unpack(new, 4)})
+      local all, done, steps = {}, false, 0
+      while not done do
+        local ev
+        ev, done = stepped:sync_step(st, 1)
+        for _, e in ipairs(ev) do all[#all + 1] = e end
+        steps = steps + 1
+      end
+      assert.is_true(steps > 5)
+      assert.are.same(want, events_by_group(all))
+      assert.is_nil(events_by_group(all)[core.encode("keep")]) -- a member that stays: no event
+      for _, g in ipairs {"keep", "drop", "more", "less", "fresh", {"t", 1}} do
+        assert.are.same(sorted((one:members(g))), sorted((stepped:members(g))))
+      end
+      assert.are.equal(one:count(), stepped:count())
+      assert.is_nil(stepped:sync_begin(pogo.node()))
+    end)
+
+    it("scans again when the node's members change between the steps of a sync", function()
+      local ix = core.pg_index()
+      local r = {}
+      for i = 1, 40 do
+        r[i] = remote_pid(B, i)
+        ix:join({"old", i}, {r[i]}, B)
+      end
+      local st = ix:sync_begin(B)
+      ix:sync_chunk(st, {{"new", {r[1]}}})
+      local ev, done = ix:sync_step(st, 3) -- in the scan
+      assert.are.same({}, ev)
+      assert.is_false(done)
+      ix:join("late", {r[2]}, B) -- (pg.lua never does this: it must not upset the scan)
+      ix:remove_pid(r[3])
+      repeat done = select(2, ix:sync_step(st, 3)) until done
+      assert.are.same({r[1]}, (ix:members("new")))
+      assert.are.same({}, (ix:members("late")))
+      assert.are.same({}, (ix:members({"old", 5})))
+      assert.are.equal(1, ix:count())
+      -- a node removed before the steps end: they put back the sync's members only
+      st = ix:sync_begin(B)
+      ix:sync_chunk(st, {{"again", {r[4]}}})
+      ix:sync_step(st, 1)
+      ix:remove_node(B)
+      repeat done = select(2, ix:sync_step(st, 1)) until done
+      assert.are.same({"again"}, ix:groups())
+      -- a sync with no items removes that node's members, as remove_node
+      st = ix:sync_begin(B)
+      local all = {}
+      repeat
+        ev, done = ix:sync_step(st, 1)
+        for _, e in ipairs(ev) do all[#all + 1] = e end
+      until done
+      assert.are.same({[core.encode("again")] = {false, {r[4]}}}, events_by_group(all))
+      assert.are.equal(0, ix:count())
+      assert.are.same({}, ix:remote_nodes())
+    end)
+
+    it("walks the local members as they were when the walk began", function()
+      local ix = core.pg_index()
+      local me, w1, w2, w3 = pogo.self(), worker(), worker(), worker()
+      ix:join("a", {me, me})
+      ix:join({"t", 1}, {w1})
+      ix:join("c", {w2})
+      local walk = ix:walk_begin()
+      local got = {}
+      local function take(items)
+        for _, it in ipairs(items) do
+          local k = core.encode(it[1])
+          got[k] = got[k] or {}
+          for _, p in ipairs(it[2]) do got[k][#got[k] + 1] = tostring(p) end
+        end
+      end
+      local items, done = ix:walk_step(walk, 1)
+      take(items)
+      assert.is_false(done)
+      -- changes after the walk began are not in it, whether it reached their pid or not
+      ix:leave("a", me)
+      ix:join("new", {w1})
+      ix:leave({"t", 1}, w1) -- the group is gone from the index
+      ix:join("c", {w2})
+      ix:join("d", {w3})
+      ix:remove_pid(w2)
+      repeat
+        items, done = ix:walk_step(walk, 1)
+        take(items)
+      until done
+      for _, t in pairs(got) do table.sort(t) end
+      assert.are.same({
+        [core.encode("a")] = {tostring(me), tostring(me)},
+        [core.encode({"t", 1})] = {tostring(w1)},
+        [core.encode("c")] = {tostring(w2)},
+      }, got)
+      ix:walk_reset()
+      for _, w in ipairs {w1, w2, w3} do stop(w) end
+    end)
+
     it("agrees with a simple model under random operations", function()
       local ix = core.pg_index()
       local seed = 12345

@@ -36,7 +36,14 @@
 -- registered as `"pg:" .. scope`, does the rest, as Erlang's does: it monitors
 -- nodes and on nodeup sends `{"discover", self}` to the peer's scope; a
 -- discover is answered with a full "sync" of the local membership (in chunks);
--- a sync replaces everything known of that node (the difference is notified);
+-- a sync replaces everything known of that node (the difference is notified).
+-- The receiver notes each chunk's items (O(chunk), the index unchanged) and,
+-- at the last one, applies the difference in steps of about SYNC_STEP
+-- members (`ix:sync_step`: each group whole, leaves then joins, one event per
+-- group; a member that stays gets no event), with a turn of the loop between
+-- steps, so that a sync of any size never freezes the node; the scope
+-- process takes its next message (the peer's ops, its nodedown, its next
+-- sync) only after the last step, which keeps the transport's order;
 -- incremental changes of known peers are applied as they come; a peer's scope
 -- going away (nodedown, or a DOWN of its scope process) removes all its members
 -- at once; local members are monitored so that their exit removes them
@@ -60,7 +67,7 @@ local scope_peers = require "pogo.scope_peers"
 local service = require "pogo.service"
 local core = pogo.core
 
-local send, self, is_pid, node_of = core.send, core.self, core.is_pid, core.node_of
+local send, self, is_pid, node_of, sleep = core.send, core.self, core.is_pid, core.node_of, core.sleep
 local critical_enter, critical_leave = core.critical_enter, core.critical_leave
 local make_ref, node_name = core.make_ref, core.node_name
 local remote_node, other_node = scope_peers.remote_node, scope_peers.other_node
@@ -73,6 +80,11 @@ local M = {}
 --- Members per sync message (a sync is split into messages of about this many
 -- pids, so that a big scope never makes one huge frame).
 M.SYNC_CHUNK = 2048
+
+--- Units of work (a member looked at or moved) per step of applying a
+-- received sync: the scope process yields between steps, so that a big sync
+-- never holds the node's other processes back for long (about 2 ms a step).
+M.SYNC_STEP = 2048
 
 local scopes = {}   -- scope name -> state
 local monitors = {} -- pg monitor ref -> state
@@ -433,36 +445,19 @@ local function flush(S)
   end
 end
 
-local function chunk_send(S, peer, items, last)
-  send(peer, {"sync", S.pid, items, last})
-  return {}, 0
-end
-
--- Send our local membership (snapshot `snap`) to `peer`, split into messages of about
--- SYNC_CHUNK pids; the last one has `last` = true.
-local function send_sync(S, peer, snap)
-  local limit = M.SYNC_CHUNK
-  local items, units = {}, 0
-  for i = 1, #snap do
-    local group, pids = snap[i][1], snap[i][2]
-    local n = #pids
-    if n <= limit then
-      items[#items + 1] = snap[i]
-      units = units + n + 1
-    else
-      for a = 1, n, limit do
-        items[#items + 1] = {group, table.move(pids, a, math.min(a + limit - 1, n), 1, {})}
-        items, units = chunk_send(S, peer, items, false)
-      end
-    end
-    if units >= limit then items, units = chunk_send(S, peer, items, false) end
+-- Send our local membership to `peer` from the walk `walk` (ix:walk_begin:
+-- the local members as they were when it began), in messages of about
+-- SYNC_CHUNK memberships, the last one with `last` = true, with a turn of
+-- the loop between them: a step costs O(SYNC_CHUNK), whatever the size of
+-- the scope.
+local function send_sync(S, peer, walk)
+  local ix = S.ix
+  while true do
+    local items, done = ix:walk_step(walk, M.SYNC_CHUNK)
+    send(peer, {"sync", S.pid, items, done})
+    if done then return end
+    sleep(0)
   end
-  chunk_send(S, peer, items, true)
-end
-
-local function drop_peer(S, node)
-  S.peers:remove(node)
-  notify_events(S, S.ix:remove_node(node))
 end
 
 local function watch_member(S, pid)
@@ -477,15 +472,18 @@ end
 
 local handlers = {}
 
--- A peer's scope process asks for our membership. The snapshot is taken and
--- the peer added in one critical section, which local joins and leaves (each
--- in one too) cannot split: a change made before it is in the snapshot, one
--- made after it is queued for the peer too. The changes queued before it
--- are taken out in the same step and sent to the peers of before only (a
--- known peer synced again gets them before the sync that contains them), so
--- the peer gets each change exactly once, either in the sync or after it.
--- (No send inside the section: a send may suspend the process, and a
--- critical section ends with the slice.)
+-- A peer's scope process asks for our membership. The snapshot begins
+-- (ix:walk_begin) and the peer is added in one critical section, which local
+-- joins and leaves (each in one too) cannot split: a change made before it
+-- is in the snapshot, one made after it is queued for the peer too (and the
+-- walk sends the members as they were when it began, whatever changes while
+-- it is sent). The changes queued before it are taken out in the same step
+-- and sent to the peers of before only (a known peer synced again gets them
+-- before the sync that contains them), so the peer gets each change exactly
+-- once, either in the sync or after it. The section costs O(local pids) (a
+-- flat copy of them); the sync goes in bounded steps. (No send inside the
+-- section: a send may suspend the process, and a critical section ends with
+-- the slice.)
 function handlers.discover(S, m)
   local peer = m[2]
   local node = remote_node(peer)
@@ -493,22 +491,54 @@ function handlers.discover(S, m)
   critical_enter()
   local pending, before = S.outbox, S.peers:list()
   S.outbox = {}
-  local snap = S.ix:snapshot(true)
+  local walk = S.ix:walk_begin()
   local known = S.peers.pids[node] == peer
   if not known then S.peers:add(node, peer) end
   critical_leave()
   if #pending > 0 then send_parts(before, "ops", S.pid, pending, M.SYNC_CHUNK) end
-  send_sync(S, peer, snap)
+  send_sync(S, peer, walk)
   if not known then send(peer, {"discover", S.pid}) end
 end
 
+local function sync_begin(ix, node) return ix:sync_begin(node) end
+
+-- Apply a received sync in steps of about SYNC_STEP units, with a turn of
+-- the loop between them (a sleep of 0 ms: the scheduler's batch would
+-- resume a process that yields before any I/O or timer), so that the node's
+-- other processes, its links and timers run. The scope process takes no
+-- other message meanwhile: the peer's later ops, its nodedown or its next
+-- sync apply after the last step, in the order they came.
+local function apply_sync(S, st)
+  local ix = S.ix
+  while true do
+    local events, done = ix:sync_step(st, M.SYNC_STEP)
+    notify_events(S, events)
+    if done then return end
+    sleep(0)
+  end
+end
+
+-- Forget the peer of `node` and remove its members: a sync with no items,
+-- in steps as any (for a peer of 200,000 groups, one call froze the node).
+local function drop_peer(S, node)
+  S.peers:remove(node)
+  local st = S.ix:sync_begin(node)
+  if st then apply_sync(S, st) end
+end
+
+-- A chunk of a peer's sync: its items are noted (the index does not change
+-- before the last chunk), and the last one applies the whole sync.
 function handlers.sync(S, m)
   local peer, items, last = m[2], m[3], m[4]
   local node = remote_node(peer)
   if not node or type(items) ~= "table" then return end
   if S.peers.pids[node] ~= peer then S.peers:add(node, peer) end
-  items = S.peers:collect(node, items, last)
-  if items then notify_events(S, S.ix:sync_node(node, items)) end
+  local st = S.peers:receiving(node, sync_begin, S.ix)
+  S.ix:sync_chunk(st, items)
+  if last then
+    S.peers:received(node)
+    apply_sync(S, st)
+  end
 end
 
 -- Changes of a peer's members, in the order it made them.
@@ -620,10 +650,11 @@ function M._scope_loop(S)
   S.peers:reset()
   S.member_ref, S.watcher_ref = {}, {}
   S.outbox, S.flush_pending = {}, false
+  S.ix:walk_reset() -- (the old process's syncs being sent)
   -- Forget other nodes' members: no peer is known any more, and each peer
   -- that still runs the scope sends them again in its sync.
   local others = S.ix:remote_nodes()
-  for i = 1, #others do notify_events(S, S.ix:remove_node(others[i])) end
+  for i = 1, #others do apply_sync(S, S.ix:sync_begin(others[i])) end
   local pids = S.ix:local_pids()
   for i = 1, #pids do watch_member(S, pids[i]) end
   for w in next, S.watchers do watch_watcher(S, w) end

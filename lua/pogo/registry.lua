@@ -79,7 +79,7 @@ local service = require "pogo.service"
 local core = pogo.core
 local send, self, is_pid, node_of, node_name = core.send, core.self, core.is_pid, core.node_of, core.node_name
 local encode, make_ref, alive = core.encode, core.make_ref, core.alive
-local critical_enter, critical_leave = core.critical_enter, core.critical_leave
+local critical_enter, critical_leave, sleep = core.critical_enter, core.critical_leave, core.sleep
 local gettimeofday = uv.gettimeofday
 local next, type, rawget, error, pcall, tostring = next, type, rawget, error, pcall, tostring
 local byte, math_type = string.byte, math.type
@@ -92,6 +92,11 @@ local MOD = "pogo.registry" -- the module's require name, and its process's loca
 --- Registrations per sync message (a node's sync is split into messages of
 -- about this many names).
 M.SYNC_CHUNK = 2048
+
+--- Names per step when the registry process applies a received sync or drops
+-- a node's names: it leaves its critical section and yields between steps, so
+-- that a big sync never holds the node's other processes back for long.
+M.SYNC_STEP = 1024
 
 -- This node's view. A name's key is the name itself for a string, "\193"
 -- and its canonical encoding otherwise.
@@ -567,8 +572,44 @@ local function flush()
   end
 end
 
+-- Let the node's other processes, its I/O and its timers run: the registry
+-- process leaves the critical section its handlers run in (loop) and waits
+-- for the next turn of the loop (a sleep of 0 ms: a yield would not do, the
+-- scheduler's batch would resume it before any I/O). Called between the
+-- steps of a long change, where the tables are whole.
+local function pause()
+  critical_leave()
+  sleep(0)
+  critical_enter()
+end
+
+-- Drop node's registrations held in hs (held[node]) that `keep(key)` does
+-- not keep, SYNC_STEP names at a time. Nothing else changes hs meanwhile:
+-- only the registry process does, and it takes no other message before the
+-- end (a cleared field does not upset next).
+local function drop_held(node, hs, keep, reason)
+  local key, n = nil, 0
+  while true do
+    key = next(hs, key)
+    if key == nil then return end
+    if not keep(key) then drop_remote(node, key, reason) end
+    n = n + 1
+    if n % M.SYNC_STEP == 0 then pause() end
+  end
+end
+
+local function keep_none() return false end
+
 -- Send this node's registrations to `peer`, in messages of about SYNC_CHUNK
--- names: {"sync", registry pid, {{name, pid, time}, ...}, last}.
+-- names: {"sync", registry pid, {{name, pid, time}, ...}, last}. The peer is
+-- one already (discover): every change made from now on reaches it after the
+-- sync, as an op. So the sync can pause (see pause) every SYNC_STEP holders,
+-- letting other processes change the names meanwhile: each name goes as it
+-- is when its step comes, and the ops of the changes that the sync already
+-- shows change nothing more on the peer (a "reg" of the pid that holds the
+-- name there, an "unreg" of a pid that does not). The holders are listed
+-- first, in one step (a flat copy: O(local holders), no table per entry), as
+-- `next` cannot go on over a table that others add to.
 local function send_sync(peer)
   local items, limit = {}, M.SYNC_CHUNK
   local function add(key, pid)
@@ -578,32 +619,40 @@ local function send_sync(peer)
       items = {}
     end
   end
-  local snapshot = {}
-  for pid, o in next, owned do snapshot[#snapshot + 1] = { pid, o } end
-  for i = 1, #snapshot do
-    local pid, o = snapshot[i][1], snapshot[i][2]
+  local pids, np = {}, 0
+  for pid in next, owned do
+    np = np + 1
+    pids[np] = pid
+  end
+  for i = 1, np do
+    local pid = pids[i]
+    local o = owned[pid]
     if type(o) == "table" then
       for key in next, o do add(key, pid) end
-    else
+    elseif o ~= nil then
       add(o, pid)
     end
+    if i % M.SYNC_STEP == 0 then pause() end
   end
   send(peer, { "sync", R.pid, items, true })
 end
 
+
 -- Everything known of `node` leaves the view (it went down, or its registry
--- process did).
+-- process did), in steps.
 local function drop_peer(node)
   R.peers:remove(node)
   local hs = held[node]
   if not hs then return end
-  for key in next, hs do drop_remote(node, key, "noconnection") end
-  held[node] = nil
+  drop_held(node, hs, keep_none, "noconnection")
+  if held[node] == hs then held[node] = nil end
 end
 
--- A sync replaces all that was known of `node`.
-local function apply_sync(node, items)
-  local new = {}
+-- A new sync from `node`: its registrations by key, gathered chunk by chunk.
+local function sync_begin() return {} end
+
+-- Note the items of a sync's chunk ({name, pid, time} each) in `new`. O(items).
+local function sync_chunk(new, items)
   for i = 1, #items do
     local it = items[i]
     if type(it) == "table" and it[1] ~= nil then
@@ -611,14 +660,24 @@ local function apply_sync(node, items)
       if ok then new[key] = it end
     end
   end
+end
+
+-- A sync replaces all that was known of `node`: the registrations it lacks
+-- go, then its own are added, SYNC_STEP names a step.
+local function apply_sync(node, new)
   local hs = held[node]
   if hs then
-    for key in next, hs do
+    drop_held(node, hs, function(key)
       local it = new[key]
-      if not it or it[2] ~= entry_pid(node, key) then drop_remote(node, key, "noconnection") end
-    end
+      return it ~= nil and it[2] == entry_pid(node, key)
+    end, "noconnection")
   end
-  for _, it in next, new do add_remote(node, it[1], it[2], it[3]) end
+  local n = 0
+  for _, it in next, new do
+    add_remote(node, it[1], it[2], it[3])
+    n = n + 1
+    if n % M.SYNC_STEP == 0 then pause() end
+  end
 end
 
 -- A process that exited: its names go, with its exit reason.
@@ -661,9 +720,11 @@ function handlers.sync(m)
   local node = remote_node(peer)
   if not node or type(items) ~= "table" then return end
   if R.peers.pids[node] ~= peer then R.peers:add(node, peer) end
-  items = R.peers:collect(node, items, last)
-  if not items then return end
-  apply_sync(node, items)
+  local new = R.peers:receiving(node, sync_begin)
+  sync_chunk(new, items)
+  if not last then return end
+  R.peers:received(node)
+  apply_sync(node, new)
   flush() -- conflicts may have released local names
 end
 
@@ -746,7 +807,9 @@ local function loop()
   R.outbox, R.flush_pending = {}, false
   local nodes = {}
   for node in next, held do nodes[#nodes + 1] = node end
+  critical_enter() -- (drop_peer pauses between its steps)
   for i = 1, #nodes do drop_peer(nodes[i]) end
+  critical_leave()
   for pid in next, dying do owner_down(pid, "noproc") end
   for pid in next, owned do watch_owner(pid) end
   for w in next, watching do watch_watcher(w) end

@@ -8,7 +8,8 @@
 -- that node), monitors it, and sends it a sync, in chunks, then its changes
 -- in order. A peer is forgotten on nodedown or on the DOWN of its process.
 -- What the messages carry is the service's own; this module keeps the peers,
--- their monitors and the chunks of the syncs being received.
+-- their monitors and the state of the syncs being received (made by the
+-- service at a sync's first chunk, forgotten with the peer).
 -- @module pogo.scope_peers
 local pogo = require "pogo"
 
@@ -25,13 +26,13 @@ Peers.__index = Peers
 -- @tparam string reg
 -- @return peers: `peers.pids` is node -> that node's process (read-only)
 function M.new(reg)
-  return setmetatable({ reg = reg, pids = {}, refs = {}, bufs = {} }, Peers)
+  return setmetatable({ reg = reg, pids = {}, refs = {}, syncs = {} }, Peers)
 end
 
 --- Forget every peer, without demonitoring (for a restarted process, which
 -- holds none of the old monitors).
 function Peers:reset()
-  self.pids, self.refs, self.bufs = {}, {}, {}
+  self.pids, self.refs, self.syncs = {}, {}, {}
 end
 
 --- The node of `pid` if it is a process of another node, else nil (to check
@@ -54,7 +55,7 @@ function Peers:add(node, pid)
   local old = self.refs[node]
   if old then pogo.demonitor(old) end
   self.pids[node] = pid
-  self.bufs[node] = nil
+  self.syncs[node] = nil
   -- the DOWN may come at once (no connection): it is handled like any other
   self.refs[node] = pogo.monitor(pid)
 end
@@ -63,7 +64,7 @@ end
 function Peers:remove(node)
   local ref = self.refs[node]
   if ref then pogo.demonitor(ref) end
-  self.pids[node], self.refs[node], self.bufs[node] = nil, nil, nil
+  self.pids[node], self.refs[node], self.syncs[node] = nil, nil, nil
 end
 
 --- If `{"DOWN", ref, pid}` is about a peer, the peer's node (the caller
@@ -75,23 +76,26 @@ function Peers:down(ref, pid)
   return node
 end
 
---- Gather the chunks of a sync from `node`: every item so far once `last`
--- is true, nil before.
+--- The state of the sync being received from `node`: the one begun by an
+-- earlier chunk, else `begin(arg, node)`'s (a new sync). A new peer process
+-- of that node, or its removal, forgets it.
 -- @tparam string node
--- @tparam table items this chunk's items
--- @tparam boolean last whether this chunk ends the sync
-function Peers:collect(node, items, last)
-  local buf = self.bufs[node]
-  if buf then
-    table.move(items, 1, #items, #buf + 1, buf)
-    items = buf
+-- @tparam function begin
+-- @param arg
+-- @return the state
+function Peers:receiving(node, begin, arg)
+  local st = self.syncs[node]
+  if st == nil then
+    st = begin(arg, node)
+    self.syncs[node] = st
   end
-  if not last then
-    self.bufs[node] = items
-    return nil
-  end
-  self.bufs[node] = nil
-  return items
+  return st
+end
+
+--- The sync being received from `node` has had its last chunk: the next
+-- chunk begins a new one.
+function Peers:received(node)
+  self.syncs[node] = nil
 end
 
 --- The processes of the peers of this moment (a new array).

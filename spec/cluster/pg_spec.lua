@@ -425,4 +425,86 @@ describe("pogo.pg across nodes", function()
     for _, p in ipairs(joiners) do pogo.send(p, "stop") end
     eventually(function() return c:call(a, R, "ngroups", {s}, 10000) == 0 end, "pga to drop every group", 10000)
   end)
+
+  -- A node that takes in a sync of BIG groups: node s (the sender) holds
+  -- them, node r (the receiver) starts the scope and so gets them in one
+  -- sync. Before syncs were applied in steps, r froze 2.8 s for 200,000
+  -- groups (its rpc round trip from here took 3.2 s, and its links, with a
+  -- timeout of 2 s here, went down); now a step costs a few ms, and what is
+  -- left is the collector and the growth of the index's tables.
+  local BIG = 200000
+  local SR = "bench.support.sync_remote"
+
+  it("keeps a node answering while it takes in a sync of 200,000 groups, and lists them all", function()
+    local s_node = c:start_node { name = "pgbs", seeds = { a } }
+    local r_node = c:start_node { name = "pgbr", seeds = { a } }
+    c:wait_meshed { a, b, s_node, r_node }
+    scope_n = scope_n + 1
+    local s = "cl" .. scope_n
+    c:call(s_node, SR, "pg_start", {s})
+    c:call(s_node, SR, "pg_fill", {s, "x", BIG}, 60000)
+    -- a group whose member stays through a resync, watched on r
+    local stay = c:call(s_node, R, "member", {s, {"stay"}})
+    local me = pogo.self()
+    pogo.monitor_nodes(true)
+    c:call(r_node, R, "start", {s})
+    c:call(r_node, R, "watcher", {s, "stay", me, "r"})
+    local worst, t0 = 0, uv.hrtime()
+    while c:call(r_node, SR, "pg_count", {s}, 10000) < BIG + 1 do
+      local t = uv.hrtime()
+      c:call(r_node, SR, "pg_count", {s}, 10000)
+      worst = math.max(worst, (uv.hrtime() - t) / 1e6)
+      assert.is_true(uv.hrtime() - t0 < 60e9, "pgbr to take in the sync within 60 s")
+      pogo.sleep(10)
+    end
+    assert.is_true(worst < 1500, "an rpc to pgbr took " .. worst .. " ms during the sync")
+    assert.is_nil(pogo.receive(function(m) return type(m) == "table" and m[1] == "nodedown" end, 0),
+      "a link went down during the sync")
+    assert.is_true(c:call(r_node, SR, "sees", {s_node.name}))
+    assert.are.same({true}, {c:call(r_node, SR, "pg_check", {s, "x", BIG, s_node.name, 1}, 60000)})
+    local sample = {1, 7, 4242, BIG // 2}
+    assert.are.same(c:call(s_node, SR, "pg_sample", {s, "x", sample}),
+      c:call(r_node, SR, "pg_sample", {s, "x", sample}))
+    -- the watcher got the join of "stay" (whether it came before or in the sync)
+    local ready = cluster.expect(pgw("r", "ready"), 2000)
+    if #ready[4] == 0 then
+      local j = cluster.expect(pgw("r", "join"), 2000)
+      assert.are.same({"stay", {stay}}, {j[4], j[5]})
+    end
+    -- the same sync again (pgbs answers a discover from a known peer with a
+    -- sync): nothing changes, and the watcher of "stay" hears nothing
+    pogo.send({"pg:" .. s, s_node.name}, {"discover", c:call(r_node, "pogo", "whereis", {"pg:" .. s})})
+    c:call(s_node, R, "member", {s, {"after-resync"}})
+    eventually(function() return c:call(r_node, SR, "pg_count", {s}) == BIG + 2 end,
+      "the group made after the resync on pgbr", 30000)
+    assert.is_nil(pogo.receive(function(m) return type(m) == "table" and m[1] == "pgw" and m[2] == "r" end, 0),
+      "the watcher of a member that stayed heard of it")
+    assert.are.same({true}, {c:call(r_node, SR, "pg_check", {s, "x", BIG, s_node.name, 2}, 60000)})
+    pogo.monitor_nodes(false)
+    c:kill(s_node)
+    eventually(function() return c:call(r_node, SR, "pg_count", {s}, 10000) == 0 end,
+      "pgbr to drop pgbs's groups", 30000)
+    c:kill(r_node)
+    while pogo.receive(0) do end
+  end)
+
+  it("leaves none of a node's members when it goes down in the middle of its sync", function()
+    local s_node = c:start_node { name = "pgds", seeds = { a } }
+    local r_node = c:start_node { name = "pgdr", seeds = { a } }
+    c:wait_meshed { a, b, s_node, r_node }
+    scope_n = scope_n + 1
+    local s = "cl" .. scope_n
+    c:call(s_node, SR, "pg_start", {s})
+    c:call(s_node, SR, "pg_fill", {s, "x", BIG // 2}, 60000) -- (a sync long enough to be cut)
+    c:call(r_node, R, "start", {s})
+    -- the sender goes as soon as a part of its sync is in
+    eventually(function() return c:call(r_node, SR, "pg_count", {s}, 10000) > 0 end, "the first groups on pgdr", 30000)
+    assert.are.equal(0, uv.kill(s_node.pid, "sigkill"))
+    eventually(function() return c:call(r_node, SR, "pg_count", {s}, 10000) == 0 end,
+      "pgdr to drop every group of pgds", 30000)
+    assert.are.same({}, c:call(r_node, R, "groups", {s}))
+    c:wait_exit(s_node)
+    c:kill(r_node)
+    while pogo.receive(0) do end
+  end)
 end)
