@@ -130,6 +130,35 @@ describe("preemption", function()
     assert.is_true(sp[2], "the spinner was never preempted: its section outlived the slice")
   end)
 
+  it("ends a batch of short slices after 10 ms: a process that keeps yielding lets timers fire", function()
+    local uv = require "luv"
+    local worst, last = 0, uv.hrtime()
+    local t = uv.new_timer()
+    t:start(1, 1, function()
+      local n = uv.hrtime()
+      worst = math.max(worst, (n - last) / 1e6)
+      last = n
+    end)
+    local me = pogo.self()
+    pogo.spawn(function()
+      -- 300 ms of slices of about 25 us, each ending in a yield: before the
+      -- time bound, a batch ended only after 20,000 of them
+      local t0, slices = pogo.now(), 0
+      while pogo.now() - t0 < 300 do
+        local x = 0
+        for j = 1, 5000 do x = x + j end
+        slices = slices + 1
+        pogo.yield()
+      end
+      pogo.send(me, slices)
+    end)
+    local slices = pogo.receive(10000)
+    t:close()
+    pogo.sleep(1) -- (a turn of the loop runs the close: luv crashes at exit on a handle still closing)
+    assert.is_number(slices)
+    assert.is_true(worst < 100, "the loop waited " .. worst .. " ms for a turn (" .. slices .. " slices)")
+  end)
+
   it("lets timers fire and the main chunk's receive time out while a process spins", function()
     local s = spinner()
     local t0 = pogo.now()
