@@ -1,6 +1,11 @@
 /*
  * pg.c: the membership index of replicated process groups (pogo.pg).
  *
+ * The index is in three files: this one holds the index (its changes and its
+ * queries); pg_sync.c applies a peer's sync to it in bounded steps; pg_walk.c
+ * sends this node's members to a peer in bounded steps. pg_ix.h is what they
+ * share: the index's struct, the layout of its tables, the helpers.
+ *
  * Contract
  * - One index per scope per node: core.pg_index() returns a new, empty one.
  *   It records, for every group, its members (local and remote pids, a pid once
@@ -28,70 +33,25 @@
  *   the groups that node is in); sync_node O(that node's memberships, old and
  *   new). A peer's sync is applied in steps instead (sync_begin, sync_chunk
  *   per received chunk: O(its items), the index unchanged; then sync_step
- *   until done: O(budget + members of the largest group) each; see "A sync
- *   of one node's members" below), so that pg.lua can let the loop turn
- *   between steps; sync_node runs the same steps without a bound. The
- *   sender's side is in steps too (walk_begin: O(local pids), a flat copy;
- *   walk_step: O(budget); see "Walks"); a local change costs one test more
- *   while no walk runs, and a copy of the pid's memberships while one does.
+ *   until done: O(budget + members of the largest group) each; see
+ *   pg_sync.c), so that pg.lua can let the loop turn between steps; sync_node
+ *   runs the same steps without a bound. The sender's side is in steps too
+ *   (walk_begin: O(local pids), a flat copy; walk_step: O(budget); see
+ *   pg_walk.c); a local change costs one test more while no walk runs, and a
+ *   copy of the pid's memberships while one does.
  * - Events (remove_pid, remove_node, sync_node, sync_step) are arrays of
  *   {group, key, joined_pids | false, left_pids | false}, a pid repeated once per
  *   membership; within an event leaves are applied before joins.
  *
- * Layout: Lua tables in the userdata's user values (Lua interns short strings
- * and its tables are a well-kept hash map, so no hand-written C hash table):
- *   1 groups: key (canonical bytes) -> entry {group, pid, pid, ...} (an array;
- *             members unordered)
- *   2 nodes:  node index (0 = this node) -> {pid -> memberships}, the per-pid
- *             and per-node indexes; memberships is the key itself when the pid
- *             joined one group once (the common case: half the memory), else
- *             a table {[key] = count, [0] = number of keys}
- * The only C memory is the encoding buffer, freed by __gc.
+ * Layout: Lua tables in the userdata's user values (see pg_ix.h).
  */
 #include <string.h>
-#include <msgpack.h>
 
-#include "runtime.h"
+#include "pg_ix.h"
 #include "pg.h"
 
 #define PG_MT "pogo.pg_index"
-#define UV_GROUPS 1
-#define UV_NODES 2
-#define UV_WALKS 3 /* walk state -> true: the snapshots being sent (see "Walks") */
 #define SB_KEEP (64 * 1024) /* larger encoding buffers are released after use */
-
-typedef struct pg_ix {
-  pogo_node *N;
-  const void *pid_mt; /* metatable of pids (ident.c's "pogo.pid"), for a fast check */
-  msgpack_sbuffer sb;
-  msgpack_packer pk;
-  lua_Integer ngroups;
-  lua_Integer epoch; /* counts the changes of other nodes' members, but a sync's */
-  lua_Integer nwalks; /* walks in UV_WALKS */
-} pg_ix;
-
-static void walks_save(lua_State *L, pg_ix *x, int pid);
-static void walks_save_collected(lua_State *L, pg_ix *x, int J, int single, lua_Integer n);
-
-/* Every method starts here: the index (methods have the index metatable as
- * upvalue 1: a pointer comparison, no registry lookup), and stack room for
- * the deepest path (sync_node nests about 30 slots). */
-static pg_ix *check_ix(lua_State *L) {
-  if (!lua_getmetatable(L, 1) || !lua_rawequal(L, -1, lua_upvalueindex(1)))
-    luaL_typeerror(L, 1, "pg index");
-  lua_pop(L, 1);
-  luaL_checkstack(L, 48, "pg index");
-  return lua_touserdata(L, 1);
-}
-
-/* The id of the pid at idx, or NULL if the value is not a pid. As
- * pogo_ident_is_pid, but comparing the metatable by address. */
-static const pogo_id *pid_at(lua_State *L, pg_ix *x, int idx) {
-  if (lua_type(L, idx) != LUA_TUSERDATA || !lua_getmetatable(L, idx)) return NULL;
-  const void *mt = lua_topointer(L, -1);
-  lua_pop(L, 1);
-  return mt == x->pid_mt ? lua_touserdata(L, idx) : NULL;
-}
 
 static void sb_trim(pg_ix *x) {
   if (x->sb.alloc > SB_KEEP) {
@@ -102,7 +62,7 @@ static void sb_trim(pg_ix *x) {
 
 /* Push the canonical key of the value at idx. On failure push nothing, leave
  * the reason in err and return -1. */
-static int push_key(lua_State *L, pg_ix *x, int idx, char err[POGO_CODEC_ERRLEN]) {
+int pogo_pg_push_key(lua_State *L, pg_ix *x, int idx, char err[POGO_CODEC_ERRLEN]) {
   x->sb.size = 0;
   int r = pogo_codec_encode(L, idx, &x->pk, &x->N->ext, "group", err);
   if (r == 0) lua_pushlstring(L, x->sb.data, x->sb.size);
@@ -119,14 +79,8 @@ static int pids_arg(lua_State *L, pg_ix *x, int idx, lua_Integer *n) {
   return -1;
 }
 
-/* Node of the pid at idx (the index only ever stores validated pids). */
-static uint32_t pid_node(lua_State *L, int idx) {
-  const pogo_id *id = lua_touserdata(L, idx);
-  return id ? id->node : UINT32_MAX;
-}
-
 /* Push nodes[node], creating it if `create`; nil otherwise. */
-static void push_node_table(lua_State *L, int P, uint32_t node, int create) {
+void pogo_pg_push_node_table(lua_State *L, int P, uint32_t node, int create) {
   if (lua_rawgeti(L, P, node) != LUA_TTABLE && create) {
     lua_pop(L, 1);
     lua_newtable(L);
@@ -145,7 +99,7 @@ static void add_count(lua_State *L, int t, lua_Integer key, lua_Integer d) {
 
 /* Push the entry of key K, creating it with the group at gidx (copied when
  * `copy` and it is a table) if missing. */
-static void push_entry(lua_State *L, pg_ix *x, int G, int K, int gidx, int copy) {
+void pogo_pg_push_entry(lua_State *L, pg_ix *x, int G, int K, int gidx, int copy) {
   lua_pushvalue(L, K);
   if (lua_rawget(L, G) == LUA_TTABLE) return;
   lua_pop(L, 1);
@@ -167,7 +121,7 @@ static void push_entry(lua_State *L, pg_ix *x, int G, int K, int gidx, int copy)
 
 /* Add one membership of the pid at `pid` in the group of key K (entry E) to
  * the node table NT. Returns 1 if the pid had no membership before. */
-static int add_member(lua_State *L, int E, int NT, int pid, int K) {
+int pogo_pg_add_member(lua_State *L, int E, int NT, int pid, int K) {
   int fresh = 0;
   lua_pushvalue(L, pid);
   int t = lua_rawget(L, NT);
@@ -216,7 +170,7 @@ append:;
 }
 
 /* Drop the group of key K (its entry is empty). */
-static void drop_group(lua_State *L, pg_ix *x, int G, int K) {
+void pogo_pg_drop_group(lua_State *L, pg_ix *x, int G, int K) {
   lua_pushvalue(L, K);
   lua_pushnil(L);
   lua_rawset(L, G);
@@ -226,7 +180,7 @@ static void drop_group(lua_State *L, pg_ix *x, int G, int K) {
 /* Drop one membership of the pid at `pid` in the group of key K from the node
  * table NT (the entry is not touched). Returns 0 if it was not a member. Sets
  * *gone when the pid has no membership left. */
-static int nt_drop(lua_State *L, int NT, int pid, int K, int *gone) {
+int pogo_pg_nt_drop(lua_State *L, int NT, int pid, int K, int *gone) {
   lua_pushvalue(L, pid);
   int t = lua_rawget(L, NT);
   if (t == LUA_TSTRING) {
@@ -269,7 +223,7 @@ static int nt_drop(lua_State *L, int NT, int pid, int K, int *gone) {
  * Returns 0 if it was not a member. Sets *gone when the pid has no membership
  * left. Drops the group when it becomes empty. */
 static int del_member(lua_State *L, pg_ix *x, int G, int E, int NT, int pid, int K, int *gone) {
-  if (!nt_drop(L, NT, pid, K, gone)) return 0;
+  if (!pogo_pg_nt_drop(L, NT, pid, K, gone)) return 0;
   lua_Integer n = (lua_Integer)lua_rawlen(L, E);
   for (lua_Integer i = n; i >= 2; i--) {
     lua_rawgeti(L, E, i);
@@ -284,14 +238,14 @@ static int del_member(lua_State *L, pg_ix *x, int G, int E, int NT, int pid, int
     lua_rawseti(L, E, n);
     break;
   }
-  if (n <= 2) drop_group(L, x, G, K);
+  if (n <= 2) pogo_pg_drop_group(L, x, G, K);
   return 1;
 }
 
 /* Remove from entry E every member equal to the value at `pid` (pid > 0) or,
  * when pid == 0, every member of `node`. Removed members are appended to the
  * array at `out`. Returns how many members remain. */
-static lua_Integer compact(lua_State *L, int E, int pid, uint32_t node, int out) {
+lua_Integer pogo_pg_compact(lua_State *L, int E, int pid, uint32_t node, int out) {
   lua_Integer n = (lua_Integer)lua_rawlen(L, E), w = 2;
   lua_Integer nout = (lua_Integer)lua_rawlen(L, out);
   for (lua_Integer i = 2; i <= n; i++) {
@@ -314,7 +268,7 @@ static lua_Integer compact(lua_State *L, int E, int pid, uint32_t node, int out)
 
 /* Append an event {group, key, joined | false, left | false} to the array at
  * ev; the group is at gidx, the key at K, the pid arrays at j and l (0 = none). */
-static void push_event(lua_State *L, int ev, int gidx, int K, int j, int l) {
+void pogo_pg_push_event(lua_State *L, int ev, int gidx, int K, int j, int l) {
   lua_createtable(L, 4, 0);
   lua_pushvalue(L, gidx);
   lua_rawseti(L, -2, 1);
@@ -331,7 +285,7 @@ static void push_event(lua_State *L, int ev, int gidx, int K, int j, int l) {
 
 /* Resolve the optional node name at idx: 0 (with *remote = 0) when absent.
  * Returns -1 if the name is this node's own (a peer cannot speak for us). */
-static int64_t node_arg(pg_ix *x, lua_State *L, int idx, int *remote) {
+int64_t pogo_pg_node_arg(pg_ix *x, lua_State *L, int idx, int *remote) {
   *remote = !lua_isnoneornil(L, idx);
   if (!*remote) return 0;
   size_t nl;
@@ -392,12 +346,6 @@ static lua_Integer collect_pids(lua_State *L, pg_ix *x, int remote, uint32_t nod
   return nj;
 }
 
-/* Push the i-th pid collected at J. */
-static void push_collected(lua_State *L, int J, int single, lua_Integer i) {
-  if (single) lua_pushvalue(L, J);
-  else lua_rawgeti(L, J, i);
-}
-
 /* Push nil and the reason of a bad local argument; returns 2 (the results). */
 static int bad_input(lua_State *L, const char *why) {
   lua_pushnil(L);
@@ -420,7 +368,7 @@ static int group_key(lua_State *L, pg_ix *x) {
     return 0;
   }
   char err[POGO_CODEC_ERRLEN];
-  if (push_key(L, x, 2, err)) {
+  if (pogo_pg_push_key(L, x, 2, err)) {
     bad_input(L, err);
     return 0;
   }
@@ -432,13 +380,13 @@ static int group_key(lua_State *L, pg_ix *x) {
  * ignored (bad input from a peer: nothing pushed) or, for bad local input,
  * with nil and the reason pushed (the caller returns them). */
 static int change_args(lua_State *L, pg_ix *x, int *remote, int64_t *node) {
-  *node = node_arg(x, L, 4, remote);
+  *node = pogo_pg_node_arg(x, L, 4, remote);
   lua_settop(L, 4);
   if (*node < 0) return 0;
   if (*remote) {
     x->epoch++;
     char err[POGO_CODEC_ERRLEN];
-    return !lua_isnil(L, 2) && push_key(L, x, 2, err) == 0;
+    return !lua_isnil(L, 2) && pogo_pg_push_key(L, x, 2, err) == 0;
   }
   return group_key(L, x);
 }
@@ -456,7 +404,7 @@ static int ix_join(lua_State *L) {
   int single;
   lua_Integer nj = collect_pids(L, x, remote, (uint32_t)node, 1, &single);
   if (nj < 0) return bad_pids(L);
-  if (!remote) walks_save_collected(L, x, J, single, nj);
+  if (!remote) pogo_pg_walks_save_collected(L, x, J, single, nj);
   if (nj == 0) {
     lua_settop(L, K);
     return 1;
@@ -464,9 +412,9 @@ static int ix_join(lua_State *L) {
   lua_getiuservalue(L, 1, UV_GROUPS);
   lua_getiuservalue(L, 1, UV_NODES);
   const int G = 7, P = 8;
-  push_node_table(L, P, (uint32_t)node, 1);
+  pogo_pg_push_node_table(L, P, (uint32_t)node, 1);
   const int NT = 9;
-  push_entry(L, x, G, K, 2, !remote);
+  pogo_pg_push_entry(L, x, G, K, 2, !remote);
   const int E = 10;
   lua_rawgeti(L, E, 1);
   lua_pushnil(L); /* fresh, made on demand */
@@ -474,7 +422,7 @@ static int ix_join(lua_State *L) {
   for (lua_Integer i = 1; i <= nj; i++) {
     push_collected(L, J, single, i);
     int pid = lua_gettop(L);
-    if (add_member(L, E, NT, pid, K) && !remote) {
+    if (pogo_pg_add_member(L, E, NT, pid, K) && !remote) {
       if (single) {
         lua_pushboolean(L, 1);
         lua_replace(L, F);
@@ -510,11 +458,11 @@ static int ix_leave(lua_State *L) {
   int single;
   lua_Integer nj = collect_pids(L, x, remote, (uint32_t)node, 0, &single);
   if (nj < 0) return bad_pids(L);
-  if (!remote) walks_save_collected(L, x, J, single, nj);
+  if (!remote) pogo_pg_walks_save_collected(L, x, J, single, nj);
   lua_getiuservalue(L, 1, UV_GROUPS);
   lua_getiuservalue(L, 1, UV_NODES);
   const int G = 7, P = 8;
-  push_node_table(L, P, (uint32_t)node, 0);
+  pogo_pg_push_node_table(L, P, (uint32_t)node, 0);
   const int NT = 9;
   lua_pushvalue(L, K);
   if (nj == 0 || lua_rawget(L, G) != LUA_TTABLE || !lua_istable(L, NT)) {
@@ -568,15 +516,15 @@ static void leave_all(lua_State *L, pg_ix *x, int G, int EV, int pid) {
     int E = lua_gettop(L);
     lua_rawgeti(L, E, 1);
     lua_createtable(L, (int)lua_tointeger(L, K + 1), 0);
-    if (compact(L, E, pid, 0, E + 2) == 0) drop_group(L, x, G, K);
-    push_event(L, EV, E + 1, K, 0, E + 2);
+    if (pogo_pg_compact(L, E, pid, 0, E + 2) == 0) pogo_pg_drop_group(L, x, G, K);
+    pogo_pg_push_event(L, EV, E + 1, K, 0, E + 2);
   }
   lua_settop(L, K);
 }
 
 /* Calls f(L, ud, K, count) for each membership (key at K, count) in the
  * memberships value at idx (a key or a table). */
-static void each_membership(lua_State *L, int idx, void (*f)(lua_State *, void *, int, lua_Integer), void *ud) {
+void pogo_pg_each_membership(lua_State *L, int idx, void (*f)(lua_State *, void *, int, lua_Integer), void *ud) {
   if (lua_type(L, idx) == LUA_TSTRING) {
     f(L, ud, idx, 1);
     return;
@@ -605,11 +553,11 @@ static int ix_remove_pid(lua_State *L) {
   if (!pid) return 0;
   pogo_id id = *pid;
   if (id.node != 0) x->epoch++;
-  else walks_save(L, x, 2);
+  else pogo_pg_walks_save(L, x, 2);
   lua_getiuservalue(L, 1, UV_GROUPS);
   lua_getiuservalue(L, 1, UV_NODES);
   const int G = 3, P = 4;
-  push_node_table(L, P, id.node, 0);
+  pogo_pg_push_node_table(L, P, id.node, 0);
   const int NT = 5;
   if (!lua_istable(L, NT)) return 0;
   lua_pushvalue(L, 2);
@@ -640,14 +588,14 @@ static int ix_remove_pid(lua_State *L) {
 static int ix_remove_node(lua_State *L) {
   pg_ix *x = check_ix(L);
   int remote;
-  int64_t node = node_arg(x, L, 2, &remote);
+  int64_t node = pogo_pg_node_arg(x, L, 2, &remote);
   lua_settop(L, 2);
   if (node <= 0) return 0;
   x->epoch++;
   lua_getiuservalue(L, 1, UV_GROUPS);
   lua_getiuservalue(L, 1, UV_NODES);
   const int G = 3, P = 4;
-  push_node_table(L, P, (uint32_t)node, 0);
+  pogo_pg_push_node_table(L, P, (uint32_t)node, 0);
   const int NT = 5;
   if (!lua_istable(L, NT)) return 0;
   lua_newtable(L);
@@ -655,7 +603,7 @@ static int ix_remove_node(lua_State *L) {
   int aff = AFF;
   lua_pushnil(L);
   while (lua_next(L, NT)) {
-    each_membership(L, lua_gettop(L), mark_key, &aff);
+    pogo_pg_each_membership(L, lua_gettop(L), mark_key, &aff);
     lua_pop(L, 1);
   }
   lua_newtable(L);
@@ -669,655 +617,14 @@ static int ix_remove_node(lua_State *L) {
     int E = K + 1;
     lua_rawgeti(L, E, 1);
     lua_newtable(L);
-    if (compact(L, E, 0, (uint32_t)node, E + 2) == 0) drop_group(L, x, G, K);
-    push_event(L, EV, E + 1, K, 0, E + 2);
+    if (pogo_pg_compact(L, E, 0, (uint32_t)node, E + 2) == 0) pogo_pg_drop_group(L, x, G, K);
+    pogo_pg_push_event(L, EV, E + 1, K, 0, E + 2);
     lua_settop(L, K);
   }
   lua_pushnil(L);
   lua_rawseti(L, P, (lua_Integer)node);
   lua_pushvalue(L, EV);
   return 1;
-}
-
-/* A sync of one node's members, applied step by step.
- *
- * ix:sync_begin(name) makes the state of a sync (a table, opaque to Lua: the
- * slots ST_*); ix:sync_chunk(st, items) adds a chunk's items to it without
- * touching the index; ix:sync_step(st, budget) then applies it a bounded
- * slice at a time: (scan) the node's old memberships are walked and the
- * groups absent from the sync noted; (apply) each group of the sync gets its
- * difference, leaves then joins, one event per group; (drop) each noted
- * group loses that node's members. A step does about `budget` units of work
- * (a unit: a member looked at or moved) and always finishes the group it
- * started, so its cost is O(budget + members of the largest group).
- * Between the steps the index is whole: each group shows either its old or
- * its new members of that node. The other changes of that node's members
- * must wait for the last step (pg.lua's scope process applies one message
- * at a time); if one is made anyway (x->epoch moves) during the scan, the
- * scan starts again, so the sync still replaces exactly what was known. */
-enum { ST_NODE = 1, ST_NEWC, ST_PHASE, ST_CURSOR, ST_AFF, ST_EPOCH, ST_N = ST_EPOCH };
-enum { PH_CHUNKS = 0, PH_SCAN, PH_APPLY, PH_DROP, PH_DONE };
-
-static lua_Integer st_int(lua_State *L, int ST, int slot) {
-  lua_rawgeti(L, ST, slot);
-  lua_Integer v = lua_tointeger(L, -1);
-  lua_pop(L, 1);
-  return v;
-}
-
-static void st_setint(lua_State *L, int ST, int slot, lua_Integer v) {
-  lua_pushinteger(L, v);
-  lua_rawseti(L, ST, slot);
-}
-
-/* Push a new sync state for the node named at idx; 0 (nothing pushed) for a
- * bad name or this node's own. */
-static int sync_state(lua_State *L, pg_ix *x, int idx) {
-  int remote;
-  int64_t node = node_arg(x, L, idx, &remote);
-  if (node <= 0) return 0;
-  lua_createtable(L, ST_N, 0);
-  st_setint(L, lua_gettop(L), ST_NODE, node);
-  lua_newtable(L); /* key -> pid | {pid -> count} (see sync_add) */
-  lua_rawseti(L, -2, ST_NEWC);
-  st_setint(L, lua_gettop(L), ST_PHASE, PH_CHUNKS);
-  lua_newtable(L); /* key -> true: old groups absent from the sync */
-  lua_rawseti(L, -2, ST_AFF);
-  return 1;
-}
-
-/* The sync state at idx (raises for anything else: pg.lua's mistake). */
-static uint32_t check_state(lua_State *L, int idx) {
-  luaL_checktype(L, idx, LUA_TTABLE);
-  lua_Integer node = st_int(L, idx, ST_NODE);
-  luaL_argcheck(L, node > 0 && node <= UINT32_MAX, idx, "pg sync state expected");
-  return (uint32_t)node;
-}
-
-/* Add the items at idx (an array of {group, pids}; a group may appear in
- * several items; malformed items and other nodes' pids are ignored) to the
- * state ST of a sync of `node`. O(items). */
-static void sync_add(lua_State *L, pg_ix *x, int ST, uint32_t node, int idx) {
-  if (!lua_istable(L, idx) || st_int(L, ST, ST_PHASE) != PH_CHUNKS) return;
-  int top = lua_gettop(L);
-  lua_rawgeti(L, ST, ST_NEWC);
-  const int NEWC = top + 1;
-  char err[POGO_CODEC_ERRLEN];
-  lua_Integer nitems = (lua_Integer)lua_rawlen(L, idx);
-  for (lua_Integer i = 1; i <= nitems; i++) {
-    lua_settop(L, NEWC);
-    if (lua_rawgeti(L, idx, i) != LUA_TTABLE) continue;
-    int item = NEWC + 1;
-    lua_rawgeti(L, item, 1);
-    int grp = item + 1;
-    if (lua_isnil(L, grp) || lua_rawgeti(L, item, 2) != LUA_TTABLE) continue;
-    int pids = item + 2;
-    if (push_key(L, x, grp, err)) continue;
-    int K = item + 3;
-    /* NEWC[K]: the pid itself while the group has one membership (most
-     * do: no table per group), else {pid -> count} */
-    lua_pushvalue(L, K);
-    int t = lua_rawget(L, NEWC);
-    int PC = K + 1;
-    lua_Integer np = (lua_Integer)lua_rawlen(L, pids);
-    for (lua_Integer j = 1; j <= np; j++) {
-      lua_rawgeti(L, pids, j);
-      int pid = lua_gettop(L);
-      const pogo_id *id = pid_at(L, x, pid);
-      if (!id || id->node != node) {
-        lua_pop(L, 1);
-        continue;
-      }
-      if (t == LUA_TNIL) {
-        lua_pushvalue(L, K);
-        lua_pushvalue(L, pid);
-        lua_rawset(L, NEWC);
-        lua_replace(L, PC);
-        t = LUA_TUSERDATA;
-        continue;
-      }
-      if (t != LUA_TTABLE) { /* a second membership: the table form */
-        lua_createtable(L, 0, 2);
-        lua_pushvalue(L, PC);
-        lua_pushinteger(L, 1);
-        lua_rawset(L, -3);
-        lua_replace(L, PC);
-        lua_pushvalue(L, K);
-        lua_pushvalue(L, PC);
-        lua_rawset(L, NEWC);
-        t = LUA_TTABLE;
-      }
-      lua_pushvalue(L, pid);
-      lua_rawget(L, PC);
-      lua_Integer c = lua_tointeger(L, -1);
-      lua_pop(L, 1);
-      lua_pushinteger(L, c + 1);
-      lua_rawset(L, PC);
-    }
-    if (t == LUA_TNIL) { /* no member of that node: the group is in the sync all the same */
-      lua_pushvalue(L, K);
-      lua_newtable(L);
-      lua_rawset(L, NEWC);
-    }
-  }
-  lua_settop(L, top);
-}
-
-typedef struct scan_ctx {
-  int newc, aff;
-} scan_ctx;
-
-/* An old membership (key at K): note its group if the sync does not have it. */
-static void scan_key(lua_State *L, void *ud, int K, lua_Integer count) {
-  (void)count;
-  scan_ctx *ctx = ud;
-  lua_pushvalue(L, K);
-  int t = lua_rawget(L, ctx->newc);
-  lua_pop(L, 1);
-  if (t != LUA_TNIL) return;
-  lua_pushvalue(L, K);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, ctx->aff);
-}
-
-/* Remove from entry E, for each pid p with REM[p] = c > 0, c of its members
- * (REM is consumed); the removed ones are appended to the array at out.
- * Returns how many members remain. */
-static lua_Integer compact_counts(lua_State *L, int E, int REM, int out) {
-  lua_Integer n = (lua_Integer)lua_rawlen(L, E), w = 2;
-  lua_Integer nout = (lua_Integer)lua_rawlen(L, out);
-  for (lua_Integer i = 2; i <= n; i++) {
-    lua_rawgeti(L, E, i);
-    int pid = lua_gettop(L);
-    lua_pushvalue(L, pid);
-    lua_Integer c = lua_rawget(L, REM) == LUA_TNUMBER ? lua_tointeger(L, -1) : 0;
-    lua_pop(L, 1);
-    if (c > 0) {
-      lua_pushvalue(L, pid);
-      if (c > 1) lua_pushinteger(L, c - 1);
-      else lua_pushnil(L);
-      lua_rawset(L, REM);
-      lua_rawseti(L, out, ++nout);
-    } else {
-      if (w != i) lua_rawseti(L, E, w);
-      else lua_pop(L, 1);
-      w++;
-    }
-  }
-  for (lua_Integer i = n; i >= w; i--) {
-    lua_pushnil(L);
-    lua_rawseti(L, E, i);
-  }
-  return w - 2;
-}
-
-/* The members removed from group K (at out) leave the node table NT. */
-static void nt_drop_all(lua_State *L, int NT, int K, int out) {
-  lua_Integer n = (lua_Integer)lua_rawlen(L, out);
-  for (lua_Integer i = 1; i <= n; i++) {
-    lua_rawgeti(L, out, i);
-    int gone = 0;
-    nt_drop(L, NT, lua_gettop(L), K, &gone);
-    lua_pop(L, 1);
-  }
-}
-
-/* Apply the sync's members of group K (PC: {pid -> count}) to that group:
- * the node's members it lacks leave, then those it adds join; an event is
- * added to EV. Returns the units of work. */
-static lua_Integer apply_group(lua_State *L, pg_ix *x, int G, int NT, int EV, uint32_t node, int K, int PC) {
-  int top = lua_gettop(L);
-  lua_Integer units = 1;
-  lua_newtable(L); /* old counts: pid -> count */
-  const int OC = top + 1;
-  lua_pushvalue(L, K);
-  int has = lua_rawget(L, G) == LUA_TTABLE;
-  int E = top + 2;
-  if (has) {
-    lua_Integer n = (lua_Integer)lua_rawlen(L, E);
-    units += n;
-    for (lua_Integer i = 2; i <= n; i++) {
-      lua_rawgeti(L, E, i);
-      if (pid_node(L, -1) == node) {
-        lua_pushvalue(L, -1);
-        lua_rawget(L, OC);
-        lua_Integer c = lua_tointeger(L, -1);
-        lua_pop(L, 1);
-        lua_pushinteger(L, c + 1);
-        lua_rawset(L, OC);
-      } else {
-        lua_pop(L, 1);
-      }
-    }
-  }
-  lua_pushnil(L); /* left, made on demand */
-  lua_pushnil(L); /* joined */
-  const int LEFT = top + 3, JOINED = top + 4;
-  /* leaves: the old counts above the new ones */
-  if (has) {
-    lua_newtable(L);
-    int REM = lua_gettop(L);
-    int any = 0;
-    lua_pushnil(L);
-    while (lua_next(L, OC)) {
-      lua_Integer oc = lua_tointeger(L, -1);
-      lua_pop(L, 1);
-      lua_pushvalue(L, -1);
-      lua_Integer nc = lua_rawget(L, PC) == LUA_TNUMBER ? lua_tointeger(L, -1) : 0;
-      lua_pop(L, 1);
-      if (oc > nc) {
-        lua_pushvalue(L, -1);
-        lua_pushinteger(L, oc - nc);
-        lua_rawset(L, REM);
-        any = 1;
-      }
-    }
-    if (any) {
-      lua_newtable(L);
-      lua_replace(L, LEFT);
-      compact_counts(L, E, REM, LEFT);
-      nt_drop_all(L, NT, K, LEFT);
-    }
-    lua_settop(L, JOINED);
-  }
-  /* joins: the new counts above the old ones */
-  lua_pushnil(L);
-  while (lua_next(L, PC)) {
-    int pid = lua_gettop(L) - 1;
-    lua_Integer nc = lua_tointeger(L, pid + 1);
-    lua_pushvalue(L, pid);
-    lua_Integer oc = lua_rawget(L, OC) == LUA_TNUMBER ? lua_tointeger(L, -1) : 0;
-    lua_settop(L, pid);
-    units++;
-    if (nc <= oc) continue;
-    if (!has) { /* a new group: its value from its key */
-      size_t kl, used_bytes;
-      char err[POGO_CODEC_ERRLEN];
-      const char *kb = lua_tolstring(L, K, &kl);
-      if (pogo_codec_decode(L, kb, kl, &used_bytes, &x->N->ext, err) != 0) lua_pushvalue(L, K);
-      push_entry(L, x, G, K, lua_gettop(L), 0);
-      lua_replace(L, E);
-      lua_pop(L, 1);
-      has = 1;
-    }
-    if (lua_isnil(L, JOINED)) {
-      lua_newtable(L);
-      lua_replace(L, JOINED);
-    }
-    for (lua_Integer t = oc; t < nc; t++) {
-      add_member(L, E, NT, pid, K);
-      lua_pushvalue(L, pid);
-      lua_rawseti(L, JOINED, (lua_Integer)lua_rawlen(L, JOINED) + 1);
-    }
-    units += nc - oc;
-  }
-  if (!lua_isnil(L, LEFT) || !lua_isnil(L, JOINED)) {
-    lua_rawgeti(L, E, 1);
-    push_event(L, EV, lua_gettop(L), K, lua_isnil(L, JOINED) ? 0 : JOINED, lua_isnil(L, LEFT) ? 0 : LEFT);
-    lua_pop(L, 1);
-  }
-  if (has && lua_rawlen(L, E) <= 1) drop_group(L, x, G, K);
-  lua_settop(L, top);
-  return units;
-}
-
-/* Group K lost in the sync: the node's members leave it (event into EV).
- * Returns the units of work. */
-static lua_Integer drop_node_group(lua_State *L, pg_ix *x, int G, int NT, int EV, uint32_t node, int K) {
-  int top = lua_gettop(L);
-  lua_pushvalue(L, K);
-  if (lua_rawget(L, G) != LUA_TTABLE) {
-    lua_settop(L, top);
-    return 1;
-  }
-  int E = top + 1;
-  lua_Integer units = 1 + (lua_Integer)lua_rawlen(L, E);
-  lua_rawgeti(L, E, 1);
-  lua_newtable(L);
-  int OUT = top + 3;
-  if (compact(L, E, 0, node, OUT) == 0) drop_group(L, x, G, K);
-  if (lua_rawlen(L, OUT) > 0) {
-    nt_drop_all(L, NT, K, OUT);
-    push_event(L, EV, top + 2, K, 0, OUT);
-  }
-  lua_settop(L, top);
-  return units;
-}
-
-/* Run the sync ST for about `budget` units; events are appended to EV.
- * Returns whether the sync is done. */
-static int sync_run(lua_State *L, pg_ix *x, int ST, uint32_t node, lua_Integer budget, int EV) {
-  int top = lua_gettop(L);
-  lua_getiuservalue(L, 1, UV_GROUPS);
-  lua_getiuservalue(L, 1, UV_NODES);
-  lua_rawgeti(L, ST, ST_NEWC);
-  lua_rawgeti(L, ST, ST_AFF);
-  const int G = top + 1, P = top + 2, NEWC = top + 3, AFF = top + 4;
-  push_node_table(L, P, node, 1);
-  const int NT = top + 5;
-  lua_Integer phase = st_int(L, ST, ST_PHASE), used = 0;
-  if (phase == PH_CHUNKS) {
-    phase = PH_SCAN;
-    st_setint(L, ST, ST_EPOCH, x->epoch);
-  }
-  while (phase != PH_DONE && used < budget) {
-    lua_settop(L, NT);
-    if (phase == PH_SCAN && st_int(L, ST, ST_EPOCH) != x->epoch) {
-      /* that node's members changed under the scan: scan again */
-      lua_newtable(L);
-      lua_rawseti(L, ST, ST_AFF);
-      lua_rawgeti(L, ST, ST_AFF);
-      lua_replace(L, AFF);
-      lua_pushnil(L);
-      lua_rawseti(L, ST, ST_CURSOR);
-      st_setint(L, ST, ST_EPOCH, x->epoch);
-    }
-    int src = phase == PH_SCAN ? NT : phase == PH_APPLY ? NEWC : AFF;
-    lua_rawgeti(L, ST, ST_CURSOR);
-    int more = 0;
-    while (used < budget && (more = lua_next(L, src)) != 0) {
-      int k = lua_gettop(L) - 1;
-      if (phase == PH_SCAN) {
-        scan_ctx ctx = {NEWC, AFF};
-        used++;
-        if (lua_type(L, k + 1) == LUA_TTABLE) used += (lua_Integer)lua_rawlen(L, k + 1);
-        each_membership(L, k + 1, scan_key, &ctx);
-      } else if (phase == PH_APPLY) {
-        if (!lua_istable(L, k + 1)) { /* one pid, once */
-          lua_createtable(L, 0, 1);
-          lua_pushvalue(L, k + 1);
-          lua_pushinteger(L, 1);
-          lua_rawset(L, -3);
-          lua_replace(L, k + 1);
-        }
-        used += apply_group(L, x, G, NT, EV, node, k, k + 1);
-      } else {
-        used += drop_node_group(L, x, G, NT, EV, node, k);
-      }
-      lua_settop(L, k);
-    }
-    if (more) { /* the key on top is where the next step goes on */
-      lua_rawseti(L, ST, ST_CURSOR);
-    } else {
-      lua_pushnil(L);
-      lua_rawseti(L, ST, ST_CURSOR);
-      phase++;
-    }
-  }
-  st_setint(L, ST, ST_PHASE, phase);
-  if (phase == PH_DONE) { /* a node with no member left has no node table (as after remove_node) */
-    lua_settop(L, NT);
-    lua_pushnil(L);
-    if (lua_next(L, NT)) {
-      lua_pop(L, 2);
-    } else {
-      lua_pushnil(L);
-      lua_rawseti(L, P, node);
-    }
-  }
-  lua_settop(L, top);
-  return phase == PH_DONE;
-}
-
-/* ix:sync_begin(name) -> state | nil: a sync of that node's members begins
- * (nil for this node's own name). */
-static int ix_sync_begin(lua_State *L) {
-  pg_ix *x = check_ix(L);
-  lua_settop(L, 2);
-  return sync_state(L, x, 2);
-}
-
-/* ix:sync_chunk(state, items): add a chunk of the sync (an array of
- * {group, pids}); the index does not change. O(items). */
-static int ix_sync_chunk(lua_State *L) {
-  pg_ix *x = check_ix(L);
-  lua_settop(L, 3);
-  uint32_t node = check_state(L, 2);
-  sync_add(L, x, 2, node, 3);
-  return 0;
-}
-
-/* ix:sync_step(state, budget) -> events, done: apply about `budget` units of
- * the sync (see above); events as remove_node's. */
-static int ix_sync_step(lua_State *L) {
-  pg_ix *x = check_ix(L);
-  lua_Integer budget = luaL_checkinteger(L, 3);
-  lua_settop(L, 3);
-  uint32_t node = check_state(L, 2);
-  lua_newtable(L);
-  int done = sync_run(L, x, 2, node, budget > 0 ? budget : 1, 4);
-  lua_pushboolean(L, done);
-  return 2;
-}
-
-/* ix:sync_node(name, list) -> events | nil
- * Replace the memberships of that node with `list`, an array of
- * {group, pids} (a group may appear in several items), in one call: the
- * steps of a sync without a bound (for tests and small syncs). */
-static int ix_sync_node(lua_State *L) {
-  pg_ix *x = check_ix(L);
-  lua_settop(L, 3);
-  if (!sync_state(L, x, 2)) return 0;
-  uint32_t node = check_state(L, 4);
-  sync_add(L, x, 4, node, 3);
-  lua_newtable(L);
-  sync_run(L, x, 4, node, LUA_MAXINTEGER, 5);
-  return 1;
-}
-
-/* Walks: the local members sent to a new peer, a bounded step at a time.
- *
- * ix:walk_begin() takes a flat copy of the local pids (O(local pids): a
- * pid per slot, no table per member or group) and registers the walk;
- * ix:walk_step(w, budget) returns the next items {group, pids} (about
- * `budget` memberships, a group in as many items as it has local members
- * walked) as they were at walk_begin. For that, a local join, leave or
- * remove_pid first saves, for each walk, the memberships of each pid it
- * touches that the walk has not reached yet and not saved yet (a copy of
- * one pid's memberships): the walk sends those instead of the live ones.
- * With no walk, that costs one test. Groups emptied meanwhile are decoded
- * from their key. The last step unregisters the walk; ix:walk_reset()
- * drops them all (a restarted scope process: the old one's walks are dead).
- * Walk state: a table {pids, next index, saved {pid -> memberships | false},
- * reached {pid -> true}}. */
-enum { WK_PIDS = 1, WK_NEXT, WK_SAVED, WK_REACHED, WK_N = WK_REACHED };
-
-/* Push a copy of the memberships value at idx (a key, or a table). */
-static void push_memberships_copy(lua_State *L, int idx) {
-  if (!lua_istable(L, idx)) {
-    if (lua_isnil(L, idx)) lua_pushboolean(L, 0);
-    else lua_pushvalue(L, idx);
-    return;
-  }
-  lua_newtable(L);
-  int c = lua_gettop(L);
-  lua_pushnil(L);
-  while (lua_next(L, idx)) {
-    lua_pushvalue(L, -2);
-    lua_insert(L, -2);
-    lua_rawset(L, c);
-  }
-}
-
-/* Before the local pid at `pid` changes: save its memberships in every walk
- * that has neither reached nor saved it. */
-static void walks_save(lua_State *L, pg_ix *x, int pid) {
-  if (x->nwalks == 0) return;
-  int top = lua_gettop(L);
-  lua_getiuservalue(L, 1, UV_WALKS);
-  int WS = top + 1;
-  lua_pushnil(L);
-  while (lua_next(L, WS)) {
-    int w = lua_gettop(L) - 1;
-    lua_rawgeti(L, w, WK_REACHED);
-    lua_pushvalue(L, pid);
-    int reached = lua_rawget(L, -2) != LUA_TNIL;
-    lua_rawgeti(L, w, WK_SAVED);
-    int SV = lua_gettop(L);
-    lua_pushvalue(L, pid);
-    if (!reached && lua_rawget(L, SV) == LUA_TNIL) {
-      lua_getiuservalue(L, 1, UV_NODES);
-      lua_rawgeti(L, -1, 0);
-      int NT0 = lua_gettop(L);
-      lua_pushvalue(L, pid);
-      if (lua_istable(L, NT0)) lua_rawget(L, NT0);
-      else { lua_pop(L, 1); lua_pushnil(L); }
-      int mem = lua_gettop(L);
-      lua_pushvalue(L, pid);
-      push_memberships_copy(L, mem);
-      lua_rawset(L, SV);
-    }
-    lua_settop(L, w);
-  }
-  lua_settop(L, top);
-}
-
-/* walks_save for each pid collected at J (see collect_pids). */
-static void walks_save_collected(lua_State *L, pg_ix *x, int J, int single, lua_Integer n) {
-  if (x->nwalks == 0) return;
-  for (lua_Integer i = 1; i <= n; i++) {
-    push_collected(L, J, single, i);
-    walks_save(L, x, lua_gettop(L));
-    lua_pop(L, 1);
-  }
-}
-
-/* ix:walk_begin() -> walk: begin a snapshot of the local members, sent in
- * steps (see above). O(local pids). */
-static int ix_walk_begin(lua_State *L) {
-  pg_ix *x = check_ix(L);
-  lua_settop(L, 1);
-  lua_getiuservalue(L, 1, UV_NODES);
-  lua_createtable(L, WK_N, 0);
-  int W = 3;
-  lua_newtable(L);
-  int PIDS = 4;
-  lua_Integer k = 0;
-  if (lua_rawgeti(L, 2, 0) == LUA_TTABLE) {
-    lua_pushnil(L);
-    while (lua_next(L, 5)) {
-      lua_pop(L, 1);
-      lua_pushvalue(L, -1);
-      lua_rawseti(L, PIDS, ++k);
-    }
-  }
-  lua_settop(L, PIDS);
-  lua_rawseti(L, W, WK_PIDS);
-  st_setint(L, W, WK_NEXT, 1);
-  lua_newtable(L);
-  lua_rawseti(L, W, WK_SAVED);
-  lua_newtable(L);
-  lua_rawseti(L, W, WK_REACHED);
-  lua_getiuservalue(L, 1, UV_WALKS);
-  lua_pushvalue(L, W);
-  lua_pushboolean(L, 1);
-  lua_rawset(L, -3);
-  lua_pop(L, 1);
-  x->nwalks++;
-  return 1;
-}
-
-/* Unregister the walk at W (if it still is). */
-static void walk_end(lua_State *L, pg_ix *x, int W) {
-  lua_getiuservalue(L, 1, UV_WALKS);
-  lua_pushvalue(L, W);
-  if (lua_rawget(L, -2) != LUA_TNIL) {
-    lua_pushvalue(L, W);
-    lua_pushnil(L);
-    lua_rawset(L, -4);
-    x->nwalks--;
-  }
-  lua_pop(L, 2);
-}
-
-typedef struct walk_ctx {
-  pg_ix *x;
-  int G, out, pid;
-  lua_Integer units;
-} walk_ctx;
-
-/* One membership (key at K, count) of the walked pid: an item. */
-static void walk_item(lua_State *L, void *ud, int K, lua_Integer count) {
-  walk_ctx *ctx = ud;
-  lua_createtable(L, 2, 0);
-  lua_pushvalue(L, K);
-  int have = lua_rawget(L, ctx->G) == LUA_TTABLE;
-  if (have) {
-    lua_rawgeti(L, -1, 1);
-    lua_remove(L, -2);
-  } else { /* the group has gone since: its value from its key */
-    lua_pop(L, 1);
-    size_t kl, used;
-    char err[POGO_CODEC_ERRLEN];
-    const char *kb = lua_tolstring(L, K, &kl);
-    if (pogo_codec_decode(L, kb, kl, &used, &ctx->x->N->ext, err) != 0) {
-      lua_pop(L, 1);
-      return;
-    }
-  }
-  lua_rawseti(L, -2, 1);
-  lua_createtable(L, count > 0 && count < 64 ? (int)count : 1, 0);
-  for (lua_Integer i = 1; i <= count; i++) {
-    lua_pushvalue(L, ctx->pid);
-    lua_rawseti(L, -2, i);
-  }
-  lua_rawseti(L, -2, 2);
-  lua_rawseti(L, ctx->out, (lua_Integer)lua_rawlen(L, ctx->out) + 1);
-  ctx->units += count + 1;
-}
-
-/* ix:walk_step(walk, budget) -> items, done: the next items of the walk,
- * about `budget` memberships; done when it has sent every pid (the walk
- * is then over). */
-static int ix_walk_step(lua_State *L) {
-  pg_ix *x = check_ix(L);
-  luaL_checktype(L, 2, LUA_TTABLE);
-  lua_Integer budget = luaL_checkinteger(L, 3);
-  lua_settop(L, 3);
-  lua_getiuservalue(L, 1, UV_GROUPS);
-  lua_getiuservalue(L, 1, UV_NODES);
-  lua_rawgeti(L, 5, 0);
-  lua_rawgeti(L, 2, WK_PIDS);
-  lua_rawgeti(L, 2, WK_SAVED);
-  lua_rawgeti(L, 2, WK_REACHED);
-  lua_newtable(L);
-  const int G = 4, NT0 = 6, PIDS = 7, SV = 8, RE = 9, OUT = 10;
-  if (!lua_istable(L, PIDS) || !lua_istable(L, SV) || !lua_istable(L, RE)) luaL_argerror(L, 2, "pg walk expected");
-  lua_Integer next = st_int(L, 2, WK_NEXT), n = (lua_Integer)lua_rawlen(L, PIDS);
-  walk_ctx ctx = {x, G, OUT, 0, 0};
-  while (next <= n && ctx.units < budget) {
-    lua_settop(L, OUT);
-    lua_rawgeti(L, PIDS, next++);
-    int pid = OUT + 1;
-    lua_pushvalue(L, pid);
-    lua_pushboolean(L, 1);
-    lua_rawset(L, RE);
-    lua_pushvalue(L, pid);
-    if (lua_rawget(L, SV) == LUA_TNIL) { /* unchanged since walk_begin: the live memberships */
-      lua_pop(L, 1);
-      lua_pushvalue(L, pid);
-      if (lua_istable(L, NT0)) lua_rawget(L, NT0);
-      else { lua_pop(L, 1); lua_pushnil(L); }
-    }
-    ctx.pid = pid;
-    ctx.units++;
-    each_membership(L, pid + 1, walk_item, &ctx);
-  }
-  lua_settop(L, OUT);
-  st_setint(L, 2, WK_NEXT, next);
-  int done = next > n;
-  if (done) walk_end(L, x, 2);
-  lua_pushboolean(L, done);
-  return 2;
-}
-
-/* ix:walk_reset(): forget every walk. */
-static int ix_walk_reset(lua_State *L) {
-  pg_ix *x = check_ix(L);
-  lua_newtable(L);
-  lua_setiuservalue(L, 1, UV_WALKS);
-  x->nwalks = 0;
-  return 0;
 }
 
 /* Push a copy of the members of entry E (those of this node if local_only). */
@@ -1379,7 +686,7 @@ static void push_local_keys(lua_State *L, int P) {
   int NT = S + 1;
   lua_pushnil(L);
   while (lua_next(L, NT)) {
-    each_membership(L, lua_gettop(L), mark_key, &S);
+    pogo_pg_each_membership(L, lua_gettop(L), mark_key, &S);
     lua_pop(L, 1);
   }
   lua_pop(L, 1);
@@ -1540,16 +847,17 @@ static int l_pg_index(lua_State *L) {
 void pogo_pg_register(lua_State *L) {
   static const luaL_Reg methods[] = {
     {"join", ix_join}, {"leave", ix_leave}, {"remove_pid", ix_remove_pid},
-    {"remove_node", ix_remove_node}, {"sync_node", ix_sync_node}, {"sync_begin", ix_sync_begin},
-    {"sync_chunk", ix_sync_chunk}, {"sync_step", ix_sync_step}, {"walk_begin", ix_walk_begin},
-    {"walk_step", ix_walk_step}, {"walk_reset", ix_walk_reset}, {"members", ix_members},
-    {"key", ix_key}, {"groups", ix_groups}, {"local_groups", ix_local_groups},
-    {"snapshot", ix_snapshot}, {"has_pid", ix_has_pid}, {"local_pids", ix_local_pids},
-    {"remote_nodes", ix_remote_nodes}, {"count", ix_count}, {NULL, NULL}};
+    {"remove_node", ix_remove_node}, {"members", ix_members}, {"key", ix_key},
+    {"groups", ix_groups}, {"local_groups", ix_local_groups}, {"snapshot", ix_snapshot},
+    {"has_pid", ix_has_pid}, {"local_pids", ix_local_pids}, {"remote_nodes", ix_remote_nodes},
+    {"count", ix_count}, {NULL, NULL}};
+  const luaL_Reg *const sets[] = {methods, pogo_pg_sync_methods, pogo_pg_walk_methods};
   if (luaL_newmetatable(L, PG_MT)) {
     lua_newtable(L);
-    lua_pushvalue(L, -2);
-    luaL_setfuncs(L, methods, 1); /* upvalue: the metatable, for check_ix */
+    for (size_t i = 0; i < sizeof sets / sizeof *sets; i++) {
+      lua_pushvalue(L, -2);
+      luaL_setfuncs(L, sets[i], 1); /* upvalue: the metatable, for check_ix */
+    }
     lua_setfield(L, -2, "__index");
     lua_pushcfunction(L, ix_gc);
     lua_setfield(L, -2, "__gc");

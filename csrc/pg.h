@@ -1,6 +1,7 @@
 /*
- * pg.h: the membership index of replicated process groups (csrc/pg.c; the
- * replication and the monitors are in lua/pogo/pg.lua).
+ * pg.h: the membership index of replicated process groups (csrc/pg.c, with
+ * pg_sync.c and pg_walk.c; the replication and the monitors are in
+ * lua/pogo/pg.lua).
  *
  * Contract
  * - pogo_pg_register(L): adds pg_index() to the table at -2 (the node userdata
