@@ -84,27 +84,6 @@ function M.memory()
   return before, collectgarbage("count"), rss
 end
 
---- The longest gap (ms) between two wake-ups of a process that sleeps 10 ms
--- at a time, since the last call: how long this node held its processes back.
-local stall = nil
-function M.stall()
-  if not stall then
-    stall = { max = 0 }
-    pogo.spawn(function()
-      local last = uv.hrtime()
-      while true do
-        pogo.sleep(10)
-        local t = uv.hrtime()
-        stall.max = math.max(stall.max, (t - last) / 1e6)
-        last = t
-      end
-    end)
-  end
-  local m = stall.max
-  stall.max = 0
-  return m
-end
-
 --- Sizes of the supervisor's tables and of its pg scope, and the Lua heap (KiB).
 function M.census()
   local st = require("pogo.dynamic_supervisor.views").state_of(SUP)
