@@ -317,22 +317,27 @@ function M.invalid(spec)
   return "invalid child spec: " .. (ok and "it cannot be encoded" or tostring(e):gsub("^value", "spec"))
 end
 
--- The marker record of uid, created (not present, not held) on first sight.
-local function marker(st, uid)
-  local m = st.markers[uid]
+-- The note of uid in `set` (st.markers: its termination marker, group
+-- {"term", uid}; st.lost: its lost mark, {"lost", uid}), created (not
+-- present, not held) on first sight.
+local function note(st, set, tag, uid)
+  local m = set[uid]
   if not m then
     m = {
-      group = { "term", uid }, -- its pg group
+      group = { tag, uid },    -- its pg group
       present = false,         -- whether some node holds the group
       held = false,            -- whether this node's keeper holds it
-      since = now(),           -- when it was last seen joined, or when it went: the tombstone's age
+      since = now(),           -- marker: when it was last seen joined, or when it went (the
+                               -- tombstone's age); lost mark: when this node's keeper joined it
     }
-    st.markers[uid] = m
+    set[uid] = m
     local req = st.requests[uid]
     if req then state.touch(st, req.child) end
   end
   return m
 end
+
+local function marker(st, uid) return note(st, st.markers, "term", uid) end
 
 --- Mark request `uid` terminated: this node's keeper holds its marker until
 -- no node holds the request.
@@ -349,22 +354,7 @@ end
 
 -- ---- lost temporary children ----
 
--- The lost note of uid, created (not present, not held) on first sight.
-local function lost_note(st, uid)
-  local l = st.lost[uid]
-  if not l then
-    l = {
-      group = { "lost", uid }, -- its pg group
-      present = false,         -- whether some node holds the group
-      held = false,            -- whether this node's keeper holds it
-      since = now(),           -- when this node's keeper joined it (expire_markers)
-    }
-    st.lost[uid] = l
-    local req = st.requests[uid]
-    if req then state.touch(st, req.child) end
-  end
-  return l
-end
+local function lost_note(st, uid) return note(st, st.lost, "lost", uid) end
 
 --- Mark request `uid` lost: its temporary child ran on a node that went,
 -- and runs nowhere this node sees. No node that knows the marker starts
