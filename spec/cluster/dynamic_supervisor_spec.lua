@@ -1236,15 +1236,23 @@ describe("distributed supervisor netsplits and restart types", function()
     if not ok then error(tostring(err) .. " (last: " .. tostring(last) .. ")", 2) end
   end
 
-  it("a temporary child cut off by a split runs on after the heal, once, with the same pid", function()
+  -- Three nodes, two temporary children owned by each, and nodes[3] cut off
+  -- from the others (by itself); once each side has given up the other
+  -- side's children (never started there): the nodes, the ids, the ids by
+  -- node name, the pids by id, the island and the rest.
+  local function split_temporary()
     local nodes = start_nodes(3)
     await_ring()
     local ids, by_node, pids = spread(nodes, 2, { "temporary" })
     local island, rest = { nodes[3] }, { nodes[1], nodes[2] }
     split(island, rest, island)
-    -- each side gave up the other side's children (never started there)
     await_known(rest, without(ids, by_node[nodes[3].name]), "the majority to drop the island's children")
     await_known(island, by_node[nodes[3].name], "the island to drop the majority's children")
+    return nodes, ids, by_node, pids, island, rest
+  end
+
+  it("a temporary child cut off by a split runs on after the heal, once, with the same pid", function()
+    local _, ids, _, pids, island, rest = split_temporary()
     heal(island, rest, island)
     await_kept(ids, pids)
   end)
@@ -1314,13 +1322,7 @@ describe("distributed supervisor netsplits and restart types", function()
   end)
 
   it("terminate_child during a split, on either side, ends the child everywhere after the heal", function()
-    local nodes = start_nodes(3)
-    await_ring()
-    local ids, by_node, pids = spread(nodes, 2, { "temporary" })
-    local island, rest = { nodes[3] }, { nodes[1], nodes[2] }
-    split(island, rest, island)
-    await_known(rest, without(ids, by_node[nodes[3].name]), "the majority to drop the island's children")
-    await_known(island, by_node[nodes[3].name], "the island to drop the majority's children")
+    local nodes, ids, by_node, pids, island, rest = split_temporary()
     -- from the majority, a child that runs on the island; and the other way round
     local far, near = by_node[nodes[3].name][1], by_node[nodes[1].name][1]
     assert.is_true(c:call(nodes[2], R, "terminate_child", { far }))
