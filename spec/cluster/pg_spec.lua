@@ -435,14 +435,21 @@ describe("pogo.pg across nodes", function()
   local BIG = 200000
   local SR = "bench.support.sync_remote"
 
-  it("keeps a node answering while it takes in a sync of 200,000 groups, and lists them all", function()
-    local s_node = c:start_node { name = "pgbs", seeds = { a } }
-    local r_node = c:start_node { name = "pgbr", seeds = { a } }
+  -- A sender (named `prefix` .. "s") holding `n` groups "x"..i in a new scope,
+  -- and a receiver (`prefix` .. "r") that has not started that scope yet.
+  local function sender_and_receiver(prefix, n)
+    local s_node = c:start_node { name = prefix .. "s", seeds = { a } }
+    local r_node = c:start_node { name = prefix .. "r", seeds = { a } }
     c:wait_meshed { a, b, s_node, r_node }
     scope_n = scope_n + 1
     local s = "cl" .. scope_n
     c:call(s_node, SR, "pg_start", {s})
-    c:call(s_node, SR, "pg_fill", {s, "x", BIG}, 60000)
+    c:call(s_node, SR, "pg_fill", {s, "x", n}, 60000)
+    return s_node, r_node, s
+  end
+
+  it("keeps a node answering while it takes in a sync of 200,000 groups, and lists them all", function()
+    local s_node, r_node, s = sender_and_receiver("pgb", BIG)
     -- a group whose member stays through a resync, watched on r
     local stay = c:call(s_node, R, "member", {s, {"stay"}})
     local me = pogo.self()
@@ -489,13 +496,7 @@ describe("pogo.pg across nodes", function()
   end)
 
   it("leaves none of a node's members when it goes down in the middle of its sync", function()
-    local s_node = c:start_node { name = "pgds", seeds = { a } }
-    local r_node = c:start_node { name = "pgdr", seeds = { a } }
-    c:wait_meshed { a, b, s_node, r_node }
-    scope_n = scope_n + 1
-    local s = "cl" .. scope_n
-    c:call(s_node, SR, "pg_start", {s})
-    c:call(s_node, SR, "pg_fill", {s, "x", BIG // 2}, 60000) -- (a sync long enough to be cut)
+    local s_node, r_node, s = sender_and_receiver("pgd", BIG // 2) -- (a sync long enough to be cut)
     c:call(r_node, R, "start", {s})
     -- the sender goes as soon as a part of its sync is in
     eventually(function() return c:call(r_node, SR, "pg_count", {s}, 10000) > 0 end, "the first groups on pgdr", 30000)
