@@ -244,6 +244,31 @@ describe("pogo.registry across nodes", function()
     c:wait_exit(k)
   end)
 
+  it("fires no monitor of a name that moved between two processes of a node while it sent its sync", function()
+    local me = pogo.self()
+    local s = c:start_node { name = "rgs", seeds = { a } }
+    local r = c:start_node { name = "rgr", seeds = { a } }
+    c:wait_meshed { a, b, d, s, r }
+    c:call(s, R, "start", {})
+    c:call(s, R, "fill", {"x", 20000}, 60000)
+    c:call(r, R, "block", {s.name, true})
+    eventually(function() return not contains(c:call(r, R, "peers", {}), s.name) end, "rgr apart from rgs")
+    local w = c:call(r, R, "move_watcher", {3000, me})
+    -- the names move on rgs while it sends rgr its sync (with its pauses)
+    c:call(s, R, "moves", {3000, me})
+    c:call(r, R, "block", {s.name, false})
+    c:call(r, "pogo", "connect", {s.addr})
+    cluster.expect(function(m) return m == "moved" end, 60000, "the moves on rgs")
+    eventually(function() return c:call(r, R, "count", {}) == c:call(s, R, "count", {}) end,
+      "rgr to see rgs's names", 60000)
+    pogo.send(w, "done")
+    local m = cluster.expect(function(x) return type(x) == "table" and x[1] == "downs" end, 10000, "the watcher")
+    assert.is_true(m[2] > 0)
+    assert.are.same({}, m[3])
+    c:kill(s)
+    c:kill(r)
+  end)
+
   it("resolves a conflict on heal the same way on every node", function()
     local me = pogo.self()
     -- rga and rgb part; this node and rgd still see both

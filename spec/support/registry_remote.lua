@@ -96,4 +96,65 @@ function M.send_via(name, msg)
   return true
 end
 
+--- `n` names {tag, 1} .. {tag, n}, four to a holder process; the holders
+-- are kept (`moved` registers names to them).
+local holders = {}
+local function idle() return pogo.spawn(function() repeat until pogo.receive() == "stop" end) end
+function M.fill(tag, n)
+  local p
+  for i = 1, n do
+    if i % 4 == 1 then
+      p = idle()
+      holders[#holders + 1] = p
+    end
+    assert(registry.register({tag, i}, p))
+    if i % 1000 == 0 then pogo.sleep(0) end
+  end
+  return #holders
+end
+
+--- For j = 1 .. n, in a process: a new process registers {"k", j} and lets
+-- it go, then the j-th holder of `fill` registers it (the name moves between
+-- two local processes); "moved" goes to `report` at the end.
+function M.moves(n, report)
+  pogo.spawn(function()
+    for j = 1, n do
+      local p = idle()
+      assert(registry.register({"k", j}, p))
+      registry.unregister({"k", j})
+      assert(registry.register({"k", j}, holders[j]))
+      pogo.send(p, "stop")
+      if j % 20 == 0 then pogo.sleep(0) end
+    end
+    pogo.send(report, "moved")
+  end)
+  return true
+end
+
+--- A process that monitors each of {"k", 1} .. {"k", n} once it is
+-- registered, until "done"; then it sends `report` {"downs", monitors, the
+-- DOWNs of a pid that still holds its name}.
+function M.move_watcher(n, report)
+  return pogo.spawn(function()
+    local mon, count, wrong = {}, 0, {}
+    while true do
+      for j = 1, n do
+        if not mon[j] and registry.whereis({"k", j}) then
+          mon[j] = registry.monitor({"k", j})
+          count = count + 1
+        end
+      end
+      local m = pogo.receive(1)
+      if m == "done" then break end
+      while m do
+        if type(m) == "table" and m[1] == "DOWN" and registry.whereis(m[3][3]) == m[5] then
+          wrong[#wrong + 1] = tostring(m[3][3][2]) .. ": " .. tostring(m[4])
+        end
+        m = pogo.receive(0)
+      end
+    end
+    pogo.send(report, {"downs", count, wrong})
+  end)
+end
+
 return M
