@@ -46,7 +46,7 @@
 -- sync) only after the last step, which keeps the transport's order;
 -- incremental changes of known peers are applied as they come; a peer's scope
 -- going away (nodedown, or a DOWN of its scope process) removes all its members
--- at once; local members are monitored so that their exit removes them
+-- (in the same steps, as a sync with no items); local members are monitored so that their exit removes them
 -- everywhere. A guard (`pogo.service`) starts the scope process again if it
 -- exits: the new one keeps the index and the pg monitors, watches the local
 -- members again and resyncs with the peers, which dropped this node's members
@@ -82,7 +82,8 @@ local M = {}
 M.SYNC_CHUNK = 2048
 
 --- Units of work (a member looked at or moved) per step of applying a
--- received sync: the scope process yields between steps, so that a big sync
+-- received sync: the scope process lets the loop turn between steps (a
+-- sleep of 0 ms), so that a big sync
 -- never holds the node's other processes back for long (about 2 ms a step).
 M.SYNC_STEP = 2048
 
