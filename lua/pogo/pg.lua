@@ -332,10 +332,16 @@ end
 function M.monitor_scope(scope)
   local S = state("pg.monitor_scope", scope)
   local ref, me = make_ref(), self()
+  -- the snapshot and the subscription as one step: the scope process
+  -- changes the index and notifies in one too (see notify_events), so each
+  -- change is either in the snapshot or notified, never both or neither
+  critical_enter()
   S.smons[ref] = me
   S.nsmons = S.nsmons + 1
   add_watcher(S, me, ref)
-  return ref, S.ix:snapshot()
+  local snap = S.ix:snapshot()
+  critical_leave()
+  return ref, snap
 end
 
 --- Monitor one group.
@@ -346,9 +352,13 @@ end
 -- @return the current members (array of pids)
 function M.monitor(scope, group)
   local S = state("pg.monitor", scope)
-  local pids, key = S.ix:members(group)
-  if not pids then bad_arg("pg.monitor", key) end
   local ref, me = make_ref(), self()
+  critical_enter() -- (as in monitor_scope)
+  local pids, key = S.ix:members(group)
+  if not pids then
+    critical_leave()
+    bad_arg("pg.monitor", key)
+  end
   local gm = S.gmons[key]
   if not gm then
     gm = {}
@@ -357,6 +367,7 @@ function M.monitor(scope, group)
   gm[ref] = me
   S.mon_key[ref] = key
   add_watcher(S, me, ref)
+  critical_leave()
   return ref, pids
 end
 
@@ -512,8 +523,10 @@ local function sync_begin(ix, node) return ix:sync_begin(node) end
 local function apply_sync(S, st)
   local ix = S.ix
   while true do
+    critical_enter() -- (a step and its notifications as one: see handlers.ops)
     local events, done = ix:sync_step(st, M.SYNC_STEP)
     notify_events(S, events)
+    critical_leave()
     if done then return end
     sleep(0)
   end
@@ -542,7 +555,11 @@ function handlers.sync(S, m)
   end
 end
 
--- Changes of a peer's members, in the order it made them.
+-- Changes of a peer's members, in the order it made them. Each change of
+-- the index and its notifications are one step for the other processes (a
+-- critical section): a process taking a monitor meanwhile would otherwise
+-- find the change in its snapshot and be notified of it too (a join twice,
+-- or a leave of a member it never had).
 function handlers.ops(S, m)
   local peer, ops = m[2], m[3]
   local node = remote_node(peer)
@@ -552,16 +569,22 @@ function handlers.ops(S, m)
     local op = ops[i]
     local kind = type(op) == "table" and op[1]
     if kind == "join" or kind == "leave" then
+      critical_enter()
       local key, gval, pids = ix[kind](ix, op[2], op[3], node)
       if pids then
         if type(pids) ~= "table" then pids = {pids} end
         notify(S, kind, gval, key, pids)
       end
+      critical_leave()
     elseif kind == "exit" and type(op[2]) == "table" then
       local pids = op[2]
       for j = 1, #pids do
         local pid = pids[j]
-        if is_pid(pid) and node_of(pid) == node then notify_events(S, ix:remove_pid(pid)) end
+        if is_pid(pid) and node_of(pid) == node then
+          critical_enter()
+          notify_events(S, ix:remove_pid(pid))
+          critical_leave()
+        end
       end
     end
   end
@@ -588,14 +611,13 @@ handlers.DOWN = function(S, m)
   if not is_pid(pid) then return end
   if S.member_ref[pid] == ref then
     S.member_ref[pid] = nil
+    critical_enter() -- (as in join; the flush, which may wait, after it)
     local events = S.ix:remove_pid(pid)
-    if events then
-      if next(S.peers.pids) then
-        replicate(S, {"exit", {pid}})
-        flush(S)
-      end
-      notify_events(S, events)
-    end
+    local peers = events and next(S.peers.pids)
+    if peers then replicate(S, {"exit", {pid}}) end
+    notify_events(S, events)
+    critical_leave()
+    if peers then flush(S) end
   elseif S.watcher_ref[pid] == ref then
     S.watcher_ref[pid] = nil
     local ws = S.watchers[pid]

@@ -394,7 +394,11 @@ function M.monitor(name)
   local key = user_key("monitor", name)
   ensure_process()
   local ref, me = make_ref(), self()
+  -- look and subscribe as one step: preempted in between, the registry
+  -- process could drop the holder and fire its monitors without this one
+  critical_enter()
   if not holder[key] then
+    critical_leave()
     send(me, { "DOWN", ref, via(name), "noproc" })
     return ref
   end
@@ -412,6 +416,7 @@ function M.monitor(name)
     send(R.pid, { "watcher", me })
   end
   ws[ref] = true
+  critical_leave()
   return ref
 end
 
@@ -436,7 +441,9 @@ end
 -- @param ref
 -- @treturn boolean whether the monitor was active
 function M.demonitor(ref)
+  critical_enter() -- (the tables change as one step for the registry process)
   local active = drop_monitor(ref)
+  critical_leave()
   core.mbox_flush_down(ref)
   return active
 end

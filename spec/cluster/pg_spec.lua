@@ -360,6 +360,53 @@ describe("pogo.pg across nodes", function()
     pogo.send(mb, "stop")
   end)
 
+  it("notifies a monitor taken while a peer's changes are applied of each change once, or not at all", function()
+    -- a peer's batch of changes is applied by the scope process in slices
+    -- that preemption cuts; a process that takes a monitor between them must
+    -- find each change either in its snapshot or in a notification
+    local s = start_all()
+    local me = pogo.self()
+    local n, rounds = 2000, 100
+    local taker = pogo.spawn(function()
+      local takes, wrong, events = 0, {}, 0
+      local done = false
+      while not done do
+        local ref, snap = pg.monitor_scope(s)
+        takes = takes + 1
+        local has = {}
+        for _, e in ipairs(snap) do
+          for _, p in ipairs(e[2]) do has[e[1] .. " " .. tostring(p)] = true end
+        end
+        local stop = uv.hrtime() + 2e6
+        repeat
+          local m = pogo.receive(function(x) return x == "stop" or (type(x) == "table" and x[2] == ref) end, 1)
+          if m == "stop" then
+            done = true
+          elseif m then
+            events = events + 1
+            for _, p in ipairs(m[5]) do
+              local k = m[4] .. " " .. tostring(p)
+              if (m[3] == "join") == (has[k] == true) then
+                if #wrong < 5 then wrong[#wrong + 1] = m[3] .. " of " .. k end
+              end
+              has[k] = m[3] == "join" or nil
+            end
+          end
+        until done or uv.hrtime() > stop
+        pg.demonitor(ref)
+      end
+      pogo.send(me, {"taken", takes, events, wrong})
+    end)
+    c:call(a, R, "flip", {s, n, rounds, me})
+    cluster.expect(function(m) return type(m) == "table" and m[1] == "flipped" end, 60000)
+    converge(s, "f1", {})
+    pogo.send(taker, "stop")
+    local r = cluster.expect(function(m) return type(m) == "table" and m[1] == "taken" end, 10000)
+    assert.is_true(r[2] >= 5, "monitors taken: " .. r[2])
+    assert.is_true(r[3] > 0, "events seen: " .. r[3])
+    assert.are.same({}, r[4])
+  end)
+
   it("syncs a scope started late, in chunks", function()
     scope_n = scope_n + 1
     local s = "cl" .. scope_n

@@ -118,6 +118,21 @@ function M.churn(scope, nprocs, nops, seed)
   return stay
 end
 
+--- One process that joins groups "f1" .. "f<n>" and then leaves them, `rounds`
+-- times, and then sends {"flipped"} to `report`; returns its pid.
+function M.flip(scope, n, rounds, report)
+  return pogo.spawn(function()
+    local me = pogo.self()
+    for _ = 1, rounds do
+      for i = 1, n do pg.join(scope, "f" .. i, me) end
+      pogo.yield()
+      for i = 1, n do pg.leave(scope, "f" .. i, me) end
+      pogo.yield()
+    end
+    pogo.send(report, {"flipped"})
+  end)
+end
+
 --- Send `msg` to `dest` from this node.
 function M.send(dest, msg)
   pogo.send(dest, msg)
